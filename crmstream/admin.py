@@ -1,0 +1,94 @@
+"""Topic administration through confluent-kafka's AdminClient: idempotent create, describe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from confluent_kafka import KafkaError as RdKafkaError
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from crmstream.errors import KafkaError, TopicError
+from crmstream.settings import Settings
+from crmstream.topics import TopicNames
+
+_WEEK_MS: Final = 7 * 24 * 3600 * 1000
+
+# Dead letters are kept longer than events: someone has to look at them first.
+_TOPIC_CONFIG: Final = {
+    "events": {"retention.ms": str(_WEEK_MS)},
+    "dlq": {"retention.ms": str(4 * _WEEK_MS)},
+    "output": {"retention.ms": str(_WEEK_MS)},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TopicOutcome:
+    name: str
+    partitions: int
+    created: bool
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    return AdminClient(settings.kafka.librdkafka())
+
+
+def list_topics(settings: Settings, timeout_s: float = 10.0) -> dict[str, int]:
+    """Topic name → partition count, as the broker sees it now."""
+    try:
+        metadata = admin_client(settings).list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        raise KafkaError(f"broker at {settings.kafka.bootstrap} did not answer: {exc}") from exc
+    return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
+
+
+def planned_topics(settings: Settings) -> list[NewTopic]:
+    names = TopicNames.from_settings(settings.topics)
+    replicas = settings.topics.replication_factor
+    planned = [
+        NewTopic(name, settings.topics.event_partitions, replicas, config=_TOPIC_CONFIG["events"])
+        for name in names.events
+    ]
+    planned.append(
+        NewTopic(names.dlq, settings.topics.output_partitions, replicas, config=_TOPIC_CONFIG["dlq"])
+    )
+    planned.extend(
+        NewTopic(name, settings.topics.output_partitions, replicas, config=_TOPIC_CONFIG["output"])
+        for name in (names.triggers, names.segments)
+    )
+    return planned
+
+
+def create_topics(
+    settings: Settings, topics: list[NewTopic] | None = None, timeout_s: float = 30.0
+) -> list[TopicOutcome]:
+    """Create the topics that are missing; those that exist are left as they are."""
+    wanted = topics if topics is not None else planned_topics(settings)
+    client = admin_client(settings)
+    futures = client.create_topics(wanted, operation_timeout=timeout_s, request_timeout=timeout_s)
+    outcomes = []
+    for topic in wanted:
+        try:
+            futures[topic.topic].result()
+            created = True
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.code() != RdKafkaError.TOPIC_ALREADY_EXISTS:
+                raise TopicError(f"cannot create topic {topic.topic}: {error.str()}") from exc
+            created = False
+        outcomes.append(TopicOutcome(topic.topic, topic.num_partitions, created))
+    return outcomes
+
+
+def delete_topics(settings: Settings, names: list[str], timeout_s: float = 30.0) -> None:
+    """Delete topics; missing ones are not an error (used by tests and replays)."""
+    if not names:
+        return
+    futures = admin_client(settings).delete_topics(names, operation_timeout=timeout_s)
+    for name, future in futures.items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != RdKafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise TopicError(f"cannot delete topic {name}: {exc.args[0].str()}") from exc

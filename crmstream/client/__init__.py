@@ -1,0 +1,1 @@
+"""The storefront side: publishing events, simulating traffic, importing customers."""

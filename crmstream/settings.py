@@ -1,0 +1,170 @@
+"""Configuration, read once from ``CRMSTREAM_*`` environment variables.
+
+One frozen :class:`Settings` object is built at start-up and handed down; no
+module reads the environment on its own. Nested groups map to variables with
+one underscore after the group name, so ``kafka.bootstrap`` is
+``CRMSTREAM_KAFKA_BOOTSTRAP`` and ``redis.url`` is ``CRMSTREAM_REDIS_URL``.
+Secrets are :class:`~pydantic.SecretStr`: they never show in a repr or a log.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, RedisDsn, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+def _state_home() -> Path:
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "crmstream"
+
+
+def _cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "crmstream"
+
+
+class KafkaSettings(BaseModel):
+    """How to reach the brokers. SASL and TLS are optional and off by default."""
+
+    model_config = _FROZEN
+
+    bootstrap: str = "127.0.0.1:9092"
+    client_id: str = "crmstream"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _hosts_have_ports(cls, value: str) -> str:
+        for host in value.split(","):
+            _, sep, port = host.strip().rpartition(":")
+            if not sep or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+        return value
+
+    @property
+    def first_host_port(self) -> tuple[str, int]:
+        host, _, port = self.bootstrap.split(",")[0].strip().rpartition(":")
+        return host.strip("[]"), int(port)
+
+    def librdkafka(self) -> dict[str, str]:
+        """Client properties for confluent-kafka (librdkafka names)."""
+        conf = {
+            "bootstrap.servers": self.bootstrap,
+            "client.id": self.client_id,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            conf["sasl.username"] = self.sasl_username
+        if self.sasl_password:
+            conf["sasl.password"] = self.sasl_password.get_secret_value()
+        for key, path in (
+            ("ssl.ca.location", self.ssl_cafile),
+            ("ssl.certificate.location", self.ssl_certfile),
+            ("ssl.key.location", self.ssl_keyfile),
+        ):
+            if path:
+                conf[key] = str(path)
+        return conf
+
+
+class RedisSettings(BaseModel):
+    """Where Redis lives, as a DSN (``rediss://`` for TLS), and the key space used there."""
+
+    model_config = _FROZEN
+
+    url: RedisDsn = RedisDsn("redis://127.0.0.1:6379/0")
+    # AUTH password kept out of the URL so that it stays secret in logs and reprs.
+    password: SecretStr | None = None
+    username: str | None = None
+    ssl_ca_certs: Path | None = None
+    key_prefix: str = "crm"
+    socket_timeout_s: float = Field(default=5.0, gt=0)
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _prefix_chars(cls, value: str) -> str:
+        # Braces would open a Redis Cluster hash tag of their own.
+        if not value or any(c in value for c in "{}: \t\n"):
+            raise ValueError("key_prefix must be non-empty, without braces, colons or spaces")
+        return value
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        parts = urlsplit(str(self.url))
+        return parts.hostname or "127.0.0.1", parts.port or 6379
+
+
+class TopicSettings(BaseModel):
+    """Names and sizes of the topics of DESIGN.md; the prefix lets tests and tenants share a broker."""
+
+    model_config = _FROZEN
+
+    prefix: str = "crm"
+    event_partitions: int = Field(default=8, ge=1, le=1024)
+    output_partitions: int = Field(default=8, ge=1, le=1024)
+    replication_factor: int = Field(default=1, ge=1, le=7)
+
+    @field_validator("prefix")
+    @classmethod
+    def _legal_topic_chars(cls, value: str) -> str:
+        if not value or not all(c.isalnum() or c in "._-" for c in value):
+            raise ValueError("topic prefix may hold only letters, digits, '.', '_' and '-'")
+        return value
+
+
+class StackSettings(BaseModel):
+    """The local development stack started by ``crmstream stack up``."""
+
+    model_config = _FROZEN
+
+    state_dir: Path = Field(default_factory=_state_home)
+    cache_dir: Path = Field(default_factory=_cache_home)
+    # The pom that lists the broker's jars; by default the one in this checkout.
+    kafka_pom: Path | None = None
+    kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
+    kafka_heap: str = Field(default="512m", pattern=r"^\d+[kmg]$")
+    redis_appendonly: bool = False
+    start_timeout_s: float = Field(default=90.0, gt=0)
+
+
+class WorkerSettings(BaseModel):
+    """The Faust worker."""
+
+    model_config = _FROZEN
+
+    app_id: str = "crmstream"
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    batch_max: int = Field(default=1000, ge=1, le=100_000)
+    batch_within_s: float = Field(default=0.05, gt=0, le=10)
+
+
+class Settings(BaseSettings):
+    """Everything crmstream can be told, from ``CRMSTREAM_*`` variables (or a ``.env`` file)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CRMSTREAM_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    redis: RedisSettings = RedisSettings()
+    topics: TopicSettings = TopicSettings()
+    stack: StackSettings = Field(default_factory=StackSettings)
+    worker: WorkerSettings = WorkerSettings()

@@ -1,0 +1,133 @@
+"""Bring the local stack up and down, and say what runs where."""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from crmstream.errors import StackStartError
+from crmstream.settings import Settings
+from crmstream.stack.kafka import KafkaBroker
+from crmstream.stack.probe import kafka_answers, redis_answers
+from crmstream.stack.process import ManagedProcess
+from crmstream.stack.redis import RedisServer
+
+
+class ServiceState(enum.StrEnum):
+    STARTED = "started"  # this call started it
+    RUNNING = "running"  # started earlier by `stack up`, still ours
+    EXTERNAL = "external"  # answers, but we did not start it: used as it is
+    STOPPED = "stopped"  # nothing answers
+    UNHEALTHY = "unhealthy"  # our process lives but does not answer
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceStatus:
+    name: str
+    address: str
+    state: ServiceState
+    pid: int | None = None
+    seconds: float | None = None  # how long starting took, when this call started it
+
+    def describe(self) -> str:
+        pid = f" (pid {self.pid})" if self.pid else ""
+        took = f" in {self.seconds:.1f}s" if self.seconds is not None else ""
+        return f"{self.name:<6} {self.address:<21} {self.state.value}{pid}{took}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Service:
+    name: str
+    address: str
+    process: ManagedProcess
+    answers: Callable[[], bool]
+    start: Callable[[], int]
+
+
+class Stack:
+    """The local Kafka broker and Redis, as configured by :class:`Settings`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        broker = KafkaBroker(settings)
+        server = RedisServer(settings)
+        self._services = (
+            _Service(
+                "redis",
+                server.address,
+                server.process,
+                lambda: redis_answers(settings),
+                server.start,
+            ),
+            _Service(
+                "kafka",
+                broker.address,
+                broker.process,
+                lambda: kafka_answers(settings),
+                broker.start,
+            ),
+        )
+
+    def status(self) -> list[ServiceStatus]:
+        return [self._status(service) for service in self._services]
+
+    def up(self) -> list[ServiceStatus]:
+        """Start what does not answer yet; wait until everything answers."""
+        results = []
+        for service in self._services:
+            current = self._status(service)
+            if current.state is ServiceState.UNHEALTHY:
+                # Ours but deaf (e.g. a broker wedged by a full disk): restart it.
+                service.process.stop()
+            elif current.state is not ServiceState.STOPPED:
+                results.append(current)
+                continue
+            results.append(self._start(service))
+        return results
+
+    def down(self) -> list[ServiceStatus]:
+        """Stop what `up` started. Services we did not start are left alone."""
+        results = []
+        # Kafka first: it may still be writing when Redis goes.
+        for service in reversed(self._services):
+            pid = service.process.running_pid()
+            service.process.stop()
+            state = ServiceState.EXTERNAL if service.answers() else ServiceState.STOPPED
+            results.append(ServiceStatus(service.name, service.address, state, pid))
+        return list(reversed(results))
+
+    def _status(self, service: _Service) -> ServiceStatus:
+        pid = service.process.running_pid()
+        answers = service.answers()
+        if pid is not None:
+            state = ServiceState.RUNNING if answers else ServiceState.UNHEALTHY
+        else:
+            state = ServiceState.EXTERNAL if answers else ServiceState.STOPPED
+        return ServiceStatus(service.name, service.address, state, pid)
+
+    def _start(self, service: _Service) -> ServiceStatus:
+        began = time.monotonic()
+        pid = service.start()
+        deadline = began + self.settings.stack.start_timeout_s
+        while time.monotonic() < deadline:
+            if service.answers():
+                return ServiceStatus(
+                    service.name,
+                    service.address,
+                    ServiceState.STARTED,
+                    pid,
+                    time.monotonic() - began,
+                )
+            if service.process.running_pid() is None:
+                raise StackStartError(
+                    f"{service.name} exited while starting; last lines of "
+                    f"{service.process.log_file}:\n{service.process.log_tail()}"
+                )
+            time.sleep(0.2)
+        service.process.stop()
+        raise StackStartError(
+            f"{service.name} did not answer at {service.address} within "
+            f"{self.settings.stack.start_timeout_s:.0f}s; see {service.process.log_file}"
+        )

@@ -1,0 +1,1 @@
+"""The rule and segment engine; pure computation, no I/O."""

@@ -1,0 +1,54 @@
+"""Building the Faust app from settings."""
+
+from __future__ import annotations
+
+import ssl
+
+import faust
+from faust.types.auth import CredentialsT
+
+from crmstream.settings import KafkaSettings, Settings
+
+
+def _credentials(kafka: KafkaSettings) -> CredentialsT | ssl.SSLContext | None:
+    context: ssl.SSLContext | None = None
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(
+            cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None
+        )
+        if kafka.ssl_certfile:
+            context.load_cert_chain(
+                str(kafka.ssl_certfile), str(kafka.ssl_keyfile) if kafka.ssl_keyfile else None
+            )
+    if kafka.security_protocol.startswith("SASL"):
+        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=password,
+            mechanism=kafka.sasl_mechanism or "PLAIN",
+            ssl_context=context,
+        )
+    return context
+
+
+def create_app(settings: Settings) -> faust.App:
+    """A Faust app that speaks raw bytes: validation is pydantic's job, not Faust's models'."""
+    brokers = [f"kafka://{host.strip()}" for host in settings.kafka.bootstrap.split(",")]
+    return faust.App(
+        settings.worker.app_id,
+        broker=brokers,
+        broker_credentials=_credentials(settings.kafka),
+        broker_client_id=settings.kafka.client_id,
+        autodiscover=False,
+        datadir=str(settings.stack.state_dir / "faust"),
+        # Profiles live in Redis; Faust tables (and RocksDB) are not used.
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.topics.event_partitions,
+        topic_replication_factor=settings.topics.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_host=settings.worker.web_host,
+        web_port=settings.worker.web_port,
+    )

@@ -1,0 +1,52 @@
+"""The ``crmstream`` command line.
+
+Commands import what they need when they run, so that ``crmstream stack status``
+does not pay for loading Faust.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from pydantic import ValidationError
+
+from crmstream import __version__
+from crmstream.errors import CrmStreamError
+from crmstream.settings import Settings
+from streams.cli.demo import demo
+from streams.cli.ops import simulate, stack, topics, worker
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="crmstream")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """crmstream: live customer profiles and rule-based triggers on Kafka and Redis.
+
+    Configuration comes from CRMSTREAM_* environment variables (see README).
+    """
+    try:
+        ctx.obj = Settings()
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid configuration: {exc}") from exc
+
+
+for command in (stack, topics, worker, simulate, demo):
+    cli.add_command(command)
+
+
+def main() -> None:
+    try:
+        result = cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except CrmStreamError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(1)
+    # Without standalone mode, click hands back ctx.exit(code) as the return value.
+    sys.exit(result if isinstance(result, int) else 0)

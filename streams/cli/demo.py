@@ -1,0 +1,128 @@
+"""`crmstream demo`: the whole engine on one machine, with live output.
+
+Local stack up, topics, a worker in a child process, the storefront simulator
+publishing at a steady rate, and a live table of what the worker has taken in.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from crmstream.admin import create_topics
+from crmstream.client.publisher import Publisher, stream_of
+from crmstream.client.simulator import SimulationConfig, Simulator
+from crmstream.settings import Settings
+from crmstream.stack import Stack
+from crmstream.topics import EVENT_STREAMS
+from handlers.keys import Keys
+from handlers.redis_client import connect_sync
+
+pass_settings = click.make_pass_decorator(Settings)
+
+
+class _Traffic(threading.Thread):
+    """Publishes simulated events at a steady rate until told to stop."""
+
+    def __init__(self, settings: Settings, rate: float, seed: int) -> None:
+        super().__init__(name="demo-traffic", daemon=True)
+        self.settings = settings
+        self.rate = rate
+        self.seed = seed
+        self.published: Counter[str] = Counter()
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        events = Simulator(SimulationConfig(seed=self.seed)).events()
+        started = time.monotonic()
+        with Publisher(self.settings) as publisher:
+            for sent, event in enumerate(events, 1):
+                if self.stopping.is_set():
+                    break
+                publisher.publish(event)
+                self.published[stream_of(event["type"])] += 1
+                ahead = sent / self.rate - (time.monotonic() - started)
+                if ahead > 0:
+                    self.stopping.wait(ahead)
+
+
+def _start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+def _table(published: Counter[str], taken: Counter[str], worker_state: str) -> Table:
+    table = Table(title=f"crmstream demo — worker {worker_state}   (Ctrl-C to stop)")
+    table.add_column("event stream")
+    table.add_column("published", justify="right")
+    table.add_column("taken in by the worker", justify="right")
+    for stream in EVENT_STREAMS:
+        table.add_row(stream, str(published[stream]), str(taken[stream]))
+    table.add_row(
+        "[bold]all", f"[bold]{sum(published.values())}", f"[bold]{sum(taken.values())}"
+    )
+    return table
+
+
+@click.command()
+@click.option("--rate", default=50.0, show_default=True, help="Simulated events per second.")
+@click.option("--seed", default=7, show_default=True)
+@click.option("--duration", type=float, help="Stop after this many seconds (default: Ctrl-C).")
+@pass_settings
+def demo(settings: Settings, rate: float, seed: int, duration: float | None) -> None:
+    """Run stack, worker and simulated storefronts together, and show the flow live."""
+    console = Console()
+    for status in Stack(settings).up():
+        console.print(status.describe())
+    create_topics(settings)
+    redis = connect_sync(settings.redis)
+    flow_key = Keys(settings.redis.key_prefix).flow
+    # Counts from earlier runs stay in Redis; the table shows this run's.
+    baseline = Counter({k.decode(): int(v) for k, v in redis.hgetall(flow_key).items()})
+    log = settings.stack.state_dir / "demo" / "worker.log"
+    console.print(f"worker log: {log}")
+    worker = _start_worker(settings, log)
+    traffic = _Traffic(settings, rate, seed)
+    traffic.start()
+    started = time.monotonic()
+    taken: Counter[str] = Counter()
+    try:
+        with Live(console=console, refresh_per_second=4) as live:
+            while duration is None or time.monotonic() - started < duration:
+                if worker.poll() is not None:
+                    raise click.ClickException(f"the worker exited ({worker.returncode}); see {log}")
+                now = Counter({k.decode(): int(v) for k, v in redis.hgetall(flow_key).items()})
+                taken = now - baseline
+                state = "running" if taken else "starting (joining the group)"
+                live.update(_table(traffic.published, taken, state))
+                time.sleep(0.25)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        traffic.stopping.set()
+        traffic.join(timeout=30)
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        redis.close()
+    console.print(f"published {sum(traffic.published.values())}, taken in {sum(taken.values())}")
+    if not taken:
+        raise click.ClickException(f"no event reached the worker; see {log}")
