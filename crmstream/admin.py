@@ -85,7 +85,9 @@ def delete_topics(settings: Settings, names: list[str], timeout_s: float = 30.0)
     """Delete topics; missing ones are not an error (used by tests and replays)."""
     if not names:
         return
-    futures = admin_client(settings).delete_topics(names, operation_timeout=timeout_s)
+    # Keep the client referenced until the futures resolve: a collected handle fails them.
+    client = admin_client(settings)
+    futures = client.delete_topics(names, operation_timeout=timeout_s)
     for name, future in futures.items():
         try:
             future.result()

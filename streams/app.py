@@ -40,7 +40,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_credentials=_credentials(settings.kafka),
         broker_client_id=settings.kafka.client_id,
         autodiscover=False,
-        datadir=str(settings.stack.state_dir / "faust"),
+        datadir=str(settings.stack.state_dir / "faust" / settings.worker.app_id),
         # Profiles live in Redis; Faust tables (and RocksDB) are not used.
         store="memory://",
         key_serializer="raw",

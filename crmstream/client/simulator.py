@@ -53,6 +53,8 @@ class SimulationConfig:
     cart_to_order: float = 0.45
     refund_rate: float = 0.05
     anonymous_share: float = 0.3
+    # How often a shopper comes back, on average; sets how fast simulated time runs.
+    days_between_visits: float = 3.0
 
 
 class Simulator:
@@ -69,6 +71,7 @@ class Simulator:
             for shop in SHOPS
             for index in range(self.config.customers_per_shop)
         ]
+        self._session_gap_s = self.config.days_between_visits * 86_400 / len(self.shoppers)
 
     def events(self, count: int | None = None) -> Iterator[JsonEvent]:
         emitted = 0
@@ -99,14 +102,11 @@ class Simulator:
 
     def _session(self) -> None:
         rng = self.rng
-        self.clock += timedelta(seconds=rng.expovariate(1 / 20))
+        self.clock += timedelta(seconds=rng.expovariate(1 / self._session_gap_s))
         shopper = rng.choice(self.shoppers)
         at = self.clock
-        if not shopper.registered:
-            self._register(shopper, at)
-        elif not shopper.logged_in and rng.random() > self.config.anonymous_share:
-            shopper.logged_in = True
-            self._event(shopper, at, "customer.identified", {"anonymousid": shopper.anonymous_id})
+        # Newcomers always start anonymous; regulars sometimes browse before logging in.
+        shopper.logged_in = shopper.registered and rng.random() >= self.config.anonymous_share
         category = rng.choice(list(CATALOGUE))
         cart: list[tuple[str, str, int]] = []
         for _ in range(rng.randint(1, 6)):
@@ -124,14 +124,24 @@ class Simulator:
                 )  # fmt: skip
         if rng.random() < 0.1:
             self._event(shopper, at, "search.performed", {"query": rng.choice(SEARCHES)})
-        if cart and shopper.logged_in and rng.random() < self.config.cart_to_order:
+        if not shopper.logged_in and (cart or rng.random() < 0.3):
+            at += timedelta(seconds=rng.randint(5, 60))
+            self._log_in(shopper, at)
+        if cart and rng.random() < self.config.cart_to_order:
             self._order(shopper, at + timedelta(seconds=rng.randint(30, 600)), category, cart)
+
+    def _log_in(self, shopper: Shopper, at: datetime) -> None:
+        """Sign up (first time) or log in; either way the anonymous history is merged."""
+        shopper.logged_in = True
+        if not shopper.registered:
+            self._register(shopper, at)
+        self._event(shopper, at, "customer.identified", {"anonymousid": shopper.anonymous_id})
 
     def _register(self, shopper: Shopper, at: datetime) -> None:
         rng = self.rng
         region, city, timezone = rng.choice(REGIONS)
         birthday = date(rng.randint(1960, 2006), rng.randint(1, 12), rng.randint(1, 28))
-        shopper.registered = shopper.logged_in = True
+        shopper.registered = True
         self._event(shopper, at, "customer.registered", {
             "birthday": birthday.isoformat(),
             "gender": rng.choice(("female", "male", "unknown")),

@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+
+_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,21 +40,27 @@ class ManagedProcess:
         return pid
 
     def spawn(self, argv: list[str], env: dict[str, str] | None = None) -> int:
-        """Start argv detached from our session, output appended to the log file."""
+        """Start argv detached in its own session, output appended to the log file.
+
+        posix_spawn rather than Popen: the process outlives us by design, and a
+        Popen object would complain about a child it never waited for.
+        """
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as log:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **(env or {})},
-                # Its own session: a Ctrl-C in the terminal that ran `stack up` must not stop it.
-                start_new_session=True,
-            )
-        self.pid_file.write_text(f"{proc.pid}\n")
-        return proc.pid
+        pid = os.posix_spawnp(
+            argv[0],
+            argv,
+            {**os.environ, **(env or {})},
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, str(self.log_file), _APPEND, 0o644),
+                (os.POSIX_SPAWN_DUP2, 1, 2),
+            ],
+            # Its own session: a Ctrl-C in the terminal that ran `stack up` must not stop it.
+            setsid=True,
+        )
+        self.pid_file.write_text(f"{pid}\n")
+        return pid
 
     def stop(self, timeout_s: float = 30.0) -> bool:
         """Stop our process (TERM, then KILL after timeout). Returns whether one was running."""
@@ -88,6 +96,10 @@ class ManagedProcess:
 
 
 def _alive(pid: int) -> bool:
+    # Reap it if it is our own child that has exited, so it does not linger as a zombie.
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -1,0 +1,23 @@
+# The crmstream worker image used by docker-compose.yml.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY crmstream ./crmstream
+COPY streams ./streams
+COPY handlers ./handlers
+COPY rules ./rules
+COPY schemas ./schemas
+COPY bench ./bench
+RUN pip install . && useradd --system --home /app crmstream && mkdir -p /var/lib/crmstream \
+    && chown crmstream /var/lib/crmstream
+USER crmstream
+ENV CRMSTREAM_STACK_STATE_DIR=/var/lib/crmstream
+
+EXPOSE 6066
+ENTRYPOINT ["crmstream"]
+CMD ["worker"]

@@ -1,0 +1,36 @@
+"""The real broker: what goes in comes out, all of it, once."""
+
+from __future__ import annotations
+
+from confluent_kafka.admin import NewTopic
+
+from crmstream.admin import create_topics, list_topics
+from crmstream.settings import Settings
+from crmstream.topics import TopicNames
+from tests.support import consume, produce
+
+
+def test_ten_thousand_messages_come_back_exactly(settings: Settings) -> None:
+    topic = f"{settings.topics.prefix}.roundtrip"
+    create_topics(settings, [NewTopic(topic, 4, 1)])
+    sent = {(f"k{i % 97}".encode(), f"message-{i}".encode()) for i in range(10_000)}
+
+    produce(settings, topic, sorted(sent))
+    received = consume(settings, [topic], count=10_000)
+
+    assert len(received) == 10_000
+    assert {(m.key(), m.value()) for m in received} == sent
+
+
+def test_topics_create_is_idempotent_and_makes_every_design_topic(settings: Settings) -> None:
+    first = create_topics(settings)
+    second = create_topics(settings)
+
+    names = TopicNames.from_settings(settings.topics)
+    assert {o.name for o in first if o.created} == set(names.all)
+    assert not any(o.created for o in second)
+    on_broker = list_topics(settings)
+    for name in names.events:
+        assert on_broker[name] == settings.topics.event_partitions
+    for name in names.outputs:
+        assert on_broker[name] == settings.topics.output_partitions

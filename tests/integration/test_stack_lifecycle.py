@@ -1,0 +1,113 @@
+"""`crmstream stack` on its own ports and state folder, beside the suite's shared stack."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import NewTopic
+from pydantic import RedisDsn
+
+from crmstream.admin import create_topics
+from crmstream.settings import KafkaSettings, RedisSettings, Settings, StackSettings
+from crmstream.stack import ServiceState, Stack
+from tests.support import free_port, settings_env
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if text in cmdline and state != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.fixture
+def own_stack_settings(base_settings: Settings, tmp_path: Path) -> Settings:
+    return base_settings.model_copy(
+        update={
+            "kafka": KafkaSettings(bootstrap=f"127.0.0.1:{free_port()}"),
+            "redis": RedisSettings(url=RedisDsn(f"redis://127.0.0.1:{free_port()}/0")),
+            "stack": StackSettings(
+                state_dir=tmp_path / "state",
+                cache_dir=base_settings.stack.cache_dir,  # the jars are shared, not fetched again
+                kafka_controller_port=free_port(),
+            ),
+        }
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_up_is_idempotent_recovers_from_a_killed_broker_and_down_cleans_up(
+    own_stack_settings: Settings, stack: object
+) -> None:
+    settings = own_stack_settings
+    local = Stack(settings)
+    try:
+        first = {s.name: s for s in local.up()}
+        assert {s.state for s in first.values()} == {ServiceState.STARTED}
+
+        again = {s.name: s for s in local.up()}
+        assert {s.state for s in again.values()} == {ServiceState.RUNNING}
+        assert {n: s.pid for n, s in again.items()} == {n: s.pid for n, s in first.items()}
+
+        broker_pid = first["kafka"].pid
+        assert broker_pid is not None
+        os.kill(broker_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and broker_pid in _processes_mentioning("kafka.Kafka"):
+            time.sleep(0.1)
+        assert {s.name: s.state for s in local.status()}["kafka"] is ServiceState.STOPPED
+
+        recovered = {s.name: s for s in local.up()}
+        assert recovered["kafka"].state is ServiceState.STARTED
+        assert recovered["kafka"].pid != broker_pid
+        assert recovered["redis"].state is ServiceState.RUNNING
+        outcome = create_topics(settings, [NewTopic("after-recovery", 1, 1)])
+        assert outcome[0].created
+    finally:
+        stopped = local.down()
+
+    assert {s.state for s in stopped} == {ServiceState.STOPPED}
+    assert _processes_mentioning(str(settings.stack.state_dir)) == []
+
+
+def test_up_uses_services_that_already_answer(base_settings: Settings, tmp_path: Path, stack: object) -> None:
+    """The suite's stack answers at the default addresses: a second state folder starts nothing."""
+    other = base_settings.model_copy(
+        update={"stack": StackSettings(state_dir=tmp_path / "other", cache_dir=tmp_path / "c")}
+    )
+    statuses = Stack(other).up()
+    assert {s.state for s in statuses} == {ServiceState.EXTERNAL}
+    # ...and stops nothing either.
+    assert {s.state for s in Stack(other).down()} == {ServiceState.EXTERNAL}
+
+
+def test_missing_program_is_one_clear_line(own_stack_settings: Settings) -> None:
+    env = {**os.environ, **settings_env(own_stack_settings), "PATH": str(Path(sys.executable).parent)}
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "stack", "up"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: redis-server not found on PATH: install Redis 7 or newer "
+        "(Debian: apt-get install redis-server)"
+    ]

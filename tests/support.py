@@ -1,0 +1,150 @@
+"""Helpers every test may use: isolated settings, real Kafka produce/consume, a worker process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from confluent_kafka import Consumer, Message, Producer
+from pydantic import BaseModel, SecretStr
+
+from crmstream.admin import delete_topics, list_topics
+from crmstream.settings import Settings
+from handlers.keys import Keys
+from handlers.redis_client import connect_sync
+
+
+def isolated(base: Settings, namespace: str) -> Settings:
+    """Settings whose topics, Redis keys, consumer group and web port belong to one test."""
+    return base.model_copy(
+        update={
+            "topics": base.topics.model_copy(update={"prefix": f"test.{namespace}"}),
+            "redis": base.redis.model_copy(update={"key_prefix": f"test-{namespace}"}),
+            "worker": base.worker.model_copy(
+                update={"app_id": f"crmstream-{namespace}", "web_port": free_port()}
+            ),
+        }
+    )
+
+
+def new_namespace() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The CRMSTREAM_* variables that rebuild ``settings`` in a child process."""
+    env: dict[str, str] = {}
+    for group_name in Settings.model_fields:
+        group = getattr(settings, group_name)
+        if not isinstance(group, BaseModel):
+            continue
+        for field_name in type(group).model_fields:
+            value = getattr(group, field_name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            env[f"CRMSTREAM_{group_name}_{field_name}".upper()] = str(value)
+    return env
+
+
+def wipe(settings: Settings) -> None:
+    """Remove a test's topics and Redis keys."""
+    prefix = settings.topics.prefix + "."
+    delete_topics(settings, [name for name in list_topics(settings) if name.startswith(prefix)])
+    client = connect_sync(settings.redis)
+    try:
+        keys = list(client.scan_iter(match=Keys(settings.redis.key_prefix).pattern(), count=1000))
+        for start in range(0, len(keys), 1000):
+            client.unlink(*keys[start : start + 1000])
+    finally:
+        client.close()
+
+
+def produce(settings: Settings, topic: str, messages: Iterable[tuple[bytes | None, bytes]]) -> int:
+    producer = Producer({**settings.kafka.librdkafka(), "linger.ms": 5, "enable.idempotence": True})
+    failures: list[str] = []
+
+    def on_delivery(error: object, _message: Message) -> None:
+        if error is not None:
+            failures.append(str(error))
+
+    sent = 0
+    for key, value in messages:
+        while True:
+            try:
+                producer.produce(topic, value, key, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.1)
+        sent += 1
+    remaining = producer.flush(30)
+    assert remaining == 0, f"{remaining} messages not delivered"
+    assert not failures, failures[:5]
+    return sent
+
+
+def consume(
+    settings: Settings, topics: list[str], count: int, timeout_s: float = 60.0
+) -> list[Message]:
+    """Read exactly ``count`` messages from the start of ``topics`` (fewer on timeout)."""
+    consumer = Consumer(
+        {
+            **settings.kafka.librdkafka(),
+            "group.id": f"reader-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe(topics)
+    messages: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(messages) < count and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=min(1000, count - len(messages)), timeout=0.5):
+                if message.error() is None:
+                    messages.append(message)
+        # Anything more than `count` within a short grace would be a duplicate.
+        messages.extend(m for m in consumer.consume(num_messages=100, timeout=1.0) if m.error() is None)
+    finally:
+        consumer.close()
+    return messages
+
+
+@contextmanager
+def running_worker(settings: Settings, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `crmstream worker` process with the test's settings; stopped with SIGTERM."""
+    env = {**os.environ, **settings_env(settings)}
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,55 @@
+"""docker-compose.yml cannot run here; it must still be right."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from crmstream.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
+
+
+def test_the_stack_has_every_service() -> None:
+    services = _compose()["services"]
+    assert {"kafka", "redis", "worker", "prometheus", "grafana"} <= set(services)
+
+
+def test_kafka_image_matches_the_local_stack_version() -> None:
+    pom = (ROOT / "deploy" / "kafka" / "pom.xml").read_text()
+    match = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom)
+    assert match
+    assert _compose()["services"]["kafka"]["image"] == f"apache/kafka:{match[1]}"
+
+
+def test_crmstream_services_use_variables_that_settings_understand(
+    monkeypatch: Any,
+) -> None:
+    services = _compose()["services"]
+    for name in ("worker", "topics"):
+        env = services[name]["environment"]
+        assert env["CRMSTREAM_KAFKA_BOOTSTRAP"] == "kafka:9092"
+        assert env["CRMSTREAM_REDIS_URL"].startswith("redis://redis:")
+        for key, value in env.items():
+            monkeypatch.setenv(key, str(value))
+        settings = Settings()
+        assert settings.kafka.bootstrap == "kafka:9092"
+        assert settings.redis.host_port == ("redis", 6379)
+        assert settings.worker.web_host == "0.0.0.0"  # noqa: S104 -- inside its container
+
+
+def test_mounted_files_exist() -> None:
+    for service in _compose()["services"].values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), source
+    assert (ROOT / "Dockerfile").exists()

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from crmstream.settings import KafkaSettings, RedisSettings, Settings, TopicSettings
+from tests.support import settings_env
+
+
+def test_variables_map_to_nested_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRMSTREAM_KAFKA_BOOTSTRAP", "k1:9092,k2:9092")
+    monkeypatch.setenv("CRMSTREAM_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("CRMSTREAM_KAFKA_SASL_PASSWORD", "s3cret")
+    monkeypatch.setenv("CRMSTREAM_REDIS_URL", "rediss://cache.internal:6380/2")
+    monkeypatch.setenv("CRMSTREAM_TOPICS_EVENT_PARTITIONS", "16")
+    monkeypatch.setenv("CRMSTREAM_STACK_REDIS_APPENDONLY", "true")
+
+    settings = Settings()
+
+    assert settings.kafka.bootstrap == "k1:9092,k2:9092"
+    assert settings.kafka.first_host_port == ("k1", 9092)
+    assert settings.redis.host_port == ("cache.internal", 6380)
+    assert settings.topics.event_partitions == 16
+    assert settings.stack.redis_appendonly is True
+    assert "s3cret" not in repr(settings)
+    assert settings.kafka.librdkafka()["sasl.password"] == "s3cret"
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(ValidationError):
+        settings.kafka = KafkaSettings()  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("bootstrap", ["localhost", "host:port", ""])
+def test_bootstrap_needs_ports(bootstrap: str) -> None:
+    with pytest.raises(ValidationError, match="host:port"):
+        KafkaSettings(bootstrap=bootstrap)
+
+
+@pytest.mark.parametrize("prefix", ["", "a{b}", "a:b", "a b"])
+def test_redis_prefix_cannot_break_key_structure(prefix: str) -> None:
+    with pytest.raises(ValidationError):
+        RedisSettings(key_prefix=prefix)
+
+
+def test_topic_prefix_is_a_legal_topic_name() -> None:
+    with pytest.raises(ValidationError):
+        TopicSettings(prefix="crm/events")
+
+
+def test_environment_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = Settings(
+        kafka=KafkaSettings(bootstrap="b:1", sasl_username="u"),
+        topics=TopicSettings(prefix="x.y", output_partitions=3),
+    )
+    for name, value in settings_env(original).items():
+        monkeypatch.setenv(name, value)
+    assert Settings() == original
