@@ -7,7 +7,8 @@ from typing import Final
 
 from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic  # re-exported by .admin, but only implicitly
 
 from crmstream.errors import KafkaError, TopicError
 from crmstream.settings import Settings
@@ -51,7 +52,9 @@ def planned_topics(settings: Settings) -> list[NewTopic]:
         for name in names.events
     ]
     planned.append(
-        NewTopic(names.dlq, settings.topics.output_partitions, replicas, config=_TOPIC_CONFIG["dlq"])
+        NewTopic(
+            names.dlq, settings.topics.output_partitions, replicas, config=_TOPIC_CONFIG["dlq"]
+        )
     )
     planned.extend(
         NewTopic(name, settings.topics.output_partitions, replicas, config=_TOPIC_CONFIG["output"])

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
+
 def _state_home() -> Path:
     return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "crmstream"
 
@@ -56,9 +57,9 @@ class KafkaSettings(BaseModel):
         host, _, port = self.bootstrap.split(",")[0].strip().rpartition(":")
         return host.strip("[]"), int(port)
 
-    def librdkafka(self) -> dict[str, str]:
+    def librdkafka(self) -> dict[str, str | int | float | bool]:
         """Client properties for confluent-kafka (librdkafka names)."""
-        conf = {
+        conf: dict[str, str | int | float | bool] = {
             "bootstrap.servers": self.bootstrap,
             "client.id": self.client_id,
             "security.protocol": self.security_protocol,
@@ -107,7 +108,10 @@ class RedisSettings(BaseModel):
 
 
 class TopicSettings(BaseModel):
-    """Names and sizes of the topics of DESIGN.md; the prefix lets tests and tenants share a broker."""
+    """Names and sizes of the topics of DESIGN.md.
+
+    The prefix lets tests (and separate deployments) share one broker.
+    """
 
     model_config = _FROZEN
 

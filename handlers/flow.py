@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import redis.asyncio
 
@@ -25,3 +25,8 @@ class FlowRecorder:
         for stream, count in counts.items():
             pipe.hincrby(self._key, stream, count)
         await pipe.execute()
+
+
+def flow_counts(raw: Mapping[bytes | str, bytes | str]) -> Counter[str]:
+    """The flow hash as read back (HGETALL), with text keys and integer counts."""
+    return Counter({(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()})

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from typing import cast
 
 import faust
-from faust.types import EventT, StreamT
+from faust.types import StreamT
 
 from crmstream.settings import Settings
 from crmstream.topics import EVENT_STREAMS, TopicNames
@@ -27,7 +27,8 @@ def register_agents(app: faust.App, settings: Settings) -> None:
     within = settings.worker.batch_within_s
 
     async def ingest(stream: StreamT[bytes]) -> None:
-        batches: AsyncIterator[list[EventT]] = stream.take_events(batch_max, within=within)
+        # take_events is on the concrete Stream only, not on the StreamT interface.
+        batches = cast("faust.Stream[bytes]", stream).take_events(batch_max, within=within)
         async for batch in batches:
             # Faust acknowledges the batch's offsets only once this body has returned.
             await flow.record(stream_of_topic[event.message.topic] for event in batch)

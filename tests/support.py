@@ -118,11 +118,12 @@ def consume(
     deadline = time.monotonic() + timeout_s
     try:
         while len(messages) < count and time.monotonic() < deadline:
-            for message in consumer.consume(num_messages=min(1000, count - len(messages)), timeout=0.5):
-                if message.error() is None:
-                    messages.append(message)
+            batch = consumer.consume(num_messages=min(1000, count - len(messages)), timeout=0.5)
+            messages.extend(message for message in batch if message.error() is None)
         # Anything more than `count` within a short grace would be a duplicate.
-        messages.extend(m for m in consumer.consume(num_messages=100, timeout=1.0) if m.error() is None)
+        messages.extend(
+            m for m in consumer.consume(num_messages=100, timeout=1.0) if m.error() is None
+        )
     finally:
         consumer.close()
     return messages

@@ -21,9 +21,12 @@ JsonEvent = dict[str, Any]
 
 SHOPS: Final = ("tea-house", "glow-cosmetics", "peak-outdoor")
 CATALOGUE: Final = {
-    "tea": [("green-tea", "58.00"), ("oolong", "128.00"), ("pu-erh", "299.00"), ("teapot", "199.00")],
-    "skincare": [("serum", "269.00"), ("toner", "89.00"), ("mask", "15.90"), ("sunscreen", "119.00")],
-    "outdoor": [("jacket", "899.00"), ("boots", "659.00"), ("tent", "1299.00"), ("socks", "39.00")],
+    "tea": [("green-tea", "58.00"), ("oolong", "128.00"), ("pu-erh", "299.00"),
+            ("teapot", "199.00")],
+    "skincare": [("serum", "269.00"), ("toner", "89.00"), ("mask", "15.90"),
+                 ("sunscreen", "119.00")],
+    "outdoor": [("jacket", "899.00"), ("boots", "659.00"), ("tent", "1299.00"),
+                ("socks", "39.00")],
 }  # fmt: skip
 REGIONS: Final = (
     ("华东", "上海", "Asia/Shanghai"),
@@ -112,7 +115,9 @@ class Simulator:
         for _ in range(rng.randint(1, 6)):
             at += timedelta(seconds=rng.randint(5, 90))
             item, price = rng.choice(CATALOGUE[category])
-            self._event(shopper, at, "item.viewed", {"item_id": item, "category": category, "price": price})
+            self._event(
+                shopper, at, "item.viewed", {"item_id": item, "category": category, "price": price}
+            )
             if rng.random() < 0.1:
                 self._event(shopper, at, "item.favorited", {"item_id": item, "category": category})
             if rng.random() < self.config.view_to_cart:
@@ -159,8 +164,8 @@ class Simulator:
         items = [{"item_id": i, "category": category, "qty": q, "price": p} for i, p, q in cart]
         cents = sum(int(price.replace(".", "")) * qty for _, price, qty in cart)
         total = f"{cents // 100}.{cents % 100:02d}"
-        self._event(shopper, at, "order.placed",
-                    {"order_id": order_id, "items": items, "total": total, "currency": "CNY"})  # fmt: skip
+        placed = {"order_id": order_id, "items": items, "total": total, "currency": "CNY"}
+        self._event(shopper, at, "order.placed", placed)
         paid = at + timedelta(minutes=rng.randint(1, 30))
         self._event(shopper, paid, "order.paid", {"order_id": order_id, "total": total})
         shipped = paid + timedelta(hours=rng.randint(4, 48))
@@ -169,9 +174,11 @@ class Simulator:
         self._event(shopper, delivered, "order.delivered", {"order_id": order_id})
         if rng.random() < self.config.refund_rate:
             refunded = delivered + timedelta(days=rng.randint(1, 7))
-            self._event(shopper, refunded, "order.refunded", {"order_id": order_id, "amount": total})
+            self._event(
+                shopper, refunded, "order.refunded", {"order_id": order_id, "amount": total}
+            )
         elif rng.random() < 0.4:
             rating = rng.choices((1, 2, 3, 4, 5), weights=(4, 4, 10, 30, 52))[0]
             review_at = delivered + timedelta(days=rng.randint(1, 10))
-            self._event(shopper, review_at, "review.posted",
-                        {"item_id": cart[0][0], "order_id": order_id, "rating": rating})  # fmt: skip
+            review = {"item_id": cart[0][0], "order_id": order_id, "rating": rating}
+            self._event(shopper, review_at, "review.posted", review)

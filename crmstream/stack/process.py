@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 
 

@@ -25,6 +25,7 @@ from crmstream.client.simulator import SimulationConfig, Simulator
 from crmstream.settings import Settings
 from crmstream.stack import Stack
 from crmstream.topics import EVENT_STREAMS
+from handlers.flow import flow_counts
 from handlers.keys import Keys
 from handlers.redis_client import connect_sync
 
@@ -74,9 +75,7 @@ def _table(published: Counter[str], taken: Counter[str], worker_state: str) -> T
     table.add_column("taken in by the worker", justify="right")
     for stream in EVENT_STREAMS:
         table.add_row(stream, str(published[stream]), str(taken[stream]))
-    table.add_row(
-        "[bold]all", f"[bold]{sum(published.values())}", f"[bold]{sum(taken.values())}"
-    )
+    table.add_row("[bold]all", f"[bold]{sum(published.values())}", f"[bold]{sum(taken.values())}")
     return table
 
 
@@ -94,7 +93,7 @@ def demo(settings: Settings, rate: float, seed: int, duration: float | None) -> 
     redis = connect_sync(settings.redis)
     flow_key = Keys(settings.redis.key_prefix).flow
     # Counts from earlier runs stay in Redis; the table shows this run's.
-    baseline = Counter({k.decode(): int(v) for k, v in redis.hgetall(flow_key).items()})
+    baseline = flow_counts(redis.hgetall(flow_key))
     log = settings.stack.state_dir / "demo" / "worker.log"
     console.print(f"worker log: {log}")
     worker = _start_worker(settings, log)
@@ -106,9 +105,10 @@ def demo(settings: Settings, rate: float, seed: int, duration: float | None) -> 
         with Live(console=console, refresh_per_second=4) as live:
             while duration is None or time.monotonic() - started < duration:
                 if worker.poll() is not None:
-                    raise click.ClickException(f"the worker exited ({worker.returncode}); see {log}")
-                now = Counter({k.decode(): int(v) for k, v in redis.hgetall(flow_key).items()})
-                taken = now - baseline
+                    raise click.ClickException(
+                        f"the worker exited ({worker.returncode}); see {log}"
+                    )
+                taken = flow_counts(redis.hgetall(flow_key)) - baseline
                 state = "running" if taken else "starting (joining the group)"
                 live.update(_table(traffic.published, taken, state))
                 time.sleep(0.25)

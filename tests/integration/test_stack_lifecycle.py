@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import NewTopic
+from confluent_kafka.cimpl import NewTopic
 from pydantic import RedisDsn
 
 from crmstream.admin import create_topics
@@ -85,7 +85,9 @@ def test_up_is_idempotent_recovers_from_a_killed_broker_and_down_cleans_up(
     assert _processes_mentioning(str(settings.stack.state_dir)) == []
 
 
-def test_up_uses_services_that_already_answer(base_settings: Settings, tmp_path: Path, stack: object) -> None:
+def test_up_uses_services_that_already_answer(
+    base_settings: Settings, tmp_path: Path, stack: object
+) -> None:
     """The suite's stack answers at the default addresses: a second state folder starts nothing."""
     other = base_settings.model_copy(
         update={"stack": StackSettings(state_dir=tmp_path / "other", cache_dir=tmp_path / "c")}
@@ -97,7 +99,11 @@ def test_up_uses_services_that_already_answer(base_settings: Settings, tmp_path:
 
 
 def test_missing_program_is_one_clear_line(own_stack_settings: Settings) -> None:
-    env = {**os.environ, **settings_env(own_stack_settings), "PATH": str(Path(sys.executable).parent)}
+    env = {
+        **os.environ,
+        **settings_env(own_stack_settings),
+        "PATH": str(Path(sys.executable).parent),
+    }
     result = subprocess.run(
         [sys.executable, "-m", "streams.cli", "stack", "up"],
         env=env,

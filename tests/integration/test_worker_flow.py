@@ -10,6 +10,7 @@ from crmstream.admin import create_topics
 from crmstream.client.publisher import Publisher, stream_of
 from crmstream.client.simulator import SimulationConfig, Simulator
 from crmstream.settings import Settings
+from handlers.flow import flow_counts
 from handlers.keys import Keys
 from handlers.redis_client import connect_sync
 from tests.support import running_worker
@@ -31,9 +32,9 @@ def test_worker_counts_every_published_event(settings: Settings, tmp_path: Path)
         while time.monotonic() < deadline and sum(taken.values()) < len(events):
             assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
             time.sleep(0.5)
-            taken = Counter({k.decode(): int(v) for k, v in redis.hgetall(flow_key).items()})
+            taken = flow_counts(redis.hgetall(flow_key))
         time.sleep(2)  # anything beyond the expected count would be a double count
-        taken = Counter({k.decode(): int(v) for k, v in redis.hgetall(flow_key).items()})
+        taken = flow_counts(redis.hgetall(flow_key))
     redis.close()
 
     assert taken == expected

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -44,4 +43,4 @@ def test_pid_file_garbage_is_ignored(tmp_path: Path) -> None:
     proc = _managed(tmp_path, "x")
     proc.pid_file.write_text("not a pid")
     assert proc.running_pid() is None
-    assert os.path.exists(proc.pid_file)
+    assert proc.pid_file.exists()

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the system programs the local stack needs, when they are missing:
+# redis-server, a Java runtime (for the Kafka broker) and Maven (to fetch its jars once).
+# Uses apt-get when run as root on Debian/Ubuntu; otherwise says what to install.
+set -euo pipefail
+
+declare -A package_of=(
+  [redis-server]=redis-server
+  [java]=openjdk-17-jre-headless
+  [mvn]=maven
+)
+
+missing=()
+for tool in redis-server java mvn; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing ${missing[*]} with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "missing system packages: ${missing[*]} (install them, e.g. sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
