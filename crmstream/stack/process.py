@@ -59,6 +59,10 @@ class ManagedProcess:
             setsid=True,
         )
         self.pid_file.write_text(f"{pid}\n")
+        # Until the child has exec'd, /proc shows our own command line, not its marker.
+        deadline = time.monotonic() + 5.0
+        while not self._is_ours(pid) and _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
         return pid
 
     def stop(self, timeout_s: float = 30.0) -> bool:
