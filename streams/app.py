@@ -33,6 +33,9 @@ def _credentials(kafka: KafkaSettings) -> CredentialsT | ssl.SSLContext | None:
 
 def create_app(settings: Settings) -> faust.App:
     """A Faust app that speaks raw bytes: validation is pydantic's job, not Faust's models'."""
+    datadir = settings.stack.state_dir / "faust" / settings.worker.app_id
+    # Faust creates only the last level of its data folder.
+    datadir.mkdir(parents=True, exist_ok=True)
     brokers = [f"kafka://{host.strip()}" for host in settings.kafka.bootstrap.split(",")]
     return faust.App(
         settings.worker.app_id,
@@ -40,7 +43,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_credentials=_credentials(settings.kafka),
         broker_client_id=settings.kafka.client_id,
         autodiscover=False,
-        datadir=str(settings.stack.state_dir / "faust" / settings.worker.app_id),
+        datadir=str(datadir),
         # Profiles live in Redis; Faust tables (and RocksDB) are not used.
         store="memory://",
         key_serializer="raw",

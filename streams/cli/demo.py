@@ -6,6 +6,7 @@ publishing at a steady rate, and a live table of what the worker has taken in.
 
 from __future__ import annotations
 
+import logging
 import signal
 import subprocess
 import sys
@@ -87,6 +88,11 @@ def _table(published: Counter[str], taken: Counter[str], worker_state: str) -> T
 def demo(settings: Settings, rate: float, seed: int, duration: float | None) -> None:
     """Run stack, worker and simulated storefronts together, and show the flow live."""
     console = Console()
+    log = settings.stack.state_dir / "demo" / "worker.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    # Client libraries log retries while the broker warms up; they belong in a file, not on
+    # the live table.
+    logging.basicConfig(filename=log.with_name("demo.log"), level=logging.INFO)
     for status in Stack(settings).up():
         console.print(status.describe())
     create_topics(settings)
@@ -94,7 +100,6 @@ def demo(settings: Settings, rate: float, seed: int, duration: float | None) -> 
     flow_key = Keys(settings.redis.key_prefix).flow
     # Counts from earlier runs stay in Redis; the table shows this run's.
     baseline = flow_counts(redis.hgetall(flow_key))
-    log = settings.stack.state_dir / "demo" / "worker.log"
     console.print(f"worker log: {log}")
     worker = _start_worker(settings, log)
     traffic = _Traffic(settings, rate, seed)
