@@ -21,9 +21,13 @@ def stack() -> None:
 
 
 @stack.command("up")
+@click.option("--aof", is_flag=True, help="Persist Redis with an append-only file (default: none).")
 @pass_settings
-def stack_up(settings: Settings) -> None:
+def stack_up(settings: Settings, aof: bool) -> None:
     """Start Kafka and Redis unless something already answers at their addresses."""
+    if aof:
+        stack_settings = settings.stack.model_copy(update={"redis_appendonly": True})
+        settings = settings.model_copy(update={"stack": stack_settings})
     click.echo(f"state in {settings.stack.state_dir}")
     for status in Stack(settings).up():
         click.echo(status.describe())

@@ -1,0 +1,34 @@
+"""Constrained field types shared by the event and trigger models.
+
+Identifiers are bounded in length and character set: they end up in Kafka keys
+(``shop:customer``, so no colon) and in Redis Cluster hash tags (so no braces).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Final
+
+from pydantic import AwareDatetime, Field, StringConstraints
+
+# Limits a storefront must respect; generous for real use, tight enough to stop abuse.
+MAX_ID_LENGTH: Final = 128
+MAX_TEXT_LENGTH: Final = 2000
+
+EventId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")]
+ShopId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")]
+CustomerId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@\-]{0,63}$")]
+# Anonymous ids come from cookies and device ids: a little more freedom, still no colon.
+AnonymousId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._=+/\-]{0,127}$")]
+ItemId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/\-]{0,127}$")]
+OrderId = ItemId
+Source = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=64, strip_whitespace=True)]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_LENGTH)]
+EventTime = AwareDatetime
+
+# Money in the currency's major unit: "199.00" or 199.0, exact, never negative.
+Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2, allow_inf_nan=False)]
+Quantity = Annotated[int, Field(ge=1, le=9999)]
+Rating = Annotated[int, Field(ge=1, le=5)]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
