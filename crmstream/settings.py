@@ -143,6 +143,16 @@ class StackSettings(BaseModel):
     start_timeout_s: float = Field(default=90.0, gt=0)
 
 
+class IngestSettings(BaseModel):
+    """What the front door accepts."""
+
+    model_config = _FROZEN
+
+    max_event_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # Clocks of storefronts drift; an event further ahead than this is refused.
+    future_skew_s: float = Field(default=300.0, ge=0)
+
+
 class WorkerSettings(BaseModel):
     """The Faust worker."""
 
@@ -153,6 +163,10 @@ class WorkerSettings(BaseModel):
     web_port: int = Field(default=6066, ge=1, le=65535)
     batch_max: int = Field(default=1000, ge=1, le=100_000)
     batch_within_s: float = Field(default=0.05, gt=0, le=10)
+    # "module:callable" taking Settings and returning the stage valid events go to.
+    event_sink: str = Field(
+        default="handlers.flow:FlowRecorder.from_settings", pattern=r"^[\w.]+:[\w.]+$"
+    )
 
 
 class Settings(BaseSettings):
@@ -170,5 +184,6 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     redis: RedisSettings = RedisSettings()
     topics: TopicSettings = TopicSettings()
+    ingest: IngestSettings = IngestSettings()
     stack: StackSettings = Field(default_factory=StackSettings)
     worker: WorkerSettings = WorkerSettings()

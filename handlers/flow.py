@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import redis.asyncio
 
+from crmstream.settings import Settings
 from handlers.keys import Keys
+from handlers.redis_client import connect
+from schemas.events import Envelope
 
 
 class FlowRecorder:
-    """Adds one batch's counts to Redis in a single round trip."""
+    """An event sink that adds one batch's counts per stream to Redis in a single round trip."""
 
     def __init__(self, client: redis.asyncio.Redis, keys: Keys) -> None:
         self._client = client
         self._key = keys.flow
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FlowRecorder:
+        return cls(connect(settings.redis), Keys(settings.redis.key_prefix))
+
+    async def handle(self, events: Sequence[Envelope]) -> None:
+        await self.record(event.stream for event in events)
 
     async def record(self, streams: Iterable[str]) -> None:
         counts = Counter(streams)
@@ -25,6 +35,9 @@ class FlowRecorder:
         for stream, count in counts.items():
             pipe.hincrby(self._key, stream, count)
         await pipe.execute()
+
+    async def close(self) -> None:
+        await self._client.aclose()
 
 
 def flow_counts(raw: Mapping[bytes | str, bytes | str]) -> Counter[str]:

@@ -16,7 +16,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from schemas.errors import InvalidEvent, Reason
+from schemas.errors import InvalidEventError, Reason
 from schemas.events import EVENT_TYPES, Envelope, Event
 
 EVENT_ADAPTER: Final[TypeAdapter[Envelope]] = TypeAdapter(Event)
@@ -86,14 +86,17 @@ class Decoder:
         return event
 
     def check(self, event: object, now: datetime) -> Envelope:
-        """Validate an event given as Python data (the publisher's path); raise InvalidEvent."""
+        """Validate an event given as Python data (the publisher's path).
+
+        Raises InvalidEventError with the same reason and message the worker would give.
+        """
         try:
             valid = EVENT_ADAPTER.validate_python(event)
         except ValidationError as exc:
             rejected = _classify(exc.errors(include_url=False, include_input=False))
-            raise InvalidEvent(rejected.reason, rejected.message) from None
+            raise InvalidEventError(rejected.reason, rejected.message) from None
         if valid.time > self.not_after(now):
-            raise InvalidEvent(
+            raise InvalidEventError(
                 Reason.FUTURE_TIME,
                 f"time {valid.time.isoformat()} is more than "
                 f"{self.future_skew.total_seconds():.0f}s ahead of the clock",

@@ -23,7 +23,7 @@ class Reason(enum.StrEnum):
     FUTURE_TIME = "future_time"
 
 
-class InvalidEvent(EventError):
+class InvalidEventError(EventError):
     """An event that breaks the contract, with the reason and a message naming the field."""
 
     def __init__(self, reason: Reason, message: str) -> None:

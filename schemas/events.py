@@ -51,7 +51,9 @@ class Envelope(BaseModel):
         if extra:
             if len(extra) > _MAX_EXTENSIONS:
                 raise PydanticCustomError(
-                    "extension", "more than {limit} extension attributes", {"limit": _MAX_EXTENSIONS}
+                    "extension",
+                    "more than {limit} extension attributes",
+                    {"limit": _MAX_EXTENSIONS},
                 )
             for name, value in extra.items():
                 if not _EXTENSION_NAME.match(name):

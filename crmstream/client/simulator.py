@@ -51,7 +51,7 @@ class Shopper:
 class SimulationConfig:
     seed: int = 42
     customers_per_shop: int = 200
-    start: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+    start: datetime = field(default_factory=lambda: datetime(2025, 1, 1, tzinfo=UTC))
     view_to_cart: float = 0.35
     cart_to_order: float = 0.45
     refund_rate: float = 0.05

@@ -1,0 +1,44 @@
+"""The one interface between the ingest agents and whatever handles valid events."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from typing import Protocol, cast, runtime_checkable
+
+from crmstream.errors import ConfigError
+from crmstream.settings import Settings
+from schemas.events import Envelope
+
+
+@runtime_checkable
+class EventSink(Protocol):
+    """Takes each batch of valid events, in partition order, before its offsets are committed.
+
+    ``handle`` returns once the batch's effects are durable; raising means none
+    of them may be assumed, and the batch will be handed over again.
+    """
+
+    async def handle(self, events: Sequence[Envelope]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+SinkFactory = Callable[[Settings], EventSink]
+
+
+def load_sink(path: str, settings: Settings) -> EventSink:
+    """Build the sink named "module:callable", e.g. ``handlers.flow:FlowRecorder.from_settings``."""
+    module_name, _, attribute = path.partition(":")
+    try:
+        target: object = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"event sink {path!r} cannot be loaded: {exc}") from exc
+    if not callable(target):
+        raise ConfigError(f"event sink {path!r} is not callable")
+    sink = cast(SinkFactory, target)(settings)
+    if not isinstance(sink, EventSink):
+        raise ConfigError(f"event sink {path!r} did not return an EventSink")
+    return sink

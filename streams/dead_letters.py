@@ -1,0 +1,86 @@
+"""The dead-letter topic: every refused message, its original key and bytes, and why."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Final
+
+import faust
+from faust.types import Message
+
+from schemas.decode import Rejected
+
+log = logging.getLogger("crmstream.dlq")
+
+# Header names on every dead letter; consumers of crm.dlq can rely on them.
+REASON: Final = "crm.error.reason"
+MESSAGE: Final = "crm.error.message"
+SOURCE_TOPIC: Final = "crm.source.topic"
+SOURCE_PARTITION: Final = "crm.source.partition"
+SOURCE_OFFSET: Final = "crm.source.offset"
+SOURCE_TIMESTAMP: Final = "crm.source.timestamp"
+DEAD_LETTERED_AT: Final = "crm.dead_lettered_at"
+
+
+def position(message: Message) -> str:
+    """topic[partition]@offset, the way every log line names a message."""
+    return f"{message.topic}[{message.partition}]@{message.offset}"
+
+
+def _headers(message: Message, rejected: Rejected, now: str) -> list[tuple[str, bytes]]:
+    headers = message.headers or ()
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    original = [(str(name), _as_bytes(value)) for name, value in pairs]
+    return [
+        *original,
+        (REASON, rejected.reason.value.encode()),
+        (MESSAGE, rejected.message.encode()),
+        (SOURCE_TOPIC, message.topic.encode()),
+        (SOURCE_PARTITION, str(message.partition).encode()),
+        (SOURCE_OFFSET, str(message.offset).encode()),
+        (SOURCE_TIMESTAMP, str(int(message.timestamp * 1000)).encode()),
+        (DEAD_LETTERED_AT, now.encode()),
+    ]
+
+
+def _as_bytes(value: object) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode()
+
+
+class DeadLetters:
+    """Sends refused messages to the dead-letter topic and waits for the broker's ack."""
+
+    def __init__(self, topic: faust.TopicT) -> None:
+        self._topic = topic
+
+    async def send(self, refused: Sequence[tuple[Message, Rejected]]) -> None:
+        if not refused:
+            return
+        now = datetime.now(UTC).isoformat()
+        pending = [
+            # force: send now, not when the source event is acked, so that we can wait for it.
+            await self._topic.send(
+                key=message.key,
+                value=message.value,
+                headers=_headers(message, rejected, now),
+                force=True,
+            )
+            for message, rejected in refused
+        ]
+        # Offsets move on only after the broker has every dead letter of the batch.
+        await asyncio.gather(*pending)
+        reasons = Counter(rejected.reason.value for _, rejected in refused)
+        first_message, first = refused[0]
+        log.warning(
+            "dead-lettered %d message(s) %s; first at %s: %s",
+            len(refused),
+            dict(reasons),
+            position(first_message),
+            first.message,
+        )
