@@ -85,23 +85,16 @@ class Decoder:
             )
         return event
 
-    def check(self, event: object, now: datetime) -> Envelope:
-        """Validate an event given as Python data (the publisher's path).
+    def require(self, value: bytes, not_after: datetime) -> Envelope:
+        """Like decode, without topic and key checks, but raising InvalidEventError.
 
-        Raises InvalidEventError with the same reason and message the worker would give.
+        This is the publisher's path: a bad event is refused before it is sent, with the
+        same reason and message the worker would have dead-lettered it with.
         """
-        try:
-            valid = EVENT_ADAPTER.validate_python(event)
-        except ValidationError as exc:
-            rejected = _classify(exc.errors(include_url=False, include_input=False))
-            raise InvalidEventError(rejected.reason, rejected.message) from None
-        if valid.time > self.not_after(now):
-            raise InvalidEventError(
-                Reason.FUTURE_TIME,
-                f"time {valid.time.isoformat()} is more than "
-                f"{self.future_skew.total_seconds():.0f}s ahead of the clock",
-            )
-        return valid
+        result = self.decode(value, None, None, not_after)
+        if isinstance(result, Rejected):
+            raise InvalidEventError(result.reason, result.message)
+        return result
 
 
 def _explain(value: bytes, exc: ValidationError) -> Rejected:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Final
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import AwareDatetime, Field, StringConstraints, WithJsonSchema
 
 # Limits a storefront must respect; generous for real use, tight enough to stop abuse.
 MAX_ID_LENGTH: Final = 128
@@ -28,7 +28,19 @@ Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_LENGTH)]
 EventTime = AwareDatetime
 
 # Money in the currency's major unit: "199.00" or 199.0, exact, never negative.
-Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2, allow_inf_nan=False)]
+Money = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=14, decimal_places=2, allow_inf_nan=False),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^[0-9]{1,12}(\.[0-9]{1,2})?$"},
+                {"type": "number", "minimum": 0},
+            ],
+            "description": "amount in the currency's major unit; a decimal string is preferred",
+        }
+    ),
+]
 Quantity = Annotated[int, Field(ge=1, le=9999)]
 Rating = Annotated[int, Field(ge=1, le=5)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]

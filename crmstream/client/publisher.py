@@ -1,8 +1,15 @@
 """Publishing CloudEvents to the event topics, as a storefront would.
 
-Idempotent producer (no duplicates from retries), ``acks=all``, compressed
-batches with a short linger. Keys are ``"<shop>:<customer>"`` so one
-customer's events stay in one partition, in order.
+Every event is validated exactly as the worker will validate it, so a bad one
+is refused here, with the same reason, instead of ending in the dead-letter
+topic. The producer is idempotent (no duplicates from retries), waits for all
+in-sync replicas (``acks=all``), compresses, and batches with a short linger.
+Keys are ``"<shop>:<customer>"`` so one customer's events stay in one
+partition, in order.
+
+    with Publisher(settings) as publisher:
+        publisher.publish({"specversion": "1.0", "type": "item.viewed", ...})
+    print(publisher.report.delivered)
 """
 
 from __future__ import annotations
@@ -10,8 +17,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Self
 
 import orjson
 from confluent_kafka import KafkaError as RdKafkaError
@@ -20,32 +29,38 @@ from confluent_kafka import Message, Producer
 from crmstream.errors import KafkaError
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
+from schemas.decode import Decoder
+from schemas.events import STREAM_OF_TYPE, Envelope
 
 _log = logging.getLogger("crmstream.publisher")
 
-# type prefix → event stream (topic), DESIGN.md §1.
-STREAM_OF_TYPE_PREFIX: Final = {
-    "item": "browse",
-    "search": "browse",
-    "cart": "cart",
-    "order": "order",
-    "review": "review",
-    "customer": "customer",
-    "survey": "customer",
-}
-
 
 def stream_of(event_type: str) -> str:
-    prefix = event_type.partition(".")[0]
+    """The event stream (topic suffix) that carries ``event_type``."""
     try:
-        return STREAM_OF_TYPE_PREFIX[prefix]
+        return STREAM_OF_TYPE[event_type]
     except KeyError:
         raise KafkaError(f"no event topic carries type {event_type!r}") from None
 
 
-def partition_key(event: Mapping[str, Any]) -> bytes:
+def partition_key(event: Mapping[str, Any] | Envelope) -> bytes:
+    if isinstance(event, Envelope):
+        return f"{event.shop}:{event.who}".encode()
     who = event.get("subject") or event.get("anonymousid") or ""
     return f"{event.get('shop', '')}:{who}".encode()
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def encode(event: Mapping[str, Any] | Envelope) -> bytes:
+    """The JSON bytes of an event (money as decimal strings)."""
+    if isinstance(event, Envelope):
+        return event.model_dump_json(exclude_none=True).encode()
+    return orjson.dumps(event, default=_json_default)
 
 
 @dataclass(slots=True)
@@ -66,10 +81,14 @@ class DeliveryReport:
 
 
 class Publisher:
-    """Sends events to their topic. Use as a context manager: leaving it flushes."""
+    """Validates and sends events to their topic. Leaving the ``with`` block flushes."""
 
     def __init__(self, settings: Settings, **overrides: str | int | float | bool) -> None:
         self.topics = TopicNames.from_settings(settings.topics)
+        self.decoder = Decoder(
+            max_bytes=settings.ingest.max_event_bytes,
+            future_skew=timedelta(seconds=settings.ingest.future_skew_s),
+        )
         conf: dict[str, Any] = {
             **settings.kafka.librdkafka(),
             "enable.idempotence": True,
@@ -84,16 +103,18 @@ class Publisher:
         self._producer = Producer(conf)
         self.report = DeliveryReport()
 
-    def publish(self, event: Mapping[str, Any]) -> None:
-        """Queue one event (a CloudEvent as a mapping) for sending."""
-        self.publish_raw(
-            self.topics.event(stream_of(str(event["type"]))),
-            partition_key(event),
-            orjson.dumps(event),
-        )
+    def publish(self, event: Mapping[str, Any] | Envelope) -> Envelope:
+        """Validate one event and queue it; raises InvalidEventError for a bad one."""
+        return self.publish_json(encode(event))
+
+    def publish_json(self, value: bytes) -> Envelope:
+        """Validate one event given as JSON bytes and queue those very bytes."""
+        valid = self.decoder.require(value, self.decoder.not_after(datetime.now(UTC)))
+        self.publish_raw(self.topics.event(valid.stream), partition_key(valid), value)
+        return valid
 
     def publish_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
-        """Queue bytes as they are; used for replays and for testing the dead-letter path."""
+        """Queue bytes as they are, unvalidated: for replays and for testing the DLQ."""
         while True:
             try:
                 self._producer.produce(topic, value, key, on_delivery=self.report.on_delivery)

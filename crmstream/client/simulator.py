@@ -58,6 +58,8 @@ class SimulationConfig:
     anonymous_share: float = 0.3
     # How often a shopper comes back, on average; sets how fast simulated time runs.
     days_between_visits: float = 3.0
+    # Live: event times follow the wall clock (for demos at a --rate), never ahead of it.
+    live: bool = False
 
 
 class Simulator:
@@ -66,7 +68,7 @@ class Simulator:
     def __init__(self, config: SimulationConfig | None = None) -> None:
         self.config = config or SimulationConfig()
         self.rng = random.Random(self.config.seed)
-        self.clock = self.config.start
+        self.clock = datetime.now(UTC) if self.config.live else self.config.start
         self._pending: list[tuple[datetime, int, JsonEvent]] = []
         self._sequence = 0
         self.shoppers = [
@@ -106,6 +108,8 @@ class Simulator:
     def _session(self) -> None:
         rng = self.rng
         self.clock += timedelta(seconds=rng.expovariate(1 / self._session_gap_s))
+        if self.config.live:
+            self.clock = min(self.clock, datetime.now(UTC))
         shopper = rng.choice(self.shoppers)
         at = self.clock
         # Newcomers always start anonymous; regulars sometimes browse before logging in.

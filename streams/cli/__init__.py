@@ -15,7 +15,8 @@ from crmstream import __version__
 from crmstream.errors import CrmStreamError
 from crmstream.settings import Settings
 from streams.cli.demo import demo
-from streams.cli.ops import simulate, stack, topics, worker
+from streams.cli.events import publish, schemas, simulate
+from streams.cli.ops import stack, topics, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,7 +33,7 @@ def cli(ctx: click.Context) -> None:
         raise click.ClickException(f"invalid configuration: {exc}") from exc
 
 
-for command in (stack, topics, worker, simulate, demo):
+for command in (stack, topics, worker, publish, simulate, schemas, demo):
     cli.add_command(command)
 
 

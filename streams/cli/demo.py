@@ -29,6 +29,7 @@ from crmstream.topics import EVENT_STREAMS
 from handlers.flow import flow_counts
 from handlers.keys import Keys
 from handlers.redis_client import connect_sync
+from streams.cli.pacing import Pacer
 
 pass_settings = click.make_pass_decorator(Settings)
 
@@ -45,17 +46,15 @@ class _Traffic(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        events = Simulator(SimulationConfig(seed=self.seed)).events()
-        started = time.monotonic()
+        events = Simulator(SimulationConfig(seed=self.seed, live=True)).events()
+        pacer = Pacer(self.rate)
         with Publisher(self.settings) as publisher:
             for sent, event in enumerate(events, 1):
                 if self.stopping.is_set():
                     break
                 publisher.publish(event)
                 self.published[stream_of(event["type"])] += 1
-                ahead = sent / self.rate - (time.monotonic() - started)
-                if ahead > 0:
-                    self.stopping.wait(ahead)
+                pacer.wait(sent)
 
 
 def _start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:

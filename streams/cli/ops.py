@@ -1,13 +1,8 @@
-"""Operating commands: the local stack, topics, the worker, simulated traffic."""
+"""Operating commands: the local stack, topics, the worker."""
 
 from __future__ import annotations
 
-import sys
-import time
-from pathlib import Path
-
 import click
-import orjson
 
 from crmstream.settings import Settings
 from crmstream.stack import ServiceState, Stack
@@ -77,61 +72,3 @@ def worker(settings: Settings, loglevel: str) -> None:
     from streams.worker import run_worker  # noqa: PLC0415 -- Faust loads only for the worker
 
     run_worker(settings, loglevel=loglevel)
-
-
-@click.command()
-@click.option("--seed", default=42, show_default=True, help="Same seed, same events.")
-@click.option("--count", type=click.IntRange(min=1), help="Send this many events, then stop.")
-@click.option("--rate", type=click.FloatRange(min=0.1), help="Events per second (live pace).")
-@click.option("--customers", default=200, show_default=True, help="Customers per shop.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write JSON Lines.")
-@pass_settings
-def simulate(
-    settings: Settings,
-    seed: int,
-    count: int | None,
-    rate: float | None,
-    customers: int,
-    out: Path | None,
-) -> None:
-    """Realistic storefront traffic: to the event topics, or to a JSON Lines file."""
-    from crmstream.client.publisher import Publisher  # noqa: PLC0415
-    from crmstream.client.simulator import SimulationConfig, Simulator  # noqa: PLC0415
-
-    if count is None and rate is None:
-        raise click.UsageError("say how much: --count N, --rate R, or both")
-    events = Simulator(SimulationConfig(seed=seed, customers_per_shop=customers)).events(count)
-    pacer = Pacer(rate)
-    if out is not None:
-        written = 0
-        with out.open("wb") as sink:
-            for written, event in enumerate(events, 1):
-                sink.write(orjson.dumps(event) + b"\n")
-                pacer.wait(written)
-        click.echo(f"wrote {written} events to {out}")
-        return
-    with Publisher(settings) as publisher:
-        for sent, event in enumerate(events, 1):
-            publisher.publish(event)
-            pacer.wait(sent)
-    report = publisher.report
-    click.echo(f"delivered {report.delivered}, failed {report.failed}")
-    if report.failed:
-        for error in report.errors[:10]:
-            click.echo(f"  {error}", err=True)
-        sys.exit(1)
-
-
-class Pacer:
-    """Sleeps just enough to keep a steady rate; does nothing without one."""
-
-    def __init__(self, rate: float | None) -> None:
-        self.rate = rate
-        self.started = time.monotonic()
-
-    def wait(self, sent: int) -> None:
-        if self.rate is None:
-            return
-        ahead = sent / self.rate - (time.monotonic() - self.started)
-        if ahead > 0:
-            time.sleep(ahead)

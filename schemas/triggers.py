@@ -1,0 +1,55 @@
+"""The trigger message on ``crm.triggers`` (DESIGN.md §4): what marketing systems consume."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from schemas.types import CustomerId, EventId, EventTime, ItemId, ShopId
+
+RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_\-]{0,63}$")]
+Channel = Literal["sms", "email", "push", "coupon", "in_app", "service_desk"]
+Scalar = str | int | float | bool | None
+
+
+class MatchedCondition(BaseModel):
+    """One condition that held, in words, with the values it read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    condition: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    values: dict[str, Scalar] = Field(default_factory=dict)
+
+
+class TriggerData(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rule: RuleId
+    rule_version: Annotated[int, Field(ge=1)]
+    channel: Channel
+    template: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    offer: dict[str, Any] | None = None
+    items: Annotated[list[ItemId], Field(max_length=50)] = Field(default_factory=list)
+    reason: list[MatchedCondition]
+    holdout: bool = False
+    caused_by: Annotated[list[EventId], Field(max_length=100)] = Field(default_factory=list)
+
+
+class Trigger(BaseModel):
+    """A CloudEvent whose id is derived from rule, shop, customer and occurrence.
+
+    A consumer deduplicates on ``id``: a replayed or retried occurrence keeps it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    specversion: Literal["1.0"] = "1.0"
+    id: EventId
+    source: Annotated[str, StringConstraints(min_length=1, max_length=256)] = "crmstream/rules"
+    type: Annotated[str, StringConstraints(pattern=r"^trigger\.[a-z0-9][a-z0-9_\-]{0,63}$")]
+    time: EventTime
+    subject: CustomerId
+    shop: ShopId
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: TriggerData
