@@ -28,7 +28,9 @@ TOTAL = 20_000
 PER_KIND = 180  # of each of the 11 ways to be wrong: 1,980 invalid in all
 
 
-def _spoil(kind: Reason, event: dict[str, Any], n: int) -> tuple[str, bytes | None, bytes]:
+def _spoil(  # noqa: PLR0911 -- one return per way to be wrong
+    kind: Reason, event: dict[str, Any], n: int
+) -> tuple[str, bytes | None, bytes]:
     """A message that is wrong in exactly one way: (stream, key, value)."""
     stream = STREAM_OF_TYPE[event["type"]]
     key = partition_key(event)
@@ -115,7 +117,7 @@ def test_valid_to_the_sink_invalid_to_the_dlq_nothing_else(
     assert len(dead) == invalid_count
     seen_reasons: dict[bytes, Reason] = {}
     for message in dead:
-        headers = {name: value for name, value in message.headers() or []}
+        headers = dict(message.headers() or [])
         seen_reasons[message.value()] = Reason(headers[dlq.REASON].decode())
         assert headers[dlq.MESSAGE]
         assert headers[dlq.SOURCE_TOPIC].decode() in names.events
