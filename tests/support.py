@@ -149,3 +149,16 @@ def running_worker(settings: Settings, log: Path) -> Iterator[subprocess.Popen[b
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def text(value: bytes | str | None) -> str:
+    """Redis replies and Kafka headers as text, whatever the client's typing says they are."""
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def value_bytes(message: Message) -> bytes:
+    value = message.value()
+    assert isinstance(value, bytes)
+    return value

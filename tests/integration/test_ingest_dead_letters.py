@@ -22,7 +22,7 @@ from schemas.errors import Reason
 from schemas.events import STREAM_OF_TYPE
 from streams import dead_letters as dlq
 from tests.sinks import accepted_key
-from tests.support import consume, running_worker
+from tests.support import consume, running_worker, text, value_bytes
 
 TOTAL = 20_000
 PER_KIND = 180  # of each of the 11 ways to be wrong: 1,980 invalid in all
@@ -109,7 +109,7 @@ def test_valid_to_the_sink_invalid_to_the_dlq_nothing_else(
         dead = consume(settings, [names.dlq], count=invalid_count, timeout_s=60)
         time.sleep(2)  # room for anything extra to show up
         handed_over = int(redis.get(accepted + ":count") or 0)
-        recorded = {member.decode() for member in redis.smembers(accepted)}
+        recorded = {text(member) for member in redis.smembers(accepted)}
     redis.close()
 
     assert recorded == expected_valid
@@ -117,9 +117,9 @@ def test_valid_to_the_sink_invalid_to_the_dlq_nothing_else(
     assert len(dead) == invalid_count
     seen_reasons: dict[bytes, Reason] = {}
     for message in dead:
-        headers = dict(message.headers() or [])
-        seen_reasons[message.value()] = Reason(headers[dlq.REASON].decode())
+        headers = {pair[0]: text(pair[1]) for pair in message.headers() or []}
+        seen_reasons[value_bytes(message)] = Reason(headers[dlq.REASON])
         assert headers[dlq.MESSAGE]
-        assert headers[dlq.SOURCE_TOPIC].decode() in names.events
+        assert headers[dlq.SOURCE_TOPIC] in names.events
         assert int(headers[dlq.SOURCE_OFFSET]) >= 0
     assert seen_reasons == expected_reason
