@@ -153,6 +153,15 @@ class IngestSettings(BaseModel):
     future_skew_s: float = Field(default=300.0, ge=0)
 
 
+class PrivacySettings(BaseModel):
+    """Phone numbers and e-mail addresses are kept only as keyed hashes (HMAC-SHA256)."""
+
+    model_config = _FROZEN
+
+    # Same key everywhere (importer, workers) so that the same phone hashes the same way.
+    hash_key: SecretStr | None = None
+
+
 class WorkerSettings(BaseModel):
     """The Faust worker."""
 
@@ -185,5 +194,6 @@ class Settings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     topics: TopicSettings = TopicSettings()
     ingest: IngestSettings = IngestSettings()
+    privacy: PrivacySettings = PrivacySettings()
     stack: StackSettings = Field(default_factory=StackSettings)
     worker: WorkerSettings = WorkerSettings()

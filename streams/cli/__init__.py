@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from crmstream import __version__
 from crmstream.errors import CrmStreamError
 from crmstream.settings import Settings
+from streams.cli.customers import import_customers
 from streams.cli.demo import demo
 from streams.cli.events import publish, schemas, simulate
 from streams.cli.ops import stack, topics, worker
@@ -33,7 +34,7 @@ def cli(ctx: click.Context) -> None:
         raise click.ClickException(f"invalid configuration: {exc}") from exc
 
 
-for command in (stack, topics, worker, publish, simulate, schemas, demo):
+for command in (stack, topics, worker, publish, simulate, import_customers, schemas, demo):
     cli.add_command(command)
 
 

@@ -59,10 +59,10 @@ def publish(settings: Settings, file: BinaryIO, strict: bool) -> None:
     with Publisher(settings) as publisher:
         for line in progress(good, "publishing"):
             publisher.publish_json(line)
-    _finish(publisher.report.delivered, publisher.report.failed, publisher.report.errors, bad)
+    finish(publisher.report.delivered, publisher.report.failed, publisher.report.errors, bad)
 
 
-def _finish(delivered: int, failed: int, errors: list[str], bad: int) -> None:
+def finish(delivered: int, failed: int, errors: list[str], bad: int) -> None:
     click.echo(f"sent {delivered}, bad {bad}, not delivered {failed}")
     for error in errors[:10]:
         click.echo(f"  delivery failed: {error}", err=True)
@@ -114,7 +114,7 @@ def simulate(
         for sent, event in enumerate(progress(events, "publishing", total=count), 1):
             publisher.publish(event)
             pacer.wait(sent)
-    _finish(publisher.report.delivered, publisher.report.failed, publisher.report.errors, 0)
+    finish(publisher.report.delivered, publisher.report.failed, publisher.report.errors, 0)
 
 
 @click.group()

@@ -6,10 +6,10 @@ as a storefront in another language may.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
-import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
