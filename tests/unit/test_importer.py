@@ -16,6 +16,7 @@ from crmstream.client.importer import ColumnMapping, Importer, RowError, read_ro
 from crmstream.privacy import phone_hash
 
 KEY = b"k" * 32
+# A Chinese merchant's export: full-width separators and all.
 CSV = """会员ID,姓名,手机,生日,性别,地区,城市,会员等级,标签,接受营销
 c001,王芳,+86 138-0013-8000,1990/5/17,女,华东,上海,金卡,"新客，高价值",是
 c002,李雷,13900139000,19850101,男,华北,北京,普通,,否
@@ -94,7 +95,8 @@ def test_excel_files_and_explicit_mapping(tmp_path: Path) -> None:
     sheet = book.active
     assert sheet is not None
     sheet.append(["买家编号", "出生日期", "Level"])
-    sheet.append(["b-9", datetime(1979, 2, 3), "vip"])
+    # Excel keeps no time zone: openpyxl hands back naive datetimes.
+    sheet.append(["b-9", datetime(1979, 2, 3), "vip"])  # noqa: DTZ001
     sheet.append([1234567.0, "1979.02.03", "regular"])
     path = tmp_path / "customers.xlsx"
     book.save(path)
