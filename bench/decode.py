@@ -1,0 +1,104 @@
+"""Decode + validate throughput on one core, against plain JSON parsing in the same run.
+
+    python -m bench.decode [--events 100000] [--repeats 5]
+
+Timed here, never in a test: the figures are medians of several runs, and the
+ratio to orjson.loads (measured in the same process, on the same bytes) is the
+number to compare across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from crmstream.client.publisher import encode, partition_key
+from crmstream.client.simulator import SimulationConfig, Simulator
+from schemas.decode import EVENT_ADAPTER, Decoder
+from schemas.events import STREAM_OF_TYPE
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _rate(run: Callable[[], None], count: int, repeats: int) -> tuple[float, float, float]:
+    """Median, min and max events per second over ``repeats`` runs."""
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run()
+        rates.append(count / (time.perf_counter() - started))
+    return statistics.median(rates), min(rates), max(rates)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    events = list(Simulator(SimulationConfig(seed=1, customers_per_shop=2000)).events(args.events))
+    records = [(encode(e), partition_key(e), STREAM_OF_TYPE[e["type"]]) for e in events]
+    values = [value for value, _, _ in records]
+    decoder = Decoder()
+    not_after = decoder.not_after(datetime.now(UTC))
+    validate_json = EVENT_ADAPTER.validate_json
+
+    def parse_only() -> None:
+        for value in values:
+            orjson.loads(value)
+
+    def validate_only() -> None:
+        for value in values:
+            validate_json(value)
+
+    def full_decode() -> None:
+        decode = decoder.decode
+        for value, key, stream in records:
+            decode(value, key, stream, not_after)
+
+    results = {
+        "orjson.loads (ceiling)": _rate(parse_only, len(values), args.repeats),
+        "pydantic validate_json": _rate(validate_only, len(values), args.repeats),
+        "crmstream decode": _rate(full_decode, len(values), args.repeats),
+    }
+    ours = results["crmstream decode"][0]
+    print(f"{len(values):,} events, {args.repeats} runs each, one core ({cpu_model()})")
+    for name, (median, low, high) in results.items():
+        print(f"  {name:<24} {median:>10,.0f} ev/s  [{low:,.0f} .. {high:,.0f}]  "
+              f"ratio to crmstream {median / ours:.2f}")  # fmt: skip
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "decode.json").write_bytes(
+        orjson.dumps(
+            {
+                "benchmark": "decode",
+                "events": len(values),
+                "repeats": args.repeats,
+                "machine": {"python": platform.python_version(), "cpu": cpu_model()},
+                "events_per_second": {
+                    k: {"median": m, "min": lo, "max": hi} for k, (m, lo, hi) in results.items()
+                },
+            },  # fmt: skip
+            option=orjson.OPT_INDENT_2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
