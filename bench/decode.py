@@ -94,7 +94,7 @@ def main() -> None:
                 "events_per_second": {
                     k: {"median": m, "min": lo, "max": hi} for k, (m, lo, hi) in results.items()
                 },
-            },  # fmt: skip
+            },
             option=orjson.OPT_INDENT_2,
         )
     )
