@@ -55,6 +55,8 @@ class SimulationConfig:
     view_to_cart: float = 0.35
     cart_to_order: float = 0.45
     refund_rate: float = 0.05
+    cancel_rate: float = 0.03
+    survey_rate: float = 0.15
     anonymous_share: float = 0.3
     # How often a shopper comes back, on average; sets how fast simulated time runs.
     days_between_visits: float = 3.0
@@ -170,6 +172,10 @@ class Simulator:
         total = f"{cents // 100}.{cents % 100:02d}"
         placed = {"order_id": order_id, "items": items, "total": total, "currency": "CNY"}
         self._event(shopper, at, "order.placed", placed)
+        if rng.random() < self.config.cancel_rate:
+            cancelled = at + timedelta(minutes=rng.randint(1, 60))
+            self._event(shopper, cancelled, "order.cancelled", {"order_id": order_id})
+            return
         paid = at + timedelta(minutes=rng.randint(1, 30))
         self._event(shopper, paid, "order.paid", {"order_id": order_id, "total": total})
         shipped = paid + timedelta(hours=rng.randint(4, 48))
@@ -186,3 +192,9 @@ class Simulator:
             review_at = delivered + timedelta(days=rng.randint(1, 10))
             review = {"item_id": cart[0][0], "order_id": order_id, "rating": rating}
             self._event(shopper, review_at, "review.posted", review)
+        if rng.random() < self.config.survey_rate:
+            # The post-delivery satisfaction survey, answered on a 5-point scale.
+            score = rng.choices((1, 2, 3, 4, 5), weights=(3, 5, 12, 35, 45))[0]
+            answered = delivered + timedelta(days=rng.randint(1, 3))
+            survey = {"survey_id": "post-delivery", "score": score, "scale": 5}
+            self._event(shopper, answered, "survey.answered", survey)

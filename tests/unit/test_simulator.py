@@ -25,7 +25,8 @@ def test_the_whole_funnel_is_there() -> None:
     for expected in (
         "customer.registered", "customer.identified", "item.viewed", "item.favorited",
         "cart.item_added", "order.placed", "order.paid", "order.shipped", "order.delivered",
-        "order.refunded", "review.posted", "search.performed",
+        "order.refunded", "order.cancelled", "review.posted", "search.performed",
+        "survey.answered",
     ):  # fmt: skip
         assert types[expected] > 0, expected
     assert types["item.viewed"] > types["cart.item_added"] > types["order.placed"]
