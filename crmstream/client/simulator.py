@@ -60,7 +60,8 @@ class SimulationConfig:
     anonymous_share: float = 0.3
     # How often a shopper comes back, on average; sets how fast simulated time runs.
     days_between_visits: float = 3.0
-    # Live: event times follow the wall clock (for demos at a --rate), never ahead of it.
+    # Live (demos at a --rate): events keep their simulated order, but each is stamped with
+    # the wall clock as it leaves, so days of shopping play out in minutes, never ahead.
     live: bool = False
 
 
@@ -70,7 +71,7 @@ class Simulator:
     def __init__(self, config: SimulationConfig | None = None) -> None:
         self.config = config or SimulationConfig()
         self.rng = random.Random(self.config.seed)
-        self.clock = datetime.now(UTC) if self.config.live else self.config.start
+        self.clock = self.config.start
         self._pending: list[tuple[datetime, int, JsonEvent]] = []
         self._sequence = 0
         self.shoppers = [
@@ -86,7 +87,10 @@ class Simulator:
             if not self._pending or self._pending[0][0] > self.clock:
                 self._session()
             if self._pending and self._pending[0][0] <= self.clock:
-                yield heapq.heappop(self._pending)[2]
+                event = heapq.heappop(self._pending)[2]
+                if self.config.live:
+                    event["time"] = _rfc3339(datetime.now(UTC))
+                yield event
                 emitted += 1
 
     # ------------------------------------------------------------ building
@@ -96,7 +100,7 @@ class Simulator:
             "id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
             "source": self.rng.choice(("storefront/web", "storefront/app")),
             "type": kind,
-            "time": at.isoformat().replace("+00:00", "Z"),
+            "time": _rfc3339(at),
             "shop": shopper.shop,
             "data": data,
         }
@@ -110,8 +114,6 @@ class Simulator:
     def _session(self) -> None:
         rng = self.rng
         self.clock += timedelta(seconds=rng.expovariate(1 / self._session_gap_s))
-        if self.config.live:
-            self.clock = min(self.clock, datetime.now(UTC))
         shopper = rng.choice(self.shoppers)
         at = self.clock
         # Newcomers always start anonymous; regulars sometimes browse before logging in.
@@ -198,3 +200,7 @@ class Simulator:
             answered = delivered + timedelta(days=rng.randint(1, 3))
             survey = {"survey_id": "post-delivery", "score": score, "scale": 5}
             self._event(shopper, answered, "survey.answered", survey)
+
+
+def _rfc3339(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 from crmstream.client.simulator import SimulationConfig, Simulator
 
@@ -36,3 +37,14 @@ def test_every_event_names_a_customer_or_an_anonymous_session() -> None:
     for event in Simulator().events(3_000):
         assert event["shop"]
         assert event.get("subject") or event.get("anonymousid")
+
+
+def test_live_mode_stamps_the_wall_clock_and_keeps_memory_bounded() -> None:
+    simulator = Simulator(SimulationConfig(seed=3, live=True))
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    events = list(simulator.events(3_000))
+    after = datetime.now(UTC) + timedelta(seconds=1)
+    assert all(before <= datetime.fromisoformat(e["time"]) <= after for e in events)
+    assert {e["type"] for e in events} >= {"customer.registered", "order.placed"}
+    # Only follow-ups (payment, shipping, delivery …) wait in the simulator, not whole days.
+    assert len(simulator._pending) < 1_000
