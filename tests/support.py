@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -20,6 +17,7 @@ from crmstream.admin import delete_topics, list_topics
 from crmstream.settings import Settings
 from handlers.keys import Keys
 from handlers.redis_client import connect_sync
+from streams.cli.child_worker import start_worker, stop_worker
 
 
 def isolated(base: Settings, namespace: str) -> Settings:
@@ -132,23 +130,11 @@ def consume(
 @contextmanager
 def running_worker(settings: Settings, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """A real `crmstream worker` process with the test's settings; stopped with SIGTERM."""
-    env = {**os.environ, **settings_env(settings)}
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start_worker(log, env=settings_env(settings))
     try:
         yield proc
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_worker(proc)
 
 
 def text(value: bytes | str | None) -> str:

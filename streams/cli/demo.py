@@ -7,13 +7,9 @@ publishing at a steady rate, and a live table of what the worker has taken in.
 from __future__ import annotations
 
 import logging
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import click
 from rich.console import Console
@@ -29,6 +25,7 @@ from crmstream.topics import EVENT_STREAMS
 from handlers.flow import flow_counts
 from handlers.keys import Keys
 from handlers.redis_client import connect_sync
+from streams.cli.child_worker import start_worker, stop_worker
 from streams.cli.pacing import Pacer
 
 pass_settings = click.make_pass_decorator(Settings)
@@ -55,17 +52,6 @@ class _Traffic(threading.Thread):
                 publisher.publish(event)
                 self.published[stream_of(event["type"])] += 1
                 pacer.wait(sent)
-
-
-def _start_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as sink:
-        return subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
 
 
 def _table(published: Counter[str], taken: Counter[str], worker_state: str) -> Table:
@@ -100,7 +86,7 @@ def demo(settings: Settings, rate: float, seed: int, duration: float | None) -> 
     # Counts from earlier runs stay in Redis; the table shows this run's.
     baseline = flow_counts(redis.hgetall(flow_key))
     console.print(f"worker log: {log}")
-    worker = _start_worker(settings, log)
+    worker = start_worker(log)
     traffic = _Traffic(settings, rate, seed)
     traffic.start()
     started = time.monotonic()
@@ -121,11 +107,7 @@ def demo(settings: Settings, rate: float, seed: int, duration: float | None) -> 
     finally:
         traffic.stopping.set()
         traffic.join(timeout=30)
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_worker(worker)
         redis.close()
     console.print(f"published {sum(traffic.published.values())}, taken in {sum(taken.values())}")
     if not taken:
