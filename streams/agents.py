@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final, cast
 
@@ -53,28 +53,33 @@ class Ingest:
                 refused.append((message, result))
             else:
                 valid.append(cast(Envelope, result))
-        await self.dead_letters.send(refused)
+        if refused:
+            await _until_done(lambda: self.dead_letters.send(refused), "dead-letter topic", batch)
         if valid:
-            await self._hand_over(valid, batch)
+            await _until_done(lambda: self.sink.handle(valid), "event sink", batch)
 
-    async def _hand_over(self, valid: list[Envelope], batch: Sequence[EventT[bytes]]) -> None:
-        """The sink must take the batch before its offsets move on: retry until it does."""
-        delay = _RETRY_FIRST_S
-        while True:
-            try:
-                await self.sink.handle(valid)
-            except Exception:  # any sink failure is retried, never dropped
-                log.exception(
-                    "event sink failed on %d events (%s .. %s); retrying in %.1fs",
-                    len(valid),
-                    position(batch[0].message),
-                    position(batch[-1].message),
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _RETRY_MAX_S)
-            else:
-                return
+
+async def _until_done(
+    action: Callable[[], Awaitable[None]], what: str, batch: Sequence[EventT[bytes]]
+) -> None:
+    """Nothing is acknowledged before it is done: retry with backoff, never drop."""
+    delay = _RETRY_FIRST_S
+    while True:
+        try:
+            await action()
+        except Exception:  # whatever failed, the batch stays unacknowledged
+            log.exception(
+                "%s failed for %s .. %s (%d messages); retrying in %.1fs",
+                what,
+                position(batch[0].message),
+                position(batch[-1].message),
+                len(batch),
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RETRY_MAX_S)
+        else:
+            return
 
 
 def register_agents(app: faust.App, settings: Settings) -> Ingest:
