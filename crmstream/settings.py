@@ -153,6 +153,30 @@ class IngestSettings(BaseModel):
     future_skew_s: float = Field(default=300.0, ge=0)
 
 
+def _packaged_shop_configs() -> Path:
+    return Path(__file__).resolve().parents[1] / "rules" / "shops"
+
+
+class ProfileSettings(BaseModel):
+    """How live profiles are kept."""
+
+    model_config = _FROZEN
+
+    dedup_window_s: int = Field(default=7 * 86_400, ge=60)
+    # Events later than this behind a customer's newest still count in lifetime totals,
+    # but may miss their sliding-window bucket.
+    lateness_s: int = Field(default=86_400, ge=0)
+    recent_views: int = Field(default=20, ge=1, le=1000)
+    favorites: int = Field(default=100, ge=1, le=10_000)
+    categories: int = Field(default=50, ge=1, le=10_000)
+    # Category affinity weights: a view counts least, an order most.
+    weight_view: int = Field(default=1, ge=0)
+    weight_favorite: int = Field(default=3, ge=0)
+    weight_cart: int = Field(default=5, ge=0)
+    weight_order: int = Field(default=10, ge=0)
+    shop_config_dir: Path = Field(default_factory=_packaged_shop_configs)
+
+
 class PrivacySettings(BaseModel):
     """Phone numbers and e-mail addresses are kept only as keyed hashes (HMAC-SHA256)."""
 
@@ -195,5 +219,6 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     ingest: IngestSettings = IngestSettings()
     privacy: PrivacySettings = PrivacySettings()
+    profiles: ProfileSettings = Field(default_factory=ProfileSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     worker: WorkerSettings = WorkerSettings()

@@ -1,13 +1,27 @@
 """Every Redis key the engine writes, built in one place.
 
 All keys start with the configured prefix, so that several deployments (or
-tests) can share one Redis. Keys of one customer will share one hash tag
-``{shop:customer}`` so that a Redis Cluster keeps them in one slot.
+tests) can share one Redis. Every key of one customer carries the hash tag
+``{shop:customer}``: a Redis Cluster keeps them in one slot, so one script can
+change them together.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
+
+# The keys of one customer, in the order the profile function expects them (KEYS).
+CUSTOMER_KEY_SUFFIXES: Final = (
+    "p",  # hash: facts, counters, recency
+    "w",  # hash: event-time buckets of the sliding windows
+    "c",  # hash: the open cart, item → line
+    "a",  # hash: category affinity
+    "r",  # sorted set: recently viewed items by event time
+    "f",  # sorted set: favourites by event time
+    "d",  # sorted set: ids (digests) of events seen within the dedup window
+    "x",  # string: erased at (tombstone)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +32,15 @@ class Keys:
     def flow(self) -> str:
         """Hash: event stream → events the workers have taken in (a demo and smoke signal)."""
         return f"{self.prefix}:flow"
+
+    def customer(self, shop: str, who: str) -> tuple[str, ...]:
+        """The keys of one customer (or anonymous shopper), in CUSTOMER_KEY_SUFFIXES order."""
+        base = f"{self.prefix}:{{{shop}:{who}}}:"
+        return tuple(base + suffix for suffix in CUSTOMER_KEY_SUFFIXES)
+
+    def customers_of(self, shop: str) -> str:
+        """Pattern of every customer key of a shop (replay and tests only, never a hot path)."""
+        return f"{self.prefix}:{{{shop}:*"
 
     def pattern(self) -> str:
         """Matches every key of this prefix (tests and `replay` wipe with it, never the worker)."""

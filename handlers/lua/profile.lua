@@ -1,0 +1,384 @@
+#!lua name=crmstream_profile
+--[[
+The profile stage: one FCALL applies a whole batch, customer by customer.
+
+KEYS: for each customer, in order, the NK keys named in handlers/keys.py
+      (profile, windows, cart, affinity, recent, favorites, dedup, tombstone).
+Times are epoch milliseconds of event time.
+ARGV: a header, then per customer: its index, its event count, and per event
+      EVENT_WIDTH fields (see handlers/profile/encode.py, which writes them).
+Returns one status per event, in ARGV order: 1 applied, 0 duplicate, 2 erased.
+
+Everything that can arrive out of order is kept order-free: counters add,
+windows add into event-time buckets, recency is min/max, recent views and
+favourites are scored by event time, and a cart line only counts the changes
+made after the last order or clear that took it.
+]]
+
+local NK = 8
+local K_PROFILE, K_WINDOWS, K_CART, K_AFFINITY, K_RECENT, K_FAVORITES, K_DEDUP, K_TOMBSTONE =
+  1, 2, 3, 4, 5, 6, 7, 8
+local EVENT_WIDTH = 7 -- digest, ts, type, a, b, c, d
+
+local APPLIED, DUPLICATE, ERASED = 1, 0, 2
+
+
+
+local function split(text, sep)
+  local out = {}
+  if text == nil or text == '' then return out end
+  for piece in string.gmatch(text, '([^' .. sep .. ']+)') do out[#out + 1] = piece end
+  return out
+end
+
+-- Like split, but keeps empty pieces: "a||b" is three fields.
+local function fields_of(text, sep)
+  local out, start = {}, 1
+  while true do
+    local at = string.find(text, sep, start, true)
+    if at == nil then
+      out[#out + 1] = string.sub(text, start)
+      return out
+    end
+    out[#out + 1] = string.sub(text, start, at - 1)
+    start = at + 1
+  end
+end
+
+-- A customer's profile hash, loaded once and written back once.
+local Profile = {}
+Profile.__index = Profile
+
+local function load_profile(key)
+  local flat = redis.call('HGETALL', key)
+  local fields = {}
+  for i = 1, #flat, 2 do fields[flat[i]] = flat[i + 1] end
+  return setmetatable({key = key, fields = fields, dirty = {}}, Profile)
+end
+
+function Profile:set(name, value)
+  self.fields[name] = tostring(value)
+  self.dirty[name] = true
+end
+
+function Profile:incr(name, by)
+  self:set(name, (tonumber(self.fields[name]) or 0) + by)
+end
+
+function Profile:max(name, value)
+  local current = tonumber(self.fields[name])
+  if current == nil or value > current then self:set(name, value) end
+end
+
+function Profile:min(name, value)
+  local current = tonumber(self.fields[name])
+  if current == nil or value < current then self:set(name, value) end
+end
+
+function Profile:save()
+  local args = {}
+  for name in pairs(self.dirty) do
+    args[#args + 1] = name
+    args[#args + 1] = self.fields[name]
+  end
+  if #args > 0 then redis.call('HSET', self.key, unpack(args)) end
+end
+
+-- Cart lines: "price|price_ts|category|removed_at|ts:delta;ts:delta..."
+local Cart = {}
+Cart.__index = Cart
+
+local function load_cart(key)
+  local flat = redis.call('HGETALL', key)
+  local lines = {}
+  for i = 1, #flat, 2 do
+    local parts = fields_of(flat[i + 1], '|')
+    local entries = {}
+    for _, entry in ipairs(split(parts[5], ';')) do
+      local ts, delta = string.match(entry, '([^:]+):([^:]+)')
+      entries[#entries + 1] = {tonumber(ts), tonumber(delta)}
+    end
+    lines[flat[i]] = {
+      price = tonumber(parts[1]), price_ts = tonumber(parts[2]), category = parts[3],
+      removed_at = tonumber(parts[4]), entries = entries,
+    }
+  end
+  return setmetatable({key = key, lines = lines, dirty = false}, Cart)
+end
+
+function Cart:line(item)
+  local line = self.lines[item]
+  if line == nil then
+    line = {price = 0, price_ts = 0, category = '', removed_at = 0, entries = {}}
+    self.lines[item] = line
+  end
+  return line
+end
+
+function Cart:change(item, ts, delta, category, price)
+  local line = self:line(item)
+  -- A change from before the order (or clear) that took the line is already spent.
+  if ts <= line.removed_at then return end
+  line.entries[#line.entries + 1] = {ts, delta}
+  if price and ts >= line.price_ts then
+    line.price, line.price_ts = price, ts
+  end
+  if category and category ~= '' then line.category = category end
+  self.dirty = true
+end
+
+function Cart:take(item, ts)
+  local line = self:line(item)
+  if ts <= line.removed_at then return end
+  line.removed_at = ts
+  local kept = {}
+  for _, entry in ipairs(line.entries) do
+    if entry[1] > ts then kept[#kept + 1] = entry end
+  end
+  line.entries = kept
+  self.dirty = true
+end
+
+function Cart:clear(ts)
+  for item in pairs(self.lines) do self:take(item, ts) end
+end
+
+function Cart:save(keep_removed_s, now)
+  if not self.dirty then return end
+  redis.call('DEL', self.key)
+  local args = {}
+  for item, line in pairs(self.lines) do
+    local qty = 0
+    for _, entry in ipairs(line.entries) do qty = qty + entry[2] end
+    -- A taken line stays a while as a marker, so a late add from before the order stays out.
+    if qty ~= 0 or #line.entries > 0 or now - line.removed_at < keep_removed_s then
+      local encoded = {}
+      for i, entry in ipairs(line.entries) do encoded[i] = entry[1] .. ':' .. entry[2] end
+      args[#args + 1] = item
+      args[#args + 1] = table.concat(
+        {line.price, line.price_ts, line.category, line.removed_at, table.concat(encoded, ';')},
+        '|')
+    end
+  end
+  if #args > 0 then redis.call('HSET', self.key, unpack(args)) end
+end
+
+local function bump_windows(key, ts, hour_fields, day_fields)
+  local hour, day = math.floor(ts / 3600000), math.floor(ts / 86400000)
+  for _, pair in ipairs(hour_fields) do
+    redis.call('HINCRBY', key, pair[1] .. hour, pair[2])
+  end
+  for _, pair in ipairs(day_fields) do
+    redis.call('HINCRBY', key, pair[1] .. day, pair[2])
+  end
+end
+
+local function prune_windows(key, latest, keep_hours, keep_days)
+  local oldest_hour = math.floor(latest / 3600000) - keep_hours
+  local oldest_day = math.floor(latest / 86400000) - keep_days
+  local stale = {}
+  for _, field in ipairs(redis.call('HKEYS', key)) do
+    local kind, bucket = string.sub(field, 2, 2), tonumber(string.sub(field, 3))
+    if (kind == 'h' and bucket < oldest_hour) or (kind == 'd' and bucket < oldest_day) then
+      stale[#stale + 1] = field
+    end
+  end
+  if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
+end
+
+local function touch_affinity(key, category, weight, max_categories)
+  if category == nil or category == '' then return end
+  local score = redis.call('HINCRBY', key, category, weight)
+  if score == weight and redis.call('HLEN', key) > max_categories then
+    -- Over the bound: the weakest category goes.
+    local flat = redis.call('HGETALL', key)
+    local weakest, lowest = nil, nil
+    for i = 1, #flat, 2 do
+      local value = tonumber(flat[i + 1])
+      if lowest == nil or value < lowest then weakest, lowest = flat[i], value end
+    end
+    redis.call('HDEL', key, weakest)
+  end
+end
+
+local function apply_facts(profile, encoded, ts)
+  for _, pair in ipairs(split(encoded, '\n')) do
+    local name, value = string.match(pair, '([^\t]+)\t(.*)')
+    if name then profile:set(name, value) end
+  end
+  profile:max('facts_at', ts)
+end
+
+local function apply_event(ctx, ts, kind, a, b, c, d)
+  local p, w = ctx.profile, ctx.keys[K_WINDOWS]
+  local weights = ctx.weights
+  p:min('first_seen', ts)
+  p:max('last_seen', ts)
+  if kind == 'item.viewed' then
+    p:incr('views', 1)
+    p:max('last_view', ts)
+    bump_windows(w, ts, {{'vh', 1}}, {{'vd', 1}})
+    touch_affinity(ctx.keys[K_AFFINITY], b, weights.view, ctx.max_categories)
+    ctx.recent[#ctx.recent + 1] = ts
+    ctx.recent[#ctx.recent + 1] = a
+  elseif kind == 'item.favorited' then
+    p:incr('favorites', 1)
+    touch_affinity(ctx.keys[K_AFFINITY], b, weights.favorite, ctx.max_categories)
+    ctx.favorites[#ctx.favorites + 1] = ts
+    ctx.favorites[#ctx.favorites + 1] = a
+  elseif kind == 'search.performed' then
+    p:incr('searches', 1)
+  elseif kind == 'cart.item_added' then
+    p:incr('cart_adds', 1)
+    p:max('last_cart', ts)
+    bump_windows(w, ts, {{'ch', 1}}, {})
+    touch_affinity(ctx.keys[K_AFFINITY], b, weights.cart, ctx.max_categories)
+    -- A late add from before the last clear was cleared with the rest.
+    if ts > (tonumber(p.fields['cart_cleared_at']) or 0) then
+      ctx:cart():change(a, ts, tonumber(c), b, tonumber(d))
+    end
+  elseif kind == 'cart.item_removed' then
+    if ts > (tonumber(p.fields['cart_cleared_at']) or 0) then
+      ctx:cart():change(a, ts, -tonumber(c), nil, nil)
+    end
+  elseif kind == 'cart.cleared' then
+    p:max('cart_cleared_at', ts)
+    ctx:cart():clear(ts)
+  elseif kind == 'order.placed' then
+    p:incr('orders', 1)
+    p:incr('units', tonumber(d))
+    p:max('last_order', ts)
+    bump_windows(w, ts, {}, {{'od', 1}})
+    local cart = ctx:cart()
+    for _, line in ipairs(split(b, '\n')) do
+      local item, category = string.match(line, '([^\t]+)\t(.*)')
+      touch_affinity(ctx.keys[K_AFFINITY], category, weights.order, ctx.max_categories)
+      cart:take(item, ts)
+    end
+  elseif kind == 'order.paid' then
+    p:incr('paid_orders', 1)
+    p:incr('spend', tonumber(c))
+    p:incr('points', tonumber(d))
+    p:max('last_paid', ts)
+    bump_windows(w, ts, {}, {{'sd', tonumber(c)}})
+  elseif kind == 'order.shipped' then
+    p:max('last_shipped', ts)
+  elseif kind == 'order.delivered' then
+    p:max('last_delivered', ts)
+  elseif kind == 'order.cancelled' then
+    p:incr('cancels', 1)
+  elseif kind == 'order.refunded' then
+    p:incr('refunds', 1)
+    p:incr('spend', -tonumber(c))
+    p:incr('points', -tonumber(d))
+    bump_windows(w, ts, {}, {{'sd', -tonumber(c)}})
+  elseif kind == 'review.posted' then
+    local rating = tonumber(c)
+    p:incr('reviews', 1)
+    p:incr('rating_sum', rating)
+    if rating <= 2 then p:incr('complaints', 1) end
+    p:max('last_review', ts)
+  elseif kind == 'survey.answered' then
+    p:incr('surveys', 1)
+    if c == '1' then p:incr('satisfied', 1) end
+  elseif kind == 'customer.registered' then
+    p:min('registered_at', ts)
+    apply_facts(p, b, ts)
+  elseif kind == 'customer.updated' then
+    apply_facts(p, b, ts)
+  end
+end
+
+local Context = {}
+Context.__index = Context
+
+function Context:cart()
+  if self.cart_state == nil then self.cart_state = load_cart(self.keys[K_CART]) end
+  return self.cart_state
+end
+
+local function new_context(ckeys, weights, max_categories)
+  return setmetatable({
+    keys = ckeys, profile = load_profile(ckeys[K_PROFILE]), weights = weights,
+    max_categories = max_categories, recent = {}, favorites = {},
+  }, Context)
+end
+
+local function apply_batch(keys, args)
+  local dedup_window = tonumber(args[1])
+  local keep_hours, keep_days = tonumber(args[2]), tonumber(args[3])
+  local max_recent, max_favorites = tonumber(args[4]), tonumber(args[5])
+  local max_categories = tonumber(args[6])
+  local weights = {
+    view = tonumber(args[7]), favorite = tonumber(args[8]),
+    cart = tonumber(args[9]), order = tonumber(args[10]),
+  }
+  -- Dedup marks are scored by when we saw the event, not by its event time: a redelivery
+  -- comes soon after the first delivery, however old the event itself is.
+  local now = tonumber(args[11])
+  local cursor = 12
+  local statuses = {}
+  while cursor <= #args do
+    local index, count = tonumber(args[cursor]), tonumber(args[cursor + 1])
+    cursor = cursor + 2
+    local ckeys = {}
+    for k = 1, NK do ckeys[k] = keys[(index - 1) * NK + k] end
+    local erased_at = tonumber(redis.call('GET', ckeys[K_TOMBSTONE]) or '')
+    local digests = {}
+    for e = 0, count - 1 do digests[e + 1] = args[cursor + e * EVENT_WIDTH] end
+    local seen = redis.call('ZMSCORE', ckeys[K_DEDUP], unpack(digests))
+    local ctx = new_context(ckeys, weights, max_categories)
+    local fresh, marks, latest = {}, {}, 0
+    for e = 1, count do
+      local at = cursor + (e - 1) * EVENT_WIDTH
+      local digest, ts = args[at], tonumber(args[at + 1])
+      if seen[e] or fresh[digest] then
+        statuses[#statuses + 1] = DUPLICATE
+      elseif erased_at and ts <= erased_at then
+        -- Forgotten on request: late events must not bring the old profile back.
+        statuses[#statuses + 1] = ERASED
+      elseif args[at + 2] == 'customer.erasure_requested' then
+        -- Everything goes, dedup marks too (they could re-identify); the tombstone stays.
+        for k = 1, NK - 1 do redis.call('DEL', ckeys[k]) end
+        erased_at = math.max(erased_at or 0, ts)
+        redis.call('SET', ckeys[K_TOMBSTONE], erased_at)
+        ctx = new_context(ckeys, weights, max_categories)
+        fresh, marks, latest = {}, {}, 0
+        statuses[#statuses + 1] = APPLIED
+      else
+        fresh[digest] = true
+        marks[#marks + 1] = now
+        marks[#marks + 1] = digest
+        apply_event(ctx, ts, args[at + 2], args[at + 3], args[at + 4], args[at + 5], args[at + 6])
+        if ts > latest then latest = ts end
+        statuses[#statuses + 1] = APPLIED
+      end
+    end
+    cursor = cursor + count * EVENT_WIDTH
+    if #marks > 0 then
+      local p = ctx.profile
+      redis.call('ZADD', ckeys[K_DEDUP], unpack(marks))
+      local newest = tonumber(p.fields['last_seen']) or latest
+      redis.call('ZREMRANGEBYSCORE', ckeys[K_DEDUP], '-inf', '(' .. (now - dedup_window))
+      if #ctx.recent > 0 then
+        redis.call('ZADD', ckeys[K_RECENT], 'GT', unpack(ctx.recent))
+        redis.call('ZREMRANGEBYRANK', ckeys[K_RECENT], 0, -(max_recent + 1))
+      end
+      if #ctx.favorites > 0 then
+        redis.call('ZADD', ckeys[K_FAVORITES], 'GT', unpack(ctx.favorites))
+        redis.call('ZREMRANGEBYRANK', ckeys[K_FAVORITES], 0, -(max_favorites + 1))
+      end
+      if ctx.cart_state then ctx.cart_state:save(dedup_window, newest) end
+      -- Buckets older than the longest window (plus lateness) go, once an hour of event time.
+      local hour = math.floor(newest / 3600000)
+      if tonumber(p.fields['pruned_hour']) ~= hour then
+        prune_windows(ckeys[K_WINDOWS], newest, keep_hours, keep_days)
+        p:set('pruned_hour', hour)
+      end
+      p:save()
+    end
+  end
+  return statuses
+end
+
+redis.register_function('crm_apply_batch', apply_batch)

@@ -1,0 +1,1 @@
+"""Live customer profiles in Redis: applying batches, reading profiles back."""

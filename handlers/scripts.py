@@ -1,0 +1,11 @@
+"""Redis Function libraries and their function names, in one place."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Final
+
+_LUA = files("handlers") / "lua"
+
+PROFILE_LIBRARY: Final = (_LUA / "profile.lua").read_text(encoding="utf-8")
+APPLY_BATCH: Final = "crm_apply_batch"
