@@ -169,6 +169,8 @@ class ProfileSettings(BaseModel):
     recent_views: int = Field(default=20, ge=1, le=1000)
     favorites: int = Field(default=100, ge=1, le=10_000)
     categories: int = Field(default=50, ge=1, le=10_000)
+    # Items whose cart line an order took, remembered so that a late add stays out.
+    cart_markers: int = Field(default=100, ge=0, le=10_000)
     # Category affinity weights: a view counts least, an order most.
     weight_view: int = Field(default=1, ge=0)
     weight_favorite: int = Field(default=3, ge=0)

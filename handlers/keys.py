@@ -21,6 +21,7 @@ CUSTOMER_KEY_SUFFIXES: Final = (
     "f",  # sorted set: favourites by event time
     "d",  # sorted set: ids (digests) of events seen within the dedup window
     "x",  # string: erased at (tombstone)
+    "al",  # string: for an anonymous shopper, the customer it was merged into
 )
 
 

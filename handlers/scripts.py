@@ -9,3 +9,5 @@ _LUA = files("handlers") / "lua"
 
 PROFILE_LIBRARY: Final = (_LUA / "profile.lua").read_text(encoding="utf-8")
 APPLY_BATCH: Final = "crm_apply_batch"
+DETACH: Final = "crm_detach"
+FORGET_DETACHED: Final = "crm_forget_detached"

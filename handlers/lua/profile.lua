@@ -7,7 +7,10 @@ KEYS: for each customer, in order, the NK keys named in handlers/keys.py
 Times are epoch milliseconds of event time.
 ARGV: a header, then per customer: its index, its event count, and per event
       EVENT_WIDTH fields (see handlers/profile/encode.py, which writes them).
-Returns one status per event, in ARGV order: 1 applied, 0 duplicate, 2 erased.
+Returns {statuses, redirects}: one status per event, in ARGV order (1 applied,
+0 duplicate, 2 erased, 3 redirected), and for every anonymous shopper already
+merged into a customer, its index and that customer, so the caller can send
+its events there.
 
 Everything that can arrive out of order is kept order-free: counters add,
 windows add into event-time buckets, recency is min/max, recent views and
@@ -15,12 +18,26 @@ favourites are scored by event time, and a cart line only counts the changes
 made after the last order or clear that took it.
 ]]
 
-local NK = 8
-local K_PROFILE, K_WINDOWS, K_CART, K_AFFINITY, K_RECENT, K_FAVORITES, K_DEDUP, K_TOMBSTONE =
-  1, 2, 3, 4, 5, 6, 7, 8
+local NK = 9
+local K_PROFILE, K_WINDOWS, K_CART, K_AFFINITY, K_RECENT, K_FAVORITES, K_DEDUP = 1, 2, 3, 4, 5, 6, 7
+local K_TOMBSTONE, K_ALIAS = 8, 9
+local DATA_KEYS = 7 -- the first seven hold the profile; tombstone and alias outlive it
 local EVENT_WIDTH = 7 -- digest, ts, type, a, b, c, d
 
-local APPLIED, DUPLICATE, ERASED = 1, 0, 2
+local APPLIED, DUPLICATE, ERASED, REDIRECTED = 1, 0, 2, 3
+
+-- How each profile field merges when an anonymous history joins a customer.
+local MERGE_MIN = {first_seen = true, registered_at = true}
+local MERGE_MAX = {
+  last_seen = true, last_view = true, last_cart = true, last_order = true, last_paid = true,
+  last_shipped = true, last_delivered = true, last_review = true, facts_at = true,
+}
+local MERGE_ADD = {
+  views = true, favorites = true, cart_adds = true, searches = true, orders = true,
+  units = true, paid_orders = true, spend = true, points = true, refunds = true,
+  cancels = true, reviews = true, rating_sum = true, complaints = true, surveys = true,
+  satisfied = true,
+}
 
 
 
@@ -88,7 +105,7 @@ end
 local Cart = {}
 Cart.__index = Cart
 
-local function load_cart(key)
+local function load_cart(key, cleared_at)
   local flat = redis.call('HGETALL', key)
   local lines = {}
   for i = 1, #flat, 2 do
@@ -103,7 +120,7 @@ local function load_cart(key)
       removed_at = tonumber(parts[4]), entries = entries,
     }
   end
-  return setmetatable({key = key, lines = lines, dirty = false}, Cart)
+  return setmetatable({key = key, lines = lines, cleared_at = cleared_at, dirty = false}, Cart)
 end
 
 function Cart:line(item)
@@ -118,7 +135,7 @@ end
 function Cart:change(item, ts, delta, category, price)
   local line = self:line(item)
   -- A change from before the order (or clear) that took the line is already spent.
-  if ts <= line.removed_at then return end
+  if ts <= line.removed_at or ts <= self.cleared_at then return end
   line.entries[#line.entries + 1] = {ts, delta}
   if price and ts >= line.price_ts then
     line.price, line.price_ts = price, ts
@@ -141,17 +158,21 @@ end
 
 function Cart:clear(ts)
   for item in pairs(self.lines) do self:take(item, ts) end
+  if ts > self.cleared_at then self.cleared_at = ts end
 end
 
-function Cart:save(keep_removed_s, now)
+function Cart:save(max_markers)
   if not self.dirty then return end
   redis.call('DEL', self.key)
-  local args = {}
+  local args, markers = {}, {}
   for item, line in pairs(self.lines) do
     local qty = 0
     for _, entry in ipairs(line.entries) do qty = qty + entry[2] end
-    -- A taken line stays a while as a marker, so a late add from before the order stays out.
-    if qty ~= 0 or #line.entries > 0 or now - line.removed_at < keep_removed_s then
+    if #line.entries == 0 then
+      -- A taken line stays as a marker, so that a late add from before the order stays
+      -- out (a replay can run one partition far ahead of another). Only the newest are kept.
+      markers[#markers + 1] = {line.removed_at, item}
+    else
       local encoded = {}
       for i, entry in ipairs(line.entries) do encoded[i] = entry[1] .. ':' .. entry[2] end
       args[#args + 1] = item
@@ -159,6 +180,12 @@ function Cart:save(keep_removed_s, now)
         {line.price, line.price_ts, line.category, line.removed_at, table.concat(encoded, ';')},
         '|')
     end
+  end
+  table.sort(markers, function(x, y) return x[1] > y[1] end)
+  for i = 1, math.min(#markers, max_markers) do
+    local line = self.lines[markers[i][2]]
+    args[#args + 1] = markers[i][2]
+    args[#args + 1] = table.concat({line.price, line.price_ts, line.category, line.removed_at, ''}, '|')
   end
   if #args > 0 then redis.call('HSET', self.key, unpack(args)) end
 end
@@ -209,6 +236,8 @@ local function apply_facts(profile, encoded, ts)
   profile:max('facts_at', ts)
 end
 
+local merge -- defined below, with the Context it works on
+
 local function apply_event(ctx, ts, kind, a, b, c, d)
   local p, w = ctx.profile, ctx.keys[K_WINDOWS]
   local weights = ctx.weights
@@ -233,14 +262,9 @@ local function apply_event(ctx, ts, kind, a, b, c, d)
     p:max('last_cart', ts)
     bump_windows(w, ts, {{'ch', 1}}, {})
     touch_affinity(ctx.keys[K_AFFINITY], b, weights.cart, ctx.max_categories)
-    -- A late add from before the last clear was cleared with the rest.
-    if ts > (tonumber(p.fields['cart_cleared_at']) or 0) then
-      ctx:cart():change(a, ts, tonumber(c), b, tonumber(d))
-    end
+    ctx:cart():change(a, ts, tonumber(c), b, tonumber(d))
   elseif kind == 'cart.item_removed' then
-    if ts > (tonumber(p.fields['cart_cleared_at']) or 0) then
-      ctx:cart():change(a, ts, -tonumber(c), nil, nil)
-    end
+    ctx:cart():change(a, ts, -tonumber(c), nil, nil)
   elseif kind == 'cart.cleared' then
     p:max('cart_cleared_at', ts)
     ctx:cart():clear(ts)
@@ -286,6 +310,8 @@ local function apply_event(ctx, ts, kind, a, b, c, d)
     apply_facts(p, b, ts)
   elseif kind == 'customer.updated' then
     apply_facts(p, b, ts)
+  elseif kind == 'customer.identified' and b ~= '' then
+    merge(ctx, cjson.decode(b))
   end
 end
 
@@ -293,8 +319,51 @@ local Context = {}
 Context.__index = Context
 
 function Context:cart()
-  if self.cart_state == nil then self.cart_state = load_cart(self.keys[K_CART]) end
+  if self.cart_state == nil then
+    local cleared_at = tonumber(self.profile.fields['cart_cleared_at']) or 0
+    self.cart_state = load_cart(self.keys[K_CART], cleared_at)
+  end
   return self.cart_state
+end
+
+-- An anonymous shopper's history (from crm_detach) joins this customer's.
+merge = function(ctx, state)
+  local p = ctx.profile
+  for i = 1, #state.p, 2 do
+    local name, value = state.p[i], state.p[i + 1]
+    if MERGE_MIN[name] then p:min(name, tonumber(value))
+    elseif MERGE_MAX[name] then p:max(name, tonumber(value))
+    elseif MERGE_ADD[name] then p:incr(name, tonumber(value))
+    end
+  end
+  for i = 1, #state.w, 2 do
+    redis.call('HINCRBY', ctx.keys[K_WINDOWS], state.w[i], state.w[i + 1])
+  end
+  for i = 1, #state.a, 2 do
+    redis.call('HINCRBY', ctx.keys[K_AFFINITY], state.a[i], state.a[i + 1])
+  end
+  local cart = ctx:cart()
+  for i = 1, #state.c, 2 do
+    local item, parts = state.c[i], fields_of(state.c[i + 1], '|')
+    local price, price_ts, category = tonumber(parts[1]), tonumber(parts[2]), parts[3]
+    for _, entry in ipairs(split(parts[5], ';')) do
+      local ts, delta = string.match(entry, '([^:]+):([^:]+)')
+      cart:change(item, tonumber(ts), tonumber(delta), category, nil)
+    end
+    local line = cart:line(item)
+    if price_ts > line.price_ts then line.price, line.price_ts = price, price_ts end
+  end
+  for i = 1, #state.r, 2 do
+    ctx.recent[#ctx.recent + 1] = state.r[i + 1]
+    ctx.recent[#ctx.recent + 1] = state.r[i]
+  end
+  for i = 1, #state.f, 2 do
+    ctx.favorites[#ctx.favorites + 1] = state.f[i + 1]
+    ctx.favorites[#ctx.favorites + 1] = state.f[i]
+  end
+  for i = 1, #state.d, 2 do
+    redis.call('ZADD', ctx.keys[K_DEDUP], state.d[i + 1], state.d[i])
+  end
 end
 
 local function new_context(ckeys, weights, max_categories)
@@ -316,14 +385,23 @@ local function apply_batch(keys, args)
   -- Dedup marks are scored by when we saw the event, not by its event time: a redelivery
   -- comes soon after the first delivery, however old the event itself is.
   local now = tonumber(args[11])
-  local cursor = 12
-  local statuses = {}
+  local max_cart_markers = tonumber(args[12])
+  local cursor = 13
+  local statuses, redirects = {}, {}
   while cursor <= #args do
     local index, count = tonumber(args[cursor]), tonumber(args[cursor + 1])
     cursor = cursor + 2
     local ckeys = {}
     for k = 1, NK do ckeys[k] = keys[(index - 1) * NK + k] end
     local erased_at = tonumber(redis.call('GET', ckeys[K_TOMBSTONE]) or '')
+    local alias = redis.call('GET', ckeys[K_ALIAS])
+    if alias then
+      -- Merged into a customer already: its events belong there now.
+      for _ = 1, count do statuses[#statuses + 1] = REDIRECTED end
+      redirects[#redirects + 1] = index
+      redirects[#redirects + 1] = alias
+      cursor = cursor + count * EVENT_WIDTH
+    else
     local digests = {}
     for e = 0, count - 1 do digests[e + 1] = args[cursor + e * EVENT_WIDTH] end
     local seen = redis.call('ZMSCORE', ckeys[K_DEDUP], unpack(digests))
@@ -339,7 +417,7 @@ local function apply_batch(keys, args)
         statuses[#statuses + 1] = ERASED
       elseif args[at + 2] == 'customer.erasure_requested' then
         -- Everything goes, dedup marks too (they could re-identify); the tombstone stays.
-        for k = 1, NK - 1 do redis.call('DEL', ckeys[k]) end
+        for k = 1, DATA_KEYS do redis.call('DEL', ckeys[k]) end
         erased_at = math.max(erased_at or 0, ts)
         redis.call('SET', ckeys[K_TOMBSTONE], erased_at)
         ctx = new_context(ckeys, weights, max_categories)
@@ -368,7 +446,10 @@ local function apply_batch(keys, args)
         redis.call('ZADD', ckeys[K_FAVORITES], 'GT', unpack(ctx.favorites))
         redis.call('ZREMRANGEBYRANK', ckeys[K_FAVORITES], 0, -(max_favorites + 1))
       end
-      if ctx.cart_state then ctx.cart_state:save(dedup_window, newest) end
+      if ctx.cart_state then
+        ctx.cart_state:save(max_cart_markers)
+        if ctx.cart_state.cleared_at > 0 then p:max('cart_cleared_at', ctx.cart_state.cleared_at) end
+      end
       -- Buckets older than the longest window (plus lateness) go, once an hour of event time.
       local hour = math.floor(newest / 3600000)
       if tonumber(p.fields['pruned_hour']) ~= hour then
@@ -377,8 +458,37 @@ local function apply_batch(keys, args)
       end
       p:save()
     end
+    end
   end
-  return statuses
+  return {statuses, redirects}
+end
+
+-- First step of a login merge, on the anonymous shopper's own keys: point it at the
+-- customer (once; a second customer is refused) and hand back its history, which
+-- stays frozen, since its later events now go to the customer.
+local function detach(keys, args)
+  local customer = args[1]
+  local alias = redis.call('GET', keys[K_ALIAS])
+  if alias and alias ~= customer then return {'taken', alias} end
+  if not alias then redis.call('SET', keys[K_ALIAS], customer) end
+  local state = {
+    p = redis.call('HGETALL', keys[K_PROFILE]),
+    w = redis.call('HGETALL', keys[K_WINDOWS]),
+    c = redis.call('HGETALL', keys[K_CART]),
+    a = redis.call('HGETALL', keys[K_AFFINITY]),
+    r = redis.call('ZRANGE', keys[K_RECENT], 0, -1, 'WITHSCORES'),
+    f = redis.call('ZRANGE', keys[K_FAVORITES], 0, -1, 'WITHSCORES'),
+    d = redis.call('ZRANGE', keys[K_DEDUP], 0, -1, 'WITHSCORES'),
+  }
+  return {'ok', cjson.encode(state)}
+end
+
+-- Last step: once the customer has the history, the anonymous copy goes (the alias stays).
+local function forget_detached(keys)
+  for k = 1, DATA_KEYS do redis.call('DEL', keys[k]) end
+  return 1
 end
 
 redis.register_function('crm_apply_batch', apply_batch)
+redis.register_function('crm_detach', detach)
+redis.register_function('crm_forget_detached', forget_detached)

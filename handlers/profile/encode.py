@@ -73,8 +73,13 @@ def encode_facts(data: CustomerFacts, hash_key: bytes | None) -> str:
     return "\n".join(f"{name}\t{value}" for name, value in facts)
 
 
-def encode_event(event: Envelope, config: ShopConfig, hash_key: bytes | None) -> EncodedEvent:
-    """One event's fields. Contact details in clear are hashed here, or dropped without a key."""
+def encode_event(
+    event: Envelope, config: ShopConfig, hash_key: bytes | None, merged: str = ""
+) -> EncodedEvent:
+    """One event's fields. Contact details in clear are hashed here, or dropped without a key.
+
+    ``merged`` is, for customer.identified, the anonymous history to merge (from crm_detach).
+    """
     a = b = c = d = ""
     match event:
         case ev.ItemViewed() | ev.ItemFavorited():
@@ -102,6 +107,8 @@ def encode_event(event: Envelope, config: ShopConfig, hash_key: bytes | None) ->
             c = "1" if satisfied else "0"
         case ev.CustomerRegistered() | ev.CustomerUpdated():
             b = encode_facts(event.data, hash_key)
+        case ev.CustomerIdentified():
+            a, b = event.data.anonymousid, merged
         case _:
             pass
     return (digest(event.id), epoch_ms(event.time), event.type, a, b, c, d)  # type: ignore[attr-defined]

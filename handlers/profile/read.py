@@ -93,7 +93,7 @@ class ProfileReader:
 
     async def read(self, shop: str, who: str, as_of_ms: int | None = None) -> Profile | None:
         """The profile, or None for a customer never seen or forgotten on request."""
-        p, w, c, a, r, f, _dedup, _tombstone = self._keys.customer(shop, who)
+        p, w, c, a, r, f, *_dedup_tombstone_alias = self._keys.customer(shop, who)
         pipe = self._client.pipeline(transaction=False)
         pipe.hgetall(p)
         pipe.hgetall(w)

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import redis.asyncio
 from redis.exceptions import ResponseError
@@ -20,16 +20,18 @@ from redis.exceptions import ResponseError
 from crmstream.settings import ProfileSettings, Settings
 from handlers.keys import Keys
 from handlers.profile.encode import EncodedEvent, encode_event
+from handlers.profile.identity import AliasCache, is_junk
 from handlers.redis_client import connect
-from handlers.scripts import APPLY_BATCH, PROFILE_LIBRARY
+from handlers.scripts import APPLY_BATCH, DETACH, FORGET_DETACHED, PROFILE_LIBRARY
 from handlers.shop_configs import ShopConfigs
-from schemas.events import Envelope
+from schemas.events import CustomerIdentified, Envelope
 
 log = logging.getLogger("crmstream.profiles")
 
 APPLIED: Final = 1
 DUPLICATE: Final = 0
 ERASED: Final = 2
+REDIRECTED: Final = 3
 _HOUR_S: Final = 3600
 _DAY_S: Final = 86_400
 
@@ -39,6 +41,7 @@ class BatchOutcome:
     applied: int
     duplicates: int
     erased: int
+    unattributed: int = 0  # anonymous events under a placeholder id, kept out of profiles
 
 
 def _header(settings: ProfileSettings) -> list[int]:
@@ -73,6 +76,8 @@ class ProfileStage:
         self._header = _header(settings)
         self._shops = shops
         self._hash_key = hash_key
+        self._aliases = AliasCache()
+        self._max_cart_markers = settings.cart_markers
         self._loaded = False
 
     @classmethod
@@ -90,38 +95,119 @@ class ProfileStage:
         await self.apply(events)
 
     async def apply(self, events: Sequence[Envelope]) -> BatchOutcome:
-        by_customer: dict[tuple[str, str], list[EncodedEvent]] = {}
+        """Apply a batch; raises (and applies nothing more) if Redis fails."""
+        if not self._loaded:
+            await self.load_functions()
+        merges = await self._detach_merged(events)
+        groups: dict[tuple[str, str], list[EncodedEvent]] = {}
+        unattributed = 0
         for event in events:
-            encoded = encode_event(event, self._shops.for_shop(event.shop), self._hash_key)
-            by_customer.setdefault((event.shop, event.who), []).append(encoded)
+            shop, who = event.shop, event.who
+            if event.subject is None:
+                if is_junk(who):
+                    unattributed += 1
+                    continue
+                who = self._aliases.get(shop, who) or who
+            merged = merges.get(event.id, "")
+            encoded = encode_event(event, self._shops.for_shop(shop), self._hash_key, merged)
+            groups.setdefault((shop, who), []).append(encoded)
+        statuses: list[int] = []
+        while groups:
+            done, redirected = await self._apply_groups(groups)
+            statuses.extend(done)
+            groups = redirected
+        await self._forget_detached(events, merges)
+        return BatchOutcome(
+            applied=statuses.count(APPLIED),
+            duplicates=statuses.count(DUPLICATE),
+            erased=statuses.count(ERASED),
+            unattributed=unattributed,
+        )
+
+    async def _apply_groups(
+        self, groups: dict[tuple[str, str], list[EncodedEvent]]
+    ) -> tuple[list[int], dict[tuple[str, str], list[EncodedEvent]]]:
+        """One FCALL for all groups; groups of merged anonymous shoppers come back rerouted."""
+        order = list(groups)
         keys: list[str] = []
-        args: list[bytes | str | int] = [*self._header, int(time.time() * 1000)]
-        for index, ((shop, who), encoded_events) in enumerate(by_customer.items(), 1):
+        args: list[bytes | str | int] = [
+            *self._header,
+            int(time.time() * 1000),
+            self._max_cart_markers,
+        ]
+        for index, (shop, who) in enumerate(order, 1):
+            encoded_events = groups[(shop, who)]
             keys.extend(self._keys.customer(shop, who))
             args.append(index)
             args.append(len(encoded_events))
             for encoded in encoded_events:
                 args.extend(encoded)
-        statuses = await self._call(keys, args)
-        return BatchOutcome(
-            applied=statuses.count(APPLIED),
-            duplicates=statuses.count(DUPLICATE),
-            erased=statuses.count(ERASED),
-        )
+        statuses, redirects = await self._fcall(APPLY_BATCH, keys, args)
+        rerouted: dict[tuple[str, str], list[EncodedEvent]] = {}
+        for position in range(0, len(redirects), 2):
+            shop, anonymous_id = order[int(redirects[position]) - 1]
+            customer = redirects[position + 1].decode()
+            self._aliases.put(shop, anonymous_id, customer)
+            rerouted.setdefault((shop, customer), []).extend(groups[(shop, anonymous_id)])
+        return [int(status) for status in statuses if int(status) != REDIRECTED], rerouted
 
-    async def _call(self, keys: list[str], args: list[bytes | str | int]) -> list[int]:
-        if not self._loaded:
-            await self.load_functions()
+    async def _detach_merged(self, events: Sequence[Envelope]) -> dict[str, str]:
+        """Step one of each login in the batch: freeze the anonymous history, get it back."""
+        logins: list[CustomerIdentified] = []
+        first_login: set[tuple[str, str]] = set()
+        for event in events:
+            if isinstance(event, CustomerIdentified) and not is_junk(event.data.anonymousid):
+                # Shoppers log in again and again: only the first login of an anonymous id in
+                # the batch carries its history, or the batch would merge it twice.
+                key = (event.shop, event.data.anonymousid)
+                if key not in first_login:
+                    first_login.add(key)
+                    logins.append(event)
+        if not logins:
+            return {}
+        pipe = self._client.pipeline(transaction=False)
+        for login in logins:
+            anonymous_keys = self._keys.customer(login.shop, login.data.anonymousid)
+            pipe.fcall(DETACH, len(anonymous_keys), *anonymous_keys, login.who)
+        merges: dict[str, str] = {}
+        for login, (status, payload) in zip(logins, await pipe.execute(), strict=True):
+            if status == b"ok":
+                merges[login.id] = payload.decode("latin-1")
+                self._aliases.put(login.shop, login.data.anonymousid, login.who)
+            else:
+                log.warning(
+                    "anonymous id %s of shop %s already belongs to another customer; "
+                    "event %s merges nothing",
+                    login.data.anonymousid,
+                    login.shop,
+                    login.id,
+                )
+        return merges
+
+    async def _forget_detached(self, events: Sequence[Envelope], merges: dict[str, str]) -> None:
+        """Last step: the customer has the history, the anonymous copy can go."""
+        if not merges:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for event in events:
+            if event.id in merges and isinstance(event, CustomerIdentified):
+                anonymous_keys = self._keys.customer(event.shop, event.data.anonymousid)
+                pipe.fcall(FORGET_DETACHED, len(anonymous_keys), *anonymous_keys)
+        await pipe.execute()
+
+    async def _fcall(
+        self, function: str, keys: list[str], args: list[bytes | str | int]
+    ) -> list[Any]:
         try:
-            result = await self._client.fcall(APPLY_BATCH, len(keys), *keys, *args)
+            result = await self._client.fcall(function, len(keys), *keys, *args)
         except ResponseError as exc:
             if "Function not found" not in str(exc):
                 raise
             # Redis restarted without persistence, or was flushed: load the library again.
-            log.warning("profile function missing in Redis; loading it again")
+            log.warning("profile functions missing in Redis; loading them again")
             await self.load_functions()
-            result = await self._client.fcall(APPLY_BATCH, len(keys), *keys, *args)
-        return [int(status) for status in result]
+            result = await self._client.fcall(function, len(keys), *keys, *args)
+        return list(result)
 
     async def load_functions(self) -> None:
         await self._client.function_load(PROFILE_LIBRARY, replace=True)

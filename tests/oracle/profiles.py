@@ -1,0 +1,276 @@
+"""The reference: every profile field computed the plain way, from the whole event history.
+
+No buckets, no Lua, no incremental state: each field is what its definition says
+over the events a customer owns. The engine must agree with it field by field.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from handlers.profile.identity import is_junk
+from handlers.profile.read import iso, money
+from rules.derived import derive
+from rules.shop_config import ShopConfig
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+WEIGHTS = {"view": 1, "favorite": 3, "cart": 5, "order": 10}
+RECENT_VIEWS = 20
+FAVORITES = 100
+
+
+def ms(time: str) -> int:
+    """Epoch milliseconds, rounded down, exactly (no float on the way)."""
+    return (datetime.fromisoformat(time) - EPOCH) // timedelta(milliseconds=1)
+
+
+def cents(amount: Any) -> int:
+    return int(Decimal(str(amount)) * 100)
+
+
+def owners(events: Iterable[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Each customer's events: their own, and those of anonymous ids merged into them."""
+    unique: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for event in events:
+        if event["id"] not in seen:
+            seen.add(event["id"])
+            unique.append(event)
+    alias: dict[tuple[str, str], str] = {}
+    for event in unique:
+        if event["type"] == "customer.identified":
+            anonymous = event["data"]["anonymousid"]
+            if not is_junk(anonymous):
+                alias.setdefault((event["shop"], anonymous), event["subject"])
+    owned: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for event in unique:
+        shop = event["shop"]
+        if event.get("subject"):
+            owner = event["subject"]
+        else:
+            anonymous = event["anonymousid"]
+            if is_junk(anonymous):
+                continue
+            owner = alias.get((shop, anonymous), anonymous)
+        owned[(shop, owner)].append(event)
+    return owned
+
+
+def _window(times_values: list[tuple[int, int]], as_of: int, size: int, count: int) -> int:
+    newest = as_of // size
+    return sum(value for at, value in times_values if newest - count < at // size <= newest)
+
+
+def _top(latest: dict[str, int], limit: int) -> list[str]:
+    ranked = sorted(latest.items(), key=lambda pair: (pair[1], pair[0]), reverse=True)
+    return [item for item, _ in ranked[:limit]]
+
+
+def reference_profile(
+    shop: str, who: str, events: list[dict[str, Any]], as_of: int, config: ShopConfig
+) -> dict[str, Any]:
+    counters: dict[str, int] = defaultdict(int)
+    spend = 0
+    rating_sum = satisfied = 0
+    times = [ms(e["time"]) for e in events]
+    last: dict[str, int] = {}
+    facts: dict[str, Any] = {}
+    registered: list[int] = []
+    views: list[tuple[int, int]] = []
+    cart_adds: list[tuple[int, int]] = []
+    orders: list[tuple[int, int]] = []
+    spends: list[tuple[int, int]] = []
+    affinity: dict[str, int] = defaultdict(int)
+    viewed: dict[str, int] = {}
+    favorited: dict[str, int] = {}
+    cart_entries: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    cart_price: dict[str, tuple[int, int, str]] = {}
+    taken: dict[str, int] = defaultdict(int)
+
+    def latest(name: str, at: int) -> None:
+        last[name] = max(last.get(name, at), at)
+
+    for event, at in zip(events, times, strict=True):
+        kind, data = event["type"], event["data"]
+        if kind == "item.viewed":
+            counters["views"] += 1
+            latest("last_view", at)
+            views.append((at, 1))
+            affinity[data["category"]] += WEIGHTS["view"]
+            viewed[data["item_id"]] = max(viewed.get(data["item_id"], at), at)
+        elif kind == "item.favorited":
+            counters["favorites"] += 1
+            affinity[data["category"]] += WEIGHTS["favorite"]
+            favorited[data["item_id"]] = max(favorited.get(data["item_id"], at), at)
+        elif kind == "search.performed":
+            counters["searches"] += 1
+        elif kind == "cart.item_added":
+            counters["cart_adds"] += 1
+            latest("last_cart", at)
+            cart_adds.append((at, 1))
+            affinity[data["category"]] += WEIGHTS["cart"]
+            cart_entries[data["item_id"]].append((at, data["qty"]))
+            price = cents(data["price"])
+            if data["item_id"] not in cart_price or at >= cart_price[data["item_id"]][0]:
+                cart_price[data["item_id"]] = (at, price, data["category"])
+        elif kind == "order.placed":
+            counters["orders"] += 1
+            counters["units"] += sum(line["qty"] for line in data["items"])
+            latest("last_order", at)
+            orders.append((at, 1))
+            for line in data["items"]:
+                affinity[line["category"]] += WEIGHTS["order"]
+                taken[line["item_id"]] = max(taken[line["item_id"]], at)
+        elif kind == "order.paid":
+            paid = cents(data["total"])
+            counters["paid_orders"] += 1
+            counters["points"] += config.points_for(paid)
+            spend += paid
+            spends.append((at, paid))
+            latest("last_paid", at)
+        elif kind == "order.refunded":
+            back = cents(data["amount"])
+            counters["refunds"] += 1
+            counters["points"] -= config.points_for(back)
+            spend -= back
+            spends.append((at, -back))
+        elif kind == "order.cancelled":
+            counters["cancels"] += 1
+        elif kind == "order.shipped":
+            latest("last_shipped", at)
+        elif kind == "order.delivered":
+            latest("last_delivered", at)
+        elif kind == "review.posted":
+            counters["reviews"] += 1
+            rating_sum += data["rating"]
+            counters["complaints"] += data["rating"] <= 2
+            latest("last_review", at)
+        elif kind == "survey.answered":
+            counters["surveys"] += 1
+            satisfied += data["score"] >= (4 if data.get("scale", 5) == 5 else 8)
+        elif kind in ("customer.registered", "customer.updated"):
+            if kind == "customer.registered":
+                registered.append(at)
+            facts.update({k: v for k, v in data.items() if v is not None})
+
+    lines = []
+    for item in sorted(cart_entries):
+        qty = sum(q for at, q in cart_entries[item] if at > taken[item])
+        if qty > 0:
+            _, price, category = cart_price[item]
+            lines.append({"item_id": item, "qty": qty, "price": money(price), "category": category})
+    cart_value = sum(line["qty"] * cart_price[line["item_id"]][1] for line in lines)
+    derived = derive(
+        as_of_ms=as_of,
+        first_seen_ms=min(times),
+        last_order_ms=last.get("last_order"),
+        orders=counters["orders"],
+        paid_orders=counters["paid_orders"],
+        spend_cents=spend,
+        points=counters["points"],
+        views=counters["views"],
+        favorites=counters["favorites"],
+        cart_adds=counters["cart_adds"],
+        config=config,
+    )
+    consents = facts.get("consents", {})
+    return {
+        "shop": shop,
+        "customer": who,
+        "as_of": iso(as_of),
+        "facts": {
+            "birthday": facts.get("birthday"),
+            "gender": facts.get("gender"),
+            "region": facts.get("region"),
+            "city": facts.get("city"),
+            "member_level": facts.get("member_level"),
+            "timezone": facts.get("timezone", config.timezone),
+            "tags": sorted(set(facts.get("tags", []))),
+            "consents": {c: consents.get(c) is True for c in ("marketing", "sms", "email", "push")},
+            "phone_hash": facts.get("phone_hash"),
+            "email_hash": facts.get("email_hash"),
+            "currency": config.currency,
+        },
+        "counters": {
+            **{
+                name: counters[name]
+                for name in (
+                    "views",
+                    "favorites",
+                    "cart_adds",
+                    "searches",
+                    "orders",
+                    "units",
+                    "paid_orders",
+                    "refunds",
+                    "cancels",
+                    "reviews",
+                    "complaints",
+                    "surveys",
+                    "points",
+                )
+            },  # fmt: skip
+            "spend": money(spend),
+            "average_rating": round(rating_sum / counters["reviews"], 2)
+            if counters["reviews"]
+            else None,
+            "csat": round(satisfied / counters["surveys"], 4) if counters["surveys"] else None,
+        },
+        "recency": {
+            "first_seen": iso(min(times)),
+            "last_seen": iso(max(times)),
+            **{
+                name: iso(last.get(name))
+                for name in (
+                    "last_view",
+                    "last_cart",
+                    "last_order",
+                    "last_paid",
+                    "last_shipped",
+                    "last_delivered",
+                    "last_review",
+                )
+            },  # fmt: skip
+            "registered_at": iso(min(registered)) if registered else None,
+        },
+        "windows": {
+            "views_24h": _window(views, as_of, HOUR_MS, 24),
+            "views_7d": _window(views, as_of, DAY_MS, 7),
+            "cart_adds_24h": _window(cart_adds, as_of, HOUR_MS, 24),
+            "orders_30d": _window(orders, as_of, DAY_MS, 30),
+            "orders_90d": _window(orders, as_of, DAY_MS, 90),
+            "spend_90d": money(_window(spends, as_of, DAY_MS, 90)),
+            "spend_365d": money(_window(spends, as_of, DAY_MS, 365)),
+        },
+        "cart": {
+            "items": lines,
+            "count": sum(line["qty"] for line in lines),
+            "value": money(cart_value),
+        },
+        "affinity": dict(sorted(affinity.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "recently_viewed": _top(viewed, RECENT_VIEWS),
+        "favorites": _top(favorited, FAVORITES),
+        "derived": {
+            "rfm": derived.rfm,
+            "recency_score": derived.recency_score,
+            "frequency_score": derived.frequency_score,
+            "monetary_score": derived.monetary_score,
+            "value_tier": derived.value_tier,
+            "lifecycle": derived.lifecycle,
+            "aipl": derived.aipl,
+            "vip_level": derived.vip_level,
+            "days_since_last_order": derived.days_since_last_order,
+        },
+    }
+
+
+def load(path_bytes: bytes) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in path_bytes.splitlines() if line.strip()]
