@@ -74,7 +74,7 @@ def _top(latest: dict[str, int], limit: int) -> list[str]:
     return [item for item, _ in ranked[:limit]]
 
 
-def reference_profile(
+def reference_profile(  # noqa: PLR0912, PLR0915 -- one plain pass over the history, on purpose
     shop: str, who: str, events: list[dict[str, Any]], as_of: int, config: ShopConfig
 ) -> dict[str, Any]:
     counters: dict[str, int] = defaultdict(int)
@@ -217,7 +217,7 @@ def reference_profile(
                     "surveys",
                     "points",
                 )
-            },  # fmt: skip
+            },
             "spend": money(spend),
             "average_rating": round(rating_sum / counters["reviews"], 2)
             if counters["reviews"]
@@ -238,7 +238,7 @@ def reference_profile(
                     "last_delivered",
                     "last_review",
                 )
-            },  # fmt: skip
+            },
             "registered_at": iso(min(registered)) if registered else None,
         },
         "windows": {
