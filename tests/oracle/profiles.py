@@ -161,13 +161,14 @@ def reference_profile(  # noqa: PLR0912, PLR0915 -- one plain pass over the hist
                 registered.append(at)
             facts.update({k: v for k, v in data.items() if v is not None})
 
-    lines = []
+    lines: list[dict[str, Any]] = []
+    cart_value = 0
     for item in sorted(cart_entries):
         qty = sum(q for at, q in cart_entries[item] if at > taken[item])
         if qty > 0:
             _, price, category = cart_price[item]
             lines.append({"item_id": item, "qty": qty, "price": money(price), "category": category})
-    cart_value = sum(line["qty"] * cart_price[line["item_id"]][1] for line in lines)
+            cart_value += qty * price
     derived = derive(
         as_of_ms=as_of,
         first_seen_ms=min(times),
