@@ -198,9 +198,11 @@ class WorkerSettings(BaseModel):
     web_port: int = Field(default=6066, ge=1, le=65535)
     batch_max: int = Field(default=1000, ge=1, le=100_000)
     batch_within_s: float = Field(default=0.05, gt=0, le=10)
+    # How soon the group notices a dead worker and hands its partitions to the others.
+    session_timeout_s: float = Field(default=10.0, ge=6, le=300)
     # "module:callable" taking Settings and returning the stage valid events go to.
     event_sink: str = Field(
-        default="handlers.flow:FlowRecorder.from_settings", pattern=r"^[\w.]+:[\w.]+$"
+        default="handlers.profile.stage:ProfileStage.from_settings", pattern=r"^[\w.]+:[\w.]+$"
     )
 
 

@@ -52,6 +52,8 @@ def create_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.topics.replication_factor,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        broker_session_timeout=settings.worker.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.worker.session_timeout_s / 3),
         web_host=settings.worker.web_host,
         web_port=settings.worker.web_port,
     )

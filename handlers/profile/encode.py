@@ -23,7 +23,7 @@ EVENT_WIDTH: Final = 7
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MS: Final = timedelta(milliseconds=1)
 
-EncodedEvent = tuple[bytes, int, str, str, str, str, str]
+EncodedEvent = tuple[bytes, int, str, str, str | bytes, str, str]
 
 
 def digest(event_id: str) -> bytes:
@@ -74,13 +74,14 @@ def encode_facts(data: CustomerFacts, hash_key: bytes | None) -> str:
 
 
 def encode_event(
-    event: Envelope, config: ShopConfig, hash_key: bytes | None, merged: str = ""
+    event: Envelope, config: ShopConfig, hash_key: bytes | None, merged: bytes = b""
 ) -> EncodedEvent:
     """One event's fields. Contact details in clear are hashed here, or dropped without a key.
 
     ``merged`` is, for customer.identified, the anonymous history to merge (from crm_detach).
     """
-    a = b = c = d = ""
+    a = c = d = ""
+    b: str | bytes = ""
     match event:
         case ev.ItemViewed() | ev.ItemFavorited():
             a, b = event.data.item_id, _clean(event.data.category)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -108,7 +109,7 @@ class ProfileStage:
                     unattributed += 1
                     continue
                 who = self._aliases.get(shop, who) or who
-            merged = merges.get(event.id, "")
+            merged = merges.get(event.id, b"")
             encoded = encode_event(event, self._shops.for_shop(shop), self._hash_key, merged)
             groups.setdefault((shop, who), []).append(encoded)
         statuses: list[int] = []
@@ -116,7 +117,7 @@ class ProfileStage:
             done, redirected = await self._apply_groups(groups)
             statuses.extend(done)
             groups = redirected
-        await self._forget_detached(events, merges)
+        await self._after_apply(events, merges)
         return BatchOutcome(
             applied=statuses.count(APPLIED),
             duplicates=statuses.count(DUPLICATE),
@@ -151,7 +152,7 @@ class ProfileStage:
             rerouted.setdefault((shop, customer), []).extend(groups[(shop, anonymous_id)])
         return [int(status) for status in statuses if int(status) != REDIRECTED], rerouted
 
-    async def _detach_merged(self, events: Sequence[Envelope]) -> dict[str, str]:
+    async def _detach_merged(self, events: Sequence[Envelope]) -> dict[str, bytes]:
         """Step one of each login in the batch: freeze the anonymous history, get it back."""
         logins: list[CustomerIdentified] = []
         first_login: set[tuple[str, str]] = set()
@@ -169,10 +170,11 @@ class ProfileStage:
         for login in logins:
             anonymous_keys = self._keys.customer(login.shop, login.data.anonymousid)
             pipe.fcall(DETACH, len(anonymous_keys), *anonymous_keys, login.who)
-        merges: dict[str, str] = {}
+        merges: dict[str, bytes] = {}
         for login, (status, payload) in zip(logins, await pipe.execute(), strict=True):
             if status == b"ok":
-                merges[login.id] = payload.decode("latin-1")
+                # Bytes as they came: the history holds binary dedup digests.
+                merges[login.id] = payload
                 self._aliases.put(login.shop, login.data.anonymousid, login.who)
             else:
                 log.warning(
@@ -184,15 +186,15 @@ class ProfileStage:
                 )
         return merges
 
-    async def _forget_detached(self, events: Sequence[Envelope], merges: dict[str, str]) -> None:
-        """Last step: the customer has the history, the anonymous copy can go."""
-        if not merges:
-            return
+    async def _after_apply(self, events: Sequence[Envelope], merges: dict[str, bytes]) -> None:
+        """Once the batch is in: drop the merged anonymous copies, count the flow per stream."""
         pipe = self._client.pipeline(transaction=False)
         for event in events:
             if event.id in merges and isinstance(event, CustomerIdentified):
                 anonymous_keys = self._keys.customer(event.shop, event.data.anonymousid)
                 pipe.fcall(FORGET_DETACHED, len(anonymous_keys), *anonymous_keys)
+        for stream, count in Counter(event.stream for event in events).items():
+            pipe.hincrby(self._keys.flow, stream, count)
         await pipe.execute()
 
     async def _fcall(

@@ -275,3 +275,23 @@ def reference_profile(  # noqa: PLR0912, PLR0915 -- one plain pass over the hist
 
 def load(path_bytes: bytes) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path_bytes.splitlines() if line.strip()]
+
+
+async def mismatches(
+    reader: Any, events: list[dict[str, Any]], shops: Any, limit: int = 5
+) -> tuple[int, list[str]]:
+    """(profiles compared, the first differences found) between Redis and the reference."""
+    as_of = max(ms(event["time"]) for event in events)
+    owned = owners(events)
+    found: list[str] = []
+    for (shop, who), history in owned.items():
+        expected = reference_profile(shop, who, history, as_of, shops.for_shop(shop))
+        actual = await reader.read(shop, who, as_of)
+        if actual is None:
+            found.append(f"{shop}/{who}: no profile")
+        elif actual != expected:
+            fields = [name for name in expected if actual.get(name) != expected[name]]
+            found.append(f"{shop}/{who}: {fields[0]}: {actual[fields[0]]} != {expected[fields[0]]}")
+        if len(found) >= limit:
+            break
+    return len(owned), found

@@ -1,0 +1,115 @@
+"""Live profiles through the real broker and worker, checked field by field against the
+plain reference implementation (tests/oracle/profiles.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from crmstream.admin import create_topics
+from crmstream.client.publisher import Publisher, encode
+from crmstream.client.simulator import SimulationConfig, Simulator
+from crmstream.settings import Settings
+from handlers.keys import Keys
+from handlers.profile.read import ProfileReader
+from handlers.redis_client import connect
+from handlers.shop_configs import ShopConfigs
+from tests.oracle.profiles import mismatches
+from tests.support import running_worker
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+def simulated(path: Path, count: int, seed: int) -> list[dict[str, Any]]:
+    """The simulator writes the file; the test reads it back like any storefront export."""
+    with path.open("wb") as sink:
+        for event in Simulator(SimulationConfig(seed=seed)).events(count):
+            sink.write(encode(event) + b"\n")
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def publish(settings: Settings, events: list[dict[str, Any]]) -> None:
+    with Publisher(settings) as publisher:
+        for event in events:
+            publisher.publish_json(orjson.dumps(event))
+
+
+@pytest.fixture
+async def reader(settings: Settings) -> AsyncIterator[ProfileReader]:
+    client = connect(settings.redis)
+    yield ProfileReader(
+        client, Keys(settings.redis.key_prefix), ShopConfigs(settings.profiles.shop_config_dir)
+    )
+    await client.aclose()
+
+
+async def converge(
+    reader: ProfileReader, events: list[dict[str, Any]], settings: Settings, worker: Any, log: Path
+) -> tuple[int, list[str]]:
+    """Wait until Redis agrees with the reference (or give up after a while)."""
+    shops = ShopConfigs(settings.profiles.shop_config_dir)
+    deadline = time.monotonic() + 300
+    while True:
+        if worker.poll() is not None:
+            pytest.fail(f"the worker exited; see {log}")
+        compared, found = await mismatches(reader, events, shops)
+        if not found or time.monotonic() > deadline:
+            return compared, found
+        await asyncio.sleep(2)
+
+
+async def test_every_field_of_every_profile_matches_the_reference(
+    settings: Settings, reader: ProfileReader, tmp_path: Path
+) -> None:
+    create_topics(settings)
+    events = simulated(tmp_path / "events.jsonl", 100_000, seed=2026)
+    publish(settings, events)
+    with running_worker(settings, tmp_path / "worker.log") as worker:
+        compared, found = await converge(reader, events, settings, worker, tmp_path / "worker.log")
+    assert compared > 500
+    assert found == []
+
+
+async def test_everything_twice_some_out_of_order_changes_nothing(
+    settings: Settings, reader: ProfileReader, tmp_path: Path
+) -> None:
+    create_topics(settings)
+    events = simulated(tmp_path / "events.jsonl", 20_000, seed=7)
+    again = list(events)
+    random.Random(3).shuffle(again)
+    publish(settings, events + again)
+    with running_worker(settings, tmp_path / "worker.log") as worker:
+        _, found = await converge(reader, events, settings, worker, tmp_path / "worker.log")
+    assert found == []
+
+
+async def test_a_worker_killed_mid_run_loses_and_doubles_nothing(
+    settings: Settings, reader: ProfileReader, tmp_path: Path
+) -> None:
+    create_topics(settings)
+    events = simulated(tmp_path / "events.jsonl", 40_000, seed=11)
+    publish(settings, events)
+    flow_key = Keys(settings.redis.key_prefix).flow
+    client = connect(settings.redis)
+    with running_worker(settings, tmp_path / "first.log") as first:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            taken = sum(int(v) for v in (await client.hgetall(flow_key)).values())
+            if taken > len(events) // 3:
+                break
+            await asyncio.sleep(0.2)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+    await client.aclose()
+    with running_worker(settings, tmp_path / "second.log") as second:
+        _, found = await converge(reader, events, settings, second, tmp_path / "second.log")
+    assert found == []
