@@ -18,6 +18,7 @@ from streams.cli.customers import import_customers
 from streams.cli.demo import demo
 from streams.cli.events import publish, schemas, simulate
 from streams.cli.ops import stack, topics, worker
+from streams.cli.profiles import profile
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,7 +35,9 @@ def cli(ctx: click.Context) -> None:
         raise click.ClickException(f"invalid configuration: {exc}") from exc
 
 
-for command in (stack, topics, worker, publish, simulate, import_customers, schemas, demo):
+for command in (
+    stack, topics, worker, publish, simulate, import_customers, profile, schemas, demo,
+):  # fmt: skip
     cli.add_command(command)
 
 

@@ -7,8 +7,13 @@ import asyncio
 import os
 import random
 import signal
+import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +25,12 @@ from crmstream.client.publisher import Publisher, encode
 from crmstream.client.simulator import SimulationConfig, Simulator
 from crmstream.settings import Settings
 from handlers.keys import Keys
+from handlers.profile.encode import epoch_ms
 from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect
 from handlers.shop_configs import ShopConfigs
 from tests.oracle.profiles import mismatches
-from tests.support import running_worker
+from tests.support import running_worker, settings_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -113,3 +119,40 @@ async def test_a_worker_killed_mid_run_loses_and_doubles_nothing(
     with running_worker(settings, tmp_path / "second.log") as second:
         _, found = await converge(reader, events, settings, second, tmp_path / "second.log")
     assert found == []
+
+
+def _get(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 -- loopback
+            return response.status, orjson.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, orjson.loads(error.read() or b"null")
+
+
+async def test_profiles_over_http_and_on_the_command_line(
+    settings: Settings, reader: ProfileReader, tmp_path: Path
+) -> None:
+    create_topics(settings)
+    events = simulated(tmp_path / "events.jsonl", 3_000, seed=5)
+    publish(settings, events)
+    shop, who = next((e["shop"], e["subject"]) for e in events if e.get("subject"))
+    as_of = max(e["time"] for e in events)
+    base = f"http://{settings.worker.web_host}:{settings.worker.web_port}/profiles"
+    with running_worker(settings, tmp_path / "worker.log") as worker:
+        await converge(reader, events, settings, worker, tmp_path / "worker.log")
+        status, document = _get(f"{base}/{shop}/{who}/?as_of={urllib.parse.quote(as_of)}")
+        missing, _ = _get(f"{base}/{shop}/nobody/")
+        bad_time, _ = _get(f"{base}/{shop}/{who}/?as_of=yesterday")
+    assert status == 200
+    assert document == await reader.read(shop, who, epoch_ms(datetime.fromisoformat(as_of)))
+    assert missing == 404
+    assert bad_time == 400
+
+    shown = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streams.cli", "profile", shop, who, "--json", "--as-of", as_of,
+        env={**os.environ, **settings_env(settings)},
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, _ = await shown.communicate()
+    assert shown.returncode == 0
+    assert orjson.loads(stdout) == document

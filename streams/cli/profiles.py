@@ -1,0 +1,59 @@
+"""`crmstream profile SHOP CUSTOMER`: one customer's live profile, readable."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import datetime
+from typing import Any
+
+import click
+import orjson
+from rich.console import Console
+
+from crmstream.settings import Settings
+
+pass_settings = click.make_pass_decorator(Settings)
+
+
+@click.command()
+@click.argument("shop")
+@click.argument("customer")
+@click.option("--as-of", "as_of", help="Windows and scores at this RFC 3339 time (default: now).")
+@click.option("--json", "as_json", is_flag=True, help="Plain JSON, for scripts.")
+@pass_settings
+def profile(settings: Settings, shop: str, customer: str, as_of: str | None, as_json: bool) -> None:
+    """Print the live profile of CUSTOMER of SHOP (exit 1 if there is none)."""
+    from handlers.keys import Keys  # noqa: PLC0415 -- keeps --help fast
+    from handlers.profile.encode import epoch_ms  # noqa: PLC0415
+    from handlers.profile.read import ProfileReader  # noqa: PLC0415
+    from handlers.redis_client import connect  # noqa: PLC0415
+    from handlers.shop_configs import ShopConfigs  # noqa: PLC0415
+
+    moment = None
+    if as_of:
+        try:
+            moment = epoch_ms(datetime.fromisoformat(as_of))
+        except (ValueError, TypeError) as exc:
+            raise click.BadParameter(f"not an RFC 3339 time with a zone: {as_of}") from exc
+
+    async def read() -> dict[str, Any] | None:
+        client = connect(settings.redis)
+        try:
+            reader = ProfileReader(
+                client,
+                Keys(settings.redis.key_prefix),
+                ShopConfigs(settings.profiles.shop_config_dir),
+            )
+            return await reader.read(shop, customer, moment)
+        finally:
+            await client.aclose()
+
+    document = asyncio.run(read())
+    if document is None:
+        click.echo(f"no profile for customer {customer} of shop {shop}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(orjson.dumps(document).decode())
+    else:
+        Console().print_json(orjson.dumps(document).decode())
