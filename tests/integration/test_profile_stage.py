@@ -1,0 +1,142 @@
+"""The profile stage against the real Redis, event by event: erasure, identity, the cart."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+
+from crmstream.settings import Settings
+from handlers.keys import Keys
+from handlers.profile.read import ProfileReader
+from handlers.profile.stage import ProfileStage
+from handlers.shop_configs import ShopConfigs
+from schemas.decode import Decoder
+from schemas.events import Envelope
+
+T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+DECODER = Decoder()
+_counter = iter(range(1_000_000))
+
+
+def event(kind: str, minutes: float, data: dict[str, Any] | None = None, **who: str) -> Envelope:
+    raw = {
+        "specversion": "1.0",
+        "id": f"e{next(_counter)}",
+        "source": "test",
+        "type": kind,
+        "time": (T0 + timedelta(minutes=minutes)).isoformat(),
+        "shop": "s1",
+        "data": data or {},
+        **(who or {"subject": "c1"}),
+    }
+    return DECODER.require(orjson.dumps(raw), datetime.now(UTC))
+
+
+def added(item: str, qty: int, minutes: float, **who: str) -> Envelope:
+    data = {"item_id": item, "category": "tea", "qty": qty, "price": "10.00"}
+    return event("cart.item_added", minutes, data, **who)
+
+
+def placed(items: list[str], minutes: float) -> Envelope:
+    lines = [{"item_id": i, "category": "tea", "qty": 1, "price": "10.00"} for i in items]
+    return event(
+        "order.placed", minutes, {"order_id": f"o{minutes}", "items": lines, "total": "10"}
+    )
+
+
+@pytest.fixture
+async def stage(settings: Settings) -> AsyncIterator[ProfileStage]:
+    stage = ProfileStage.from_settings(settings)
+    yield stage
+    await stage.close()
+
+
+@pytest.fixture
+def reader(stage: ProfileStage, settings: Settings) -> ProfileReader:
+    return ProfileReader(
+        stage._client,
+        Keys(settings.redis.key_prefix),
+        ShopConfigs(settings.profiles.shop_config_dir),
+    )
+
+
+async def cart_of(reader: ProfileReader, who: str = "c1") -> dict[str, int]:
+    profile = await reader.read("s1", who)
+    assert profile is not None
+    return {line["item_id"]: line["qty"] for line in profile["cart"]["items"]}
+
+
+async def test_erasure_forgets_and_a_late_event_does_not_bring_it_back(
+    stage: ProfileStage, reader: ProfileReader, settings: Settings
+) -> None:
+    await stage.apply([event("item.viewed", 1, {"item_id": "i", "category": "tea"})])
+    outcome = await stage.apply(
+        [
+            event("customer.erasure_requested", 5),
+            event("item.viewed", 2, {"item_id": "i", "category": "tea"}),
+        ]
+    )
+    assert (outcome.applied, outcome.erased) == (1, 1)
+    assert await reader.read("s1", "c1") is None
+    keys = Keys(settings.redis.key_prefix).customer("s1", "c1")
+    assert await stage._client.exists(*keys[:7]) == 0
+
+    await stage.apply([event("item.viewed", 10, {"item_id": "new", "category": "tea"})])
+    fresh = await reader.read("s1", "c1")
+    assert fresh is not None
+    assert fresh["counters"]["views"] == 1
+    assert fresh["recently_viewed"] == ["new"]
+
+
+async def test_placeholder_anonymous_ids_are_never_merged(
+    stage: ProfileStage, reader: ProfileReader
+) -> None:
+    outcome = await stage.apply(
+        [
+            event("item.viewed", 1, {"item_id": "i", "category": "tea"}, anonymousid="null"),
+            event("customer.identified", 2, {"anonymousid": "undefined"}),
+        ]
+    )
+    assert outcome.unattributed == 1
+    profile = await reader.read("s1", "c1")
+    assert profile is not None
+    assert profile["counters"]["views"] == 0
+    assert await reader.read("s1", "null") is None
+
+
+async def test_login_merges_once_and_later_anonymous_events_follow(
+    stage: ProfileStage, reader: ProfileReader
+) -> None:
+    view = {"item_id": "i", "category": "tea"}
+    await stage.apply(
+        [event("item.viewed", 1, view, anonymousid="dev-1"), added("a", 2, 2, anonymousid="dev-1")]
+    )
+    login = event("customer.identified", 3, {"anonymousid": "dev-1"})
+    await stage.apply([login, login])  # a redelivery in the same batch
+    await stage.apply([login, event("customer.identified", 4, {"anonymousid": "dev-1"})])
+    await stage.apply([event("item.viewed", 5, view, anonymousid="dev-1")])
+
+    profile = await reader.read("s1", "c1")
+    assert profile is not None
+    assert profile["counters"]["views"] == 2
+    assert profile["cart"]["count"] == 2
+    assert await reader.read("s1", "dev-1") is None
+
+
+async def test_an_order_takes_its_items_and_a_late_add_from_before_stays_out(
+    stage: ProfileStage, reader: ProfileReader
+) -> None:
+    await stage.apply([added("a", 1, 1), added("b", 2, 2), placed(["a"], 10)])
+    assert await cart_of(reader) == {"b": 2}
+    await stage.apply([added("a", 5, 5)])  # happened before the order, arrives after it
+    assert await cart_of(reader) == {"b": 2}
+    await stage.apply(
+        [added("a", 1, 11), event("cart.item_removed", 12, {"item_id": "b", "qty": 1})]
+    )
+    assert await cart_of(reader) == {"a": 1, "b": 1}
+    await stage.apply([event("cart.cleared", 20), added("c", 1, 15)])
+    assert await cart_of(reader) == {}
