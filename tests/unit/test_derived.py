@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,7 @@ def test_value_tiers_and_stages() -> None:
 
 def test_points_round_down_and_follow_the_rate() -> None:
     assert ShopConfig().points_for(19_999) == 199
-    assert ShopConfig(points_per_unit=2).points_for(150) == 3
+    assert ShopConfig(points_per_unit=Decimal(2)).points_for(150) == 3
 
 
 def test_a_shop_file_overrides_only_what_it_names(tmp_path: Path) -> None:
