@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from typing import Any
 
 import faust
 from faust.types.auth import CredentialsT
@@ -57,3 +58,23 @@ def create_app(settings: Settings) -> faust.App:
         web_host=settings.worker.web_host,
         web_port=settings.worker.web_port,
     )
+
+
+def aiokafka_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """The same connection settings for aiokafka clients of our own (the batch consumer)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": [host.strip() for host in kafka.bootstrap.split(",")],
+        "client_id": kafka.client_id,
+        "security_protocol": kafka.security_protocol,
+    }
+    credentials = _credentials(kafka)
+    if isinstance(credentials, ssl.SSLContext):
+        options["ssl_context"] = credentials
+    elif credentials is not None:
+        options["ssl_context"] = getattr(credentials, "ssl_context", None)
+        options["sasl_mechanism"] = kafka.sasl_mechanism or "PLAIN"
+        options["sasl_plain_username"] = kafka.sasl_username
+        options["sasl_plain_password"] = (
+            kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
+        )
+    return options

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Final
 
 import faust
-from faust.types import Message
 
 from schemas.decode import Rejected
+from streams.records import Record
 
 log = logging.getLogger("crmstream.dlq")
 
@@ -26,15 +26,13 @@ SOURCE_TIMESTAMP: Final = "crm.source.timestamp"
 DEAD_LETTERED_AT: Final = "crm.dead_lettered_at"
 
 
-def position(message: Message) -> str:
+def position(record: Record) -> str:
     """topic[partition]@offset, the way every log line names a message."""
-    return f"{message.topic}[{message.partition}]@{message.offset}"
+    return f"{record.topic}[{record.partition}]@{record.offset}"
 
 
-def _headers(message: Message, rejected: Rejected, now: str) -> list[tuple[str, bytes]]:
-    headers = message.headers or ()
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
-    original = [(str(name), _as_bytes(value)) for name, value in pairs]
+def _headers(message: Record, rejected: Rejected, now: str) -> list[tuple[str, bytes]]:
+    original = [(str(name), _as_bytes(value)) for name, value in message.headers or ()]
     return [
         *original,
         (REASON, rejected.reason.value.encode()),
@@ -42,7 +40,7 @@ def _headers(message: Message, rejected: Rejected, now: str) -> list[tuple[str, 
         (SOURCE_TOPIC, message.topic.encode()),
         (SOURCE_PARTITION, str(message.partition).encode()),
         (SOURCE_OFFSET, str(message.offset).encode()),
-        (SOURCE_TIMESTAMP, str(int(message.timestamp * 1000)).encode()),
+        (SOURCE_TIMESTAMP, str(message.timestamp).encode()),
         (DEAD_LETTERED_AT, now.encode()),
     ]
 
@@ -59,7 +57,7 @@ class DeadLetters:
     def __init__(self, topic: faust.TopicT) -> None:
         self._topic = topic
 
-    async def send(self, refused: Sequence[tuple[Message, Rejected]]) -> None:
+    async def send(self, refused: Sequence[tuple[Record, Rejected]]) -> None:
         if not refused:
             return
         now = datetime.now(UTC).isoformat()

@@ -6,14 +6,14 @@ import faust
 
 from crmstream.admin import create_topics
 from crmstream.settings import Settings
-from streams.agents import register_agents
 from streams.app import create_app
+from streams.ingest import register_ingest
 from streams.views import register_views
 
 
 def build_app(settings: Settings) -> faust.App:
     app = create_app(settings)
-    register_agents(app, settings)
+    register_ingest(app, settings)
     register_views(app, settings)
     return app
 

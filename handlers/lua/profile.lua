@@ -9,8 +9,8 @@ ARGV: a header, then per customer: its index, its event count, and per event
       EVENT_WIDTH fields (see handlers/profile/encode.py, which writes them).
 Returns {statuses, redirects}: one status per event, in ARGV order (1 applied,
 0 duplicate, 2 erased, 3 redirected), and for every anonymous shopper already
-merged into a customer, its index and that customer, so the caller can send
-its events there.
+merged into a customer: its index, that customer, and 1 if the merge is settled
+(the anonymous copy is gone), so the caller can send its events there.
 
 Everything that can arrive out of order is kept order-free: counters add,
 windows add into event-time buckets, recency is min/max, recent views and
@@ -363,13 +363,15 @@ merge = function(ctx, state)
   end
   for i = 1, #state.d, 2 do
     redis.call('ZADD', ctx.keys[K_DEDUP], state.d[i + 1], state.d[i])
+    -- A later copy of one of these events in this same batch is a duplicate too.
+    ctx.fresh[state.d[i]] = true
   end
 end
 
 local function new_context(ckeys, weights, max_categories)
   return setmetatable({
     keys = ckeys, profile = load_profile(ckeys[K_PROFILE]), weights = weights,
-    max_categories = max_categories, recent = {}, favorites = {},
+    max_categories = max_categories, recent = {}, favorites = {}, fresh = {},
   }, Context)
 end
 
@@ -396,17 +398,25 @@ local function apply_batch(keys, args)
     local erased_at = tonumber(redis.call('GET', ckeys[K_TOMBSTONE]) or '')
     local alias = redis.call('GET', ckeys[K_ALIAS])
     if alias then
-      -- Merged into a customer already: its events belong there now.
-      for _ = 1, count do statuses[#statuses + 1] = REDIRECTED end
+      -- Merged into a customer already: its events belong there now, except those this
+      -- shopper has seen itself (a merge may still be on its way to the customer).
+      local digests = {}
+      for e = 0, count - 1 do digests[e + 1] = args[cursor + e * EVENT_WIDTH] end
+      local seen = redis.call('ZMSCORE', ckeys[K_DEDUP], unpack(digests))
+      for e = 1, count do
+        statuses[#statuses + 1] = seen[e] and DUPLICATE or REDIRECTED
+      end
       redirects[#redirects + 1] = index
       redirects[#redirects + 1] = alias
+      -- Settled once the anonymous copy is gone: then the caller may route there directly.
+      redirects[#redirects + 1] = redis.call('EXISTS', ckeys[K_PROFILE], ckeys[K_DEDUP]) == 0 and 1 or 0
       cursor = cursor + count * EVENT_WIDTH
     else
     local digests = {}
     for e = 0, count - 1 do digests[e + 1] = args[cursor + e * EVENT_WIDTH] end
     local seen = redis.call('ZMSCORE', ckeys[K_DEDUP], unpack(digests))
     local ctx = new_context(ckeys, weights, max_categories)
-    local fresh, marks, latest = {}, {}, 0
+    local fresh, marks, latest = ctx.fresh, {}, 0
     for e = 1, count do
       local at = cursor + (e - 1) * EVENT_WIDTH
       local digest, ts = args[at], tonumber(args[at + 1])
@@ -421,7 +431,7 @@ local function apply_batch(keys, args)
         erased_at = math.max(erased_at or 0, ts)
         redis.call('SET', ckeys[K_TOMBSTONE], erased_at)
         ctx = new_context(ckeys, weights, max_categories)
-        fresh, marks, latest = {}, {}, 0
+        fresh, marks, latest = ctx.fresh, {}, 0
         statuses[#statuses + 1] = APPLIED
       else
         fresh[digest] = true

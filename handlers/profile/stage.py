@@ -100,24 +100,42 @@ class ProfileStage:
         if not self._loaded:
             await self.load_functions()
         merges = await self._detach_merged(events)
+        # Logins of this batch route their anonymous events straight to the customer; the
+        # lasting cache learns them only once the batch is in (a retried batch detaches again).
+        merged_now = {
+            (event.shop, event.data.anonymousid): event.who
+            for event in events
+            if isinstance(event, CustomerIdentified) and event.id in merges
+        }
         groups: dict[tuple[str, str], list[EncodedEvent]] = {}
+        # Anonymous events of a login in this batch go after the customer's own events, so
+        # after the merge: a copy of one the merge brings is then known as a duplicate.
+        after_merge: dict[tuple[str, str], list[EncodedEvent]] = {}
         unattributed = 0
         for event in events:
             shop, who = event.shop, event.who
+            target = groups
             if event.subject is None:
                 if is_junk(who):
                     unattributed += 1
                     continue
-                who = self._aliases.get(shop, who) or who
+                if (shop, who) in merged_now:
+                    who, target = merged_now[(shop, who)], after_merge
+                else:
+                    who = self._aliases.get(shop, who) or who
             merged = merges.get(event.id, b"")
             encoded = encode_event(event, self._shops.for_shop(shop), self._hash_key, merged)
-            groups.setdefault((shop, who), []).append(encoded)
+            target.setdefault((shop, who), []).append(encoded)
+        for group, encoded_events in after_merge.items():
+            groups.setdefault(group, []).extend(encoded_events)
         statuses: list[int] = []
         while groups:
             done, redirected = await self._apply_groups(groups)
             statuses.extend(done)
             groups = redirected
         await self._after_apply(events, merges)
+        for (shop, anonymous_id), customer in merged_now.items():
+            self._aliases.put(shop, anonymous_id, customer)
         return BatchOutcome(
             applied=statuses.count(APPLIED),
             duplicates=statuses.count(DUPLICATE),
@@ -143,14 +161,28 @@ class ProfileStage:
             args.append(len(encoded_events))
             for encoded in encoded_events:
                 args.extend(encoded)
-        statuses, redirects = await self._fcall(APPLY_BATCH, keys, args)
+        raw_statuses, redirects = await self._fcall(APPLY_BATCH, keys, args)
+        statuses = [int(status) for status in raw_statuses]
+        starts: dict[tuple[str, str], int] = {}
+        offset = 0
+        for group in order:
+            starts[group] = offset
+            offset += len(groups[group])
         rerouted: dict[tuple[str, str], list[EncodedEvent]] = {}
-        for position in range(0, len(redirects), 2):
+        for position in range(0, len(redirects), 3):
             shop, anonymous_id = order[int(redirects[position]) - 1]
             customer = redirects[position + 1].decode()
-            self._aliases.put(shop, anonymous_id, customer)
-            rerouted.setdefault((shop, customer), []).extend(groups[(shop, anonymous_id)])
-        return [int(status) for status in statuses if int(status) != REDIRECTED], rerouted
+            if int(redirects[position + 2]):
+                # Only a settled merge may be bypassed: until then, the anonymous copy's
+                # dedup marks are what tells a late copy of its events from a new one.
+                self._aliases.put(shop, anonymous_id, customer)
+            first = starts[(shop, anonymous_id)]
+            rerouted.setdefault((shop, customer), []).extend(
+                encoded
+                for n, encoded in enumerate(groups[(shop, anonymous_id)])
+                if statuses[first + n] == REDIRECTED
+            )
+        return [status for status in statuses if status != REDIRECTED], rerouted
 
     async def _detach_merged(self, events: Sequence[Envelope]) -> dict[str, bytes]:
         """Step one of each login in the batch: freeze the anonymous history, get it back."""
@@ -159,9 +191,10 @@ class ProfileStage:
         for event in events:
             if isinstance(event, CustomerIdentified) and not is_junk(event.data.anonymousid):
                 # Shoppers log in again and again: only the first login of an anonymous id in
-                # the batch carries its history, or the batch would merge it twice.
+                # the batch carries its history, or the batch would merge it twice; and an id
+                # this stage merged and forgot before has nothing left to carry.
                 key = (event.shop, event.data.anonymousid)
-                if key not in first_login:
+                if key not in first_login and self._aliases.get(*key) is None:
                     first_login.add(key)
                     logins.append(event)
         if not logins:
@@ -175,7 +208,6 @@ class ProfileStage:
             if status == b"ok":
                 # Bytes as they came: the history holds binary dedup digests.
                 merges[login.id] = payload
-                self._aliases.put(login.shop, login.data.anonymousid, login.who)
             else:
                 log.warning(
                     "anonymous id %s of shop %s already belongs to another customer; "

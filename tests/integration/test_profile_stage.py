@@ -140,3 +140,25 @@ async def test_an_order_takes_its_items_and_a_late_add_from_before_stays_out(
     assert await cart_of(reader) == {"a": 1, "b": 1}
     await stage.apply([event("cart.cleared", 20), added("c", 1, 15)])
     assert await cart_of(reader) == {}
+
+
+async def test_a_copy_arriving_with_the_login_that_merges_its_original_is_a_duplicate(
+    stage: ProfileStage, reader: ProfileReader
+) -> None:
+    view = event("item.viewed", 1, {"item_id": "i", "category": "tea"}, anonymousid="dev-9")
+    await stage.apply([view])
+    await stage.apply([event("customer.identified", 2, {"anonymousid": "dev-9"}), view])
+    profile = await reader.read("s1", "c1")
+    assert profile is not None
+    assert profile["counters"]["views"] == 1
+
+
+async def test_a_copy_ahead_of_the_login_in_its_batch_is_a_duplicate_too(
+    stage: ProfileStage, reader: ProfileReader
+) -> None:
+    view = event("item.viewed", 1, {"item_id": "i", "category": "tea"}, anonymousid="dev-8")
+    await stage.apply([view])
+    await stage.apply([view, event("customer.identified", 2, {"anonymousid": "dev-8"})])
+    profile = await reader.read("s1", "c1")
+    assert profile is not None
+    assert profile["counters"]["views"] == 1

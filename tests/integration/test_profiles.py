@@ -63,7 +63,7 @@ async def converge(
 ) -> tuple[int, list[str]]:
     """Wait until Redis agrees with the reference (or give up after a while)."""
     shops = ShopConfigs(settings.profiles.shop_config_dir)
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + float(os.environ.get("CONVERGE_S", "300"))
     while True:
         if worker.poll() is not None:
             pytest.fail(f"the worker exited; see {log}")

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import orjson
-from faust.types import EventT
 
 from crmstream.client.publisher import partition_key
 from crmstream.client.simulator import Simulator
@@ -15,24 +14,19 @@ from crmstream.settings import Settings
 from schemas.decode import Rejected
 from schemas.errors import Reason
 from schemas.events import STREAM_OF_TYPE, Envelope
-from streams.agents import Ingest
 from streams.dead_letters import DeadLetters
+from streams.ingest import Ingest
 
 
 @dataclass
-class FakeMessage:
+class FakeRecord:
     topic: str
     key: bytes | None
     value: bytes | None
     partition: int = 0
     offset: int = 0
-    timestamp: float = 0.0
+    timestamp: int = 0
     headers: list[tuple[str, bytes]] = field(default_factory=list)
-
-
-@dataclass
-class FakeEvent:
-    message: FakeMessage
 
 
 @dataclass
@@ -61,17 +55,17 @@ class FakeDeadLetters:
 async def test_valid_to_the_sink_after_a_retry_invalid_to_dead_letters() -> None:
     events = list(Simulator().events(50))
     batch = [
-        FakeEvent(FakeMessage(f"crm.events.{STREAM_OF_TYPE[e['type']]}", partition_key(e),
-                              orjson.dumps(e), offset=n))
+        FakeRecord(f"crm.events.{STREAM_OF_TYPE[e['type']]}", partition_key(e),
+                   orjson.dumps(e), offset=n)
         for n, e in enumerate(events)
     ]  # fmt: skip
-    batch.append(FakeEvent(FakeMessage("crm.events.cart", b"s:c", None, offset=50)))
-    batch.append(FakeEvent(FakeMessage("crm.events.cart", b"s:c", b"[]", offset=51)))
+    batch.append(FakeRecord("crm.events.cart", b"s:c", None, offset=50))
+    batch.append(FakeRecord("crm.events.cart", b"s:c", b"[]", offset=51))
     sink = FlakySink()
     dead = FakeDeadLetters()
     ingest = Ingest(Settings(), sink, cast(DeadLetters, dead))
 
-    await ingest.process(cast(list[EventT[bytes]], batch))
+    await ingest.process(batch)
 
     assert sink.batches == [[e["id"] for e in events]]
     assert [(m.offset, r.reason) for m, r in dead.sent] == [

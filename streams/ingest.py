@@ -1,4 +1,4 @@
-"""The ingest agent: raw event bytes in; valid events to the sink, the rest to the DLQ."""
+"""The ingest step: raw records in; valid events to the sink, the rest to the dead-letter topic."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, cast
 
 import faust
-from faust.types import EventT, Message, StreamT
 from mode.types.signals import SignalHandlerT
 
 from crmstream.settings import Settings
@@ -18,6 +17,7 @@ from handlers.sink import EventSink, load_sink
 from schemas.decode import Decoder, Rejected
 from schemas.events import Envelope
 from streams.dead_letters import DeadLetters, position
+from streams.records import Record
 
 log = logging.getLogger("crmstream.ingest")
 
@@ -38,19 +38,19 @@ class Ingest:
         self.sink = sink
         self.dead_letters = dead_letters
 
-    async def process(self, batch: Sequence[EventT[bytes]]) -> None:
+    async def process(self, batch: Sequence[Record]) -> None:
+        """Returns once every record is either with the sink or in the dead-letter topic."""
         not_after = self.decoder.not_after(datetime.now(UTC))
         decode = self.decoder.decode
         stream_of_topic = self.stream_of_topic
         valid: list[Envelope] = []
-        refused: list[tuple[Message, Rejected]] = []
-        for event in batch:
-            message = event.message
+        refused: list[tuple[Record, Rejected]] = []
+        for record in batch:
             result = decode(
-                message.value or b"", message.key, stream_of_topic.get(message.topic), not_after
+                record.value or b"", record.key, stream_of_topic.get(record.topic), not_after
             )
             if type(result) is Rejected:
-                refused.append((message, result))
+                refused.append((record, result))
             else:
                 valid.append(cast(Envelope, result))
         if refused:
@@ -60,19 +60,19 @@ class Ingest:
 
 
 async def _until_done(
-    action: Callable[[], Awaitable[None]], what: str, batch: Sequence[EventT[bytes]]
+    action: Callable[[], Awaitable[None]], what: str, batch: Sequence[Record]
 ) -> None:
     """Nothing is acknowledged before it is done: retry with backoff, never drop."""
     delay = _RETRY_FIRST_S
     while True:
         try:
             await action()
-        except Exception:  # whatever failed, the batch stays unacknowledged
+        except Exception:  # whatever failed, the batch stays uncommitted
             log.exception(
-                "%s failed for %s .. %s (%d messages); retrying in %.1fs",
+                "%s failed for %s .. %s (%d records); retrying in %.1fs",
                 what,
-                position(batch[0].message),
-                position(batch[-1].message),
+                position(batch[0]),
+                position(batch[-1]),
                 len(batch),
                 delay,
             )
@@ -82,39 +82,31 @@ async def _until_done(
             return
 
 
-def register_agents(app: faust.App, settings: Settings) -> Ingest:
-    """Attach the ingest agent to the five event topics of ``settings``."""
+def register_ingest(app: faust.App, settings: Settings) -> Ingest:
+    """Start the batch consumer of the five event topics with the app; close the sink after."""
+    from streams.consumer import EventConsumer  # noqa: PLC0415 -- it imports this module
+
     names = TopicNames.from_settings(settings.topics)
-    events_topic = _raw_topic(app, *names.events)
-    dlq_topic = _raw_topic(app, names.dlq)
+    dlq_topic = app.topic(
+        names.dlq, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
     ingest = Ingest(
         settings, load_sink(settings.worker.event_sink, settings), DeadLetters(dlq_topic)
     )
-    batch_max = settings.worker.batch_max
-    within = settings.worker.batch_within_s
+    consumer = EventConsumer(settings, ingest, loop=app.loop, beacon=app.beacon)
 
-    async def ingest_agent(stream: StreamT[bytes]) -> None:
-        # take_events is on the concrete Stream only, not on the StreamT interface.
-        batches = cast("faust.Stream[bytes]", stream).take_events(batch_max, within=within)
-        async for batch in batches:
-            # Faust acknowledges the batch's offsets only once this body has returned.
-            await ingest.process(batch)
+    async def start_consumer() -> None:
+        # A runtime dependency of the app: started now, stopped (and drained) with it.
+        await app.add_runtime_dependency(consumer)
 
-    app.agent(events_topic, name="ingest")(ingest_agent)
+    app.task(start_consumer)
 
-    def close_sink(_sender: object, *_args: object, **_kw: object) -> Awaitable[None]:
-        return ingest.sink.close()
+    async def close_sink() -> None:
+        await ingest.sink.close()
+
+    def on_shutdown(_sender: object, *_args: object, **_kw: object) -> Awaitable[None]:
+        return close_sink()
 
     # **kwargs takes the `signal` keyword, but mypy matches mode's NamedArg type only by name.
-    close_sink_handler = cast("SignalHandlerT[faust.App]", close_sink)
-
-    # Sent after the consumer stopped: the sink has seen its last batch.
-    app.on_before_shutdown.connect(close_sink_handler)
+    app.on_before_shutdown.connect(cast("SignalHandlerT[faust.App]", on_shutdown))
     return ingest
-
-
-def _raw_topic(app: faust.App, *names: str) -> faust.TopicT:
-    """Bytes in and out: validation is pydantic's job, not Faust's serializers'."""
-    return app.topic(
-        *names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-    )
