@@ -92,6 +92,10 @@ class ProfileStage:
             key.get_secret_value().encode() if key else None,
         )
 
+    @property
+    def client(self) -> redis.asyncio.Redis:
+        return self._client
+
     async def handle(self, events: Sequence[Envelope]) -> None:
         await self.apply(events)
 

@@ -18,7 +18,7 @@ from streams.cli.customers import import_customers
 from streams.cli.demo import demo
 from streams.cli.events import publish, schemas, simulate
 from streams.cli.ops import stack, topics, worker
-from streams.cli.profiles import profile
+from streams.cli.profiles import profile, replay
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,7 +36,8 @@ def cli(ctx: click.Context) -> None:
 
 
 for command in (
-    stack, topics, worker, publish, simulate, import_customers, profile, schemas, demo,
+    stack, topics, worker, publish, simulate, import_customers, profile, replay, schemas,
+    demo,
 ):  # fmt: skip
     cli.add_command(command)
 

@@ -57,3 +57,30 @@ def profile(settings: Settings, shop: str, customer: str, as_of: str | None, as_
         click.echo(orjson.dumps(document).decode())
     else:
         Console().print_json(orjson.dumps(document).decode())
+
+
+@click.command()
+@click.option("--shop", help="Only this shop's profiles (default: every shop).")
+@pass_settings
+def replay(settings: Settings, shop: str | None) -> None:
+    """Rebuild profiles from the event topics, from the beginning.
+
+    The profiles are wiped first (tombstones of erased customers stay), then every
+    event up to the topics' current end is applied as the live worker would.
+    """
+    from rich.progress import Progress  # noqa: PLC0415
+
+    from streams.replay import replay as run_replay  # noqa: PLC0415
+
+    with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task("replaying", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        report = asyncio.run(run_replay(settings, shop, progress))
+    click.echo(
+        f"wiped {report.wiped_keys} keys; read {report.read} events: applied {report.applied}, "
+        f"duplicates {report.duplicates}, invalid {report.skipped_invalid}, "
+        f"other shops {report.skipped_other_shops}"
+    )

@@ -29,7 +29,7 @@ from handlers.profile.encode import epoch_ms
 from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect
 from handlers.shop_configs import ShopConfigs
-from tests.oracle.profiles import mismatches
+from tests.oracle.profiles import mismatches, owners
 from tests.support import running_worker, settings_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -156,3 +156,40 @@ async def test_profiles_over_http_and_on_the_command_line(
     stdout, _ = await shown.communicate()
     assert shown.returncode == 0
     assert orjson.loads(stdout) == document
+
+
+async def _snapshot(
+    reader: ProfileReader, events: list[dict[str, Any]]
+) -> dict[tuple[str, str], Any]:
+    as_of = max(epoch_ms(datetime.fromisoformat(e["time"])) for e in events)
+    return {owner: await reader.read(*owner, as_of) for owner in owners(events)}
+
+
+async def _replay(settings: Settings, *args: str) -> bytes:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "streams.cli", "replay", *args,
+        env={**os.environ, **settings_env(settings)},
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, _ = await process.communicate()
+    assert process.returncode == 0
+    return stdout
+
+
+async def test_replay_equals_live(
+    settings: Settings, reader: ProfileReader, tmp_path: Path
+) -> None:
+    create_topics(settings)
+    events = simulated(tmp_path / "events.jsonl", 10_000, seed=13)
+    publish(settings, events)
+    with running_worker(settings, tmp_path / "worker.log") as worker:
+        _, found = await converge(reader, events, settings, worker, tmp_path / "worker.log")
+    assert found == []
+    live = await _snapshot(reader, events)
+
+    output = await _replay(settings)
+    assert b"read 10000 events" in output
+    assert await _snapshot(reader, events) == live
+
+    await _replay(settings, "--shop", "tea-house")
+    assert await _snapshot(reader, events) == live
