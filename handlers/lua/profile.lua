@@ -5,8 +5,8 @@ The profile stage: one FCALL applies a whole batch, customer by customer.
 KEYS: for each customer, in order, the NK keys named in handlers/keys.py
       (profile, windows, cart, affinity, recent, favorites, dedup, tombstone).
 Times are epoch milliseconds of event time.
-ARGV: a header, then per customer: its index, its event count, and per event
-      EVENT_WIDTH fields (see handlers/profile/encode.py, which writes them).
+ARGV: a header of 12 settings, then one entry per customer holding its events
+      packed (see unpack_events, and handlers/profile/encode.py which writes them).
 Returns {statuses, redirects}: one status per event, in ARGV order (1 applied,
 0 duplicate, 2 erased, 3 redirected), and for every anonymous shopper already
 merged into a customer: its index, that customer, and 1 if the merge is settled
@@ -22,7 +22,28 @@ local NK = 9
 local K_PROFILE, K_WINDOWS, K_CART, K_AFFINITY, K_RECENT, K_FAVORITES, K_DEDUP = 1, 2, 3, 4, 5, 6, 7
 local K_TOMBSTONE, K_ALIAS = 8, 9
 local DATA_KEYS = 7 -- the first seven hold the profile; tombstone and alias outlive it
-local EVENT_WIDTH = 7 -- digest, ts, type, a, b, c, d
+-- One ARGV entry per customer, holding its events back to back. Each event is a
+-- length (6 hex digits), an 8-byte id digest, then "ts US type US a US c US d US"
+-- and b, which runs to the end of the event (it may hold anything, even binary).
+local function unpack_events(packed)
+  local events, pos, size = {}, 1, #packed
+  while pos <= size do
+    local length = tonumber(string.sub(packed, pos, pos + 5), 16)
+    local body = string.sub(packed, pos + 6, pos + 5 + length)
+    pos = pos + 6 + length
+    local fields, start = {}, 9
+    for f = 1, 5 do
+      local stop = string.find(body, '\31', start, true)
+      fields[f] = string.sub(body, start, stop - 1)
+      start = stop + 1
+    end
+    events[#events + 1] = {
+      digest = string.sub(body, 1, 8), ts = tonumber(fields[1]), kind = fields[2],
+      a = fields[3], b = string.sub(body, start), c = fields[4], d = fields[5],
+    }
+  end
+  return events
+end
 
 local APPLIED, DUPLICATE, ERASED, REDIRECTED = 1, 0, 2, 3
 
@@ -190,27 +211,35 @@ function Cart:save(max_markers)
   if #args > 0 then redis.call('HSET', self.key, unpack(args)) end
 end
 
-local function bump_windows(key, ts, hour_fields, day_fields)
+-- Event-time buckets: "<kind>h<hour>" and "<kind>d<day>". New fields are counted, so
+-- that pruning (which has to list them all) runs only every so many new buckets.
+local function bump_windows(ctx, ts, hour_fields, day_fields)
+  local key = ctx.keys[K_WINDOWS]
   local hour, day = math.floor(ts / 3600000), math.floor(ts / 86400000)
   for _, pair in ipairs(hour_fields) do
-    redis.call('HINCRBY', key, pair[1] .. hour, pair[2])
+    if redis.call('HINCRBY', key, pair[1] .. hour, pair[2]) == pair[2] then
+      ctx.profile:incr('window_fields', 1)
+    end
   end
   for _, pair in ipairs(day_fields) do
-    redis.call('HINCRBY', key, pair[1] .. day, pair[2])
+    if redis.call('HINCRBY', key, pair[1] .. day, pair[2]) == pair[2] then
+      ctx.profile:incr('window_fields', 1)
+    end
   end
 end
 
 local function prune_windows(key, latest, keep_hours, keep_days)
   local oldest_hour = math.floor(latest / 3600000) - keep_hours
   local oldest_day = math.floor(latest / 86400000) - keep_days
-  local stale = {}
-  for _, field in ipairs(redis.call('HKEYS', key)) do
+  local stale, fields = {}, redis.call('HKEYS', key)
+  for _, field in ipairs(fields) do
     local kind, bucket = string.sub(field, 2, 2), tonumber(string.sub(field, 3))
     if (kind == 'h' and bucket < oldest_hour) or (kind == 'd' and bucket < oldest_day) then
       stale[#stale + 1] = field
     end
   end
   if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
+  return #fields - #stale
 end
 
 local function touch_affinity(key, category, weight, max_categories)
@@ -246,7 +275,7 @@ local function apply_event(ctx, ts, kind, a, b, c, d)
   if kind == 'item.viewed' then
     p:incr('views', 1)
     p:max('last_view', ts)
-    bump_windows(w, ts, {{'vh', 1}}, {{'vd', 1}})
+    bump_windows(ctx, ts, {{'vh', 1}}, {{'vd', 1}})
     touch_affinity(ctx.keys[K_AFFINITY], b, weights.view, ctx.max_categories)
     ctx.recent[#ctx.recent + 1] = ts
     ctx.recent[#ctx.recent + 1] = a
@@ -260,7 +289,7 @@ local function apply_event(ctx, ts, kind, a, b, c, d)
   elseif kind == 'cart.item_added' then
     p:incr('cart_adds', 1)
     p:max('last_cart', ts)
-    bump_windows(w, ts, {{'ch', 1}}, {})
+    bump_windows(ctx, ts, {{'ch', 1}}, {})
     touch_affinity(ctx.keys[K_AFFINITY], b, weights.cart, ctx.max_categories)
     ctx:cart():change(a, ts, tonumber(c), b, tonumber(d))
   elseif kind == 'cart.item_removed' then
@@ -272,7 +301,7 @@ local function apply_event(ctx, ts, kind, a, b, c, d)
     p:incr('orders', 1)
     p:incr('units', tonumber(d))
     p:max('last_order', ts)
-    bump_windows(w, ts, {}, {{'od', 1}})
+    bump_windows(ctx, ts, {}, {{'od', 1}})
     local cart = ctx:cart()
     for _, line in ipairs(split(b, '\n')) do
       local item, category = string.match(line, '([^\t]+)\t(.*)')
@@ -284,7 +313,7 @@ local function apply_event(ctx, ts, kind, a, b, c, d)
     p:incr('spend', tonumber(c))
     p:incr('points', tonumber(d))
     p:max('last_paid', ts)
-    bump_windows(w, ts, {}, {{'sd', tonumber(c)}})
+    bump_windows(ctx, ts, {}, {{'sd', tonumber(c)}})
   elseif kind == 'order.shipped' then
     p:max('last_shipped', ts)
   elseif kind == 'order.delivered' then
@@ -295,7 +324,7 @@ local function apply_event(ctx, ts, kind, a, b, c, d)
     p:incr('refunds', 1)
     p:incr('spend', -tonumber(c))
     p:incr('points', -tonumber(d))
-    bump_windows(w, ts, {}, {{'sd', -tonumber(c)}})
+    bump_windows(ctx, ts, {}, {{'sd', -tonumber(c)}})
   elseif kind == 'review.posted' then
     local rating = tonumber(c)
     p:incr('reviews', 1)
@@ -388,21 +417,20 @@ local function apply_batch(keys, args)
   -- comes soon after the first delivery, however old the event itself is.
   local now = tonumber(args[11])
   local max_cart_markers = tonumber(args[12])
-  local cursor = 13
   local statuses, redirects = {}, {}
-  while cursor <= #args do
-    local index, count = tonumber(args[cursor]), tonumber(args[cursor + 1])
-    cursor = cursor + 2
+  for index = 1, #args - 12 do
+    local events = unpack_events(args[12 + index])
+    local count = #events
     local ckeys = {}
     for k = 1, NK do ckeys[k] = keys[(index - 1) * NK + k] end
-    local erased_at = tonumber(redis.call('GET', ckeys[K_TOMBSTONE]) or '')
-    local alias = redis.call('GET', ckeys[K_ALIAS])
+    local marks_of = redis.call('MGET', ckeys[K_TOMBSTONE], ckeys[K_ALIAS])
+    local erased_at, alias = tonumber(marks_of[1] or ''), marks_of[2]
+    local digests = {}
+    for e = 1, count do digests[e] = events[e].digest end
+    local seen = redis.call('ZMSCORE', ckeys[K_DEDUP], unpack(digests))
     if alias then
       -- Merged into a customer already: its events belong there now, except those this
       -- shopper has seen itself (a merge may still be on its way to the customer).
-      local digests = {}
-      for e = 0, count - 1 do digests[e + 1] = args[cursor + e * EVENT_WIDTH] end
-      local seen = redis.call('ZMSCORE', ckeys[K_DEDUP], unpack(digests))
       for e = 1, count do
         statuses[#statuses + 1] = seen[e] and DUPLICATE or REDIRECTED
       end
@@ -410,22 +438,18 @@ local function apply_batch(keys, args)
       redirects[#redirects + 1] = alias
       -- Settled once the anonymous copy is gone: then the caller may route there directly.
       redirects[#redirects + 1] = redis.call('EXISTS', ckeys[K_PROFILE], ckeys[K_DEDUP]) == 0 and 1 or 0
-      cursor = cursor + count * EVENT_WIDTH
     else
-    local digests = {}
-    for e = 0, count - 1 do digests[e + 1] = args[cursor + e * EVENT_WIDTH] end
-    local seen = redis.call('ZMSCORE', ckeys[K_DEDUP], unpack(digests))
     local ctx = new_context(ckeys, weights, max_categories)
     local fresh, marks, latest = ctx.fresh, {}, 0
     for e = 1, count do
-      local at = cursor + (e - 1) * EVENT_WIDTH
-      local digest, ts = args[at], tonumber(args[at + 1])
+      local event = events[e]
+      local digest, ts = event.digest, event.ts
       if seen[e] or fresh[digest] then
         statuses[#statuses + 1] = DUPLICATE
       elseif erased_at and ts <= erased_at then
         -- Forgotten on request: late events must not bring the old profile back.
         statuses[#statuses + 1] = ERASED
-      elseif args[at + 2] == 'customer.erasure_requested' then
+      elseif event.kind == 'customer.erasure_requested' then
         -- Everything goes, dedup marks too (they could re-identify); the tombstone stays.
         for k = 1, DATA_KEYS do redis.call('DEL', ckeys[k]) end
         erased_at = math.max(erased_at or 0, ts)
@@ -437,34 +461,39 @@ local function apply_batch(keys, args)
         fresh[digest] = true
         marks[#marks + 1] = now
         marks[#marks + 1] = digest
-        apply_event(ctx, ts, args[at + 2], args[at + 3], args[at + 4], args[at + 5], args[at + 6])
+        apply_event(ctx, ts, event.kind, event.a, event.b, event.c, event.d)
         if ts > latest then latest = ts end
         statuses[#statuses + 1] = APPLIED
       end
     end
-    cursor = cursor + count * EVENT_WIDTH
     if #marks > 0 then
       local p = ctx.profile
       redis.call('ZADD', ckeys[K_DEDUP], unpack(marks))
       local newest = tonumber(p.fields['last_seen']) or latest
-      redis.call('ZREMRANGEBYSCORE', ckeys[K_DEDUP], '-inf', '(' .. (now - dedup_window))
+      -- Marks older than the window go, at most once an hour (of our clock) per customer.
+      if now - (tonumber(p.fields['dedup_pruned_at']) or 0) > 3600000 then
+        redis.call('ZREMRANGEBYSCORE', ckeys[K_DEDUP], '-inf', '(' .. (now - dedup_window))
+        p:set('dedup_pruned_at', now)
+      end
       if #ctx.recent > 0 then
-        redis.call('ZADD', ckeys[K_RECENT], 'GT', unpack(ctx.recent))
-        redis.call('ZREMRANGEBYRANK', ckeys[K_RECENT], 0, -(max_recent + 1))
+        if redis.call('ZADD', ckeys[K_RECENT], 'GT', unpack(ctx.recent)) > 0 then
+          redis.call('ZREMRANGEBYRANK', ckeys[K_RECENT], 0, -(max_recent + 1))
+        end
       end
       if #ctx.favorites > 0 then
-        redis.call('ZADD', ckeys[K_FAVORITES], 'GT', unpack(ctx.favorites))
-        redis.call('ZREMRANGEBYRANK', ckeys[K_FAVORITES], 0, -(max_favorites + 1))
+        if redis.call('ZADD', ckeys[K_FAVORITES], 'GT', unpack(ctx.favorites)) > 0 then
+          redis.call('ZREMRANGEBYRANK', ckeys[K_FAVORITES], 0, -(max_favorites + 1))
+        end
       end
       if ctx.cart_state then
         ctx.cart_state:save(max_cart_markers)
         if ctx.cart_state.cleared_at > 0 then p:max('cart_cleared_at', ctx.cart_state.cleared_at) end
       end
-      -- Buckets older than the longest window (plus lateness) go, once an hour of event time.
-      local hour = math.floor(newest / 3600000)
-      if tonumber(p.fields['pruned_hour']) ~= hour then
-        prune_windows(ckeys[K_WINDOWS], newest, keep_hours, keep_days)
-        p:set('pruned_hour', hour)
+      -- Buckets older than the longest window (plus lateness) go, every 32 new buckets.
+      if (tonumber(p.fields['window_fields']) or 0) > (tonumber(p.fields['window_prune_at']) or 48) then
+        local remaining = prune_windows(ckeys[K_WINDOWS], newest, keep_hours, keep_days)
+        p:set('window_fields', remaining)
+        p:set('window_prune_at', remaining + 32)
       end
       p:save()
     end

@@ -158,13 +158,9 @@ class ProfileStage:
             int(time.time() * 1000),
             self._max_cart_markers,
         ]
-        for index, (shop, who) in enumerate(order, 1):
-            encoded_events = groups[(shop, who)]
+        for shop, who in order:
             keys.extend(self._keys.customer(shop, who))
-            args.append(index)
-            args.append(len(encoded_events))
-            for encoded in encoded_events:
-                args.extend(encoded)
+            args.append(b"".join(groups[(shop, who)]))
         raw_statuses, redirects = await self._fcall(APPLY_BATCH, keys, args)
         statuses = [int(status) for status in raw_statuses]
         starts: dict[tuple[str, str], int] = {}
