@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-# The keys of one customer, in the order the profile function expects them (KEYS).
+# The keys of one customer, in the order the profile functions number them.
 CUSTOMER_KEY_SUFFIXES: Final = (
     "p",  # hash: facts, counters, recency
     "w",  # hash: event-time buckets of the sliding windows
@@ -34,9 +34,19 @@ class Keys:
         """Hash: event stream → events the workers have taken in (a demo and smoke signal)."""
         return f"{self.prefix}:flow"
 
+    def customer_base(self, shop: str, who: str) -> str:
+        """What every key of one customer starts with; a suffix completes each.
+
+        The profile functions take this one string per customer and add the suffixes
+        (passed along, from CUSTOMER_KEY_SUFFIXES) themselves: it carries the hash tag,
+        so a Redis Cluster routes the call to the customer's slot, and a batch pays for
+        one argument per customer instead of nine.
+        """
+        return f"{self.prefix}:{{{shop}:{who}}}:"
+
     def customer(self, shop: str, who: str) -> tuple[str, ...]:
         """The keys of one customer (or anonymous shopper), in CUSTOMER_KEY_SUFFIXES order."""
-        base = f"{self.prefix}:{{{shop}:{who}}}:"
+        base = self.customer_base(shop, who)
         return tuple(base + suffix for suffix in CUSTOMER_KEY_SUFFIXES)
 
     def customers_of(self, shop: str) -> str:

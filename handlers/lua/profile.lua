@@ -2,10 +2,12 @@
 --[[
 The profile stage: one FCALL applies a whole batch, customer by customer.
 
-KEYS: for each customer, in order, the NK keys named in handlers/keys.py
-      (profile, windows, cart, affinity, recent, favorites, dedup, tombstone).
+KEYS: for each customer, the start its keys share ("<prefix>:{shop:customer}:"),
+      which carries the hash tag; the last header argument lists the suffixes that
+      complete the NK keys (handlers/keys.py), in this order: profile, windows,
+      cart, affinity, recent, favorites, dedup, tombstone, alias.
 Times are epoch milliseconds of event time.
-ARGV: a header of 12 settings, then one entry per customer holding its events
+ARGV: a header of 13 settings, then one entry per customer holding its events
       packed (see unpack_events, and handlers/profile/encode.py which writes them).
 Returns {statuses, redirects}: one status per event, in ARGV order (1 applied,
 0 duplicate, 2 erased, 3 redirected), and for every anonymous shopper already
@@ -122,32 +124,45 @@ function Profile:save()
   if #args > 0 then redis.call('HSET', self.key, unpack(args)) end
 end
 
--- Cart lines: "price|price_ts|category|removed_at|ts:delta;ts:delta..."
+-- Cart lines: "price|price_ts|category|removed_at|ts:delta;ts:delta...". A line is read
+-- only when an event touches it, and only changed lines are written back.
 local Cart = {}
 Cart.__index = Cart
 
-local function load_cart(key, cleared_at)
-  local flat = redis.call('HGETALL', key)
-  local lines = {}
-  for i = 1, #flat, 2 do
-    local parts = fields_of(flat[i + 1], '|')
-    local entries = {}
-    for _, entry in ipairs(split(parts[5], ';')) do
-      local ts, delta = string.match(entry, '([^:]+):([^:]+)')
-      entries[#entries + 1] = {tonumber(ts), tonumber(delta)}
-    end
-    lines[flat[i]] = {
-      price = tonumber(parts[1]), price_ts = tonumber(parts[2]), category = parts[3],
-      removed_at = tonumber(parts[4]), entries = entries,
-    }
+local function parse_line(encoded)
+  local parts = fields_of(encoded, '|')
+  local entries = {}
+  for _, entry in ipairs(split(parts[5], ';')) do
+    local ts, delta = string.match(entry, '([^:]+):([^:]+)')
+    entries[#entries + 1] = {tonumber(ts), tonumber(delta)}
   end
-  return setmetatable({key = key, lines = lines, cleared_at = cleared_at, dirty = false}, Cart)
+  return {
+    price = tonumber(parts[1]), price_ts = tonumber(parts[2]), category = parts[3],
+    removed_at = tonumber(parts[4]), entries = entries,
+  }
+end
+
+local function encode_line(line)
+  local encoded = {}
+  for i, entry in ipairs(line.entries) do encoded[i] = entry[1] .. ':' .. entry[2] end
+  return table.concat(
+    {line.price, line.price_ts, line.category, line.removed_at, table.concat(encoded, ';')}, '|')
+end
+
+local function load_cart(key, cleared_at)
+  return setmetatable(
+    {key = key, lines = {}, changed = {}, cleared_at = cleared_at, taken = false}, Cart)
 end
 
 function Cart:line(item)
   local line = self.lines[item]
   if line == nil then
-    line = {price = 0, price_ts = 0, category = '', removed_at = 0, entries = {}}
+    local encoded = redis.call('HGET', self.key, item)
+    if encoded then
+      line = parse_line(encoded)
+    else
+      line = {price = 0, price_ts = 0, category = '', removed_at = 0, entries = {}}
+    end
     self.lines[item] = line
   end
   return line
@@ -162,7 +177,7 @@ function Cart:change(item, ts, delta, category, price)
     line.price, line.price_ts = price, ts
   end
   if category and category ~= '' then line.category = category end
-  self.dirty = true
+  self.changed[item] = true
 end
 
 function Cart:take(item, ts)
@@ -174,41 +189,36 @@ function Cart:take(item, ts)
     if entry[1] > ts then kept[#kept + 1] = entry end
   end
   line.entries = kept
-  self.dirty = true
+  self.changed[item] = true
+  self.taken = true
 end
 
 function Cart:clear(ts)
+  for _, item in ipairs(redis.call('HKEYS', self.key)) do self:take(item, ts) end
   for item in pairs(self.lines) do self:take(item, ts) end
   if ts > self.cleared_at then self.cleared_at = ts end
 end
 
 function Cart:save(max_markers)
-  if not self.dirty then return end
-  redis.call('DEL', self.key)
-  local args, markers = {}, {}
-  for item, line in pairs(self.lines) do
-    local qty = 0
-    for _, entry in ipairs(line.entries) do qty = qty + entry[2] end
-    if #line.entries == 0 then
-      -- A taken line stays as a marker, so that a late add from before the order stays
-      -- out (a replay can run one partition far ahead of another). Only the newest are kept.
-      markers[#markers + 1] = {line.removed_at, item}
-    else
-      local encoded = {}
-      for i, entry in ipairs(line.entries) do encoded[i] = entry[1] .. ':' .. entry[2] end
-      args[#args + 1] = item
-      args[#args + 1] = table.concat(
-        {line.price, line.price_ts, line.category, line.removed_at, table.concat(encoded, ';')},
-        '|')
-    end
-  end
-  table.sort(markers, function(x, y) return x[1] > y[1] end)
-  for i = 1, math.min(#markers, max_markers) do
-    local line = self.lines[markers[i][2]]
-    args[#args + 1] = markers[i][2]
-    args[#args + 1] = table.concat({line.price, line.price_ts, line.category, line.removed_at, ''}, '|')
+  local args = {}
+  for item in pairs(self.changed) do
+    args[#args + 1] = item
+    args[#args + 1] = encode_line(self.lines[item])
   end
   if #args > 0 then redis.call('HSET', self.key, unpack(args)) end
+  -- A taken line stays as a marker, so that a late add from before the order stays out
+  -- (a replay can run one partition far ahead of another). Only the newest are kept.
+  if self.taken and redis.call('HLEN', self.key) > max_markers then
+    local flat, markers = redis.call('HGETALL', self.key), {}
+    for i = 1, #flat, 2 do
+      local line = parse_line(flat[i + 1])
+      if #line.entries == 0 then markers[#markers + 1] = {line.removed_at, flat[i]} end
+    end
+    table.sort(markers, function(x, y) return x[1] > y[1] end)
+    local stale = {}
+    for i = max_markers + 1, #markers do stale[#stale + 1] = markers[i][2] end
+    if #stale > 0 then redis.call('HDEL', self.key, unpack(stale)) end
+  end
 end
 
 -- Event-time buckets: "<kind>h<hour>" and "<kind>d<day>". New fields are counted, so
@@ -404,6 +414,12 @@ local function new_context(ckeys, weights, max_categories)
   }, Context)
 end
 
+local function customer_keys(base, suffixes)
+  local ckeys = {}
+  for k = 1, NK do ckeys[k] = base .. suffixes[k] end
+  return ckeys
+end
+
 local function apply_batch(keys, args)
   local dedup_window = tonumber(args[1])
   local keep_hours, keep_days = tonumber(args[2]), tonumber(args[3])
@@ -417,12 +433,12 @@ local function apply_batch(keys, args)
   -- comes soon after the first delivery, however old the event itself is.
   local now = tonumber(args[11])
   local max_cart_markers = tonumber(args[12])
+  local suffixes = split(args[13], ',')
   local statuses, redirects = {}, {}
-  for index = 1, #args - 12 do
-    local events = unpack_events(args[12 + index])
+  for index = 1, #keys do
+    local events = unpack_events(args[13 + index])
     local count = #events
-    local ckeys = {}
-    for k = 1, NK do ckeys[k] = keys[(index - 1) * NK + k] end
+    local ckeys = customer_keys(keys[index], suffixes)
     local marks_of = redis.call('MGET', ckeys[K_TOMBSTONE], ckeys[K_ALIAS])
     local erased_at, alias = tonumber(marks_of[1] or ''), marks_of[2]
     local digests = {}
@@ -505,8 +521,9 @@ end
 -- First step of a login merge, on the anonymous shopper's own keys: point it at the
 -- customer (once; a second customer is refused) and hand back its history, which
 -- stays frozen, since its later events now go to the customer.
-local function detach(keys, args)
+local function detach(bases, args)
   local customer = args[1]
+  local keys = customer_keys(bases[1], split(args[2], ','))
   local alias = redis.call('GET', keys[K_ALIAS])
   if alias and alias ~= customer then return {'taken', alias} end
   if not alias then redis.call('SET', keys[K_ALIAS], customer) end
@@ -523,7 +540,8 @@ local function detach(keys, args)
 end
 
 -- Last step: once the customer has the history, the anonymous copy goes (the alias stays).
-local function forget_detached(keys)
+local function forget_detached(bases, args)
+  local keys = customer_keys(bases[1], split(args[1], ','))
   for k = 1, DATA_KEYS do redis.call('DEL', keys[k]) end
   return 1
 end

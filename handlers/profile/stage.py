@@ -19,7 +19,7 @@ import redis.asyncio
 from redis.exceptions import ResponseError
 
 from crmstream.settings import ProfileSettings, Settings
-from handlers.keys import Keys
+from handlers.keys import CUSTOMER_KEY_SUFFIXES, Keys
 from handlers.profile.encode import EncodedEvent, encode_event
 from handlers.profile.identity import AliasCache, is_junk
 from handlers.redis_client import connect
@@ -33,6 +33,7 @@ APPLIED: Final = 1
 DUPLICATE: Final = 0
 ERASED: Final = 2
 REDIRECTED: Final = 3
+SUFFIXES: Final = ",".join(CUSTOMER_KEY_SUFFIXES)
 _HOUR_S: Final = 3600
 _DAY_S: Final = 86_400
 
@@ -158,8 +159,9 @@ class ProfileStage:
             int(time.time() * 1000),
             self._max_cart_markers,
         ]
+        args.append(SUFFIXES)
         for shop, who in order:
-            keys.extend(self._keys.customer(shop, who))
+            keys.append(self._keys.customer_base(shop, who))
             args.append(b"".join(groups[(shop, who)]))
         raw_statuses, redirects = await self._fcall(APPLY_BATCH, keys, args)
         statuses = [int(status) for status in raw_statuses]
@@ -201,8 +203,8 @@ class ProfileStage:
             return {}
         pipe = self._client.pipeline(transaction=False)
         for login in logins:
-            anonymous_keys = self._keys.customer(login.shop, login.data.anonymousid)
-            pipe.fcall(DETACH, len(anonymous_keys), *anonymous_keys, login.who)
+            base = self._keys.customer_base(login.shop, login.data.anonymousid)
+            pipe.fcall(DETACH, 1, base, login.who, SUFFIXES)
         merges: dict[str, bytes] = {}
         for login, (status, payload) in zip(logins, await pipe.execute(), strict=True):
             if status == b"ok":
@@ -223,8 +225,8 @@ class ProfileStage:
         pipe = self._client.pipeline(transaction=False)
         for event in events:
             if event.id in merges and isinstance(event, CustomerIdentified):
-                anonymous_keys = self._keys.customer(event.shop, event.data.anonymousid)
-                pipe.fcall(FORGET_DETACHED, len(anonymous_keys), *anonymous_keys)
+                base = self._keys.customer_base(event.shop, event.data.anonymousid)
+                pipe.fcall(FORGET_DETACHED, 1, base, SUFFIXES)
         for stream, count in Counter(event.stream for event in events).items():
             pipe.hincrby(self._keys.flow, stream, count)
         await pipe.execute()
