@@ -9,6 +9,8 @@ So the hot path is a Faust-managed service around an aiokafka consumer:
 - a batch is decoded, dead-lettered and handed to the sink as a whole, and
   only then are its offsets committed, so a crash replays it (the sink is
   idempotent) and nothing is lost;
+- while Redis applies one batch, the next is fetched and decoded; batches still
+  reach Redis, and commit, strictly one after the other;
 - if Redis is down the batch is retried with backoff: consumption simply waits,
   and the group keeps its members alive through aiokafka's background heartbeat;
 - a rebalance waits for the batch in flight, which commits before it lets go.
@@ -29,7 +31,7 @@ from mode import Service
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from streams.app import aiokafka_options
-from streams.ingest import Ingest
+from streams.ingest import Decoded, Ingest
 
 log = logging.getLogger("crmstream.consumer")
 
@@ -84,23 +86,42 @@ class EventConsumer(Service):
                 await self._consumer.stop()
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        """Fetch and decode the next batch while Redis works on the one before it."""
         within_ms = int(self._settings.worker.batch_within_s * 1000)
         batch_max = self._settings.worker.batch_max
-        while not self.should_stop:
-            fetched = await consumer.getmany(timeout_ms=within_ms, max_records=batch_max)
-            if not fetched:
-                continue
-            async with self._lock:
-                records = [record for part in fetched.values() for record in part]
-                await self._ingest.process(records)
+        in_flight: asyncio.Task[None] | None = None
+        try:
+            while not self.should_stop:
+                fetched = await consumer.getmany(timeout_ms=within_ms, max_records=batch_max)
+                if not fetched:
+                    continue
+                decoded = self._ingest.decode([r for part in fetched.values() for r in part])
                 offsets = {
                     partition: OffsetAndMetadata(part[-1].offset + 1, "")
                     for partition, part in fetched.items()
                 }
-                try:
-                    await consumer.commit(offsets)
-                except CommitFailedError:
-                    # The group moved on while we worked: the next owner replays the batch,
-                    # and the sink's dedup makes that harmless.
-                    log.warning("commit refused after a rebalance; %d records will be replayed",
-                                len(records))  # fmt: skip
+                if in_flight is not None:
+                    # Batches reach Redis and commit one after the other, in order.
+                    await in_flight
+                in_flight = asyncio.ensure_future(self._finish(consumer, decoded, offsets))
+        finally:
+            if in_flight is not None:
+                await in_flight
+
+    async def _finish(
+        self,
+        consumer: AIOKafkaConsumer,
+        decoded: Decoded,
+        offsets: dict[TopicPartition, OffsetAndMetadata],
+    ) -> None:
+        async with self._lock:
+            await self._ingest.deliver(decoded)
+            try:
+                await consumer.commit(offsets)
+            except CommitFailedError:
+                # The group moved on while we worked: the next owner replays the batch,
+                # and the sink's dedup makes that harmless.
+                log.warning(
+                    "commit refused after a rebalance; %d records will be replayed",
+                    len(decoded.batch),
+                )

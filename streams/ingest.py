@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, cast
 
@@ -25,6 +26,15 @@ _RETRY_FIRST_S: Final = 0.2
 _RETRY_MAX_S: Final = 10.0
 
 
+@dataclass(slots=True)
+class Decoded:
+    """A batch, decoded: what goes to the sink and what goes to the dead-letter topic."""
+
+    batch: Sequence[Record]
+    valid: list[Envelope] = field(default_factory=list)
+    refused: list[tuple[Record, Rejected]] = field(default_factory=list)
+
+
 class Ingest:
     """Decodes a batch, dead-letters what is refused and hands the rest to the sink."""
 
@@ -38,13 +48,13 @@ class Ingest:
         self.sink = sink
         self.dead_letters = dead_letters
 
-    async def process(self, batch: Sequence[Record]) -> None:
-        """Returns once every record is either with the sink or in the dead-letter topic."""
+    def decode(self, batch: Sequence[Record]) -> Decoded:
+        """Split a batch into valid events and refused records (pure CPU, no I/O)."""
         not_after = self.decoder.not_after(datetime.now(UTC))
         decode = self.decoder.decode
         stream_of_topic = self.stream_of_topic
-        valid: list[Envelope] = []
-        refused: list[tuple[Record, Rejected]] = []
+        decoded = Decoded(batch)
+        valid, refused = decoded.valid, decoded.refused
         for record in batch:
             result = decode(
                 record.value or b"", record.key, stream_of_topic.get(record.topic), not_after
@@ -53,10 +63,20 @@ class Ingest:
                 refused.append((record, result))
             else:
                 valid.append(cast(Envelope, result))
-        if refused:
-            await _until_done(lambda: self.dead_letters.send(refused), "dead-letter topic", batch)
-        if valid:
-            await _until_done(lambda: self.sink.handle(valid), "event sink", batch)
+        return decoded
+
+    async def deliver(self, decoded: Decoded) -> None:
+        """Returns once every record is either with the sink or in the dead-letter topic."""
+        batch = decoded.batch
+        if decoded.refused:
+            await _until_done(
+                lambda: self.dead_letters.send(decoded.refused), "dead-letter topic", batch
+            )
+        if decoded.valid:
+            await _until_done(lambda: self.sink.handle(decoded.valid), "event sink", batch)
+
+    async def process(self, batch: Sequence[Record]) -> None:
+        await self.deliver(self.decode(batch))
 
 
 async def _until_done(
