@@ -29,6 +29,20 @@ class Derived:
     vip_level: str
     days_since_last_order: int | None
 
+    def as_dict(self) -> dict[str, str | int | None]:
+        """As the profile document shows it."""
+        return {
+            "rfm": self.rfm,
+            "recency_score": self.recency_score,
+            "frequency_score": self.frequency_score,
+            "monetary_score": self.monetary_score,
+            "value_tier": self.value_tier,
+            "lifecycle": self.lifecycle,
+            "aipl": self.aipl,
+            "vip_level": self.vip_level,
+            "days_since_last_order": self.days_since_last_order,
+        }
+
 
 def derive(
     *,

@@ -204,15 +204,5 @@ def build_profile(shop: str, who: str, as_of: int, stored: Stored, config: ShopC
         ),
         "recently_viewed": stored.recent,
         "favorites": stored.favorites,
-        "derived": {
-            "rfm": derived.rfm,
-            "recency_score": derived.recency_score,
-            "frequency_score": derived.frequency_score,
-            "monetary_score": derived.monetary_score,
-            "value_tier": derived.value_tier,
-            "lifecycle": derived.lifecycle,
-            "aipl": derived.aipl,
-            "vip_level": derived.vip_level,
-            "days_since_last_order": derived.days_since_last_order,
-        },
+        "derived": derived.as_dict(),
     }

@@ -259,17 +259,7 @@ def reference_profile(  # noqa: PLR0912, PLR0915 -- one plain pass over the hist
         "affinity": dict(sorted(affinity.items(), key=lambda kv: (-kv[1], kv[0]))),
         "recently_viewed": _top(viewed, RECENT_VIEWS),
         "favorites": _top(favorited, FAVORITES),
-        "derived": {
-            "rfm": derived.rfm,
-            "recency_score": derived.recency_score,
-            "frequency_score": derived.frequency_score,
-            "monetary_score": derived.monetary_score,
-            "value_tier": derived.value_tier,
-            "lifecycle": derived.lifecycle,
-            "aipl": derived.aipl,
-            "vip_level": derived.vip_level,
-            "days_since_last_order": derived.days_since_last_order,
-        },
+        "derived": derived.as_dict(),
     }
 
 
