@@ -2,8 +2,8 @@
 
     python -m bench.profiles [--events 100000]
 
-All three read the same pre-loaded topics (production is never timed). The
-ceiling is a confluent-kafka consumer that only reads and parses the messages;
+All read the same pre-loaded topics (production is never timed). The ceilings
+are a confluent-kafka and an aiokafka consumer that only read and parse;
 crmstream is a real worker process; the naive baseline is a Faust agent with one
 Redis round trip per event. Each rate is taken between the first and the last
 event handled, so process start-up and group joins are left out.
@@ -12,6 +12,7 @@ event handled, so process start-up and group joins are left out.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import platform
 import socket
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import orjson
 import redis
+from aiokafka import AIOKafkaConsumer
 from confluent_kafka import Consumer
 
 from bench.decode import RESULTS, cpu_model
@@ -35,6 +37,7 @@ from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from handlers.keys import Keys
 from handlers.redis_client import connect_sync
+from streams.app import aiokafka_options
 from streams.cli.child_worker import start_worker, stop_worker
 
 
@@ -86,6 +89,34 @@ def _ceiling(settings: Settings, count: int) -> float:
     elapsed = time.perf_counter() - started
     consumer.close()
     return (seen - 1) / elapsed
+
+
+def _ceiling_aiokafka(settings: Settings, count: int) -> float:
+    """The same, with aiokafka (Faust's client, and the worker's): getmany batches."""
+
+    async def read() -> float:
+        consumer = AIOKafkaConsumer(
+            *TopicNames.from_settings(settings.topics).events,
+            **aiokafka_options(settings.kafka),
+            group_id=f"ceiling-{uuid.uuid4().hex}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        seen, started = 0, 0.0
+        try:
+            while seen < count:
+                for records in (await consumer.getmany(timeout_ms=1000, max_records=5000)).values():
+                    if not seen:
+                        started = time.perf_counter()
+                    for record in records:
+                        orjson.loads(record.value)
+                    seen += len(records)
+        finally:
+            await consumer.stop()
+        return seen / (time.perf_counter() - started)
+
+    return asyncio.run(read())
 
 
 def _drain(
@@ -146,6 +177,7 @@ def main() -> None:
     flow = Keys(settings.redis.key_prefix).flow
     results: dict[str, float] = {}
     results["ceiling (confluent-kafka, read + parse)"] = _ceiling(settings, args.events)
+    results["ceiling (aiokafka, read + parse)"] = _ceiling_aiokafka(settings, args.events)
 
     log_dir = Path(tempfile.gettempdir()) / f"crmstream-bench-{run}"
     worker = start_worker(log_dir / "crmstream.log", _env(settings, f"bench-{run}-crm"))
