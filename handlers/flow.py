@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
 import redis.asyncio
+from redis.asyncio.client import Pipeline
 
 from crmstream.settings import Settings
 from handlers.keys import Keys
@@ -28,16 +29,20 @@ class FlowRecorder:
         await self.record(event.stream for event in events)
 
     async def record(self, streams: Iterable[str]) -> None:
-        counts = Counter(streams)
-        if not counts:
-            return
         pipe = self._client.pipeline(transaction=False)
-        for stream, count in counts.items():
-            pipe.hincrby(self._key, stream, count)
-        await pipe.execute()
+        if count_flow(pipe, self._key, streams):
+            await pipe.execute()
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def count_flow(pipe: Pipeline, key: str, streams: Iterable[str]) -> bool:
+    """Queue one batch's counts per stream on ``pipe``; False if there is nothing to count."""
+    counts = Counter(streams)
+    for stream, count in counts.items():
+        pipe.hincrby(key, stream, count)
+    return bool(counts)
 
 
 def flow_counts(raw: Mapping[bytes | str, bytes | str]) -> Counter[str]:

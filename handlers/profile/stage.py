@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -19,6 +18,7 @@ import redis.asyncio
 from redis.exceptions import ResponseError
 
 from crmstream.settings import ProfileSettings, Settings
+from handlers.flow import count_flow
 from handlers.keys import CUSTOMER_KEY_SUFFIXES, Keys
 from handlers.profile.encode import EncodedEvent, encode_event
 from handlers.profile.identity import AliasCache, is_junk
@@ -227,8 +227,7 @@ class ProfileStage:
             if event.id in merges and isinstance(event, CustomerIdentified):
                 base = self._keys.customer_base(event.shop, event.data.anonymousid)
                 pipe.fcall(FORGET_DETACHED, 1, base, SUFFIXES)
-        for stream, count in Counter(event.stream for event in events).items():
-            pipe.hincrby(self._keys.flow, stream, count)
+        count_flow(pipe, self._keys.flow, (event.stream for event in events))
         await pipe.execute()
 
     async def _fcall(
