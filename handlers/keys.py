@@ -22,6 +22,7 @@ CUSTOMER_KEY_SUFFIXES: Final = (
     "d",  # sorted set: ids (digests) of events seen within the dedup window
     "x",  # string: erased at (tombstone)
     "al",  # string: for an anonymous shopper, the customer it was merged into
+    "xa",  # set: after an erasure, merged anonymous ids whose "al" keys are still to go
 )
 
 
@@ -48,6 +49,14 @@ class Keys:
         """The keys of one customer (or anonymous shopper), in CUSTOMER_KEY_SUFFIXES order."""
         base = self.customer_base(shop, who)
         return tuple(base + suffix for suffix in CUSTOMER_KEY_SUFFIXES)
+
+    def alias(self, shop: str, anonymous_id: str) -> str:
+        """String: the customer an anonymous shopper was merged into (CUSTOMER_KEY_SUFFIXES[8])."""
+        return self.customer_base(shop, anonymous_id) + CUSTOMER_KEY_SUFFIXES[8]
+
+    def erased_aliases(self, shop: str, customer: str) -> str:
+        """Set: anonymous ids of an erased customer whose alias keys are still to be removed."""
+        return self.customer_base(shop, customer) + CUSTOMER_KEY_SUFFIXES[9]
 
     def customers_of(self, shop: str) -> str:
         """Pattern of every customer key of a shop (replay and tests only, never a hot path)."""

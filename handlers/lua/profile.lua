@@ -5,14 +5,17 @@ The profile stage: one FCALL applies a whole batch, customer by customer.
 KEYS: for each customer, the start its keys share ("<prefix>:{shop:customer}:"),
       which carries the hash tag; the last header argument lists the suffixes that
       complete the NK keys (handlers/keys.py), in this order: profile, windows,
-      cart, affinity, recent, favorites, dedup, tombstone, alias.
+      cart, affinity, recent, favorites, dedup, tombstone, alias, erased aliases.
 Times are epoch milliseconds of event time.
 ARGV: a header of 13 settings, then one entry per customer holding its events
       packed (see unpack_events, and handlers/profile/encode.py which writes them).
-Returns {statuses, redirects}: one status per event, in ARGV order (1 applied,
-0 duplicate, 2 erased, 3 redirected), and for every anonymous shopper already
-merged into a customer: its index, that customer, and 1 if the merge is settled
-(the anonymous copy is gone), so the caller can send its events there.
+Returns {statuses, redirects, unlinked}: one status per event, in ARGV order
+(1 applied, 0 duplicate, 2 erased, 3 redirected); for every anonymous shopper
+already merged into a customer: its index, that customer, and 1 if the merge is
+settled (the anonymous copy is gone), so the caller can send its events there;
+and for every customer erased in the batch, its index and each anonymous id once
+merged into it: their alias keys live in other slots, so the caller removes them
+(then the "xa" set that lists them, which keeps the list across a crash).
 
 Everything that can arrive out of order is kept order-free: counters add,
 windows add into event-time buckets, recency is min/max, recent views and
@@ -20,9 +23,9 @@ favourites are scored by event time, and a cart line only counts the changes
 made after the last order or clear that took it.
 ]]
 
-local NK = 9
+local NK = 10
 local K_PROFILE, K_WINDOWS, K_CART, K_AFFINITY, K_RECENT, K_FAVORITES, K_DEDUP = 1, 2, 3, 4, 5, 6, 7
-local K_TOMBSTONE, K_ALIAS = 8, 9
+local K_TOMBSTONE, K_ALIAS, K_ERASED_ALIASES = 8, 9, 10
 local DATA_KEYS = 7 -- the first seven hold the profile; tombstone and alias outlive it
 -- One ARGV entry per customer, holding its events back to back. Each event is a
 -- length (6 hex digits), an 8-byte id digest, then "ts US type US a US c US d US"
@@ -350,7 +353,7 @@ local function apply_event(ctx, ts, kind, a, b, c, d)
   elseif kind == 'customer.updated' then
     apply_facts(p, b, ts)
   elseif kind == 'customer.identified' and b ~= '' then
-    merge(ctx, cjson.decode(b))
+    merge(ctx, cjson.decode(b), a)
   end
 end
 
@@ -365,9 +368,16 @@ function Context:cart()
   return self.cart_state
 end
 
--- An anonymous shopper's history (from crm_detach) joins this customer's.
-merge = function(ctx, state)
+-- An anonymous shopper's history (from crm_detach) joins this customer's. The id is
+-- remembered, so that an erasure can later cut the alias that leads here.
+merge = function(ctx, state, anonymous_id)
   local p = ctx.profile
+  local merged_ids = p.fields['merged_ids']
+  if merged_ids == nil then
+    p:set('merged_ids', anonymous_id)
+  elseif string.find('\n' .. merged_ids .. '\n', '\n' .. anonymous_id .. '\n', 1, true) == nil then
+    p:set('merged_ids', merged_ids .. '\n' .. anonymous_id)
+  end
   for i = 1, #state.p, 2 do
     local name, value = state.p[i], state.p[i + 1]
     if MERGE_MIN[name] then p:min(name, tonumber(value))
@@ -434,7 +444,7 @@ local function apply_batch(keys, args)
   local now = tonumber(args[11])
   local max_cart_markers = tonumber(args[12])
   local suffixes = split(args[13], ',')
-  local statuses, redirects = {}, {}
+  local statuses, redirects, unlinked = {}, {}, {}
   for index = 1, #keys do
     local events = unpack_events(args[13 + index])
     local count = #events
@@ -456,7 +466,7 @@ local function apply_batch(keys, args)
       redirects[#redirects + 1] = redis.call('EXISTS', ckeys[K_PROFILE], ckeys[K_DEDUP]) == 0 and 1 or 0
     else
     local ctx = new_context(ckeys, weights, max_categories)
-    local fresh, marks, latest = ctx.fresh, {}, 0
+    local fresh, marks, latest, erasing = ctx.fresh, {}, 0, false
     for e = 1, count do
       local event = events[e]
       local digest, ts = event.digest, event.ts
@@ -465,8 +475,15 @@ local function apply_batch(keys, args)
       elseif erased_at and ts <= erased_at then
         -- Forgotten on request: late events must not bring the old profile back.
         statuses[#statuses + 1] = ERASED
+        -- A redelivered request finishes what a crash may have left: the aliases.
+        erasing = erasing or event.kind == 'customer.erasure_requested'
       elseif event.kind == 'customer.erasure_requested' then
         -- Everything goes, dedup marks too (they could re-identify); the tombstone stays.
+        local merged_ids = ctx.profile.fields['merged_ids']
+        if merged_ids then
+          redis.call('SADD', ckeys[K_ERASED_ALIASES], unpack(fields_of(merged_ids, '\n')))
+        end
+        erasing = true
         for k = 1, DATA_KEYS do redis.call('DEL', ckeys[k]) end
         erased_at = math.max(erased_at or 0, ts)
         redis.call('SET', ckeys[K_TOMBSTONE], erased_at)
@@ -513,9 +530,15 @@ local function apply_batch(keys, args)
       end
       p:save()
     end
+    if erasing then
+      for _, anonymous_id in ipairs(redis.call('SMEMBERS', ckeys[K_ERASED_ALIASES])) do
+        unlinked[#unlinked + 1] = index
+        unlinked[#unlinked + 1] = anonymous_id
+      end
+    end
     end
   end
-  return {statuses, redirects}
+  return {statuses, redirects, unlinked}
 end
 
 -- First step of a login merge, on the anonymous shopper's own keys: point it at the

@@ -21,8 +21,9 @@ def is_junk(anonymous_id: str) -> bool:
 
 
 class AliasCache:
-    """anonymous id → customer, for ids known to be merged. Aliases never change, so a
-    bounded LRU is always right; a miss costs one redirect, not a wrong profile."""
+    """anonymous id → customer, for ids known to be merged. An alias changes only when its
+    customer is erased (the stage that ran the erasure forgets it here), so a bounded LRU is
+    right; a miss costs one redirect, not a wrong profile."""
 
     def __init__(self, capacity: int = 100_000) -> None:
         self._capacity = capacity
@@ -40,3 +41,7 @@ class AliasCache:
         self._entries.move_to_end((shop, anonymous_id))
         if len(self._entries) > self._capacity:
             self._entries.popitem(last=False)
+
+    def forget(self, shop: str, anonymous_id: str) -> None:
+        """The customer was erased: the id must no longer lead there."""
+        self._entries.pop((shop, anonymous_id), None)

@@ -134,11 +134,12 @@ class ProfileStage:
         for group, encoded_events in after_merge.items():
             groups.setdefault(group, []).extend(encoded_events)
         statuses: list[int] = []
+        unlinked: list[tuple[str, str, str]] = []
         while groups:
-            done, redirected = await self._apply_groups(groups)
+            done, redirected = await self._apply_groups(groups, unlinked)
             statuses.extend(done)
             groups = redirected
-        await self._after_apply(events, merges)
+        await self._after_apply(events, merges, unlinked)
         for (shop, anonymous_id), customer in merged_now.items():
             self._aliases.put(shop, anonymous_id, customer)
         return BatchOutcome(
@@ -149,9 +150,14 @@ class ProfileStage:
         )
 
     async def _apply_groups(
-        self, groups: dict[tuple[str, str], list[EncodedEvent]]
+        self,
+        groups: dict[tuple[str, str], list[EncodedEvent]],
+        unlinked: list[tuple[str, str, str]],
     ) -> tuple[list[int], dict[tuple[str, str], list[EncodedEvent]]]:
-        """One FCALL for all groups; groups of merged anonymous shoppers come back rerouted."""
+        """One FCALL for all groups; groups of merged anonymous shoppers come back rerouted.
+
+        ``unlinked`` gains (shop, customer, anonymous id) for each alias an erasure cut.
+        """
         order = list(groups)
         keys: list[str] = []
         args: list[bytes | str | int] = [
@@ -163,7 +169,7 @@ class ProfileStage:
         for shop, who in order:
             keys.append(self._keys.customer_base(shop, who))
             args.append(b"".join(groups[(shop, who)]))
-        raw_statuses, redirects = await self._fcall(APPLY_BATCH, keys, args)
+        raw_statuses, redirects, erased_aliases = await self._fcall(APPLY_BATCH, keys, args)
         statuses = [int(status) for status in raw_statuses]
         starts: dict[tuple[str, str], int] = {}
         offset = 0
@@ -184,6 +190,9 @@ class ProfileStage:
                 for n, encoded in enumerate(groups[(shop, anonymous_id)])
                 if statuses[first + n] == REDIRECTED
             )
+        for position in range(0, len(erased_aliases), 2):
+            shop, customer = order[int(erased_aliases[position]) - 1]
+            unlinked.append((shop, customer, erased_aliases[position + 1].decode()))
         return [status for status in statuses if status != REDIRECTED], rerouted
 
     async def _detach_merged(self, events: Sequence[Envelope]) -> dict[str, bytes]:
@@ -220,13 +229,25 @@ class ProfileStage:
                 )
         return merges
 
-    async def _after_apply(self, events: Sequence[Envelope], merges: dict[str, bytes]) -> None:
-        """Once the batch is in: drop the merged anonymous copies, count the flow per stream."""
+    async def _after_apply(
+        self,
+        events: Sequence[Envelope],
+        merges: dict[str, bytes],
+        unlinked: list[tuple[str, str, str]],
+    ) -> None:
+        """Once the batch is in: drop the merged anonymous copies, cut the aliases of erased
+        customers (so an old device id no longer leads to them), count the flow per stream."""
         pipe = self._client.pipeline(transaction=False)
         for event in events:
             if event.id in merges and isinstance(event, CustomerIdentified):
                 base = self._keys.customer_base(event.shop, event.data.anonymousid)
                 pipe.fcall(FORGET_DETACHED, 1, base, SUFFIXES)
+        for shop, _customer, anonymous_id in unlinked:
+            self._aliases.forget(shop, anonymous_id)
+            pipe.delete(self._keys.alias(shop, anonymous_id))
+        # The list goes last: until every alias is gone, a retried batch finds it again.
+        for shop, customer in dict.fromkeys((shop, customer) for shop, customer, _ in unlinked):
+            pipe.delete(self._keys.erased_aliases(shop, customer))
         count_flow(pipe, self._keys.flow, (event.stream for event in events))
         await pipe.execute()
 

@@ -162,3 +162,43 @@ async def test_a_copy_ahead_of_the_login_in_its_batch_is_a_duplicate_too(
     profile = await reader.read("s1", "c1")
     assert profile is not None
     assert profile["counters"]["views"] == 1
+
+
+async def test_erasure_cuts_the_aliases_of_merged_devices(
+    stage: ProfileStage, reader: ProfileReader, settings: Settings
+) -> None:
+    view = {"item_id": "i", "category": "tea"}
+    await stage.apply([event("item.viewed", 1, view, anonymousid="dev-1")])
+    await stage.apply([event("customer.identified", 2, {"anonymousid": "dev-1"})])
+    erasure = event("customer.erasure_requested", 3)
+    await stage.apply([erasure])
+    keys = Keys(settings.redis.key_prefix)
+    assert await stage._client.exists(keys.alias("s1", "dev-1")) == 0
+    assert await stage._client.exists(keys.erased_aliases("s1", "c1")) == 0
+
+    # The device browses on: an anonymous shopper again, never the erased customer.
+    await stage.apply([event("item.viewed", 4, view, anonymousid="dev-1")])
+    assert await reader.read("s1", "c1") is None
+    device = await reader.read("s1", "dev-1")
+    assert device is not None
+    assert device["counters"]["views"] == 1
+
+
+async def test_a_redelivered_erasure_finishes_cutting_the_aliases(
+    stage: ProfileStage, settings: Settings
+) -> None:
+    keys = Keys(settings.redis.key_prefix)
+    await stage.apply(
+        [event("item.viewed", 1, {"item_id": "i", "category": "tea"}, anonymousid="dev-2")]
+    )
+    await stage.apply([event("customer.identified", 2, {"anonymousid": "dev-2"})])
+    erasure = event("customer.erasure_requested", 3)
+    await stage.apply([erasure])
+    # As if the worker died between the erasure and the removal of the alias.
+    await stage._client.set(keys.alias("s1", "dev-2"), "c1")
+    await stage._client.sadd(keys.erased_aliases("s1", "c1"), "dev-2")
+
+    outcome = await stage.apply([erasure])
+    assert outcome.erased == 1
+    assert await stage._client.exists(keys.alias("s1", "dev-2")) == 0
+    assert await stage._client.exists(keys.erased_aliases("s1", "c1")) == 0
