@@ -179,6 +179,33 @@ class ProfileSettings(BaseModel):
     shop_config_dir: Path = Field(default_factory=_packaged_shop_configs)
 
 
+def _packaged_rules() -> Path:
+    return Path(__file__).resolve().parents[1] / "rules" / "pack"
+
+
+class TriggerSettings(BaseModel):
+    """Rules, their guards, timers and the outbox relay."""
+
+    model_config = _FROZEN
+
+    rules_dir: Path = Field(default_factory=_packaged_rules)
+    # Marketing messages a customer gets per channel per local day (transactional rules
+    # are not counted).
+    daily_cap: int = Field(default=3, ge=1, le=1000)
+    # How long a fired trigger's id is remembered: a replay within it never fires it again.
+    fired_window_days: int = Field(default=400, ge=1)
+    timer_tick_s: float = Field(default=0.2, gt=0, le=60)
+    # Absence deadlines follow event time: the slowest busy partition's newest event, less
+    # this allowance for disorder; a partition quiet this long stops holding time back.
+    timer_disorder_s: float = Field(default=0.5, ge=0)
+    timer_idle_s: float = Field(default=1.0, gt=0)
+    # A worker that took a due timer has this long to emit it before another may.
+    timer_lease_s: float = Field(default=30.0, ge=1)
+    relay_batch: int = Field(default=500, ge=1, le=100_000)
+    # A relay that died holding outbox entries gives them up after this long.
+    relay_claim_idle_s: float = Field(default=30.0, ge=1)
+
+
 class PrivacySettings(BaseModel):
     """Phone numbers and e-mail addresses are kept only as keyed hashes (HMAC-SHA256)."""
 
@@ -223,6 +250,7 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     ingest: IngestSettings = IngestSettings()
     privacy: PrivacySettings = PrivacySettings()
+    triggers: TriggerSettings = Field(default_factory=TriggerSettings)
     profiles: ProfileSettings = Field(default_factory=ProfileSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     worker: WorkerSettings = WorkerSettings()

@@ -8,6 +8,7 @@ change them together.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Final
 
@@ -24,6 +25,23 @@ CUSTOMER_KEY_SUFFIXES: Final = (
     "al",  # string: for an anonymous shopper, the customer it was merged into
     "xa",  # set: after an erasure, merged anonymous ids whose "al" keys are still to go
 )
+
+
+# The keys of one trigger shard, in the order the trigger functions number them; the
+# per-customer ones (fired, cooldowns, caps) continue with "<shop>:<customer>".
+TRIGGER_KEY_SUFFIXES: Final = (
+    "outbox",  # stream: triggers waiting for the relay
+    "timers",  # sorted set: absence timer → deadline (ms)
+    "timer",  # hash: absence timer → what armed it
+    "held",  # sorted set: trigger held by quiet hours → release (ms)
+    "heldp",  # hash: held trigger → its message
+    "fired:",  # sorted set per customer: trigger ids fired, by occurrence time
+    "cd:",  # hash per customer: rule → when it last fired (cooldowns)
+    "cap:",  # counter per customer, channel and local day (daily caps)
+)
+# Customers are spread over this many shards, each one Redis Cluster slot. Changing it
+# moves customers between shards, so it is fixed.
+TRIGGER_SHARDS: Final = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +75,19 @@ class Keys:
     def erased_aliases(self, shop: str, customer: str) -> str:
         """Set: anonymous ids of an erased customer whose alias keys are still to be removed."""
         return self.customer_base(shop, customer) + CUSTOMER_KEY_SUFFIXES[9]
+
+    def trigger_shard(self, shop: str, customer: str) -> str:
+        """The base key of the trigger shard a customer belongs to (stable across processes)."""
+        return self.trigger_shard_base(zlib.crc32(f"{shop}:{customer}".encode()) % TRIGGER_SHARDS)
+
+    def trigger_shard_base(self, shard: int) -> str:
+        return f"{self.prefix}:{{t{shard}}}:"
+
+    def trigger_shards(self) -> list[str]:
+        return [self.trigger_shard_base(shard) for shard in range(TRIGGER_SHARDS)]
+
+    def outbox(self, shard_base: str) -> str:
+        return shard_base + TRIGGER_KEY_SUFFIXES[0]
 
     def customers_of(self, shop: str) -> str:
         """Pattern of every customer key of a shop (replay and tests only, never a hot path)."""

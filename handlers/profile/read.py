@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -93,27 +93,42 @@ class ProfileReader:
 
     async def read(self, shop: str, who: str, as_of_ms: int | None = None) -> Profile | None:
         """The profile, or None for a customer never seen or forgotten on request."""
-        p, w, c, a, r, f, *_dedup_tombstone_alias = self._keys.customer(shop, who)
+        return (await self.read_many([(shop, who)], as_of_ms))[(shop, who)]
+
+    async def read_many(
+        self, customers: Sequence[tuple[str, str]], as_of_ms: int | None = None
+    ) -> dict[tuple[str, str], Profile | None]:
+        """Several profiles in one round trip (the rule stage reads a batch's customers)."""
         pipe = self._client.pipeline(transaction=False)
-        pipe.hgetall(p)
-        pipe.hgetall(w)
-        pipe.hgetall(c)
-        pipe.hgetall(a)
-        pipe.zrange(r, 0, -1, desc=True, withscores=True)
-        pipe.zrange(f, 0, -1, desc=True, withscores=True)
-        raw_p, raw_w, raw_c, raw_a, recent, favorites = await pipe.execute()
-        if not raw_p:
-            return None
+        wanted = list(dict.fromkeys(customers))
+        for shop, who in wanted:
+            p, w, c, a, r, f, *_dedup_tombstone_alias = self._keys.customer(shop, who)
+            pipe.hgetall(p)
+            pipe.hgetall(w)
+            pipe.hgetall(c)
+            pipe.hgetall(a)
+            pipe.zrange(r, 0, -1, desc=True, withscores=True)
+            pipe.zrange(f, 0, -1, desc=True, withscores=True)
+        replies = await pipe.execute() if wanted else []
         as_of = as_of_ms if as_of_ms is not None else int(time.time() * 1000)
-        stored = Stored(
-            fields=_text(raw_p),
-            buckets=_text(raw_w),
-            cart=_text(raw_c),
-            affinity=_text(raw_a),
-            recent=[member.decode() for member, _ in recent],
-            favorites=[member.decode() for member, _ in favorites],
-        )
-        return build_profile(shop, who, as_of, stored, self._shops.for_shop(shop))
+        profiles: dict[tuple[str, str], Profile | None] = {}
+        for n, (shop, who) in enumerate(wanted):
+            raw_p, raw_w, raw_c, raw_a, recent, favorites = replies[n * 6 : n * 6 + 6]
+            if not raw_p:
+                profiles[(shop, who)] = None
+                continue
+            stored = Stored(
+                fields=_text(raw_p),
+                buckets=_text(raw_w),
+                cart=_text(raw_c),
+                affinity=_text(raw_a),
+                recent=[member.decode() for member, _ in recent],
+                favorites=[member.decode() for member, _ in favorites],
+            )
+            profiles[(shop, who)] = build_profile(
+                shop, who, as_of, stored, self._shops.for_shop(shop)
+            )
+        return profiles
 
 
 @dataclass(frozen=True, slots=True)

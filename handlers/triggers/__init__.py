@@ -1,0 +1,1 @@
+"""Rules turned into triggers: evaluation, timers, guards and the outbox."""

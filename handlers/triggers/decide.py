@@ -1,0 +1,152 @@
+"""From "this rule matched" to a trigger ready for the outbox: the guards that need no store.
+
+Consent and the channel are chosen here from the profile; quiet hours, the cap's
+local day and the holdout share are worked out here too, because they depend only
+on the customer's timezone and ids. What needs shared state (dedup, cooldown,
+cap counts) is decided atomically in Redis (lua/triggers.lua).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from rules.loader import CompiledRule
+from rules.model import QuietHours, parse_clock
+from schemas.triggers import MatchedCondition, Trigger, TriggerData
+
+# Trigger ids are UUIDv5 in this namespace, of rule, version, shop, customer, occurrence.
+TRIGGER_NAMESPACE: Final = uuid.UUID("6f1d7c9e-2b1a-5d0e-9a3c-63726d747267")
+_CHANNEL_CONSENT: Final = {"sms": "sms", "email": "email", "push": "push"}
+_FALLBACK_ZONE: Final = ZoneInfo("Asia/Shanghai")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A trigger the rules want, before the shared guards (lua/triggers.lua: emit)."""
+
+    trigger_id: str
+    who: str  # "shop:customer": the outbox key, and the customer's part of the guard keys
+    rule_id: str
+    at_ms: int
+    cooldown_ms: int
+    channel: str  # "" when consent refused it: only its timer is cleared
+    cap_day: str
+    cap: int
+    release_at_ms: int
+    payload: bytes
+    timer: str = ""
+    holdout: bool = False
+
+    def args(self) -> list[str | int | bytes]:
+        return [
+            self.trigger_id, self.who, self.rule_id, self.at_ms, self.cooldown_ms, self.channel,
+            self.cap_day, self.cap, self.release_at_ms, self.payload, self.timer,
+        ]  # fmt: skip
+
+
+def trigger_id(rule: CompiledRule, shop: str, customer: str, occurrence: str) -> str:
+    name = "\x1f".join((rule.rule.id, str(rule.rule.version), shop, customer, occurrence))
+    return str(uuid.uuid5(TRIGGER_NAMESPACE, name))
+
+
+def in_holdout(rule_id: str, shop: str, customer: str, share: float) -> bool:
+    """Deterministic: the same customer is in (or out of) a rule's holdout on every worker."""
+    if share <= 0:
+        return False
+    digest = hashlib.blake2b(f"{rule_id}\x1f{shop}\x1f{customer}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < share
+
+
+def zone_of(profile: dict[str, Any]) -> ZoneInfo:
+    try:
+        return ZoneInfo(profile["facts"].get("timezone") or "Asia/Shanghai")
+    except (ZoneInfoNotFoundError, ValueError):
+        return _FALLBACK_ZONE
+
+
+def channel_for(rule: CompiledRule, profile: dict[str, Any]) -> str | None:
+    """The first of the rule's channels the customer may be reached on, or None."""
+    channels = rule.rule.then.channels
+    if rule.rule.limits.transactional:
+        return channels[0]
+    consents = profile["facts"]["consents"]
+    if not consents.get("marketing"):
+        return None
+    for channel in channels:
+        needed = _CHANNEL_CONSENT.get(channel)
+        if needed is None or consents.get(needed):
+            return channel
+    return None
+
+
+def release_at(quiet: QuietHours | None, at: datetime) -> int:
+    """When a trigger at local time ``at`` may go out: 0 if now, else the end of quiet hours."""
+    if quiet is None:
+        return 0
+    start, end = parse_clock(quiet.start), parse_clock(quiet.end)
+    clock = at.timetz().replace(tzinfo=None)
+    overnight = start > end
+    quiet_now = (clock >= start or clock < end) if overnight else (start <= clock < end)
+    if not quiet_now:
+        return 0
+    day = at.date() if (not overnight or clock < end) else at.date() + timedelta(days=1)
+    opens = datetime.combine(day, end, tzinfo=at.tzinfo)
+    return int(opens.timestamp() * 1000)
+
+
+def build(
+    rule: CompiledRule,
+    *,
+    shop: str,
+    customer: str,
+    occurrence: str,
+    at_ms: int,
+    profile: dict[str, Any],
+    reason: list[MatchedCondition],
+    caused_by: list[str],
+    items: list[str],
+    daily_cap: int,
+    timer: str = "",
+) -> Candidate:
+    spec = rule.rule
+    tid = trigger_id(rule, shop, customer, occurrence)
+    channel = channel_for(rule, profile)
+    local = datetime.fromtimestamp(at_ms / 1000, UTC).astimezone(zone_of(profile))
+    holdout = in_holdout(spec.id, shop, customer, spec.limits.holdout)
+    message = Trigger(
+        id=tid,
+        type=spec.trigger_type,
+        time=datetime.fromtimestamp(at_ms / 1000, UTC),
+        subject=customer,
+        shop=shop,
+        data=TriggerData(
+            rule=spec.id,
+            rule_version=spec.version,
+            channel=channel or spec.then.channels[0],  # type: ignore[arg-type]  # a Channel
+            template=spec.then.template,
+            offer=spec.then.offer,
+            items=items[:50],
+            reason=reason,
+            holdout=holdout,
+            caused_by=caused_by[:100],
+        ),
+    )
+    return Candidate(
+        trigger_id=tid,
+        who=f"{shop}:{customer}",
+        rule_id=spec.id,
+        at_ms=at_ms,
+        cooldown_ms=spec.limits.cooldown_s * 1000,
+        channel=channel or "",
+        cap_day=local.date().isoformat(),
+        cap=0 if spec.limits.transactional else daily_cap,
+        release_at_ms=release_at(spec.limits.quiet_hours, local),
+        payload=message.model_dump_json(exclude_none=True).encode(),
+        timer=timer,
+        holdout=holdout,
+    )

@@ -1,0 +1,249 @@
+"""The rule stage: after a batch's profiles are in, which triggers it causes.
+
+Per batch, whatever its size, it costs two round trips: one reads the profiles
+of the customers whose events some rule listens to, one runs the guards and
+writes the outbox, timers and cancellations, shard by shard
+(lua/triggers.lua). Rules see the profile as of the end of their batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis.asyncio
+
+from crmstream.settings import TriggerSettings
+from handlers.keys import TRIGGER_KEY_SUFFIXES, Keys
+from handlers.profile.encode import epoch_ms
+from handlers.profile.read import Profile, ProfileReader, iso
+from handlers.scripts import ARM, EMIT, TRIGGER_LIBRARY
+from handlers.triggers import decide
+from handlers.triggers.decide import Candidate
+from handlers.triggers.progress import EventTimeClock
+from rules.activation import activation, event_view, profile_view
+from rules.expressions import ConditionError
+from rules.loader import CompiledRule, RuleSet
+from schemas.events import Envelope
+from schemas.triggers import MatchedCondition
+
+log = logging.getLogger("crmstream.triggers")
+
+SUFFIXES = ",".join(TRIGGER_KEY_SUFFIXES)
+_DAY_MS = 86_400_000
+
+
+def timer_member(rule_id: str, shop: str, customer: str) -> str:
+    return f"{rule_id}\x1f{shop}\x1f{customer}"
+
+
+def items_of(event: Envelope) -> list[str]:
+    data: Any = getattr(event, "data", None)
+    if data is None:
+        return []
+    if hasattr(data, "items"):
+        return [line.item_id for line in data.items]
+    item = getattr(data, "item_id", None)
+    return [item] if item else []
+
+
+@dataclass
+class _ShardWork:
+    candidates: list[Candidate]
+    timers: list[str | int | bytes]
+    cancels: list[str | int]
+
+
+class TriggerStage:
+    """Evaluates the rules for a batch of applied events and hands triggers to the outbox."""
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        *,
+        keys: Keys,
+        reader: ProfileReader,
+        rules: RuleSet,
+        settings: TriggerSettings,
+        clock: EventTimeClock,
+    ) -> None:
+        self._client = client
+        self._keys = keys
+        self._reader = reader
+        self.rules = rules
+        self._settings = settings
+        self.clock = clock
+        self._fired_window_ms = settings.fired_window_days * _DAY_MS
+        self._loaded = False
+
+    async def load_functions(self) -> None:
+        await self._client.function_load(TRIGGER_LIBRARY, replace=True)
+        self._loaded = True
+
+    async def on_events(self, events: Sequence[Envelope]) -> Counter[str]:
+        """Arm, cancel and emit what this batch causes; returns outcomes by name."""
+        rules = self.rules
+        listened = rules.event_types
+        relevant = [e for e in events if e.subject is not None and e.type in listened]  # type: ignore[attr-defined]
+        outcomes: Counter[str] = Counter()
+        if not relevant:
+            return outcomes
+        if not self._loaded:
+            await self.load_functions()
+        now_ms = int(time.time() * 1000)
+        profiles = await self._reader.read_many(
+            [(e.shop, e.who) for e in relevant], as_of_ms=now_ms
+        )
+        views: dict[tuple[str, str], dict[str, Any]] = {}
+        work: defaultdict[str, _ShardWork] = defaultdict(lambda: _ShardWork([], [], []))
+        for event in relevant:
+            shop, customer, kind = event.shop, event.who, event.type  # type: ignore[attr-defined]
+            shard = work[self._keys.trigger_shard(shop, customer)]
+            at_ms = epoch_ms(event.time)
+            for rule in rules.cancelling.get(kind, ()):
+                within = rule.rule.absence.within_s * 1000
+                shard.cancels += [timer_member(rule.rule.id, shop, customer), at_ms, within]
+            profile = profiles.get((shop, customer))
+            if profile is None:
+                continue  # forgotten on request since: nothing to send
+            view = views.get((shop, customer))
+            if view is None:
+                view = views[(shop, customer)] = profile_view(profile)
+            self._evaluate(event, at_ms, profile, view, shard=shard, outcomes=outcomes)
+        for candidate in (c for shard in work.values() for c in shard.candidates):
+            if not candidate.channel:
+                outcomes["no_consent"] += 1
+        outcomes.update(await self.submit(work))
+        return outcomes
+
+    def _evaluate(
+        self,
+        event: Envelope,
+        at_ms: int,
+        profile: Profile,
+        view: dict[str, Any],
+        *,
+        shard: _ShardWork,
+        outcomes: Counter[str],
+    ) -> None:
+        rules, kind = self.rules, event.type  # type: ignore[attr-defined]
+        context = activation(event_view(event), view, at_ms)
+        for rule in rules.on_event.get(kind, ()):
+            if not self._holds(rule, context, event, outcomes):
+                continue
+            occurrence = self._occurrence(rule, context, default=event.id)
+            if occurrence is None:
+                outcomes["error"] += 1
+                continue
+            shard.candidates.append(
+                decide.build(
+                    rule,
+                    shop=event.shop,
+                    customer=event.who,
+                    occurrence=occurrence,
+                    at_ms=at_ms,
+                    profile=profile,
+                    reason=[_matched(rule, context)],
+                    caused_by=[event.id],
+                    items=items_of(event),
+                    daily_cap=self._settings.daily_cap,
+                )
+            )
+        for rule in rules.arming.get(kind, ()):
+            if self._holds(rule, context, event, outcomes):
+                shard.timers += self._timer(rule, event, at_ms, context)
+                outcomes["armed"] += 1
+
+    def _holds(
+        self,
+        rule: CompiledRule,
+        context: Mapping[str, Any],
+        event: Envelope,
+        outcomes: Counter[str],
+    ) -> bool:
+        try:
+            return rule.condition.holds(context)
+        except ConditionError as exc:
+            outcomes["error"] += 1
+            log.warning("rule %s on event %s: %s", rule.rule.id, event.id, exc)
+            return False
+
+    def _occurrence(
+        self, rule: CompiledRule, context: Mapping[str, Any], default: str
+    ) -> str | None:
+        if rule.occurrence is None:
+            return default
+        try:
+            return str(rule.occurrence.evaluate(context))
+        except ConditionError as exc:
+            log.warning("rule %s: occurrence: %s", rule.rule.id, exc)
+            return None
+
+    def _timer(
+        self, rule: CompiledRule, event: Envelope, at_ms: int, context: Mapping[str, Any]
+    ) -> list[str | int | bytes]:
+        absence = rule.rule.absence
+        armed = {
+            "version": rule.rule.version,
+            "armed_by": event.id,
+            "armed_at": at_ms,
+            "items": items_of(event),
+            "values": rule.condition.values_read(context),
+        }
+        member = timer_member(rule.rule.id, event.shop, event.who)
+        deadline = at_ms + absence.within_s * 1000
+        return [member, deadline, orjson.dumps(armed), 1 if absence.rearm else 0]
+
+    async def submit(self, work: Mapping[str, _ShardWork]) -> Counter[str]:
+        """One round trip: timers, cancellations and candidates of every shard."""
+        pipe = self._client.pipeline(transaction=False)
+        emitted: list[list[Candidate]] = []
+        for base, shard in work.items():
+            if shard.timers or shard.cancels:
+                pipe.fcall(ARM, 1, base, SUFFIXES, *shard.timers, "|", *shard.cancels)
+            if shard.candidates:
+                args = [arg for c in shard.candidates for arg in c.args()]
+                pipe.fcall(EMIT, 1, base, self._fired_window_ms, SUFFIXES, *args)
+                emitted.append(shard.candidates)
+        outcomes: Counter[str] = Counter()
+        if not emitted and not any(s.timers or s.cancels for s in work.values()):
+            return outcomes
+        replies = await pipe.execute()
+        statuses = [reply for reply in replies if isinstance(reply, list)]
+        for reply in replies:
+            if isinstance(reply, int):
+                outcomes["cancelled"] += reply
+        for candidates, reply in zip(emitted, statuses, strict=True):
+            for candidate, status in zip(candidates, reply, strict=True):
+                name = status.decode()
+                if name == "sent" and candidate.holdout:
+                    name = "holdout"
+                if name != "skipped":
+                    outcomes[name] += 1
+        return outcomes
+
+
+def _matched(rule: CompiledRule, context: Mapping[str, Any]) -> MatchedCondition:
+    return MatchedCondition(
+        condition=rule.condition.text, values=rule.condition.values_read(context)
+    )
+
+
+def absence_reason(rule: CompiledRule, armed: Mapping[str, Any], deadline: int) -> MatchedCondition:
+    absence = rule.rule.absence
+    return MatchedCondition(
+        condition=f"{absence.after} not followed by {absence.missing} within {absence.within}",
+        values={
+            "armed_by": armed["armed_by"],
+            "armed_at": iso(armed["armed_at"]),
+            "deadline": iso(deadline),
+        },
+    )
+
+
+__all__ = ["Profile", "TriggerStage", "absence_reason", "timer_member"]

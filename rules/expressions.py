@@ -1,0 +1,103 @@
+"""Rule conditions: CEL, compiled once at load, evaluated per event.
+
+CEL (the Common Expression Language) is not Turing-complete and cannot reach
+anything but the variables it is given, which is why merchants may write it.
+The binding is ``common-expression-language``, a wrapper of the Rust
+interpreter: evaluation takes microseconds, against tens for the pure-Python
+implementations.
+
+The interpreter has no static type checker, so :meth:`Condition.check` runs the
+expression against typed sample documents (an empty profile, an event of each
+type the rule listens to): a misspelt field or an operator applied to the wrong
+types fails there, before the rule is ever loaded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final
+
+import cel
+
+from schemas.triggers import Scalar
+
+Activation = Mapping[str, Any]
+
+# profile.x.y / event.data.z: the paths a condition reads, for the trigger's reason.
+_PATH: Final = re.compile(r"\b(?:profile|event)(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+_UNDEFINED: Final = re.compile(r"Undefined variable or function: '(\w+)'")
+
+
+class ConditionError(ValueError):
+    """A condition that does not compile, or fails on a sample document."""
+
+
+class Condition:
+    __slots__ = ("_paths", "_program", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text.strip()
+        try:
+            self._program = cel.compile(self.text)
+        except ValueError as exc:
+            raise ConditionError(f"CEL syntax error: {_first_line(exc)}") from exc
+        self._paths = tuple(dict.fromkeys(_PATH.findall(self.text)))
+
+    def holds(self, activation: Activation) -> bool:
+        """True only for a boolean true; raises ConditionError if it cannot be evaluated."""
+        try:
+            result = self._program.execute(dict(activation))
+        except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+            raise ConditionError(_explain(exc)) from exc
+        if not isinstance(result, bool):
+            raise ConditionError(f"must be true or false, gives {type(result).__name__}")
+        return result
+
+    def check(self, sample: Activation) -> None:
+        self.holds(sample)
+
+    def evaluate(self, activation: Activation) -> Any:  # noqa: ANN401 -- CEL gives any value
+        try:
+            return self._program.execute(dict(activation))
+        except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+            raise ConditionError(_explain(exc)) from exc
+
+    def values_read(self, activation: Activation) -> dict[str, Scalar]:
+        """The document values the condition names, for a reason a person can read."""
+        values: dict[str, Scalar] = {}
+        for path in self._paths:
+            head, *parts = path.split(".")
+            value: Any = activation.get(head)
+            for part in parts:
+                value = value.get(part) if isinstance(value, Mapping) else None
+            values[path] = _scalar(value)
+        return values
+
+
+def _scalar(value: Any) -> Scalar:  # noqa: ANN401 -- any document value
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return str(value)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc)
+    if "Syntax error:" in text:
+        text = text.split("Syntax error:", 1)[1]
+    return text.strip().splitlines()[0]
+
+
+def _explain(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"unknown field {exc.args[0]!r}"
+    text = str(exc)
+    undefined = _UNDEFINED.search(text)
+    if undefined:
+        return f"unknown variable {undefined.group(1)!r} (conditions see event, profile and now)"
+    if isinstance(exc, TypeError):
+        return f"type error: {text.split('. ', 1)[0]}"
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,195 @@
+"""A folder of rule files → a RuleSet, or every problem in it with file, line and reason.
+
+One rule per ``*.yaml`` file. Nothing half-loaded ever runs: a set with a
+problem is refused as a whole, so a worker keeps the rules it had.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from crmstream.errors import RuleError
+from rules.expressions import Activation, Condition, ConditionError
+from rules.model import Rule
+from rules.yaml_lines import Path as YamlPath
+from rules.yaml_lines import line_of, load_with_lines
+
+# Event type (None for a schedule) → a typed sample activation to check conditions on.
+Samples = Callable[[str | None], Activation]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleProblem:
+    file: str
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.reason}"
+
+
+class RuleSetError(RuleError):
+    """A rule set with problems; ``problems`` lists every one of them."""
+
+    def __init__(self, problems: list[RuleProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(problem) for problem in problems))
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    rule: Rule
+    condition: Condition
+    occurrence: Condition | None
+    source: str
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Enabled rules, indexed so that an event costs only the rules it can concern."""
+
+    rules: tuple[CompiledRule, ...]
+    on_event: dict[str, tuple[CompiledRule, ...]] = field(default_factory=dict)
+    arming: dict[str, tuple[CompiledRule, ...]] = field(default_factory=dict)
+    cancelling: dict[str, tuple[CompiledRule, ...]] = field(default_factory=dict)
+    scheduled: tuple[CompiledRule, ...] = ()
+
+    @classmethod
+    def of(cls, compiled: Iterable[CompiledRule]) -> RuleSet:
+        everything = tuple(sorted(compiled, key=lambda c: c.rule.id))
+        on_event: defaultdict[str, list[CompiledRule]] = defaultdict(list)
+        arming: defaultdict[str, list[CompiledRule]] = defaultdict(list)
+        cancelling: defaultdict[str, list[CompiledRule]] = defaultdict(list)
+        scheduled: list[CompiledRule] = []
+        for entry in everything:
+            if not entry.rule.enabled:
+                continue
+            when = entry.rule.when
+            if when.event is not None:
+                on_event[when.event].append(entry)
+            elif when.absence is not None:
+                arming[when.absence.after].append(entry)
+                cancelling[when.absence.missing].append(entry)
+            else:
+                scheduled.append(entry)
+        return cls(
+            rules=everything,
+            on_event={k: tuple(v) for k, v in on_event.items()},
+            arming={k: tuple(v) for k, v in arming.items()},
+            cancelling={k: tuple(v) for k, v in cancelling.items()},
+            scheduled=tuple(scheduled),
+        )
+
+    @property
+    def event_types(self) -> frozenset[str]:
+        """Types whose events the rule stage has to look at at all."""
+        return frozenset(self.on_event) | frozenset(self.arming) | frozenset(self.cancelling)
+
+    def get(self, rule_id: str) -> CompiledRule | None:
+        return next((entry for entry in self.rules if entry.rule.id == rule_id), None)
+
+
+def load_rules(folder: Path, samples: Samples) -> RuleSet:
+    """Every ``*.yaml`` under ``folder``; raises RuleSetError listing all problems."""
+    if not folder.is_dir():
+        raise RuleSetError([RuleProblem(str(folder), 1, "no such folder")])
+    compiled: list[CompiledRule] = []
+    problems: list[RuleProblem] = []
+    first_file_of: dict[str, str] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        entry, found = compile_rule_file(path, samples)
+        problems.extend(found)
+        if entry is None:
+            continue
+        earlier = first_file_of.setdefault(entry.rule.id, str(path))
+        if earlier != str(path):
+            reason = f"rule id {entry.rule.id!r} is already taken by {earlier}"
+            problems.append(RuleProblem(str(path), 1, reason))
+        else:
+            compiled.append(entry)
+    if problems:
+        raise RuleSetError(problems)
+    return RuleSet.of(compiled)
+
+
+def compile_rule_file(
+    path: Path, samples: Samples
+) -> tuple[CompiledRule | None, list[RuleProblem]]:
+    source = str(path)
+    try:
+        data, lines = load_with_lines(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc)
+        return None, [RuleProblem(source, line, f"not valid YAML: {problem}")]
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [RuleProblem(source, 1, f"cannot read: {exc}")]
+    if not isinstance(data, dict):
+        reason = "a rule file holds one mapping (id, version, when, …)"
+        return None, [RuleProblem(source, 1, reason)]
+    try:
+        rule = Rule.model_validate(data)
+    except ValidationError as exc:
+        return None, [
+            RuleProblem(source, line_of(lines, tuple(error["loc"])), _reason(error))
+            for error in exc.errors()
+        ]
+    problems: list[RuleProblem] = []
+    condition = _compile(rule.condition, ("if",), source, lines, problems)
+    occurrence = (
+        _compile(rule.occurrence, ("occurrence",), source, lines, problems)
+        if rule.occurrence is not None
+        else None
+    )
+    if condition is not None:
+        for event_type in _listened_types(rule):
+            try:
+                condition.check(samples(event_type))
+            except ConditionError as exc:
+                for_what = f" (on {event_type})" if event_type else ""
+                problems.append(RuleProblem(source, lines.get(("if",), 1), f"if{for_what}: {exc}"))
+                break
+    if problems or condition is None:
+        return None, problems
+    return CompiledRule(rule, condition, occurrence, source), []
+
+
+def _listened_types(rule: Rule) -> list[str | None]:
+    if rule.when.event is not None:
+        return [rule.when.event]
+    if rule.when.absence is not None:
+        return [rule.when.absence.after]
+    return [None]
+
+
+def _compile(
+    text: str,
+    path: tuple[str, ...],
+    source: str,
+    lines: dict[YamlPath, int],
+    problems: list[RuleProblem],
+) -> Condition | None:
+    try:
+        return Condition(text)
+    except ConditionError as exc:
+        problems.append(RuleProblem(source, lines.get(path, 1), f"{path[0]}: {exc}"))
+        return None
+
+
+def _reason(error: ErrorDetails) -> str:
+    where = ".".join(str(part) for part in error["loc"] if not str(part)[:1].isupper())
+    message = str(error["msg"])
+    if error["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif error["type"] == "literal_error" and "channels" in where:
+        message = f"unknown channel: {message}"
+    message = message.removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message

@@ -1,0 +1,188 @@
+"""A rule file as data (DESIGN.md §3): when it fires, on what condition, what it sends.
+
+Three kinds of ``when``::
+
+    when: {event: review.posted}                                    # on event
+    when: {absence: {after: cart.item_added, missing: order.placed, # A not followed
+                     within: 30m, rearm: true}}                     # by B within D
+    when: {schedule: {daily: "09:00", on: birthday}}                # on schedule
+
+Everything here is checked before a worker starts: the event types exist, the
+channels are known, durations parse. The CEL condition is compiled elsewhere
+(rules/expressions.py); here it is only text.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from schemas.events import EVENT_TYPES
+from schemas.triggers import Channel, RuleId
+
+_DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def parse_duration(text: str) -> int:
+    """'90s', '30m', '12h', '7d' → seconds."""
+    match = _DURATION.match(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"bad duration {text!r}: use a whole number with s, m, h or d (30m, 7d)")
+    return int(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+def parse_clock(text: str) -> time:
+    match = _CLOCK.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"bad time of day {text!r}: use HH:MM, 24-hour (09:00, 21:30)")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+def _event_type(name: str) -> str:
+    if name not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {name!r}")
+    return name
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Absence(_Strict):
+    after: str
+    missing: str
+    within: str
+    # A new ``after`` event moves the deadline (and the occurrence) forward; without it, the
+    # first one stands until it fires or is cancelled.
+    rearm: bool = True
+
+    _check_types = field_validator("after", "missing")(_event_type)
+
+    @field_validator("within")
+    @classmethod
+    def _within(cls, value: str) -> str:
+        if parse_duration(value) <= 0:
+            raise ValueError("within must be longer than zero")
+        return value
+
+    @property
+    def within_s(self) -> int:
+        return parse_duration(self.within)
+
+
+ScheduleKind = Literal["birthday", "holiday", "dormant", "after_delivery"]
+
+
+class Schedule(_Strict):
+    daily: str  # local time of day in the customer's timezone
+    on: ScheduleKind
+    dates: list[Annotated[str, Field(pattern=r"^\d{2}-\d{2}$")]] = Field(default_factory=list)
+    days: int | None = Field(default=None, ge=1)  # dormant: days since the last order; …
+
+    @field_validator("daily")
+    @classmethod
+    def _daily(cls, value: str) -> str:
+        parse_clock(value)
+        return value
+
+    @model_validator(mode="after")
+    def _needs(self) -> Schedule:
+        if self.on == "holiday" and not self.dates:
+            raise ValueError("a holiday schedule needs dates (MM-DD)")
+        if self.on in ("dormant", "after_delivery") and self.days is None:
+            raise ValueError(f"an {self.on} schedule needs days")
+        return self
+
+
+class When(_Strict):
+    event: str | None = None
+    absence: Absence | None = None
+    schedule: Schedule | None = None
+
+    @field_validator("event")
+    @classmethod
+    def _event(cls, value: str | None) -> str | None:
+        return None if value is None else _event_type(value)
+
+    @model_validator(mode="after")
+    def _one(self) -> When:
+        given = [name for name in ("event", "absence", "schedule") if getattr(self, name)]
+        if len(given) != 1:
+            raise ValueError("when takes exactly one of event, absence or schedule")
+        return self
+
+
+class Then(_Strict):
+    # Tried in order: the first one the customer consented to carries the trigger.
+    channels: Annotated[list[Channel], Field(min_length=1)]
+    template: Annotated[str, Field(min_length=1, max_length=128)]
+    offer: dict[str, Any] | None = None
+
+
+class QuietHours(_Strict):
+    start: str
+    end: str
+
+    @field_validator("start", "end")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        parse_clock(value)
+        return value
+
+
+class Limits(_Strict):
+    cooldown: str | None = None
+    quiet_hours: QuietHours | None = None
+    holdout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    # Marketing rules need the marketing consent and the channel's; service messages
+    # (transactional) need neither, and pass the daily caps too.
+    transactional: bool = False
+
+    @field_validator("cooldown")
+    @classmethod
+    def _cooldown(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @property
+    def cooldown_s(self) -> int:
+        return 0 if self.cooldown is None else parse_duration(self.cooldown)
+
+
+class Rule(_Strict):
+    id: RuleId
+    version: Annotated[int, Field(ge=1)]
+    description: Annotated[str, Field(min_length=1, max_length=500)]
+    enabled: bool = True
+    when: When
+    condition: str = Field(default="true", alias="if")
+    # CEL text giving what makes two firings the same occurrence; by default the event
+    # (on event), the event that armed the timer (absence) or the local date (schedule).
+    occurrence: str | None = None
+    then: Then
+    limits: Limits = Limits()
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @property
+    def kind(self) -> Literal["event", "absence", "schedule"]:
+        if self.when.event is not None:
+            return "event"
+        return "absence" if self.when.absence is not None else "schedule"
+
+    @property
+    def absence(self) -> Absence:
+        """The absence spec of an absence rule (the rule set indexes only those as such)."""
+        if self.when.absence is None:
+            raise ValueError(f"rule {self.id} is not an absence rule")
+        return self.when.absence
+
+    @property
+    def trigger_type(self) -> str:
+        return f"trigger.{self.id}"
