@@ -229,7 +229,7 @@ class WorkerSettings(BaseModel):
     session_timeout_s: float = Field(default=10.0, ge=6, le=300)
     # "module:callable" taking Settings and returning the stage valid events go to.
     event_sink: str = Field(
-        default="handlers.profile.stage:ProfileStage.from_settings", pattern=r"^[\w.]+:[\w.]+$"
+        default="handlers.pipeline:ProfilesAndTriggers.from_settings", pattern=r"^[\w.]+:[\w.]+$"
     )
 
 

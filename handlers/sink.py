@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Protocol, cast, runtime_checkable
 
 from crmstream.errors import ConfigError
@@ -22,6 +23,13 @@ class EventSink(Protocol):
     async def handle(self, events: Sequence[Envelope]) -> None: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class WatchesEventTime(Protocol):
+    """A sink that wants to know how far event time has got, partition by partition."""
+
+    def observe_event_time(self, newest: Mapping[tuple[str, int], datetime]) -> None: ...
 
 
 SinkFactory = Callable[[Settings], EventSink]

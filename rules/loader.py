@@ -95,6 +95,13 @@ class RuleSet:
     def get(self, rule_id: str) -> CompiledRule | None:
         return next((entry for entry in self.rules if entry.rule.id == rule_id), None)
 
+    def absence_rule(self, rule_id: str) -> CompiledRule | None:
+        """The enabled absence rule of that id: what a due timer fires for, if anything."""
+        entry = self.get(rule_id)
+        if entry is None or not entry.rule.enabled or entry.rule.kind != "absence":
+            return None
+        return entry
+
 
 def load_rules(folder: Path, samples: Samples) -> RuleSet:
     """Every ``*.yaml`` under ``folder``; raises RuleSetError listing all problems."""

@@ -14,11 +14,13 @@ from mode.types.signals import SignalHandlerT
 
 from crmstream.settings import Settings
 from crmstream.topics import EVENT_STREAMS, TopicNames
-from handlers.sink import EventSink, load_sink
+from handlers.pipeline import ProfilesAndTriggers
+from handlers.sink import EventSink, WatchesEventTime, load_sink
 from schemas.decode import Decoder, Rejected
 from schemas.events import Envelope
 from streams.dead_letters import DeadLetters, position
 from streams.records import Record
+from streams.trigger_tasks import register_triggers
 
 log = logging.getLogger("crmstream.ingest")
 
@@ -33,6 +35,8 @@ class Decoded:
     batch: Sequence[Record]
     valid: list[Envelope] = field(default_factory=list)
     refused: list[tuple[Record, Rejected]] = field(default_factory=list)
+    # Per (topic, partition): the newest event time in the batch.
+    newest: dict[tuple[str, int], datetime] = field(default_factory=dict)
 
 
 class Ingest:
@@ -54,7 +58,7 @@ class Ingest:
         decode = self.decoder.decode
         stream_of_topic = self.stream_of_topic
         decoded = Decoded(batch)
-        valid, refused = decoded.valid, decoded.refused
+        valid, refused, newest = decoded.valid, decoded.refused, decoded.newest
         for record in batch:
             result = decode(
                 record.value or b"", record.key, stream_of_topic.get(record.topic), not_after
@@ -62,7 +66,12 @@ class Ingest:
             if type(result) is Rejected:
                 refused.append((record, result))
             else:
-                valid.append(cast(Envelope, result))
+                event = cast(Envelope, result)
+                valid.append(event)
+                partition = (record.topic, record.partition)
+                seen = newest.get(partition)
+                if seen is None or event.time > seen:
+                    newest[partition] = event.time
         return decoded
 
     async def deliver(self, decoded: Decoded) -> None:
@@ -74,6 +83,8 @@ class Ingest:
             )
         if decoded.valid:
             await _until_done(lambda: self.sink.handle(decoded.valid), "event sink", batch)
+        if isinstance(self.sink, WatchesEventTime):
+            self.sink.observe_event_time(decoded.newest)
 
     async def process(self, batch: Sequence[Record]) -> None:
         await self.deliver(self.decode(batch))
@@ -114,6 +125,8 @@ def register_ingest(app: faust.App, settings: Settings) -> Ingest:
         settings, load_sink(settings.worker.event_sink, settings), DeadLetters(dlq_topic)
     )
     consumer = EventConsumer(settings, ingest, loop=app.loop, beacon=app.beacon)
+    if isinstance(ingest.sink, ProfilesAndTriggers):
+        register_triggers(app, settings, ingest.sink)
 
     async def start_consumer() -> None:
         # A runtime dependency of the app: started now, stopped (and drained) with it.

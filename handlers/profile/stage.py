@@ -97,6 +97,10 @@ class ProfileStage:
     def client(self) -> redis.asyncio.Redis:
         return self._client
 
+    @property
+    def shops(self) -> ShopConfigs:
+        return self._shops
+
     async def handle(self, events: Sequence[Envelope]) -> None:
         await self.apply(events)
 

@@ -53,7 +53,7 @@ def items_of(event: Envelope) -> list[str]:
 
 
 @dataclass
-class _ShardWork:
+class ShardWork:
     candidates: list[Candidate]
     timers: list[str | int | bytes]
     cancels: list[str | int]
@@ -72,17 +72,17 @@ class TriggerStage:
         settings: TriggerSettings,
         clock: EventTimeClock,
     ) -> None:
-        self._client = client
-        self._keys = keys
-        self._reader = reader
+        self.client = client
+        self.keys = keys
+        self.reader = reader
         self.rules = rules
-        self._settings = settings
+        self.settings = settings
         self.clock = clock
         self._fired_window_ms = settings.fired_window_days * _DAY_MS
         self._loaded = False
 
     async def load_functions(self) -> None:
-        await self._client.function_load(TRIGGER_LIBRARY, replace=True)
+        await self.client.function_load(TRIGGER_LIBRARY, replace=True)
         self._loaded = True
 
     async def on_events(self, events: Sequence[Envelope]) -> Counter[str]:
@@ -96,14 +96,12 @@ class TriggerStage:
         if not self._loaded:
             await self.load_functions()
         now_ms = int(time.time() * 1000)
-        profiles = await self._reader.read_many(
-            [(e.shop, e.who) for e in relevant], as_of_ms=now_ms
-        )
+        profiles = await self.reader.read_many([(e.shop, e.who) for e in relevant], as_of_ms=now_ms)
         views: dict[tuple[str, str], dict[str, Any]] = {}
-        work: defaultdict[str, _ShardWork] = defaultdict(lambda: _ShardWork([], [], []))
+        work: defaultdict[str, ShardWork] = defaultdict(lambda: ShardWork([], [], []))
         for event in relevant:
             shop, customer, kind = event.shop, event.who, event.type  # type: ignore[attr-defined]
-            shard = work[self._keys.trigger_shard(shop, customer)]
+            shard = work[self.keys.trigger_shard(shop, customer)]
             at_ms = epoch_ms(event.time)
             for rule in rules.cancelling.get(kind, ()):
                 within = rule.rule.absence.within_s * 1000
@@ -128,7 +126,7 @@ class TriggerStage:
         profile: Profile,
         view: dict[str, Any],
         *,
-        shard: _ShardWork,
+        shard: ShardWork,
         outcomes: Counter[str],
     ) -> None:
         rules, kind = self.rules, event.type  # type: ignore[attr-defined]
@@ -151,7 +149,7 @@ class TriggerStage:
                     reason=[_matched(rule, context)],
                     caused_by=[event.id],
                     items=items_of(event),
-                    daily_cap=self._settings.daily_cap,
+                    daily_cap=self.settings.daily_cap,
                 )
             )
         for rule in rules.arming.get(kind, ()):
@@ -199,9 +197,9 @@ class TriggerStage:
         deadline = at_ms + absence.within_s * 1000
         return [member, deadline, orjson.dumps(armed), 1 if absence.rearm else 0]
 
-    async def submit(self, work: Mapping[str, _ShardWork]) -> Counter[str]:
+    async def submit(self, work: Mapping[str, ShardWork]) -> Counter[str]:
         """One round trip: timers, cancellations and candidates of every shard."""
-        pipe = self._client.pipeline(transaction=False)
+        pipe = self.client.pipeline(transaction=False)
         emitted: list[list[Candidate]] = []
         for base, shard in work.items():
             if shard.timers or shard.cancels:
@@ -244,6 +242,3 @@ def absence_reason(rule: CompiledRule, armed: Mapping[str, Any], deadline: int) 
             "deadline": iso(deadline),
         },
     )
-
-
-__all__ = ["Profile", "TriggerStage", "absence_reason", "timer_member"]

@@ -19,6 +19,7 @@ from streams.cli.demo import demo
 from streams.cli.events import publish, schemas, simulate
 from streams.cli.ops import stack, topics, worker
 from streams.cli.profiles import profile, replay
+from streams.cli.rules import rules
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -37,7 +38,7 @@ def cli(ctx: click.Context) -> None:
 
 for command in (
     stack, topics, worker, publish, simulate, import_customers, profile, replay, schemas,
-    demo,
+    demo, rules,
 ):  # fmt: skip
     cli.add_command(command)
 

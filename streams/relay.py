@@ -1,0 +1,155 @@
+"""The outbox relay: triggers from Redis to ``crm.triggers``, removed only once acknowledged.
+
+The outbox is one Redis stream per trigger shard, read through a consumer group,
+so that several workers share it and each entry goes to one of them. An entry is
+acknowledged and deleted only after the broker confirmed the message (acks=all,
+idempotent producer); a relay that dies holding entries leaves them pending, and
+another claims them once they have been idle long enough. The worst case is a
+message sent twice under the same id, which consumers deduplicate on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from typing import Any
+
+import redis.asyncio
+from confluent_kafka import KafkaError as RdKafkaError
+from confluent_kafka import Message, Producer
+from mode import Service
+from redis.exceptions import RedisError, ResponseError
+
+from crmstream.settings import Settings
+from crmstream.topics import TopicNames
+from handlers.keys import Keys
+
+log = logging.getLogger("crmstream.relay")
+
+GROUP = "relay"
+_IDLE_SLEEP_S = 0.05
+_ERROR_SLEEP_S = 1.0
+_FLUSH_TIMEOUT_S = 30.0
+
+
+class OutboxRelay(Service):
+    def __init__(self, settings: Settings, client: redis.asyncio.Redis, **kwargs: Any) -> None:  # noqa: ANN401 -- mode's Service options
+        super().__init__(**kwargs)
+        self._client = client
+        self._keys = Keys(settings.redis.key_prefix)
+        self._topic = TopicNames.from_settings(settings.topics).triggers
+        self._batch = settings.triggers.relay_batch
+        self._claim_idle_ms = int(settings.triggers.relay_claim_idle_s * 1000)
+        self._consumer = f"{settings.worker.app_id}-{socket.gethostname()}-{os.getpid()}"
+        self._producer = Producer(
+            {
+                **settings.kafka.librdkafka(),
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 2,
+                "compression.type": "lz4",
+            }
+        )
+        self.relayed = 0
+
+    async def on_start(self) -> None:
+        for base in self._keys.trigger_shards():
+            try:
+                await self._client.xgroup_create(
+                    self._keys.outbox(base), GROUP, id="0", mkstream=True
+                )
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+        self.add_future(self._run())
+
+    async def on_stop(self) -> None:
+        await asyncio.to_thread(self._producer.flush, _FLUSH_TIMEOUT_S)
+
+    async def _run(self) -> None:
+        rounds = 0
+        while not self.should_stop:
+            try:
+                claim = rounds % 100 == 0  # now and then, take over a dead relay's entries
+                moved = await self.relay_once(claim=claim)
+            except (RedisError, OSError) as exc:
+                log.warning("outbox relay: Redis failed (%s); retrying", exc)
+                await asyncio.sleep(_ERROR_SLEEP_S)
+                continue
+            rounds += 1
+            if not moved:
+                await asyncio.sleep(_IDLE_SLEEP_S)
+
+    async def relay_once(self, *, claim: bool = False) -> int:
+        """Send what the outbox holds for this relay; returns how many were acknowledged."""
+        pipe = self._client.pipeline(transaction=False)
+        asked: list[str] = []
+        for base in self._keys.trigger_shards():
+            outbox = self._keys.outbox(base)
+            if claim:
+                pipe.xautoclaim(
+                    outbox, GROUP, self._consumer, self._claim_idle_ms, count=self._batch
+                )
+                asked.append(outbox)
+            pipe.xreadgroup(GROUP, self._consumer, {outbox: ">"}, count=self._batch)
+            asked.append(outbox)
+        entries: list[tuple[str, bytes, dict[bytes, bytes]]] = []
+        for outbox, reply in zip(asked, await pipe.execute(), strict=True):
+            entries.extend((outbox, entry_id, fields) for entry_id, fields in _entries(reply))
+        if not entries:
+            return 0
+        delivered: list[tuple[str, bytes]] = []
+        failed: list[str] = []
+
+        def report(outbox: str, entry_id: bytes) -> Any:  # noqa: ANN401 -- librdkafka callback
+            def on_delivery(error: RdKafkaError | None, _message: Message) -> None:
+                if error is None:
+                    delivered.append((outbox, entry_id))
+                else:
+                    failed.append(error.str())
+
+            return on_delivery
+
+        for outbox, entry_id, fields in entries:
+            self._produce(fields, report(outbox, entry_id))
+        await asyncio.to_thread(self._producer.flush, _FLUSH_TIMEOUT_S)
+        if failed:
+            log.warning(
+                "%d triggers not acknowledged by the broker (%s); they stay in the outbox",
+                len(failed),
+                failed[0],
+            )
+        pipe = self._client.pipeline(transaction=False)
+        for outbox, entry_id in delivered:
+            pipe.xack(outbox, GROUP, entry_id)
+            pipe.xdel(outbox, entry_id)
+        if delivered:
+            await pipe.execute()
+        self.relayed += len(delivered)
+        return len(delivered)
+
+    def _produce(self, fields: dict[bytes, bytes], on_delivery: Any) -> None:  # noqa: ANN401 -- librdkafka callback
+        while True:
+            try:
+                self._producer.produce(
+                    self._topic,
+                    fields[b"event"],
+                    fields[b"key"],
+                    headers={"crm.trigger.id": fields[b"id"]},
+                    on_delivery=on_delivery,
+                )
+                break
+            except BufferError:
+                self._producer.poll(0.1)
+        self._producer.poll(0)
+
+
+def _entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:  # noqa: ANN401 -- redis-py reply shapes
+    """(id, fields) from an XREADGROUP reply, [[stream, entries]], or an XAUTOCLAIM one,
+    [next, entries, deleted]; entries deleted meanwhile come back without fields."""
+    if not reply:
+        return []
+    found = reply[0][1] if isinstance(reply[0], list) else reply[1]
+    return [(entry_id, fields) for entry_id, fields in found if fields]
