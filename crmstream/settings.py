@@ -195,10 +195,9 @@ class TriggerSettings(BaseModel):
     # How long a fired trigger's id is remembered: a replay within it never fires it again.
     fired_window_days: int = Field(default=400, ge=1)
     timer_tick_s: float = Field(default=0.2, gt=0, le=60)
-    # Absence deadlines follow event time: the slowest busy partition's newest event, less
-    # this allowance for disorder; a partition quiet this long stops holding time back.
+    # Absence deadlines follow event time (the clock, once caught up), less this allowance
+    # for events that arrive a little out of order.
     timer_disorder_s: float = Field(default=0.5, ge=0)
-    timer_idle_s: float = Field(default=1.0, gt=0)
     # A worker that took a due timer has this long to emit it before another may.
     timer_lease_s: float = Field(default=30.0, ge=1)
     relay_batch: int = Field(default=500, ge=1, le=100_000)

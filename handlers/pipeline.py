@@ -8,7 +8,7 @@ already emitted keeps its id and is refused as a duplicate.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
 from crmstream.settings import Settings
@@ -51,10 +51,7 @@ class ProfilesAndTriggers:
         profiles = ProfileStage.from_settings(settings)
         keys = Keys(settings.redis.key_prefix)
         reader = ProfileReader(profiles.client, keys, profiles.shops)
-        clock = EventTimeClock(
-            disorder_ms=int(settings.triggers.timer_disorder_s * 1000),
-            idle_s=settings.triggers.timer_idle_s,
-        )
+        clock = EventTimeClock(disorder_ms=int(settings.triggers.timer_disorder_s * 1000))
         triggers = TriggerStage(
             profiles.client,
             keys=keys,
@@ -71,8 +68,10 @@ class ProfilesAndTriggers:
         if outcomes:
             log.debug("triggers: %s", dict(outcomes))
 
-    def observe_event_time(self, newest: Mapping[tuple[str, int], datetime]) -> None:
-        self.triggers.clock.observe({tp: epoch_ms(at) for tp, at in newest.items()})
+    def observe_event_time(
+        self, newest: Mapping[tuple[str, int], datetime], behind: Collection[tuple[str, int]]
+    ) -> None:
+        self.triggers.clock.observe({tp: epoch_ms(at) for tp, at in newest.items()}, behind)
 
     def reload_rules(self) -> RuleSet | None:
         """Load the rules again; on a problem keep the current ones and say why."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol, cast, runtime_checkable
 
@@ -29,7 +29,11 @@ class EventSink(Protocol):
 class WatchesEventTime(Protocol):
     """A sink that wants to know how far event time has got, partition by partition."""
 
-    def observe_event_time(self, newest: Mapping[tuple[str, int], datetime]) -> None: ...
+    def observe_event_time(
+        self, newest: Mapping[tuple[str, int], datetime], behind: Collection[tuple[str, int]]
+    ) -> None:
+        """``newest``: the batch's newest event per partition; ``behind``: partitions the
+        consumer has not caught up on."""
 
 
 SinkFactory = Callable[[Settings], EventSink]

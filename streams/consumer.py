@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
 from mode import Service
 
@@ -96,6 +96,7 @@ class EventConsumer(Service):
                 if not fetched:
                     continue
                 decoded = self._ingest.decode([r for part in fetched.values() for r in part])
+                decoded.behind = await _behind(consumer)
                 offsets = {
                     partition: OffsetAndMetadata(part[-1].offset + 1, "")
                     for partition, part in fetched.items()
@@ -125,3 +126,16 @@ class EventConsumer(Service):
                     "commit refused after a rebalance; %d records will be replayed",
                     len(decoded.batch),
                 )
+
+
+async def _behind(consumer: AIOKafkaConsumer) -> frozenset[tuple[str, int]]:
+    """Assigned partitions with records past what was handed out (or not fetched yet)."""
+    lagging = set()
+    for partition in consumer.assignment():
+        highwater = consumer.highwater(partition)
+        try:
+            if highwater is None or await consumer.position(partition) < highwater:
+                lagging.add((partition.topic, partition.partition))
+        except IllegalStateError:
+            continue  # taken away by a rebalance meanwhile
+    return frozenset(lagging)

@@ -37,6 +37,8 @@ class Decoded:
     refused: list[tuple[Record, Rejected]] = field(default_factory=list)
     # Per (topic, partition): the newest event time in the batch.
     newest: dict[tuple[str, int], datetime] = field(default_factory=dict)
+    # Partitions with records still to read after this batch (set by the consumer).
+    behind: frozenset[tuple[str, int]] = frozenset()
 
 
 class Ingest:
@@ -84,7 +86,7 @@ class Ingest:
         if decoded.valid:
             await _until_done(lambda: self.sink.handle(decoded.valid), "event sink", batch)
         if isinstance(self.sink, WatchesEventTime):
-            self.sink.observe_event_time(decoded.newest)
+            self.sink.observe_event_time(decoded.newest, decoded.behind)
 
     async def process(self, batch: Sequence[Record]) -> None:
         await self.deliver(self.decode(batch))

@@ -98,7 +98,20 @@ class ProfileReader:
     async def read_many(
         self, customers: Sequence[tuple[str, str]], as_of_ms: int | None = None
     ) -> dict[tuple[str, str], Profile | None]:
-        """Several profiles in one round trip (the rule stage reads a batch's customers)."""
+        """Several profiles in one round trip."""
+        as_of = as_of_ms if as_of_ms is not None else int(time.time() * 1000)
+        return {
+            (shop, who): None
+            if stored is None
+            else build_profile(shop, who, as_of, stored, self._shops.for_shop(shop))
+            for (shop, who), stored in (await self.read_stored(customers)).items()
+        }
+
+    async def read_stored(
+        self, customers: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], Stored | None]:
+        """Customers' keys as stored, in one round trip; build_profile makes documents of them
+        as of any moment (the rule stage wants each event's own)."""
         pipe = self._client.pipeline(transaction=False)
         wanted = list(dict.fromkeys(customers))
         for shop, who in wanted:
@@ -110,25 +123,25 @@ class ProfileReader:
             pipe.zrange(r, 0, -1, desc=True, withscores=True)
             pipe.zrange(f, 0, -1, desc=True, withscores=True)
         replies = await pipe.execute() if wanted else []
-        as_of = as_of_ms if as_of_ms is not None else int(time.time() * 1000)
-        profiles: dict[tuple[str, str], Profile | None] = {}
-        for n, (shop, who) in enumerate(wanted):
+        found: dict[tuple[str, str], Stored | None] = {}
+        for n, customer in enumerate(wanted):
             raw_p, raw_w, raw_c, raw_a, recent, favorites = replies[n * 6 : n * 6 + 6]
-            if not raw_p:
-                profiles[(shop, who)] = None
-                continue
-            stored = Stored(
-                fields=_text(raw_p),
-                buckets=_text(raw_w),
-                cart=_text(raw_c),
-                affinity=_text(raw_a),
-                recent=[member.decode() for member, _ in recent],
-                favorites=[member.decode() for member, _ in favorites],
+            found[customer] = (
+                Stored(
+                    fields=_text(raw_p),
+                    buckets=_text(raw_w),
+                    cart=_text(raw_c),
+                    affinity=_text(raw_a),
+                    recent=[member.decode() for member, _ in recent],
+                    favorites=[member.decode() for member, _ in favorites],
+                )
+                if raw_p
+                else None
             )
-            profiles[(shop, who)] = build_profile(
-                shop, who, as_of, stored, self._shops.for_shop(shop)
-            )
-        return profiles
+        return found
+
+    def config_of(self, shop: str) -> ShopConfig:
+        return self._shops.for_shop(shop)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,45 +1,41 @@
 """Event time, as far as the stream has got: when absence deadlines are due.
 
-Each partition's newest event time is kept with the moment it was seen. The
-stream's time is the slowest busy partition's, less a small allowance for
-disorder between a customer's events; a partition quiet for ``idle_s`` stops
-holding it back. When every partition is quiet, the clock drives instead. So a
-backlog read hours behind the clock fires its timers by event time, in the order
-things happened, and a live stream fires them on time.
+While the worker is behind on some partition (a backlog, a replay, a restart
+after downtime), time is the newest event time of the slowest such partition:
+a deadline falls due only once every event before it has been read, so an
+order that cancels an abandoned-cart timer is never overtaken by it. Once the
+worker has caught up everywhere, events are live and the clock drives. Either
+way, less a small allowance for events that arrive a little out of order.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 PartitionKey = tuple[str, int]
 
 
 class EventTimeClock:
-    def __init__(
-        self,
-        disorder_ms: int,
-        idle_s: float,
-        wall: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, disorder_ms: int, wall: Callable[[], float] = time.time) -> None:
         self._disorder_ms = disorder_ms
-        self._idle_s = idle_s
         self._wall = wall
-        self._newest: dict[PartitionKey, tuple[int, float]] = {}
+        self._newest: dict[PartitionKey, int] = {}
+        self._behind: frozenset[PartitionKey] = frozenset()
 
-    def observe(self, newest_by_partition: Mapping[PartitionKey, int]) -> None:
-        seen = self._wall()
+    def observe(
+        self, newest_by_partition: Mapping[PartitionKey, int], behind: Collection[PartitionKey]
+    ) -> None:
+        """A batch was read: its newest event per partition, and which partitions still lag."""
         for partition, newest in newest_by_partition.items():
-            previous = self._newest.get(partition)
-            if previous is None or newest >= previous[0]:
-                self._newest[partition] = (newest, seen)
-            else:
-                self._newest[partition] = (previous[0], seen)
+            if newest > self._newest.get(partition, 0):
+                self._newest[partition] = newest
+        self._behind = frozenset(behind)
 
     def now_ms(self) -> int:
-        wall = self._wall()
-        busy = [newest for newest, seen in self._newest.values() if wall - seen < self._idle_s]
-        if not busy:
-            return int(wall * 1000)
-        return min(busy) - self._disorder_ms
+        if self._behind:
+            # A lagging partition not read from yet holds time at its start: nothing is due.
+            slowest = min(self._newest.get(partition, 0) for partition in self._behind)
+        else:
+            slowest = int(self._wall() * 1000)
+        return slowest - self._disorder_ms

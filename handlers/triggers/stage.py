@@ -9,7 +9,6 @@ writes the outbox, timers and cancellations, shard by shard
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import redis.asyncio
 from crmstream.settings import TriggerSettings
 from handlers.keys import TRIGGER_KEY_SUFFIXES, Keys
 from handlers.profile.encode import epoch_ms
-from handlers.profile.read import Profile, ProfileReader, iso
+from handlers.profile.read import Profile, ProfileReader, build_profile, iso
 from handlers.scripts import ARM, EMIT, TRIGGER_LIBRARY
 from handlers.triggers import decide
 from handlers.triggers.decide import Candidate
@@ -95,9 +94,7 @@ class TriggerStage:
             return outcomes
         if not self._loaded:
             await self.load_functions()
-        now_ms = int(time.time() * 1000)
-        profiles = await self.reader.read_many([(e.shop, e.who) for e in relevant], as_of_ms=now_ms)
-        views: dict[tuple[str, str], dict[str, Any]] = {}
+        stored = await self.reader.read_stored([(e.shop, e.who) for e in relevant])
         work: defaultdict[str, ShardWork] = defaultdict(lambda: ShardWork([], [], []))
         for event in relevant:
             shop, customer, kind = event.shop, event.who, event.type  # type: ignore[attr-defined]
@@ -106,13 +103,12 @@ class TriggerStage:
             for rule in rules.cancelling.get(kind, ()):
                 within = rule.rule.absence.within_s * 1000
                 shard.cancels += [timer_member(rule.rule.id, shop, customer), at_ms, within]
-            profile = profiles.get((shop, customer))
-            if profile is None:
+            state = stored.get((shop, customer))
+            if state is None:
                 continue  # forgotten on request since: nothing to send
-            view = views.get((shop, customer))
-            if view is None:
-                view = views[(shop, customer)] = profile_view(profile)
-            self._evaluate(event, at_ms, profile, view, shard=shard, outcomes=outcomes)
+            # Windows and scores as of the event itself, whatever else its batch holds.
+            profile = build_profile(shop, customer, at_ms, state, self.reader.config_of(shop))
+            self._evaluate(event, at_ms, profile, shard=shard, outcomes=outcomes)
         for candidate in (c for shard in work.values() for c in shard.candidates):
             if not candidate.channel:
                 outcomes["no_consent"] += 1
@@ -124,13 +120,12 @@ class TriggerStage:
         event: Envelope,
         at_ms: int,
         profile: Profile,
-        view: dict[str, Any],
         *,
         shard: ShardWork,
         outcomes: Counter[str],
     ) -> None:
         rules, kind = self.rules, event.type  # type: ignore[attr-defined]
-        context = activation(event_view(event), view, at_ms)
+        context = activation(event_view(event), profile_view(profile), at_ms)
         for rule in rules.on_event.get(kind, ()):
             if not self._holds(rule, context, event, outcomes):
                 continue

@@ -59,7 +59,7 @@ class TimerPump:
         for _, member, _, _ in due:
             _, shop, customer = member.split("\x1f", 2)
             customers.append((shop, customer))
-        profiles = await stage.reader.read_many(customers)
+        profiles = await stage.reader.read_many(customers, as_of_ms=now_ms)
         work: dict[str, ShardWork] = {}
         outcomes: Counter[str] = Counter()
         for base, member, deadline, armed in due:
