@@ -195,9 +195,11 @@ class TriggerSettings(BaseModel):
     # How long a fired trigger's id is remembered: a replay within it never fires it again.
     fired_window_days: int = Field(default=400, ge=1)
     timer_tick_s: float = Field(default=0.2, gt=0, le=60)
-    # Absence deadlines follow event time (the clock, once caught up), less this allowance
-    # for events that arrive a little out of order.
+    # Absence deadlines follow event time (handlers/triggers/progress.py), less this
+    # allowance for events that arrive a little out of order; after this long without
+    # events the clock moves time on.
     timer_disorder_s: float = Field(default=0.5, ge=0)
+    timer_idle_s: float = Field(default=2.0, gt=0)
     # A worker that took a due timer has this long to emit it before another may.
     timer_lease_s: float = Field(default=30.0, ge=1)
     relay_batch: int = Field(default=500, ge=1, le=100_000)

@@ -51,7 +51,10 @@ class ProfilesAndTriggers:
         profiles = ProfileStage.from_settings(settings)
         keys = Keys(settings.redis.key_prefix)
         reader = ProfileReader(profiles.client, keys, profiles.shops)
-        clock = EventTimeClock(disorder_ms=int(settings.triggers.timer_disorder_s * 1000))
+        clock = EventTimeClock(
+            disorder_ms=int(settings.triggers.timer_disorder_s * 1000),
+            idle_s=settings.triggers.timer_idle_s,
+        )
         triggers = TriggerStage(
             profiles.client,
             keys=keys,

@@ -1,11 +1,17 @@
 """Event time, as far as the stream has got: when absence deadlines are due.
 
-While the worker is behind on some partition (a backlog, a replay, a restart
-after downtime), time is the newest event time of the slowest such partition:
-a deadline falls due only once every event before it has been read, so an
-order that cancels an abandoned-cart timer is never overtaken by it. Once the
-worker has caught up everywhere, events are live and the clock drives. Either
-way, less a small allowance for events that arrive a little out of order.
+Deadlines are event time, so that a file replayed at speed, a backlog after
+downtime and live traffic all fire the same timers:
+
+- while the worker is behind on some partition, time is the newest event time
+  of the slowest such partition: a deadline falls due only once everything
+  before it has been read, so the order that cancels an abandoned-cart timer is
+  never overtaken by it, whatever topic it travels on;
+- caught up, time is the newest event time read anywhere;
+- when no event has come for ``idle_s``, the clock moves time on, so that a
+  quiet night still fires its timers.
+
+Less, in every case, a small allowance for events arriving a little out of order.
 """
 
 from __future__ import annotations
@@ -17,11 +23,15 @@ PartitionKey = tuple[str, int]
 
 
 class EventTimeClock:
-    def __init__(self, disorder_ms: int, wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, disorder_ms: int, idle_s: float, wall: Callable[[], float] = time.time
+    ) -> None:
         self._disorder_ms = disorder_ms
+        self._idle_s = idle_s
         self._wall = wall
         self._newest: dict[PartitionKey, int] = {}
         self._behind: frozenset[PartitionKey] = frozenset()
+        self._last_event_at = 0.0
 
     def observe(
         self, newest_by_partition: Mapping[PartitionKey, int], behind: Collection[PartitionKey]
@@ -31,11 +41,19 @@ class EventTimeClock:
             if newest > self._newest.get(partition, 0):
                 self._newest[partition] = newest
         self._behind = frozenset(behind)
+        if newest_by_partition:
+            self._last_event_at = self._wall()
+
+    @property
+    def behind(self) -> bool:
+        return bool(self._behind)
 
     def now_ms(self) -> int:
         if self._behind:
             # A lagging partition not read from yet holds time at its start: nothing is due.
-            slowest = min(self._newest.get(partition, 0) for partition in self._behind)
-        else:
-            slowest = int(self._wall() * 1000)
-        return slowest - self._disorder_ms
+            return min(self._newest.get(p, 0) for p in self._behind) - self._disorder_ms
+        stream = max(self._newest.values(), default=0)
+        wall = self._wall()
+        if wall - self._last_event_at >= self._idle_s:
+            stream = max(stream, int(wall * 1000))
+        return stream - self._disorder_ms

@@ -12,6 +12,7 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -35,6 +36,10 @@ log = logging.getLogger("crmstream.triggers")
 
 SUFFIXES = ",".join(TRIGGER_KEY_SUFFIXES)
 _DAY_MS = 86_400_000
+
+
+def _time_of(event: Envelope) -> datetime:
+    return event.time
 
 
 def timer_member(rule_id: str, shop: str, customer: str) -> str:
@@ -89,6 +94,8 @@ class TriggerStage:
         rules = self.rules
         listened = rules.event_types
         relevant = [e for e in events if e.subject is not None and e.type in listened]  # type: ignore[attr-defined]
+        # A batch holds several topics side by side: rules take its events as they happened.
+        relevant.sort(key=_time_of)
         outcomes: Counter[str] = Counter()
         if not relevant:
             return outcomes
