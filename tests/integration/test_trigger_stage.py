@@ -1,0 +1,208 @@
+"""Rules against the real Redis: timers, guards, the outbox, and racing workers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from crmstream.settings import Settings
+from handlers.pipeline import ProfilesAndTriggers
+from schemas.decode import Decoder
+from schemas.events import Envelope
+
+T0 = datetime(2026, 3, 1, 4, tzinfo=UTC)  # 12:00 in Shanghai, outside quiet hours
+DECODER = Decoder()
+_ids = iter(range(10**9))
+
+ABANDONED = """
+id: abandoned
+version: 1
+description: cart, no order within 30 minutes
+when: {absence: {after: cart.item_added, missing: order.placed, within: 30m}}
+then: {channels: [push], template: cart}
+"""
+BAD_REVIEW = """
+id: bad-review
+version: 1
+description: rating of two or less
+when: {event: review.posted}
+if: event.data.rating <= 2
+then: {channels: [service_desk], template: callback}
+limits: {transactional: true}
+"""
+SURVEY = """
+id: survey
+version: 1
+description: after delivery, at most weekly, never at night
+when: {event: order.delivered}
+then: {channels: [sms], template: survey}
+limits: {cooldown: 7d, quiet_hours: {start: "22:00", end: "08:00"}}
+"""
+
+
+def event(
+    kind: str, minutes: float, data: dict[str, Any] | None = None, who: str = "c1"
+) -> Envelope:
+    raw = {
+        "specversion": "1.0",
+        "id": f"e{next(_ids)}",
+        "source": "test",
+        "type": kind,
+        "time": (T0 + timedelta(minutes=minutes)).isoformat(),
+        "shop": "s1",
+        "subject": who,
+        "data": data or {},
+    }
+    return DECODER.require(orjson.dumps(raw), datetime.now(UTC))
+
+
+def registered(minutes: float, who: str = "c1") -> Envelope:
+    consents = {"marketing": True, "sms": True, "push": True, "email": True}
+    return event("customer.registered", minutes, {"consents": consents}, who)
+
+
+def cart_add(minutes: float, who: str = "c1") -> Envelope:
+    data = {"item_id": "tea-1", "category": "tea", "qty": 1, "price": "9.90"}
+    return event("cart.item_added", minutes, data, who)
+
+
+def placed(minutes: float, who: str = "c1") -> Envelope:
+    line = {"item_id": "tea-1", "category": "tea", "qty": 1, "price": "9.90"}
+    return event("order.placed", minutes, {"order_id": "o1", "items": [line], "total": "9.90"}, who)
+
+
+@pytest.fixture
+def rule_dir(tmp_path: Path) -> Path:
+    for name, text in (("abandoned", ABANDONED), ("bad-review", BAD_REVIEW), ("survey", SURVEY)):
+        (tmp_path / f"{name}.yaml").write_text(text)
+    return tmp_path
+
+
+@pytest.fixture
+def rule_settings(settings: Settings, rule_dir: Path) -> Settings:
+    triggers = settings.triggers.model_copy(
+        update={"rules_dir": rule_dir, "timer_disorder_s": 0.0, "timer_idle_s": 3600.0}
+    )
+    return settings.model_copy(update={"triggers": triggers})
+
+
+@pytest.fixture
+async def sink(rule_settings: Settings) -> AsyncIterator[ProfilesAndTriggers]:
+    sink = ProfilesAndTriggers.from_settings(rule_settings)
+    yield sink
+    await sink.close()
+
+
+def advance(sink: ProfilesAndTriggers, minutes: float) -> None:
+    """Event time reaches T0 + minutes (as if a partition's newest event were that late)."""
+    sink.observe_event_time({("test", 0): T0 + timedelta(minutes=minutes)}, behind=())
+
+
+async def outbox(sink: ProfilesAndTriggers) -> list[dict[str, Any]]:
+    client, keys = sink.triggers.client, sink.triggers.keys
+    found = []
+    for base in keys.trigger_shards():
+        for _id, fields in await client.xrange(keys.outbox(base)):
+            found.append(orjson.loads(fields[b"event"]))
+    return found
+
+
+async def test_an_abandoned_cart_fires_once_at_its_deadline(sink: ProfilesAndTriggers) -> None:
+    await sink.handle([registered(0), cart_add(1)])
+    advance(sink, 30)
+    assert not await sink.timers.fire_due()  # due at 31 minutes, not before
+    advance(sink, 31)
+    outcomes = await sink.timers.fire_due()
+    assert outcomes["sent"] == 1
+    (trigger,) = await outbox(sink)
+    assert trigger["type"] == "trigger.abandoned"
+    assert trigger["time"].startswith("2026-03-01T04:31:00")
+    assert trigger["data"]["items"] == ["tea-1"]
+    assert "not followed by order.placed within 30m" in trigger["data"]["reason"][-1]["condition"]
+    assert not await sink.timers.fire_due()  # gone once fired
+
+
+async def test_an_order_inside_the_window_cancels_the_coupon(sink: ProfilesAndTriggers) -> None:
+    await sink.handle([registered(0), cart_add(1)])
+    outcomes = await sink.triggers.on_events([placed(20)])
+    assert outcomes["cancelled"] == 1
+    advance(sink, 120)
+    assert not await sink.timers.fire_due()
+    assert await outbox(sink) == []
+
+
+async def test_a_redelivered_batch_sends_nothing_twice(sink: ProfilesAndTriggers) -> None:
+    batch = [registered(0), event("review.posted", 5, {"item_id": "tea-1", "rating": 1})]
+    await sink.handle(batch)
+    await sink.handle(batch)
+    outcomes = await sink.triggers.on_events(batch)
+    assert outcomes["duplicate"] == 1
+    (trigger,) = await outbox(sink)
+    assert trigger["data"]["channel"] == "service_desk"
+    assert trigger["data"]["reason"][0]["values"] == {"event.data.rating": 1}
+
+
+async def test_cooldown_and_quiet_hours(sink: ProfilesAndTriggers) -> None:
+    delivered = {"order_id": "o1"}
+    await sink.handle([registered(0)])
+    first = await sink.triggers.on_events([event("order.delivered", 60, delivered)])
+    assert first["sent"] == 1
+    again = await sink.triggers.on_events([event("order.delivered", 24 * 60, delivered)])
+    assert again["cooldown"] == 1
+    # 8 days on, at 23:00 in Shanghai: held until 08:00 there, not dropped.
+    night = 8 * 24 * 60 + 11 * 60
+    held = await sink.triggers.on_events([event("order.delivered", night, delivered)])
+    assert held["held"] == 1
+    assert len(await outbox(sink)) == 1
+    opens = T0 + timedelta(minutes=night) + timedelta(hours=9)
+    assert await sink.timers.release_held(int(opens.timestamp() * 1000) - 1) == 0
+    assert await sink.timers.release_held(int(opens.timestamp() * 1000)) == 1
+    assert len(await outbox(sink)) == 2
+
+
+async def test_no_consent_no_marketing(sink: ProfilesAndTriggers) -> None:
+    await sink.handle([event("customer.registered", 0, {"consents": {"marketing": False}})])
+    outcomes = await sink.triggers.on_events([event("order.delivered", 60, {"order_id": "o"})])
+    assert outcomes["no_consent"] == 1
+    assert await outbox(sink) == []
+
+
+async def test_a_daily_cap_per_channel_in_local_days(rule_settings: Settings) -> None:
+    capped = rule_settings.triggers.model_copy(update={"daily_cap": 1})
+    sink = ProfilesAndTriggers.from_settings(rule_settings.model_copy(update={"triggers": capped}))
+    try:
+        await sink.handle([registered(0), registered(0, who="c2")])
+        await sink.handle([cart_add(1)])
+        advance(sink, 40)
+        await sink.timers.fire_due()  # push, once today
+        await sink.handle([cart_add(50)])
+        advance(sink, 90)
+        outcomes = await sink.timers.fire_due()
+        assert outcomes["capped"] == 1
+        assert len(await outbox(sink)) == 1
+    finally:
+        await sink.close()
+
+
+async def test_workers_racing_on_due_timers_fire_each_once(rule_settings: Settings) -> None:
+    sinks = [ProfilesAndTriggers.from_settings(rule_settings) for _ in range(3)]
+    try:
+        customers = [f"c{n}" for n in range(200)]
+        await sinks[0].handle([registered(0, who) for who in customers])
+        await sinks[0].handle([cart_add(1, who) for who in customers])
+        for sink in sinks:
+            advance(sink, 60)
+        results = await asyncio.gather(*(sink.timers.fire_due() for sink in sinks))
+        assert sum(result["sent"] for result in results) == len(customers)
+        triggers = await outbox(sinks[0])
+        assert len(triggers) == len(customers)
+        assert len({t["subject"] for t in triggers}) == len(customers)
+    finally:
+        for sink in sinks:
+            await sink.close()

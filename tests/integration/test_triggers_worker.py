@@ -1,0 +1,66 @@
+"""A real worker with the shipped rule pack: events in, triggers out on crm.triggers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from crmstream.admin import create_topics
+from crmstream.client.publisher import Publisher
+from crmstream.settings import Settings
+from crmstream.topics import TopicNames
+from tests.support import consume, running_worker
+
+
+def midday_zone(now: datetime) -> str:
+    """A timezone where it is about noon now, far from any quiet hours."""
+    offset = 12 - now.hour  # -11 … +12 hours, all of which Etc/GMT zones cover
+    return f"Etc/GMT{-offset:+d}"
+
+
+def shopper_events(now: datetime) -> list[dict[str, Any]]:
+    def event(kind: str, minutes_ago: float, data: dict[str, Any], n: int) -> dict[str, Any]:
+        return {
+            "specversion": "1.0",
+            "id": f"w-{n}",
+            "source": "test",
+            "type": kind,
+            "time": (now - timedelta(minutes=minutes_ago)).isoformat(),
+            "shop": "tea-house",
+            "subject": "c-42",
+            "data": data,
+        }
+
+    consents = {"marketing": True, "sms": True, "push": True, "email": True}
+    line = {"item_id": "oolong", "category": "tea", "qty": 1, "price": "88.00"}
+    return [
+        event("customer.registered", 60, {"consents": consents, "timezone": midday_zone(now)}, 1),
+        event("cart.item_added", 45, line, 2),  # no order after it: a coupon is due
+        event("review.posted", 5, {"item_id": "oolong", "rating": 1, "text": "stale"}, 3),
+    ]
+
+
+def test_the_rule_pack_fires_through_a_real_worker(settings: Settings, tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    create_topics(settings)
+    with Publisher(settings) as publisher:
+        for event in shopper_events(now):
+            publisher.publish(event)
+    topic = TopicNames.from_settings(settings.topics).triggers
+    with running_worker(settings, tmp_path / "worker.log"):
+        messages = consume(settings, [topic], count=3, timeout_s=60)
+    triggers = {orjson.loads(m.value())["data"]["rule"]: orjson.loads(m.value()) for m in messages}
+    assert set(triggers) == {
+        "new-customer-welcome",
+        "abandoned-cart-coupon",
+        "negative-review-followup",
+    }, (tmp_path / "worker.log").read_text()[-3000:]
+    assert len(messages) == 3  # nothing twice
+    coupon = triggers["abandoned-cart-coupon"]
+    assert coupon["subject"] == "c-42"
+    assert coupon["data"]["items"] == ["oolong"]
+    assert coupon["data"]["caused_by"] == ["w-2"]
+    assert {m.key() for m in messages} == {b"tea-house:c-42"}
