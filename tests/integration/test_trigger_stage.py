@@ -108,7 +108,8 @@ async def outbox(sink: ProfilesAndTriggers) -> list[dict[str, Any]]:
     client, keys = sink.triggers.client, sink.triggers.keys
     found = []
     for base in keys.trigger_shards():
-        for _id, fields in await client.xrange(keys.outbox(base)):
+        for _id, fields in await client.xrange(keys.outbox(base)) or []:
+            assert fields is not None
             found.append(orjson.loads(fields[b"event"]))
     return found
 

@@ -12,7 +12,7 @@ from crmstream.admin import create_topics
 from crmstream.client.publisher import Publisher
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
-from tests.support import consume, running_worker
+from tests.support import consume, running_worker, value_bytes
 
 
 def midday_zone(now: datetime) -> str:
@@ -52,7 +52,8 @@ def test_the_rule_pack_fires_through_a_real_worker(settings: Settings, tmp_path:
     topic = TopicNames.from_settings(settings.topics).triggers
     with running_worker(settings, tmp_path / "worker.log"):
         messages = consume(settings, [topic], count=3, timeout_s=60)
-    triggers = {orjson.loads(m.value())["data"]["rule"]: orjson.loads(m.value()) for m in messages}
+    decoded = [orjson.loads(value_bytes(m)) for m in messages]
+    triggers = {trigger["data"]["rule"]: trigger for trigger in decoded}
     assert set(triggers) == {
         "new-customer-welcome",
         "abandoned-cart-coupon",
