@@ -89,6 +89,9 @@ class Keys:
     def outbox(self, shard_base: str) -> str:
         return shard_base + TRIGGER_KEY_SUFFIXES[0]
 
+    def held(self, shard_base: str) -> str:
+        return shard_base + TRIGGER_KEY_SUFFIXES[3]
+
     def customers_of(self, shop: str) -> str:
         """Pattern of every customer key of a shop (replay and tests only, never a hot path)."""
         return f"{self.prefix}:{{{shop}:*"

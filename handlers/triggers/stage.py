@@ -148,7 +148,7 @@ class TriggerStage:
                     occurrence=occurrence,
                     at_ms=at_ms,
                     profile=profile,
-                    reason=[_matched(rule, context)],
+                    reason=_on_event_reason(rule, event, context),
                     caused_by=[event.id],
                     items=items_of(event),
                     daily_cap=self.settings.daily_cap,
@@ -228,10 +228,20 @@ class TriggerStage:
         return outcomes
 
 
-def _matched(rule: CompiledRule, context: Mapping[str, Any]) -> MatchedCondition:
-    return MatchedCondition(
-        condition=rule.condition.text, values=rule.condition.values_read(context)
+def _on_event_reason(
+    rule: CompiledRule, event: Envelope, context: Mapping[str, Any]
+) -> list[MatchedCondition]:
+    """What happened, then the condition that held over it (unless the rule has none)."""
+    happened = MatchedCondition(
+        condition=f"{event.type} happened",  # type: ignore[attr-defined]
+        values={"event.id": event.id, "event.time": iso(epoch_ms(event.time))},
     )
+    if rule.rule.condition.strip() == "true":
+        return [happened]
+    return [
+        happened,
+        MatchedCondition(condition=rule.condition.text, values=rule.condition.values_read(context)),
+    ]
 
 
 def absence_reason(rule: CompiledRule, armed: Mapping[str, Any], deadline: int) -> MatchedCondition:

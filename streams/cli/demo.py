@@ -1,7 +1,8 @@
 """`crmstream demo`: the whole engine on one machine, with live output.
 
 Local stack up, topics, a worker in a child process, the storefront simulator
-publishing at a steady rate, and a live table of what the worker has taken in.
+publishing at a steady rate, and live tables of what the worker has taken in and
+of the triggers its rules fire, each with its reason.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import time
 from collections import Counter
 
 import click
-from rich.console import Console
+from redis import Redis
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
@@ -27,6 +29,7 @@ from handlers.keys import Keys
 from handlers.redis_client import connect_sync
 from streams.cli.child_worker import start_worker, stop_worker
 from streams.cli.pacing import Pacer
+from streams.cli.trigger_feed import TriggerFeed
 
 pass_settings = click.make_pass_decorator(Settings)
 
@@ -65,6 +68,15 @@ def _table(published: Counter[str], taken: Counter[str], worker_state: str) -> T
     return table
 
 
+def _held(redis: Redis, settings: Settings) -> int:
+    """Triggers waiting for the end of their customers' quiet hours."""
+    keys = Keys(settings.redis.key_prefix)
+    pipe = redis.pipeline(transaction=False)
+    for base in keys.trigger_shards():
+        pipe.zcard(keys.held(base))
+    return sum(pipe.execute())
+
+
 @click.command()
 @click.option("--rate", default=50.0, show_default=True, help="Simulated events per second.")
 @click.option("--seed", default=7, show_default=True)
@@ -89,6 +101,8 @@ def demo(settings: Settings, rate: float, seed: int, duration: float | None) -> 
     worker = start_worker(log)
     traffic = _Traffic(settings, rate, seed)
     traffic.start()
+    feed = TriggerFeed(settings)
+    feed.start()
     started = time.monotonic()
     taken: Counter[str] = Counter()
     try:
@@ -100,15 +114,21 @@ def demo(settings: Settings, rate: float, seed: int, duration: float | None) -> 
                     )
                 taken = flow_counts(redis.hgetall(flow_key)) - baseline
                 state = "running" if taken else "starting (joining the group)"
-                live.update(_table(traffic.published, taken, state))
+                held = _held(redis, settings)
+                live.update(Group(_table(traffic.published, taken, state), feed.table(held)))
                 time.sleep(0.25)
     except KeyboardInterrupt:
         pass
     finally:
         traffic.stopping.set()
+        feed.stopping.set()
         traffic.join(timeout=30)
+        feed.join(timeout=10)
         stop_worker(worker)
-        redis.close()
-    console.print(f"published {sum(traffic.published.values())}, taken in {sum(taken.values())}")
+    console.print(
+        f"published {sum(traffic.published.values())}, taken in {sum(taken.values())}, "
+        f"triggers {sum(feed.per_rule.values())}, held for quiet hours {_held(redis, settings)}"
+    )
+    redis.close()
     if not taken:
         raise click.ClickException(f"no event reached the worker; see {log}")

@@ -26,6 +26,8 @@ def test_demo_shows_events_flowing_end_to_end(settings: Settings) -> None:
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     summary = result.stdout.strip().splitlines()[-1]
-    published, taken = (int(part.split()[-1]) for part in summary.split(","))
+    published, taken, triggers, held = (int(part.split()[-1]) for part in summary.split(","))
     assert published > 0
     assert 0 < taken <= published
+    # New members are welcomed, or held until morning where it is night.
+    assert triggers + held > 0

@@ -146,7 +146,7 @@ async def test_a_redelivered_batch_sends_nothing_twice(sink: ProfilesAndTriggers
     assert outcomes["duplicate"] == 1
     (trigger,) = await outbox(sink)
     assert trigger["data"]["channel"] == "service_desk"
-    assert trigger["data"]["reason"][0]["values"] == {"event.data.rating": 1}
+    assert trigger["data"]["reason"][-1]["values"] == {"event.data.rating": 1}
 
 
 async def test_cooldown_and_quiet_hours(sink: ProfilesAndTriggers) -> None:
