@@ -202,6 +202,9 @@ class TriggerSettings(BaseModel):
     timer_idle_s: float = Field(default=2.0, gt=0)
     # A worker that took a due timer has this long to emit it before another may.
     timer_lease_s: float = Field(default=30.0, ge=1)
+    # Schedule rules (birthdays, dormancy…) look for due customers this often; a daily rule
+    # fires at most this long after its local time.
+    schedule_every_s: int = Field(default=300, ge=10, le=3600)
     relay_batch: int = Field(default=500, ge=1, le=100_000)
     # A relay that died holding outbox entries gives them up after this long.
     relay_claim_idle_s: float = Field(default=30.0, ge=1)

@@ -39,6 +39,13 @@ TRIGGER_KEY_SUFFIXES: Final = (
     "cd:",  # hash per customer: rule → when it last fired (cooldowns)
     "cap:",  # counter per customer, channel and local day (daily caps)
 )
+# Per trigger shard, the indexes schedules find their customers through (never a key scan).
+SCHEDULE_INDEX_SUFFIXES: Final = {
+    "birthday": "bday:",  # set per MMDD: "<shop>:<customer>" born that day
+    "holiday": "members",  # set: every registered customer
+    "dormant": "orders",  # sorted set: customer → last order (ms)
+    "after_delivery": "delivered",  # sorted set: customer → last delivery (ms)
+}
 # Customers are spread over this many shards, each one Redis Cluster slot. Changing it
 # moves customers between shards, so it is fixed.
 TRIGGER_SHARDS: Final = 16
@@ -91,6 +98,19 @@ class Keys:
 
     def held(self, shard_base: str) -> str:
         return shard_base + TRIGGER_KEY_SUFFIXES[3]
+
+    def schedule_index(self, shard_base: str, kind: str, mmdd: str = "") -> str:
+        """The index of a schedule kind in a shard; birthdays take the month and day."""
+        return shard_base + SCHEDULE_INDEX_SUFFIXES[kind] + mmdd
+
+    def schedule_pass(self, shard_base: str, rule_id: str, slot: int) -> str:
+        """String: one worker took this shard's pass of a schedule rule in this time slot."""
+        return f"{shard_base}sched:{rule_id}:{slot}"
+
+    def customer_trigger_keys(self, shop: str, customer: str) -> tuple[str, str]:
+        """A customer's fired ids and cooldowns: what an erasure removes of their triggers."""
+        base, who = self.trigger_shard(shop, customer), f"{shop}:{customer}"
+        return base + TRIGGER_KEY_SUFFIXES[5] + who, base + TRIGGER_KEY_SUFFIXES[6] + who
 
     def customers_of(self, shop: str) -> str:
         """Pattern of every customer key of a shop (replay and tests only, never a hot path)."""

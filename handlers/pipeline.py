@@ -18,6 +18,7 @@ from handlers.profile.read import ProfileReader
 from handlers.profile.stage import ProfileStage
 from handlers.triggers.progress import EventTimeClock
 from handlers.triggers.samples import rule_samples
+from handlers.triggers.schedules import Scheduler
 from handlers.triggers.stage import TriggerStage
 from handlers.triggers.timers import TimerPump
 from rules.loader import RuleSet, RuleSetError, load_rules
@@ -39,6 +40,7 @@ class ProfilesAndTriggers:
         self.triggers = triggers
         self._settings = settings
         trigger_settings = settings.triggers
+        self.schedules = Scheduler(triggers, every_s=trigger_settings.schedule_every_s)
         self.timers = TimerPump(
             triggers,
             lease_ms=int(trigger_settings.timer_lease_s * 1000),

@@ -5,7 +5,7 @@ Three kinds of ``when``::
     when: {event: review.posted}                                    # on event
     when: {absence: {after: cart.item_added, missing: order.placed, # A not followed
                      within: 30m, rearm: true}}                     # by B within D
-    when: {schedule: {daily: "09:00", on: birthday}}                # on schedule
+    when: {schedule: {daily: "09:00", occasion: birthday}}          # on schedule
 
 Everything here is checked before a worker starts: the event types exist, the
 channels are known, durations parse. The CEL condition is compiled elsewhere
@@ -80,7 +80,7 @@ ScheduleKind = Literal["birthday", "holiday", "dormant", "after_delivery"]
 
 class Schedule(_Strict):
     daily: str  # local time of day in the customer's timezone
-    on: ScheduleKind
+    occasion: ScheduleKind
     dates: list[Annotated[str, Field(pattern=r"^\d{2}-\d{2}$")]] = Field(default_factory=list)
     days: int | None = Field(default=None, ge=1)  # dormant: days since the last order; …
 
@@ -92,10 +92,10 @@ class Schedule(_Strict):
 
     @model_validator(mode="after")
     def _needs(self) -> Schedule:
-        if self.on == "holiday" and not self.dates:
+        if self.occasion == "holiday" and not self.dates:
             raise ValueError("a holiday schedule needs dates (MM-DD)")
-        if self.on in ("dormant", "after_delivery") and self.days is None:
-            raise ValueError(f"an {self.on} schedule needs days")
+        if self.occasion in ("dormant", "after_delivery") and self.days is None:
+            raise ValueError(f"an {self.occasion} schedule needs days")
         return self
 
 

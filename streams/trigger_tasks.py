@@ -1,4 +1,4 @@
-"""The worker's trigger chores: due timers, held triggers, rule reloads, the relay.
+"""The worker's trigger chores: due timers, held triggers, schedules, rule reloads, the relay.
 
 Each runs in every worker; the Redis functions make that safe (a timer is
 leased to one worker, a held trigger moves to the outbox once, the relay's
@@ -26,6 +26,8 @@ from streams.relay import OutboxRelay
 log = logging.getLogger("crmstream.triggers")
 
 _RULES_POLL_S = 2.0
+# Cheap when nothing is due: each shard's pass is claimed once per slot (schedule_every_s).
+_SCHEDULE_POLL_S = 10.0
 
 
 def _rules_stamp(folder: Path) -> tuple[tuple[str, float], ...]:
@@ -47,6 +49,7 @@ class TriggerChores(Service):
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self._reload_wanted.set)
         self.add_future(self._timers())
+        self.add_future(self._schedules())
         self.add_future(self._watch_rules())
 
     async def on_stop(self) -> None:
@@ -64,6 +67,17 @@ class TriggerChores(Service):
                 if fired or released:
                     log.debug("timers: %s; released from quiet hours: %d", dict(fired), released)
             await asyncio.sleep(self._tick_s)
+
+    async def _schedules(self) -> None:
+        while not self.should_stop:
+            try:
+                fired = await self._sink.schedules.run(int(time.time() * 1000))
+            except (RedisError, OSError) as exc:
+                log.warning("schedules: Redis failed (%s); retrying", exc)
+            else:
+                if fired:
+                    log.info("schedules: %s", dict(fired))
+            await asyncio.sleep(_SCHEDULE_POLL_S)
 
     async def _watch_rules(self) -> None:
         stamp = _rules_stamp(self._rules_dir)

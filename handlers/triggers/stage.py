@@ -25,6 +25,7 @@ from handlers.profile.read import Profile, ProfileReader, build_profile, iso
 from handlers.scripts import ARM, EMIT, TRIGGER_LIBRARY
 from handlers.triggers import decide
 from handlers.triggers.decide import Candidate
+from handlers.triggers.indexes import INDEXED_TYPES, queue_index_updates
 from handlers.triggers.progress import EventTimeClock
 from rules.activation import activation, event_view, profile_view
 from rules.expressions import ConditionError
@@ -96,12 +97,15 @@ class TriggerStage:
         relevant = [e for e in events if e.subject is not None and e.type in listened]  # type: ignore[attr-defined]
         # A batch holds several topics side by side: rules take its events as they happened.
         relevant.sort(key=_time_of)
+        indexed = [e for e in events if e.type in INDEXED_TYPES]  # type: ignore[attr-defined]
         outcomes: Counter[str] = Counter()
-        if not relevant:
+        if not relevant and not indexed:
             return outcomes
         if not self._loaded:
             await self.load_functions()
-        stored = await self.reader.read_stored([(e.shop, e.who) for e in relevant])
+        stored = (
+            await self.reader.read_stored([(e.shop, e.who) for e in relevant]) if relevant else {}
+        )
         work: defaultdict[str, ShardWork] = defaultdict(lambda: ShardWork([], [], []))
         for event in relevant:
             shop, customer, kind = event.shop, event.who, event.type  # type: ignore[attr-defined]
@@ -119,7 +123,10 @@ class TriggerStage:
         for candidate in (c for shard in work.values() for c in shard.candidates):
             if not candidate.channel:
                 outcomes["no_consent"] += 1
-        outcomes.update(await self.submit(work))
+        pipe = self.client.pipeline(transaction=False)
+        absence_rules = {r.rule.id for group in rules.arming.values() for r in group}
+        queue_index_updates(pipe, self.keys, indexed, absence_rules)
+        outcomes.update(await self.submit(work, pipe))
         return outcomes
 
     def _evaluate(
@@ -199,33 +206,37 @@ class TriggerStage:
         deadline = at_ms + absence.within_s * 1000
         return [member, deadline, orjson.dumps(armed), 1 if absence.rearm else 0]
 
-    async def submit(self, work: Mapping[str, ShardWork]) -> Counter[str]:
-        """One round trip: timers, cancellations and candidates of every shard."""
-        pipe = self.client.pipeline(transaction=False)
-        emitted: list[list[Candidate]] = []
+    async def submit(self, work: Mapping[str, ShardWork], pipe: Any = None) -> Counter[str]:  # noqa: ANN401 -- a redis-py pipeline
+        """One round trip: timers, cancellations and candidates of every shard (after whatever
+        ``pipe`` already holds)."""
+        if pipe is None:
+            pipe = self.client.pipeline(transaction=False)
+        arms: list[int] = []
+        emits: list[tuple[int, list[Candidate]]] = []
+        queued = len(pipe)
         for base, shard in work.items():
             if shard.timers or shard.cancels:
                 pipe.fcall(ARM, 1, base, SUFFIXES, *shard.timers, "|", *shard.cancels)
+                arms.append(queued)
+                queued += 1
             if shard.candidates:
                 args = [arg for c in shard.candidates for arg in c.args()]
                 pipe.fcall(EMIT, 1, base, self._fired_window_ms, SUFFIXES, *args)
-                emitted.append(shard.candidates)
+                emits.append((queued, shard.candidates))
+                queued += 1
         outcomes: Counter[str] = Counter()
-        if not emitted and not any(s.timers or s.cancels for s in work.values()):
+        if not queued:
             return outcomes
         replies = await pipe.execute()
-        statuses = [reply for reply in replies if isinstance(reply, list)]
-        for reply in replies:
-            if isinstance(reply, int):
-                outcomes["cancelled"] += reply
-        for candidates, reply in zip(emitted, statuses, strict=True):
-            for candidate, status in zip(candidates, reply, strict=True):
+        outcomes["cancelled"] += sum(int(replies[position]) for position in arms)
+        for position, candidates in emits:
+            for candidate, status in zip(candidates, replies[position], strict=True):
                 name = status.decode()
                 if name == "sent" and candidate.holdout:
                     name = "holdout"
                 if name != "skipped":
                     outcomes[name] += 1
-        return outcomes
+        return +outcomes
 
 
 def _on_event_reason(

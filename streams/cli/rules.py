@@ -64,7 +64,7 @@ def list_rules(settings: Settings, folder: Path | None) -> None:
             absence = when.absence
             on = f"{absence.after}, no {absence.missing} in {absence.within}"
         else:
-            on = f"daily {when.schedule.daily}: {when.schedule.on}"  # type: ignore[union-attr]
+            on = f"daily {when.schedule.daily}: {when.schedule.occasion}"  # type: ignore[union-attr]
         limits = rule.limits
         shown = [
             f"cooldown {limits.cooldown}" if limits.cooldown else "",

@@ -207,3 +207,54 @@ async def test_workers_racing_on_due_timers_fire_each_once(rule_settings: Settin
     finally:
         for sink in sinks:
             await sink.close()
+
+
+BIRTHDAY = """
+id: birthday
+version: 1
+description: birthday greeting at nine
+when: {schedule: {daily: "09:00", occasion: birthday}}
+then: {channels: [sms], template: birthday}
+"""
+WINBACK = """
+id: winback
+version: 1
+description: no order for 180 days
+when: {schedule: {daily: "10:00", occasion: dormant, days: 180}}
+if: profile.counters.orders > 0
+then: {channels: [sms], template: winback}
+"""
+
+
+async def test_schedules_fire_once_in_local_time(rule_settings: Settings, rule_dir: Path) -> None:
+    (rule_dir / "birthday.yaml").write_text(BIRTHDAY)
+    (rule_dir / "winback.yaml").write_text(WINBACK)
+    sink = ProfilesAndTriggers.from_settings(rule_settings)
+    every_ms = rule_settings.triggers.schedule_every_s * 1000
+    try:
+        consents = {"marketing": True, "sms": True}
+        await sink.handle(
+            [
+                event("customer.registered", 0, {"consents": consents, "birthday": "1990-03-02"}),
+                event("customer.registered", 0, {"consents": consents}, who="c2"),
+                placed(1, who="c2"),
+            ]
+        )
+        # 2026-03-01 20:00 UTC is 04:00 on 2 March in Shanghai: the birthday, before nine.
+        night = int(datetime(2026, 3, 1, 20, tzinfo=UTC).timestamp() * 1000)
+        assert not await sink.schedules.run(night)
+        morning = night + 5 * 3_600_000 + 5 * 60_000  # 09:05 in Shanghai
+        assert (await sink.schedules.run(morning))["sent"] == 1
+        assert (await sink.schedules.run(morning + every_ms))["duplicate"] == 1
+        (greeting,) = await outbox(sink)
+        assert greeting["data"]["rule"] == "birthday"
+        assert greeting["subject"] == "c1"
+        assert greeting["data"]["reason"][0]["values"]["profile.facts.birthday"] == "1990-03-02"
+
+        # 181 days after c2's only order, at 10:30 in Shanghai.
+        later = int(datetime(2026, 8, 29, 2, 30, tzinfo=UTC).timestamp() * 1000)
+        assert (await sink.schedules.run(later))["sent"] == 1
+        assert (await sink.schedules.run(later + every_ms))["duplicate"] == 1
+        assert sorted(t["subject"] for t in await outbox(sink)) == ["c1", "c2"]
+    finally:
+        await sink.close()

@@ -1,0 +1,77 @@
+"""The indexes schedules find customers through, kept up by the events themselves.
+
+Per trigger shard: customers by birthday (month and day), every registered
+customer (for holidays), customers by last order (dormancy) and by last
+delivery (repurchase reminders). An index may hold a stale entry (a changed
+birthday, an erased customer); the scheduler checks each against the profile
+and drops what no longer holds, so the events never need the old value.
+
+An erasure also takes the customer's trigger state: fired ids, cooldowns,
+armed timers and index entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from handlers.keys import TRIGGER_KEY_SUFFIXES, Keys
+from handlers.profile.encode import epoch_ms
+from schemas.events import (
+    CustomerErasureRequested,
+    CustomerRegistered,
+    CustomerUpdated,
+    Envelope,
+    OrderDelivered,
+    OrderPlaced,
+)
+
+INDEXED_TYPES = frozenset(
+    {
+        "customer.registered",
+        "customer.updated",
+        "order.placed",
+        "order.delivered",
+        "customer.erasure_requested",
+    }
+)
+
+
+def queue_index_updates(
+    pipe: Any,  # noqa: ANN401 -- a redis-py pipeline
+    keys: Keys,
+    events: Sequence[Envelope],
+    absence_rules: Iterable[str],
+) -> None:
+    absence = list(absence_rules)
+    for event in events:
+        if event.subject is None or event.type not in INDEXED_TYPES:  # type: ignore[attr-defined]
+            continue
+        shop, customer = event.shop, event.subject
+        base, who = keys.trigger_shard(shop, customer), f"{shop}:{customer}"
+        match event:
+            case CustomerRegistered() | CustomerUpdated():
+                if isinstance(event, CustomerRegistered):
+                    pipe.sadd(keys.schedule_index(base, "holiday"), who)
+                birthday = event.data.birthday
+                if birthday is not None:
+                    mmdd = f"{birthday.month:02d}{birthday.day:02d}"
+                    pipe.sadd(keys.schedule_index(base, "birthday", mmdd), who)
+            case OrderPlaced():
+                pipe.zadd(
+                    keys.schedule_index(base, "dormant"), {who: epoch_ms(event.time)}, gt=True
+                )
+            case OrderDelivered():
+                at = epoch_ms(event.time)
+                pipe.zadd(keys.schedule_index(base, "after_delivery"), {who: at}, gt=True)
+            case CustomerErasureRequested():
+                pipe.delete(*keys.customer_trigger_keys(shop, customer))
+                pipe.srem(keys.schedule_index(base, "holiday"), who)
+                pipe.zrem(keys.schedule_index(base, "dormant"), who)
+                pipe.zrem(keys.schedule_index(base, "after_delivery"), who)
+                if absence:
+                    members = [f"{rule}\x1f{shop}\x1f{customer}" for rule in absence]
+                    pipe.zrem(base + TRIGGER_KEY_SUFFIXES[1], *members)
+                    pipe.hdel(base + TRIGGER_KEY_SUFFIXES[2], *members)
+            case _:
+                pass
