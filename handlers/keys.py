@@ -60,6 +60,11 @@ class Keys:
         """Hash: event stream → events the workers have taken in (a demo and smoke signal)."""
         return f"{self.prefix}:flow"
 
+    @property
+    def clocks(self) -> str:
+        """Hash: worker → "event time (ms):wall clock (ms)", for the time all workers agree on."""
+        return f"{self.prefix}:clocks"
+
     def customer_base(self, shop: str, who: str) -> str:
         """What every key of one customer starts with; a suffix completes each.
 

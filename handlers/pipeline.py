@@ -8,6 +8,10 @@ already emitted keeps its id and is refused as a duplicate.
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import uuid
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
@@ -38,6 +42,8 @@ class ProfilesAndTriggers:
     def __init__(self, profiles: ProfileStage, triggers: TriggerStage, settings: Settings) -> None:
         self.profiles = profiles
         self.triggers = triggers
+        # What the guards decided since start, by outcome (sent, held, cooldown, capped…).
+        self.outcomes: Counter[str] = Counter()
         self._settings = settings
         trigger_settings = settings.triggers
         self.schedules = Scheduler(triggers, every_s=trigger_settings.schedule_every_s)
@@ -45,6 +51,9 @@ class ProfilesAndTriggers:
             triggers,
             lease_ms=int(trigger_settings.timer_lease_s * 1000),
             limit=trigger_settings.relay_batch,
+            worker=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
+            # A worker silent this long has left the group: its clock no longer holds time.
+            stale_ms=int(settings.worker.session_timeout_s * 2000),
         )
 
     @classmethod
@@ -69,9 +78,7 @@ class ProfilesAndTriggers:
 
     async def handle(self, events: Sequence[Envelope]) -> None:
         await self.profiles.apply(events)
-        outcomes = await self.triggers.on_events(events)
-        if outcomes:
-            log.debug("triggers: %s", dict(outcomes))
+        self.outcomes.update(await self.triggers.on_events(events))
 
     def observe_event_time(
         self, newest: Mapping[tuple[str, int], datetime], behind: Collection[tuple[str, int]]
@@ -92,4 +99,7 @@ class ProfilesAndTriggers:
         return rules
 
     async def close(self) -> None:
-        await self.profiles.close()
+        try:
+            await self.timers.leave()
+        finally:
+            await self.profiles.close()

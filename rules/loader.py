@@ -95,6 +95,13 @@ class RuleSet:
     def get(self, rule_id: str) -> CompiledRule | None:
         return next((entry for entry in self.rules if entry.rule.id == rule_id), None)
 
+    def event_rule(self, rule_id: str) -> CompiledRule | None:
+        """The enabled on-event rule of that id: what a put-off decision is taken for."""
+        entry = self.get(rule_id)
+        if entry is None or not entry.rule.enabled or entry.rule.kind != "event":
+            return None
+        return entry
+
     def absence_rule(self, rule_id: str) -> CompiledRule | None:
         """The enabled absence rule of that id: what a due timer fires for, if anything."""
         entry = self.get(rule_id)

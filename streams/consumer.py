@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
 from mode import Service
@@ -71,6 +72,10 @@ class EventConsumer(Service):
             max_poll_records=worker.batch_max,
             session_timeout_ms=int(worker.session_timeout_s * 1000),
             heartbeat_interval_ms=int(min(3.0, worker.session_timeout_s / 3) * 1000),
+            # Partition p of every event topic to the same worker: a customer's browse, cart,
+            # order, review and customer events (keyed alike) are all read by one worker,
+            # whose event time then covers everything its rules look at.
+            partition_assignment_strategy=(RangePartitionAssignor,),
         )
         consumer.subscribe(
             list(TopicNames.from_settings(self._settings.topics).events),

@@ -28,6 +28,7 @@ log = logging.getLogger("crmstream.triggers")
 _RULES_POLL_S = 2.0
 # Cheap when nothing is due: each shard's pass is claimed once per slot (schedule_every_s).
 _SCHEDULE_POLL_S = 10.0
+_REPORT_EVERY_S = 10.0
 
 
 def _rules_stamp(folder: Path) -> tuple[tuple[str, float], ...]:
@@ -57,26 +58,28 @@ class TriggerChores(Service):
 
     async def _timers(self) -> None:
         pump = self._sink.timers
+        reported: dict[str, int] = {}
+        next_report = time.monotonic() + _REPORT_EVERY_S
         while not self.should_stop:
             try:
-                fired = await pump.fire_due()
-                released = await pump.release_held(int(time.time() * 1000))
+                self._sink.outcomes.update(await pump.fire_due())
+                self._sink.outcomes["released"] += await pump.release_held(int(time.time() * 1000))
             except (RedisError, OSError) as exc:
                 log.warning("timers: Redis failed (%s); retrying", exc)
-            else:
-                if fired or released:
-                    log.debug("timers: %s; released from quiet hours: %d", dict(fired), released)
+            if time.monotonic() >= next_report:
+                now = dict(+self._sink.outcomes)
+                if now != reported:
+                    log.info("trigger decisions so far: %s", now)
+                    reported = now
+                next_report = time.monotonic() + _REPORT_EVERY_S
             await asyncio.sleep(self._tick_s)
 
     async def _schedules(self) -> None:
         while not self.should_stop:
             try:
-                fired = await self._sink.schedules.run(int(time.time() * 1000))
+                self._sink.outcomes.update(await self._sink.schedules.run(int(time.time() * 1000)))
             except (RedisError, OSError) as exc:
                 log.warning("schedules: Redis failed (%s); retrying", exc)
-            else:
-                if fired:
-                    log.info("schedules: %s", dict(fired))
             await asyncio.sleep(_SCHEDULE_POLL_S)
 
     async def _watch_rules(self) -> None:

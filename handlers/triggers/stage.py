@@ -47,6 +47,11 @@ def timer_member(rule_id: str, shop: str, customer: str) -> str:
     return f"{rule_id}\x1f{shop}\x1f{customer}"
 
 
+def deferred_member(rule_id: str, shop: str, customer: str, event_id: str) -> str:
+    """An on-event rule's decision about one event, put off until event time catches up."""
+    return f"{rule_id}\x1f{shop}\x1f{customer}\x1f{event_id}"
+
+
 def items_of(event: Envelope) -> list[str]:
     data: Any = getattr(event, "data", None)
     if data is None:
@@ -85,6 +90,9 @@ class TriggerStage:
         self.clock = clock
         self._fired_window_ms = settings.fired_window_days * _DAY_MS
         self._loaded = False
+        # Set while this worker is behind on some partition, and until the decisions it put
+        # off meanwhile are drained: decisions then stay in event-time order.
+        self.deferring = False
 
     async def load_functions(self) -> None:
         await self.client.function_load(TRIGGER_LIBRARY, replace=True)
@@ -103,6 +111,8 @@ class TriggerStage:
             return outcomes
         if not self._loaded:
             await self.load_functions()
+        if self.clock.behind:
+            self.deferring = True
         stored = (
             await self.reader.read_stored([(e.shop, e.who) for e in relevant]) if relevant else {}
         )
@@ -141,30 +151,55 @@ class TriggerStage:
         rules, kind = self.rules, event.type  # type: ignore[attr-defined]
         context = activation(event_view(event), profile_view(profile), at_ms)
         for rule in rules.on_event.get(kind, ()):
-            if not self._holds(rule, context, event, outcomes):
+            if self.deferring:
+                # Behind on some partition: decide once event time has passed this event
+                # everywhere (handlers/triggers/timers.py), with everything before it known.
+                shard.timers += self._deferred(rule, event, at_ms)
+                outcomes["deferred"] += 1
                 continue
-            occurrence = self._occurrence(rule, context, default=event.id)
-            if occurrence is None:
-                outcomes["error"] += 1
-                continue
-            shard.candidates.append(
-                decide.build(
-                    rule,
-                    shop=event.shop,
-                    customer=event.who,
-                    occurrence=occurrence,
-                    at_ms=at_ms,
-                    profile=profile,
-                    reason=_on_event_reason(rule, event, context),
-                    caused_by=[event.id],
-                    items=items_of(event),
-                    daily_cap=self.settings.daily_cap,
-                )
-            )
+            candidate = self.event_candidate(rule, event, at_ms, profile, context, outcomes)
+            if candidate is not None:
+                shard.candidates.append(candidate)
         for rule in rules.arming.get(kind, ()):
             if self._holds(rule, context, event, outcomes):
                 shard.timers += self._timer(rule, event, at_ms, context)
                 outcomes["armed"] += 1
+
+    def event_candidate(  # noqa: PLR0917 -- one rule over one event and its profile
+        self,
+        rule: CompiledRule,
+        event: Envelope,
+        at_ms: int,
+        profile: Profile,
+        context: Mapping[str, Any],
+        outcomes: Counter[str],
+        timer: str = "",
+    ) -> Candidate | None:
+        """The trigger an on-event rule wants for this event, or None."""
+        if not self._holds(rule, context, event, outcomes):
+            return None
+        occurrence = self._occurrence(rule, context, default=event.id)
+        if occurrence is None:
+            outcomes["error"] += 1
+            return None
+        return decide.build(
+            rule,
+            shop=event.shop,
+            customer=event.who,
+            occurrence=occurrence,
+            at_ms=at_ms,
+            profile=profile,
+            reason=_on_event_reason(rule, event, context),
+            caused_by=[event.id],
+            items=items_of(event),
+            daily_cap=self.settings.daily_cap,
+            timer=timer,
+        )
+
+    def _deferred(self, rule: CompiledRule, event: Envelope, at_ms: int) -> list[str | int | bytes]:
+        member = deferred_member(rule.rule.id, event.shop, event.who, event.id)
+        payload = orjson.dumps({"version": rule.rule.version, "event": event.model_dump_json()})
+        return [member, at_ms, payload, 0]
 
     def _holds(
         self,
