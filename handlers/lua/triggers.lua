@@ -37,6 +37,18 @@ local function shard_keys(base, suffix_list)
   return keys
 end
 
+-- A timer's stored value: "<deadline>\n<armed at>\n<what armed it, JSON>".
+local function timer_times(stored)
+  local first = string.find(stored, '\n', 1, true)
+  local second = string.find(stored, '\n', first + 1, true)
+  return tonumber(string.sub(stored, 1, first - 1)), tonumber(string.sub(stored, first + 1, second - 1))
+end
+
+local function drop_timer(keys, member)
+  redis.call('ZREM', keys[S_TIMERS], member)
+  redis.call('HDEL', keys[S_TIMER], member)
+end
+
 local function to_outbox(keys, trigger_id, who, payload)
   redis.call('XADD', keys[S_OUTBOX], '*', 'id', trigger_id, 'key', who, 'event', payload)
 end
@@ -59,8 +71,7 @@ local function emit(bases, args)
     local cooldowns = keys[S_COOLDOWN] .. who
     local status
     if timer ~= '' then
-      redis.call('ZREM', keys[S_TIMERS], timer)
-      redis.call('HDEL', keys[S_TIMER], timer)
+      drop_timer(keys, timer)
     end
     if channel == '' then
       status = 'skipped'
@@ -96,29 +107,45 @@ local function emit(bases, args)
   return statuses
 end
 
--- KEYS: shard base. ARGV: suffixes, then per timer: member, deadline (ms), payload, rearm
--- (1/0); then "|", then per cancel: member, at (ms) of the event that cancels, within (ms).
--- A cancel takes a timer only if the event came after the one that armed it.
+-- KEYS: shard base. ARGV: suffixes, then operations in event-time order:
+--   A, member, deadline, armed at, stored value, rearm (1/0): an event that arms;
+--   C, member, at: an event that cancels the member's timer if it came within its window.
+-- A timer whose deadline is already behind the arming event is due: it is kept under its
+-- own name (member, US, deadline) to fire as it stands, and the event arms afresh.
+-- Returns how many timers were cancelled.
 local function arm(bases, args)
   local keys = shard_keys(bases[1], args[1])
-  local i = 2
-  while args[i] ~= '|' do
-    local member, deadline, payload, rearm = args[i], args[i + 1], args[i + 2], args[i + 3]
-    local current = redis.call('ZSCORE', keys[S_TIMERS], member)
-    if current == false or (rearm == '1' and tonumber(deadline) > tonumber(current)) then
-      redis.call('ZADD', keys[S_TIMERS], deadline, member)
-      redis.call('HSET', keys[S_TIMER], member, payload)
-    end
-    i = i + 4
-  end
-  local cancelled = 0
-  for c = i + 1, #args, 3 do
-    local member, at, within = args[c], tonumber(args[c + 1]), tonumber(args[c + 2])
-    local deadline = tonumber(redis.call('ZSCORE', keys[S_TIMERS], member) or '')
-    if deadline and at >= deadline - within then
-      redis.call('ZREM', keys[S_TIMERS], member)
-      redis.call('HDEL', keys[S_TIMER], member)
-      cancelled = cancelled + 1
+  local cancelled, i = 0, 2
+  while i <= #args do
+    local op, member = args[i], args[i + 1]
+    local stored = redis.call('HGET', keys[S_TIMER], member)
+    if op == 'A' then
+      local deadline, armed_at, value, rearm = args[i + 2], tonumber(args[i + 3]), args[i + 4], args[i + 5]
+      if stored then
+        local current = timer_times(stored)
+        if current < armed_at then
+          local due_member = member .. '\31' .. current
+          redis.call('ZADD', keys[S_TIMERS], current, due_member)
+          redis.call('HSET', keys[S_TIMER], due_member, stored)
+          drop_timer(keys, member)
+          stored = false
+        end
+      end
+      if not stored or (rearm == '1' and tonumber(deadline) > timer_times(stored)) then
+        redis.call('ZADD', keys[S_TIMERS], deadline, member)
+        redis.call('HSET', keys[S_TIMER], member, value)
+      end
+      i = i + 6
+    else
+      local at = tonumber(args[i + 2])
+      if stored then
+        local deadline, armed_at = timer_times(stored)
+        if armed_at <= at and at <= deadline then
+          drop_timer(keys, member)
+          cancelled = cancelled + 1
+        end
+      end
+      i = i + 3
     end
   end
   return cancelled
@@ -133,10 +160,8 @@ local function due(bases, args)
   local members = redis.call('ZRANGE', keys[S_TIMERS], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
   local out = {}
   for _, member in ipairs(members) do
-    local deadline = redis.call('ZSCORE', keys[S_TIMERS], member)
     redis.call('ZADD', keys[S_TIMERS], now + lease, member)
     out[#out + 1] = member
-    out[#out + 1] = deadline
     out[#out + 1] = redis.call('HGET', keys[S_TIMER], member) or ''
   end
   return out

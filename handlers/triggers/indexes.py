@@ -17,6 +17,7 @@ from typing import Any
 
 from handlers.keys import TRIGGER_KEY_SUFFIXES, Keys
 from handlers.profile.encode import epoch_ms
+from handlers.triggers.members import timer_member
 from schemas.events import (
     CustomerErasureRequested,
     CustomerRegistered,
@@ -70,7 +71,7 @@ def queue_index_updates(
                 pipe.zrem(keys.schedule_index(base, "dormant"), who)
                 pipe.zrem(keys.schedule_index(base, "after_delivery"), who)
                 if absence:
-                    members = [f"{rule}\x1f{shop}\x1f{customer}" for rule in absence]
+                    members = [timer_member(rule, shop, customer) for rule in absence]
                     pipe.zrem(base + TRIGGER_KEY_SUFFIXES[1], *members)
                     pipe.hdel(base + TRIGGER_KEY_SUFFIXES[2], *members)
             case _:

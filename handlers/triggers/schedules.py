@@ -93,7 +93,7 @@ class Scheduler:
                 if not candidate.channel:
                     outcomes["no_consent"] += 1
                 base = self._stage.keys.trigger_shard(shop, customer)
-                work.setdefault(base, ShardWork([], [], [])).candidates.append(candidate)
+                work.setdefault(base, ShardWork()).candidates.append(candidate)
             outcomes.update(await self._stage.submit(work))
             await self._forget(schedule, stale)
         return outcomes

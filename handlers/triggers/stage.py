@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
 import redis.asyncio
 
 from crmstream.settings import TriggerSettings
@@ -26,6 +25,7 @@ from handlers.scripts import ARM, EMIT, TRIGGER_LIBRARY
 from handlers.triggers import decide
 from handlers.triggers.decide import Candidate
 from handlers.triggers.indexes import INDEXED_TYPES, queue_index_updates
+from handlers.triggers.members import deferred_member, timer_member, timer_value
 from handlers.triggers.progress import EventTimeClock
 from rules.activation import activation, event_view, profile_view
 from rules.expressions import ConditionError
@@ -43,15 +43,6 @@ def _time_of(event: Envelope) -> datetime:
     return event.time
 
 
-def timer_member(rule_id: str, shop: str, customer: str) -> str:
-    return f"{rule_id}\x1f{shop}\x1f{customer}"
-
-
-def deferred_member(rule_id: str, shop: str, customer: str, event_id: str) -> str:
-    """An on-event rule's decision about one event, put off until event time catches up."""
-    return f"{rule_id}\x1f{shop}\x1f{customer}\x1f{event_id}"
-
-
 def items_of(event: Envelope) -> list[str]:
     data: Any = getattr(event, "data", None)
     if data is None:
@@ -64,9 +55,9 @@ def items_of(event: Envelope) -> list[str]:
 
 @dataclass
 class ShardWork:
-    candidates: list[Candidate]
-    timers: list[str | int | bytes]
-    cancels: list[str | int]
+    candidates: list[Candidate] = field(default_factory=list)
+    # Timer operations in event-time order: "A" (arm) and "C" (cancel), see lua/triggers.lua.
+    timer_ops: list[str | int | bytes] = field(default_factory=list)
 
 
 class TriggerStage:
@@ -116,14 +107,13 @@ class TriggerStage:
         stored = (
             await self.reader.read_stored([(e.shop, e.who) for e in relevant]) if relevant else {}
         )
-        work: defaultdict[str, ShardWork] = defaultdict(lambda: ShardWork([], [], []))
+        work: defaultdict[str, ShardWork] = defaultdict(ShardWork)
         for event in relevant:
             shop, customer, kind = event.shop, event.who, event.type  # type: ignore[attr-defined]
             shard = work[self.keys.trigger_shard(shop, customer)]
             at_ms = epoch_ms(event.time)
             for rule in rules.cancelling.get(kind, ()):
-                within = rule.rule.absence.within_s * 1000
-                shard.cancels += [timer_member(rule.rule.id, shop, customer), at_ms, within]
+                shard.timer_ops += ["C", timer_member(rule.rule.id, shop, customer), at_ms]
             state = stored.get((shop, customer))
             if state is None:
                 continue  # forgotten on request since: nothing to send
@@ -154,7 +144,7 @@ class TriggerStage:
             if self.deferring:
                 # Behind on some partition: decide once event time has passed this event
                 # everywhere (handlers/triggers/timers.py), with everything before it known.
-                shard.timers += self._deferred(rule, event, at_ms)
+                shard.timer_ops += self._deferred(rule, event, at_ms)
                 outcomes["deferred"] += 1
                 continue
             candidate = self.event_candidate(rule, event, at_ms, profile, context, outcomes)
@@ -162,7 +152,7 @@ class TriggerStage:
                 shard.candidates.append(candidate)
         for rule in rules.arming.get(kind, ()):
             if self._holds(rule, context, event, outcomes):
-                shard.timers += self._timer(rule, event, at_ms, context)
+                shard.timer_ops += self._timer(rule, event, at_ms, context)
                 outcomes["armed"] += 1
 
     def event_candidate(  # noqa: PLR0917 -- one rule over one event and its profile
@@ -198,8 +188,8 @@ class TriggerStage:
 
     def _deferred(self, rule: CompiledRule, event: Envelope, at_ms: int) -> list[str | int | bytes]:
         member = deferred_member(rule.rule.id, event.shop, event.who, event.id)
-        payload = orjson.dumps({"version": rule.rule.version, "event": event.model_dump_json()})
-        return [member, at_ms, payload, 0]
+        armed = {"version": rule.rule.version, "event": event.model_dump_json()}
+        return ["A", member, at_ms, at_ms, timer_value(at_ms, at_ms, armed), 0]
 
     def _holds(
         self,
@@ -239,7 +229,8 @@ class TriggerStage:
         }
         member = timer_member(rule.rule.id, event.shop, event.who)
         deadline = at_ms + absence.within_s * 1000
-        return [member, deadline, orjson.dumps(armed), 1 if absence.rearm else 0]
+        value = timer_value(deadline, at_ms, armed)
+        return ["A", member, deadline, at_ms, value, 1 if absence.rearm else 0]
 
     async def submit(self, work: Mapping[str, ShardWork], pipe: Any = None) -> Counter[str]:  # noqa: ANN401 -- a redis-py pipeline
         """One round trip: timers, cancellations and candidates of every shard (after whatever
@@ -250,8 +241,8 @@ class TriggerStage:
         emits: list[tuple[int, list[Candidate]]] = []
         queued = len(pipe)
         for base, shard in work.items():
-            if shard.timers or shard.cancels:
-                pipe.fcall(ARM, 1, base, SUFFIXES, *shard.timers, "|", *shard.cancels)
+            if shard.timer_ops:
+                pipe.fcall(ARM, 1, base, SUFFIXES, *shard.timer_ops)
                 arms.append(queued)
                 queued += 1
             if shard.candidates:

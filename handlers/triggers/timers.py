@@ -14,12 +14,11 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any, Final
 
-import orjson
-
 from handlers.profile.read import Profile, build_profile
 from handlers.scripts import DUE, RELEASE
 from handlers.triggers import decide
 from handlers.triggers.decide import Candidate
+from handlers.triggers.members import PUT_OFF, parse_member, read_timer_value
 from handlers.triggers.stage import SUFFIXES, ShardWork, TriggerStage, absence_reason
 from rules.activation import activation, event_view, profile_view
 from rules.loader import CompiledRule
@@ -30,11 +29,6 @@ from schemas.triggers import MatchedCondition
 log = logging.getLogger("crmstream.timers")
 
 _NO_LIMIT: Final = datetime.max.replace(tzinfo=UTC)
-
-
-def _customer_of(member: str) -> tuple[str, str]:
-    _rule, shop, customer, *_event = member.split("\x1f")
-    return shop, customer
 
 
 def _skip(shop: str, customer: str, rule_id: str, member: str) -> Candidate:
@@ -91,21 +85,24 @@ class TimerPump:
         due: list[tuple[str, str, int, dict[str, Any]]] = []
         drained = True
         for base, reply in zip(bases, await pipe.execute(), strict=True):
-            drained = drained and len(reply) < 3 * self._limit
-            for position in range(0, len(reply), 3):
+            drained = drained and len(reply) < 2 * self._limit
+            for position in range(0, len(reply), 2):
                 member = reply[position].decode()
-                armed = orjson.loads(reply[position + 2]) if reply[position + 2] else {}
-                due.append((base, member, int(float(reply[position + 1])), armed))
+                if reply[position + 1]:
+                    deadline, armed = read_timer_value(reply[position + 1])
+                    due.append((base, member, deadline, armed))
         if drained and not stage.clock.behind:
             stage.deferring = False  # caught up, and what was put off is decided
         if not due:
             return Counter()
-        stored = await stage.reader.read_stored([_customer_of(member) for _, member, _, _ in due])
+        members = [parse_member(member) for _, member, _, _ in due]
+        stored = await stage.reader.read_stored([(shop, who) for _, _, shop, who in members])
         work: dict[str, ShardWork] = {}
         outcomes: Counter[str] = Counter()
-        for base, member, deadline, armed in due:
-            rule_id, shop, customer, *deferred = member.split("\x1f")
-            shard = work.setdefault(base, ShardWork([], [], []))
+        for (base, member, deadline, armed), (kind, rule_id, shop, customer) in zip(
+            due, members, strict=True
+        ):
+            shard = work.setdefault(base, ShardWork())
             state = stored.get((shop, customer))
             profile = (
                 None
@@ -115,7 +112,7 @@ class TimerPump:
             candidate: Candidate | None
             if profile is None:
                 candidate = None  # forgotten on request meanwhile
-            elif deferred:
+            elif kind == PUT_OFF:
                 candidate = self._decide_later(rule_id, member, deadline, armed, profile, outcomes)
             else:
                 rule = stage.rules.absence_rule(rule_id)

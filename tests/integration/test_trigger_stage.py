@@ -258,3 +258,17 @@ async def test_schedules_fire_once_in_local_time(rule_settings: Settings, rule_d
         assert sorted(t["subject"] for t in await outbox(sink)) == ["c1", "c2"]
     finally:
         await sink.close()
+
+
+async def test_a_due_timer_fires_as_it_stands_whatever_comes_after_its_deadline(
+    sink: ProfilesAndTriggers,
+) -> None:
+    await sink.handle([registered(0)])
+    # Processed before the timer pump ran: an order after the deadline does not cancel,
+    # and a new cart add after it arms afresh instead of moving the due timer.
+    outcomes = await sink.triggers.on_events([cart_add(1), placed(40), cart_add(45)])
+    assert "cancelled" not in outcomes
+    advance(sink, 200)
+    assert (await sink.timers.fire_due())["sent"] == 2
+    times = sorted(t["time"][11:16] for t in await outbox(sink))
+    assert times == ["04:31", "05:15"]
