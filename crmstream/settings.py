@@ -200,8 +200,6 @@ class TriggerSettings(BaseModel):
     # events the clock moves time on.
     timer_disorder_s: float = Field(default=0.5, ge=0)
     timer_idle_s: float = Field(default=2.0, gt=0)
-    # A worker that took a due timer has this long to emit it before another may.
-    timer_lease_s: float = Field(default=30.0, ge=1)
     # Schedule rules (birthdays, dormancy…) look for due customers this often; a daily rule
     # fires at most this long after its local time.
     schedule_every_s: int = Field(default=300, ge=10, le=3600)

@@ -38,6 +38,9 @@ TRIGGER_KEY_SUFFIXES: Final = (
     "fired:",  # sorted set per customer: trigger ids fired, by occurrence time
     "cd:",  # hash per customer: rule → when it last fired (cooldowns)
     "cap:",  # counter per customer, channel and local day (daily caps)
+    "later",  # sorted set: decisions, arms and cancels put off while behind → event time
+    "walker",  # string: the worker walking this shard's due entries for now
+    "taken",  # sorted set: due entries handed to the walker, until it emits them
 )
 # Per trigger shard, the indexes schedules find their customers through (never a key scan).
 SCHEDULE_INDEX_SUFFIXES: Final = {

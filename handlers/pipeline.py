@@ -49,7 +49,6 @@ class ProfilesAndTriggers:
         self.schedules = Scheduler(triggers, every_s=trigger_settings.schedule_every_s)
         self.timers = TimerPump(
             triggers,
-            lease_ms=int(trigger_settings.timer_lease_s * 1000),
             limit=trigger_settings.relay_batch,
             worker=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
             # A worker silent this long has left the group: its clock no longer holds time.
@@ -78,6 +77,8 @@ class ProfilesAndTriggers:
 
     async def handle(self, events: Sequence[Envelope]) -> None:
         await self.profiles.apply(events)
+        if self.triggers.deferring and not self.triggers.clock.behind:
+            self.outcomes.update(await self.timers.catch_up())
         self.outcomes.update(await self.triggers.on_events(events))
 
     def observe_event_time(

@@ -6,7 +6,8 @@ Every call works on one trigger shard: KEYS[1] is the shard's base
 ("<prefix>:{t<n>}:"), whose hash tag keeps all its keys in one Redis Cluster
 slot; a customer always falls in the same shard. The last header argument lists
 the key suffixes (handlers/keys.py TRIGGER_KEY_SUFFIXES), in this order:
-outbox, timers, timer payloads, held, held payloads, fired, cooldowns, caps.
+outbox, timers, timer payloads, held, held payloads, fired, cooldowns, caps, later,
+walker, taken.
 Per-customer keys are the shard's key plus the suffix plus "<shop>:<customer>".
 
 Because the dedup mark, the cooldown, the cap and the outbox entry are written by
@@ -16,6 +17,7 @@ half of exactly-once; the relay (streams/relay.py) is the other half.
 
 local S_OUTBOX, S_TIMERS, S_TIMER, S_HELD, S_HELD_PAYLOAD, S_FIRED, S_COOLDOWN, S_CAP =
   1, 2, 3, 4, 5, 6, 7, 8
+local S_LATER, S_WALKER, S_TAKEN = 9, 10, 11
 local CAP_TTL_S = 3 * 86400 -- a local day, plus the widest timezone offsets, plus slack
 
 local function split(text, sep)
@@ -46,6 +48,8 @@ end
 
 local function drop_timer(keys, member)
   redis.call('ZREM', keys[S_TIMERS], member)
+  redis.call('ZREM', keys[S_LATER], member)
+  redis.call('ZREM', keys[S_TAKEN], member)
   redis.call('HDEL', keys[S_TIMER], member)
 end
 
@@ -71,7 +75,10 @@ local function emit(bases, args)
     local cooldowns = keys[S_COOLDOWN] .. who
     local status
     if timer ~= '' then
-      drop_timer(keys, timer)
+      -- Only if it still is the timer this was decided from: an arm may have reused the
+      -- name for a new one since (see arm_timer).
+      local stored = redis.call('HGET', keys[S_TIMER], timer)
+      if not stored or timer_times(stored) == at then drop_timer(keys, timer) end
     end
     if channel == '' then
       status = 'skipped'
@@ -107,63 +114,128 @@ local function emit(bases, args)
   return statuses
 end
 
+-- An event that arms: a timer already due by the time of this event is kept under its own
+-- name (member, US, deadline) to fire as it stands, and the event arms afresh; a pending one
+-- moves to this event if the rule rearms, and stays as it is if not.
+local function arm_timer(keys, member, value, rearm)
+  local deadline, armed_at = timer_times(value)
+  local stored = redis.call('HGET', keys[S_TIMER], member)
+  if stored then
+    local current = timer_times(stored)
+    if current < armed_at then
+      local due_member = member .. '\31' .. current
+      redis.call('ZADD', keys[S_TIMERS], current, due_member)
+      redis.call('HSET', keys[S_TIMER], due_member, stored)
+      drop_timer(keys, member)
+      stored = false
+    end
+  end
+  if not stored or (rearm == '1' and deadline > timer_times(stored)) then
+    redis.call('ZADD', keys[S_TIMERS], deadline, member)
+    redis.call('HSET', keys[S_TIMER], member, value)
+  end
+end
+
+-- An event that cancels: only a timer it falls within the window of (armed at .. deadline).
+local function cancel_timer(keys, member, at)
+  local stored = redis.call('HGET', keys[S_TIMER], member)
+  if stored then
+    local deadline, armed_at = timer_times(stored)
+    if armed_at <= at and at <= deadline then
+      drop_timer(keys, member)
+      return 1
+    end
+  end
+  return 0
+end
+
 -- KEYS: shard base. ARGV: suffixes, then operations in event-time order:
---   A, member, deadline, armed at, stored value, rearm (1/0): an event that arms;
---   C, member, at: an event that cancels the member's timer if it came within its window.
--- A timer whose deadline is already behind the arming event is due: it is kept under its
--- own name (member, US, deadline) to fire as it stands, and the event arms afresh.
+--   A, member, value, rearm (1/0)   an event that arms (value: see timer_times)
+--   C, member, at                   an event that cancels
+--   P, member, at, value            put off until event time passes "at" (see due)
 -- Returns how many timers were cancelled.
 local function arm(bases, args)
   local keys = shard_keys(bases[1], args[1])
   local cancelled, i = 0, 2
   while i <= #args do
-    local op, member = args[i], args[i + 1]
-    local stored = redis.call('HGET', keys[S_TIMER], member)
+    local op = args[i]
     if op == 'A' then
-      local deadline, armed_at, value, rearm = args[i + 2], tonumber(args[i + 3]), args[i + 4], args[i + 5]
-      if stored then
-        local current = timer_times(stored)
-        if current < armed_at then
-          local due_member = member .. '\31' .. current
-          redis.call('ZADD', keys[S_TIMERS], current, due_member)
-          redis.call('HSET', keys[S_TIMER], due_member, stored)
-          drop_timer(keys, member)
-          stored = false
-        end
-      end
-      if not stored or (rearm == '1' and tonumber(deadline) > timer_times(stored)) then
-        redis.call('ZADD', keys[S_TIMERS], deadline, member)
-        redis.call('HSET', keys[S_TIMER], member, value)
-      end
-      i = i + 6
-    else
-      local at = tonumber(args[i + 2])
-      if stored then
-        local deadline, armed_at = timer_times(stored)
-        if armed_at <= at and at <= deadline then
-          drop_timer(keys, member)
-          cancelled = cancelled + 1
-        end
-      end
+      arm_timer(keys, args[i + 1], args[i + 2], args[i + 3])
+      i = i + 4
+    elseif op == 'C' then
+      cancelled = cancelled + cancel_timer(keys, args[i + 1], tonumber(args[i + 2]))
       i = i + 3
+    else
+      redis.call('ZADD', keys[S_LATER], args[i + 2], args[i + 1])
+      redis.call('HSET', keys[S_TIMER], args[i + 1], args[i + 3])
+      i = i + 4
     end
   end
   return cancelled
 end
 
--- KEYS: shard base. ARGV: suffixes, now (ms), lease (ms), limit.
--- Due timers are leased, not removed: whoever takes them has until the lease ends to emit
--- (which removes them); if it dies, they come due again for another worker.
+-- The earliest entry of a sorted set due by now: member, score (or nil).
+local function earliest(key, now)
+  local first = redis.call('ZRANGE', key, '-inf', now, 'BYSCORE', 'LIMIT', 0, 1, 'WITHSCORES')
+  if #first == 0 then return nil, nil end
+  return first[1], tonumber(first[2])
+end
+
+-- KEYS: shard base. ARGV: suffixes, now (ms), limit, walker, hold (ms).
+-- Walks what is due in event-time order, one entry at a time, up to limit, taking from
+-- the absence timers ("t…") and from what was put off while a worker was behind ("later":
+-- "d…" arms and cancels, "e…" on-event decisions); at equal times, what was put off first:
+-- - a "d" entry ("A\n<timer>\n<rearm>\n<value>" or "C\n<timer>\n<at>") is applied here, in
+--   its turn, so a cancel that travelled on a slower topic still beats the deadline;
+-- - "e" and "t" entries go back to the caller, moved aside ("taken") until it emits them,
+--   which removes them. The next walk starts by putting back whatever is still taken: the
+--   emit failed, or the worker died; its ids make a second emit harmless.
+-- One worker walks a shard at a time, and keeps it while it comes back within hold (ms):
+-- two walkers would emit one customer's triggers out of order (cooldowns, caps).
+-- Returns {member, value, …, more, later}: more is 1 when the limit cut the walk short;
+-- later, how many put-off entries the shard still holds (taken ones included).
 local function due(bases, args)
   local keys = shard_keys(bases[1], args[1])
-  local now, lease, limit = tonumber(args[2]), tonumber(args[3]), tonumber(args[4])
-  local members = redis.call('ZRANGE', keys[S_TIMERS], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
-  local out = {}
-  for _, member in ipairs(members) do
-    redis.call('ZADD', keys[S_TIMERS], now + lease, member)
-    out[#out + 1] = member
-    out[#out + 1] = redis.call('HGET', keys[S_TIMER], member) or ''
+  local now, limit, walker, hold_ms = tonumber(args[2]), tonumber(args[3]), args[4], args[5]
+  local holder = redis.call('GET', keys[S_WALKER])
+  if holder and holder ~= walker then
+    return {0, redis.call('ZCARD', keys[S_LATER]) + redis.call('ZCARD', keys[S_TAKEN])}
   end
+  redis.call('SET', keys[S_WALKER], walker, 'PX', hold_ms)
+  local taken = redis.call('ZRANGE', keys[S_TAKEN], 0, -1, 'WITHSCORES')
+  for i = 1, #taken, 2 do
+    local set = string.byte(taken[i], 1) == 116 and keys[S_TIMERS] or keys[S_LATER] -- "t"
+    redis.call('ZADD', set, taken[i + 1], taken[i])
+  end
+  redis.call('DEL', keys[S_TAKEN])
+  local out, more = {}, 0
+  for step = 1, limit do
+    local put_off, put_off_at = earliest(keys[S_LATER], now)
+    local timer, timer_at = earliest(keys[S_TIMERS], now)
+    if put_off == nil and timer == nil then break end
+    local member, set, at = timer, keys[S_TIMERS], timer_at
+    if put_off ~= nil and (timer == nil or put_off_at <= timer_at) then
+      member, set, at = put_off, keys[S_LATER], put_off_at
+    end
+    local value = redis.call('HGET', keys[S_TIMER], member) or ''
+    if string.byte(member, 1) == 100 then -- "d"
+      drop_timer(keys, member)
+      local lines = split(value, '\n')
+      if lines[1] == 'A' then
+        arm_timer(keys, lines[2], table.concat(lines, '\n', 4), lines[3])
+      else
+        cancel_timer(keys, lines[2], tonumber(lines[3]))
+      end
+    else
+      redis.call('ZREM', set, member)
+      redis.call('ZADD', keys[S_TAKEN], at, member)
+      out[#out + 1] = member
+      out[#out + 1] = value
+    end
+    if step == limit then more = 1 end
+  end
+  out[#out + 1] = more
+  out[#out + 1] = redis.call('ZCARD', keys[S_LATER]) + redis.call('ZCARD', keys[S_TAKEN])
   return out
 end
 

@@ -1,18 +1,28 @@
 """Names and values of timers (lua/triggers.lua keeps them per trigger shard).
 
-Two kinds share the sorted set of a shard: absence timers ("a"), one pending per
-rule and customer, and on-event decisions put off while a worker is behind
-("e"), one per rule and event. An absence timer already due when its customer
-arms again is kept under its own name (with its deadline added) to fire as it is.
+Three kinds share the sorted set of a shard, scored by event time:
+
+- "t": absence timers, one pending per rule and customer, scored by deadline (one
+  already due when its customer arms again is kept under its own name, with its
+  deadline added, to fire as it stands);
+- "e": an on-event rule's decision about one event, put off while a worker was
+  behind, scored by the event's time;
+- "d": an arm or a cancel put off likewise, applied by the Redis function that
+  walks the due entries.
+
+At equal times they sort d < e < t: what happened at a deadline is known before
+the timer fires, as the reference (tests/oracle/triggers.py) has it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
-ABSENCE, PUT_OFF = "a", "e"
+ABSENCE: Final = "t"
+PUT_OFF: Final = "e"
+PUT_OFF_TIMER_OP: Final = "d"
 
 
 def timer_member(rule_id: str, shop: str, customer: str) -> str:
@@ -26,7 +36,7 @@ def deferred_member(rule_id: str, shop: str, customer: str, event_id: str) -> st
 
 
 def parse_member(member: str) -> tuple[str, str, str, str]:
-    """(kind, rule, shop, customer) of any timer (absence timers kept due have a suffix)."""
+    """(kind, rule, shop, customer) of a "t" or "e" entry."""
     kind, rule_id, shop, customer, *_rest = member.split("\x1f")
     return kind, rule_id, shop, customer
 
@@ -39,3 +49,28 @@ def timer_value(deadline: int, armed_at: int, armed: dict[str, Any]) -> bytes:
 def read_timer_value(value: bytes) -> tuple[int, dict[str, Any]]:
     deadline, _armed_at, armed = value.split(b"\n", 2)
     return int(deadline), orjson.loads(armed)
+
+
+def arm_op(
+    member: str, value: bytes, rearm: bool, *, put_off_by: str = ""
+) -> list[str | int | bytes]:
+    """An event arms ``member``; put off (until event time passes it) when ``put_off_by``
+    names the event."""
+    if not put_off_by:
+        return ["A", member, value, 1 if rearm else 0]
+    at_ms = value.split(b"\n", 2)[1].decode()
+    return _put_off("A", member, int(at_ms), put_off_by, f"{1 if rearm else 0}\n".encode() + value)
+
+
+def cancel_op(member: str, at_ms: int, *, put_off_by: str = "") -> list[str | int | bytes]:
+    """An event cancels ``member`` if it falls in its window; put off like arm_op."""
+    if not put_off_by:
+        return ["C", member, at_ms]
+    return _put_off("C", member, at_ms, put_off_by, str(at_ms).encode())
+
+
+def _put_off(
+    kind: str, member: str, at_ms: int, event_id: str, tail: bytes
+) -> list[str | int | bytes]:
+    name = f"{PUT_OFF_TIMER_OP}\x1f{member[2:]}\x1f{event_id}\x1f{kind}"
+    return ["P", name, at_ms, f"{kind}\n{member}\n".encode() + tail]

@@ -30,7 +30,9 @@ class EventTimeClock:
         self._idle_s = idle_s
         self._wall = wall
         self._newest: dict[PartitionKey, int] = {}
-        self._behind: frozenset[PartitionKey] = frozenset()
+        # Until the consumer has said where it stands, assume it is behind on everything: a
+        # worker starting on a backlog must not decide before it has read what came first.
+        self._behind: frozenset[PartitionKey] = frozenset({("", -1)})
         self._last_event_at = 0.0
 
     def observe(
@@ -49,11 +51,19 @@ class EventTimeClock:
         return bool(self._behind)
 
     def now_ms(self) -> int:
+        """Event time deadlines are due by."""
         if self._behind:
             # A lagging partition not read from yet holds time at its start: nothing is due.
             return min(self._newest.get(p, 0) for p in self._behind) - self._disorder_ms
+        return self._stream_ms() - self._disorder_ms
+
+    def read_up_to_ms(self) -> int:
+        """Event time up to which every event has been read: all of it once caught up."""
+        return self.now_ms() if self._behind else self._stream_ms()
+
+    def _stream_ms(self) -> int:
         stream = max(self._newest.values(), default=0)
         wall = self._wall()
         if wall - self._last_event_at >= self._idle_s:
             stream = max(stream, int(wall * 1000))
-        return stream - self._disorder_ms
+        return stream

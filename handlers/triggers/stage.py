@@ -25,7 +25,13 @@ from handlers.scripts import ARM, EMIT, TRIGGER_LIBRARY
 from handlers.triggers import decide
 from handlers.triggers.decide import Candidate
 from handlers.triggers.indexes import INDEXED_TYPES, queue_index_updates
-from handlers.triggers.members import deferred_member, timer_member, timer_value
+from handlers.triggers.members import (
+    arm_op,
+    cancel_op,
+    deferred_member,
+    timer_member,
+    timer_value,
+)
 from handlers.triggers.progress import EventTimeClock
 from rules.activation import activation, event_view, profile_view
 from rules.expressions import ConditionError
@@ -113,7 +119,8 @@ class TriggerStage:
             shard = work[self.keys.trigger_shard(shop, customer)]
             at_ms = epoch_ms(event.time)
             for rule in rules.cancelling.get(kind, ()):
-                shard.timer_ops += ["C", timer_member(rule.rule.id, shop, customer), at_ms]
+                member = timer_member(rule.rule.id, shop, customer)
+                shard.timer_ops += cancel_op(member, at_ms, put_off_by=self._put_off_by(event))
             state = stored.get((shop, customer))
             if state is None:
                 continue  # forgotten on request since: nothing to send
@@ -189,7 +196,7 @@ class TriggerStage:
     def _deferred(self, rule: CompiledRule, event: Envelope, at_ms: int) -> list[str | int | bytes]:
         member = deferred_member(rule.rule.id, event.shop, event.who, event.id)
         armed = {"version": rule.rule.version, "event": event.model_dump_json()}
-        return ["A", member, at_ms, at_ms, timer_value(at_ms, at_ms, armed), 0]
+        return ["P", member, at_ms, timer_value(at_ms, at_ms, armed)]
 
     def _holds(
         self,
@@ -230,7 +237,11 @@ class TriggerStage:
         member = timer_member(rule.rule.id, event.shop, event.who)
         deadline = at_ms + absence.within_s * 1000
         value = timer_value(deadline, at_ms, armed)
-        return ["A", member, deadline, at_ms, value, 1 if absence.rearm else 0]
+        return arm_op(member, value, absence.rearm, put_off_by=self._put_off_by(event))
+
+    def _put_off_by(self, event: Envelope) -> str:
+        """While deferring, arms and cancels wait for event time too, in their order."""
+        return event.id if self.deferring else ""
 
     async def submit(self, work: Mapping[str, ShardWork], pipe: Any = None) -> Counter[str]:  # noqa: ANN401 -- a redis-py pipeline
         """One round trip: timers, cancellations and candidates of every shard (after whatever

@@ -1,13 +1,16 @@
-"""Due absence timers become triggers; held triggers leave quiet hours.
+"""Due timers and put-off decisions become triggers; held triggers leave quiet hours.
 
-Any worker may run these, as often as it likes: a due timer is leased to one
-caller at a time (lua/triggers.lua: due), and its trigger is emitted with the
-removal of the timer in one call, under an id fixed by what armed it, so two
-workers racing on it produce one trigger.
+Any worker may run these, as often as it likes. Each trigger shard is walked by
+one worker at a time, in event-time order (lua/triggers.lua: due); a trigger is
+emitted with the removal of its timer in one call, under an id fixed by what
+armed it, so a walk repeated after a crash produces no second trigger.
+Time is what every live worker has reached (agreed_now): a timer may concern a
+customer another worker reads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -29,46 +32,63 @@ from schemas.triggers import MatchedCondition
 log = logging.getLogger("crmstream.timers")
 
 _NO_LIMIT: Final = datetime.max.replace(tzinfo=UTC)
+# A worker keeps walking the shards it walked as long as it comes back within this long.
+_HOLD_MS: Final = 5_000
 
 
-def _skip(shop: str, customer: str, rule_id: str, member: str) -> Candidate:
-    """Clears a timer that must not fire (rule gone, customer forgotten)."""
+def _skip(shop: str, customer: str, rule_id: str, member: str, at_ms: int) -> Candidate:
+    """Clears a timer that must not fire (rule gone, customer forgotten, condition false)."""
     return Candidate(
-        trigger_id="", who=f"{shop}:{customer}", rule_id=rule_id, at_ms=0, cooldown_ms=0,
+        trigger_id="", who=f"{shop}:{customer}", rule_id=rule_id, at_ms=at_ms, cooldown_ms=0,
         channel="", cap_day="", cap=0, release_at_ms=0, payload=b"", timer=member,
     )  # fmt: skip
 
 
 class TimerPump:
-    def __init__(
-        self, stage: TriggerStage, *, lease_ms: int, limit: int, worker: str, stale_ms: int
-    ) -> None:
+    def __init__(self, stage: TriggerStage, *, limit: int, worker: str, stale_ms: int) -> None:
         self._stage = stage
-        self._lease_ms = lease_ms
         self._limit = limit
         self._worker = worker
         self._stale_ms = stale_ms
         self._decoder = Decoder()
+        self._walking = asyncio.Lock()
 
-    async def agreed_now(self) -> int:
+    async def agreed_now(self, *, read_up_to: bool = False) -> int:
         """Event time every live worker has reached: a timer may concern a customer another
-        worker reads, so none fires before all of them are past its deadline."""
+        worker reads, so none fires before all of them are past its deadline. With
+        ``read_up_to``, the time up to which all of them have read every event."""
         stage = self._stage
-        mine, wall = stage.clock.now_ms(), int(time.time() * 1000)
+        clock = stage.clock
+        mine = (clock.now_ms(), clock.read_up_to_ms())
+        wall = int(time.time() * 1000)
         pipe = stage.client.pipeline(transaction=False)
-        pipe.hset(stage.keys.clocks, self._worker, f"{mine}:{wall}")
+        pipe.hset(stage.keys.clocks, self._worker, f"{mine[0]}:{mine[1]}:{wall}")
         pipe.hgetall(stage.keys.clocks)
         _, clocks = await pipe.execute()
-        agreed, gone = mine, []
+        column = 1 if read_up_to else 0
+        agreed, gone = mine[column], []
         for worker, value in clocks.items():
-            event_ms, _, seen_ms = value.decode().partition(":")
+            due_ms, read_ms, seen_ms = value.decode().split(":")
             if wall - int(seen_ms) > self._stale_ms:
                 gone.append(worker)  # a worker that stopped reporting has left the group
             else:
-                agreed = min(agreed, int(event_ms))
+                agreed = min(agreed, int(read_ms if read_up_to else due_ms))
         if gone:
             await stage.client.hdel(stage.keys.clocks, *gone)
         return agreed
+
+    async def catch_up(self) -> Counter[str]:
+        """The worker has caught up: decide everything put off, in order, up to what all
+        workers have read; once nothing is left put off, decisions are taken at once again."""
+        outcomes: Counter[str] = Counter()
+        while True:
+            fired, more, later = await self._walk(read_up_to=True)
+            outcomes.update(fired)
+            if not more:
+                break
+        if later == 0:
+            self._stage.deferring = False
+        return outcomes
 
     async def leave(self) -> None:
         """This worker stops: its clock no longer holds the others' time back."""
@@ -76,25 +96,35 @@ class TimerPump:
 
     async def fire_due(self) -> Counter[str]:
         """Every timer due by event time (or the clock, when the stream is quiet)."""
+        outcomes, _more, _later = await self._walk(read_up_to=False)
+        return outcomes
+
+    async def _walk(self, *, read_up_to: bool) -> tuple[Counter[str], bool, int]:
+        """One walk of every shard: outcomes, whether a limit cut it short, entries put off
+        still waiting. Walks of this worker take turns: each emits in event-time order."""
+        async with self._walking:
+            return await self._walk_once(read_up_to=read_up_to)
+
+    async def _walk_once(self, *, read_up_to: bool) -> tuple[Counter[str], bool, int]:
         stage = self._stage
-        now_ms = await self.agreed_now()
+        now_ms = await self.agreed_now(read_up_to=read_up_to)
         pipe = stage.client.pipeline(transaction=False)
         bases = stage.keys.trigger_shards()
         for base in bases:
-            pipe.fcall(DUE, 1, base, SUFFIXES, now_ms, self._lease_ms, self._limit)
+            pipe.fcall(DUE, 1, base, SUFFIXES, now_ms, self._limit, self._worker, _HOLD_MS)
         due: list[tuple[str, str, int, dict[str, Any]]] = []
-        drained = True
+        more, later = False, 0
         for base, reply in zip(bases, await pipe.execute(), strict=True):
-            drained = drained and len(reply) < 2 * self._limit
-            for position in range(0, len(reply), 2):
-                member = reply[position].decode()
-                if reply[position + 1]:
-                    deadline, armed = read_timer_value(reply[position + 1])
+            *entries, cut, waiting = reply
+            more = more or bool(int(cut))
+            later += int(waiting)
+            for position in range(0, len(entries), 2):
+                member = entries[position].decode()
+                if entries[position + 1]:
+                    deadline, armed = read_timer_value(entries[position + 1])
                     due.append((base, member, deadline, armed))
-        if drained and not stage.clock.behind:
-            stage.deferring = False  # caught up, and what was put off is decided
         if not due:
-            return Counter()
+            return Counter(), more, later
         members = [parse_member(member) for _, member, _, _ in due]
         stored = await stage.reader.read_stored([(shop, who) for _, _, shop, who in members])
         work: dict[str, ShardWork] = {}
@@ -122,13 +152,13 @@ class TimerPump:
                     else self._candidate(rule, shop, customer, member, deadline, armed, profile)
                 )
             if candidate is None:
-                shard.candidates.append(_skip(shop, customer, rule_id, member))
+                shard.candidates.append(_skip(shop, customer, rule_id, member, deadline))
                 continue
             if not candidate.channel:
                 outcomes["no_consent"] += 1
             shard.candidates.append(candidate)
         outcomes.update(await stage.submit(work))
-        return outcomes
+        return outcomes, more, later
 
     def _decide_later(  # noqa: PLR0917 -- one put-off decision, unpacked
         self,

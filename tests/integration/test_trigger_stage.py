@@ -92,9 +92,16 @@ def rule_settings(settings: Settings, rule_dir: Path) -> Settings:
     return settings.model_copy(update={"triggers": triggers})
 
 
+def started(settings: Settings) -> ProfilesAndTriggers:
+    """A sink whose consumer has caught up at T0: decisions are taken at once."""
+    sink = ProfilesAndTriggers.from_settings(settings)
+    sink.observe_event_time({("test", 0): T0}, behind=())
+    return sink
+
+
 @pytest.fixture
 async def sink(rule_settings: Settings) -> AsyncIterator[ProfilesAndTriggers]:
-    sink = ProfilesAndTriggers.from_settings(rule_settings)
+    sink = started(rule_settings)
     yield sink
     await sink.close()
 
@@ -176,7 +183,7 @@ async def test_no_consent_no_marketing(sink: ProfilesAndTriggers) -> None:
 
 async def test_a_daily_cap_per_channel_in_local_days(rule_settings: Settings) -> None:
     capped = rule_settings.triggers.model_copy(update={"daily_cap": 1})
-    sink = ProfilesAndTriggers.from_settings(rule_settings.model_copy(update={"triggers": capped}))
+    sink = started(rule_settings.model_copy(update={"triggers": capped}))
     try:
         await sink.handle([registered(0), registered(0, who="c2")])
         await sink.handle([cart_add(1)])
@@ -192,7 +199,7 @@ async def test_a_daily_cap_per_channel_in_local_days(rule_settings: Settings) ->
 
 
 async def test_workers_racing_on_due_timers_fire_each_once(rule_settings: Settings) -> None:
-    sinks = [ProfilesAndTriggers.from_settings(rule_settings) for _ in range(3)]
+    sinks = [started(rule_settings) for _ in range(3)]
     try:
         customers = [f"c{n}" for n in range(200)]
         await sinks[0].handle([registered(0, who) for who in customers])
@@ -229,7 +236,7 @@ then: {channels: [sms], template: winback}
 async def test_schedules_fire_once_in_local_time(rule_settings: Settings, rule_dir: Path) -> None:
     (rule_dir / "birthday.yaml").write_text(BIRTHDAY)
     (rule_dir / "winback.yaml").write_text(WINBACK)
-    sink = ProfilesAndTriggers.from_settings(rule_settings)
+    sink = started(rule_settings)
     every_ms = rule_settings.triggers.schedule_every_s * 1000
     try:
         consents = {"marketing": True, "sms": True}

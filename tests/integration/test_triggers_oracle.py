@@ -1,0 +1,114 @@
+"""The rules fire exactly the triggers the plain reference says, through real Kafka and Redis:
+once each, under one id per occurrence, whatever the workers go through."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from crmstream.admin import create_topics
+from crmstream.settings import Settings
+from crmstream.topics import TopicNames
+from handlers.flow import flow_counts
+from handlers.keys import Keys
+from handlers.redis_client import connect_sync
+from tests.integration.test_profiles import publish, simulated
+from tests.oracle.triggers import Expected, expected_triggers
+from tests.support import consume, running_worker, value_bytes
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+ORACLE_RULES = Path(__file__).parents[1] / "data" / "oracle_rules"
+DAILY_CAP = 2
+
+
+@pytest.fixture
+def oracle_settings(settings: Settings) -> Settings:
+    triggers = settings.triggers.model_copy(
+        update={"rules_dir": ORACLE_RULES, "daily_cap": DAILY_CAP}
+    )
+    return settings.model_copy(update={"triggers": triggers})
+
+
+def triggers_on_topic(settings: Settings, expected: int) -> list[dict[str, Any]]:
+    topic = TopicNames.from_settings(settings.topics).triggers
+    return [orjson.loads(value_bytes(m)) for m in consume(settings, [topic], expected, 240)]
+
+
+def occurrence_of(trigger: dict[str, Any]) -> tuple[str, str, str, str]:
+    data = trigger["data"]
+    occurrence = "welcome" if data["rule"] == "welcome" else data["caused_by"][0]
+    return data["rule"], trigger["shop"], trigger["subject"], occurrence
+
+
+def check(found: list[dict[str, Any]], expected: dict[str, Expected]) -> None:
+    ids = {trigger["id"] for trigger in found}
+    missing = [expected[i] for i in expected.keys() - ids][:5]
+    extra = [occurrence_of(t) for t in found if t["id"] not in expected][:5]
+    assert ids == expected.keys(), f"missing {missing}, extra {extra}"
+    # A delivery may repeat (same id), but an occurrence never has two ids.
+    per_occurrence: dict[tuple[str, str, str, str], set[str]] = {}
+    for trigger in found:
+        per_occurrence.setdefault(occurrence_of(trigger), set()).add(trigger["id"])
+    assert all(len(ids) == 1 for ids in per_occurrence.values())
+
+
+@pytest.fixture
+def events(tmp_path: Path) -> list[dict[str, Any]]:
+    return simulated(tmp_path / "events.jsonl", 30_000, seed=2027)
+
+
+def test_exactly_the_triggers_the_reference_expects(
+    oracle_settings: Settings, events: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    expected = expected_triggers(events, DAILY_CAP)
+    rules = {e.rule for e in expected.values()}
+    assert rules == {"service-callback", "survey", "paid-thanks", "cart-coupon", "welcome"}
+    create_topics(oracle_settings)
+    publish(oracle_settings, events)
+    with running_worker(oracle_settings, tmp_path / "worker.log"):
+        found = triggers_on_topic(oracle_settings, len(expected))
+    check(found, expected)
+
+
+def taken(settings: Settings) -> int:
+    client = connect_sync(settings.redis)
+    try:
+        return sum(flow_counts(client.hgetall(Keys(settings.redis.key_prefix).flow)).values())
+    finally:
+        client.close()
+
+
+def wait_until_taken(settings: Settings, count: int, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while taken(settings) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_killed_twice_with_two_workers_sharing_the_partitions(
+    oracle_settings: Settings, events: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    expected = expected_triggers(events, DAILY_CAP)
+    create_topics(oracle_settings)
+    publish(oracle_settings, events)
+    chance = random.Random()
+    first_kill, second_kill = sorted(chance.uniform(0.1, 0.8) * len(events) for _ in range(2))
+    with ExitStack() as workers:
+        first = workers.enter_context(running_worker(oracle_settings, tmp_path / "w1.log"))
+        second = workers.enter_context(running_worker(oracle_settings, tmp_path / "w2.log"))
+        wait_until_taken(oracle_settings, int(first_kill))
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        workers.enter_context(running_worker(oracle_settings, tmp_path / "w3.log"))
+        wait_until_taken(oracle_settings, int(second_kill))
+        second.send_signal(signal.SIGKILL)
+        second.wait()
+        found = triggers_on_topic(oracle_settings, len(expected))
+    check(found, expected)
