@@ -68,12 +68,56 @@ def expected_triggers(events: list[dict[str, Any]], daily_cap: int) -> dict[str,
             seen.add(event["id"])
             ordered.append((ms(event["time"]), n, event))
     ordered.sort(key=lambda entry: (entry[0], entry[1]))
-    customers: dict[tuple[str, str], Customer] = defaultdict(Customer)
-    fired: dict[str, Expected] = {}
-    deadlines: list[tuple[int, str, str, str]] = []  # (deadline, shop, customer, armed by)
+    reference = Reference(daily_cap)
+    for at, _, event in ordered:
+        reference.fire_timers_before(at)
+        reference.take(event, at)
+    reference.fire_timers_before(2**62)
+    return reference.fired
 
-    def decide(rule: str, shop: str, who: str, occurrence: str, at: int) -> None:
-        state = customers[(shop, who)]
+
+class Reference:
+    def __init__(self, daily_cap: int) -> None:
+        self.daily_cap = daily_cap
+        self.customers: dict[tuple[str, str], Customer] = defaultdict(Customer)
+        self.fired: dict[str, Expected] = {}
+        self.deadlines: list[tuple[int, str, str, str]] = []  # (deadline, shop, who, armed by)
+
+    def take(self, event: dict[str, Any], at: int) -> None:
+        shop, who, kind, data = event["shop"], event["subject"], event["type"], event["data"]
+        state = self.customers[(shop, who)]
+        if kind in ("customer.registered", "customer.updated"):
+            for name, granted in (data.get("consents") or {}).items():
+                if granted is not None:
+                    state.consents[name] = granted
+            state.timezone = data.get("timezone") or state.timezone
+            if kind == "customer.registered":
+                self.decide("welcome", shop, who, "welcome", at)
+        elif kind == "review.posted" and data["rating"] <= 2:
+            self.decide("service-callback", shop, who, event["id"], at)
+        elif kind == "order.delivered":
+            self.decide("survey", shop, who, event["id"], at)
+        elif kind == "order.paid":
+            self.decide("paid-thanks", shop, who, event["id"], at)
+        elif kind == "order.placed":
+            timer = state.cart_timer
+            if timer is not None and timer[0] <= at <= timer[1]:
+                state.cart_timer = None
+        elif kind == "cart.item_added":
+            # A pending timer moves to this add (rearm); one already due has fired before.
+            state.cart_timer = (at, at + CART_WINDOW_MS, event["id"])
+            heapq.heappush(self.deadlines, (at + CART_WINDOW_MS, shop, who, event["id"]))
+
+    def fire_timers_before(self, moment: int) -> None:
+        while self.deadlines and self.deadlines[0][0] < moment:
+            deadline, shop, who, armed_by = heapq.heappop(self.deadlines)
+            state = self.customers[(shop, who)]
+            if state.cart_timer is not None and state.cart_timer[1:] == (deadline, armed_by):
+                state.cart_timer = None
+                self.decide("cart-coupon", shop, who, armed_by, deadline)
+
+    def decide(self, rule: str, shop: str, who: str, occurrence: str, at: int) -> None:
+        state = self.customers[(shop, who)]
         channel = next((c for c in CHANNELS[rule] if allowed(state, rule, c)), None)
         tid = trigger_id(rule, shop, who, occurrence)
         if channel is None or tid in state.fired:
@@ -84,48 +128,12 @@ def expected_triggers(events: list[dict[str, Any]], daily_cap: int) -> dict[str,
         day = datetime.fromtimestamp(at / 1000, UTC).astimezone(ZoneInfo(state.timezone))
         cap_key = (channel, day.date().isoformat())
         if rule not in TRANSACTIONAL:
-            if state.sent_per_day[cap_key] >= daily_cap:
+            if state.sent_per_day[cap_key] >= self.daily_cap:
                 return
             state.sent_per_day[cap_key] += 1
         state.last_fired[rule] = max(at, last or at)
         state.fired.add(tid)
-        fired[tid] = Expected(rule, shop, who, occurrence)
-
-    def fire_timers_before(moment: int) -> None:
-        while deadlines and deadlines[0][0] < moment:
-            deadline, shop, who, armed_by = heapq.heappop(deadlines)
-            timer = customers[(shop, who)].cart_timer
-            if timer is not None and timer[1:] == (deadline, armed_by):
-                customers[(shop, who)].cart_timer = None
-                decide("cart-coupon", shop, who, armed_by, deadline)
-
-    for at, _, event in ordered:
-        fire_timers_before(at)
-        shop, who, kind, data = event["shop"], event["subject"], event["type"], event["data"]
-        state = customers[(shop, who)]
-        if kind in ("customer.registered", "customer.updated"):
-            for name, granted in (data.get("consents") or {}).items():
-                if granted is not None:
-                    state.consents[name] = granted
-            state.timezone = data.get("timezone") or state.timezone
-            if kind == "customer.registered":
-                decide("welcome", shop, who, "welcome", at)
-        elif kind == "review.posted" and data["rating"] <= 2:
-            decide("service-callback", shop, who, event["id"], at)
-        elif kind == "order.delivered":
-            decide("survey", shop, who, event["id"], at)
-        elif kind == "order.paid":
-            decide("paid-thanks", shop, who, event["id"], at)
-        elif kind == "order.placed":
-            timer = state.cart_timer
-            if timer is not None and timer[0] <= at <= timer[1]:
-                state.cart_timer = None
-        elif kind == "cart.item_added":
-            # A pending timer moves to this add (rearm); one already due has fired above.
-            state.cart_timer = (at, at + CART_WINDOW_MS, event["id"])
-            heapq.heappush(deadlines, (at + CART_WINDOW_MS, shop, who, event["id"]))
-    fire_timers_before(2**62)
-    return fired
+        self.fired[tid] = Expected(rule, shop, who, occurrence)
 
 
 def allowed(state: Customer, rule: str, channel: str) -> bool:
