@@ -41,7 +41,7 @@ from streams.app import aiokafka_options
 from streams.cli.child_worker import start_worker, stop_worker
 
 
-def _isolated(base: Settings, run: str) -> Settings:
+def isolated(base: Settings, run: str) -> Settings:
     return base.model_copy(
         update={
             "topics": base.topics.model_copy(update={"prefix": f"bench.{run}"}),
@@ -51,12 +51,17 @@ def _isolated(base: Settings, run: str) -> Settings:
     )
 
 
-def _env(settings: Settings, app_id: str) -> dict[str, str]:
+PROFILES_ONLY = "handlers.profile.stage:ProfileStage.from_settings"
+
+
+def worker_env(settings: Settings, app_id: str, sink: str = PROFILES_ONLY) -> dict[str, str]:
+    """A worker of its own group on the bench topics; profiles only unless told otherwise."""
     return {
         "CRMSTREAM_TOPICS_PREFIX": settings.topics.prefix,
         "CRMSTREAM_REDIS_KEY_PREFIX": settings.redis.key_prefix,
         "CRMSTREAM_WORKER_APP_ID": app_id,
         "CRMSTREAM_WORKER_WEB_PORT": str(_free_port()),
+        "CRMSTREAM_WORKER_EVENT_SINK": sink,
     }
 
 
@@ -119,7 +124,7 @@ def _ceiling_aiokafka(settings: Settings, count: int) -> float:
     return asyncio.run(read())
 
 
-def _drain(
+def drain(
     read_count: Callable[[], int], count: int, proc: subprocess.Popen[bytes], limit_s: float
 ) -> float:
     """Rate between the first and the last event a worker process reports as handled."""
@@ -163,7 +168,7 @@ def main() -> None:
     args = parser.parse_args()
 
     run = uuid.uuid4().hex[:8]
-    settings = _isolated(Settings(), run)
+    settings = isolated(Settings(), run)
     create_topics(settings)
     events = Simulator(SimulationConfig(seed=1, customers_per_shop=args.customers)).events(
         args.events
@@ -180,9 +185,9 @@ def main() -> None:
     results["ceiling (aiokafka, read + parse)"] = _ceiling_aiokafka(settings, args.events)
 
     log_dir = Path(tempfile.gettempdir()) / f"crmstream-bench-{run}"
-    worker = start_worker(log_dir / "crmstream.log", _env(settings, f"bench-{run}-crm"))
+    worker = start_worker(log_dir / "crmstream.log", worker_env(settings, f"bench-{run}-crm"))
     try:
-        results["crmstream worker"] = _drain(
+        results["crmstream worker"] = drain(
             lambda: sum(int(v) for v in client.hgetall(flow).values()), args.events, worker, 600
         )
     finally:
@@ -191,13 +196,13 @@ def main() -> None:
 
     naive = subprocess.Popen(
         [sys.executable, "-m", "bench.naive", "worker", "--loglevel", "warning"],
-        env={**os.environ, **_env(settings, f"bench-{run}-naive")},
+        env={**os.environ, **worker_env(settings, f"bench-{run}-naive")},
         stdout=(log_dir / "naive.log").open("wb"),
         stderr=subprocess.STDOUT,
     )
     naive_key = f"{settings.redis.key_prefix}:naive:taken"
     try:
-        results["naive Faust agent (a round trip per event)"] = _drain(
+        results["naive Faust agent (a round trip per event)"] = drain(
             lambda: int(client.get(naive_key) or 0), args.events, naive, 1200
         )
     finally:

@@ -107,6 +107,10 @@ class Keys:
     def held(self, shard_base: str) -> str:
         return shard_base + TRIGGER_KEY_SUFFIXES[3]
 
+    def in_flight(self, shard_base: str) -> tuple[str, str]:
+        """Sorted sets of a shard's decisions not taken yet: put off, and taken by a walker."""
+        return shard_base + TRIGGER_KEY_SUFFIXES[8], shard_base + TRIGGER_KEY_SUFFIXES[10]
+
     def schedule_index(self, shard_base: str, kind: str, mmdd: str = "") -> str:
         """The index of a schedule kind in a shard; birthdays take the month and day."""
         return shard_base + SCHEDULE_INDEX_SUFFIXES[kind] + mmdd
