@@ -10,6 +10,7 @@ import pytest
 
 from crmstream.settings import Settings
 from handlers.pipeline import ProfilesAndTriggers
+from schemas.events import Envelope
 from tests.integration.test_trigger_stage import (
     T0,
     advance,
@@ -40,7 +41,7 @@ def ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def paid(minutes: float, total: str, order: str) -> object:
+def paid(minutes: float, total: str, order: str) -> Envelope:
     return event("order.paid", minutes, {"order_id": order, "total": total})
 
 
