@@ -194,11 +194,11 @@ class TriggerSettings(BaseModel):
     daily_cap: int = Field(default=3, ge=1, le=1000)
     # How long a fired trigger's id is remembered: a replay within it never fires it again.
     fired_window_days: int = Field(default=400, ge=1)
-    timer_tick_s: float = Field(default=0.2, gt=0, le=60)
+    timer_tick_s: float = Field(default=0.1, gt=0, le=60)
     # Absence deadlines follow event time (handlers/triggers/progress.py), less this
     # allowance for events that arrive a little out of order; after this long without
     # events the clock moves time on.
-    timer_disorder_s: float = Field(default=0.5, ge=0)
+    timer_disorder_s: float = Field(default=0.25, ge=0)
     timer_idle_s: float = Field(default=2.0, gt=0)
     # Schedule rules (birthdays, dormancy…) look for due customers this often; a daily rule
     # fires at most this long after its local time.

@@ -45,26 +45,28 @@ def _time(text: str | None) -> datetime | None:
 
 
 def profile_view(profile: Mapping[str, Any]) -> dict[str, Any]:
-    """The profile document of DESIGN.md §2 with money as doubles and times as timestamps."""
-    counters = dict(profile["counters"])
-    for name in _MONEY_COUNTERS:
-        counters[name] = float(counters[name])
-    windows = dict(profile["windows"])
-    for name in _MONEY_WINDOWS:
-        windows[name] = float(windows[name])
-    cart = profile["cart"]
-    return {
-        **profile,
-        "as_of": _time(profile["as_of"]),
-        "counters": counters,
-        "windows": windows,
-        "recency": {name: _time(value) for name, value in profile["recency"].items()},
-        "cart": {
+    """The profile document of DESIGN.md §2 (whichever sections it has) with money as
+    doubles and times as timestamps."""
+    view = dict(profile)
+    view["as_of"] = _time(profile["as_of"])
+    if "counters" in profile:
+        counters = view["counters"] = dict(profile["counters"])
+        for name in _MONEY_COUNTERS:
+            counters[name] = float(counters[name])
+    if "windows" in profile:
+        windows = view["windows"] = dict(profile["windows"])
+        for name in _MONEY_WINDOWS:
+            windows[name] = float(windows[name])
+    if "recency" in profile:
+        view["recency"] = {name: _time(value) for name, value in profile["recency"].items()}
+    if "cart" in profile:
+        cart = profile["cart"]
+        view["cart"] = {
             "items": [{**line, "price": float(line["price"])} for line in cart["items"]],
             "count": cart["count"],
             "value": float(cart["value"]),
-        },
-    }
+        }
+    return view
 
 
 def activation(

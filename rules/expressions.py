@@ -27,6 +27,9 @@ Activation = Mapping[str, Any]
 
 # profile.x.y / event.data.z: the paths a condition reads, for the trigger's reason.
 _PATH: Final = re.compile(r"\b(?:profile|event)(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
+# Each use of a variable, and the field it reads first, if any.
+_USE: Final = re.compile(r"\b(profile|event|now)\b(\.[A-Za-z_][A-Za-z0-9_]*)?")
+ALL: Final = frozenset({"*"})
 _UNDEFINED: Final = re.compile(r"Undefined variable or function: '(\w+)'")
 
 
@@ -35,7 +38,7 @@ class ConditionError(ValueError):
 
 
 class Condition:
-    __slots__ = ("_paths", "_program", "text")
+    __slots__ = ("_paths", "_program", "always", "reads", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text.strip()
@@ -44,11 +47,30 @@ class Condition:
         except ValueError as exc:
             raise ConditionError(f"CEL syntax error: {_first_line(exc)}") from exc
         self._paths = tuple(dict.fromkeys(_PATH.findall(self.text)))
+        self.always = self.text == "true"
+        # What the condition reads of each variable: handing CEL only that is what keeps an
+        # evaluation in microseconds (it converts every value it is given).
+        self.reads: dict[str, frozenset[str]] = {}
+        for variable, field in _USE.findall(self.text):
+            seen = self.reads.get(variable, frozenset())
+            self.reads[variable] = ALL if not field or seen == ALL else seen | {field[1:]}
+
+    def _trimmed(self, activation: Activation) -> dict[str, Any]:
+        trimmed: dict[str, Any] = {}
+        for variable, fields in self.reads.items():
+            value = activation.get(variable)
+            if fields == ALL or not isinstance(value, Mapping):
+                trimmed[variable] = value
+            else:
+                trimmed[variable] = {name: value[name] for name in fields if name in value}
+        return trimmed
 
     def holds(self, activation: Activation) -> bool:
         """True only for a boolean true; raises ConditionError if it cannot be evaluated."""
+        if self.always:
+            return True
         try:
-            result = self._program.execute(dict(activation))
+            result = self._program.execute(self._trimmed(activation))
         except (KeyError, TypeError, RuntimeError, ValueError) as exc:
             raise ConditionError(_explain(exc)) from exc
         if not isinstance(result, bool):
@@ -60,7 +82,7 @@ class Condition:
 
     def evaluate(self, activation: Activation) -> Any:  # noqa: ANN401 -- CEL gives any value
         try:
-            return self._program.execute(dict(activation))
+            return self._program.execute(self._trimmed(activation))
         except (KeyError, TypeError, RuntimeError, ValueError) as exc:
             raise ConditionError(_explain(exc)) from exc
 

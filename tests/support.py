@@ -128,9 +128,11 @@ def consume(
 
 
 @contextmanager
-def running_worker(settings: Settings, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def running_worker(
+    settings: Settings, log: Path, loglevel: str = "warning"
+) -> Iterator[subprocess.Popen[bytes]]:
     """A real `crmstream worker` process with the test's settings; stopped with SIGTERM."""
-    proc = start_worker(log, env=settings_env(settings))
+    proc = start_worker(log, env=settings_env(settings), loglevel=loglevel)
     try:
         yield proc
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -83,6 +83,25 @@ def cart_lines(raw: Mapping[str, str]) -> list[dict[str, Any]]:
     return lines
 
 
+_SECTIONS_OF_P: Final = frozenset({"facts", "counters", "recency", "derived"})
+# Each of a customer's keys (handlers/keys.py), and the sections built from it; the profile
+# hash is always read: without it there is no profile.
+_KEY_SECTIONS: Final = {
+    "p": frozenset(
+        {*_SECTIONS_OF_P, "windows", "cart", "affinity", "recently_viewed", "favorites"}
+    ),
+    "w": frozenset({"windows"}),
+    "c": frozenset({"cart"}),
+    "a": frozenset({"affinity"}),
+    "r": frozenset({"recently_viewed"}),
+    "f": frozenset({"favorites"}),
+}
+SECTIONS: Final = (
+    "facts", "counters", "recency", "windows", "cart", "affinity", "recently_viewed",
+    "favorites", "derived",
+)  # fmt: skip
+
+
 class ProfileReader:
     """Builds the profile document of DESIGN.md §2 from Redis."""
 
@@ -108,34 +127,37 @@ class ProfileReader:
         }
 
     async def read_stored(
-        self, customers: Sequence[tuple[str, str]]
+        self, customers: Sequence[tuple[str, str]], sections: Collection[str] = SECTIONS
     ) -> dict[tuple[str, str], Stored | None]:
         """Customers' keys as stored, in one round trip; build_profile makes documents of them
-        as of any moment (the rule stage wants each event's own)."""
-        pipe = self._client.pipeline(transaction=False)
+        as of any moment (the rule stage wants each event's own). Only the keys ``sections``
+        are built from are read; the others come back empty."""
         wanted = list(dict.fromkeys(customers))
+        reads = [kind for kind, needed_by in _KEY_SECTIONS.items() if needed_by & set(sections)]
+        pipe = self._client.pipeline(transaction=False)
         for shop, who in wanted:
             p, w, c, a, r, f, *_dedup_tombstone_alias = self._keys.customer(shop, who)
-            pipe.hgetall(p)
-            pipe.hgetall(w)
-            pipe.hgetall(c)
-            pipe.hgetall(a)
-            pipe.zrange(r, 0, -1, desc=True, withscores=True)
-            pipe.zrange(f, 0, -1, desc=True, withscores=True)
+            by_kind = {"p": p, "w": w, "c": c, "a": a, "r": r, "f": f}
+            for kind in reads:
+                if kind in ("r", "f"):
+                    pipe.zrange(by_kind[kind], 0, -1, desc=True, withscores=True)
+                else:
+                    pipe.hgetall(by_kind[kind])
         replies = await pipe.execute() if wanted else []
         found: dict[tuple[str, str], Stored | None] = {}
+        width = len(reads)
         for n, customer in enumerate(wanted):
-            raw_p, raw_w, raw_c, raw_a, recent, favorites = replies[n * 6 : n * 6 + 6]
+            got = dict(zip(reads, replies[n * width : (n + 1) * width], strict=True))
             found[customer] = (
                 Stored(
-                    fields=_text(raw_p),
-                    buckets=_text(raw_w),
-                    cart=_text(raw_c),
-                    affinity=_text(raw_a),
-                    recent=[member.decode() for member, _ in recent],
-                    favorites=[member.decode() for member, _ in favorites],
+                    fields=_text(got["p"]),
+                    buckets=_text(got.get("w", {})),
+                    cart=_text(got.get("c", {})),
+                    affinity=_text(got.get("a", {})),
+                    recent=[member.decode() for member, _ in got.get("r", [])],
+                    favorites=[member.decode() for member, _ in got.get("f", [])],
                 )
-                if raw_p
+                if got["p"]
                 else None
             )
         return found
@@ -156,42 +178,39 @@ class Stored:
     favorites: list[str]
 
 
-def build_profile(shop: str, who: str, as_of: int, stored: Stored, config: ShopConfig) -> Profile:
-    fields = stored.fields
+def build_profile(
+    shop: str,
+    who: str,
+    as_of: int,
+    stored: Stored,
+    config: ShopConfig,
+    *,
+    sections: Collection[str] = SECTIONS,
+) -> Profile:
+    """The profile document as of ``as_of``; only ``sections`` of it when a caller (a rule
+    condition) needs no more."""
+    builder = _Builder(stored, config, as_of)
+    document: Profile = {"shop": shop, "customer": who, "as_of": iso(as_of)}
+    for section in SECTIONS:
+        if section in sections:
+            document[section] = getattr(builder, section)()
+    return document
 
-    def number(name: str) -> int:
-        return int(fields.get(name, 0))
 
-    def moment(name: str) -> int | None:
-        value = fields.get(name)
+class _Builder:
+    def __init__(self, stored: Stored, config: ShopConfig, as_of: int) -> None:
+        self.stored, self.fields, self.config, self.as_of = stored, stored.fields, config, as_of
+
+    def number(self, name: str) -> int:
+        return int(self.fields.get(name, 0))
+
+    def moment(self, name: str) -> int | None:
+        value = self.fields.get(name)
         return None if value is None else int(value)
 
-    lines = cart_lines(stored.cart)
-    cart_value = sum(line["qty"] * line["price_cents"] for line in lines)
-    spend = number("spend")
-    reviews, surveys = number("reviews"), number("surveys")
-    derived = derive(
-        as_of_ms=as_of,
-        first_seen_ms=moment("first_seen"),
-        last_order_ms=moment("last_order"),
-        orders=number("orders"),
-        paid_orders=number("paid_orders"),
-        spend_cents=spend,
-        points=number("points"),
-        views=number("views"),
-        favorites=number("favorites"),
-        cart_adds=number("cart_adds"),
-        config=config,
-    )
-    windows: dict[str, Any] = {}
-    for name, prefix, size, count in WINDOWS:
-        total = window_sum(stored.buckets, prefix, size, count, as_of)
-        windows[name] = money(total) if name.startswith("spend") else total
-    return {
-        "shop": shop,
-        "customer": who,
-        "as_of": iso(as_of),
-        "facts": {
+    def facts(self) -> dict[str, Any]:
+        fields, config = self.fields, self.config
+        return {
             **{name: fields.get(name) for name in FACTS},
             "timezone": fields.get("timezone", config.timezone),
             "tags": orjson.loads(fields["tags"]) if "tags" in fields else [],
@@ -202,16 +221,30 @@ def build_profile(shop: str, who: str, as_of: int, stored: Stored, config: ShopC
             "phone_hash": fields.get("phone_hash"),
             "email_hash": fields.get("email_hash"),
             "currency": config.currency,
-        },
-        "counters": {
-            **{name: number(name) for name in COUNTERS},
-            "spend": money(spend),
-            "average_rating": round(number("rating_sum") / reviews, 2) if reviews else None,
-            "csat": round(number("satisfied") / surveys, 4) if surveys else None,
-        },
-        "recency": {name: iso(moment(name)) for name in RECENCY},
-        "windows": windows,
-        "cart": {
+        }
+
+    def counters(self) -> dict[str, Any]:
+        reviews, surveys = self.number("reviews"), self.number("surveys")
+        return {
+            **{name: self.number(name) for name in COUNTERS},
+            "spend": money(self.number("spend")),
+            "average_rating": round(self.number("rating_sum") / reviews, 2) if reviews else None,
+            "csat": round(self.number("satisfied") / surveys, 4) if surveys else None,
+        }
+
+    def recency(self) -> dict[str, Any]:
+        return {name: iso(self.moment(name)) for name in RECENCY}
+
+    def windows(self) -> dict[str, Any]:
+        windows: dict[str, Any] = {}
+        for name, prefix, size, count in WINDOWS:
+            total = window_sum(self.stored.buckets, prefix, size, count, self.as_of)
+            windows[name] = money(total) if name.startswith("spend") else total
+        return windows
+
+    def cart(self) -> dict[str, Any]:
+        lines = cart_lines(self.stored.cart)
+        return {
             "items": [
                 {
                     "item_id": line["item_id"],
@@ -222,15 +255,33 @@ def build_profile(shop: str, who: str, as_of: int, stored: Stored, config: ShopC
                 for line in lines
             ],
             "count": sum(line["qty"] for line in lines),
-            "value": money(cart_value),
-        },
+            "value": money(sum(line["qty"] * line["price_cents"] for line in lines)),
+        }
+
+    def affinity(self) -> dict[str, int]:
         # Strongest first; ties by name so that the order is stable.
-        "affinity": dict(
-            sorted(
-                ((k, int(v)) for k, v in stored.affinity.items()), key=lambda kv: (-kv[1], kv[0])
-            )
-        ),
-        "recently_viewed": stored.recent,
-        "favorites": stored.favorites,
-        "derived": derived.as_dict(),
-    }
+        ranked = sorted(
+            ((k, int(v)) for k, v in self.stored.affinity.items()), key=lambda kv: (-kv[1], kv[0])
+        )
+        return dict(ranked)
+
+    def recently_viewed(self) -> list[str]:
+        return self.stored.recent
+
+    def favorites(self) -> list[str]:
+        return self.stored.favorites
+
+    def derived(self) -> dict[str, Any]:
+        return derive(
+            as_of_ms=self.as_of,
+            first_seen_ms=self.moment("first_seen"),
+            last_order_ms=self.moment("last_order"),
+            orders=self.number("orders"),
+            paid_orders=self.number("paid_orders"),
+            spend_cents=self.number("spend"),
+            points=self.number("points"),
+            views=self.number("views"),
+            favorites=self.number("favorites"),
+            cart_adds=self.number("cart_adds"),
+            config=self.config,
+        ).as_dict()

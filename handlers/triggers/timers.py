@@ -22,7 +22,13 @@ from handlers.scripts import DUE, RELEASE
 from handlers.triggers import decide
 from handlers.triggers.decide import Candidate
 from handlers.triggers.members import PUT_OFF, parse_member, read_timer_value
-from handlers.triggers.stage import SUFFIXES, ShardWork, TriggerStage, absence_reason
+from handlers.triggers.stage import (
+    SUFFIXES,
+    ShardWork,
+    TriggerStage,
+    absence_reason,
+    profile_sections,
+)
 from rules.activation import activation, event_view, profile_view
 from rules.loader import CompiledRule
 from schemas.decode import Decoder
@@ -126,7 +132,13 @@ class TimerPump:
         if not due:
             return Counter(), more, later
         members = [parse_member(member) for _, member, _, _ in due]
-        stored = await stage.reader.read_stored([(shop, who) for _, _, shop, who in members])
+        rules = [
+            rule
+            for kind, rule_id, _, _ in members
+            if (rule := stage.rules.get(rule_id)) is not None
+        ]
+        customers = [(shop, who) for _, _, shop, who in members]
+        stored = await stage.reader.read_stored(customers, profile_sections(rules, "cart"))
         work: dict[str, ShardWork] = {}
         outcomes: Counter[str] = Counter()
         for (base, member, deadline, armed), (kind, rule_id, shop, customer) in zip(
@@ -134,23 +146,27 @@ class TimerPump:
         ):
             shard = work.setdefault(base, ShardWork())
             state = stored.get((shop, customer))
+            rule_of = stage.rules.event_rule if kind == PUT_OFF else stage.rules.absence_rule
+            rule = rule_of(rule_id)
             profile = (
                 None
-                if state is None
-                else build_profile(shop, customer, deadline, state, stage.reader.config_of(shop))
+                if state is None or rule is None
+                else build_profile(
+                    shop,
+                    customer,
+                    deadline,
+                    state,
+                    stage.reader.config_of(shop),
+                    sections=profile_sections([rule], "cart"),
+                )
             )
             candidate: Candidate | None
-            if profile is None:
-                candidate = None  # forgotten on request meanwhile
+            if rule is None or profile is None:
+                candidate = None  # the rule is gone, or the customer forgotten on request
             elif kind == PUT_OFF:
-                candidate = self._decide_later(rule_id, member, deadline, armed, profile, outcomes)
+                candidate = self._decide_later(rule, member, deadline, armed, profile, outcomes)
             else:
-                rule = stage.rules.absence_rule(rule_id)
-                candidate = (
-                    None
-                    if rule is None
-                    else self._candidate(rule, shop, customer, member, deadline, armed, profile)
-                )
+                candidate = self._candidate(rule, shop, customer, member, deadline, armed, profile)
             if candidate is None:
                 shard.candidates.append(_skip(shop, customer, rule_id, member, deadline))
                 continue
@@ -162,7 +178,7 @@ class TimerPump:
 
     def _decide_later(  # noqa: PLR0917 -- one put-off decision, unpacked
         self,
-        rule_id: str,
+        rule: CompiledRule,
         member: str,
         at_ms: int,
         armed: dict[str, Any],
@@ -170,13 +186,11 @@ class TimerPump:
         outcomes: Counter[str],
     ) -> Candidate | None:
         """An on-event rule's decision put off while the worker was behind, taken now."""
-        stage = self._stage
-        rule = stage.rules.event_rule(rule_id)
         event = self._decoder.decode(armed["event"].encode(), None, None, _NO_LIMIT)
-        if rule is None or not isinstance(event, Envelope):
+        if not isinstance(event, Envelope):
             return None
         context = activation(event_view(event), profile_view(profile), at_ms)
-        return stage.event_candidate(rule, event, at_ms, profile, context, outcomes, member)
+        return self._stage.event_candidate(rule, event, at_ms, profile, context, outcomes, member)
 
     def _candidate(  # noqa: PLR0917 -- one due timer, unpacked
         self,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import signal
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -65,3 +68,33 @@ def test_the_rule_pack_fires_through_a_real_worker(settings: Settings, tmp_path:
     assert coupon["data"]["items"] == ["oolong"]
     assert coupon["data"]["caused_by"] == ["w-2"]
     assert {m.key() for m in messages} == {b"tea-house:c-42"}
+
+
+def _wait_for(log: Path, text: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if text in log.read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} not in {log}:\n{log.read_text()[-3000:]}")
+
+
+def test_rules_reload_on_change_and_sighup_and_a_bad_set_is_refused(
+    settings: Settings, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(settings.triggers.rules_dir, rules)
+    reloading = settings.model_copy(
+        update={"triggers": settings.triggers.model_copy(update={"rules_dir": rules})}
+    )
+    create_topics(reloading)
+    log = tmp_path / "worker.log"
+    with running_worker(reloading, log, loglevel="info") as worker:
+        _wait_for(log, "assigned")
+        (rules / "vip-upgrade.yaml").unlink()  # a change in the folder: picked up by itself
+        _wait_for(log, "rules reloaded: 9 enabled")
+        (rules / "broken.yaml").write_text("id: broken\nversion: 1\n")
+        worker.send_signal(signal.SIGHUP)
+        _wait_for(log, "rules not reloaded; the 9 loaded stay")
+        assert "broken.yaml:1:" in log.read_text()
+        assert worker.poll() is None
