@@ -12,7 +12,7 @@ import os
 import socket
 import uuid
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from crmstream.settings import Settings
@@ -82,7 +82,9 @@ class ProfilesAndTriggers:
         self.outcomes.update(await self.triggers.on_events(events))
 
     def observe_event_time(
-        self, newest: Mapping[tuple[str, int], datetime], behind: Collection[tuple[str, int]]
+        self,
+        newest: Mapping[tuple[str, int], datetime],
+        behind: Mapping[tuple[str, int], int | None],
     ) -> None:
         self.triggers.clock.observe({tp: epoch_ms(at) for tp, at in newest.items()}, behind)
 

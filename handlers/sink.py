@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol, cast, runtime_checkable
 
@@ -30,10 +30,12 @@ class WatchesEventTime(Protocol):
     """A sink that wants to know how far event time has got, partition by partition."""
 
     def observe_event_time(
-        self, newest: Mapping[tuple[str, int], datetime], behind: Collection[tuple[str, int]]
+        self,
+        newest: Mapping[tuple[str, int], datetime],
+        behind: Mapping[tuple[str, int], int | None],
     ) -> None:
         """``newest``: the batch's newest event per partition; ``behind``: partitions the
-        consumer has not caught up on."""
+        consumer has not caught up on, with how many records are left (None: unknown)."""
 
 
 SinkFactory = Callable[[Settings], EventSink]

@@ -133,14 +133,16 @@ class EventConsumer(Service):
                 )
 
 
-async def _behind(consumer: AIOKafkaConsumer) -> frozenset[tuple[str, int]]:
-    """Assigned partitions with records past what was handed out (or not fetched yet)."""
-    lagging = set()
+async def _behind(consumer: AIOKafkaConsumer) -> dict[tuple[str, int], int | None]:
+    """Assigned partitions with records past what was handed out: how many (None: not
+    fetched from yet, so unknown)."""
+    lagging: dict[tuple[str, int], int | None] = {}
     for partition in consumer.assignment():
         highwater = consumer.highwater(partition)
         try:
-            if highwater is None or await consumer.position(partition) < highwater:
-                lagging.add((partition.topic, partition.partition))
+            lag = None if highwater is None else highwater - await consumer.position(partition)
         except IllegalStateError:
             continue  # taken away by a rebalance meanwhile
-    return frozenset(lagging)
+        if lag is None or lag > 0:
+            lagging[(partition.topic, partition.partition)] = lag
+    return lagging

@@ -37,8 +37,9 @@ class Decoded:
     refused: list[tuple[Record, Rejected]] = field(default_factory=list)
     # Per (topic, partition): the newest event time in the batch.
     newest: dict[tuple[str, int], datetime] = field(default_factory=dict)
-    # Partitions with records still to read after this batch (set by the consumer).
-    behind: frozenset[tuple[str, int]] = frozenset()
+    # Partitions with records still to read after this batch, and how many (None: unknown);
+    # set by the consumer.
+    behind: dict[tuple[str, int], int | None] = field(default_factory=dict)
 
 
 class Ingest:

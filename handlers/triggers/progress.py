@@ -6,7 +6,9 @@ downtime and live traffic all fire the same timers:
 - while the worker is behind on some partition, time is the newest event time
   of the slowest such partition: a deadline falls due only once everything
   before it has been read, so the order that cancels an abandoned-cart timer is
-  never overtaken by it, whatever topic it travels on;
+  never overtaken by it, whatever topic it travels on. A partition only a few
+  records behind whose last event is fresh is live traffic, not a backlog: it
+  does not hold time back (a quiet topic's stale last event would, for nothing);
 - caught up, time is the newest event time read anywhere;
 - when no event has come for ``idle_s``, the clock moves time on, so that a
   quiet night still fires its timers.
@@ -17,9 +19,12 @@ Less, in every case, a small allowance for events arriving a little out of order
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
+from typing import Final
 
 PartitionKey = tuple[str, int]
+_LIVE_LAG: Final = 200  # records
+_LIVE_WINDOW_MS: Final = 10_000
 
 
 class EventTimeClock:
@@ -36,15 +41,32 @@ class EventTimeClock:
         self._last_event_at = 0.0
 
     def observe(
-        self, newest_by_partition: Mapping[PartitionKey, int], behind: Collection[PartitionKey]
+        self,
+        newest_by_partition: Mapping[PartitionKey, int],
+        behind: Mapping[PartitionKey, int | None],
     ) -> None:
-        """A batch was read: its newest event per partition, and which partitions still lag."""
+        """A batch was read: its newest event per partition, and the partitions that still
+        lag, with how many records (None: unknown)."""
         for partition, newest in newest_by_partition.items():
             if newest > self._newest.get(partition, 0):
                 self._newest[partition] = newest
-        self._behind = frozenset(behind)
+        wall_ms = int(self._wall() * 1000)
+        self._behind = frozenset(
+            partition
+            for partition, lag in behind.items()
+            if not self._live(partition, lag, wall_ms)
+        )
         if newest_by_partition:
-            self._last_event_at = self._wall()
+            self._last_event_at = wall_ms / 1000
+
+    def _live(self, partition: PartitionKey, lag: int | None, wall_ms: int) -> bool:
+        newest = self._newest.get(partition)
+        return (
+            lag is not None
+            and newest is not None
+            and lag <= _LIVE_LAG
+            and newest >= wall_ms - _LIVE_WINDOW_MS
+        )
 
     @property
     def behind(self) -> bool:

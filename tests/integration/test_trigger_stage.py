@@ -95,7 +95,7 @@ def rule_settings(settings: Settings, rule_dir: Path) -> Settings:
 def started(settings: Settings) -> ProfilesAndTriggers:
     """A sink whose consumer has caught up at T0: decisions are taken at once."""
     sink = ProfilesAndTriggers.from_settings(settings)
-    sink.observe_event_time({("test", 0): T0}, behind=())
+    sink.observe_event_time({("test", 0): T0}, behind={})
     return sink
 
 
@@ -108,7 +108,7 @@ async def sink(rule_settings: Settings) -> AsyncIterator[ProfilesAndTriggers]:
 
 def advance(sink: ProfilesAndTriggers, minutes: float) -> None:
     """Event time reaches T0 + minutes (as if a partition's newest event were that late)."""
-    sink.observe_event_time({("test", 0): T0 + timedelta(minutes=minutes)}, behind=())
+    sink.observe_event_time({("test", 0): T0 + timedelta(minutes=minutes)}, behind={})
 
 
 async def outbox(sink: ProfilesAndTriggers) -> list[dict[str, Any]]:

@@ -75,11 +75,22 @@ class Wall:
 def test_event_time_waits_for_the_slowest_partition_behind() -> None:
     wall = Wall()
     clock = EventTimeClock(disorder_ms=0, idle_s=2, wall=wall)
-    clock.observe({("a", 0): 5_000, ("b", 0): 9_000}, behind={("a", 0), ("c", 0)})
+    clock.observe({("a", 0): 5_000, ("b", 0): 9_000}, behind={("a", 0): 500, ("c", 0): None})
     assert clock.now_ms() == 0  # c not read yet: nothing is due
-    clock.observe({("c", 0): 7_000}, behind={("a", 0), ("c", 0)})
+    clock.observe({("c", 0): 7_000}, behind={("a", 0): 500, ("c", 0): 3})
     assert clock.now_ms() == 5_000
-    clock.observe({}, behind=set())
+    clock.observe({}, behind={})
     assert clock.now_ms() == 9_000  # caught up: the newest event anywhere
     wall.now += 3  # quiet for longer than idle_s: the clock moves time on
     assert clock.now_ms() == 1_003_000
+
+
+def test_a_few_fresh_records_behind_is_live_traffic_not_a_backlog() -> None:
+    wall = Wall()
+    clock = EventTimeClock(disorder_ms=0, idle_s=2, wall=wall)
+    now_ms = int(wall.now * 1000)
+    clock.observe({("a", 0): now_ms - 100, ("b", 0): now_ms - 60_000}, behind={})
+    clock.observe({("a", 0): now_ms}, behind={("a", 0): 3, ("b", 0): 2})
+    assert clock.now_ms() == now_ms - 60_000  # b's last event is a minute old: it may hold more
+    clock.observe({("b", 0): now_ms - 50}, behind={("a", 0): 3, ("b", 0): 2})
+    assert clock.now_ms() == now_ms  # both fresh and nearly caught up: live
