@@ -9,9 +9,9 @@ downtime and live traffic all fire the same timers:
   never overtaken by it, whatever topic it travels on. A partition only a few
   records behind whose last event is fresh is live traffic, not a backlog: it
   does not hold time back (a quiet topic's stale last event would, for nothing);
-- caught up, time is the newest event time read anywhere;
-- when no event has come for ``idle_s``, the clock moves time on, so that a
-  quiet night still fires its timers.
+- caught up on live traffic (its newest events are fresh), time is the clock's;
+- caught up on old events (a replay), time is the newest event time read, until
+  no event has come for ``idle_s``: then the clock moves time on.
 
 Less, in every case, a small allowance for events arriving a little out of order.
 """
@@ -86,6 +86,10 @@ class EventTimeClock:
     def _stream_ms(self) -> int:
         stream = max(self._newest.values(), default=0)
         wall = self._wall()
-        if wall - self._last_event_at >= self._idle_s:
-            stream = max(stream, int(wall * 1000))
+        wall_ms = int(wall * 1000)
+        # Caught up on live traffic, the clock is event time: a pause between two events
+        # does not hold a deadline back. Replaying the past, only a quiet stream lets it.
+        live = wall_ms - stream <= _LIVE_WINDOW_MS
+        if live or wall - self._last_event_at >= self._idle_s:
+            stream = max(stream, wall_ms)
         return stream
