@@ -48,11 +48,29 @@ def occurrence_of(trigger: dict[str, Any]) -> tuple[str, str, str, str]:
     return data["rule"], trigger["shop"], trigger["subject"], occurrence
 
 
-def check(found: list[dict[str, Any]], expected: dict[str, Expected]) -> None:
+def where_things_stand(settings: Settings) -> dict[str, Any]:
+    """What Redis holds of the triggers' machinery, to read a failure by."""
+    keys = Keys(settings.redis.key_prefix)
+    client = connect_sync(settings.redis)
+    try:
+        state: dict[str, Any] = {"clocks": client.hgetall(keys.clocks)}
+        for base in keys.trigger_shards():
+            later, taken = keys.in_flight(base)
+            counts = (client.zcard(later), client.zcard(taken), client.xlen(keys.outbox(base)))
+            if any(counts):
+                state[base] = counts
+        return state
+    finally:
+        client.close()
+
+
+def check(found: list[dict[str, Any]], expected: dict[str, Expected], settings: Settings) -> None:
     ids = {trigger["id"] for trigger in found}
     missing = [expected[i] for i in expected.keys() - ids][:5]
     extra = [occurrence_of(t) for t in found if t["id"] not in expected][:5]
-    assert ids == expected.keys(), f"missing {missing}, extra {extra}"
+    assert ids == expected.keys(), (
+        f"missing {missing}, extra {extra}; later/taken/outbox {where_things_stand(settings)}"
+    )
     # A delivery may repeat (same id), but an occurrence never has two ids.
     per_occurrence: dict[tuple[str, str, str, str], set[str]] = {}
     for trigger in found:
@@ -75,7 +93,7 @@ def test_exactly_the_triggers_the_reference_expects(
     publish(oracle_settings, events)
     with running_worker(oracle_settings, tmp_path / "worker.log"):
         found = triggers_on_topic(oracle_settings, len(expected))
-    check(found, expected)
+    check(found, expected, oracle_settings)
 
 
 def taken(settings: Settings) -> int:
@@ -111,4 +129,4 @@ def test_killed_twice_with_two_workers_sharing_the_partitions(
         second.send_signal(signal.SIGKILL)
         second.wait()
         found = triggers_on_topic(oracle_settings, len(expected))
-    check(found, expected)
+    check(found, expected, oracle_settings)
