@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 import redis.asyncio
+from redis.exceptions import ResponseError
 
 from crmstream.settings import TriggerSettings
 from handlers.keys import TRIGGER_KEY_SUFFIXES, Keys
@@ -108,6 +109,24 @@ class TriggerStage:
         await self.client.function_load(TRIGGER_LIBRARY, replace=True)
         self._loaded = True
 
+    async def execute(self, pipe: Any) -> list[Any]:  # noqa: ANN401 -- a redis-py pipeline
+        """Run a pipeline of trigger Function calls, loading the library first if Redis lost
+        it (restarted without persistence, or flushed); the calls are safe to repeat."""
+        if not self._loaded:
+            await self.load_functions()
+        queued = list(pipe.command_stack)  # execute() empties it, even when it fails
+        try:
+            return list(await pipe.execute())
+        except ResponseError as exc:
+            if "Function not found" not in str(exc):
+                raise
+            log.warning("trigger functions missing in Redis; loading them again")
+            await self.load_functions()
+            again = self.client.pipeline(transaction=False)
+            for args, options in queued:
+                again.pipeline_execute_command(*args, **options)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+            return list(await again.execute())
+
     async def on_events(self, events: Sequence[Envelope]) -> Counter[str]:
         """Arm, cancel and emit what this batch causes; returns outcomes by name."""
         rules = self.rules
@@ -119,8 +138,6 @@ class TriggerStage:
         outcomes: Counter[str] = Counter()
         if not relevant and not indexed:
             return outcomes
-        if not self._loaded:
-            await self.load_functions()
         if self.clock.behind:
             self.deferring = True
         deciding_kinds = {e.type for e in relevant}  # type: ignore[attr-defined]
@@ -305,7 +322,7 @@ class TriggerStage:
         outcomes: Counter[str] = Counter()
         if not queued:
             return outcomes
-        replies = await pipe.execute()
+        replies = await self.execute(pipe)
         outcomes["cancelled"] += sum(int(replies[position]) for position in arms)
         for position, candidates in emits:
             for candidate, status in zip(candidates, replies[position], strict=True):

@@ -120,7 +120,7 @@ class TimerPump:
             pipe.fcall(DUE, 1, base, SUFFIXES, now_ms, self._limit, self._worker, _HOLD_MS)
         due: list[tuple[str, str, int, dict[str, Any]]] = []
         more, later = False, 0
-        for base, reply in zip(bases, await pipe.execute(), strict=True):
+        for base, reply in zip(bases, await stage.execute(pipe), strict=True):
             *entries, cut, waiting = reply
             more = more or bool(int(cut))
             later += int(waiting)
@@ -231,4 +231,4 @@ class TimerPump:
         pipe = stage.client.pipeline(transaction=False)
         for base in stage.keys.trigger_shards():
             pipe.fcall(RELEASE, 1, base, SUFFIXES, now_ms, self._limit)
-        return sum(int(n) for n in await pipe.execute())
+        return sum(int(n) for n in await stage.execute(pipe))

@@ -279,3 +279,14 @@ async def test_a_due_timer_fires_as_it_stands_whatever_comes_after_its_deadline(
     assert (await sink.timers.fire_due())["sent"] == 2
     times = sorted(t["time"][11:16] for t in await outbox(sink))
     assert times == ["04:31", "05:15"]
+
+
+async def test_trigger_functions_come_back_after_redis_lost_them(
+    sink: ProfilesAndTriggers,
+) -> None:
+    await sink.handle([registered(0)])
+    await sink.triggers.client.function_delete("crmstream_triggers")
+    outcomes = await sink.triggers.on_events(
+        [event("review.posted", 5, {"item_id": "t", "rating": 1})]
+    )
+    assert outcomes["sent"] == 1
