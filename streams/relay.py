@@ -78,6 +78,10 @@ class OutboxRelay(Service):
                 log.warning("outbox relay: Redis failed (%s); retrying", exc)
                 await asyncio.sleep(_ERROR_SLEEP_S)
                 continue
+            except Exception:  # the outbox keeps what was not sent: said, and tried again
+                log.exception("outbox relay: a round failed; its entries stay in the outbox")
+                await asyncio.sleep(_ERROR_SLEEP_S)
+                continue
             rounds += 1
             if not moved:
                 await asyncio.sleep(_IDLE_SLEEP_S)

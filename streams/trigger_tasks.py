@@ -66,6 +66,8 @@ class TriggerChores(Service):
                 self._sink.outcomes["released"] += await pump.release_held(int(time.time() * 1000))
             except (RedisError, OSError) as exc:
                 log.warning("timers: Redis failed (%s); retrying", exc)
+            except Exception:  # a bug must not stop every timer: said, and walked again
+                log.exception("timers: a walk failed; what it took is walked again")
             if time.monotonic() >= next_report:
                 now = dict(+self._sink.outcomes)
                 if now != reported:
@@ -80,6 +82,8 @@ class TriggerChores(Service):
                 self._sink.outcomes.update(await self._sink.schedules.run(int(time.time() * 1000)))
             except (RedisError, OSError) as exc:
                 log.warning("schedules: Redis failed (%s); retrying", exc)
+            except Exception:  # a bug must not stop every schedule: said, and tried again
+                log.exception("schedules: a pass failed")
             await asyncio.sleep(_SCHEDULE_POLL_S)
 
     async def _watch_rules(self) -> None:
