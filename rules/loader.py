@@ -60,6 +60,17 @@ class RuleSet:
     arming: dict[str, tuple[CompiledRule, ...]] = field(default_factory=dict)
     cancelling: dict[str, tuple[CompiledRule, ...]] = field(default_factory=dict)
     scheduled: tuple[CompiledRule, ...] = ()
+    # Derived once, here: the rule stage asks for them batch after batch.
+    by_id: dict[str, CompiledRule] = field(init=False)
+    event_types: frozenset[str] = field(init=False)  # what the rule stage looks at at all
+    absence_ids: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_id", {entry.rule.id: entry for entry in self.rules})
+        types = frozenset(self.on_event) | frozenset(self.arming) | frozenset(self.cancelling)
+        object.__setattr__(self, "event_types", types)
+        absence = frozenset(r.rule.id for group in self.arming.values() for r in group)
+        object.__setattr__(self, "absence_ids", absence)
 
     @classmethod
     def of(cls, compiled: Iterable[CompiledRule]) -> RuleSet:
@@ -87,13 +98,8 @@ class RuleSet:
             scheduled=tuple(scheduled),
         )
 
-    @property
-    def event_types(self) -> frozenset[str]:
-        """Types whose events the rule stage has to look at at all."""
-        return frozenset(self.on_event) | frozenset(self.arming) | frozenset(self.cancelling)
-
     def get(self, rule_id: str) -> CompiledRule | None:
-        return next((entry for entry in self.rules if entry.rule.id == rule_id), None)
+        return self.by_id.get(rule_id)
 
     def event_rule(self, rule_id: str) -> CompiledRule | None:
         """The enabled on-event rule of that id: what a put-off decision is taken for."""

@@ -180,8 +180,7 @@ class TriggerStage:
             if not candidate.channel:
                 outcomes["no_consent"] += 1
         pipe = self.client.pipeline(transaction=False)
-        absence_rules = {r.rule.id for group in rules.arming.values() for r in group}
-        queue_index_updates(pipe, self.keys, indexed, absence_rules)
+        queue_index_updates(pipe, self.keys, indexed, rules.absence_ids)
         outcomes.update(await self.submit(work, pipe))
         return outcomes
 
