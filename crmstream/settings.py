@@ -208,6 +208,22 @@ class TriggerSettings(BaseModel):
     relay_claim_idle_s: float = Field(default=30.0, ge=1)
 
 
+def _packaged_segments() -> Path:
+    return Path(__file__).resolve().parents[1] / "rules" / "segments"
+
+
+class SegmentSettings(BaseModel):
+    """Live customer groups."""
+
+    model_config = _FROZEN
+
+    segments_dir: Path = Field(default_factory=_packaged_segments)
+    # Segments that time alone can change (days since the last order, sliding windows,
+    # lifecycle) are evaluated again this often, for customers active within the horizon.
+    recheck_every_s: float = Field(default=3600.0, gt=0)
+    recheck_horizon_days: int = Field(default=400, ge=1)
+
+
 class PrivacySettings(BaseModel):
     """Phone numbers and e-mail addresses are kept only as keyed hashes (HMAC-SHA256)."""
 
@@ -253,6 +269,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     privacy: PrivacySettings = PrivacySettings()
     triggers: TriggerSettings = Field(default_factory=TriggerSettings)
+    segments: SegmentSettings = Field(default_factory=SegmentSettings)
     profiles: ProfileSettings = Field(default_factory=ProfileSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     worker: WorkerSettings = WorkerSettings()

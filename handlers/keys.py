@@ -41,6 +41,17 @@ TRIGGER_KEY_SUFFIXES: Final = (
     "later",  # sorted set: decisions, arms and cancels put off while behind → event time
     "walker",  # string: the worker walking this shard's due entries for now
     "taken",  # sorted set: due entries handed to the walker, until it emits them
+    "stats",  # hash: "<shop>\x1f<rule>\x1f<outcome>" → how many (rules stats, lift)
+    "open:",  # sorted set per customer: triggers awaiting their conversion goal, by time
+    "goals:",  # sorted set per customer: goal events (an order…) by time, for late triggers
+)
+# Per trigger shard, the keys of live segments (lua/segments.lua numbers them in this order).
+SEGMENT_KEY_SUFFIXES: Final = (
+    "sg:",  # hash per customer: segment → transitions so far (odd: a member); "@" → as of
+    "sgm:",  # sorted set per shop and segment: its members, all scored 0 (paged by name)
+    "sgn:",  # hash per shop: segment → members (the size, kept as a counter)
+    "sgout",  # stream: entered/exited changes waiting for the relay to crm.segments
+    "seen",  # sorted set: customer → last event time, for the passes time alone needs
 )
 # Per trigger shard, the indexes schedules find their customers through (never a key scan).
 SCHEDULE_INDEX_SUFFIXES: Final = {
@@ -119,10 +130,33 @@ class Keys:
         """String: one worker took this shard's pass of a schedule rule in this time slot."""
         return f"{shard_base}sched:{rule_id}:{slot}"
 
-    def customer_trigger_keys(self, shop: str, customer: str) -> tuple[str, str]:
-        """A customer's fired ids and cooldowns: what an erasure removes of their triggers."""
+    def customer_trigger_keys(self, shop: str, customer: str) -> tuple[str, ...]:
+        """A customer's fired ids, cooldowns and conversion state: what an erasure removes
+        of their triggers (the segment stage takes their memberships, lua/segments.lua)."""
         base, who = self.trigger_shard(shop, customer), f"{shop}:{customer}"
-        return base + TRIGGER_KEY_SUFFIXES[5] + who, base + TRIGGER_KEY_SUFFIXES[6] + who
+        return tuple(base + TRIGGER_KEY_SUFFIXES[n] + who for n in (5, 6, 12, 13))
+
+    def segment_outbox(self, shard_base: str) -> str:
+        return shard_base + SEGMENT_KEY_SUFFIXES[3]
+
+    def segment_memberships(self, shop: str, customer: str) -> str:
+        return self.trigger_shard(shop, customer) + SEGMENT_KEY_SUFFIXES[0] + f"{shop}:{customer}"
+
+    def segment_members(self, shard_base: str, shop: str, segment: str) -> str:
+        return shard_base + SEGMENT_KEY_SUFFIXES[1] + f"{shop}:{segment}"
+
+    def segment_sizes(self, shard_base: str, shop: str) -> str:
+        return shard_base + SEGMENT_KEY_SUFFIXES[2] + shop
+
+    def segment_seen(self, shard_base: str) -> str:
+        return shard_base + SEGMENT_KEY_SUFFIXES[4]
+
+    def segment_pass(self, shard_base: str, slot: int) -> str:
+        """String: one worker took this shard's recheck of timed segments in this time slot."""
+        return f"{shard_base}sgpass:{slot}"
+
+    def rule_stats(self, shard_base: str) -> str:
+        return shard_base + TRIGGER_KEY_SUFFIXES[11]
 
     def customers_of(self, shop: str) -> str:
         """Pattern of every customer key of a shop (replay and tests only, never a hot path)."""

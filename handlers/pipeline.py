@@ -1,6 +1,6 @@
-"""The worker's default sink: profiles first, then the rules that read them.
+"""The worker's default sink: profiles first, then the segments and rules that read them.
 
-Both stages are idempotent, so a batch handed over again after a crash changes
+The stages are idempotent, so a batch handed over again after a crash changes
 nothing twice: the profile stage skips what it has seen, and a trigger it
 already emitted keeps its id and is refused as a duplicate.
 """
@@ -20,12 +20,15 @@ from handlers.keys import Keys
 from handlers.profile.encode import epoch_ms
 from handlers.profile.read import ProfileReader
 from handlers.profile.stage import ProfileStage
+from handlers.segments.read import SegmentReader
+from handlers.segments.stage import SegmentStage
 from handlers.triggers.progress import EventTimeClock
 from handlers.triggers.samples import rule_samples
 from handlers.triggers.schedules import Scheduler
 from handlers.triggers.stage import TriggerStage
 from handlers.triggers.timers import TimerPump
 from rules.loader import RuleSet, RuleSetError, load_rules
+from rules.segment_set import SegmentSet, load_segments
 from schemas.events import Envelope
 
 log = logging.getLogger("crmstream.pipeline")
@@ -36,12 +39,26 @@ def load_rule_set(settings: Settings) -> RuleSet:
     return load_rules(settings.triggers.rules_dir, rule_samples)
 
 
-class ProfilesAndTriggers:
-    """An EventSink: the profile stage, then the trigger stage, on the same Redis client."""
+def load_segment_set(settings: Settings) -> SegmentSet:
+    """The configured segments, checked; raises RuleSetError naming every problem."""
+    return load_segments(settings.segments.segments_dir, rule_samples(None))
 
-    def __init__(self, profiles: ProfileStage, triggers: TriggerStage, settings: Settings) -> None:
+
+class ProfilesAndTriggers:
+    """An EventSink: the profile stage, then the segment and trigger stages, on the same
+    Redis client."""
+
+    def __init__(
+        self,
+        profiles: ProfileStage,
+        triggers: TriggerStage,
+        segments: SegmentStage,
+        settings: Settings,
+    ) -> None:
         self.profiles = profiles
         self.triggers = triggers
+        self.segments = segments
+        self.segment_reader = SegmentReader(profiles.client, triggers.keys)
         # What the guards decided since start, by outcome (sent, held, cooldown, capped…).
         self.outcomes: Counter[str] = Counter()
         self._settings = settings
@@ -57,7 +74,9 @@ class ProfilesAndTriggers:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProfilesAndTriggers:
-        rules = load_rule_set(settings)  # a bad rule set stops the worker before it starts
+        # A bad rule or segment set stops the worker before it starts.
+        rules = load_rule_set(settings)
+        segment_set = load_segment_set(settings)
         profiles = ProfileStage.from_settings(settings)
         keys = Keys(settings.redis.key_prefix)
         reader = ProfileReader(profiles.client, keys, profiles.shops)
@@ -73,10 +92,18 @@ class ProfilesAndTriggers:
             settings=settings.triggers,
             clock=clock,
         )
-        return cls(profiles, triggers, settings)
+        segments = SegmentStage(
+            profiles.client,
+            keys=keys,
+            reader=reader,
+            segments=segment_set,
+            horizon_days=settings.segments.recheck_horizon_days,
+        )
+        return cls(profiles, triggers, segments, settings)
 
     async def handle(self, events: Sequence[Envelope]) -> None:
-        await self.profiles.apply(events)
+        applied = await self.profiles.apply(events)
+        self.outcomes["segment_changes"] += await self.segments.on_batch(applied.touched)
         if self.triggers.deferring and not self.triggers.clock.behind:
             self.outcomes.update(await self.timers.catch_up())
         self.outcomes.update(await self.triggers.on_events(events))
@@ -89,16 +116,27 @@ class ProfilesAndTriggers:
         self.triggers.clock.observe({tp: epoch_ms(at) for tp, at in newest.items()}, behind)
 
     def reload_rules(self) -> RuleSet | None:
-        """Load the rules again; on a problem keep the current ones and say why."""
+        """Load the rules and segments again; on a problem keep the current ones and say why."""
         try:
             rules = load_rule_set(self._settings)
+            segments = load_segment_set(self._settings)
         except RuleSetError as exc:
             # The problems are the message: a traceback would bury them.
             kept = len(self.triggers.rules.rules)
-            log.error("rules not reloaded; the %d loaded stay:\n%s", kept, exc)  # noqa: TRY400
+            log.error(  # noqa: TRY400
+                "rules and segments not reloaded; the %d rules and %d segments loaded stay:\n%s",
+                kept,
+                len(self.segments.segments.segments),
+                exc,
+            )
             return None
         self.triggers.rules = rules
-        log.info("rules reloaded: %d enabled", sum(1 for r in rules.rules if r.rule.enabled))
+        self.segments.segments = segments
+        log.info(
+            "rules reloaded: %d enabled; %d segments",
+            sum(1 for r in rules.rules if r.rule.enabled),
+            len(segments.segments),
+        )
         return rules
 
     async def close(self) -> None:

@@ -17,3 +17,6 @@ EMIT: Final = "crm_emit"
 ARM: Final = "crm_arm"
 DUE: Final = "crm_due"
 RELEASE: Final = "crm_release"
+
+SEGMENT_LIBRARY: Final = (_LUA / "segments.lua").read_text(encoding="utf-8")
+SEGMENTS: Final = "crm_segments"

@@ -139,9 +139,10 @@ def load_rules(folder: Path, samples: Samples) -> RuleSet:
     return RuleSet.of(compiled)
 
 
-def compile_rule_file(
-    path: Path, samples: Samples
-) -> tuple[CompiledRule | None, list[RuleProblem]]:
+def read_mapping(
+    path: Path, what: str
+) -> tuple[dict[str, object], dict[YamlPath, int]] | list[RuleProblem]:
+    """A YAML file holding one mapping, with the line of every key; or what is wrong."""
     source = str(path)
     try:
         data, lines = load_with_lines(path.read_text(encoding="utf-8"))
@@ -149,23 +150,30 @@ def compile_rule_file(
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
         problem = getattr(exc, "problem", None) or str(exc)
-        return None, [RuleProblem(source, line, f"not valid YAML: {problem}")]
+        return [RuleProblem(source, line, f"not valid YAML: {problem}")]
     except (OSError, UnicodeDecodeError) as exc:
-        return None, [RuleProblem(source, 1, f"cannot read: {exc}")]
+        return [RuleProblem(source, 1, f"cannot read: {exc}")]
     if not isinstance(data, dict):
-        reason = "a rule file holds one mapping (id, version, when, …)"
-        return None, [RuleProblem(source, 1, reason)]
+        return [RuleProblem(source, 1, f"a {what} file holds one mapping (id, version, …)")]
+    return data, lines
+
+
+def compile_rule_file(
+    path: Path, samples: Samples
+) -> tuple[CompiledRule | None, list[RuleProblem]]:
+    source = str(path)
+    read = read_mapping(path, "rule")
+    if isinstance(read, list):
+        return None, read
+    data, lines = read
     try:
         rule = Rule.model_validate(data)
     except ValidationError as exc:
-        return None, [
-            RuleProblem(source, line_of(lines, tuple(error["loc"])), _reason(error))
-            for error in exc.errors()
-        ]
+        return None, validation_problems(exc, source, lines)
     problems: list[RuleProblem] = []
-    condition = _compile(rule.condition, ("if",), source, lines, problems)
+    condition = compile_condition(rule.condition, ("if",), source, lines, problems)
     occurrence = (
-        _compile(rule.occurrence, ("occurrence",), source, lines, problems)
+        compile_condition(rule.occurrence, ("occurrence",), source, lines, problems)
         if rule.occurrence is not None
         else None
     )
@@ -190,7 +198,7 @@ def _listened_types(rule: Rule) -> list[str | None]:
     return [None]
 
 
-def _compile(
+def compile_condition(
     text: str,
     path: tuple[str, ...],
     source: str,
@@ -202,6 +210,15 @@ def _compile(
     except ConditionError as exc:
         problems.append(RuleProblem(source, lines.get(path, 1), f"{path[0]}: {exc}"))
         return None
+
+
+def validation_problems(
+    exc: ValidationError, source: str, lines: dict[YamlPath, int]
+) -> list[RuleProblem]:
+    return [
+        RuleProblem(source, line_of(lines, tuple(error["loc"])), _reason(error))
+        for error in exc.errors()
+    ]
 
 
 def _reason(error: ErrorDetails) -> str:

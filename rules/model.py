@@ -155,6 +155,30 @@ class Limits(_Strict):
         return 0 if self.cooldown is None else parse_duration(self.cooldown)
 
 
+class Goal(_Strict):
+    """What converts a trigger: this event from the customer within this long after it
+    (and its condition over the event, if any). An order within 7 days unless told."""
+
+    event: str = "order.placed"
+    within: str = "7d"
+    condition: str = Field(default="true", alias="if")
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    _check_event = field_validator("event")(_event_type)
+
+    @field_validator("within")
+    @classmethod
+    def _within(cls, value: str) -> str:
+        if parse_duration(value) <= 0:
+            raise ValueError("within must be longer than zero")
+        return value
+
+    @property
+    def within_s(self) -> int:
+        return parse_duration(self.within)
+
+
 class Rule(_Strict):
     id: RuleId
     version: Annotated[int, Field(ge=1)]
@@ -167,6 +191,7 @@ class Rule(_Strict):
     occurrence: str | None = None
     then: Then
     limits: Limits = Limits()
+    goal: Goal = Goal()
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

@@ -10,6 +10,7 @@ from typing import Any, Final
 from pydantic import BaseModel, TypeAdapter
 
 from schemas.events import EVENT_TYPES, Event
+from schemas.segments import SegmentChange
 from schemas.triggers import Trigger
 
 DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
@@ -28,7 +29,8 @@ def _who_rule(cls: type[BaseModel]) -> dict[str, Any]:
 
 
 def export_schemas() -> dict[str, dict[str, Any]]:
-    """File name → JSON Schema document: one per event type, the union, and the trigger."""
+    """File name → JSON Schema document: one per event type, the union, the trigger
+    and the segment change."""
     documents: dict[str, dict[str, Any]] = {}
     for event_type, cls in sorted(EVENT_TYPES.items()):
         schema = cls.model_json_schema(mode="validation")
@@ -39,5 +41,10 @@ def export_schemas() -> dict[str, dict[str, Any]]:
     documents["event.json"] = _document(union, "event.json", "crmstream event (any type)")
     documents["trigger.json"] = _document(
         Trigger.model_json_schema(mode="validation"), "trigger.json", "crmstream trigger"
+    )
+    documents["segment_change.json"] = _document(
+        SegmentChange.model_json_schema(mode="validation"),
+        "segment_change.json",
+        "crmstream segment change",
     )
     return documents

@@ -1,6 +1,7 @@
-"""The outbox relay: triggers from Redis to ``crm.triggers``, removed only once acknowledged.
+"""The outbox relays: triggers from Redis to ``crm.triggers`` and segment changes to
+``crm.segments``, removed only once acknowledged.
 
-The outbox is one Redis stream per trigger shard, read through a consumer group,
+An outbox is one Redis stream per trigger shard, read through a consumer group,
 so that several workers share it and each entry goes to one of them. An entry is
 acknowledged and deleted only after the broker confirmed the message (acks=all,
 idempotent producer); a relay that dies holding entries leaves them pending, and
@@ -14,6 +15,7 @@ import asyncio
 import logging
 import os
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio
@@ -25,6 +27,7 @@ from redis.exceptions import RedisError, ResponseError
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from handlers.keys import Keys
+from handlers.segments.outbox import Fields, render_change, render_trigger
 
 log = logging.getLogger("crmstream.relay")
 
@@ -34,12 +37,26 @@ _ERROR_SLEEP_S = 1.0
 _FLUSH_TIMEOUT_S = 30.0
 
 
+Render = Callable[[Fields], tuple[bytes, bytes, bytes]]  # entry → (key, value, id)
+
+
 class OutboxRelay(Service):
-    def __init__(self, settings: Settings, client: redis.asyncio.Redis, **kwargs: Any) -> None:  # noqa: ANN401 -- mode's Service options
+    def __init__(
+        self,
+        settings: Settings,
+        client: redis.asyncio.Redis,
+        *,
+        outbox: Callable[[str], str],
+        topic: str,
+        render: Render,
+        **kwargs: Any,  # noqa: ANN401 -- mode's Service options
+    ) -> None:
         super().__init__(**kwargs)
         self._client = client
         self._keys = Keys(settings.redis.key_prefix)
-        self._topic = TopicNames.from_settings(settings.topics).triggers
+        self._outbox = outbox
+        self._topic = topic
+        self._render = render
         self._batch = settings.triggers.relay_batch
         self._claim_idle_ms = int(settings.triggers.relay_claim_idle_s * 1000)
         self._consumer = f"{settings.worker.app_id}-{socket.gethostname()}-{os.getpid()}"
@@ -54,12 +71,37 @@ class OutboxRelay(Service):
         )
         self.relayed = 0
 
+    @classmethod
+    def of_triggers(
+        cls,
+        settings: Settings,
+        client: redis.asyncio.Redis,
+        **kwargs: Any,  # noqa: ANN401 -- mode's Service options
+    ) -> OutboxRelay:
+        keys = Keys(settings.redis.key_prefix)
+        topic = TopicNames.from_settings(settings.topics).triggers
+        return cls(
+            settings, client, outbox=keys.outbox, topic=topic, render=render_trigger, **kwargs
+        )
+
+    @classmethod
+    def of_segments(
+        cls,
+        settings: Settings,
+        client: redis.asyncio.Redis,
+        **kwargs: Any,  # noqa: ANN401 -- mode's Service options
+    ) -> OutboxRelay:
+        keys = Keys(settings.redis.key_prefix)
+        topic = TopicNames.from_settings(settings.topics).segments
+        return cls(
+            settings, client, outbox=keys.segment_outbox, topic=topic, render=render_change,
+            **kwargs,
+        )  # fmt: skip
+
     async def on_start(self) -> None:
         for base in self._keys.trigger_shards():
             try:
-                await self._client.xgroup_create(
-                    self._keys.outbox(base), GROUP, id="0", mkstream=True
-                )
+                await self._client.xgroup_create(self._outbox(base), GROUP, id="0", mkstream=True)
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
@@ -91,7 +133,7 @@ class OutboxRelay(Service):
         pipe = self._client.pipeline(transaction=False)
         asked: list[str] = []
         for base in self._keys.trigger_shards():
-            outbox = self._keys.outbox(base)
+            outbox = self._outbox(base)
             if claim:
                 pipe.xautoclaim(
                     outbox, GROUP, self._consumer, self._claim_idle_ms, count=self._batch
@@ -121,8 +163,9 @@ class OutboxRelay(Service):
         await asyncio.to_thread(self._producer.flush, _FLUSH_TIMEOUT_S)
         if failed:
             log.warning(
-                "%d triggers not acknowledged by the broker (%s); they stay in the outbox",
+                "%d messages for %s not acknowledged by the broker (%s); they stay in the outbox",
                 len(failed),
+                self._topic,
                 failed[0],
             )
         pipe = self._client.pipeline(transaction=False)
@@ -134,14 +177,15 @@ class OutboxRelay(Service):
         self.relayed += len(delivered)
         return len(delivered)
 
-    def _produce(self, fields: dict[bytes, bytes], on_delivery: Any) -> None:  # noqa: ANN401 -- librdkafka callback
+    def _produce(self, fields: Fields, on_delivery: Any) -> None:  # noqa: ANN401 -- librdkafka callback
+        key, value, message_id = self._render(fields)
         while True:
             try:
                 self._producer.produce(
                     self._topic,
-                    fields[b"event"],
-                    fields[b"key"],
-                    headers={"crm.trigger.id": fields[b"id"]},
+                    value,
+                    key,
+                    headers={"crm.id": message_id},
                     on_delivery=on_delivery,
                 )
                 break

@@ -1,4 +1,5 @@
-"""The worker's trigger chores: due timers, held triggers, schedules, rule reloads, the relay.
+"""The worker's trigger chores: due timers, held triggers, schedules, segment rechecks, rule
+reloads, the relays.
 
 Each runs in every worker; the Redis functions make that safe (a timer is
 leased to one worker, a held trigger moves to the outbox once, the relay's
@@ -31,9 +32,11 @@ _SCHEDULE_POLL_S = 10.0
 _REPORT_EVERY_S = 10.0
 
 
-def _rules_stamp(folder: Path) -> tuple[tuple[str, float], ...]:
+def _rules_stamp(*folders: Path) -> tuple[tuple[str, float], ...]:
     try:
-        return tuple(sorted((p.name, p.stat().st_mtime) for p in folder.glob("*.yaml")))
+        return tuple(
+            sorted((str(p), p.stat().st_mtime) for folder in folders for p in folder.glob("*.yaml"))
+        )
     except OSError:
         return ()
 
@@ -43,7 +46,8 @@ class TriggerChores(Service):
         super().__init__(**kwargs)
         self._sink = sink
         self._tick_s = settings.triggers.timer_tick_s
-        self._rules_dir = settings.triggers.rules_dir
+        self._watched = (settings.triggers.rules_dir, settings.segments.segments_dir)
+        self._recheck_every_s = settings.segments.recheck_every_s
         self._reload_wanted = asyncio.Event()
 
     async def on_start(self) -> None:
@@ -52,6 +56,7 @@ class TriggerChores(Service):
         self.add_future(self._timers())
         self.add_future(self._schedules())
         self.add_future(self._watch_rules())
+        self.add_future(self._segment_rechecks())
 
     async def on_stop(self) -> None:
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
@@ -86,12 +91,32 @@ class TriggerChores(Service):
                 log.exception("schedules: a pass failed")
             await asyncio.sleep(_SCHEDULE_POLL_S)
 
+    async def _segment_rechecks(self) -> None:
+        """Time alone moves the timed segments: evaluated again once per slot, per shard."""
+        stage = self._sink.segments
+        poll_s = min(_SCHEDULE_POLL_S, self._recheck_every_s / 4)
+        while not self.should_stop:
+            try:
+                report = await stage.recheck_due(int(time.time() * 1000), self._recheck_every_s)
+                if report.customers:
+                    self._sink.outcomes["segment_changes"] += report.changes
+                    log.info(
+                        "segments rechecked: %d customers, %d changes",
+                        report.customers,
+                        report.changes,
+                    )
+            except (RedisError, OSError) as exc:
+                log.warning("segment recheck: Redis failed (%s); retrying", exc)
+            except Exception:  # a bug must not stop every recheck: said, and tried again
+                log.exception("segment recheck: a pass failed")
+            await asyncio.sleep(poll_s)
+
     async def _watch_rules(self) -> None:
-        stamp = _rules_stamp(self._rules_dir)
+        stamp = _rules_stamp(*self._watched)
         while not self.should_stop:
             with contextlib.suppress(TimeoutError):  # polling the folder is the fallback
                 await asyncio.wait_for(self._reload_wanted.wait(), timeout=_RULES_POLL_S)
-            changed = _rules_stamp(self._rules_dir)
+            changed = _rules_stamp(*self._watched)
             if self._reload_wanted.is_set() or changed != stamp:
                 self._reload_wanted.clear()
                 stamp = changed
@@ -100,10 +125,15 @@ class TriggerChores(Service):
 
 def register_triggers(app: faust.App, settings: Settings, sink: ProfilesAndTriggers) -> None:
     chores = TriggerChores(settings, sink, loop=app.loop, beacon=app.beacon)
-    relay = OutboxRelay(settings, sink.profiles.client, loop=app.loop, beacon=app.beacon)
+    client = sink.profiles.client
+    relays = (
+        OutboxRelay.of_triggers(settings, client, loop=app.loop, beacon=app.beacon),
+        OutboxRelay.of_segments(settings, client, loop=app.loop, beacon=app.beacon),
+    )
 
     async def start() -> None:
         await app.add_runtime_dependency(chores)
-        await app.add_runtime_dependency(relay)
+        for relay in relays:
+            await app.add_runtime_dependency(relay)
 
     app.task(start)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final
 
 import redis.asyncio
@@ -44,6 +45,20 @@ class BatchOutcome:
     duplicates: int
     erased: int
     unattributed: int = 0  # anonymous events under a placeholder id, kept out of profiles
+    # Every profile the batch may have changed (a merged anonymous shopper's too), with its
+    # newest event there: (event time, event id). Segments are evaluated again for these.
+    touched: dict[tuple[str, str], tuple[datetime, str]] = field(default_factory=dict)
+
+
+def _touch(
+    touched: dict[tuple[str, str], tuple[datetime, str]],
+    key: tuple[str, str],
+    at: datetime,
+    event_id: str,
+) -> None:
+    newest = touched.get(key)
+    if newest is None or at >= newest[0]:
+        touched[key] = (at, event_id)
 
 
 def _header(settings: ProfileSettings) -> list[int]:
@@ -121,6 +136,7 @@ class ProfileStage:
         # after the merge: a copy of one the merge brings is then known as a duplicate.
         after_merge: dict[tuple[str, str], list[EncodedEvent]] = {}
         unattributed = 0
+        touched: dict[tuple[str, str], tuple[datetime, str]] = {}
         for event in events:
             shop, who = event.shop, event.who
             target = groups
@@ -132,6 +148,7 @@ class ProfileStage:
                     who, target = merged_now[(shop, who)], after_merge
                 else:
                     who = self._aliases.get(shop, who) or who
+            _touch(touched, (shop, who), event.time, event.id)
             merged = merges.get(event.id, b"")
             encoded = encode_event(event, self._shops.for_shop(shop), self._hash_key, merged)
             target.setdefault((shop, who), []).append(encoded)
@@ -143,14 +160,18 @@ class ProfileStage:
             done, redirected = await self._apply_groups(groups, unlinked)
             statuses.extend(done)
             groups = redirected
+            for group in redirected:  # an alias this worker did not know of yet
+                _touch(touched, group, *max(touched.values()))
         await self._after_apply(events, merges, unlinked)
         for (shop, anonymous_id), customer in merged_now.items():
             self._aliases.put(shop, anonymous_id, customer)
+            touched.setdefault((shop, anonymous_id), touched[(shop, customer)])
         return BatchOutcome(
             applied=statuses.count(APPLIED),
             duplicates=statuses.count(DUPLICATE),
             erased=statuses.count(ERASED),
             unattributed=unattributed,
+            touched=touched,
         )
 
     async def _apply_groups(

@@ -95,6 +95,6 @@ def test_rules_reload_on_change_and_sighup_and_a_bad_set_is_refused(
         _wait_for(log, "rules reloaded: 9 enabled")
         (rules / "broken.yaml").write_text("id: broken\nversion: 1\n")
         worker.send_signal(signal.SIGHUP)
-        _wait_for(log, "rules not reloaded; the 9 loaded stay")
+        _wait_for(log, "rules and segments not reloaded; the 9 rules and 7 segments loaded stay")
         assert "broken.yaml:1:" in log.read_text()
         assert worker.poll() is None

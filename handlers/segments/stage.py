@@ -1,0 +1,209 @@
+"""The segment stage: memberships evaluated again for every profile a batch changed.
+
+Per batch: one round trip reads the changed profiles (only the sections the
+segment conditions read), one applies the memberships, shard by shard, in a
+Function call that also keeps member lists and sizes and writes the change
+outbox (lua/segments.lua). Memberships are as of now: who is in a segment is a
+question about the present, whatever the time of the event that changed it.
+
+Time alone moves the timed segments (days since the last order, sliding
+windows): :meth:`SegmentStage.recheck` evaluates those again for the customers
+active within the horizon, found through each shard's ``seen`` index.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+import redis.asyncio
+from redis.exceptions import ResponseError
+
+from handlers.keys import SEGMENT_KEY_SUFFIXES, Keys
+from handlers.profile.encode import epoch_ms
+from handlers.profile.read import SECTIONS, ProfileReader, Stored, build_profile
+from handlers.scripts import SEGMENT_LIBRARY, SEGMENTS
+from rules.activation import activation, profile_view
+from rules.expressions import ConditionError
+from rules.segment_set import CompiledSegment, SegmentSet
+
+log = logging.getLogger("crmstream.segments")
+
+SUFFIXES: Final = ",".join(SEGMENT_KEY_SUFFIXES)
+RECHECK_CAUSE: Final = "recheck"
+_DAY_MS: Final = 86_400_000
+_CHUNK: Final = 1000  # customers per round trip in a pass
+
+Customer = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Touch:
+    """What changed a profile last: its newest event in the batch (or the pass)."""
+
+    last_event_ms: int  # 0: a pass, the customer did nothing
+    cause: str
+
+
+class SegmentStage:
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        *,
+        keys: Keys,
+        reader: ProfileReader,
+        segments: SegmentSet,
+        horizon_days: int,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.reader = reader
+        self.segments = segments
+        self._horizon_ms = horizon_days * _DAY_MS
+        self.wall = wall  # the clock memberships are as of (tests set it)
+        self._loaded = False
+        self.errors = 0  # conditions that could not be evaluated (logged)
+
+    async def load_functions(self) -> None:
+        await self.client.function_load(SEGMENT_LIBRARY, replace=True)
+        self._loaded = True
+
+    async def on_batch(self, touched: Mapping[Customer, tuple[datetime, str]]) -> int:
+        """Evaluate every segment for the customers a batch changed; returns the changes."""
+        if not self.segments.segments or not touched:
+            return 0
+        changed = {
+            customer: Touch(epoch_ms(at), event_id) for customer, (at, event_id) in touched.items()
+        }
+        newest = max(touch.last_event_ms for touch in changed.values())
+        # As of now; an event stamped ahead of this clock counts from its own time.
+        now_ms = max(int(self.wall() * 1000), newest)
+        return await self.evaluate(changed, self.segments.segments, now_ms)
+
+    async def evaluate(
+        self,
+        customers: Mapping[Customer, Touch],
+        segments: Sequence[CompiledSegment],
+        now_ms: int,
+    ) -> int:
+        sections = self.segments.sections
+        wanted = SECTIONS if "*" in sections else sections
+        stored = await self.reader.read_stored(list(customers), wanted)
+        header = ",".join(f"{s.segment.id}:{s.segment.version}" for s in self.segments.segments)
+        positions = {entry.segment.id: n for n, entry in enumerate(self.segments.segments)}
+        by_shard: defaultdict[str, list[str | int]] = defaultdict(list)
+        for (shop, who), touch in customers.items():
+            flags = self._flags(shop, who, stored.get((shop, who)), segments, positions, now_ms)
+            gone = "1" if stored.get((shop, who)) is None else "0"
+            by_shard[self.keys.trigger_shard(shop, who)] += [
+                shop, who, now_ms, touch.last_event_ms, flags, touch.cause, gone,
+            ]  # fmt: skip
+        pipe = self.client.pipeline(transaction=False)
+        for base, args in by_shard.items():
+            pipe.fcall(SEGMENTS, 1, base, SUFFIXES, header, *args)
+        return sum(int(changes) for changes in await self._execute(pipe))
+
+    def _flags(  # noqa: PLR0917 -- one customer against the segments of a pass
+        self,
+        shop: str,
+        who: str,
+        stored: Stored | None,
+        segments: Sequence[CompiledSegment],
+        positions: Mapping[str, int],
+        now_ms: int,
+    ) -> str:
+        """One character per segment of the set: 1 in, 0 out, - not evaluated (or failed)."""
+        flags = ["-"] * len(positions)
+        if stored is None:  # erased, or merged into a customer: out of everything
+            for entry in segments:
+                flags[positions[entry.segment.id]] = "0"
+            return "".join(flags)
+        sections = self.segments.sections
+        profile = build_profile(
+            shop,
+            who,
+            now_ms,
+            stored,
+            self.reader.config_of(shop),
+            sections=SECTIONS if "*" in sections else sections,
+        )
+        context = activation(None, profile_view(profile), now_ms)
+        for entry in segments:
+            try:
+                holds = entry.condition.holds(context)
+            except ConditionError as exc:
+                self.errors += 1
+                log.warning("segment %s for %s/%s: %s", entry.segment.id, shop, who, exc)
+                continue
+            flags[positions[entry.segment.id]] = "1" if holds else "0"
+        return "".join(flags)
+
+    async def recheck_due(self, now_ms: int, every_s: float) -> RecheckReport:
+        """The recheck of the shards no other worker has taken in this slot of ``every_s``."""
+        every_ms = max(1, int(every_s * 1000))
+        slot = now_ms // every_ms
+        bases = self.keys.trigger_shards()
+        claim = self.client.pipeline(transaction=False)
+        for base in bases:
+            claim.set(self.keys.segment_pass(base, slot), 1, nx=True, px=2 * every_ms)
+        mine = [base for base, took in zip(bases, await claim.execute(), strict=True) if took]
+        return await self.recheck(now_ms, mine) if mine else RecheckReport()
+
+    async def recheck(self, now_ms: int, shards: Sequence[str] | None = None) -> RecheckReport:
+        """Evaluate the timed segments again, as of ``now_ms``, for every customer of the
+        given shards (all by default) whose last event lies within the horizon."""
+        report = RecheckReport()
+        timed = self.segments.timed
+        if not timed:
+            return report
+        since = now_ms - self._horizon_ms
+        for base in shards if shards is not None else self.keys.trigger_shards():
+            seen = self.keys.segment_seen(base)
+            offset = 0
+            while True:
+                members = await self.client.zrange(
+                    seen, since, "+inf", byscore=True, offset=offset, num=_CHUNK
+                )
+                if not members:
+                    break
+                offset += len(members)
+                customers = {_customer(member): Touch(0, RECHECK_CAUSE) for member in members}
+                report.changes += await self.evaluate(customers, timed, now_ms)
+                report.customers += len(customers)
+        return report
+
+    async def _execute(self, pipe: Any) -> list[Any]:  # noqa: ANN401 -- a redis-py pipeline
+        """Load the library first if Redis lost it; the calls are safe to repeat."""
+        if not self._loaded:
+            await self.load_functions()
+        queued = list(pipe.command_stack)
+        try:
+            return list(await pipe.execute())
+        except ResponseError as exc:
+            if "Function not found" not in str(exc):
+                raise
+            log.warning("segment functions missing in Redis; loading them again")
+            await self.load_functions()
+            again = self.client.pipeline(transaction=False)
+            for args, options in queued:
+                again.pipeline_execute_command(*args, **options)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+            return list(await again.execute())
+
+
+@dataclass(slots=True)
+class RecheckReport:
+    customers: int = 0
+    changes: int = 0
+
+
+def _customer(member: object) -> Customer:
+    """A ``seen`` member, "<shop>:<customer>" (ZRANGE without scores gives members alone)."""
+    text = member.decode() if isinstance(member, bytes) else str(member)
+    shop, _, who = text.partition(":")
+    return shop, who

@@ -1,0 +1,131 @@
+"""A folder of segment files → a SegmentSet, or every problem with file, line and reason.
+
+A segment is a named condition over the profile (DESIGN.md §3)::
+
+    id: dormant
+    version: 1
+    description: Bought before, nothing for 91 to 180 days
+    if: profile.derived.lifecycle == "dormant"
+
+Membership is kept as of now. A condition that reads the clock (``now``,
+``profile.as_of``), a sliding window or a derived score can change with no event
+at all: such segments are *timed*, and a periodic pass evaluates them again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Final
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rules.expressions import ALL, Activation, Condition, ConditionError
+from rules.loader import (
+    RuleProblem,
+    RuleSetError,
+    compile_condition,
+    read_mapping,
+    validation_problems,
+)
+from schemas.segments import SegmentId
+
+# Profile sections whose values move with time alone (handlers/profile/read.py builds them
+# as of a moment), and the variables that are the moment itself.
+_TIMED_SECTIONS: Final = frozenset({"windows", "derived", "as_of"})
+
+
+class Segment(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    id: SegmentId
+    version: Annotated[int, Field(ge=1)]
+    description: Annotated[str, Field(min_length=1, max_length=500)]
+    enabled: bool = True
+    condition: str = Field(alias="if")
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledSegment:
+    segment: Segment
+    condition: Condition
+    source: str
+
+    @property
+    def timed(self) -> bool:
+        reads = self.condition.reads
+        profile = reads.get("profile", frozenset())
+        return "now" in reads or profile == ALL or bool(profile & _TIMED_SECTIONS)
+
+
+@dataclass(frozen=True)
+class SegmentSet:
+    """Enabled segments in a fixed order (the flags of lua/segments.lua follow it)."""
+
+    segments: tuple[CompiledSegment, ...]
+    sections: frozenset[str] = field(init=False)  # of the profile, to build for them
+    timed: tuple[CompiledSegment, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        sections: set[str] = {"facts"}
+        for entry in self.segments:
+            reads = entry.condition.reads.get("profile", frozenset())
+            sections |= {"*"} if reads == ALL else reads
+        object.__setattr__(self, "sections", frozenset(sections))
+        object.__setattr__(self, "timed", tuple(s for s in self.segments if s.timed))
+
+    def get(self, segment_id: str) -> CompiledSegment | None:
+        return next((s for s in self.segments if s.segment.id == segment_id), None)
+
+
+EMPTY: Final = SegmentSet(())
+
+
+def load_segments(folder: Path, sample: Activation) -> SegmentSet:
+    """Every ``*.yaml`` under ``folder``, each condition checked on ``sample`` (a typed
+    profile); raises RuleSetError listing all problems."""
+    if not folder.is_dir():
+        raise RuleSetError([RuleProblem(str(folder), 1, "no such folder")])
+    compiled: list[CompiledSegment] = []
+    problems: list[RuleProblem] = []
+    first_file_of: dict[str, str] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        entry, found = _compile_file(path, sample)
+        problems.extend(found)
+        if entry is None:
+            continue
+        earlier = first_file_of.setdefault(entry.segment.id, str(path))
+        if earlier != str(path):
+            reason = f"segment id {entry.segment.id!r} is already taken by {earlier}"
+            problems.append(RuleProblem(str(path), 1, reason))
+        elif entry.segment.enabled:
+            compiled.append(entry)
+    if problems:
+        raise RuleSetError(problems)
+    return SegmentSet(tuple(sorted(compiled, key=lambda entry: entry.segment.id)))
+
+
+def _compile_file(
+    path: Path, sample: Activation
+) -> tuple[CompiledSegment | None, list[RuleProblem]]:
+    source = str(path)
+    read = read_mapping(path, "segment")
+    if isinstance(read, list):
+        return None, read
+    data, lines = read
+    try:
+        segment = Segment.model_validate(data)
+    except ValidationError as exc:
+        return None, validation_problems(exc, source, lines)
+    problems: list[RuleProblem] = []
+    condition = compile_condition(segment.condition, ("if",), source, lines, problems)
+    if condition is None:
+        return None, problems
+    if "event" in condition.reads:
+        reason = "if: a segment is about the profile alone (it sees profile and now, no event)"
+        return None, [RuleProblem(source, lines.get(("if",), 1), reason)]
+    try:
+        condition.check(sample)
+    except ConditionError as exc:
+        return None, [RuleProblem(source, lines.get(("if",), 1), f"if: {exc}")]
+    return CompiledSegment(segment, condition, source), []
