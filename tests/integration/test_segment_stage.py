@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
+
 import pytest
 
 from crmstream.settings import Settings
@@ -34,7 +35,7 @@ async def changes(sink: ProfilesAndTriggers) -> list[SegmentChange]:
     found = []
     for base in keys.trigger_shards():
         for _id, fields in await client.xrange(keys.segment_outbox(base)) or []:
-            key, value, _ = render_change(fields)
+            _key, value, _id = render_change(fields)
             found.append(SegmentChange.model_validate_json(value))
     return sorted(
         found, key=lambda change: (change.subject, change.data.segment, change.data.transition)
