@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import cast
 
 import pytest
 
@@ -35,7 +36,7 @@ async def changes(sink: ProfilesAndTriggers) -> list[SegmentChange]:
     found = []
     for base in keys.trigger_shards():
         for _id, fields in await client.xrange(keys.segment_outbox(base)) or []:
-            _key, value, _id = render_change(fields)
+            _key, value, _id = render_change(cast("dict[bytes, bytes]", fields))
             found.append(SegmentChange.model_validate_json(value))
     return sorted(
         found, key=lambda change: (change.subject, change.data.segment, change.data.transition)
@@ -117,7 +118,7 @@ async def test_member_pages_are_stable_while_membership_changes(
         + [tagged(1, ["vip-list"], who) for who in ("a-early", "z-late")]
     )
     seen = list(first.members)
-    cursor = first.cursor
+    cursor: str | None = first.cursor
     while cursor is not None:
         page = await reader.members("s1", "vip-list", cursor=cursor, limit=100)
         seen += page.members
