@@ -13,15 +13,17 @@ from handlers.keys import Keys
 from handlers.profile.encode import epoch_ms
 from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect
+from handlers.segments.read import SegmentReader
 from handlers.shop_configs import ShopConfigs
+
+_MAX_PAGE = 1000
 
 
 def register_views(app: faust.App, settings: Settings) -> None:
-    reader = ProfileReader(
-        connect(settings.redis),
-        Keys(settings.redis.key_prefix),
-        ShopConfigs(settings.profiles.shop_config_dir),
-    )
+    client = connect(settings.redis)
+    keys = Keys(settings.redis.key_prefix)
+    reader = ProfileReader(client, keys, ShopConfigs(settings.profiles.shop_config_dir))
+    groups = SegmentReader(client, keys)
 
     @app.page("/profiles/{shop}/{customer}/", name="profile")
     class ProfileView(View):
@@ -38,4 +40,28 @@ def register_views(app: faust.App, settings: Settings) -> None:
             profile = await reader.read(shop, customer, as_of)
             if profile is None:
                 return self.error(404, f"no profile for customer {customer} of shop {shop}")
+            profile["segments"] = await groups.of_customer(shop, customer)
             return self.json(profile)
+
+    @app.page("/segments/{shop}/", name="segments")
+    class SegmentsView(View):
+        """GET every segment's live size (a counter, not a count)."""
+
+        async def get(self, request: Request, shop: str) -> Response:
+            return self.json({"shop": shop, "segments": await groups.sizes(shop)})
+
+    @app.page("/segments/{shop}/{segment}/members/", name="segment-members")
+    class MembersView(View):
+        """GET a page of members in customer-id order; ?cursor= continues after the last."""
+
+        async def get(self, request: Request, shop: str, segment: str) -> Response:
+            try:
+                limit = int(request.query.get("limit", "100"))
+            except ValueError:
+                return self.error(400, "limit: not a whole number")
+            if not 1 <= limit <= _MAX_PAGE:
+                return self.error(400, f"limit: between 1 and {_MAX_PAGE}")
+            page = await groups.members(shop, segment, request.query.get("cursor"), limit)
+            return self.json(
+                {"shop": shop, "segment": segment, "members": page.members, "cursor": page.cursor}
+            )

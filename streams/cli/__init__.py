@@ -20,6 +20,7 @@ from streams.cli.events import publish, schemas, simulate
 from streams.cli.ops import stack, topics, worker
 from streams.cli.profiles import profile, replay
 from streams.cli.rules import rules
+from streams.cli.segments import segments
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,7 +39,7 @@ def cli(ctx: click.Context) -> None:
 
 for command in (
     stack, topics, worker, publish, simulate, import_customers, profile, replay, schemas,
-    demo, rules,
+    demo, rules, segments,
 ):  # fmt: skip
     cli.add_command(command)
 

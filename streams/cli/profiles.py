@@ -28,6 +28,7 @@ def profile(settings: Settings, shop: str, customer: str, as_of: str | None, as_
     from handlers.profile.encode import epoch_ms  # noqa: PLC0415
     from handlers.profile.read import ProfileReader  # noqa: PLC0415
     from handlers.redis_client import connect  # noqa: PLC0415
+    from handlers.segments.read import SegmentReader  # noqa: PLC0415
     from handlers.shop_configs import ShopConfigs  # noqa: PLC0415
 
     moment = None
@@ -40,12 +41,12 @@ def profile(settings: Settings, shop: str, customer: str, as_of: str | None, as_
     async def read() -> dict[str, Any] | None:
         client = connect(settings.redis)
         try:
-            reader = ProfileReader(
-                client,
-                Keys(settings.redis.key_prefix),
-                ShopConfigs(settings.profiles.shop_config_dir),
-            )
-            return await reader.read(shop, customer, moment)
+            keys = Keys(settings.redis.key_prefix)
+            reader = ProfileReader(client, keys, ShopConfigs(settings.profiles.shop_config_dir))
+            document = await reader.read(shop, customer, moment)
+            if document is not None:
+                document["segments"] = await SegmentReader(client, keys).of_customer(shop, customer)
+            return document
         finally:
             await client.aclose()
 

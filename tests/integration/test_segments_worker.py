@@ -1,0 +1,251 @@
+"""Segments through a real worker: the membership oracle, and time alone making a customer
+dormant, with every change on crm.segments."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis.asyncio
+from confluent_kafka import Consumer
+
+from crmstream.admin import create_topics
+from crmstream.client.simulator import SimulationConfig, Simulator
+from crmstream.settings import Settings
+from crmstream.topics import TopicNames
+from handlers.keys import Keys
+from handlers.pipeline import ProfilesAndTriggers
+from rules.shop_config import ShopConfig
+from tests.integration.test_profiles import converge, publish
+from tests.oracle.profiles import ms
+from tests.oracle.segments import SEGMENTS, memberships
+from tests.support import running_worker, settings_env
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+def with_segments(settings: Settings, **changes: Any) -> Settings:
+    return settings.model_copy(update={"segments": settings.segments.model_copy(update=changes)})
+
+
+def simulated(count: int, seed: int, start: datetime) -> list[dict[str, Any]]:
+    """Seeded shopping over the last months, and a merchant tagging a few customers."""
+    events = list(Simulator(SimulationConfig(seed=seed, start=start)).events(count))
+    rng = random.Random(seed)
+    registered = [e for e in events if e["type"] == "customer.registered"]
+    for n, event in enumerate(rng.sample(registered, 40)):
+        tags = ["vip-list"] if n % 4 else []  # a few added, then taken off again below
+        events.append(_tagged(event, tags, n, seconds=60))
+        if n % 8 == 1:
+            events.append(_tagged(event, [], n + 1000, seconds=120))
+    return events
+
+
+def _tagged(registered: dict[str, Any], tags: list[str], n: int, seconds: int) -> dict[str, Any]:
+    at = datetime.fromisoformat(registered["time"]) + timedelta(seconds=seconds)
+    return {
+        "specversion": "1.0", "id": f"tag-{n}", "source": "merchant", "type": "customer.updated",
+        "time": at.isoformat(), "shop": registered["shop"], "subject": registered["subject"],
+        "data": {"tags": tags},
+    }  # fmt: skip
+
+
+async def drained(client: redis.asyncio.Redis, keys: Keys, timeout_s: float = 60) -> None:
+    """Wait until the relay has taken every change out of the segment outboxes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        lengths = [await client.xlen(keys.segment_outbox(base)) for base in keys.trigger_shards()]
+        if not any(lengths):
+            return
+        await asyncio.sleep(0.5)
+    pytest.fail("segment changes still in the outbox")
+
+
+def read_all(settings: Settings, topic: str, idle_s: float = 3.0) -> list[dict[str, Any]]:
+    consumer = Consumer(
+        {
+            **settings.kafka.librdkafka(),
+            "group.id": f"reader-{time.time_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    found: list[dict[str, Any]] = []
+    quiet_since = time.monotonic()
+    try:
+        while time.monotonic() - quiet_since < idle_s or not found:
+            batch = [m for m in consumer.consume(num_messages=1000, timeout=0.5) if not m.error()]
+            if batch:
+                quiet_since = time.monotonic()
+            found += [orjson.loads(m.value() or b"null") for m in batch]
+            if time.monotonic() - quiet_since > 60:
+                break
+    finally:
+        consumer.close()
+    return found
+
+
+def replayed(changes: list[dict[str, Any]]) -> dict[str, set[tuple[str, str]]]:
+    """Memberships from the changes alone: the last transition of each customer wins."""
+    latest: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for change in changes:
+        key = (change["data"]["segment"], change["shop"], change["subject"])
+        if key not in latest or change["data"]["transition"] > latest[key]["data"]["transition"]:
+            latest[key] = change
+    members: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for (segment, shop, who), change in latest.items():
+        if change["type"] == "segment.entered":
+            members[segment].add((shop, who))
+    return members
+
+
+async def test_memberships_equal_the_reference_and_the_changes_replay_to_them(
+    settings: Settings, tmp_path: Path
+) -> None:
+    settings = with_segments(settings, recheck_every_s=3600)
+    start = datetime.now(UTC) - timedelta(days=120)
+    events = simulated(20_000, seed=2027, start=start)
+    create_topics(settings)
+    publish(settings, events)
+    sink = ProfilesAndTriggers.from_settings(settings)
+    reader, keys, client = sink.triggers.reader, sink.triggers.keys, sink.profiles.client
+    try:
+        with running_worker(settings, tmp_path / "worker.log") as worker:
+            _, found = await converge(reader, events, settings, worker, tmp_path / "worker.log")
+            assert found == []
+            # Time has moved since the events: the timed segments are brought to one moment.
+            as_of = int(time.time() * 1000)
+            await sink.segments.recheck(as_of)
+            await drained(client, keys)
+            changes = read_all(settings, TopicNames.from_settings(settings.topics).segments)
+        expected = memberships(events, as_of, ShopConfig())
+        assert max(ms(e["time"]) for e in events) < as_of
+        shops = {event["shop"] for event in events}
+        for segment in SEGMENTS:
+            actual: set[tuple[str, str]] = set()
+            for shop in shops:
+                cursor = None
+                while True:
+                    page = await sink.segment_reader.members(shop, segment, cursor, limit=500)
+                    actual |= {(shop, who) for who in page.members}
+                    cursor = page.cursor
+                    if cursor is None:
+                        break
+            assert actual == expected[segment], segment
+            sizes = sum([(await sink.segment_reader.sizes(shop)).get(segment, 0) for shop in shops])
+            assert sizes == len(expected[segment]), segment
+        assert sum(map(len, expected.values())) > 100  # the file exercises the segments
+        assert all(expected[s] for s in ("vip-list", "north-region", "favorited-never-bought"))
+        from_changes = replayed(changes)
+        for segment in SEGMENTS:
+            assert from_changes[segment] == expected[segment], segment
+        assert len({change["id"] for change in changes}) == len(changes)
+    finally:
+        await sink.close()
+
+
+def test_time_alone_makes_a_buyer_dormant(settings: Settings, tmp_path: Path) -> None:
+    """No event after the order: only time passes, and the customer enters "dormant"."""
+    settings = with_segments(settings, recheck_every_s=1.0)
+    now = datetime.now(UTC)
+    # Days since the order: 90 when the worker sees it (at risk), 91 (dormant) 15 s later.
+    order_at = now - timedelta(days=91) + timedelta(seconds=15)
+    line = {"item_id": "oolong", "category": "tea", "qty": 1, "price": "88.00"}
+
+    def event(kind: str, at: datetime, data: dict[str, Any], n: int) -> dict[str, Any]:
+        return {
+            "specversion": "1.0", "id": f"d-{n}", "source": "test", "type": kind,
+            "time": at.isoformat(), "shop": "tea-house", "subject": "c-7", "data": data,
+        }  # fmt: skip
+
+    create_topics(settings)
+    publish(
+        settings,
+        [
+            event("customer.registered", order_at - timedelta(hours=1), {}, 1),
+            event("order.placed", order_at, {"order_id": "o-1", "items": [line], "total": "88"}, 2),
+        ],
+    )
+    topic = TopicNames.from_settings(settings.topics).segments
+    with running_worker(settings, tmp_path / "worker.log"):
+        deadline = time.monotonic() + 90
+        dormant: list[dict[str, Any]] = []
+        while not dormant and time.monotonic() < deadline:
+            dormant = [c for c in read_all(settings, topic, 1) if c["data"]["segment"] == "dormant"]
+    assert [(c["type"], c["data"]["caused_by"]) for c in dormant] == [
+        ("segment.entered", "recheck")
+    ], (tmp_path / "worker.log").read_text()[-3000:]
+    entered_at = datetime.fromisoformat(dormant[0]["time"])
+    assert entered_at >= order_at + timedelta(days=91)
+
+
+def _get(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 -- loopback
+            return response.status, orjson.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, orjson.loads(error.read() or b"null")
+    except urllib.error.URLError:  # the worker's web server is not up yet
+        return 0, None
+
+
+def test_sizes_members_and_a_profile_s_segments_over_http_and_the_cli(
+    settings: Settings, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    names = [f"m-{n:02d}" for n in range(25)]
+    events = [
+        {
+            "specversion": "1.0",
+            "id": f"h-{who}",
+            "source": "test",
+            "type": "customer.updated",
+            "time": now.isoformat(),
+            "shop": "tea-house",
+            "subject": who,
+            "data": {"tags": ["vip-list"], "region": "华北"},
+        }
+        for who in names
+    ]
+    create_topics(settings)
+    publish(settings, events)
+    base = f"http://{settings.worker.web_host}:{settings.worker.web_port}"
+    with running_worker(settings, tmp_path / "worker.log"):
+        deadline = time.monotonic() + 60
+        sizes: dict[str, Any] = {}
+        while time.monotonic() < deadline and sizes.get("vip-list") != len(names):
+            status, body = _get(f"{base}/segments/tea-house/")
+            sizes = body["segments"] if status == 200 else {}
+            time.sleep(0.5)
+        assert sizes["vip-list"] == sizes["north-region"] == len(names)
+        _, first = _get(f"{base}/segments/tea-house/vip-list/members/?limit=10")
+        _, second = _get(f"{base}/segments/tea-house/vip-list/members/?limit=20&cursor=m-09")
+        bad, _ = _get(f"{base}/segments/tea-house/vip-list/members/?limit=0")
+        _, profile = _get(f"{base}/profiles/tea-house/m-03/")
+    assert first == {
+        "shop": "tea-house", "segment": "vip-list", "members": names[:10], "cursor": "m-09"
+    }  # fmt: skip
+    assert second["members"] == names[10:]
+    assert second["cursor"] is None
+    assert bad == 400
+    assert profile["segments"] == ["north-region", "vip-list"]
+    shown = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "segments", "tea-house"],
+        env={**os.environ, **settings_env(settings), "COLUMNS": "200"},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert re.search(r"vip-list\s*│\s*25\b", shown.stdout), shown.stdout
