@@ -61,7 +61,7 @@ class ProfilesAndTriggers:
         self.segment_reader = SegmentReader(profiles.client, triggers.keys)
         # What the guards decided since start, by outcome (sent, held, cooldown, capped…).
         self.outcomes: Counter[str] = Counter()
-        self._settings = settings
+        self.settings = settings
         trigger_settings = settings.triggers
         self.schedules = Scheduler(triggers, every_s=trigger_settings.schedule_every_s)
         self.timers = TimerPump(
@@ -118,8 +118,8 @@ class ProfilesAndTriggers:
     def reload_rules(self) -> RuleSet | None:
         """Load the rules and segments again; on a problem keep the current ones and say why."""
         try:
-            rules = load_rule_set(self._settings)
-            segments = load_segment_set(self._settings)
+            rules = load_rule_set(self.settings)
+            segments = load_segment_set(self.settings)
         except RuleSetError as exc:
             # The problems are the message: a traceback would bury them.
             kept = len(self.triggers.rules.rules)

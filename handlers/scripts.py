@@ -17,6 +17,7 @@ EMIT: Final = "crm_emit"
 ARM: Final = "crm_arm"
 DUE: Final = "crm_due"
 RELEASE: Final = "crm_release"
+GOALS: Final = "crm_goals"
 
 SEGMENT_LIBRARY: Final = (_LUA / "segments.lua").read_text(encoding="utf-8")
 SEGMENTS: Final = "crm_segments"

@@ -6,6 +6,7 @@ problem is refused as a whole, so a worker keeps the rules it had.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from pydantic_core import ErrorDetails
 
 from crmstream.errors import RuleError
 from rules.expressions import Activation, Condition, ConditionError
-from rules.model import Rule
+from rules.model import Goal, Rule
 from rules.yaml_lines import Path as YamlPath
 from rules.yaml_lines import line_of, load_with_lines
 
@@ -44,11 +45,27 @@ class RuleSetError(RuleError):
 
 
 @dataclass(frozen=True, slots=True)
+class GoalSpec:
+    """A conversion goal, shared by the rules that name the same event and condition."""
+
+    key: str  # short and stable: what a goal event is recorded under in Redis
+    event: str
+    condition: Condition
+
+    @classmethod
+    def of(cls, goal: Goal) -> GoalSpec:
+        text = f"{goal.event}\x1f{goal.condition.strip()}"
+        key = hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+        return cls(key, goal.event, Condition(goal.condition))
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledRule:
     rule: Rule
     condition: Condition
     occurrence: Condition | None
     source: str
+    goal: GoalSpec
 
 
 @dataclass(frozen=True)
@@ -64,6 +81,8 @@ class RuleSet:
     by_id: dict[str, CompiledRule] = field(init=False)
     event_types: frozenset[str] = field(init=False)  # what the rule stage looks at at all
     absence_ids: frozenset[str] = field(init=False)
+    goals: dict[str, tuple[GoalSpec, ...]] = field(init=False)  # by goal event type
+    widest_goal_ms: int = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_id", {entry.rule.id: entry for entry in self.rules})
@@ -71,6 +90,13 @@ class RuleSet:
         object.__setattr__(self, "event_types", types)
         absence = frozenset(r.rule.id for group in self.arming.values() for r in group)
         object.__setattr__(self, "absence_ids", absence)
+        specs = {entry.goal.key: entry.goal for entry in self.rules if entry.rule.enabled}
+        goals: defaultdict[str, list[GoalSpec]] = defaultdict(list)
+        for spec in specs.values():
+            goals[spec.event].append(spec)
+        object.__setattr__(self, "goals", {kind: tuple(found) for kind, found in goals.items()})
+        widest = max((e.rule.goal.within_s for e in self.rules if e.rule.enabled), default=0)
+        object.__setattr__(self, "widest_goal_ms", widest * 1000)
 
     @classmethod
     def of(cls, compiled: Iterable[CompiledRule]) -> RuleSet:
@@ -177,6 +203,12 @@ def compile_rule_file(
         if rule.occurrence is not None
         else None
     )
+    goal: GoalSpec | None = None
+    try:
+        goal = GoalSpec.of(rule.goal)
+        goal.condition.check(samples(rule.goal.event))
+    except ConditionError as exc:
+        problems.append(RuleProblem(source, lines.get(("goal", "if"), 1), f"goal.if: {exc}"))
     if condition is not None:
         for event_type in _listened_types(rule):
             try:
@@ -185,9 +217,9 @@ def compile_rule_file(
                 for_what = f" (on {event_type})" if event_type else ""
                 problems.append(RuleProblem(source, lines.get(("if",), 1), f"if{for_what}: {exc}"))
                 break
-    if problems or condition is None:
+    if problems or condition is None or goal is None:
         return None, problems
-    return CompiledRule(rule, condition, occurrence, source), []
+    return CompiledRule(rule, condition, occurrence, source, goal), []
 
 
 def _listened_types(rule: Rule) -> list[str | None]:

@@ -15,6 +15,7 @@ from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect
 from handlers.segments.read import SegmentReader
 from handlers.shop_configs import ShopConfigs
+from handlers.triggers.stats import read_rule_stats
 
 _MAX_PAGE = 1000
 
@@ -42,6 +43,15 @@ def register_views(app: faust.App, settings: Settings) -> None:
                 return self.error(404, f"no profile for customer {customer} of shop {shop}")
             profile["segments"] = await groups.of_customer(shop, customer)
             return self.json(profile)
+
+    @app.page("/rules/stats/", name="rule-stats")
+    class RuleStatsView(View):
+        """GET per rule: fired, sent, suppressed, held out, converted, lift; ?shop= for one."""
+
+        async def get(self, request: Request) -> Response:
+            shop = request.query.get("shop")
+            found = await read_rule_stats(client, keys, shop)
+            return self.json({"shop": shop, "rules": [entry.as_dict() for entry in found]})
 
     @app.page("/segments/{shop}/", name="segments")
     class SegmentsView(View):

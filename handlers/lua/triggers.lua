@@ -17,8 +17,10 @@ half of exactly-once; the relay (streams/relay.py) is the other half.
 
 local S_OUTBOX, S_TIMERS, S_TIMER, S_HELD, S_HELD_PAYLOAD, S_FIRED, S_COOLDOWN, S_CAP =
   1, 2, 3, 4, 5, 6, 7, 8
-local S_LATER, S_WALKER, S_TAKEN = 9, 10, 11
+local S_LATER, S_WALKER, S_TAKEN, S_STATS, S_OPEN, S_GOALS = 9, 10, 11, 12, 13, 14
 local CAP_TTL_S = 3 * 86400 -- a local day, plus the widest timezone offsets, plus slack
+local DAY_MS = 86400000
+local SEP = '\31'
 
 local function split(text, sep)
   local out, start = {}, 1
@@ -57,20 +59,56 @@ local function to_outbox(keys, trigger_id, who, payload)
   redis.call('XADD', keys[S_OUTBOX], '*', 'id', trigger_id, 'key', who, 'event', payload)
 end
 
--- KEYS: shard base. ARGV: fired window (ms), suffixes, then 11 fields per candidate:
+-- Rule statistics, per shop and rule: "<shop>\31<rule>\31<outcome>" → how many.
+local function count(keys, who, rule, outcome)
+  local shop = string.sub(who, 1, string.find(who, ':', 1, true) - 1)
+  redis.call('HINCRBY', keys[S_STATS], shop .. SEP .. rule .. SEP .. outcome, 1)
+end
+
+-- A guard held this occurrence back: counted once, however often it is decided again.
+local function suppressed(keys, fired, who, rule, trigger_id, at, reason)
+  if redis.call('ZADD', fired, 'NX', at, reason .. ':' .. trigger_id) == 1 then
+    count(keys, who, rule, reason)
+  end
+end
+
+local function keep_for(key, ms)
+  if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
+end
+
+-- A trigger that went out (or was held out) waits for its goal: converted at once if a
+-- goal event within its window is already known (events are not always read in order),
+-- else left open for one to come (see goals).
+local function attribute(keys, who, rule, trigger_id, at, goal, window, group)
+  local known = redis.call('ZRANGE', keys[S_GOALS] .. who, '(' .. at, at + window, 'BYSCORE')
+  for _, member in ipairs(known) do
+    if string.sub(member, 1, #goal + 1) == goal .. SEP then
+      count(keys, who, rule, group == 'h' and 'converted_holdout' or 'converted')
+      return
+    end
+  end
+  local open = keys[S_OPEN] .. who
+  redis.call('ZADD', open, at, table.concat({rule, goal, window, group, trigger_id}, SEP))
+  keep_for(open, window + DAY_MS)
+end
+
+-- KEYS: shard base. ARGV: fired window (ms), suffixes, then 14 fields per candidate:
 -- trigger id, who ("shop:customer"), rule, at (ms, the occurrence's time), cooldown (ms),
--- channel ("" = refused before: only its timer goes), cap day, cap (0 = none),
--- release at (ms, 0 = now), payload (the trigger's JSON), timer ("" = none).
+-- channel ("" = consent refused it), cap day, cap (0 = none),
+-- release at (ms, 0 = now), payload (the trigger's JSON), timer ("" = none; with no
+-- trigger id, only the timer goes),
+-- holdout ("1": published as held out), goal (its key), goal window (ms).
 -- Returns one status per candidate: sent, held, duplicate, cooldown, capped, skipped.
 local function emit(bases, args)
   local window = tonumber(args[1])
   local keys = shard_keys(bases[1], args[2])
   local statuses = {}
-  for i = 3, #args, 11 do
+  for i = 3, #args, 14 do
     local trigger_id, who, rule = args[i], args[i + 1], args[i + 2]
     local at, cooldown = tonumber(args[i + 3]), tonumber(args[i + 4])
     local channel, day, cap = args[i + 5], args[i + 6], tonumber(args[i + 7])
     local release_at, payload, timer = tonumber(args[i + 8]), args[i + 9], args[i + 10]
+    local holdout, goal, goal_window = args[i + 11] == '1', args[i + 12], tonumber(args[i + 13])
     local fired = keys[S_FIRED] .. who
     local cooldowns = keys[S_COOLDOWN] .. who
     local status
@@ -80,16 +118,21 @@ local function emit(bases, args)
       local stored = redis.call('HGET', keys[S_TIMER], timer)
       if not stored or timer_times(stored) == at then drop_timer(keys, timer) end
     end
-    if channel == '' then
-      status = 'skipped'
+    if trigger_id == '' then
+      status = 'skipped' -- only its timer was to go
     elseif redis.call('ZSCORE', fired, trigger_id) then
       status = 'duplicate'
+    elseif channel == '' then
+      suppressed(keys, fired, who, rule, trigger_id, at, 'consent')
+      status = 'skipped'
     else
       local last = tonumber(redis.call('HGET', cooldowns, rule) or '')
       local cap_key = keys[S_CAP] .. who .. ':' .. channel .. ':' .. day
       if cooldown > 0 and last and at < last + cooldown and at > last - cooldown then
+        suppressed(keys, fired, who, rule, trigger_id, at, 'cooldown')
         status = 'cooldown'
       elseif cap > 0 and (tonumber(redis.call('GET', cap_key) or '0')) >= cap then
+        suppressed(keys, fired, who, rule, trigger_id, at, 'capped')
         status = 'capped'
       else
         if cap > 0 then
@@ -107,6 +150,12 @@ local function emit(bases, args)
         end
         redis.call('ZADD', fired, at, trigger_id)
         redis.call('ZREMRANGEBYSCORE', fired, '-inf', '(' .. (at - window))
+        if holdout then
+          count(keys, who, rule, 'holdout')
+        else
+          count(keys, who, rule, status)
+        end
+        attribute(keys, who, rule, trigger_id, at, goal, goal_window, holdout and 'h' or 's')
       end
     end
     statuses[#statuses + 1] = status
@@ -257,7 +306,40 @@ local function release(bases, args)
   return #ids
 end
 
+-- KEYS: shard base. ARGV: suffixes, the widest goal window (ms), then 4 fields per goal
+-- event: who, goal key, at (ms), event id. Each converts the open triggers of that goal
+-- it falls within the window of (after the trigger, within its window), once: a goal
+-- event seen before is skipped. Returns how many triggers converted.
+local function goals(bases, args)
+  local keys = shard_keys(bases[1], args[1])
+  local widest = tonumber(args[2])
+  local converted = 0
+  for i = 3, #args, 4 do
+    local who, goal, at, event_id = args[i], args[i + 1], tonumber(args[i + 2]), args[i + 3]
+    local known = keys[S_GOALS] .. who
+    if redis.call('ZADD', known, 'NX', at, goal .. SEP .. event_id) == 1 then
+      local open = keys[S_OPEN] .. who
+      local waiting = redis.call('ZRANGE', open, at - widest, '(' .. at, 'BYSCORE', 'WITHSCORES')
+      for j = 1, #waiting, 2 do
+        local parts = split(waiting[j], SEP)
+        local rule, its_goal, window, group = parts[1], parts[2], tonumber(parts[3]), parts[4]
+        if its_goal == goal and tonumber(waiting[j + 1]) + window >= at then
+          redis.call('ZREM', open, waiting[j])
+          count(keys, who, rule, group == 'h' and 'converted_holdout' or 'converted')
+          converted = converted + 1
+        end
+      end
+      -- A trigger decided late (read behind) still finds the goal events of its window.
+      redis.call('ZREMRANGEBYSCORE', known, '-inf', '(' .. (at - widest - DAY_MS))
+      redis.call('ZREMRANGEBYSCORE', open, '-inf', '(' .. (at - widest - DAY_MS))
+      keep_for(known, widest + 2 * DAY_MS)
+    end
+  end
+  return converted
+end
+
 redis.register_function('crm_emit', emit)
+redis.register_function('crm_goals', goals)
 redis.register_function('crm_arm', arm)
 redis.register_function('crm_due', due)
 redis.register_function('crm_release', release)

@@ -41,11 +41,14 @@ class Candidate:
     payload: bytes
     timer: str = ""
     holdout: bool = False
+    goal_key: str = ""  # what converts it (rules/loader.py GoalSpec), within goal_window_ms
+    goal_window_ms: int = 0
 
     def args(self) -> list[str | int | bytes]:
         return [
             self.trigger_id, self.who, self.rule_id, self.at_ms, self.cooldown_ms, self.channel,
             self.cap_day, self.cap, self.release_at_ms, self.payload, self.timer,
+            "1" if self.holdout else "0", self.goal_key, self.goal_window_ms,
         ]  # fmt: skip
 
 
@@ -149,4 +152,6 @@ def build(
         payload=message.model_dump_json(exclude_none=True).encode(),
         timer=timer,
         holdout=holdout,
+        goal_key=rule.goal.key,
+        goal_window_ms=spec.goal.within_s * 1000,
     )

@@ -22,7 +22,7 @@ from crmstream.settings import TriggerSettings
 from handlers.keys import TRIGGER_KEY_SUFFIXES, Keys
 from handlers.profile.encode import epoch_ms
 from handlers.profile.read import SECTIONS, Profile, ProfileReader, build_profile, iso
-from handlers.scripts import ARM, EMIT, TRIGGER_LIBRARY
+from handlers.scripts import ARM, EMIT, GOALS, TRIGGER_LIBRARY
 from handlers.triggers import decide
 from handlers.triggers.decide import Candidate
 from handlers.triggers.indexes import INDEXED_TYPES, queue_index_updates
@@ -78,6 +78,8 @@ class ShardWork:
     candidates: list[Candidate] = field(default_factory=list)
     # Timer operations in event-time order: "A" (arm) and "C" (cancel), see lua/triggers.lua.
     timer_ops: list[str | int | bytes] = field(default_factory=list)
+    # Goal events (who, goal, at, event id): what converts the triggers sent before them.
+    goal_ops: list[str | int] = field(default_factory=list)
 
 
 class TriggerStage:
@@ -136,7 +138,9 @@ class TriggerStage:
         relevant.sort(key=_time_of)
         indexed = [e for e in events if e.type in INDEXED_TYPES]  # type: ignore[attr-defined]
         outcomes: Counter[str] = Counter()
-        if not relevant and not indexed:
+        work: defaultdict[str, ShardWork] = defaultdict(ShardWork)
+        self._goals(events, work)
+        if not relevant and not indexed and not work:
             return outcomes
         if self.clock.behind:
             self.deferring = True
@@ -151,7 +155,6 @@ class TriggerStage:
         )
         customers = [(e.shop, e.who) for e in relevant]
         stored = await self.reader.read_stored(customers, sections) if relevant else {}
-        work: defaultdict[str, ShardWork] = defaultdict(ShardWork)
         for event in relevant:
             shop, customer, kind = event.shop, event.who, event.type  # type: ignore[attr-defined]
             shard = work[self.keys.trigger_shard(shop, customer)]
@@ -183,6 +186,27 @@ class TriggerStage:
         queue_index_updates(pipe, self.keys, indexed, rules.absence_ids)
         outcomes.update(await self.submit(work, pipe))
         return outcomes
+
+    def _goals(self, events: Sequence[Envelope], work: defaultdict[str, ShardWork]) -> None:
+        """Queue the goal events of the batch: each converts the triggers it follows."""
+        goals = self.rules.goals
+        for event in events:
+            specs = goals.get(event.type)  # type: ignore[attr-defined]
+            if not specs or event.subject is None:
+                continue  # a conversion is a known customer's
+            at_ms = epoch_ms(event.time)
+            context: dict[str, Any] | None = None
+            for spec in specs:
+                if not spec.condition.always:
+                    context = context or activation(event_view(event), {}, at_ms)
+                    try:
+                        if not spec.condition.holds(context):
+                            continue
+                    except ConditionError as exc:
+                        log.warning("goal %s on event %s: %s", spec.event, event.id, exc)
+                        continue
+                shard = work[self.keys.trigger_shard(event.shop, event.subject)]
+                shard.goal_ops += [f"{event.shop}:{event.subject}", spec.key, at_ms, event.id]
 
     def _evaluate(
         self,
@@ -308,6 +332,7 @@ class TriggerStage:
         arms: list[int] = []
         emits: list[tuple[int, list[Candidate]]] = []
         queued = len(pipe)
+        widest = self.rules.widest_goal_ms
         for base, shard in work.items():
             if shard.timer_ops:
                 pipe.fcall(ARM, 1, base, SUFFIXES, *shard.timer_ops)
@@ -317,6 +342,10 @@ class TriggerStage:
                 args = [arg for c in shard.candidates for arg in c.args()]
                 pipe.fcall(EMIT, 1, base, self._fired_window_ms, SUFFIXES, *args)
                 emits.append((queued, shard.candidates))
+                queued += 1
+            if shard.goal_ops:
+                # After the emits: a trigger of this batch before its goal converts at once.
+                pipe.fcall(GOALS, 1, base, SUFFIXES, widest, *shard.goal_ops)
                 queued += 1
         outcomes: Counter[str] = Counter()
         if not queued:

@@ -83,3 +83,58 @@ def list_rules(settings: Settings, folder: Path | None) -> None:
             ", ".join(part for part in shown if part),
         )
     Console().print(table)
+
+
+def _percent(value: object) -> str:
+    return "" if value is None else f"{float(value):.1%}"  # type: ignore[arg-type]
+
+
+@rules.command()
+@click.option("--shop", help="Only this shop's triggers (default: every shop).")
+@click.option("--json", "as_json", is_flag=True, help="Plain JSON, for scripts.")
+@pass_settings
+def stats(settings: Settings, shop: str | None, as_json: bool) -> None:
+    """Per rule: fired, sent, suppressed by reason, held out, converted, and the lift of
+    sending over holding out (two-proportion z-test, 95% interval)."""
+    import asyncio  # noqa: PLC0415 -- keeps --help fast
+
+    import orjson  # noqa: PLC0415
+
+    from handlers.keys import Keys  # noqa: PLC0415
+    from handlers.redis_client import connect  # noqa: PLC0415
+    from handlers.triggers.stats import read_rule_stats  # noqa: PLC0415
+    from rules.lift import RuleStats  # noqa: PLC0415
+
+    async def read() -> list[RuleStats]:
+        client = connect(settings.redis)
+        try:
+            return await read_rule_stats(client, Keys(settings.redis.key_prefix), shop)
+        finally:
+            await client.aclose()
+
+    found = [entry.as_dict() for entry in asyncio.run(read())]
+    if as_json:
+        click.echo(orjson.dumps({"shop": shop, "rules": found}).decode())
+        return
+    table = Table(
+        "rule", "fired", "sent", "suppressed", "held out", "conv. sent", "conv. held out",
+        "lift (95% CI)", title=f"rules of {shop}" if shop else "rules, all shops",
+    )  # fmt: skip
+    for row in found:
+        suppressed = row["suppressed"]
+        assert isinstance(suppressed, dict)  # noqa: S101 -- as_dict's shape
+        ci = row["lift_ci95"]
+        lift = (
+            f"{float(row['lift']):+.1%} ({float(ci[0]):+.1%} … {float(ci[1]):+.1%})"  # type: ignore[arg-type, index]
+            if ci
+            else ""
+        )
+        table.add_row(
+            str(row["rule"]), str(row["fired"]), str(row["sent"]),
+            ", ".join(f"{k} {v}" for k, v in suppressed.items() if v),
+            str(row["holdout"]),
+            f"{row['converted']} ({_percent(row['conversion_rate'])})",
+            f"{row['converted_holdout']} ({_percent(row['conversion_rate_holdout'])})",
+            lift,
+        )  # fmt: skip
+    Console().print(table)
