@@ -115,8 +115,14 @@ class Keys:
     def outbox(self, shard_base: str) -> str:
         return shard_base + TRIGGER_KEY_SUFFIXES[0]
 
+    def timers(self, shard_base: str) -> str:
+        return shard_base + TRIGGER_KEY_SUFFIXES[1]
+
     def held(self, shard_base: str) -> str:
         return shard_base + TRIGGER_KEY_SUFFIXES[3]
+
+    def held_payloads(self, shard_base: str) -> str:
+        return shard_base + TRIGGER_KEY_SUFFIXES[4]
 
     def in_flight(self, shard_base: str) -> tuple[str, str]:
         """Sorted sets of a shard's decisions not taken yet: put off, and taken by a walker."""

@@ -138,3 +138,74 @@ def stats(settings: Settings, shop: str | None, as_json: bool) -> None:
             lift,
         )  # fmt: skip
     Console().print(table)
+
+
+@rules.command()
+@click.argument("rule_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--events",
+    "events_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Past events, one CloudEvent JSON per line.",
+)
+@click.option("--until", help="Run timers to this RFC 3339 time, or 'now' (default: last event).")
+@click.option("--sample", default=5, show_default=True, help="Triggers to show with reasons.")
+@click.option("--json", "as_json", is_flag=True, help="Plain JSON, for scripts.")
+@pass_settings
+def backtest(
+    settings: Settings,
+    rule_file: Path,
+    events_file: Path,
+    until: str | None,
+    sample: int,
+    as_json: bool,
+) -> None:
+    """What RULE_FILE would have fired over past events, sending nothing.
+
+    The live engine runs it, on a scratch key space in Redis removed afterwards.
+    """
+    import asyncio  # noqa: PLC0415 -- keeps --help fast
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    import orjson  # noqa: PLC0415
+
+    from handlers.backtest import backtest as run_backtest  # noqa: PLC0415
+    from rules.loader import RuleSetError  # noqa: PLC0415
+
+    end = None
+    if until == "now":
+        end = datetime.now(UTC)
+    elif until:
+        try:
+            end = datetime.fromisoformat(until)
+        except ValueError as exc:
+            raise click.BadParameter(f"not an RFC 3339 time: {until}") from exc
+    try:
+        report = asyncio.run(run_backtest(settings, rule_file, events_file, end))
+    except RuleSetError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(1)
+    summary = report.summary(sample)
+    if as_json:
+        click.echo(orjson.dumps(summary).decode())
+        return
+    console = Console()
+    for line, reason in report.invalid[:20]:
+        console.print(f"[yellow]line {line}[/]: {reason}")
+    console.print(
+        f"[bold]{report.rule}[/] over {report.events:,} events: "
+        f"[bold]{len(report.triggers):,}[/] triggers for {report.customers:,} customers "
+        f"({report.held_out:,} held out, {report.held_quiet_hours:,} held for quiet hours); "
+        "guards held back "
+        + ", ".join(f"{count:,} by {reason}" for reason, count in report.suppressed.items())
+        + f"; {report.waiting:,} timers still running; {len(report.invalid):,} invalid lines"
+    )
+    for trigger in summary["sample"]:
+        data = trigger["data"]
+        console.print(
+            f"\n{trigger['time']}  {trigger['shop']}/{trigger['subject']}  {data['channel']}"
+        )
+        for matched in data["reason"]:
+            console.print(f"  • {matched['condition']}  {matched['values']}")
