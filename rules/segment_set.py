@@ -65,6 +65,10 @@ class SegmentSet:
     segments: tuple[CompiledSegment, ...]
     sections: frozenset[str] = field(init=False)  # of the profile, to build for them
     timed: tuple[CompiledSegment, ...] = field(init=False)
+    # All the conditions (or the timed ones) as one CEL list: a customer's profile is handed
+    # to CEL once, not once per segment, which is most of what a segment costs.
+    together: Condition | None = field(init=False)
+    timed_together: Condition | None = field(init=False)
 
     def __post_init__(self) -> None:
         sections: set[str] = {"facts"}
@@ -72,10 +76,25 @@ class SegmentSet:
             reads = entry.condition.reads.get("profile", frozenset())
             sections |= {"*"} if reads == ALL else reads
         object.__setattr__(self, "sections", frozenset(sections))
-        object.__setattr__(self, "timed", tuple(s for s in self.segments if s.timed))
+        timed = tuple(s for s in self.segments if s.timed)
+        object.__setattr__(self, "timed", timed)
+        object.__setattr__(self, "together", _together(self.segments))
+        object.__setattr__(self, "timed_together", _together(timed))
+
+    def program(self, segments: tuple[CompiledSegment, ...]) -> Condition | None:
+        """The one-call program for these segments (all of them, or the timed ones)."""
+        if segments == self.segments:
+            return self.together
+        return self.timed_together if segments == self.timed else None
 
     def get(self, segment_id: str) -> CompiledSegment | None:
         return next((s for s in self.segments if s.segment.id == segment_id), None)
+
+
+def _together(segments: tuple[CompiledSegment, ...]) -> Condition | None:
+    if not segments:
+        return None
+    return Condition("[" + ", ".join(f"({s.condition.text})" for s in segments) + "]")
 
 
 EMPTY: Final = SegmentSet(())

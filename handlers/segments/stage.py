@@ -134,6 +134,16 @@ class SegmentStage:
             sections=SECTIONS if "*" in sections else sections,
         )
         context = activation(None, profile_view(profile), now_ms)
+        program = self.segments.program(tuple(segments))
+        if program is not None:
+            try:
+                results = program.evaluate(context)
+            except ConditionError:
+                pass  # one of them fails: taken one by one below, to say which
+            else:
+                for entry, holds in zip(segments, results, strict=True):
+                    flags[positions[entry.segment.id]] = "1" if holds is True else "0"
+                return "".join(flags)
         for entry in segments:
             try:
                 holds = entry.condition.holds(context)

@@ -1,0 +1,179 @@
+"""Segments at scale: sizes for a million customers, and a recheck pass over all of them.
+
+    python -m bench.segments [--customers 1000000]
+
+Builds the customers through the real profile and segment stages (in this
+process, on the configured Redis, under a key prefix of its own, removed at the
+end): each registers, most order once or more within the last year, some only
+favourite things, a few are on the merchant's VIP list. Then it measures what an
+operator feels: how long a shop's segment sizes take to answer, and how long a
+recheck of the timed segments takes over every customer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from bench.decode import RESULTS, cpu_model
+from crmstream.settings import Settings
+from handlers.keys import Keys
+from handlers.pipeline import ProfilesAndTriggers
+from schemas.decode import Decoder
+from schemas.events import Envelope
+
+SHOP = "bench-shop"
+REGIONS = ("华东", "华北", "华南", "西南")
+_BATCH = 5000
+
+
+def customer_events(n: int, rng: random.Random, now: datetime) -> list[dict[str, Any]]:
+    who = f"c{n:07d}"
+    joined = now - timedelta(days=rng.uniform(30, 400))
+
+    def event(kind: str, at: datetime, data: dict[str, Any], k: int) -> dict[str, Any]:
+        return {
+            "specversion": "1.0", "id": f"{who}-{k}", "source": "bench", "type": kind,
+            "time": at.isoformat(), "shop": SHOP, "subject": who, "data": data,
+        }  # fmt: skip
+
+    consents = {"marketing": True, "sms": rng.random() < 0.7, "push": True}
+    profile: dict[str, Any] = {"consents": consents, "region": rng.choice(REGIONS)}
+    if rng.random() < 0.02:
+        profile["tags"] = ["vip-list"]
+    events = [event("customer.registered", joined, profile, 0)]
+    if rng.random() < 0.2:
+        item = {"item_id": f"sku-{rng.randrange(500)}", "category": "tea"}
+        events.append(event("item.favorited", joined + timedelta(hours=1), item, 1))
+        return events
+    for k in range(rng.choice((1, 1, 1, 2, 3, 6))):
+        at = joined + timedelta(days=rng.uniform(0, (now - joined).days))
+        price = f"{rng.choice((49, 99, 199, 599, 1999))}.00"
+        line = {"item_id": f"sku-{rng.randrange(500)}", "category": "tea", "qty": 1, "price": price}
+        data = {"order_id": f"{who}-o{k}", "items": [line], "total": price}
+        events.append(event("order.placed", at, data, 2 + k))
+    return events
+
+
+async def load(sink: ProfilesAndTriggers, customers: int) -> dict[str, float]:
+    decoder = Decoder()
+    rng = random.Random(2026)
+    now = datetime.now(UTC)
+    not_after = decoder.not_after(now)
+    batch: list[Envelope] = []
+    spent = {"profiles_s": 0.0, "segments_s": 0.0, "events": 0.0}
+
+    async def flush() -> None:
+        started = time.perf_counter()
+        applied = await sink.profiles.apply(batch)
+        middle = time.perf_counter()
+        await sink.segments.on_batch(applied.touched)
+        spent["profiles_s"] += middle - started
+        spent["segments_s"] += time.perf_counter() - middle
+        spent["events"] += len(batch)
+        batch.clear()
+
+    for n in range(customers):
+        batch.extend(
+            decoder.require(orjson.dumps(raw), not_after) for raw in customer_events(n, rng, now)
+        )
+        if len(batch) >= _BATCH:
+            await flush()
+        if n and n % 100_000 == 0:
+            print(f"  {n:,} customers loaded", flush=True)
+    if batch:
+        await flush()
+    return spent
+
+
+async def run(customers: int) -> dict[str, Any]:
+    base = Settings()
+    run_id = uuid.uuid4().hex[:8]
+    settings = base.model_copy(
+        update={"redis": base.redis.model_copy(update={"key_prefix": f"bench-seg-{run_id}"})}
+    )
+    sink = ProfilesAndTriggers.from_settings(settings)
+    client, keys = sink.profiles.client, Keys(settings.redis.key_prefix)
+    memory_before = (await client.info("memory"))["used_memory"]
+    try:
+        spent = await load(sink, customers)
+        memory_after = (await client.info("memory"))["used_memory"]
+        timings = []
+        for _ in range(200):
+            started = time.perf_counter()
+            sizes = await sink.segment_reader.sizes(SHOP)
+            timings.append((time.perf_counter() - started) * 1000)
+        timings.sort()
+        started = time.perf_counter()
+        report = await sink.segments.recheck(int(time.time() * 1000))
+        recheck_s = time.perf_counter() - started
+    finally:
+        async for key in client.scan_iter(match=keys.pattern(), count=5000):
+            await client.unlink(key)
+        await sink.close()
+    return {
+        "customers": customers,
+        "events": int(spent["events"]),
+        "load_events_per_second": spent["events"] / (spent["profiles_s"] + spent["segments_s"]),
+        "segment_share_of_load": spent["segments_s"] / (spent["profiles_s"] + spent["segments_s"]),
+        "sizes": sizes,
+        "sizes_ms": {
+            "median": statistics.median(timings),
+            "p99": timings[int(len(timings) * 0.99) - 1],
+            "max": timings[-1],
+        },
+        "recheck": {
+            "customers": report.customers,
+            "changes": report.changes,
+            "seconds": recheck_s,
+            "customers_per_second": report.customers / recheck_s if recheck_s else None,
+            "segments": [s.segment.id for s in sink.segments.segments.timed],
+        },
+        "redis_bytes_per_customer": (memory_after - memory_before) / customers,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    args = parser.parse_args()
+    results = asyncio.run(run(args.customers))
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    sizes = results["sizes_ms"]
+    recheck = results["recheck"]
+    print(
+        f"  {results['customers']:,} customers ({results['events']:,} events) loaded at "
+        f"{results['load_events_per_second']:,.0f} ev/s, segments "
+        f"{results['segment_share_of_load']:.0%} of it\n"
+        f"  segment sizes: median {sizes['median']:.2f} ms, p99 {sizes['p99']:.2f} ms, "
+        f"max {sizes['max']:.2f} ms ({results['sizes']})\n"
+        f"  recheck of {len(recheck['segments'])} timed segments over {recheck['customers']:,} "
+        f"customers: {recheck['seconds']:.1f} s ({recheck['customers_per_second']:,.0f}/s), "
+        f"{recheck['changes']:,} changes\n"
+        f"  Redis: {results['redis_bytes_per_customer']:,.0f} B per customer (profile + segments)"
+    )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "segments.json").write_bytes(
+        orjson.dumps(
+            {
+                "benchmark": "segments",
+                "machine": {"cpu": cpu_model(), "cores": os.cpu_count()},
+                **results,
+            },
+            option=orjson.OPT_INDENT_2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
