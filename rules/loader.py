@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 from pydantic import ValidationError
@@ -21,6 +22,8 @@ from rules.expressions import Activation, Condition, ConditionError
 from rules.model import Goal, Rule
 from rules.yaml_lines import Path as YamlPath
 from rules.yaml_lines import line_of, load_with_lines
+
+T = TypeVar("T")
 
 # Event type (None for a schedule) → a typed sample activation to check conditions on.
 Samples = Callable[[str | None], Activation]
@@ -144,25 +147,39 @@ class RuleSet:
 
 def load_rules(folder: Path, samples: Samples) -> RuleSet:
     """Every ``*.yaml`` under ``folder``; raises RuleSetError listing all problems."""
+    compiled = load_folder(
+        folder, lambda path: compile_rule_file(path, samples), lambda entry: entry.rule.id, "rule"
+    )
+    return RuleSet.of(compiled)
+
+
+def load_folder(
+    folder: Path,
+    compile_file: Callable[[Path], tuple[T | None, list[RuleProblem]]],
+    id_of: Callable[[T], str],
+    what: str,
+) -> list[T]:
+    """Every ``*.yaml`` of ``folder`` compiled, ids unique; raises RuleSetError listing every
+    problem: nothing of a folder with a problem is used."""
     if not folder.is_dir():
         raise RuleSetError([RuleProblem(str(folder), 1, "no such folder")])
-    compiled: list[CompiledRule] = []
+    compiled: list[T] = []
     problems: list[RuleProblem] = []
     first_file_of: dict[str, str] = {}
     for path in sorted(folder.glob("*.yaml")):
-        entry, found = compile_rule_file(path, samples)
+        entry, found = compile_file(path)
         problems.extend(found)
         if entry is None:
             continue
-        earlier = first_file_of.setdefault(entry.rule.id, str(path))
+        earlier = first_file_of.setdefault(id_of(entry), str(path))
         if earlier != str(path):
-            reason = f"rule id {entry.rule.id!r} is already taken by {earlier}"
+            reason = f"{what} id {id_of(entry)!r} is already taken by {earlier}"
             problems.append(RuleProblem(str(path), 1, reason))
         else:
             compiled.append(entry)
     if problems:
         raise RuleSetError(problems)
-    return RuleSet.of(compiled)
+    return compiled
 
 
 def read_mapping(

@@ -43,6 +43,12 @@ def parse_clock(text: str) -> time:
     return time(int(match.group(1)), int(match.group(2)))
 
 
+def _positive_duration(value: str) -> str:
+    if parse_duration(value) <= 0:
+        raise ValueError("within must be longer than zero")
+    return value
+
+
 def _event_type(name: str) -> str:
     if name not in EVENT_TYPES:
         raise ValueError(f"unknown event type {name!r}")
@@ -62,13 +68,7 @@ class Absence(_Strict):
     rearm: bool = True
 
     _check_types = field_validator("after", "missing")(_event_type)
-
-    @field_validator("within")
-    @classmethod
-    def _within(cls, value: str) -> str:
-        if parse_duration(value) <= 0:
-            raise ValueError("within must be longer than zero")
-        return value
+    _check_within = field_validator("within")(_positive_duration)
 
     @property
     def within_s(self) -> int:
@@ -166,13 +166,7 @@ class Goal(_Strict):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     _check_event = field_validator("event")(_event_type)
-
-    @field_validator("within")
-    @classmethod
-    def _within(cls, value: str) -> str:
-        if parse_duration(value) <= 0:
-            raise ValueError("within must be longer than zero")
-        return value
+    _check_within = field_validator("within")(_positive_duration)
 
     @property
     def within_s(self) -> int:

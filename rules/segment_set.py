@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rules.expressions import ALL, Activation, Condition, ConditionError
 from rules.loader import (
     RuleProblem,
-    RuleSetError,
     compile_condition,
+    load_folder,
     read_mapping,
     validation_problems,
 )
@@ -103,25 +103,11 @@ EMPTY: Final = SegmentSet(())
 def load_segments(folder: Path, sample: Activation) -> SegmentSet:
     """Every ``*.yaml`` under ``folder``, each condition checked on ``sample`` (a typed
     profile); raises RuleSetError listing all problems."""
-    if not folder.is_dir():
-        raise RuleSetError([RuleProblem(str(folder), 1, "no such folder")])
-    compiled: list[CompiledSegment] = []
-    problems: list[RuleProblem] = []
-    first_file_of: dict[str, str] = {}
-    for path in sorted(folder.glob("*.yaml")):
-        entry, found = _compile_file(path, sample)
-        problems.extend(found)
-        if entry is None:
-            continue
-        earlier = first_file_of.setdefault(entry.segment.id, str(path))
-        if earlier != str(path):
-            reason = f"segment id {entry.segment.id!r} is already taken by {earlier}"
-            problems.append(RuleProblem(str(path), 1, reason))
-        elif entry.segment.enabled:
-            compiled.append(entry)
-    if problems:
-        raise RuleSetError(problems)
-    return SegmentSet(tuple(sorted(compiled, key=lambda entry: entry.segment.id)))
+    compiled = load_folder(
+        folder, lambda path: _compile_file(path, sample), lambda e: e.segment.id, "segment"
+    )
+    enabled = (entry for entry in compiled if entry.segment.enabled)
+    return SegmentSet(tuple(sorted(enabled, key=lambda entry: entry.segment.id)))
 
 
 def _compile_file(

@@ -5,11 +5,15 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import orjson
 from confluent_kafka import Consumer, Message, Producer
 from pydantic import BaseModel, SecretStr
 
@@ -150,3 +154,14 @@ def value_bytes(message: Message) -> bytes:
     value = message.value()
     assert isinstance(value, bytes)
     return value
+
+
+def http_get(url: str) -> tuple[int, Any]:
+    """(status, JSON body) of a GET on loopback; (0, None) while nothing listens yet."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 -- loopback
+            return response.status, orjson.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, orjson.loads(error.read() or b"null")
+    except urllib.error.URLError:
+        return 0, None

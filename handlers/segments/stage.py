@@ -19,11 +19,11 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
 import redis.asyncio
-from redis.exceptions import ResponseError
 
+from handlers.functions import FunctionLibrary
 from handlers.keys import SEGMENT_KEY_SUFFIXES, Keys
 from handlers.profile.encode import epoch_ms
 from handlers.profile.read import SECTIONS, ProfileReader, Stored, build_profile
@@ -67,12 +67,11 @@ class SegmentStage:
         self.segments = segments
         self._horizon_ms = horizon_days * _DAY_MS
         self.wall = wall  # the clock memberships are as of (tests set it)
-        self._loaded = False
+        self._library = FunctionLibrary(client, SEGMENT_LIBRARY, "segment")
         self.errors = 0  # conditions that could not be evaluated (logged)
 
     async def load_functions(self) -> None:
-        await self.client.function_load(SEGMENT_LIBRARY, replace=True)
-        self._loaded = True
+        await self._library.load()
 
     async def on_batch(self, touched: Mapping[Customer, tuple[datetime, str]]) -> int:
         """Evaluate every segment for the customers a batch changed; returns the changes."""
@@ -107,7 +106,7 @@ class SegmentStage:
         pipe = self.client.pipeline(transaction=False)
         for base, args in by_shard.items():
             pipe.fcall(SEGMENTS, 1, base, SUFFIXES, header, *args)
-        return sum(int(changes) for changes in await self._execute(pipe))
+        return sum(int(changes) for changes in await self._library.execute(pipe))
 
     def _flags(  # noqa: PLR0917 -- one customer against the segments of a pass
         self,
@@ -187,23 +186,6 @@ class SegmentStage:
                 report.changes += await self.evaluate(customers, timed, now_ms)
                 report.customers += len(customers)
         return report
-
-    async def _execute(self, pipe: Any) -> list[Any]:  # noqa: ANN401 -- a redis-py pipeline
-        """Load the library first if Redis lost it; the calls are safe to repeat."""
-        if not self._loaded:
-            await self.load_functions()
-        queued = list(pipe.command_stack)
-        try:
-            return list(await pipe.execute())
-        except ResponseError as exc:
-            if "Function not found" not in str(exc):
-                raise
-            log.warning("segment functions missing in Redis; loading them again")
-            await self.load_functions()
-            again = self.client.pipeline(transaction=False)
-            for args, options in queued:
-                again.pipeline_execute_command(*args, **options)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
-            return list(await again.execute())
 
 
 @dataclass(slots=True)

@@ -16,9 +16,9 @@ from datetime import datetime
 from typing import Any
 
 import redis.asyncio
-from redis.exceptions import ResponseError
 
 from crmstream.settings import TriggerSettings
+from handlers.functions import FunctionLibrary
 from handlers.keys import TRIGGER_KEY_SUFFIXES, Keys
 from handlers.profile.encode import epoch_ms
 from handlers.profile.read import SECTIONS, Profile, ProfileReader, build_profile, iso
@@ -102,32 +102,16 @@ class TriggerStage:
         self.settings = settings
         self.clock = clock
         self._fired_window_ms = settings.fired_window_days * _DAY_MS
-        self._loaded = False
+        self._library = FunctionLibrary(client, TRIGGER_LIBRARY, "trigger")
         # Set while this worker is behind on some partition, and until the decisions it put
         # off meanwhile are drained: decisions then stay in event-time order.
         self.deferring = False
 
     async def load_functions(self) -> None:
-        await self.client.function_load(TRIGGER_LIBRARY, replace=True)
-        self._loaded = True
+        await self._library.load()
 
     async def execute(self, pipe: Any) -> list[Any]:  # noqa: ANN401 -- a redis-py pipeline
-        """Run a pipeline of trigger Function calls, loading the library first if Redis lost
-        it (restarted without persistence, or flushed); the calls are safe to repeat."""
-        if not self._loaded:
-            await self.load_functions()
-        queued = list(pipe.command_stack)  # execute() empties it, even when it fails
-        try:
-            return list(await pipe.execute())
-        except ResponseError as exc:
-            if "Function not found" not in str(exc):
-                raise
-            log.warning("trigger functions missing in Redis; loading them again")
-            await self.load_functions()
-            again = self.client.pipeline(transaction=False)
-            for args, options in queued:
-                again.pipeline_execute_command(*args, **options)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
-            return list(await again.execute())
+        return await self._library.execute(pipe)
 
     async def on_events(self, events: Sequence[Envelope]) -> Counter[str]:
         """Arm, cancel and emit what this batch causes; returns outcomes by name."""

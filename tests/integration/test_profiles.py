@@ -32,7 +32,7 @@ from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect
 from handlers.shop_configs import ShopConfigs
 from tests.oracle.profiles import mismatches, owners
-from tests.support import free_port, running_worker, settings_env
+from tests.support import free_port, http_get, running_worker, settings_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -131,14 +131,6 @@ async def test_a_worker_killed_mid_run_loses_and_doubles_nothing(
     assert found == []
 
 
-def _get(url: str) -> tuple[int, Any]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 -- loopback
-            return response.status, orjson.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, orjson.loads(error.read() or b"null")
-
-
 async def test_profiles_over_http_and_on_the_command_line(
     settings: Settings, reader: ProfileReader, tmp_path: Path
 ) -> None:
@@ -150,9 +142,9 @@ async def test_profiles_over_http_and_on_the_command_line(
     base = f"http://{settings.worker.web_host}:{settings.worker.web_port}/profiles"
     with running_worker(settings, tmp_path / "worker.log") as worker:
         await converge(reader, events, settings, worker, tmp_path / "worker.log")
-        status, document = _get(f"{base}/{shop}/{who}/?as_of={urllib.parse.quote(as_of)}")
-        missing, _ = _get(f"{base}/{shop}/nobody/")
-        bad_time, _ = _get(f"{base}/{shop}/{who}/?as_of=yesterday")
+        status, document = http_get(f"{base}/{shop}/{who}/?as_of={urllib.parse.quote(as_of)}")
+        missing, _ = http_get(f"{base}/{shop}/nobody/")
+        bad_time, _ = http_get(f"{base}/{shop}/{who}/?as_of=yesterday")
     assert status == 200
     assert isinstance(document.pop("segments"), list)  # the live memberships, as of now
     assert document == await reader.read(shop, who, epoch_ms(datetime.fromisoformat(as_of)))

@@ -10,8 +10,6 @@ import re
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +30,7 @@ from rules.shop_config import ShopConfig
 from tests.integration.test_profiles import converge, publish
 from tests.oracle.profiles import ms
 from tests.oracle.segments import SEGMENTS, memberships
-from tests.support import running_worker, settings_env
+from tests.support import http_get, running_worker, settings_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -193,16 +191,6 @@ def test_time_alone_makes_a_buyer_dormant(settings: Settings, tmp_path: Path) ->
     assert entered_at >= order_at + timedelta(days=91)
 
 
-def _get(url: str) -> tuple[int, Any]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 -- loopback
-            return response.status, orjson.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, orjson.loads(error.read() or b"null")
-    except urllib.error.URLError:  # the worker's web server is not up yet
-        return 0, None
-
-
 def test_sizes_members_and_a_profile_s_segments_over_http_and_the_cli(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -228,14 +216,14 @@ def test_sizes_members_and_a_profile_s_segments_over_http_and_the_cli(
         deadline = time.monotonic() + 60
         sizes: dict[str, Any] = {}
         while time.monotonic() < deadline and sizes.get("vip-list") != len(names):
-            status, body = _get(f"{base}/segments/tea-house/")
+            status, body = http_get(f"{base}/segments/tea-house/")
             sizes = body["segments"] if status == 200 else {}
             time.sleep(0.5)
         assert sizes["vip-list"] == sizes["north-region"] == len(names)
-        _, first = _get(f"{base}/segments/tea-house/vip-list/members/?limit=10")
-        _, second = _get(f"{base}/segments/tea-house/vip-list/members/?limit=20&cursor=m-09")
-        bad, _ = _get(f"{base}/segments/tea-house/vip-list/members/?limit=0")
-        _, profile = _get(f"{base}/profiles/tea-house/m-03/")
+        _, first = http_get(f"{base}/segments/tea-house/vip-list/members/?limit=10")
+        _, second = http_get(f"{base}/segments/tea-house/vip-list/members/?limit=20&cursor=m-09")
+        bad, _ = http_get(f"{base}/segments/tea-house/vip-list/members/?limit=0")
+        _, profile = http_get(f"{base}/profiles/tea-house/m-03/")
     assert first == {
         "shop": "tea-house", "segment": "vip-list", "members": names[:10], "cursor": "m-09"
     }  # fmt: skip

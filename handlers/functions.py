@@ -1,0 +1,41 @@
+"""A Redis Function library as the stages use it: loaded once, and again if Redis lost it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis.asyncio
+from redis.exceptions import ResponseError
+
+log = logging.getLogger("crmstream.functions")
+
+
+class FunctionLibrary:
+    def __init__(self, client: redis.asyncio.Redis, source: str, name: str) -> None:
+        self._client = client
+        self._source = source
+        self._name = name
+        self._loaded = False
+
+    async def load(self) -> None:
+        await self._client.function_load(self._source, replace=True)
+        self._loaded = True
+
+    async def execute(self, pipe: Any) -> list[Any]:  # noqa: ANN401 -- a redis-py pipeline
+        """Run a pipeline of this library's calls, loading it first if Redis lost it
+        (restarted without persistence, or flushed); the calls must be safe to repeat."""
+        if not self._loaded:
+            await self.load()
+        queued = list(pipe.command_stack)  # execute() empties it, even when it fails
+        try:
+            return list(await pipe.execute())
+        except ResponseError as exc:
+            if "Function not found" not in str(exc):
+                raise
+            log.warning("%s functions missing in Redis; loading them again", self._name)
+            await self.load()
+            again = self._client.pipeline(transaction=False)
+            for args, options in queued:
+                again.pipeline_execute_command(*args, **options)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+            return list(await again.execute())
