@@ -20,7 +20,7 @@ from rich.table import Table
 
 from crmstream.admin import create_topics
 from crmstream.client.publisher import Publisher, stream_of
-from crmstream.client.simulator import SimulationConfig, Simulator
+from crmstream.client.simulator import SHOPS, SimulationConfig, Simulator
 from crmstream.settings import Settings
 from crmstream.stack import Stack
 from crmstream.topics import EVENT_STREAMS
@@ -66,6 +66,20 @@ def _table(published: Counter[str], taken: Counter[str], worker_state: str) -> T
         table.add_row(stream, str(published[stream]), str(taken[stream]))
     table.add_row("[bold]all", f"[bold]{sum(published.values())}", f"[bold]{sum(taken.values())}")
     return table
+
+
+def _segments(redis: Redis, settings: Settings) -> str:
+    """Live segment sizes of the simulated shops, summed, on one line."""
+    keys = Keys(settings.redis.key_prefix)
+    pipe = redis.pipeline(transaction=False)
+    for shop in SHOPS:
+        for base in keys.trigger_shards():
+            pipe.hgetall(keys.segment_sizes(base, shop))
+    sizes: Counter[str] = Counter()
+    for reply in pipe.execute():
+        sizes.update({segment.decode(): int(size) for segment, size in reply.items()})
+    shown = " · ".join(f"{segment} {size}" for segment, size in sorted(sizes.items()))
+    return f"segments (live): {shown or 'none yet'}"
 
 
 def _held(redis: Redis, settings: Settings) -> int:
@@ -115,7 +129,9 @@ def demo(settings: Settings, rate: float, seed: int, duration: float | None) -> 
                 taken = flow_counts(redis.hgetall(flow_key)) - baseline
                 state = "running" if taken else "starting (joining the group)"
                 held = _held(redis, settings)
-                live.update(Group(_table(traffic.published, taken, state), feed.table(held)))
+                flow = _table(traffic.published, taken, state)
+                flow.caption = _segments(redis, settings)
+                live.update(Group(flow, feed.table(held)))
                 time.sleep(0.25)
     except KeyboardInterrupt:
         pass
@@ -125,6 +141,7 @@ def demo(settings: Settings, rate: float, seed: int, duration: float | None) -> 
         traffic.join(timeout=30)
         feed.join(timeout=10)
         stop_worker(worker)
+    console.print(_segments(redis, settings))
     console.print(
         f"published {sum(traffic.published.values())}, taken in {sum(taken.values())}, "
         f"triggers {sum(feed.per_rule.values())}, held for quiet hours {_held(redis, settings)}"

@@ -31,3 +31,6 @@ def test_demo_shows_events_flowing_end_to_end(settings: Settings) -> None:
     assert 0 < taken <= published
     # New members are welcomed, or held until morning where it is night.
     assert triggers + held > 0
+    segments = result.stdout.strip().splitlines()[-2]
+    assert segments.startswith("segments (live): ")
+    assert "north-region" in segments
