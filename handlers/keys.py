@@ -52,6 +52,7 @@ SEGMENT_KEY_SUFFIXES: Final = (
     "sgn:",  # hash per shop: segment → members (the size, kept as a counter)
     "sgout",  # stream: entered/exited changes waiting for the relay to crm.segments
     "seen",  # sorted set: customer → last event time, for the passes time alone needs
+    "sgver",  # hash: segment → the version the last recheck of this shard evaluated for all
 )
 # Per trigger shard, the indexes schedules find their customers through (never a key scan).
 SCHEDULE_INDEX_SUFFIXES: Final = {
@@ -156,6 +157,9 @@ class Keys:
 
     def segment_seen(self, shard_base: str) -> str:
         return shard_base + SEGMENT_KEY_SUFFIXES[4]
+
+    def segment_versions(self, shard_base: str) -> str:
+        return shard_base + SEGMENT_KEY_SUFFIXES[5]
 
     def segment_pass(self, shard_base: str, slot: int) -> str:
         """String: one worker took this shard's recheck of timed segments in this time slot."""

@@ -165,14 +165,23 @@ class SegmentStage:
         return await self.recheck(now_ms, mine) if mine else RecheckReport()
 
     async def recheck(self, now_ms: int, shards: Sequence[str] | None = None) -> RecheckReport:
-        """Evaluate the timed segments again, as of ``now_ms``, for every customer of the
-        given shards (all by default) whose last event lies within the horizon."""
+        """Evaluate again, as of ``now_ms``, for every customer of the given shards (all by
+        default) whose last event lies within the horizon: the timed segments, and those
+        new or changed since the shard's last recheck (so a new segment fills up)."""
         report = RecheckReport()
-        timed = self.segments.timed
-        if not timed:
-            return report
         since = now_ms - self._horizon_ms
         for base in shards if shards is not None else self.keys.trigger_shards():
+            versions = self.keys.segment_versions(base)
+            covered = {
+                _text(segment): int(version)
+                for segment, version in (await self.client.hgetall(versions)).items()
+            }
+            fresh = [
+                s for s in self.segments.segments if covered.get(s.segment.id) != s.segment.version
+            ]
+            chosen = tuple(s for s in self.segments.segments if s.timed or s in fresh)
+            if not chosen:
+                continue
             seen = self.keys.segment_seen(base)
             offset = 0
             while True:
@@ -183,8 +192,12 @@ class SegmentStage:
                     break
                 offset += len(members)
                 customers = {_customer(member): Touch(0, RECHECK_CAUSE) for member in members}
-                report.changes += await self.evaluate(customers, timed, now_ms)
+                report.changes += await self.evaluate(customers, chosen, now_ms)
                 report.customers += len(customers)
+            if fresh:
+                await self.client.hset(
+                    versions, mapping={s.segment.id: s.segment.version for s in fresh}
+                )
         return report
 
 
@@ -192,6 +205,10 @@ class SegmentStage:
 class RecheckReport:
     customers: int = 0
     changes: int = 0
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _customer(member: object) -> Customer:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import cast
 
 import pytest
@@ -12,6 +13,7 @@ from crmstream.settings import Settings
 from handlers.pipeline import ProfilesAndTriggers
 from handlers.profile.encode import epoch_ms
 from handlers.segments.outbox import change_id, render_change
+from handlers.segments.read import MemberPage
 from schemas.events import Envelope
 from schemas.segments import SegmentChange
 from tests.integration.test_trigger_stage import T0, event, placed, registered, started
@@ -128,3 +130,32 @@ async def test_member_pages_are_stable_while_membership_changes(
     assert len(seen) == len(set(seen))  # nobody twice
     assert "z-late" in seen
     assert (await reader.sizes("s1"))["vip-list"] == 250
+
+
+async def test_a_new_segment_fills_up_at_the_next_recheck(
+    settings: Settings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "segments"
+    folder.mkdir()
+    shipped = settings.segments.segments_dir
+    (folder / "vip-list.yaml").write_text((shipped / "vip-list.yaml").read_text())
+    mine = settings.model_copy(
+        update={"segments": settings.segments.model_copy(update={"segments_dir": folder})}
+    )
+    sink = started(mine)
+    try:
+        at(sink, 0)
+        north = event("customer.updated", 0, {"region": "华北"}, "c-north")
+        await sink.handle([north, tagged(0, ["vip-list"], "c-vip")])
+        await sink.segments.recheck(epoch_ms(T0))  # nothing timed, nothing new: a no-op
+        (folder / "north-region.yaml").write_text((shipped / "north-region.yaml").read_text())
+        assert sink.reload_rules() is not None
+        report = await sink.segments.recheck(epoch_ms(T0))
+        assert report.customers == 2
+        assert await sink.segment_reader.members("s1", "north-region") == MemberPage(
+            ["c-north"], None
+        )
+        again = await sink.segments.recheck(epoch_ms(T0))
+        assert again.customers == 0  # filled once; nothing in it changes with time
+    finally:
+        await sink.close()
