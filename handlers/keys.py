@@ -47,7 +47,7 @@ TRIGGER_KEY_SUFFIXES: Final = (
 )
 # Per trigger shard, the keys of live segments (lua/segments.lua numbers them in this order).
 SEGMENT_KEY_SUFFIXES: Final = (
-    "sg:",  # hash per customer: segment → transitions so far (odd: a member); "@" → as of
+    "sg:",  # hash per customer: segment → transitions so far (odd: a member)
     "sgm:",  # sorted set per shop and segment: its members, all scored 0 (paged by name)
     "sgn:",  # hash per shop: segment → members (the size, kept as a counter)
     "sgout",  # stream: entered/exited changes waiting for the relay to crm.segments

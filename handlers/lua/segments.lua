@@ -82,9 +82,8 @@ local function apply(bases, args)
     if forget == '1' then
       redis.call('DEL', memberships)
       redis.call('ZREM', seen, who)
-    else
-      redis.call('HSET', memberships, '@', as_of)
-      if last_event ~= '0' then redis.call('ZADD', seen, 'GT', last_event, who) end
+    elseif last_event ~= '0' then
+      redis.call('ZADD', seen, 'GT', last_event, who)
     end
   end
   return changes

@@ -57,11 +57,7 @@ class SegmentReader:
     async def of_customer(self, shop: str, customer: str) -> list[str]:
         """The segments a customer is in now."""
         counts = await self._client.hgetall(self._keys.segment_memberships(shop, customer))
-        return sorted(
-            _text(segment)
-            for segment, count in counts.items()
-            if _text(segment) != "@" and int(count) % 2 == 1
-        )
+        return sorted(_text(segment) for segment, count in counts.items() if int(count) % 2 == 1)
 
 
 def _text(value: bytes | str) -> str:
