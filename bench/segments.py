@@ -135,8 +135,14 @@ async def run(customers: int) -> dict[str, Any]:
         report = await sink.segments.recheck(int(time.time() * 1000))
         recheck_s = time.perf_counter() - started
     finally:
+        doomed: list[bytes] = []
         async for key in client.scan_iter(match=keys.pattern(), count=5000):
-            await client.unlink(key)
+            doomed.append(key)
+            if len(doomed) == 5000:
+                await client.unlink(*doomed)
+                doomed.clear()
+        if doomed:
+            await client.unlink(*doomed)
         await sink.close()
     return {
         "customers": customers,
