@@ -141,7 +141,7 @@ def demo(settings: Settings, rate: float, seed: int, duration: float | None) -> 
         traffic.join(timeout=30)
         feed.join(timeout=10)
         stop_worker(worker)
-    console.print(_segments(redis, settings))
+    console.print(_segments(redis, settings), soft_wrap=True)
     console.print(
         f"published {sum(traffic.published.values())}, taken in {sum(taken.values())}, "
         f"triggers {sum(feed.per_rule.values())}, held for quiet hours {_held(redis, settings)}"
