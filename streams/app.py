@@ -56,6 +56,9 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.worker.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.worker.session_timeout_s / 3),
         web_host=settings.worker.web_host,
+        # Listen where the setting says (loopback unless told): Faust would take every
+        # interface.
+        web_bind=settings.worker.web_host,
         web_port=settings.worker.web_port,
     )
 

@@ -21,7 +21,7 @@ from handlers.keys import Keys
 from handlers.redis_client import connect_sync
 from tests.integration.test_profiles import publish, simulated
 from tests.oracle.triggers import Expected, expected_triggers
-from tests.support import consume, running_worker, value_bytes
+from tests.support import consume, free_port, running_worker, value_bytes
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -104,6 +104,12 @@ def taken(settings: Settings) -> int:
         client.close()
 
 
+def own_port(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={"worker": settings.worker.model_copy(update={"web_port": free_port()})}
+    )
+
+
 def wait_until_taken(settings: Settings, count: int, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while taken(settings) < count and time.monotonic() < deadline:
@@ -119,14 +125,25 @@ def test_killed_twice_with_two_workers_sharing_the_partitions(
     chance = random.Random()
     first_kill, second_kill = sorted(chance.uniform(0.1, 0.8) * len(events) for _ in range(2))
     with ExitStack() as workers:
-        first = workers.enter_context(running_worker(oracle_settings, tmp_path / "w1.log"))
-        second = workers.enter_context(running_worker(oracle_settings, tmp_path / "w2.log"))
+        # Each worker its own web port: a second one on the same port would not start.
+        first = workers.enter_context(
+            running_worker(own_port(oracle_settings), tmp_path / "w1.log")
+        )
+        second = workers.enter_context(
+            running_worker(own_port(oracle_settings), tmp_path / "w2.log")
+        )
         wait_until_taken(oracle_settings, int(first_kill))
+        assert first.poll() is None, (tmp_path / "w1.log").read_text()[-2000:]
+        assert second.poll() is None, (tmp_path / "w2.log").read_text()[-2000:]
         first.send_signal(signal.SIGKILL)
         first.wait()
-        workers.enter_context(running_worker(oracle_settings, tmp_path / "w3.log"))
+        third = workers.enter_context(
+            running_worker(own_port(oracle_settings), tmp_path / "w3.log")
+        )
         wait_until_taken(oracle_settings, int(second_kill))
+        assert second.poll() is None, (tmp_path / "w2.log").read_text()[-2000:]
         second.send_signal(signal.SIGKILL)
         second.wait()
+        assert third.poll() is None, (tmp_path / "w3.log").read_text()[-2000:]
         found = triggers_on_topic(oracle_settings, len(expected))
     check(found, expected, oracle_settings)
