@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from crmstream.errors import RuleError
@@ -201,18 +201,31 @@ def read_mapping(
     return data, lines
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_model(
+    path: Path, model: type[M], what: str
+) -> tuple[M, dict[YamlPath, int]] | list[RuleProblem]:
+    """A YAML file as ``model``, with the line of every key; or every problem in it."""
+    read = read_mapping(path, what)
+    if isinstance(read, list):
+        return read
+    data, lines = read
+    try:
+        return model.model_validate(data), lines
+    except ValidationError as exc:
+        return validation_problems(exc, str(path), lines)
+
+
 def compile_rule_file(
     path: Path, samples: Samples
 ) -> tuple[CompiledRule | None, list[RuleProblem]]:
     source = str(path)
-    read = read_mapping(path, "rule")
+    read = read_model(path, Rule, "rule")
     if isinstance(read, list):
         return None, read
-    data, lines = read
-    try:
-        rule = Rule.model_validate(data)
-    except ValidationError as exc:
-        return None, validation_problems(exc, source, lines)
+    rule, lines = read
     problems: list[RuleProblem] = []
     condition = compile_condition(rule.condition, ("if",), source, lines, problems)
     occurrence = (

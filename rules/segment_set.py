@@ -18,15 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Final
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from rules.expressions import ALL, Activation, Condition, ConditionError
 from rules.loader import (
     RuleProblem,
     compile_condition,
     load_folder,
-    read_mapping,
-    validation_problems,
+    read_model,
 )
 from schemas.segments import SegmentId
 
@@ -69,6 +68,9 @@ class SegmentSet:
     # to CEL once, not once per segment, which is most of what a segment costs.
     together: Condition | None = field(init=False)
     timed_together: Condition | None = field(init=False)
+    # What lua/segments.lua is told of the set ("id:version,…"), and each one's flag position.
+    header: str = field(init=False)
+    positions: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
         sections: set[str] = {"facts"}
@@ -80,6 +82,10 @@ class SegmentSet:
         object.__setattr__(self, "timed", timed)
         object.__setattr__(self, "together", _together(self.segments))
         object.__setattr__(self, "timed_together", _together(timed))
+        header = ",".join(f"{s.segment.id}:{s.segment.version}" for s in self.segments)
+        object.__setattr__(self, "header", header)
+        positions = {entry.segment.id: n for n, entry in enumerate(self.segments)}
+        object.__setattr__(self, "positions", positions)
 
     def program(self, segments: tuple[CompiledSegment, ...]) -> Condition | None:
         """The one-call program for these segments (all of them, or the timed ones)."""
@@ -114,14 +120,10 @@ def _compile_file(
     path: Path, sample: Activation
 ) -> tuple[CompiledSegment | None, list[RuleProblem]]:
     source = str(path)
-    read = read_mapping(path, "segment")
+    read = read_model(path, Segment, "segment")
     if isinstance(read, list):
         return None, read
-    data, lines = read
-    try:
-        segment = Segment.model_validate(data)
-    except ValidationError as exc:
-        return None, validation_problems(exc, source, lines)
+    segment, lines = read
     problems: list[RuleProblem] = []
     condition = compile_condition(segment.condition, ("if",), source, lines, problems)
     if condition is None:

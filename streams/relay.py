@@ -16,7 +16,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import redis.asyncio
 from confluent_kafka import KafkaError as RdKafkaError
@@ -72,31 +72,20 @@ class OutboxRelay(Service):
         self.relayed = 0
 
     @classmethod
-    def of_triggers(
+    def of(
         cls,
+        outbox: Literal["triggers", "segments"],
         settings: Settings,
         client: redis.asyncio.Redis,
         **kwargs: Any,  # noqa: ANN401 -- mode's Service options
     ) -> OutboxRelay:
-        keys = Keys(settings.redis.key_prefix)
-        topic = TopicNames.from_settings(settings.topics).triggers
-        return cls(
-            settings, client, outbox=keys.outbox, topic=topic, render=render_trigger, **kwargs
-        )
-
-    @classmethod
-    def of_segments(
-        cls,
-        settings: Settings,
-        client: redis.asyncio.Redis,
-        **kwargs: Any,  # noqa: ANN401 -- mode's Service options
-    ) -> OutboxRelay:
-        keys = Keys(settings.redis.key_prefix)
-        topic = TopicNames.from_settings(settings.topics).segments
-        return cls(
-            settings, client, outbox=keys.segment_outbox, topic=topic, render=render_change,
-            **kwargs,
-        )  # fmt: skip
+        """The relay of the trigger outboxes, or of the segment change outboxes."""
+        keys, topics = Keys(settings.redis.key_prefix), TopicNames.from_settings(settings.topics)
+        if outbox == "triggers":
+            stream, topic, render = keys.outbox, topics.triggers, render_trigger
+        else:
+            stream, topic, render = keys.segment_outbox, topics.segments, render_change
+        return cls(settings, client, outbox=stream, topic=topic, render=render, **kwargs)
 
     async def on_start(self) -> None:
         for base in self._keys.trigger_shards():

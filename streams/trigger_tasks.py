@@ -126,10 +126,10 @@ class TriggerChores(Service):
 def register_triggers(app: faust.App, settings: Settings, sink: ProfilesAndTriggers) -> None:
     chores = TriggerChores(settings, sink, loop=app.loop, beacon=app.beacon)
     client = sink.profiles.client
-    relays = (
-        OutboxRelay.of_triggers(settings, client, loop=app.loop, beacon=app.beacon),
-        OutboxRelay.of_segments(settings, client, loop=app.loop, beacon=app.beacon),
-    )
+    relays = [
+        OutboxRelay.of(outbox, settings, client, loop=app.loop, beacon=app.beacon)
+        for outbox in ("triggers", "segments")
+    ]
 
     async def start() -> None:
         await app.add_runtime_dependency(chores)

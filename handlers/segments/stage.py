@@ -94,8 +94,7 @@ class SegmentStage:
         sections = self.segments.sections
         wanted = SECTIONS if "*" in sections else sections
         stored = await self.reader.read_stored(list(customers), wanted)
-        header = ",".join(f"{s.segment.id}:{s.segment.version}" for s in self.segments.segments)
-        positions = {entry.segment.id: n for n, entry in enumerate(self.segments.segments)}
+        header, positions = self.segments.header, self.segments.positions
         by_shard: defaultdict[str, list[str | int]] = defaultdict(list)
         for (shop, who), touch in customers.items():
             flags = self._flags(shop, who, stored.get((shop, who)), segments, positions, now_ms)
