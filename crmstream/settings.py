@@ -224,6 +224,17 @@ class SegmentSettings(BaseModel):
     recheck_horizon_days: int = Field(default=400, ge=1)
 
 
+class MetricsSettings(BaseModel):
+    """Prometheus metrics on the worker's web port (/metrics)."""
+
+    model_config = _FROZEN
+
+    enabled: bool = True
+    # Segment sizes per shop as well as in total: one series per shop and segment, so only
+    # for deployments with a bounded number of shops.
+    per_shop: bool = False
+
+
 class PrivacySettings(BaseModel):
     """Phone numbers and e-mail addresses are kept only as keyed hashes (HMAC-SHA256)."""
 
@@ -270,6 +281,7 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = PrivacySettings()
     triggers: TriggerSettings = Field(default_factory=TriggerSettings)
     segments: SegmentSettings = Field(default_factory=SegmentSettings)
+    metrics: MetricsSettings = MetricsSettings()
     profiles: ProfileSettings = Field(default_factory=ProfileSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     worker: WorkerSettings = WorkerSettings()

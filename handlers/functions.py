@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import redis.asyncio
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
+
+from crmstream.metrics import RedisTimer
 
 log = logging.getLogger("crmstream.functions")
 
@@ -17,6 +20,7 @@ class FunctionLibrary:
         self._source = source
         self._name = name
         self._loaded = False
+        self._timer = RedisTimer(name)
 
     async def load(self) -> None:
         await self._client.function_load(self._source, replace=True)
@@ -28,10 +32,12 @@ class FunctionLibrary:
         if not self._loaded:
             await self.load()
         queued = list(pipe.command_stack)  # execute() empties it, even when it fails
+        started = time.perf_counter()
         try:
             return list(await pipe.execute())
         except ResponseError as exc:
             if "Function not found" not in str(exc):
+                self._timer.failed()
                 raise
             log.warning("%s functions missing in Redis; loading them again", self._name)
             await self.load()
@@ -39,3 +45,8 @@ class FunctionLibrary:
             for args, options in queued:
                 again.pipeline_execute_command(*args, **options)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
             return list(await again.execute())
+        except (RedisError, OSError):
+            self._timer.failed()
+            raise
+        finally:
+            self._timer.observe(time.perf_counter() - started)

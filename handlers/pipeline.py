@@ -16,11 +16,12 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from crmstream import metrics
 from crmstream.settings import Settings
 from handlers.keys import Keys
 from handlers.profile.encode import epoch_ms
 from handlers.profile.read import ProfileReader
-from handlers.profile.stage import ProfileStage
+from handlers.profile.stage import BatchOutcome, ProfileStage
 from handlers.segments.read import SegmentReader
 from handlers.segments.stage import SegmentStage
 from handlers.triggers.progress import EventTimeClock
@@ -100,9 +101,10 @@ class ProfilesAndTriggers:
             segments=segment_set,
             horizon_days=settings.segments.recheck_horizon_days,
         )
+        metrics.RULES_LOADED.set(sum(1 for r in rules.rules if r.rule.enabled))
         return cls(profiles, triggers, segments, settings)
 
-    async def handle(self, events: Sequence[Envelope]) -> None:
+    async def handle(self, events: Sequence[Envelope]) -> BatchOutcome:
         applied = await self.profiles.apply(events)
         # Segments and rules read the same applied profiles and write apart: side by side,
         # each one's Redis round trips overlap the other's Python work.
@@ -110,6 +112,9 @@ class ProfilesAndTriggers:
             self.segments.on_batch(applied.touched), self._decide(events)
         )
         self.outcomes["segment_changes"] += changes
+        if changes:
+            metrics.SEGMENT_CHANGES.inc(changes)
+        return applied
 
     async def _decide(self, events: Sequence[Envelope]) -> None:
         if self.triggers.deferring and not self.triggers.clock.behind:
@@ -137,9 +142,12 @@ class ProfilesAndTriggers:
                 len(self.segments.segments.segments),
                 exc,
             )
+            metrics.RULE_RELOADS.labels("failed").inc()
             return None
         self.triggers.rules = rules
         self.segments.segments = segments
+        metrics.RULE_RELOADS.labels("ok").inc()
+        metrics.RULES_LOADED.set(sum(1 for r in rules.rules if r.rule.enabled))
         log.info(
             "rules reloaded: %d enabled; %d segments",
             sum(1 for r in rules.rules if r.rule.enabled),

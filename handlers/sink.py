@@ -17,12 +17,21 @@ class EventSink(Protocol):
     """Takes each batch of valid events, in partition order, before its offsets are committed.
 
     ``handle`` returns once the batch's effects are durable; raising means none
-    of them may be assumed, and the batch will be handed over again.
+    of them may be assumed, and the batch will be handed over again. What it
+    returns is for metrics: a ``SortsDuplicates`` says which events were repeats.
     """
 
-    async def handle(self, events: Sequence[Envelope]) -> None: ...
+    async def handle(self, events: Sequence[Envelope]) -> object: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class SortsDuplicates(Protocol):
+    """What a sink's ``handle`` may return: how many events of each type were repeats."""
+
+    @property
+    def duplicates_by_type(self) -> Mapping[str, int]: ...
 
 
 @runtime_checkable

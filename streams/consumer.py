@@ -19,6 +19,7 @@ So the hot path is a Faust-managed service around an aiokafka consumer:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -29,6 +30,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
 from mode import Service
 
+from crmstream import metrics
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from streams.app import aiokafka_options
@@ -44,6 +46,9 @@ class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
         self._lock = lock
 
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        for partition in revoked:  # another worker reports those now
+            with contextlib.suppress(KeyError):
+                metrics.CONSUMER_LAG.remove(partition.topic, str(partition.partition))
         async with self._lock:
             log.info("giving up %d partition(s)", len(revoked))
 
@@ -61,6 +66,11 @@ class EventConsumer(Service):
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self.assigned = False
+
+    @property
+    def partitions(self) -> int:
+        """Partitions assigned to this worker now (0 before it has joined the group)."""
+        return len(self._consumer.assignment()) if self._consumer is not None else 0
 
     async def on_start(self) -> None:
         worker = self._settings.worker
@@ -99,6 +109,8 @@ class EventConsumer(Service):
             while not self.should_stop:
                 fetched = await consumer.getmany(timeout_ms=within_ms, max_records=batch_max)
                 if not fetched:
+                    if self._ingest.metrics:
+                        await _behind(consumer)  # keeps the lag gauges current while idle
                     continue
                 decoded = self._ingest.decode([r for part in fetched.values() for r in part])
                 decoded.behind = await _behind(consumer)
@@ -143,6 +155,8 @@ async def _behind(consumer: AIOKafkaConsumer) -> dict[tuple[str, int], int | Non
             lag = None if highwater is None else highwater - await consumer.position(partition)
         except IllegalStateError:
             continue  # taken away by a rebalance meanwhile
+        if lag is not None:
+            metrics.CONSUMER_LAG.labels(partition.topic, str(partition.partition)).set(lag)
         if lag is None or lag > 0:
             lagging[(partition.topic, partition.partition)] = lag
     return lagging

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, cast
@@ -12,10 +14,11 @@ from typing import Final, cast
 import faust
 from mode.types.signals import SignalHandlerT
 
+from crmstream import metrics
 from crmstream.settings import Settings
 from crmstream.topics import EVENT_STREAMS, TopicNames
 from handlers.pipeline import ProfilesAndTriggers
-from handlers.sink import EventSink, WatchesEventTime, load_sink
+from handlers.sink import EventSink, SortsDuplicates, WatchesEventTime, load_sink
 from schemas.decode import Decoder, Rejected
 from schemas.events import Envelope
 from streams.dead_letters import DeadLetters, position
@@ -40,6 +43,8 @@ class Decoded:
     # Partitions with records still to read after this batch, and how many (None: unknown);
     # set by the consumer.
     behind: dict[tuple[str, int], int | None] = field(default_factory=dict)
+    # (topic, event type) → valid events of the batch.
+    kinds: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
 class Ingest:
@@ -54,6 +59,9 @@ class Ingest:
         )
         self.sink = sink
         self.dead_letters = dead_letters
+        self.metrics = settings.metrics.enabled
+        # Since when the sink has been failing (Redis down…): the worker is not ready then.
+        self.failing_since: float | None = None
 
     def decode(self, batch: Sequence[Record]) -> Decoded:
         """Split a batch into valid events and refused records (pure CPU, no I/O)."""
@@ -61,7 +69,12 @@ class Ingest:
         decode = self.decoder.decode
         stream_of_topic = self.stream_of_topic
         decoded = Decoded(batch)
-        valid, refused, newest = decoded.valid, decoded.refused, decoded.newest
+        valid, refused, newest, kinds = (
+            decoded.valid,
+            decoded.refused,
+            decoded.newest,
+            decoded.kinds,
+        )
         for record in batch:
             result = decode(
                 record.value or b"", record.key, stream_of_topic.get(record.topic), not_after
@@ -71,6 +84,7 @@ class Ingest:
             else:
                 event = cast(Envelope, result)
                 valid.append(event)
+                kinds[record.topic, event.type] += 1  # type: ignore[attr-defined]
                 partition = (record.topic, record.partition)
                 seen = newest.get(partition)
                 if seen is None or event.time > seen:
@@ -80,28 +94,68 @@ class Ingest:
     async def deliver(self, decoded: Decoded) -> None:
         """Returns once every record is either with the sink or in the dead-letter topic."""
         batch = decoded.batch
+        started = time.perf_counter()
         if decoded.refused:
             await _until_done(
                 lambda: self.dead_letters.send(decoded.refused), "dead-letter topic", batch
             )
+        handled: object = None
         if decoded.valid:
-            await _until_done(lambda: self.sink.handle(decoded.valid), "event sink", batch)
+
+            async def hand_over() -> None:
+                nonlocal handled
+                handled = await self.sink.handle(decoded.valid)
+
+            await _until_done(hand_over, "event sink", batch, self)
         if isinstance(self.sink, WatchesEventTime):
             self.sink.observe_event_time(decoded.newest, decoded.behind)
+        if self.metrics:
+            _measure(decoded, handled, time.perf_counter() - started)
 
     async def process(self, batch: Sequence[Record]) -> None:
         await self.deliver(self.decode(batch))
 
 
+def _measure(decoded: Decoded, handled: object, seconds: float) -> None:
+    """The batch's counts, added once per label set (never once per event)."""
+    metrics.BATCH_SIZE.observe(len(decoded.batch))
+    metrics.BATCH_SECONDS.observe(seconds)
+    duplicates: Mapping[str, int] = (
+        handled.duplicates_by_type if isinstance(handled, SortsDuplicates) else {}
+    )
+    for (topic, kind), count in decoded.kinds.items():
+        repeats = duplicates.get(kind, 0)
+        if repeats:
+            metrics.EVENTS.labels(topic, kind, "duplicate").inc(repeats)
+        if count > repeats:
+            metrics.EVENTS.labels(topic, kind, "processed").inc(count - repeats)
+    if decoded.refused:
+        invalid = Counter(
+            (record.topic, rejected.reason.value) for record, rejected in decoded.refused
+        )
+        for (topic, reason), count in invalid.items():
+            metrics.EVENTS.labels(topic, "unknown", "invalid").inc(count)
+            metrics.DEAD_LETTERS.labels(reason).inc(count)
+    now = datetime.now(UTC)
+    for newest in decoded.newest.values():
+        metrics.EVENT_LAG.observe(max(0.0, (now - newest).total_seconds()))
+
+
 async def _until_done(
-    action: Callable[[], Awaitable[None]], what: str, batch: Sequence[Record]
+    action: Callable[[], Awaitable[None]],
+    what: str,
+    batch: Sequence[Record],
+    ingest: Ingest | None = None,
 ) -> None:
-    """Nothing is acknowledged before it is done: retry with backoff, never drop."""
+    """Nothing is acknowledged before it is done: retry with backoff, never drop. While
+    the sink fails, ``ingest.failing_since`` says since when."""
     delay = _RETRY_FIRST_S
     while True:
         try:
             await action()
         except Exception:  # whatever failed, the batch stays uncommitted
+            if ingest is not None and ingest.failing_since is None:
+                ingest.failing_since = time.monotonic()
             log.exception(
                 "%s failed for %s .. %s (%d records); retrying in %.1fs",
                 what,
@@ -113,6 +167,8 @@ async def _until_done(
             await asyncio.sleep(delay)
             delay = min(delay * 2, _RETRY_MAX_S)
         else:
+            if ingest is not None:
+                ingest.failing_since = None
             return
 
 

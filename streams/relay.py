@@ -22,8 +22,10 @@ import redis.asyncio
 from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka import Message, Producer
 from mode import Service
+from prometheus_client.metrics import Counter as CounterChild
 from redis.exceptions import RedisError, ResponseError
 
+from crmstream import metrics
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from handlers.keys import Keys
@@ -70,6 +72,7 @@ class OutboxRelay(Service):
             }
         )
         self.relayed = 0
+        self.relayed_metric: CounterChild | None = None
 
     @classmethod
     def of(
@@ -85,7 +88,9 @@ class OutboxRelay(Service):
             stream, topic, render = keys.outbox, topics.triggers, render_trigger
         else:
             stream, topic, render = keys.segment_outbox, topics.segments, render_change
-        return cls(settings, client, outbox=stream, topic=topic, render=render, **kwargs)
+        relay = cls(settings, client, outbox=stream, topic=topic, render=render, **kwargs)
+        relay.relayed_metric = metrics.RELAYED.labels(outbox)
+        return relay
 
     async def on_start(self) -> None:
         for base in self._keys.trigger_shards():
@@ -164,6 +169,8 @@ class OutboxRelay(Service):
         if delivered:
             await pipe.execute()
         self.relayed += len(delivered)
+        if self.relayed_metric is not None:
+            self.relayed_metric.inc(len(delivered))
         return len(delivered)
 
     def _produce(self, fields: Fields, on_delivery: Any) -> None:  # noqa: ANN401 -- librdkafka callback

@@ -20,7 +20,9 @@ import faust
 from mode import Service
 from redis.exceptions import RedisError
 
+from crmstream import metrics
 from crmstream.settings import Settings
+from handlers.backlog import read_backlog
 from handlers.pipeline import ProfilesAndTriggers
 from streams.relay import OutboxRelay
 
@@ -30,6 +32,7 @@ _RULES_POLL_S = 2.0
 # Cheap when nothing is due: each shard's pass is claimed once per slot (schedule_every_s).
 _SCHEDULE_POLL_S = 10.0
 _REPORT_EVERY_S = 10.0
+_GAUGES_EVERY_S = 5.0
 
 
 def _rules_stamp(*folders: Path) -> tuple[tuple[str, float], ...]:
@@ -48,6 +51,7 @@ class TriggerChores(Service):
         self._tick_s = settings.triggers.timer_tick_s
         self._watched = (settings.triggers.rules_dir, settings.segments.segments_dir)
         self._recheck_every_s = settings.segments.recheck_every_s
+        self._metrics = settings.metrics.enabled
         self._reload_wanted = asyncio.Event()
 
     async def on_start(self) -> None:
@@ -57,6 +61,8 @@ class TriggerChores(Service):
         self.add_future(self._schedules())
         self.add_future(self._watch_rules())
         self.add_future(self._segment_rechecks())
+        if self._metrics:
+            self.add_future(self._gauges())
 
     async def on_stop(self) -> None:
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
@@ -100,6 +106,7 @@ class TriggerChores(Service):
                 report = await stage.recheck_due(int(time.time() * 1000), self._recheck_every_s)
                 if report.customers:
                     self._sink.outcomes["segment_changes"] += report.changes
+                    metrics.SEGMENT_CHANGES.inc(report.changes)
                     log.info(
                         "segments rechecked: %d customers, %d changes",
                         report.customers,
@@ -110,6 +117,24 @@ class TriggerChores(Service):
             except Exception:  # a bug must not stop every recheck: said, and tried again
                 log.exception("segment recheck: a pass failed")
             await asyncio.sleep(poll_s)
+
+    async def _gauges(self) -> None:
+        """What waits in Redis, as gauges: outboxes, timers, held triggers, segment sizes."""
+        stage = self._sink.triggers
+        while not self.should_stop:
+            try:
+                backlog = await read_backlog(stage.client, stage.keys, int(time.time() * 1000))
+            except (RedisError, OSError) as exc:
+                log.warning("gauges: Redis failed (%s); retrying", exc)
+            else:
+                for outbox, entries in backlog.outbox.items():
+                    metrics.OUTBOX_BACKLOG.labels(outbox).set(entries)
+                    metrics.OUTBOX_OLDEST.labels(outbox).set(backlog.oldest_age_s[outbox])
+                metrics.TIMERS_PENDING.set(backlog.timers)
+                metrics.HELD.set(backlog.held)
+                for segment, size in backlog.segments.items():
+                    metrics.SEGMENT_MEMBERS.labels(segment).set(size)
+            await asyncio.sleep(_GAUGES_EVERY_S)
 
     async def _watch_rules(self) -> None:
         stamp = _rules_stamp(*self._watched)

@@ -50,6 +50,7 @@ local function apply(bases, args)
     local who = shop .. ':' .. customer
     local memberships = base .. suffixes[S_MEMBERSHIPS] .. who
     local sizes = base .. suffixes[S_SIZES] .. shop
+    local all_sizes = base .. suffixes[S_SIZES] -- every shop together (no shop id is empty)
     local stored = redis.call('HGETALL', memberships)
     local counts = {}
     for j = 1, #stored, 2 do counts[stored[j]] = tonumber(stored[j + 1]) end
@@ -66,10 +67,12 @@ local function apply(bases, args)
           if wanted then
             redis.call('ZADD', members, 0, customer)
             redis.call('HINCRBY', sizes, segment, 1)
+            redis.call('HINCRBY', all_sizes, segment, 1)
             change = 'entered'
           else
             redis.call('ZREM', members, customer)
             redis.call('HINCRBY', sizes, segment, -1)
+            redis.call('HINCRBY', all_sizes, segment, -1)
             change = 'exited'
           end
           redis.call('XADD', base .. suffixes[S_OUTBOX], '*', 'shop', shop, 'customer', customer,

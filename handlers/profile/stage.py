@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
 import redis.asyncio
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
+from crmstream.metrics import RedisTimer
 from crmstream.settings import ProfileSettings, Settings
 from handlers.flow import count_flow
 from handlers.keys import CUSTOMER_KEY_SUFFIXES, Keys
@@ -37,6 +39,7 @@ REDIRECTED: Final = 3
 SUFFIXES: Final = ",".join(CUSTOMER_KEY_SUFFIXES)
 _HOUR_S: Final = 3600
 _DAY_S: Final = 86_400
+_REDIS: Final = RedisTimer("profile")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,8 @@ class BatchOutcome:
     # Every profile the batch may have changed (a merged anonymous shopper's too), with its
     # newest event there: (event time, event id). Segments are evaluated again for these.
     touched: dict[tuple[str, str], tuple[datetime, str]] = field(default_factory=dict)
+    # Event type → how many of the batch's events of that type were duplicates (metrics).
+    duplicates_by_type: Counter[str] = field(default_factory=Counter)
 
 
 def _touch(
@@ -116,8 +121,8 @@ class ProfileStage:
     def shops(self) -> ShopConfigs:
         return self._shops
 
-    async def handle(self, events: Sequence[Envelope]) -> None:
-        await self.apply(events)
+    async def handle(self, events: Sequence[Envelope]) -> BatchOutcome:
+        return await self.apply(events)
 
     async def apply(self, events: Sequence[Envelope]) -> BatchOutcome:
         """Apply a batch; raises (and applies nothing more) if Redis fails."""
@@ -135,6 +140,9 @@ class ProfileStage:
         # Anonymous events of a login in this batch go after the customer's own events, so
         # after the merge: a copy of one the merge brings is then known as a duplicate.
         after_merge: dict[tuple[str, str], list[EncodedEvent]] = {}
+        # Each group's event types, beside its encoded events (for the duplicate counts).
+        kinds: dict[tuple[str, str], list[str]] = {}
+        kinds_after_merge: dict[tuple[str, str], list[str]] = {}
         unattributed = 0
         touched: dict[tuple[str, str], tuple[datetime, str]] = {}
         for event in events:
@@ -152,13 +160,19 @@ class ProfileStage:
             merged = merges.get(event.id, b"")
             encoded = encode_event(event, self._shops.for_shop(shop), self._hash_key, merged)
             target.setdefault((shop, who), []).append(encoded)
+            (kinds if target is groups else kinds_after_merge).setdefault((shop, who), []).append(
+                event.type  # type: ignore[attr-defined]  # every concrete event has one
+            )
         for group, encoded_events in after_merge.items():
             groups.setdefault(group, []).extend(encoded_events)
+            kinds.setdefault(group, []).extend(kinds_after_merge[group])
         statuses: list[int] = []
+        duplicates: Counter[str] = Counter()
         unlinked: list[tuple[str, str, str]] = []
         while groups:
-            done, redirected = await self._apply_groups(groups, unlinked)
-            statuses.extend(done)
+            done, redirected, kinds = await self._apply_groups(groups, kinds, unlinked)
+            statuses.extend(status for status, _kind in done)
+            duplicates.update(kind for status, kind in done if status == DUPLICATE)
             groups = redirected
             for group in redirected:  # an alias this worker did not know of yet
                 _touch(touched, group, *max(touched.values()))
@@ -172,16 +186,24 @@ class ProfileStage:
             erased=statuses.count(ERASED),
             unattributed=unattributed,
             touched=touched,
+            duplicates_by_type=duplicates,
         )
 
     async def _apply_groups(
         self,
         groups: dict[tuple[str, str], list[EncodedEvent]],
+        kinds: dict[tuple[str, str], list[str]],
         unlinked: list[tuple[str, str, str]],
-    ) -> tuple[list[int], dict[tuple[str, str], list[EncodedEvent]]]:
+    ) -> tuple[
+        list[tuple[int, str]],
+        dict[tuple[str, str], list[EncodedEvent]],
+        dict[tuple[str, str], list[str]],
+    ]:
         """One FCALL for all groups; groups of merged anonymous shoppers come back rerouted.
 
-        ``unlinked`` gains (shop, customer, anonymous id) for each alias an erasure cut.
+        Returns (status, event type) of each event applied, then the rerouted groups and
+        their event types. ``unlinked`` gains (shop, customer, anonymous id) for each alias
+        an erasure cut.
         """
         order = list(groups)
         keys: list[str] = []
@@ -202,6 +224,7 @@ class ProfileStage:
             starts[group] = offset
             offset += len(groups[group])
         rerouted: dict[tuple[str, str], list[EncodedEvent]] = {}
+        rerouted_kinds: dict[tuple[str, str], list[str]] = {}
         for position in range(0, len(redirects), 3):
             shop, anonymous_id = order[int(redirects[position]) - 1]
             customer = redirects[position + 1].decode()
@@ -210,15 +233,27 @@ class ProfileStage:
                 # dedup marks are what tells a late copy of its events from a new one.
                 self._aliases.put(shop, anonymous_id, customer)
             first = starts[(shop, anonymous_id)]
-            rerouted.setdefault((shop, customer), []).extend(
-                encoded
-                for n, encoded in enumerate(groups[(shop, anonymous_id)])
+            moved = [
+                n
+                for n in range(len(groups[(shop, anonymous_id)]))
                 if statuses[first + n] == REDIRECTED
+            ]
+            rerouted.setdefault((shop, customer), []).extend(
+                groups[(shop, anonymous_id)][n] for n in moved
+            )
+            rerouted_kinds.setdefault((shop, customer), []).extend(
+                kinds[(shop, anonymous_id)][n] for n in moved
             )
         for position in range(0, len(erased_aliases), 2):
             shop, customer = order[int(erased_aliases[position]) - 1]
             unlinked.append((shop, customer, erased_aliases[position + 1].decode()))
-        return [status for status in statuses if status != REDIRECTED], rerouted
+        every_kind = [kind for group in order for kind in kinds[group]]
+        done = [
+            (status, kind)
+            for status, kind in zip(statuses, every_kind, strict=True)
+            if status != REDIRECTED
+        ]
+        return done, rerouted, rerouted_kinds
 
     async def _detach_merged(self, events: Sequence[Envelope]) -> dict[str, bytes]:
         """Step one of each login in the batch: freeze the anonymous history, get it back."""
@@ -279,15 +314,22 @@ class ProfileStage:
     async def _fcall(
         self, function: str, keys: list[str], args: list[bytes | str | int]
     ) -> list[Any]:
+        started = time.perf_counter()
         try:
             result = await self._client.fcall(function, len(keys), *keys, *args)
         except ResponseError as exc:
             if "Function not found" not in str(exc):
+                _REDIS.failed()
                 raise
             # Redis restarted without persistence, or was flushed: load the library again.
             log.warning("profile functions missing in Redis; loading them again")
             await self.load_functions()
             result = await self._client.fcall(function, len(keys), *keys, *args)
+        except (RedisError, OSError):
+            _REDIS.failed()
+            raise
+        finally:
+            _REDIS.observe(time.perf_counter() - started)
         return list(result)
 
     async def load_functions(self) -> None:

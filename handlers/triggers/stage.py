@@ -17,6 +17,7 @@ from typing import Any
 
 import redis.asyncio
 
+from crmstream import metrics
 from crmstream.settings import TriggerSettings
 from handlers.functions import FunctionLibrary
 from handlers.keys import TRIGGER_KEY_SUFFIXES, Keys
@@ -43,6 +44,16 @@ from schemas.triggers import MatchedCondition
 log = logging.getLogger("crmstream.triggers")
 
 SUFFIXES = ",".join(TRIGGER_KEY_SUFFIXES)
+# What the trigger functions answer → the outcome label of crmstream_triggers_total.
+_OUTCOME = {
+    "sent": "sent",
+    "held": "held_quiet_hours",
+    "holdout": "holdout",
+    "cooldown": "suppressed_cooldown",
+    "capped": "suppressed_cap",
+    "consent": "suppressed_consent",
+    "duplicate": "duplicate",
+}
 _DAY_MS = 86_400_000
 
 
@@ -337,13 +348,28 @@ class TriggerStage:
         replies = await self.execute(pipe)
         outcomes["cancelled"] += sum(int(replies[position]) for position in arms)
         for position, candidates in emits:
-            for candidate, status in zip(candidates, replies[position], strict=True):
-                name = status.decode()
-                if name == "sent" and candidate.holdout:
-                    name = "holdout"
-                if name != "skipped":
-                    outcomes[name] += 1
+            _count(candidates, replies[position], outcomes)
         return +outcomes
+
+
+def _count(
+    candidates: Sequence[Candidate], statuses: Sequence[bytes], outcomes: Counter[str]
+) -> None:
+    """What the guards decided, into ``outcomes`` and crmstream_triggers_total."""
+    decided: Counter[tuple[str, str, str]] = Counter()
+    for candidate, status in zip(candidates, statuses, strict=True):
+        name = status.decode()
+        if name == "sent" and candidate.holdout:
+            name = "holdout"
+        if name != "skipped":
+            outcomes[name] += 1
+        elif candidate.trigger_id:  # refused for want of consent
+            name = "consent"
+        else:
+            continue  # only a timer went
+        decided[candidate.rule_id, candidate.channel or "none", _OUTCOME[name]] += 1
+    for (rule, channel, outcome), count in decided.items():
+        metrics.TRIGGERS.labels(rule, channel, outcome).inc(count)
 
 
 def _on_event_reason(

@@ -17,6 +17,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from crmstream import metrics
 from handlers.profile.read import Profile, build_profile
 from handlers.scripts import DUE, RELEASE
 from handlers.triggers import decide
@@ -167,6 +168,9 @@ class TimerPump:
                 candidate = self._decide_later(rule, member, deadline, armed, profile, outcomes)
             else:
                 candidate = self._candidate(rule, shop, customer, member, deadline, armed, profile)
+                # Event time and the wall clock agree once caught up; a replay's deadlines are
+                # old on the wall clock, which is what this measures in them.
+                metrics.TIMER_DELAY.observe(max(0.0, time.time() - deadline / 1000))
             if candidate is None:
                 shard.candidates.append(_skip(shop, customer, rule_id, member, deadline))
                 continue

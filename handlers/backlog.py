@@ -1,0 +1,51 @@
+"""What waits in Redis, for the gauges an SRE watches: outboxes, timers, held triggers and
+segment sizes. One round trip, whatever the number of customers."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import redis.asyncio
+
+from handlers.keys import Keys
+
+
+@dataclass
+class Backlog:
+    outbox: dict[str, int] = field(default_factory=dict)  # outbox → entries
+    oldest_age_s: dict[str, float] = field(default_factory=dict)  # outbox → oldest entry's age
+    timers: int = 0
+    held: int = 0
+    segments: Counter[str] = field(default_factory=Counter)  # every shop together
+
+
+async def read_backlog(client: redis.asyncio.Redis, keys: Keys, now_ms: int) -> Backlog:
+    outboxes = {"triggers": keys.outbox, "segments": keys.segment_outbox}
+    bases = keys.trigger_shards()
+    pipe = client.pipeline(transaction=False)
+    for base in bases:
+        for outbox in outboxes.values():
+            pipe.xlen(outbox(base))
+            pipe.xrange(outbox(base), count=1)
+        pipe.zcard(keys.timers(base))
+        pipe.zcard(keys.held(base))
+        pipe.hgetall(keys.segment_sizes(base, ""))
+    replies = iter(await pipe.execute())
+    backlog = Backlog(outbox=dict.fromkeys(outboxes, 0), oldest_age_s=dict.fromkeys(outboxes, 0.0))
+    for _base in bases:
+        for name in outboxes:
+            backlog.outbox[name] += int(next(replies))
+            first = next(replies)
+            if first:
+                entry_id = first[0][0]
+                born_ms = int(
+                    (entry_id.decode() if isinstance(entry_id, bytes) else entry_id).split("-")[0]
+                )
+                age = max(0.0, (now_ms - born_ms) / 1000)
+                backlog.oldest_age_s[name] = max(backlog.oldest_age_s[name], age)
+        backlog.timers += int(next(replies))
+        backlog.held += int(next(replies))
+        for segment, size in next(replies).items():
+            backlog.segments[segment.decode()] += int(size)
+    return backlog
