@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Final, cast
+from typing import TYPE_CHECKING, Final, cast
 
 import faust
 from mode.types.signals import SignalHandlerT
@@ -24,6 +24,9 @@ from schemas.events import Envelope
 from streams.dead_letters import DeadLetters, position
 from streams.records import Record
 from streams.trigger_tasks import register_triggers
+
+if TYPE_CHECKING:
+    from streams.consumer import EventConsumer
 
 log = logging.getLogger("crmstream.ingest")
 
@@ -172,7 +175,7 @@ async def _until_done(
             return
 
 
-def register_ingest(app: faust.App, settings: Settings) -> Ingest:
+def register_ingest(app: faust.App, settings: Settings) -> tuple[Ingest, EventConsumer]:
     """Start the batch consumer of the five event topics with the app; close the sink after."""
     from streams.consumer import EventConsumer  # noqa: PLC0415 -- it imports this module
 
@@ -201,4 +204,4 @@ def register_ingest(app: faust.App, settings: Settings) -> Ingest:
 
     # **kwargs takes the `signal` keyword, but mypy matches mode's NamedArg type only by name.
     app.on_before_shutdown.connect(cast("SignalHandlerT[faust.App]", on_shutdown))
-    return ingest
+    return ingest, consumer

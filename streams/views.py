@@ -16,11 +16,12 @@ from handlers.redis_client import connect
 from handlers.segments.read import SegmentReader
 from handlers.shop_configs import ShopConfigs
 from handlers.triggers.stats import read_rule_stats
+from streams.health import Readiness
 
 _MAX_PAGE = 1000
 
 
-def register_views(app: faust.App, settings: Settings) -> None:
+def register_views(app: faust.App, settings: Settings, readiness: Readiness) -> None:
     client = connect(settings.redis)
     keys = Keys(settings.redis.key_prefix)
     reader = ProfileReader(client, keys, ShopConfigs(settings.profiles.shop_config_dir))
@@ -43,6 +44,23 @@ def register_views(app: faust.App, settings: Settings) -> None:
                 return self.error(404, f"no profile for customer {customer} of shop {shop}")
             profile["segments"] = await groups.of_customer(shop, customer)
             return self.json(profile)
+
+    @app.page("/healthz", name="healthz")
+    class AliveView(View):
+        """200 while the event loop answers: this handler runs on it."""
+
+        async def get(self, request: Request) -> Response:
+            return self.json({"status": "alive"})
+
+    @app.page("/readyz", name="readyz")
+    class ReadyView(View):
+        """200 when Redis answers, partitions are held and batches go through; else 503."""
+
+        async def get(self, request: Request) -> Response:
+            problems = await readiness.problems()
+            if problems:
+                return self.json({"status": "not ready", "problems": problems}, status=503)
+            return self.json({"status": "ready"})
 
     @app.page("/rules/stats/", name="rule-stats")
     class RuleStatsView(View):

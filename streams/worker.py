@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
 
+from crmstream import metrics
 from crmstream.admin import create_topics
 from crmstream.settings import Settings
 from streams.app import create_app
+from streams.health import Readiness
 from streams.ingest import register_ingest
 from streams.views import register_views
 
 
 def build_app(settings: Settings) -> faust.App:
     app = create_app(settings)
-    register_ingest(app, settings)
-    register_views(app, settings)
+    ingest, consumer = register_ingest(app, settings)
+    if settings.metrics.enabled:
+        # Faust's own sensors, on the registry of ours; served at /metrics.
+        setup_prometheus_sensors(app, registry=metrics.REGISTRY, name_prefix="crmstream_faust")
+    register_views(app, settings, Readiness(ingest, consumer, settings))
     return app
 
 
