@@ -146,6 +146,11 @@ SEGMENT_CHANGES: Final = Counter(
     "Segment memberships entered or left.",
     registry=REGISTRY,
 )
+READY: Final = Gauge(
+    "crmstream_ready",
+    "1 when this worker is ready (what /readyz says), 0 when not.",
+    registry=REGISTRY,
+)
 RULE_RELOADS: Final = Counter(
     "crmstream_rule_reloads_total",
     "Reloads of the rules and segments, by result (ok, failed).",

@@ -14,13 +14,23 @@ from streams.ingest import register_ingest
 from streams.views import register_views
 
 
+_READY_EVERY_S = 5.0
+
+
 def build_app(settings: Settings) -> faust.App:
     app = create_app(settings)
     ingest, consumer = register_ingest(app, settings)
     if settings.metrics.enabled:
         # Faust's own sensors, on the registry of ours; served at /metrics.
         setup_prometheus_sensors(app, registry=metrics.REGISTRY, name_prefix="crmstream_faust")
-    register_views(app, settings, Readiness(ingest, consumer, settings))
+    readiness = Readiness(ingest, consumer, settings)
+    register_views(app, settings, readiness)
+    if settings.metrics.enabled:
+
+        @app.timer(interval=_READY_EVERY_S)
+        async def report_readiness() -> None:
+            metrics.READY.set(0 if await readiness.problems() else 1)
+
     return app
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system programs the local stack needs, when they are missing:
-# redis-server, a Java runtime (for the Kafka broker) and Maven (to fetch its jars once).
+# redis-server, a Java runtime (for the Kafka broker), Maven (to fetch its jars once) and
+# Prometheus (its server for the scrape test, promtool for the alert rules).
 # Uses apt-get when run as root on Debian/Ubuntu; otherwise says what to install.
 set -euo pipefail
 
@@ -8,10 +9,11 @@ declare -A package_of=(
   [redis-server]=redis-server
   [java]=openjdk-17-jre-headless
   [mvn]=maven
+  [promtool]=prometheus
 )
 
 missing=()
-for tool in redis-server java mvn; do
+for tool in redis-server java mvn promtool; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
