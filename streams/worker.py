@@ -13,7 +13,6 @@ from streams.health import Readiness
 from streams.ingest import register_ingest
 from streams.views import register_views
 
-
 _READY_EVERY_S = 5.0
 
 
