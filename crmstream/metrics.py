@@ -27,7 +27,7 @@ from prometheus_client import (
 from crmstream import __version__
 
 # A "_created" series beside every counter doubles what Prometheus stores, for nothing here.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]  # prometheus-client leaves it untyped
 REGISTRY: Final = CollectorRegistry(auto_describe=True)
 
 # Seconds: a batch takes milliseconds; an event may wait minutes in a backlog.

@@ -26,7 +26,7 @@ def build_app(settings: Settings) -> faust.App:
     register_views(app, settings, readiness)
     if settings.metrics.enabled:
 
-        @app.timer(interval=_READY_EVERY_S)
+        @app.timer(interval=_READY_EVERY_S)  # type: ignore[untyped-decorator]  # Faust leaves it untyped
         async def report_readiness() -> None:
             metrics.READY.set(0 if await readiness.problems() else 1)
 
