@@ -256,6 +256,8 @@ class WorkerSettings(BaseModel):
     batch_within_s: float = Field(default=0.05, gt=0, le=10)
     # How soon the group notices a dead worker and hands its partitions to the others.
     session_timeout_s: float = Field(default=10.0, ge=6, le=300)
+    # Logs as JSON lines, as readable text, or JSON unless on a terminal.
+    log_format: Literal["auto", "json", "text"] = "auto"
     # "module:callable" taking Settings and returning the stage valid events go to.
     event_sink: str = Field(
         default="handlers.pipeline:ProfilesAndTriggers.from_settings", pattern=r"^[\w.]+:[\w.]+$"

@@ -81,4 +81,9 @@ class DeadLetters:
             dict(reasons),
             position(first_message),
             first.message,
+            extra={
+                "topic": first_message.topic,
+                "partition": first_message.partition,
+                "offset": first_message.offset,
+            },
         )

@@ -9,12 +9,12 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, Final, cast, overload
 
 import faust
 from mode.types.signals import SignalHandlerT
 
-from crmstream import metrics
+from crmstream import logcontext, metrics
 from crmstream.settings import Settings
 from crmstream.topics import EVENT_STREAMS, TopicNames
 from handlers.pipeline import ProfilesAndTriggers
@@ -48,6 +48,8 @@ class Decoded:
     behind: dict[tuple[str, int], int | None] = field(default_factory=dict)
     # (topic, event type) → valid events of the batch.
     kinds: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # The record each valid event came from, aligned with ``valid`` (for log lines).
+    sources: list[Record] = field(default_factory=list)
 
 
 class Ingest:
@@ -78,6 +80,7 @@ class Ingest:
             decoded.newest,
             decoded.kinds,
         )
+        sources = decoded.sources
         for record in batch:
             result = decode(
                 record.value or b"", record.key, stream_of_topic.get(record.topic), not_after
@@ -87,6 +90,7 @@ class Ingest:
             else:
                 event = cast(Envelope, result)
                 valid.append(event)
+                sources.append(record)
                 kinds[record.topic, event.type] += 1  # type: ignore[attr-defined]
                 partition = (record.topic, record.partition)
                 seen = newest.get(partition)
@@ -107,6 +111,8 @@ class Ingest:
 
             async def hand_over() -> None:
                 nonlocal handled
+                # A stage that logs a problem with an event can say where it came from.
+                logcontext.handling(_Ids(decoded.valid), lambda n: position(decoded.sources[n]))
                 handled = await self.sink.handle(decoded.valid)
 
             await _until_done(hand_over, "event sink", batch, self)
@@ -117,6 +123,25 @@ class Ingest:
 
     async def process(self, batch: Sequence[Record]) -> None:
         await self.deliver(self.decode(batch))
+
+
+class _Ids(Sequence[str]):
+    """The ids of a batch's events, read only when a log line asks."""
+
+    def __init__(self, events: Sequence[Envelope]) -> None:
+        self._events = events
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    @overload
+    def __getitem__(self, n: int) -> str: ...
+    @overload
+    def __getitem__(self, n: slice) -> Sequence[str]: ...
+    def __getitem__(self, n: int | slice) -> str | Sequence[str]:
+        if isinstance(n, slice):
+            return [event.id for event in self._events[n]]
+        return self._events[n].id
 
 
 def _measure(decoded: Decoded, handled: object, seconds: float) -> None:
@@ -159,6 +184,7 @@ async def _until_done(
         except Exception:  # whatever failed, the batch stays uncommitted
             if ingest is not None and ingest.failing_since is None:
                 ingest.failing_since = time.monotonic()
+            first = batch[0]
             log.exception(
                 "%s failed for %s .. %s (%d records); retrying in %.1fs",
                 what,
@@ -166,6 +192,7 @@ async def _until_done(
                 position(batch[-1]),
                 len(batch),
                 delay,
+                extra={"topic": first.topic, "partition": first.partition, "offset": first.offset},
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, _RETRY_MAX_S)

@@ -11,6 +11,7 @@ from crmstream.settings import Settings
 from streams.app import create_app
 from streams.health import Readiness
 from streams.ingest import register_ingest
+from streams.logs import logging_config
 from streams.views import register_views
 
 _READY_EVERY_S = 5.0
@@ -38,5 +39,9 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     # Declared here with our partition counts and retention rather than Faust's defaults.
     create_topics(settings)
     app = build_app(settings)
-    worker = faust.Worker(app, loglevel=loglevel)
+    worker = faust.Worker(
+        app,
+        loglevel=loglevel,
+        logging_config=logging_config(loglevel, settings.worker.log_format),
+    )
     worker.execute_from_commandline()

@@ -18,6 +18,7 @@ from typing import Any
 import redis.asyncio
 
 from crmstream import metrics
+from crmstream.logcontext import where
 from crmstream.settings import TriggerSettings
 from handlers.functions import FunctionLibrary
 from handlers.keys import TRIGGER_KEY_SUFFIXES, Keys
@@ -198,7 +199,11 @@ class TriggerStage:
                         if not spec.condition.holds(context):
                             continue
                     except ConditionError as exc:
-                        log.warning("goal %s on event %s: %s", spec.event, event.id, exc)
+                        at = where(event.id)
+                        log.warning(
+                            "goal %s on event %s at %s: %s", spec.event, event.id, at, exc,
+                            extra={"event_id": event.id, **_position(at)},
+                        )  # fmt: skip
                         continue
                 shard = work[self.keys.trigger_shard(event.shop, event.subject)]
                 shard.goal_ops += [f"{event.shop}:{event.subject}", spec.key, at_ms, event.id]
@@ -285,7 +290,11 @@ class TriggerStage:
             return rule.condition.holds(context)
         except ConditionError as exc:
             outcomes["error"] += 1
-            log.warning("rule %s on event %s: %s", rule.rule.id, event.id, exc)
+            at = where(event.id)
+            log.warning(
+                "rule %s on event %s at %s: %s", rule.rule.id, event.id, at, exc,
+                extra={"rule": rule.rule.id, "event_id": event.id, **_position(at)},
+            )  # fmt: skip
             return False
 
     def _occurrence(
@@ -350,6 +359,15 @@ class TriggerStage:
         for position, candidates in emits:
             _count(candidates, replies[position], outcomes)
         return +outcomes
+
+
+def _position(at: str) -> dict[str, str | int]:
+    """``topic[partition]@offset`` as log fields (none when unknown)."""
+    topic, _, rest = at.partition("[")
+    partition, _, offset = rest.partition("]@")
+    if not offset:
+        return {}
+    return {"topic": topic, "partition": int(partition), "offset": int(offset)}
 
 
 def _count(
