@@ -174,7 +174,46 @@ class RedisTimer:
         self._errors = REDIS_ERRORS.labels(stage)
 
     def observe(self, seconds: float) -> None:
-        self._seconds.observe(seconds)
+        if _state.enabled:
+            self._seconds.observe(seconds)
 
     def failed(self) -> None:
-        self._errors.inc()
+        if _state.enabled:
+            self._errors.inc()
+
+
+class _State:
+    enabled = True
+
+
+_state = _State()
+
+
+class _Unmeasured:
+    """Takes every metric call and does nothing (metrics turned off)."""
+
+    def labels(self, *_values: str) -> _Unmeasured:
+        return self
+
+    def inc(self, _amount: float = 1) -> None:
+        pass
+
+    def set(self, _value: float) -> None:
+        pass
+
+    def observe(self, _value: float) -> None:
+        pass
+
+    def remove(self, *_values: str) -> None:
+        pass
+
+
+def disable() -> None:
+    """Turn every metric of this module into a no-op (CRMSTREAM_METRICS_ENABLED=false): what
+    metrics cost is then measurable against nothing at all."""
+    _state.enabled = False
+    unmeasured = _Unmeasured()
+    module = globals()
+    for name, value in list(module.items()):
+        if isinstance(value, Counter | Gauge | Histogram) and name.isupper():
+            module[name] = unmeasured

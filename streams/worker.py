@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 
@@ -18,6 +20,8 @@ _READY_EVERY_S = 5.0
 
 
 def build_app(settings: Settings) -> faust.App:
+    if not settings.metrics.enabled:
+        metrics.disable()
     app = create_app(settings)
     ingest, consumer = register_ingest(app, settings)
     if settings.metrics.enabled:
@@ -43,5 +47,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
         app,
         loglevel=loglevel,
         logging_config=logging_config(loglevel, settings.worker.log_format),
+        # The banner and the start-up spinner are for a person at a terminal.
+        quiet=not sys.stdout.isatty(),
     )
     worker.execute_from_commandline()
