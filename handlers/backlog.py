@@ -49,3 +49,18 @@ async def read_backlog(client: redis.asyncio.Redis, keys: Keys, now_ms: int) -> 
         for segment, size in next(replies).items():
             backlog.segments[segment.decode()] += int(size)
     return backlog
+
+
+async def read_sizes_by_shop(client: redis.asyncio.Redis, keys: Keys) -> Counter[tuple[str, str]]:
+    """Segment sizes per shop: a scan of each shard's size hashes, one per shop. For the
+    per-shop metric only, which a deployment turns on when its shops are few."""
+    sizes: Counter[tuple[str, str]] = Counter()
+    for base in keys.trigger_shards():
+        prefix = keys.segment_sizes(base, "")
+        async for key in client.scan_iter(match=prefix + "?*", count=1000):
+            shop = (key.decode() if isinstance(key, bytes) else key)[len(prefix) :]
+            for segment, size in (await client.hgetall(key)).items():
+                sizes[shop, segment.decode() if isinstance(segment, bytes) else segment] += int(
+                    size
+                )
+    return sizes

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 
 from crmstream import metrics
 from crmstream.settings import Settings
-from handlers.backlog import read_backlog
+from handlers.backlog import read_backlog, read_sizes_by_shop
 from handlers.pipeline import ProfilesAndTriggers
 from streams.relay import OutboxRelay
 
@@ -52,6 +52,7 @@ class TriggerChores(Service):
         self._watched = (settings.triggers.rules_dir, settings.segments.segments_dir)
         self._recheck_every_s = settings.segments.recheck_every_s
         self._metrics = settings.metrics.enabled
+        self._per_shop = settings.metrics.per_shop
         self._reload_wanted = asyncio.Event()
 
     async def on_start(self) -> None:
@@ -124,8 +125,13 @@ class TriggerChores(Service):
         while not self.should_stop:
             try:
                 backlog = await read_backlog(stage.client, stage.keys, int(time.time() * 1000))
+                by_shop = (
+                    await read_sizes_by_shop(stage.client, stage.keys) if self._per_shop else {}
+                )
             except (RedisError, OSError) as exc:
                 log.warning("gauges: Redis failed (%s); retrying", exc)
+            except Exception:  # a bug must not stop the gauges: said, and read again
+                log.exception("gauges: a read failed")
             else:
                 for outbox, entries in backlog.outbox.items():
                     metrics.OUTBOX_BACKLOG.labels(outbox).set(entries)
@@ -134,6 +140,8 @@ class TriggerChores(Service):
                 metrics.HELD.set(backlog.held)
                 for segment, size in backlog.segments.items():
                     metrics.SEGMENT_MEMBERS.labels(segment).set(size)
+                for (shop, segment), size in by_shop.items():
+                    metrics.SEGMENT_MEMBERS_BY_SHOP.labels(shop, segment).set(size)
             await asyncio.sleep(_GAUGES_EVERY_S)
 
     async def _watch_rules(self) -> None:
