@@ -3,8 +3,9 @@
     python -m bench.metrics_cost [--events 50000] [--rounds 3]
 
 Both read the same pre-loaded topics, each run in a consumer group and a Redis key
-space of its own, so every run does the same work. Runs alternate (on, off, on,
-off…) so that a noisy neighbour on this shared machine weighs on both alike; the
+space of its own, so every run does the same work. A first run warms the broker
+and Redis and is not counted; then the runs go on, off, off, on, on, off… so that
+neither order nor a noisy neighbour on this shared machine favours one side; the
 medians are compared.
 """
 
@@ -51,13 +52,14 @@ def main() -> None:
     log_dir = Path(tempfile.gettempdir()) / f"crmstream-bench-{run}"
     rates: dict[str, list[float]] = {"with metrics": [], "without metrics": []}
     try:
-        for n in range(args.rounds * 2):
-            label = "with metrics" if n % 2 == 0 else "without metrics"
-            prefix = f"{settings.redis.key_prefix}-{n}"
+        for n in range(-1, args.rounds * 2):
+            metrics_on = n < 0 or (n % 4) in (0, 3)
+            label = "with metrics" if metrics_on else "without metrics"
+            prefix = f"{settings.redis.key_prefix}-{n + 1}"
             env = {
-                **worker_env(settings, f"bench-{run}-{n}", FULL),
+                **worker_env(settings, f"bench-{run}-{n + 1}", FULL),
                 "CRMSTREAM_REDIS_KEY_PREFIX": prefix,
-                "CRMSTREAM_METRICS_ENABLED": "true" if n % 2 == 0 else "false",
+                "CRMSTREAM_METRICS_ENABLED": "true" if metrics_on else "false",
             }
             worker = start_worker(log_dir / f"worker-{n}.log", env)
             flow = Keys(prefix).flow
@@ -70,8 +72,9 @@ def main() -> None:
                 )
             finally:
                 stop_worker(worker)
-            rates[label].append(rate)
-            print(f"  {label:<16} {rate:>9,.0f} ev/s", flush=True)
+            if n >= 0:
+                rates[label].append(rate)
+            print(f"  {label:<16} {rate:>9,.0f} ev/s{'  (warm-up)' if n < 0 else ''}", flush=True)
             doomed = list(client.scan_iter(match=Keys(prefix).pattern(), count=5000))
             for start in range(0, len(doomed), 5000):
                 client.unlink(*doomed[start : start + 5000])
