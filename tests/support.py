@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
 import time
@@ -14,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from confluent_kafka import Consumer, Message, Producer
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, RedisDsn, SecretStr
 
 from crmstream.admin import delete_topics, list_topics
-from crmstream.settings import Settings
+from crmstream.settings import Settings, StackSettings
 from handlers.keys import Keys
 from handlers.redis_client import connect_sync
 from streams.cli.child_worker import start_worker, stop_worker
@@ -165,3 +168,29 @@ def http_get(url: str) -> tuple[int, Any]:
         return error.code, orjson.loads(error.read() or b"null")
     except urllib.error.URLError:
         return 0, None
+
+
+def with_own_redis(settings: Settings, tmp_path: Path) -> Settings:
+    """Settings for a Redis of the test's own (to stop and resume), on a free port."""
+    return settings.model_copy(
+        update={
+            "redis": settings.redis.model_copy(
+                update={
+                    "url": RedisDsn(f"redis://127.0.0.1:{free_port()}/0"),
+                    "socket_timeout_s": 1.0,
+                }
+            ),
+            "stack": StackSettings(state_dir=tmp_path / "redis", cache_dir=tmp_path / "cache"),
+        }
+    )
+
+
+def require_tool(name: str, package: str) -> str:
+    """The path of a program the test needs: a CI run fails without it, a local one skips."""
+    found = shutil.which(name)
+    if found is None:
+        message = f"{name} not found (Debian: apt-get install {package})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return found

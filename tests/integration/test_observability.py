@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -15,10 +14,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from pydantic import RedisDsn
 
 from crmstream.admin import create_topics
-from crmstream.settings import Settings, StackSettings
+from crmstream.settings import Settings
 from crmstream.stack.redis import RedisServer
 from crmstream.topics import TopicNames
 from handlers.keys import Keys
@@ -26,7 +24,7 @@ from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect
 from handlers.shop_configs import ShopConfigs
 from tests.integration.test_profiles import converge, publish, simulated
-from tests.support import free_port, http_get, produce, running_worker
+from tests.support import free_port, http_get, produce, require_tool, running_worker, with_own_redis
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -34,12 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 @contextmanager
 def prometheus_scraping(target: str, tmp_path: Path) -> Iterator[str]:
     """A real Prometheus server (Debian's package) scraping ``target`` every second."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        message = "prometheus not found (Debian: apt-get install prometheus)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    binary = require_tool("prometheus", "prometheus")
     config = tmp_path / "prometheus.yml"
     config.write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
@@ -103,17 +96,7 @@ def test_a_real_prometheus_scrape_counts_every_event_published(
 async def test_readyz_follows_a_redis_outage_and_no_event_is_lost(
     settings: Settings, tmp_path: Path
 ) -> None:
-    own = settings.model_copy(
-        update={
-            "redis": settings.redis.model_copy(
-                update={
-                    "url": RedisDsn(f"redis://127.0.0.1:{free_port()}/0"),
-                    "socket_timeout_s": 1.0,
-                }
-            ),
-            "stack": StackSettings(state_dir=tmp_path / "redis", cache_dir=tmp_path / "cache"),
-        }
-    )
+    own = with_own_redis(settings, tmp_path)
     server = RedisServer(own)
     pid = server.start()
     client = connect(own.redis)

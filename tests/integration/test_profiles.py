@@ -19,12 +19,11 @@ from typing import Any
 
 import orjson
 import pytest
-from pydantic import RedisDsn
 
 from crmstream.admin import create_topics
 from crmstream.client.publisher import Publisher, encode
 from crmstream.client.simulator import SimulationConfig, Simulator
-from crmstream.settings import Settings, StackSettings
+from crmstream.settings import Settings
 from crmstream.stack.redis import RedisServer
 from handlers.keys import Keys
 from handlers.profile.encode import epoch_ms
@@ -32,7 +31,7 @@ from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect
 from handlers.shop_configs import ShopConfigs
 from tests.oracle.profiles import mismatches, owners
-from tests.support import free_port, http_get, running_worker, settings_env
+from tests.support import http_get, running_worker, settings_env, with_own_redis
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -200,17 +199,7 @@ async def test_redis_unreachable_for_a_while_loses_and_doubles_nothing(
     settings: Settings, tmp_path: Path
 ) -> None:
     """Redis stops answering mid-run (SIGSTOP): the worker waits and retries, then catches up."""
-    own = settings.model_copy(
-        update={
-            "redis": settings.redis.model_copy(
-                update={
-                    "url": RedisDsn(f"redis://127.0.0.1:{free_port()}/0"),
-                    "socket_timeout_s": 1.0,
-                }
-            ),
-            "stack": StackSettings(state_dir=tmp_path / "redis", cache_dir=tmp_path / "cache"),
-        }
-    )
+    own = with_own_redis(settings, tmp_path)
     server = RedisServer(own)
     pid = server.start()
     client = connect(own.redis)

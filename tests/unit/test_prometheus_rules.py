@@ -3,23 +3,18 @@ tests (deploy/prometheus/alerts_test.yml)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.support import require_tool
+
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    tool = shutil.which("promtool")
-    if tool is None:
-        message = "promtool not found (Debian: apt-get install prometheus)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    tool = require_tool("promtool", "prometheus")
     return subprocess.run(
         [tool, *args], cwd=DEPLOY, capture_output=True, text=True, check=False, timeout=60
     )
