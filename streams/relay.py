@@ -93,21 +93,28 @@ class OutboxRelay(Service):
         return relay
 
     async def on_start(self) -> None:
+        # Not awaited here: a worker starting while Redis is away must not fail to start.
+        self.add_future(self._run())
+
+    async def _create_groups(self) -> None:
         for base in self._keys.trigger_shards():
             try:
                 await self._client.xgroup_create(self._outbox(base), GROUP, id="0", mkstream=True)
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
-        self.add_future(self._run())
 
     async def on_stop(self) -> None:
         await asyncio.to_thread(self._producer.flush, _FLUSH_TIMEOUT_S)
 
     async def _run(self) -> None:
         rounds = 0
+        grouped = False
         while not self.should_stop:
             try:
+                if not grouped:
+                    await self._create_groups()
+                    grouped = True
                 claim = rounds % 100 == 0  # now and then, take over a dead relay's entries
                 moved = await self.relay_once(claim=claim)
             except (RedisError, OSError) as exc:

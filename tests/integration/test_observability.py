@@ -143,3 +143,30 @@ async def _until(url: str, status: int, timeout_s: float) -> bool:
             return True
         await asyncio.sleep(0.2)
     return False
+
+
+async def test_a_worker_started_while_redis_is_away_waits_for_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    own = with_own_redis(settings, tmp_path)
+    server = RedisServer(own)
+    pid = server.start()
+    base = f"http://{own.worker.web_host}:{own.worker.web_port}"
+    try:
+        create_topics(own)
+        os.kill(pid, signal.SIGSTOP)
+        with running_worker(own, tmp_path / "worker.log") as worker:
+            alive = await _until(f"{base}/healthz", 200, 60)
+            not_ready = await _until(f"{base}/readyz", 503, 20)
+            await asyncio.sleep(5)  # what would crash on start has had its chance
+            still_running = worker.poll() is None
+            os.kill(pid, signal.SIGCONT)
+            ready = await _until(f"{base}/readyz", 200, 60)
+        log = (tmp_path / "worker.log").read_text()[-3000:]
+        assert alive, log
+        assert not_ready, log
+        assert still_running, log
+        assert ready, log
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        server.process.stop()
