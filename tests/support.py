@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -11,7 +12,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from pydantic import BaseModel, RedisDsn, SecretStr
 
 from crmstream.admin import delete_topics, list_topics
 from crmstream.settings import Settings, StackSettings
+from crmstream.stack.redis import RedisServer
 from handlers.keys import Keys
 from handlers.redis_client import connect_sync
 from streams.cli.child_worker import start_worker, stop_worker
@@ -170,8 +172,22 @@ def http_get(url: str) -> tuple[int, Any]:
         return 0, None
 
 
-def with_own_redis(settings: Settings, tmp_path: Path) -> Settings:
-    """Settings for a Redis of the test's own (to stop and resume), on a free port."""
+@contextmanager
+def redis_of_its_own(settings: Settings, tmp_path: Path) -> Iterator[tuple[Settings, int]]:
+    """A Redis server of the test's own, to stop (SIGSTOP) and resume: the settings that
+    use it, and its pid. Resumed and shut down at the end, whatever happened."""
+    own = _with_own_redis(settings, tmp_path)
+    server = RedisServer(own)
+    pid = server.start()
+    try:
+        yield own, pid
+    finally:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+        server.process.stop()
+
+
+def _with_own_redis(settings: Settings, tmp_path: Path) -> Settings:
     return settings.model_copy(
         update={
             "redis": settings.redis.model_copy(

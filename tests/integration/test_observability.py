@@ -17,14 +17,20 @@ import pytest
 
 from crmstream.admin import create_topics
 from crmstream.settings import Settings
-from crmstream.stack.redis import RedisServer
 from crmstream.topics import TopicNames
 from handlers.keys import Keys
 from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect
 from handlers.shop_configs import ShopConfigs
 from tests.integration.test_profiles import converge, publish, simulated
-from tests.support import free_port, http_get, produce, require_tool, running_worker, with_own_redis
+from tests.support import (
+    free_port,
+    http_get,
+    produce,
+    redis_of_its_own,
+    require_tool,
+    running_worker,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -96,43 +102,39 @@ def test_a_real_prometheus_scrape_counts_every_event_published(
 async def test_readyz_follows_a_redis_outage_and_no_event_is_lost(
     settings: Settings, tmp_path: Path
 ) -> None:
-    own = with_own_redis(settings, tmp_path)
-    server = RedisServer(own)
-    pid = server.start()
-    client = connect(own.redis)
-    reader = ProfileReader(
-        client, Keys(own.redis.key_prefix), ShopConfigs(own.profiles.shop_config_dir)
-    )
-    readyz = f"http://{own.worker.web_host}:{own.worker.web_port}/readyz"
-    try:
-        create_topics(own)
-        events = simulated(tmp_path / "events.jsonl", 10_000, seed=29)
-        log = tmp_path / "worker.log"
-        with running_worker(own, log) as worker:
-            publish(own, events[:5_000])
-            assert await _until(readyz, 200, 60), log.read_text()[-2000:]
-            os.kill(pid, signal.SIGSTOP)
-            stopped = time.monotonic()
-            publish(own, events[5_000:])
-            went_down = await _until(readyz, 503, 20)
-            not_ready_after = time.monotonic() - stopped
-            status, body = http_get(readyz)
-            os.kill(pid, signal.SIGCONT)
-            resumed = time.monotonic()
-            came_back = await _until(readyz, 200, 60)
-            ready_after = time.monotonic() - resumed
-            _, found = await converge(reader, events, own, worker, log)
-        assert went_down, "/readyz stayed 200 with Redis stopped"
-        assert not_ready_after < 5, not_ready_after
-        assert status == 503
-        assert any(problem.startswith("redis") for problem in body["problems"]), body
-        assert came_back, "/readyz never became ready again"
-        assert ready_after < 20, ready_after
-        assert found == []  # every event in its profile: nothing lost
-    finally:
-        await client.aclose()
-        os.kill(pid, signal.SIGCONT)
-        server.process.stop()
+    with redis_of_its_own(settings, tmp_path) as (own, pid):
+        client = connect(own.redis)
+        reader = ProfileReader(
+            client, Keys(own.redis.key_prefix), ShopConfigs(own.profiles.shop_config_dir)
+        )
+        readyz = f"http://{own.worker.web_host}:{own.worker.web_port}/readyz"
+        try:
+            create_topics(own)
+            events = simulated(tmp_path / "events.jsonl", 10_000, seed=29)
+            log = tmp_path / "worker.log"
+            with running_worker(own, log) as worker:
+                publish(own, events[:5_000])
+                assert await _until(readyz, 200, 60), log.read_text()[-2000:]
+                os.kill(pid, signal.SIGSTOP)
+                stopped = time.monotonic()
+                publish(own, events[5_000:])
+                went_down = await _until(readyz, 503, 20)
+                not_ready_after = time.monotonic() - stopped
+                status, body = http_get(readyz)
+                os.kill(pid, signal.SIGCONT)
+                resumed = time.monotonic()
+                came_back = await _until(readyz, 200, 60)
+                ready_after = time.monotonic() - resumed
+                _, found = await converge(reader, events, own, worker, log)
+        finally:
+            await client.aclose()
+    assert went_down, "/readyz stayed 200 with Redis stopped"
+    assert not_ready_after < 5, not_ready_after
+    assert status == 503
+    assert any(problem.startswith("redis") for problem in body["problems"]), body
+    assert came_back, "/readyz never became ready again"
+    assert ready_after < 20, ready_after
+    assert found == []  # every event in its profile: nothing lost
 
 
 async def _until(url: str, status: int, timeout_s: float) -> bool:
@@ -148,11 +150,8 @@ async def _until(url: str, status: int, timeout_s: float) -> bool:
 async def test_a_worker_started_while_redis_is_away_waits_for_it(
     settings: Settings, tmp_path: Path
 ) -> None:
-    own = with_own_redis(settings, tmp_path)
-    server = RedisServer(own)
-    pid = server.start()
-    base = f"http://{own.worker.web_host}:{own.worker.web_port}"
-    try:
+    with redis_of_its_own(settings, tmp_path) as (own, pid):
+        base = f"http://{own.worker.web_host}:{own.worker.web_port}"
         create_topics(own)
         os.kill(pid, signal.SIGSTOP)
         with running_worker(own, tmp_path / "worker.log") as worker:
@@ -162,11 +161,8 @@ async def test_a_worker_started_while_redis_is_away_waits_for_it(
             still_running = worker.poll() is None
             os.kill(pid, signal.SIGCONT)
             ready = await _until(f"{base}/readyz", 200, 60)
-        log = (tmp_path / "worker.log").read_text()[-3000:]
-        assert alive, log
-        assert not_ready, log
-        assert still_running, log
-        assert ready, log
-    finally:
-        os.kill(pid, signal.SIGCONT)
-        server.process.stop()
+    log = (tmp_path / "worker.log").read_text()[-3000:]
+    assert alive, log
+    assert not_ready, log
+    assert still_running, log
+    assert ready, log

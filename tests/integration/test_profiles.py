@@ -24,14 +24,13 @@ from crmstream.admin import create_topics
 from crmstream.client.publisher import Publisher, encode
 from crmstream.client.simulator import SimulationConfig, Simulator
 from crmstream.settings import Settings
-from crmstream.stack.redis import RedisServer
 from handlers.keys import Keys
 from handlers.profile.encode import epoch_ms
 from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect
 from handlers.shop_configs import ShopConfigs
 from tests.oracle.profiles import mismatches, owners
-from tests.support import http_get, running_worker, settings_env, with_own_redis
+from tests.support import http_get, redis_of_its_own, running_worker, settings_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -199,34 +198,31 @@ async def test_redis_unreachable_for_a_while_loses_and_doubles_nothing(
     settings: Settings, tmp_path: Path
 ) -> None:
     """Redis stops answering mid-run (SIGSTOP): the worker waits and retries, then catches up."""
-    own = with_own_redis(settings, tmp_path)
-    server = RedisServer(own)
-    pid = server.start()
-    client = connect(own.redis)
-    reader = ProfileReader(
-        client, Keys(own.redis.key_prefix), ShopConfigs(own.profiles.shop_config_dir)
-    )
-    try:
-        for _ in range(100):
-            if await _answers(client):
-                break
-            await asyncio.sleep(0.1)
-        create_topics(own)
-        events = simulated(tmp_path / "events.jsonl", 30_000, seed=17)
-        log = tmp_path / "worker.log"
-        with running_worker(own, log) as worker:
-            publish(own, events[:10_000])
-            await asyncio.sleep(3)
-            os.kill(pid, signal.SIGSTOP)
-            publish(own, events[10_000:])
-            await asyncio.sleep(8)
-            os.kill(pid, signal.SIGCONT)
-            _, found = await converge(reader, events, own, worker, log)
-        assert found == []
-        assert "retrying" in log.read_text()
-    finally:
-        await client.aclose()
-        server.process.stop()
+    with redis_of_its_own(settings, tmp_path) as (own, pid):
+        client = connect(own.redis)
+        reader = ProfileReader(
+            client, Keys(own.redis.key_prefix), ShopConfigs(own.profiles.shop_config_dir)
+        )
+        try:
+            for _ in range(100):
+                if await _answers(client):
+                    break
+                await asyncio.sleep(0.1)
+            create_topics(own)
+            events = simulated(tmp_path / "events.jsonl", 30_000, seed=17)
+            log = tmp_path / "worker.log"
+            with running_worker(own, log) as worker:
+                publish(own, events[:10_000])
+                await asyncio.sleep(3)
+                os.kill(pid, signal.SIGSTOP)
+                publish(own, events[10_000:])
+                await asyncio.sleep(8)
+                os.kill(pid, signal.SIGCONT)
+                _, found = await converge(reader, events, own, worker, log)
+        finally:
+            await client.aclose()
+    assert found == []
+    assert "retrying" in log.read_text()
 
 
 async def _answers(client: Any) -> bool:
