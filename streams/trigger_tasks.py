@@ -50,6 +50,9 @@ class TriggerChores(Service):
         self._sink = sink
         self._tick_s = settings.triggers.timer_tick_s
         self._watched = (settings.triggers.rules_dir, settings.segments.segments_dir)
+        # Taken now, just after the sink loaded them: a change made while the worker is
+        # still starting is a change too.
+        self._stamp = _rules_stamp(*self._watched)
         self._recheck_every_s = settings.segments.recheck_every_s
         self._metrics = settings.metrics.enabled
         self._per_shop = settings.metrics.per_shop
@@ -145,7 +148,7 @@ class TriggerChores(Service):
             await asyncio.sleep(_GAUGES_EVERY_S)
 
     async def _watch_rules(self) -> None:
-        stamp = _rules_stamp(*self._watched)
+        stamp = self._stamp
         while not self.should_stop:
             with contextlib.suppress(TimeoutError):  # polling the folder is the fallback
                 await asyncio.wait_for(self._reload_wanted.wait(), timeout=_RULES_POLL_S)
