@@ -119,7 +119,7 @@ def simulate(
 
 @click.group()
 def schemas() -> None:
-    """The event and trigger contract as JSON Schema."""
+    """The event, trigger and segment change contract as JSON Schema."""
 
 
 @schemas.command("export")

@@ -1,4 +1,4 @@
-"""`crmstream rules check|list`: a rule folder checked before anything runs."""
+"""`crmstream rules check|list|stats|backtest`: checked before they run, measured after."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ pass_settings = click.make_pass_decorator(Settings)
 
 @click.group()
 def rules() -> None:
-    """Check and list trigger rules (YAML files, one rule each)."""
+    """Trigger rules (YAML files, one rule each): check, list, backtest, and their stats."""
 
 
 def _folder(settings: Settings, folder: Path | None) -> Path:
