@@ -10,6 +10,7 @@ number to compare across machines.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -25,6 +26,15 @@ from schemas.decode import EVENT_ADAPTER, Decoder
 from schemas.events import STREAM_OF_TYPE
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def write_results(name: str, **fields: object) -> None:
+    """bench/results/<name>.json: the figures, and the machine they were measured on."""
+    machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_bytes(
+        orjson.dumps({"benchmark": name, "machine": machine, **fields}, option=orjson.OPT_INDENT_2)
+    )
 
 
 def _rate(run: Callable[[], None], count: int, repeats: int) -> tuple[float, float, float]:
@@ -83,20 +93,13 @@ def main() -> None:
     for name, (median, low, high) in results.items():
         print(f"  {name:<24} {median:>10,.0f} ev/s  [{low:,.0f} .. {high:,.0f}]  "
               f"ratio to crmstream {median / ours:.2f}")  # fmt: skip
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "decode.json").write_bytes(
-        orjson.dumps(
-            {
-                "benchmark": "decode",
-                "events": len(values),
-                "repeats": args.repeats,
-                "machine": {"python": platform.python_version(), "cpu": cpu_model()},
-                "events_per_second": {
-                    k: {"median": m, "min": lo, "max": hi} for k, (m, lo, hi) in results.items()
-                },
-            },
-            option=orjson.OPT_INDENT_2,
-        )
+    write_results(
+        "decode",
+        events=len(values),
+        repeats=args.repeats,
+        events_per_second={
+            k: {"median": m, "min": lo, "max": hi} for k, (m, lo, hi) in results.items()
+        },
     )
 
 

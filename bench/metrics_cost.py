@@ -18,9 +18,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-import orjson
-
-from bench.decode import RESULTS, cpu_model
+from bench.decode import cpu_model, write_results
 from bench.profiles import drain, isolated, worker_env
 from crmstream.admin import create_topics, delete_topics
 from crmstream.client.publisher import Publisher, encode
@@ -86,20 +84,13 @@ def main() -> None:
     cost = 1 - on / off
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores")
     print(f"  median with metrics {on:,.0f} ev/s, without {off:,.0f} ev/s: metrics cost {cost:.1%}")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "metrics_cost.json").write_bytes(
-        orjson.dumps(
-            {
-                "benchmark": "metrics_cost",
-                "events": args.events,
-                "machine": {"cpu": cpu_model(), "cores": os.cpu_count()},
-                "events_per_second": rates,
-                "median_with": on,
-                "median_without": off,
-                "cost": cost,
-            },
-            option=orjson.OPT_INDENT_2,
-        )
+    write_results(
+        "metrics_cost",
+        events=args.events,
+        events_per_second=rates,
+        median_with=on,
+        median_without=off,
+        cost=cost,
     )
 
 

@@ -29,7 +29,7 @@ import redis
 from aiokafka import AIOKafkaConsumer
 from confluent_kafka import Consumer
 
-from bench.decode import RESULTS, cpu_model
+from bench.decode import cpu_model, write_results
 from crmstream.admin import create_topics, delete_topics
 from crmstream.client.publisher import Publisher, encode
 from crmstream.client.simulator import SimulationConfig, Simulator
@@ -218,18 +218,11 @@ def main() -> None:
             f"p90 {memory['p90_bytes']:,.0f} B, max {memory['max_bytes']:,.0f} B "
             f"over {memory['profiles']:,.0f} profiles"
         )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "profiles.json").write_bytes(
-        orjson.dumps(
-            {
-                "benchmark": "profiles",
-                "events": args.events,
-                "machine": {"cpu": cpu_model(), "cores": os.cpu_count()},
-                "events_per_second": results,
-                "redis_bytes_per_profile": memory,
-            },
-            option=orjson.OPT_INDENT_2,
-        )
+    write_results(
+        "profiles",
+        events=args.events,
+        events_per_second=results,
+        redis_bytes_per_profile=memory,
     )
     for key in client.scan_iter(match=Keys(settings.redis.key_prefix).pattern(), count=1000):
         client.unlink(key)

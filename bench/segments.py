@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from bench.decode import RESULTS, cpu_model
+from bench.decode import cpu_model, write_results
 from crmstream.settings import Settings
 from handlers.keys import Keys
 from handlers.pipeline import ProfilesAndTriggers
@@ -198,17 +198,7 @@ def main() -> None:
         f"{recheck['changes']:,} changes\n"
         f"  Redis: {results['redis_bytes_per_customer']:,.0f} B per customer (profile + segments)"
     )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "segments.json").write_bytes(
-        orjson.dumps(
-            {
-                "benchmark": "segments",
-                "machine": {"cpu": cpu_model(), "cores": os.cpu_count()},
-                **results,
-            },
-            option=orjson.OPT_INDENT_2,
-        )
-    )
+    write_results("segments", **results)
 
 
 if __name__ == "__main__":

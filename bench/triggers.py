@@ -32,7 +32,7 @@ import orjson
 import redis
 from confluent_kafka import Consumer
 
-from bench.decode import RESULTS, cpu_model
+from bench.decode import cpu_model, write_results
 from bench.profiles import isolated, worker_env
 from crmstream.admin import create_topics, delete_topics
 from crmstream.client.publisher import Publisher, encode
@@ -215,19 +215,12 @@ def main() -> None:
     print(f"  with the rule pack   {with_rules:>10,.0f} ev/s   (rules cost {cost:.0%})")
     print(f"  at {measured['rate']:,.0f} ev/s live: trigger latency {measured['latency']}")
     print(f"  timer lateness {measured['timer_lateness']}")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "triggers.json").write_bytes(
-        orjson.dumps(
-            {
-                "benchmark": "triggers",
-                "events": args.events,
-                "machine": {"cpu": cpu_model(), "cores": os.cpu_count()},
-                "events_per_second": {"profiles only": profiles_only, "rule pack": with_rules},
-                "rules_cost": cost,
-                "live": measured,
-            },
-            option=orjson.OPT_INDENT_2,
-        )
+    write_results(
+        "triggers",
+        events=args.events,
+        events_per_second={"profiles only": profiles_only, "rule pack": with_rules},
+        rules_cost=cost,
+        live=measured,
     )
 
 
