@@ -20,7 +20,7 @@ from crmstream.topics import EVENT_STREAMS, TopicNames
 from handlers.pipeline import ProfilesAndTriggers
 from handlers.sink import EventSink, SortsDuplicates, WatchesEventTime, load_sink
 from schemas.decode import Decoder, Rejected
-from schemas.events import Envelope
+from schemas.events import STREAM_OF_TYPE, Envelope
 from streams.dead_letters import DeadLetters, position
 from streams.records import Record
 from streams.trigger_tasks import register_triggers
@@ -46,8 +46,8 @@ class Decoded:
     # Partitions with records still to read after this batch, and how many (None: unknown);
     # set by the consumer.
     behind: dict[tuple[str, int], int | None] = field(default_factory=dict)
-    # (topic, event type) → valid events of the batch.
-    kinds: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # Event type → valid events of the batch (a type travels on one topic only).
+    kinds: Counter[str] = field(default_factory=Counter)
     # The record each valid event came from, aligned with ``valid`` (for log lines).
     sources: list[Record] = field(default_factory=list)
 
@@ -58,6 +58,7 @@ class Ingest:
     def __init__(self, settings: Settings, sink: EventSink, dead_letters: DeadLetters) -> None:
         names = TopicNames.from_settings(settings.topics)
         self.stream_of_topic = {names.event(stream): stream for stream in EVENT_STREAMS}
+        self.topic_of_type = {kind: names.event(stream) for kind, stream in STREAM_OF_TYPE.items()}
         self.decoder = Decoder(
             max_bytes=settings.ingest.max_event_bytes,
             future_skew=timedelta(seconds=settings.ingest.future_skew_s),
@@ -91,7 +92,7 @@ class Ingest:
                 event = cast(Envelope, result)
                 valid.append(event)
                 sources.append(record)
-                kinds[record.topic, event.type] += 1  # type: ignore[attr-defined]
+                kinds[event.type] += 1  # type: ignore[attr-defined]
                 partition = (record.topic, record.partition)
                 seen = newest.get(partition)
                 if seen is None or event.time > seen:
@@ -119,7 +120,7 @@ class Ingest:
         if isinstance(self.sink, WatchesEventTime):
             self.sink.observe_event_time(decoded.newest, decoded.behind)
         if self.metrics:
-            _measure(decoded, handled, time.perf_counter() - started)
+            _measure(decoded, handled, time.perf_counter() - started, self.topic_of_type)
 
     async def process(self, batch: Sequence[Record]) -> None:
         await self.deliver(self.decode(batch))
@@ -144,14 +145,17 @@ class _Ids(Sequence[str]):
         return self._events[n].id
 
 
-def _measure(decoded: Decoded, handled: object, seconds: float) -> None:
+def _measure(
+    decoded: Decoded, handled: object, seconds: float, topic_of_type: Mapping[str, str]
+) -> None:
     """The batch's counts, added once per label set (never once per event)."""
     metrics.BATCH_SIZE.observe(len(decoded.batch))
     metrics.BATCH_SECONDS.observe(seconds)
     duplicates: Mapping[str, int] = (
         handled.duplicates_by_type if isinstance(handled, SortsDuplicates) else {}
     )
-    for (topic, kind), count in decoded.kinds.items():
+    for kind, count in decoded.kinds.items():
+        topic = topic_of_type[kind]
         repeats = duplicates.get(kind, 0)
         if repeats:
             metrics.EVENTS.labels(topic, kind, "duplicate").inc(repeats)
