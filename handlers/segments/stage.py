@@ -29,7 +29,7 @@ from handlers.profile.encode import epoch_ms
 from handlers.profile.read import SECTIONS, ProfileReader, Stored, build_profile
 from handlers.scripts import SEGMENT_LIBRARY, SEGMENTS
 from rules.activation import activation, profile_view
-from rules.expressions import ConditionError
+from rules.expressions import Condition, ConditionError
 from rules.segment_set import CompiledSegment, SegmentSet
 
 log = logging.getLogger("crmstream.segments")
@@ -91,14 +91,17 @@ class SegmentStage:
         segments: Sequence[CompiledSegment],
         now_ms: int,
     ) -> int:
+        chosen = tuple(segments)
         sections = self.segments.sections
         wanted = SECTIONS if "*" in sections else sections
+        work = _Evaluation(chosen, self.segments.program(chosen), frozenset(wanted), now_ms)
         stored = await self.reader.read_stored(list(customers), wanted)
-        header, positions = self.segments.header, self.segments.positions
+        header = self.segments.header
         by_shard: defaultdict[str, list[str | int]] = defaultdict(list)
         for (shop, who), touch in customers.items():
-            flags = self._flags(shop, who, stored.get((shop, who)), segments, positions, now_ms)
-            gone = "1" if stored.get((shop, who)) is None else "0"
+            state = stored.get((shop, who))
+            flags = self._flags(shop, who, state, work)
+            gone = "1" if state is None else "0"
             by_shard[self.keys.trigger_shard(shop, who)] += [
                 shop, who, now_ms, touch.last_event_ms, flags, touch.cause, gone,
             ]  # fmt: skip
@@ -107,32 +110,19 @@ class SegmentStage:
             pipe.fcall(SEGMENTS, 1, base, SUFFIXES, header, *args)
         return sum(int(changes) for changes in await self._library.execute(pipe))
 
-    def _flags(  # noqa: PLR0917 -- one customer against the segments of a pass
-        self,
-        shop: str,
-        who: str,
-        stored: Stored | None,
-        segments: Sequence[CompiledSegment],
-        positions: Mapping[str, int],
-        now_ms: int,
-    ) -> str:
+    def _flags(self, shop: str, who: str, stored: Stored | None, work: _Evaluation) -> str:
         """One character per segment of the set: 1 in, 0 out, - not evaluated (or failed)."""
+        segments, now_ms = work.segments, work.now_ms
+        positions = self.segments.positions
         flags = ["-"] * len(positions)
         if stored is None:  # erased, or merged into a customer: out of everything
             for entry in segments:
                 flags[positions[entry.segment.id]] = "0"
             return "".join(flags)
-        sections = self.segments.sections
-        profile = build_profile(
-            shop,
-            who,
-            now_ms,
-            stored,
-            self.reader.config_of(shop),
-            sections=SECTIONS if "*" in sections else sections,
-        )
+        config = self.reader.config_of(shop)
+        profile = build_profile(shop, who, now_ms, stored, config, sections=work.sections)
         context = activation(None, profile_view(profile), now_ms)
-        program = self.segments.program(tuple(segments))
+        program = work.program
         if program is not None:
             try:
                 results = program.evaluate(context)
@@ -198,6 +188,16 @@ class SegmentStage:
                     versions, mapping={s.segment.id: s.segment.version for s in fresh}
                 )
         return report
+
+
+@dataclass(frozen=True, slots=True)
+class _Evaluation:
+    """What every customer of one evaluation shares: worked out once, not per customer."""
+
+    segments: tuple[CompiledSegment, ...]
+    program: Condition | None  # all of them as one CEL call, when the set has one
+    sections: frozenset[str]
+    now_ms: int
 
 
 @dataclass(slots=True)
