@@ -10,31 +10,18 @@ number to compare across machines.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import orjson
 
+from bench.record import cpu_model, write_results
 from crmstream.client.publisher import encode, partition_key
 from crmstream.client.simulator import SimulationConfig, Simulator
 from schemas.decode import EVENT_ADAPTER, Decoder
 from schemas.events import STREAM_OF_TYPE
-
-RESULTS = Path(__file__).parent / "results"
-
-
-def write_results(name: str, **fields: object) -> None:
-    """bench/results/<name>.json: the figures, and the machine they were measured on."""
-    machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.json").write_bytes(
-        orjson.dumps({"benchmark": name, "machine": machine, **fields}, option=orjson.OPT_INDENT_2)
-    )
 
 
 def _rate(run: Callable[[], None], count: int, repeats: int) -> tuple[float, float, float]:
@@ -45,16 +32,6 @@ def _rate(run: Callable[[], None], count: int, repeats: int) -> tuple[float, flo
         run()
         rates.append(count / (time.perf_counter() - started))
     return statistics.median(rates), min(rates), max(rates)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def main() -> None:

@@ -14,22 +14,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import tempfile
-import uuid
-from pathlib import Path
 
-from bench.decode import cpu_model, write_results
-from bench.profiles import drain, isolated, worker_env
-from crmstream.admin import create_topics, delete_topics
-from crmstream.client.publisher import Publisher, encode
-from crmstream.client.simulator import SimulationConfig, Simulator
-from crmstream.settings import Settings
-from crmstream.topics import TopicNames
-from handlers.keys import Keys
-from handlers.redis_client import connect_sync
-from streams.cli.child_worker import start_worker, stop_worker
-
-FULL = "handlers.pipeline:ProfilesAndTriggers.from_settings"
+from bench.contenders import crmstream
+from bench.harness import FULL, Workspace
+from bench.record import cpu_model, write_results
 
 
 def main() -> None:
@@ -37,48 +25,18 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    run = uuid.uuid4().hex[:8]
-    settings = isolated(Settings(), run)
-    create_topics(settings)
-    with Publisher(settings) as publisher:
-        for event in Simulator(SimulationConfig(seed=1, customers_per_shop=3_000)).events(
-            args.events
-        ):
-            publisher.publish_json(encode(event))
-    print(f"{args.events:,} events pre-loaded into {settings.topics.prefix}.events.*")
-    client = connect_sync(settings.redis)
-    log_dir = Path(tempfile.gettempdir()) / f"crmstream-bench-{run}"
     rates: dict[str, list[float]] = {"with metrics": [], "without metrics": []}
-    try:
+    with Workspace.open("metrics") as space:
+        space.preload(args.events, customers_per_shop=3_000)
+        print(f"{args.events:,} events pre-loaded into {space.settings.topics.prefix}.events.*")
         for n in range(-1, args.rounds * 2):
             metrics_on = n < 0 or (n % 4) in (0, 3)
             label = "with metrics" if metrics_on else "without metrics"
-            prefix = f"{settings.redis.key_prefix}-{n + 1}"
-            env = {
-                **worker_env(settings, f"bench-{run}-{n + 1}", FULL),
-                "CRMSTREAM_REDIS_KEY_PREFIX": prefix,
-                "CRMSTREAM_METRICS_ENABLED": "true" if metrics_on else "false",
-            }
-            worker = start_worker(log_dir / f"worker-{n}.log", env)
-            flow = Keys(prefix).flow
-            try:
-                rate = drain(
-                    lambda flow=flow: sum(int(v) for v in client.hgetall(flow).values()),  # type: ignore[misc]
-                    args.events,
-                    worker,
-                    900,
-                )
-            finally:
-                stop_worker(worker)
+            switch = {"CRMSTREAM_METRICS_ENABLED": "true" if metrics_on else "false"}
+            rate = crmstream(space, FULL, extra_env=switch).rate
             if n >= 0:
                 rates[label].append(rate)
             print(f"  {label:<16} {rate:>9,.0f} ev/s{'  (warm-up)' if n < 0 else ''}", flush=True)
-            doomed = list(client.scan_iter(match=Keys(prefix).pattern(), count=5000))
-            for start in range(0, len(doomed), 5000):
-                client.unlink(*doomed[start : start + 5000])
-    finally:
-        client.close()
-        delete_topics(settings, list(TopicNames.from_settings(settings.topics).all))
     on = statistics.median(rates["with metrics"])
     off = statistics.median(rates["without metrics"])
     cost = 1 - on / off

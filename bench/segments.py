@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from bench.decode import cpu_model, write_results
+from bench.record import cpu_model, write_results
 from crmstream.settings import Settings
 from handlers.keys import Keys
 from handlers.pipeline import ProfilesAndTriggers

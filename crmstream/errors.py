@@ -13,7 +13,8 @@ so a caller can catch the whole family, or one branch of it::
     ├── RedisUnavailableError        Redis did not answer
     ├── EventError                   an event that breaks the contract (schemas/)
     ├── RuleError                    a rule or segment file that cannot be used (rules/)
-    └── HandlerError                 applying an event or trigger failed (handlers/)
+    ├── HandlerError                 applying an event or trigger failed (handlers/)
+    └── BenchError                   a benchmark could not give a figure (bench/)
 
 Subpackages add small subclasses under their own branch rather than new roots.
 """
@@ -68,3 +69,7 @@ class RuleError(CrmStreamError):
 
 class HandlerError(CrmStreamError):
     """Applying an event or a trigger to the stores failed."""
+
+
+class BenchError(CrmStreamError):
+    """A benchmark scenario could not give a figure: a contender died, or the stack is down."""

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from crmstream import __version__
 from crmstream.errors import CrmStreamError
 from crmstream.settings import Settings
+from streams.cli.bench import bench
 from streams.cli.customers import import_customers
 from streams.cli.demo import demo
 from streams.cli.events import publish, schemas, simulate
@@ -39,7 +40,7 @@ def cli(ctx: click.Context) -> None:
 
 for command in (
     stack, topics, worker, publish, simulate, import_customers, profile, replay, schemas,
-    demo, rules, segments,
+    demo, rules, segments, bench,
 ):  # fmt: skip
     cli.add_command(command)
 

@@ -1,0 +1,198 @@
+"""Everything a scenario times against crmstream, each draining the same pre-loaded topics.
+
+- the ceilings: a confluent-kafka and an aiokafka consumer that only read and parse;
+- crmstream: real worker processes with the scenario's sink;
+- the naive baseline: a Faust agent with one Redis round trip per event (bench/naive.py);
+- the peers: the naive agent's counters written with quixstreams and with bytewax,
+  one Redis pipeline per batch, in a virtualenv of their own (bench/peers/).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+from confluent_kafka import Consumer
+
+from bench.harness import Workspace, drain
+from crmstream.errors import BenchError
+from handlers.keys import Keys
+from streams.app import aiokafka_options
+from streams.cli.child_worker import start_worker, stop_worker
+
+_LIMIT_S = 1200.0
+
+
+def ceiling_confluent(space: Workspace) -> float:
+    consumer = Consumer(
+        {
+            **space.settings.kafka.librdkafka(),
+            "group.id": f"ceiling-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe(list(space.topics.events))
+    seen, started = 0, 0.0
+    try:
+        while seen < space.loaded:
+            for message in consumer.consume(num_messages=1000, timeout=1.0):
+                if message.error() is None:
+                    if not seen:
+                        started = time.perf_counter()
+                    orjson.loads(message.value() or b"null")
+                    seen += 1
+    finally:
+        consumer.close()
+    return (seen - 1) / (time.perf_counter() - started)
+
+
+def ceiling_aiokafka(space: Workspace) -> float:
+    """The same with aiokafka (Faust's client, and the worker's), in getmany batches."""
+
+    async def read() -> float:
+        consumer = AIOKafkaConsumer(
+            *space.topics.events,
+            **aiokafka_options(space.settings.kafka),
+            group_id=f"ceiling-{uuid.uuid4().hex}",
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        seen, first, started = 0, 0, 0.0
+        try:
+            while seen < space.loaded:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
+                for records in batches.values():
+                    if not seen:
+                        started, first = time.perf_counter(), len(records)
+                    for record in records:
+                        orjson.loads(record.value)
+                    seen += len(records)
+        finally:
+            await consumer.stop()
+        return (seen - first) / (time.perf_counter() - started)
+
+    return asyncio.run(read())
+
+
+@dataclass(frozen=True)
+class WorkerRun:
+    """One timed drain by crmstream workers, and what is left to look at afterwards."""
+
+    rate: float
+    keys: Keys
+
+
+def crmstream(
+    space: Workspace,
+    sink: str,
+    *,
+    workers: int = 1,
+    keys: Keys | None = None,
+    settle: bool = False,
+    keep: bool = False,
+    extra_env: Mapping[str, str] | None = None,
+    wrap: Callable[[list[str]], list[str]] | None = None,
+    stop: Callable[[subprocess.Popen[bytes]], None] = stop_worker,
+    on_progress: Callable[[int, list[subprocess.Popen[bytes]]], None] | None = None,
+) -> WorkerRun:
+    """``workers`` crmstream workers in one group, in a fresh key space unless given ``keys``;
+    ``settle``: until every decision is relayed too. The key space is removed afterwards
+    unless ``keep``. ``wrap`` runs the worker under another program (a profiler), which
+    ``stop`` then stops."""
+    keys = keys or space.key_space()
+    env = space.worker_env(keys, sink, **(extra_env or {}))
+    procs = []
+    try:
+        for n in range(workers):
+            own = {
+                **env,
+                "CRMSTREAM_WORKER_WEB_PORT": str(int(env["CRMSTREAM_WORKER_WEB_PORT"]) + n),
+            }
+            procs.append(_start(space.logs / f"{keys.prefix}-{n}.log", own, wrap))
+        rate = drain(
+            lambda: space.taken(keys),
+            space.loaded,
+            procs,
+            _LIMIT_S,
+            done=(lambda: space.settled(keys)) if settle else (lambda: True),
+            on_progress=(lambda seen: on_progress(seen, procs)) if on_progress else None,
+        )
+    finally:
+        for proc in procs:
+            stop(proc)
+        if not keep:
+            space.forget(keys.prefix)
+    return WorkerRun(rate, keys)
+
+
+def _start(
+    log: Path, env: Mapping[str, str], wrap: Callable[[list[str]], list[str]] | None
+) -> subprocess.Popen[bytes]:
+    if wrap is None:
+        return start_worker(log, env)
+    argv = wrap([sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"])
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            argv,
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def naive(space: Workspace) -> float:
+    keys = space.key_space()
+    env = space.worker_env(keys, "unused:unused")
+    with (space.logs / "naive.log").open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.naive", "worker", "--loglevel", "warning"],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    taken = f"{keys.prefix}:naive:taken"
+    try:
+        return drain(lambda: int(space.client.get(taken) or 0), space.loaded, [proc], _LIMIT_S)
+    finally:
+        stop_worker(proc)
+        space.forget(keys.prefix)
+
+
+def peer(space: Workspace, name: str) -> float:
+    """A peer's rate; BenchError if its virtualenv cannot be made on this machine."""
+    from bench.peers import PeerUnavailableError, peer_command  # noqa: PLC0415 (installs on first use)
+
+    keys = space.key_space()
+    try:
+        argv, env = peer_command(
+            name,
+            bootstrap=space.settings.kafka.bootstrap,
+            topics=list(space.topics.events),
+            redis_url=str(space.settings.redis.url),
+            prefix=keys.prefix,
+            group=f"{keys.prefix}-{name}",
+        )
+    except PeerUnavailableError as exc:
+        raise BenchError(f"{name} is not available here: {exc}") from exc
+    with (space.logs / f"{name}.log").open("ab") as log:
+        proc = subprocess.Popen(
+            argv, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+        )
+    taken = f"{keys.prefix}:peer:taken"
+    try:
+        return drain(lambda: int(space.client.get(taken) or 0), space.loaded, [proc], _LIMIT_S)
+    finally:
+        stop_worker(proc)
+        space.forget(keys.prefix)

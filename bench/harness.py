@@ -1,0 +1,186 @@
+"""What every scenario of the suite shares: fresh topics and key spaces, pre-loaded events,
+and timing a process while it drains them.
+
+Production is never timed: a scenario publishes its seeded events first, then each
+contender reads the same topics in a consumer group of its own and writes into a
+Redis key space of its own, removed afterwards. A rate runs from the first event
+a contender reports handled to the moment it is done, so process start-up and
+group joins are left out of every figure.
+"""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from crmstream.admin import create_topics, delete_topics
+from crmstream.client.publisher import Publisher, encode
+from crmstream.client.simulator import SimulationConfig, Simulator
+from crmstream.errors import BenchError
+from crmstream.settings import Settings
+from crmstream.topics import TopicNames
+from handlers.keys import Keys
+from handlers.redis_client import connect_sync
+
+# The sinks a crmstream worker is started with, scenario by scenario.
+INGEST = "handlers.flow:FlowRecorder.from_settings"
+PROFILES = "handlers.profile.stage:ProfileStage.from_settings"
+FULL = "handlers.pipeline:ProfilesAndTriggers.from_settings"
+
+_POLL_S = 0.05
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def summary(rates: Sequence[float]) -> dict[str, Any]:
+    """Median and spread of several runs; the runs themselves kept for the record."""
+    return {
+        "median": statistics.median(rates),
+        "min": min(rates),
+        "max": max(rates),
+        "spread": (max(rates) - min(rates)) / statistics.median(rates),
+        "runs": list(rates),
+    }
+
+
+@dataclass
+class Workspace:
+    """One scenario's topics (a prefix of its own) and the Redis key spaces under its name."""
+
+    settings: Settings
+    logs: Path
+    client: redis.Redis
+    loaded: int = 0
+    _spaces: int = field(default=0)
+
+    @classmethod
+    @contextmanager
+    def open(cls, label: str) -> Iterator[Workspace]:
+        run = f"{label}-{uuid.uuid4().hex[:6]}"
+        base = Settings()
+        settings = base.model_copy(
+            update={
+                "topics": base.topics.model_copy(update={"prefix": f"bench.{run}"}),
+                "redis": base.redis.model_copy(update={"key_prefix": f"bench-{run}"}),
+            }
+        )
+        create_topics(settings)
+        logs = Path(tempfile.gettempdir()) / f"crmstream-bench-{run}"
+        logs.mkdir(parents=True, exist_ok=True)
+        space = cls(settings, logs, connect_sync(settings.redis))
+        try:
+            yield space
+        finally:
+            space.forget(settings.redis.key_prefix)
+            space.client.close()
+            delete_topics(settings, list(TopicNames.from_settings(settings.topics).all))
+
+    @property
+    def topics(self) -> TopicNames:
+        return TopicNames.from_settings(self.settings.topics)
+
+    def preload(self, count: int, customers_per_shop: int, seed: int = 1) -> None:
+        """``count`` simulated events on the scenario's topics, published before any timing."""
+        simulator = Simulator(SimulationConfig(seed=seed, customers_per_shop=customers_per_shop))
+        with Publisher(self.settings) as publisher:
+            for event in simulator.events(count):
+                publisher.publish_json(encode(event))
+        self.loaded += count
+
+    def key_space(self) -> Keys:
+        """A fresh Redis key prefix under the scenario's own."""
+        self._spaces += 1
+        return Keys(f"{self.settings.redis.key_prefix}-{self._spaces}")
+
+    def worker_env(self, keys: Keys, sink: str, **extra: str) -> dict[str, str]:
+        """A crmstream worker in a group of its own, on these topics, writing under ``keys``."""
+        return {
+            "CRMSTREAM_TOPICS_PREFIX": self.settings.topics.prefix,
+            "CRMSTREAM_REDIS_KEY_PREFIX": keys.prefix,
+            "CRMSTREAM_WORKER_APP_ID": f"{keys.prefix}-app",
+            "CRMSTREAM_WORKER_WEB_PORT": str(free_port()),
+            "CRMSTREAM_WORKER_EVENT_SINK": sink,
+            "CRMSTREAM_WORKER_LOG_FORMAT": "text",
+            # A recheck pass in the middle of a timed run would be measured as event work.
+            "CRMSTREAM_SEGMENTS_RECHECK_EVERY_S": "86400",
+            **extra,
+        }
+
+    def taken(self, keys: Keys) -> int:
+        """Events a crmstream worker has taken in under ``keys`` (its flow counters)."""
+        return sum(int(v) for v in self.client.hgetall(keys.flow).values())
+
+    def settled(self, keys: Keys) -> bool:
+        """Every decision made and relayed: no put-off events, no outbox entries waiting."""
+        pipe = self.client.pipeline(transaction=False)
+        for base in keys.trigger_shards():
+            for waiting in keys.in_flight(base):
+                pipe.zcard(waiting)
+            pipe.xlen(keys.outbox(base))
+            pipe.xlen(keys.segment_outbox(base))
+        return not any(pipe.execute())
+
+    def forget(self, prefix: str) -> None:
+        """Every key under ``prefix`` (a run's key space, or the whole scenario's)."""
+        doomed: list[bytes] = []
+        for key in self.client.scan_iter(match=f"{prefix}*", count=5000):
+            doomed.append(key)
+            if len(doomed) == 5000:
+                self.client.unlink(*doomed)
+                doomed.clear()
+        if doomed:
+            self.client.unlink(*doomed)
+
+
+def drain(
+    handled: Callable[[], int],
+    count: int,
+    procs: Sequence[subprocess.Popen[bytes]],
+    limit_s: float,
+    *,
+    done: Callable[[], bool] = lambda: True,
+    on_progress: Callable[[int], None] | None = None,
+) -> float:
+    """Events per second between the first event handled and the last (and ``done``)."""
+    first_at: float | None = None
+    first_count = seen = 0
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        seen = handled()
+        now = time.perf_counter()
+        if seen and first_at is None:
+            first_at, first_count = now, seen
+        if on_progress is not None:
+            on_progress(seen)
+        if first_at is not None and seen >= count and done():
+            if count - first_count < count // 2:
+                raise BenchError(f"{count:,} events went by too fast to time: give it more")
+            return (count - first_count) / max(now - first_at, 1e-9)
+        if any(proc.poll() is not None for proc in procs):
+            raise BenchError("a process under test exited; see its log")
+        time.sleep(_POLL_S)
+    raise BenchError(f"only {seen:,} of {count:,} events handled within {limit_s:.0f} s")
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise BenchError(f"no VmRSS for process {pid}")

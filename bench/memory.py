@@ -1,0 +1,72 @@
+"""Memory: Redis bytes per profile (typical and heavy), and whether a worker's RSS stays flat.
+
+The worker drains a million simulated events over 150,000 customers (about seven
+events each, as a marketplace shop's customers mostly have a handful); its resident
+memory is read when it has handled 100,000 events, on the way, and at the end.
+Bytes per profile are MEMORY USAGE over every key of a sample of customers.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections import defaultdict
+from typing import Any
+
+import redis
+
+from bench.contenders import crmstream
+from bench.harness import FULL, Workspace, rss_bytes
+from handlers.keys import Keys
+
+_SAMPLE = 20_000
+MARKS = (100_000, 250_000, 500_000, 750_000, 1_000_000)
+
+
+def profile_bytes(client: redis.Redis, keys: Keys, sample: int = _SAMPLE) -> dict[str, float]:
+    """Bytes per customer over the keys of up to ``sample`` customers (their hash tag)."""
+    names: defaultdict[str, list[bytes]] = defaultdict(list)
+    for key in client.scan_iter(match=f"{keys.prefix}:{{*", count=5000):
+        tag = key[key.index(b"{") : key.index(b"}") + 1].decode()
+        if tag in names or len(names) < sample:
+            names[tag].append(key)
+    pipe = client.pipeline(transaction=False)
+    for tagged in names.values():
+        for key in tagged:
+            pipe.memory_usage(key, samples=0)
+    sizes_of_keys = iter(pipe.execute())
+    sizes = sorted(sum(int(next(sizes_of_keys) or 0) for _ in tagged) for tagged in names.values())
+    if not sizes:
+        return {}
+    return {
+        "profiles": len(sizes),
+        "median_bytes": sizes[len(sizes) // 2],
+        "p90_bytes": sizes[int(len(sizes) * 0.9)],
+        "p99_bytes": sizes[int(len(sizes) * 0.99)],
+        "max_bytes": sizes[-1],
+    }
+
+
+def run(events: int = MARKS[-1], customers_per_shop: int = 50_000) -> dict[str, Any]:
+    marks = [mark for mark in MARKS if mark <= events] or [events]
+    rss: dict[int, int] = {}
+
+    def on_progress(seen: int, procs: list[subprocess.Popen[bytes]]) -> None:
+        for mark in marks:
+            if seen >= mark and mark not in rss:
+                rss[mark] = rss_bytes(procs[0].pid)
+
+    with Workspace.open("memory") as space:
+        print(f"memory: pre-loading {events:,} events", flush=True)
+        space.preload(events, customers_per_shop)
+        done = crmstream(space, FULL, keep=True, on_progress=on_progress)
+        per_profile = profile_bytes(space.client, done.keys)
+        space.forget(done.keys.prefix)
+    first, last = rss[marks[0]], rss[marks[-1]]
+    return {
+        "events": events,
+        "customers": customers_per_shop * 3,
+        "events_per_second": done.rate,
+        "worker_rss_bytes": {str(mark): size for mark, size in sorted(rss.items())},
+        "rss_growth": (last - first) / first,
+        "redis_bytes_per_profile": per_profile,
+    }

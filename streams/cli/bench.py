@@ -1,0 +1,54 @@
+"""``crmstream bench``: the benchmark suite (bench/) against the running stack."""
+
+from __future__ import annotations
+
+import click
+
+_SCENARIOS = ("ingest", "profiles", "full", "latency", "scaling", "memory")
+
+
+@click.command("bench")
+@click.argument(
+    "scenarios", nargs=-1, required=True, type=click.Choice([*_SCENARIOS, "all", "report"])
+)
+@click.option("--events", default=100_000, show_default=True, help="Events per throughput run.")
+@click.option("--runs", default=3, show_default=True, help="Timed runs of each contender.")
+@click.option(
+    "--seconds", default=30.0, show_default=True, help="latency: seconds of load per level."
+)
+@click.option(
+    "--max-rate",
+    type=float,
+    help="latency: the rate its loads are shares of [default: the last `full` result].",
+)
+def bench(
+    scenarios: tuple[str, ...], events: int, runs: int, seconds: float, max_rate: float | None
+) -> None:
+    """Measure crmstream against its ceiling and its peers; write bench/results and BENCHMARKS.md.
+
+    \b
+    ingest    read and validate only
+    profiles  validate and update profiles
+    full      profiles, the rule pack and segments (and a py-spy profile)
+    latency   event → trigger at 25%, 50% and 75% of the `full` rate
+    scaling   1 vs 2 workers; 10k, 100k and 1M customers in Redis
+    memory    Redis bytes per profile; worker RSS from 100k to 1M events
+    all       every one of them, in that order (about an hour)
+    report    rewrite BENCHMARKS.md and the plot from the results alone
+
+    Needs the stack (`crmstream stack up`); every scenario uses topics and Redis keys
+    of its own and removes them afterwards.
+    """
+    from bench import report, suite  # noqa: PLC0415 (the suite is only loaded to run it)
+
+    if scenarios == ("report",):
+        for path in report.write():
+            if path is not None:
+                click.echo(f"wrote {path}")
+        return
+    chosen = _SCENARIOS if "all" in scenarios else scenarios
+    if runs < 1 or events < 1:
+        raise click.BadParameter("--runs and --events must be at least 1")
+    options = suite.Options(events=events, runs=runs, seconds=seconds, max_rate=max_rate)
+    for path in suite.run(chosen, options):
+        click.echo(f"wrote {path}")
