@@ -27,8 +27,8 @@ Activation = Mapping[str, Any]
 
 # profile.x.y / event.data.z: the paths a condition reads, for the trigger's reason.
 _PATH: Final = re.compile(r"\b(?:profile|event)(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
-# Each use of a variable, and the field it reads first, if any.
-_USE: Final = re.compile(r"\b(profile|event|now)\b(\.[A-Za-z_][A-Za-z0-9_]*)?")
+# Each use of a variable, the fields it goes down through, and whether a call follows.
+_USE: Final = re.compile(r"\b(profile|event|now)\b((?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*(\()?")
 ALL: Final = frozenset({"*"})
 _UNDEFINED: Final = re.compile(r"Undefined variable or function: '(\w+)'")
 
@@ -38,7 +38,7 @@ class ConditionError(ValueError):
 
 
 class Condition:
-    __slots__ = ("_paths", "_program", "always", "reads", "text")
+    __slots__ = ("_paths", "_program", "_shape", "always", "reads", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text.strip()
@@ -48,21 +48,34 @@ class Condition:
             raise ConditionError(f"CEL syntax error: {_first_line(exc)}") from exc
         self._paths = tuple(dict.fromkeys(_PATH.findall(self.text)))
         self.always = self.text == "true"
-        # What the condition reads of each variable: handing CEL only that is what keeps an
-        # evaluation in microseconds (it converts every value it is given).
-        self.reads: dict[str, frozenset[str]] = {}
-        for variable, field in _USE.findall(self.text):
-            seen = self.reads.get(variable, frozenset())
-            self.reads[variable] = ALL if not field or seen == ALL else seen | {field[1:]}
+        # What the condition reads of each variable, two levels down (profile.counters.orders):
+        # handing CEL only that is what keeps an evaluation in microseconds, as it converts
+        # every value it is given.
+        self._shape: dict[str, _Fields] = {}
+        for variable, chain, call in _USE.findall(self.text):
+            _read(self._shape, variable, chain.split(".")[1:], called=bool(call))
+        self.reads: dict[str, frozenset[str]] = {
+            variable: fields if fields == ALL else frozenset(fields)
+            for variable, fields in self._shape.items()
+        }
 
     def _trimmed(self, activation: Activation) -> dict[str, Any]:
         trimmed: dict[str, Any] = {}
-        for variable, fields in self.reads.items():
+        for variable, fields in self._shape.items():
             value = activation.get(variable)
-            if fields == ALL or not isinstance(value, Mapping):
+            if not isinstance(fields, dict) or not isinstance(value, Mapping):
                 trimmed[variable] = value
-            else:
-                trimmed[variable] = {name: value[name] for name in fields if name in value}
+                continue
+            kept: dict[str, Any] = {}
+            for name, inner in fields.items():
+                if name not in value:
+                    continue
+                part = value[name]
+                if inner == ALL or not isinstance(part, Mapping):
+                    kept[name] = part
+                else:
+                    kept[name] = {key: part[key] for key in inner if key in part}
+            trimmed[variable] = kept
         return trimmed
 
     def holds(self, activation: Activation) -> bool:
@@ -96,6 +109,26 @@ class Condition:
                 value = value.get(part) if isinstance(value, Mapping) else None
             values[path] = _scalar(value)
         return values
+
+
+# Of a variable: ALL, or each field read and, of that field, ALL or the fields read.
+_Fields = frozenset[str] | dict[str, frozenset[str]]
+
+
+def _read(shape: dict[str, _Fields], variable: str, chain: list[str], *, called: bool) -> None:
+    """Note one use: ``profile.counters.orders`` reads counters.orders; ``profile.counters``
+    alone, or with a call after its last name (``profile.facts.size()``), reads it whole."""
+    if called and chain:
+        chain = chain[:-1]  # the last name is a method, not a field
+    known = shape.get(variable)
+    if not chain or known == ALL:
+        shape[variable] = ALL
+        return
+    fields: dict[str, frozenset[str]] = known if isinstance(known, dict) else {}
+    field, below = chain[0], chain[1:2]
+    seen = fields.get(field, frozenset())
+    fields[field] = ALL if not below or seen == ALL else seen | {below[0]}
+    shape[variable] = fields
 
 
 def _scalar(value: Any) -> Scalar:  # noqa: ANN401 -- any document value

@@ -85,3 +85,30 @@ def test_a_condition_names_the_values_it_read() -> None:
 def test_a_condition_that_is_not_boolean_is_an_error() -> None:
     with pytest.raises(ConditionError, match="true or false"):
         Condition("1 + 1").holds({})
+
+
+_PROFILE = {
+    "facts": {"region": "华北", "tags": ["vip-list"], "city": "北京"},
+    "counters": {"orders": 3, "favorites": 1, "views": 40},
+    "derived": {"lifecycle": "active", "value_tier": "high"},
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Two levels down, CEL sees only the fields named; the same answer either way.
+        ('profile.facts.region == "华北" && profile.counters.orders > 2', True),
+        ('profile.facts.tags.exists(t, t == "vip-list")', True),
+        # A section read whole (a call on it, an index, a size) is handed over whole.
+        ("size(profile.counters) == 3", True),
+        ('profile.facts["city"] == "北京"', True),
+        ("profile.facts.size() == 3", True),
+        ('has(profile.facts.birthday) || profile.derived.lifecycle == "dormant"', False),
+        ('"views" in profile.counters && profile.counters.views == 40', True),
+    ],
+)
+def test_a_condition_is_given_only_what_it_reads_and_answers_the_same(
+    text: str, expected: bool
+) -> None:
+    assert Condition(text).holds({"profile": _PROFILE, "now": 0}) is expected
