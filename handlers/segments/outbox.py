@@ -28,13 +28,15 @@ def render_change(fields: Fields) -> tuple[bytes, bytes, bytes]:
     text = {name.decode(): value.decode() for name, value in fields.items()}
     shop, customer, segment = text["shop"], text["customer"], text["segment"]
     transition = int(text["n"])
-    message = SegmentChange(
+    # Built from the Function's own fields, which came from validated events and segment
+    # files: constructed without validating again, as this runs for every change relayed.
+    message = SegmentChange.model_construct(
         id=change_id(shop, customer, segment, transition),
         type="segment.entered" if text["change"] == "entered" else "segment.exited",
         time=datetime.fromtimestamp(int(text["at"]) / 1000, UTC),
         subject=customer,
         shop=shop,
-        data=SegmentChangeData(
+        data=SegmentChangeData.model_construct(
             segment=segment,
             segment_version=int(text["version"]),
             transition=transition,
