@@ -16,25 +16,29 @@ import redis
 
 from bench.contenders import crmstream
 from bench.harness import FULL, Workspace, rss_bytes
-from handlers.keys import Keys
+from handlers.keys import CUSTOMER_KEY_SUFFIXES, Keys
 
 _SAMPLE = 20_000
+_PROFILE_HASH = CUSTOMER_KEY_SUFFIXES[0].encode()
 MARKS = (100_000, 250_000, 500_000, 750_000, 1_000_000)
 
 
 def profile_bytes(client: redis.Redis, keys: Keys, sample: int = _SAMPLE) -> dict[str, float]:
-    """Bytes per customer over the keys of up to ``sample`` customers (their hash tag)."""
-    names: defaultdict[str, list[bytes]] = defaultdict(list)
-    for key in client.scan_iter(match=f"{keys.prefix}:{{*", count=5000):
-        tag = key[key.index(b"{") : key.index(b"}") + 1].decode()
+    """Bytes per profile over the keys of up to ``sample`` customers: each key under a
+    customer's hash tag, for the customers (and anonymous shoppers) that have a profile
+    hash; what lives in the trigger shards (memberships, cooldowns, outboxes) is not in it."""
+    names: defaultdict[bytes, list[bytes]] = defaultdict(list)
+    for key in client.scan_iter(match=f"{keys.prefix}:{{*:*}}:*", count=5000):
+        tag = key[: key.index(b"}") + 2]
         if tag in names or len(names) < sample:
             names[tag].append(key)
+    profiles = [tagged for tag, tagged in names.items() if tag + _PROFILE_HASH in tagged]
     pipe = client.pipeline(transaction=False)
-    for tagged in names.values():
+    for tagged in profiles:
         for key in tagged:
             pipe.memory_usage(key, samples=0)
     sizes_of_keys = iter(pipe.execute())
-    sizes = sorted(sum(int(next(sizes_of_keys) or 0) for _ in tagged) for tagged in names.values())
+    sizes = sorted(sum(int(next(sizes_of_keys) or 0) for _ in tagged) for tagged in profiles)
     if not sizes:
         return {}
     return {
@@ -47,7 +51,7 @@ def profile_bytes(client: redis.Redis, keys: Keys, sample: int = _SAMPLE) -> dic
 
 
 def run(events: int = MARKS[-1], customers_per_shop: int = 50_000) -> dict[str, Any]:
-    marks = [mark for mark in MARKS if mark <= events] or [events]
+    marks = sorted({mark for mark in MARKS if mark < events} | {events})
     rss: dict[int, int] = {}
 
     def on_progress(seen: int, procs: list[subprocess.Popen[bytes]]) -> None:
