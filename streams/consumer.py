@@ -134,14 +134,22 @@ class EventConsumer(Service):
     ) -> None:
         async with self._lock:
             await self._ingest.deliver(decoded)
+            # A rebalance can take partitions between this batch's fetch and its turn here:
+            # their records went to the sink all the same, and their next owner reads them
+            # again, which the sink's dedup makes harmless. Only what is still ours commits.
+            assigned = consumer.assignment()
+            ours = {partition: at for partition, at in offsets.items() if partition in assigned}
             try:
-                await consumer.commit(offsets)
-            except CommitFailedError:
-                # The group moved on while we worked: the next owner replays the batch,
-                # and the sink's dedup makes that harmless.
+                if ours:
+                    await consumer.commit(ours)
+            except (CommitFailedError, IllegalStateError):
+                ours = {}  # the group moved on while we worked, or took them meanwhile
+            if len(ours) < len(offsets):
                 log.warning(
-                    "commit refused after a rebalance; %d records will be replayed",
-                    len(decoded.batch),
+                    "%d of %d partitions of a batch were taken by a rebalance before it "
+                    "committed; their next owner replays them",
+                    len(offsets) - len(ours),
+                    len(offsets),
                 )
 
 
