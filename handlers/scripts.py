@@ -11,6 +11,7 @@ PROFILE_LIBRARY: Final = (_LUA / "profile.lua").read_text(encoding="utf-8")
 APPLY_BATCH: Final = "crm_apply_batch"
 DETACH: Final = "crm_detach"
 FORGET_DETACHED: Final = "crm_forget_detached"
+READ_PROFILES: Final = "crm_read_profiles"
 
 TRIGGER_LIBRARY: Final = (_LUA / "triggers.lua").read_text(encoding="utf-8")
 EMIT: Final = "crm_emit"

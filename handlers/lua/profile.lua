@@ -569,6 +569,32 @@ local function forget_detached(bases, args)
   return 1
 end
 
+-- The read side: the keys profiles are built from, for every customer a batch touched,
+-- in one call (a pipeline of reads costs the worker a reply to parse per key).
+-- ARGV: the suffixes, then the positions of the keys wanted among the first six
+-- ("1,2": profile and windows). Returns, per customer, one reply per key wanted: a
+-- hash as HGETALL gives it, a sorted set as its members, newest first.
+local function read_profiles(bases, args)
+  local suffixes, wanted = split(args[1], ','), {}
+  for _, position in ipairs(split(args[2], ',')) do wanted[#wanted + 1] = tonumber(position) end
+  local found = {}
+  for i = 1, #bases do
+    local keys, row = customer_keys(bases[i], suffixes), {}
+    for j, k in ipairs(wanted) do
+      if k == K_RECENT or k == K_FAVORITES then
+        row[j] = redis.call('ZRANGE', keys[k], 0, -1, 'REV')
+      else
+        row[j] = redis.call('HGETALL', keys[k])
+      end
+    end
+    found[i] = row
+  end
+  return found
+end
+
 redis.register_function('crm_apply_batch', apply_batch)
 redis.register_function('crm_detach', detach)
 redis.register_function('crm_forget_detached', forget_detached)
+redis.register_function{
+  function_name = 'crm_read_profiles', callback = read_profiles, flags = {'no-writes'},
+}

@@ -11,7 +11,9 @@ from typing import Any, Final
 import orjson
 import redis.asyncio
 
-from handlers.keys import Keys
+from handlers.functions import FunctionLibrary
+from handlers.keys import CUSTOMER_KEY_SUFFIXES, Keys
+from handlers.scripts import PROFILE_LIBRARY, READ_PROFILES
 from handlers.shop_configs import ShopConfigs
 from rules.derived import derive
 from rules.shop_config import ShopConfig
@@ -53,8 +55,10 @@ def iso(ms: int | None) -> str | None:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
 
 
-def _text(raw: Mapping[bytes, bytes]) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in raw.items()}
+def _pairs(flat: Sequence[bytes]) -> dict[str, str]:
+    """A hash as HGETALL replies with it inside a Function's reply (field, value, …)."""
+    pairs = iter(flat)
+    return {field.decode(): value.decode() for field, value in zip(pairs, pairs, strict=True)}
 
 
 def window_sum(
@@ -96,6 +100,9 @@ _KEY_SECTIONS: Final = {
     "r": frozenset({"recently_viewed"}),
     "f": frozenset({"favorites"}),
 }
+# Where each key kind sits among a customer's keys, as lua/profile.lua numbers them.
+_KEY_POSITIONS: Final = {kind: CUSTOMER_KEY_SUFFIXES.index(kind) + 1 for kind in _KEY_SECTIONS}
+SUFFIXES: Final = ",".join(CUSTOMER_KEY_SUFFIXES)
 SECTIONS: Final = (
     "facts", "counters", "recency", "windows", "cart", "affinity", "recently_viewed",
     "favorites", "derived",
@@ -109,6 +116,7 @@ class ProfileReader:
         self._client = client
         self._keys = keys
         self._shops = shops
+        self._library = FunctionLibrary(client, PROFILE_LIBRARY, "profile")
 
     async def read(self, shop: str, who: str, as_of_ms: int | None = None) -> Profile | None:
         """The profile, or None for a customer never seen or forgotten on request."""
@@ -129,33 +137,29 @@ class ProfileReader:
     async def read_stored(
         self, customers: Sequence[tuple[str, str]], sections: Collection[str] = SECTIONS
     ) -> dict[tuple[str, str], Stored | None]:
-        """Customers' keys as stored, in one round trip; build_profile makes documents of them
-        as of any moment (the rule stage wants each event's own). Only the keys ``sections``
-        are built from are read; the others come back empty."""
+        """Customers' keys as stored, in one Function call; build_profile makes documents of
+        them as of any moment (the rule stage wants each event's own). Only the keys
+        ``sections`` are built from are read; the others come back empty."""
         wanted = list(dict.fromkeys(customers))
-        reads = [kind for kind, needed_by in _KEY_SECTIONS.items() if needed_by & set(sections)]
+        if not wanted:
+            return {}
+        kinds = [kind for kind, needed_by in _KEY_SECTIONS.items() if needed_by & set(sections)]
+        positions = ",".join(str(_KEY_POSITIONS[kind]) for kind in kinds)
         pipe = self._client.pipeline(transaction=False)
-        for shop, who in wanted:
-            p, w, c, a, r, f, *_dedup_tombstone_alias = self._keys.customer(shop, who)
-            by_kind = {"p": p, "w": w, "c": c, "a": a, "r": r, "f": f}
-            for kind in reads:
-                if kind in ("r", "f"):
-                    pipe.zrange(by_kind[kind], 0, -1, desc=True, withscores=True)
-                else:
-                    pipe.hgetall(by_kind[kind])
-        replies = await pipe.execute() if wanted else []
+        bases = [self._keys.customer_base(shop, who) for shop, who in wanted]
+        pipe.fcall_ro(READ_PROFILES, len(bases), *bases, SUFFIXES, positions)
+        (rows,) = await self._library.execute(pipe)
         found: dict[tuple[str, str], Stored | None] = {}
-        width = len(reads)
-        for n, customer in enumerate(wanted):
-            got = dict(zip(reads, replies[n * width : (n + 1) * width], strict=True))
+        for customer, row in zip(wanted, rows, strict=True):
+            got = dict(zip(kinds, row, strict=True))
             found[customer] = (
                 Stored(
-                    fields=_text(got["p"]),
-                    buckets=_text(got.get("w", {})),
-                    cart=_text(got.get("c", {})),
-                    affinity=_text(got.get("a", {})),
-                    recent=[member.decode() for member, _ in got.get("r", [])],
-                    favorites=[member.decode() for member, _ in got.get("f", [])],
+                    fields=_pairs(got["p"]),
+                    buckets=_pairs(got.get("w", ())),
+                    cart=_pairs(got.get("c", ())),
+                    affinity=_pairs(got.get("a", ())),
+                    recent=[member.decode() for member in got.get("r", ())],
+                    favorites=[member.decode() for member in got.get("f", ())],
                 )
                 if got["p"]
                 else None
