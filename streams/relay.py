@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import socket
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -169,10 +170,14 @@ class OutboxRelay(Service):
                 self._topic,
                 failed[0],
             )
-        pipe = self._client.pipeline(transaction=False)
+        # One XACK and one XDEL per outbox for the whole round, not two commands per message.
+        acknowledged: defaultdict[str, list[bytes]] = defaultdict(list)
         for outbox, entry_id in delivered:
-            pipe.xack(outbox, GROUP, entry_id)
-            pipe.xdel(outbox, entry_id)
+            acknowledged[outbox].append(entry_id)
+        pipe = self._client.pipeline(transaction=False)
+        for outbox, entry_ids in acknowledged.items():
+            pipe.xack(outbox, GROUP, *entry_ids)
+            pipe.xdel(outbox, *entry_ids)
         if delivered:
             await pipe.execute()
         self.relayed += len(delivered)
