@@ -22,13 +22,15 @@ from crmstream.errors import BenchError
 
 # The stages of a batch, as the functions that run them (py-spy names methods Class.method).
 # Each share counts the samples with that function anywhere on the stack; what no stage
-# holds is the event loop, Faust's services, metrics and logging.
+# holds is the event loop (waiting in epoll included), Faust's services, start-up imports,
+# metrics and logging.
 STAGES: Final = {
     "Kafka fetch (aiokafka)": ("AIOKafkaConsumer.getmany",),
     "decode and validate": ("Ingest.decode",),
     "profile stage": ("ProfileStage.apply",),
     "segment stage": ("SegmentStage.on_batch",),
     "rule stage": ("ProfilesAndTriggers._decide",),
+    "timers and put-off rule decisions": ("TriggerChores._timers",),
     "outbox relays": ("OutboxRelay._run",),
     "offset commits": ("AIOKafkaConsumer.commit",),
 }
