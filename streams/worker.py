@@ -50,4 +50,8 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
         # The banner and the start-up spinner are for a person at a terminal.
         quiet=not sys.stdout.isatty(),
     )
+    # Faust's start-up spinner turns the root logger down to DEBUG to spin on every record,
+    # and leaves it there: every library's debug line is then built and thrown away, a few
+    # percent of the worker's time. The log level asked for is the one that holds.
+    worker.spinner = None
     worker.execute_from_commandline()
