@@ -43,6 +43,10 @@ def markdown(results: Results, with_plot: bool) -> str:
     out += [f"| {g.goal} | {g.measured} | {_MET[g.met]} |" for g in goals.check(results)]
     if with_plot:
         out += ["", f"![throughput and latency]({PLOT.relative_to(BENCHMARKS.parent)})", ""]
+    failed = {name: result for name, result in results.items() if "failed" in result}
+    for name, result in failed.items():
+        out += [f"## `{name}`: failed", "", *_command(result), f"{result['failed']}", ""]
+    results = {name: result for name, result in results.items() if name not in failed}
     for name in _THROUGHPUT:
         if name in results:
             out += _throughput(results[name])
@@ -175,8 +179,9 @@ def _memory(result: Mapping[str, Any]) -> list[str]:
 
 def plot(results: Results) -> Path | None:
     """Throughput per system (each scenario) and latency percentiles per load, side by side."""
-    scenarios = [results[name] for name in _THROUGHPUT if name in results]
-    latency = results.get("latency")
+    usable = {name: result for name, result in results.items() if "failed" not in result}
+    scenarios = [usable[name] for name in _THROUGHPUT if name in usable]
+    latency = usable.get("latency")
     if not scenarios and not latency:
         return None
     import matplotlib as mpl  # noqa: PLC0415 (only the report needs it)

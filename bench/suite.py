@@ -44,7 +44,11 @@ def run(names: Sequence[str], options: Options) -> list[Path]:
     written = []
     for name in (s for s in SCENARIOS if s in names):
         started = time.monotonic()
-        fields = _measure(name, options)
+        try:
+            fields = _measure(name, options)
+        except BenchError as exc:  # said in the results, and the other scenarios still run
+            print(f"{name}: failed: {exc}", flush=True)
+            fields = {"failed": str(exc)}
         fields["wall_seconds"] = round(time.monotonic() - started, 1)
         written.append(write_results(name, options.command(name), **fields))
         print(f"{name}: done in {fields['wall_seconds']:.0f} s → {written[-1]}", flush=True)
