@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -42,18 +43,23 @@ def ceiling_confluent(space: Workspace) -> float:
         }
     )
     consumer.subscribe(list(space.topics.events))
-    seen, started = 0, 0.0
+    seen, timed, started = 0, 0, 0.0
+    deadline = time.monotonic() + _LIMIT_S
     try:
         while seen < space.loaded:
-            for message in consumer.consume(num_messages=1000, timeout=1.0):
+            if time.monotonic() > deadline:
+                raise BenchError(f"the confluent-kafka ceiling read {seen:,} of {space.loaded:,}")
+            messages = consumer.consume(num_messages=1000, timeout=1.0)
+            for message in messages:
                 if message.error() is None:
-                    if not seen:
-                        started = time.perf_counter()
                     orjson.loads(message.value() or b"null")
                     seen += 1
+            # The clock starts once the first fetch is in hand; what it brought is not timed.
+            if seen and not started:
+                started, timed = time.perf_counter(), seen
     finally:
         consumer.close()
-    return (seen - 1) / (time.perf_counter() - started)
+    return (seen - timed) / (time.perf_counter() - started)
 
 
 def ceiling_aiokafka(space: Workspace) -> float:
@@ -68,19 +74,22 @@ def ceiling_aiokafka(space: Workspace) -> float:
             enable_auto_commit=False,
         )
         await consumer.start()
-        seen, first, started = 0, 0, 0.0
+        seen, timed, started = 0, 0, 0.0
+        deadline = time.monotonic() + _LIMIT_S
         try:
             while seen < space.loaded:
+                if time.monotonic() > deadline:
+                    raise BenchError(f"the aiokafka ceiling read {seen:,} of {space.loaded:,}")
                 batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
                 for records in batches.values():
-                    if not seen:
-                        started, first = time.perf_counter(), len(records)
                     for record in records:
                         orjson.loads(record.value)
                     seen += len(records)
+                if seen and not started:
+                    started, timed = time.perf_counter(), seen
         finally:
             await consumer.stop()
-        return (seen - first) / (time.perf_counter() - started)
+        return (seen - timed) / (time.perf_counter() - started)
 
     return asyncio.run(read())
 
@@ -120,19 +129,28 @@ def crmstream(
                 "CRMSTREAM_WORKER_WEB_PORT": str(int(env["CRMSTREAM_WORKER_WEB_PORT"]) + n),
             }
             procs.append(_start(space.logs / f"{keys.prefix}-{n}.log", own, wrap))
+        group = f"{env['CRMSTREAM_WORKER_APP_ID']}.events"
+
+        def done() -> bool:
+            return space.committed_all(group) and (not settle or space.settled(keys))
+
         rate = drain(
             lambda: space.taken(keys),
             space.loaded,
             procs,
             _LIMIT_S,
-            done=(lambda: space.settled(keys)) if settle else (lambda: True),
+            done=done,
             on_progress=(lambda seen: on_progress(seen, procs)) if on_progress else None,
         )
     finally:
         for proc in procs:
             stop(proc)
+        shutil.rmtree(
+            space.settings.stack.state_dir / "faust" / env["CRMSTREAM_WORKER_APP_ID"],
+            ignore_errors=True,
+        )
         if not keep:
-            space.forget(keys.prefix)
+            space.forget(keys.pattern())
     return WorkerRun(rate, keys)
 
 
@@ -154,20 +172,16 @@ def _start(
 
 def naive(space: Workspace) -> float:
     keys = space.key_space()
-    env = space.worker_env(keys, "unused:unused")
-    with (space.logs / "naive.log").open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.naive", "worker", "--loglevel", "warning"],
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    taken = f"{keys.prefix}:naive:taken"
+    env = {**os.environ, **space.worker_env(keys, "unused:unused")}
+    argv = [sys.executable, "-m", "bench.naive", "worker", "--loglevel", "warning"]
     try:
-        return drain(lambda: int(space.client.get(taken) or 0), space.loaded, [proc], _LIMIT_S)
+        return _counting(space, argv, env, f"{keys.prefix}:naive:taken", "naive")
     finally:
-        stop_worker(proc)
-        space.forget(keys.prefix)
+        shutil.rmtree(
+            space.settings.stack.state_dir / "faust" / env["CRMSTREAM_WORKER_APP_ID"],
+            ignore_errors=True,
+        )
+        space.forget(keys.pattern())
 
 
 def peer(space: Workspace, name: str) -> float:
@@ -186,13 +200,19 @@ def peer(space: Workspace, name: str) -> float:
         )
     except PeerUnavailableError as exc:
         raise BenchError(f"{name} is not available here: {exc}") from exc
-    with (space.logs / f"{name}.log").open("ab") as log:
-        proc = subprocess.Popen(
-            argv, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
-        )
-    taken = f"{keys.prefix}:peer:taken"
     try:
-        return drain(lambda: int(space.client.get(taken) or 0), space.loaded, [proc], _LIMIT_S)
+        return _counting(space, argv, env, f"{keys.prefix}:peer:taken", name)
+    finally:
+        space.forget(keys.pattern())
+
+
+def _counting(
+    space: Workspace, argv: list[str], env: Mapping[str, str], counter: str, name: str
+) -> float:
+    """Rate of a process that counts the events it has handled in one Redis key."""
+    with (space.logs / f"{name}.log").open("ab") as log:
+        proc = subprocess.Popen(argv, env=dict(env), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        return drain(lambda: int(space.client.get(counter) or 0), space.loaded, [proc], _LIMIT_S)
     finally:
         stop_worker(proc)
-        space.forget(keys.prefix)

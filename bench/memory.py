@@ -16,6 +16,7 @@ import redis
 
 from bench.contenders import crmstream
 from bench.harness import FULL, Workspace, rss_bytes
+from crmstream.client.simulator import SHOPS
 from handlers.keys import CUSTOMER_KEY_SUFFIXES, Keys
 
 _SAMPLE = 20_000
@@ -64,11 +65,11 @@ def run(events: int = MARKS[-1], customers_per_shop: int = 50_000) -> dict[str, 
         space.preload(events, customers_per_shop)
         done = crmstream(space, FULL, keep=True, on_progress=on_progress)
         per_profile = profile_bytes(space.client, done.keys)
-        space.forget(done.keys.prefix)
+        space.forget(done.keys.pattern())
     first, last = rss[marks[0]], rss[marks[-1]]
     return {
         "events": events,
-        "customers": customers_per_shop * 3,
+        "population": customers_per_shop * len(SHOPS),
         "events_per_second": done.rate,
         "worker_rss_bytes": {str(mark): size for mark, size in sorted(rss.items())},
         "rss_growth": (last - first) / first,

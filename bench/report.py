@@ -86,7 +86,8 @@ def _throughput(result: Mapping[str, Any]) -> list[str]:
         f"## `{result['scenario']}`: {result['what']}",
         "",
         *_command(result),
-        f"{result['events']:,} simulated events over {result['customers']:,} customers, "
+        f"{result['events']:,} simulated events over a population of "
+        f"{result['population']:,} customers, "
         f"{result['runs']} timed run(s) of each, taken in turn.",
         "",
         "| system | events/s (median) | min - max | x crmstream |",
@@ -158,7 +159,9 @@ def _scaling(result: Mapping[str, Any]) -> list[str]:
 
 
 def _memory(result: Mapping[str, Any]) -> list[str]:
-    per = result["redis_bytes_per_profile"]
+    per = result["redis_bytes_per_profile"] or {
+        "profiles": 0, "median_bytes": 0, "p90_bytes": 0, "p99_bytes": 0, "max_bytes": 0,
+    }  # fmt: skip
     rss = ", ".join(
         f"{int(mark):,}: {size / 2**20:,.0f} MiB"
         for mark, size in result["worker_rss_bytes"].items()
@@ -167,7 +170,8 @@ def _memory(result: Mapping[str, Any]) -> list[str]:
         "## `memory`",
         "",
         *_command(result),
-        f"{result['events']:,} events over {result['customers']:,} customers (`full`).",
+        f"{result['events']:,} events over a population of {result['population']:,} "
+        "customers (`full`).",
         "",
         f"- Redis per profile (all of a customer's keys, {per['profiles']:,} sampled): "
         f"typical (median) {per['median_bytes']:,} B, p90 {per['p90_bytes']:,} B, "
@@ -208,7 +212,10 @@ def plot(results: Results) -> Path | None:
             points = [(lv["load"] * 100, lv["latency"].get(key)) for lv in latency["levels"]]
             shown = [(x, y) for x, y in points if y is not None]
             right.plot([x for x, _ in shown], [y for _, y in shown], marker="o", label=key[:-3])
-        right.axhline(250, color="#c0392b", linestyle="--", linewidth=1, label="goal: p99 250 ms")
+        goal = goals.P99_MS_AT_HALF_LOAD
+        right.axhline(
+            goal, color="#c0392b", linestyle="--", linewidth=1, label=f"goal: p99 {goal:.0f} ms"
+        )
         right.set_xlabel("load, % of the highest `full` rate")
         right.set_ylabel("event → trigger, ms")
         right.set_title("Latency under steady load")

@@ -6,10 +6,13 @@ rebalance is inside the figure, as it would be in production). Broker, Redis and
 both workers share this machine's cores, which bounds what a second worker can add.
 
 Customers: Redis first holds N registered customers (10k, 100k, 1M), written by the
-profile stage in this process, about half with an order. Then, per run, fresh
-topics carry simulated traffic over those same N customers (a new seed each run,
-so no event repeats), drained by one worker with the ``full`` work. A flat cost per
-event means the key count does not matter; the in-process caches are bounded.
+profile stage in this process, about half with an order, all registered 30 to 400
+days ago. Then, per run, fresh topics carry the last weeks' simulated traffic over
+those same N customers (a new seed each run, so no event repeats), drained by one
+worker with the ``full`` work. The simulator's shoppers start anonymous and log in,
+so part of that traffic is new anonymous shoppers merged into existing customers;
+the runs share the key space, as a live system's traffic would. A flat cost per
+event means the key count does not matter and the in-process caches are bounded.
 """
 
 from __future__ import annotations
@@ -62,11 +65,13 @@ def customers(events: int, runs: int, populations: tuple[int, ...] = POPULATIONS
             for n in range(runs):
                 outer.client.delete(keys.flow)  # each run counts its own events
                 with Workspace.open(f"customers-{population}") as space:
-                    space.preload(events, population // len(SHOPS), seed=100 + n)
+                    # Traffic of the last weeks, after every customer registered.
+                    recent = datetime.now(UTC) - timedelta(days=20)
+                    space.preload(events, population // len(SHOPS), seed=100 + n, start=recent)
                     rate = crmstream(space, FULL, keys=keys, keep=True, settle=True).rate
                 rates.append(rate)
                 print(f"  {population:>9,} customers  run {n + 1}/{runs} {rate:>8,.0f} ev/s")
-            outer.forget(keys.prefix)
+            outer.forget(keys.pattern())
             stats = summary(rates)
             sizes[str(population)] = {
                 **stats,

@@ -7,16 +7,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from bench import latency, memory, report, scaling, throughput
+from bench.labels import CRMSTREAM, SCENARIOS
 from bench.record import read_results, write_results
 from crmstream.admin import list_topics
 from crmstream.errors import BenchError
 from crmstream.settings import Settings
 from handlers.redis_client import connect_sync
-
-SCENARIOS: Final = ("ingest", "profiles", "full", "latency", "scaling", "memory")
 
 
 @dataclass(frozen=True)
@@ -46,9 +45,9 @@ def run(names: Sequence[str], options: Options) -> list[Path]:
         started = time.monotonic()
         try:
             fields = _measure(name, options)
-        except BenchError as exc:  # said in the results, and the other scenarios still run
-            print(f"{name}: failed: {exc}", flush=True)
-            fields = {"failed": str(exc)}
+        except Exception as exc:  # noqa: BLE001 -- said in the results; the other scenarios still run
+            print(f"{name}: failed: {exc!r}", flush=True)
+            fields = {"failed": f"{type(exc).__name__}: {exc}"}
         fields["wall_seconds"] = round(time.monotonic() - started, 1)
         written.append(write_results(name, options.command(name), **fields))
         print(f"{name}: done in {fields['wall_seconds']:.0f} s → {written[-1]}", flush=True)
@@ -76,9 +75,9 @@ def _measure(name: str, options: Options) -> dict[str, Any]:
 
 def _full_rate() -> float:
     full = read_results().get("full")
-    if full is None:
+    if full is None or "failed" in full:
         raise BenchError("latency needs the `full` rate: run `crmstream bench full` first")
-    return float(full["events_per_second"][throughput.CRMSTREAM]["median"])
+    return float(full["events_per_second"][CRMSTREAM]["median"])
 
 
 def _require_stack() -> None:

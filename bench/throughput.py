@@ -16,15 +16,17 @@ from typing import Any, Final
 from bench import profiling
 from bench.contenders import ceiling_aiokafka, ceiling_confluent, crmstream, naive, peer
 from bench.harness import FULL, INGEST, PROFILES, Workspace, summary
+from bench.labels import (
+    BYTEWAX,
+    CEILING_AIOKAFKA,
+    CEILING_CONFLUENT,
+    CRMSTREAM,
+    NAIVE,
+    QUIXSTREAMS,
+)
 from bench.memory import profile_bytes
+from crmstream.client.simulator import SHOPS
 from crmstream.errors import BenchError
-
-CRMSTREAM: Final = "crmstream"
-CEILING_CONFLUENT: Final = "ceiling: confluent-kafka read + parse"
-CEILING_AIOKAFKA: Final = "ceiling: aiokafka read + parse"
-NAIVE: Final = "naive Faust agent (a round trip per event)"
-QUIXSTREAMS: Final = "quixstreams (a pipeline per batch)"
-BYTEWAX: Final = "bytewax (a pipeline per batch)"
 
 _OTHERS: Final[dict[str, Callable[[Workspace], float]]] = {
     CEILING_CONFLUENT: ceiling_confluent,
@@ -88,7 +90,7 @@ def run(scenario: Scenario, events: int, runs: int, customers_per_shop: int) -> 
                             result["redis_bytes_per_profile"] = profile_bytes(
                                 space.client, done.keys
                             )
-                            space.forget(done.keys.prefix)
+                            space.forget(done.keys.pattern())
                     else:
                         rate = _OTHERS[name](space)
                 except BenchError as exc:
@@ -108,7 +110,7 @@ def run(scenario: Scenario, events: int, runs: int, customers_per_shop: int) -> 
     ours = statistics.median(rates[CRMSTREAM])
     result |= {
         "events": events,
-        "customers": customers_per_shop * 3,
+        "population": customers_per_shop * len(SHOPS),
         "runs": runs,
         "events_per_second": {
             name: {**summary(values), "ratio_to_crmstream": statistics.median(values) / ours}

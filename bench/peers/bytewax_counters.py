@@ -15,7 +15,6 @@ import functools
 import os
 
 import bytewax.operators as op
-import orjson
 import redis
 from bytewax.connectors.kafka import KafkaSource, KafkaSourceMessage
 from bytewax.dataflow import Dataflow
@@ -23,27 +22,11 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from bytewax.run import cli_main
 from confluent_kafka import OFFSET_BEGINNING
 
-# (profile hash key, counter field, event time); None for an event that fails the check.
-Update = tuple[str, str, str] | None
+from bench.peers.counters import Update, parse, write
 
 
-def parse(message: KafkaSourceMessage, prefix: str) -> Update:
-    try:
-        event = orjson.loads(message.value or b"")
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(event, dict):
-        return None
-    kind, time, shop = event.get("type"), event.get("time"), event.get("shop")
-    who = event.get("subject") or event.get("anonymousid")
-    if not (
-        isinstance(kind, str)
-        and isinstance(time, str)
-        and isinstance(shop, str)
-        and isinstance(who, str)
-    ):
-        return None
-    return f"{prefix}:{{{shop}:{who}}}:p", kind.replace(".", "_"), time
+def _parse(message: KafkaSourceMessage, prefix: str) -> Update:
+    return parse(message.value, prefix)
 
 
 class _CountersPartition(StatelessSinkPartition):
@@ -52,19 +35,7 @@ class _CountersPartition(StatelessSinkPartition):
         self._prefix = prefix
 
     def write_batch(self, items: list[Update]) -> None:
-        pipe = self._client.pipeline(transaction=False)
-        invalid = 0
-        for update in items:
-            if update is None:
-                invalid += 1
-                continue
-            key, counter, time = update
-            pipe.hincrby(key, counter, 1)
-            pipe.hset(key, "last_seen", time)
-        if invalid:
-            pipe.incrby(f"{self._prefix}:peer:invalid", invalid)
-        pipe.incrby(f"{self._prefix}:peer:taken", len(items))
-        pipe.execute()
+        write(self._client, self._prefix, items, len(items))
 
 
 class RedisCounters(DynamicSink):
@@ -91,7 +62,7 @@ def build_flow() -> Dataflow:
     )
     flow = Dataflow("peer_counters")
     messages = op.input("kafka", flow, source)
-    updates = op.map("parse", messages, functools.partial(parse, prefix=prefix))
+    updates = op.map("parse", messages, functools.partial(_parse, prefix=prefix))
     op.output("redis", updates, RedisCounters(env["BENCH_PEER_REDIS_URL"], prefix))
     return flow
 

@@ -10,32 +10,11 @@ import functools
 import os
 import tempfile
 
-import orjson
 import redis
 from quixstreams import Application
 from quixstreams.sinks import BatchingSink, SinkBatch
 
-# (profile hash key, counter field, event time); None for an event that fails the check.
-Update = tuple[str, str, str] | None
-
-
-def parse(value: bytes | None, prefix: str) -> Update:
-    try:
-        event = orjson.loads(value or b"")
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(event, dict):
-        return None
-    kind, time, shop = event.get("type"), event.get("time"), event.get("shop")
-    who = event.get("subject") or event.get("anonymousid")
-    if not (
-        isinstance(kind, str)
-        and isinstance(time, str)
-        and isinstance(shop, str)
-        and isinstance(who, str)
-    ):
-        return None
-    return f"{prefix}:{{{shop}:{who}}}:p", kind.replace(".", "_"), time
+from bench.peers.counters import parse, write
 
 
 class RedisCounters(BatchingSink):
@@ -47,19 +26,7 @@ class RedisCounters(BatchingSink):
         self._prefix = prefix
 
     def write(self, batch: SinkBatch) -> None:
-        pipe = self._client.pipeline(transaction=False)
-        invalid = 0
-        for item in batch:
-            if item.value is None:
-                invalid += 1
-                continue
-            key, counter, time = item.value
-            pipe.hincrby(key, counter, 1)
-            pipe.hset(key, "last_seen", time)
-        if invalid:
-            pipe.incrby(f"{self._prefix}:peer:invalid", invalid)
-        pipe.incrby(f"{self._prefix}:peer:taken", batch.size)
-        pipe.execute()
+        write(self._client, self._prefix, (item.value for item in batch), batch.size)
 
 
 def main() -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-_SCENARIOS = ("ingest", "profiles", "full", "latency", "scaling", "memory")
+from bench.labels import SCENARIOS
 
 
 @click.command("bench")
 @click.argument(
-    "scenarios", nargs=-1, required=True, type=click.Choice([*_SCENARIOS, "all", "report"])
+    "scenarios", nargs=-1, required=True, type=click.Choice([*SCENARIOS, "all", "report"])
 )
 @click.option("--events", default=100_000, show_default=True, help="Events per throughput run.")
 @click.option("--runs", default=3, show_default=True, help="Timed runs of each contender.")
@@ -33,7 +33,7 @@ def bench(
     latency   event → trigger at 25%, 50% and 75% of the `full` rate
     scaling   1 vs 2 workers; 10k, 100k and 1M customers in Redis
     memory    Redis bytes per profile; worker RSS from 100k to 1M events
-    all       every one of them, in that order (about an hour)
+    all       every one of them, in that order (about three quarters of an hour)
     report    rewrite BENCHMARKS.md and the plot from the results alone
 
     Needs the stack (`crmstream stack up`); every scenario uses topics and Redis keys
@@ -46,7 +46,7 @@ def bench(
             if path is not None:
                 click.echo(f"wrote {path}")
         return
-    chosen = _SCENARIOS if "all" in scenarios else scenarios
+    chosen = SCENARIOS if "all" in scenarios else scenarios
     if runs < 1 or events < 1:
         raise click.BadParameter("--runs and --events must be at least 1")
     options = suite.Options(events=events, runs=runs, seconds=seconds, max_rate=max_rate)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bench import goals, profiling, report
-from bench.throughput import CEILING_AIOKAFKA, CRMSTREAM, NAIVE, QUIXSTREAMS
+from bench.labels import CEILING_AIOKAFKA, CRMSTREAM, NAIVE, QUIXSTREAMS
 
 
 def _rate(median: float) -> dict[str, Any]:
@@ -22,7 +22,7 @@ def _results() -> dict[str, dict[str, Any]]:
         "machine": machine,
         "what": "everything",
         "events": 1000,
-        "customers": 300,
+        "population": 300,
         "runs": 3,
         "unavailable": {"bytewax (a pipeline per batch)": "not installable here"},
         "redis_bytes_per_profile": {"median_bytes": 900, "p99_bytes": 2500},
