@@ -155,8 +155,9 @@ class Workspace:
         probe = Consumer({**self.settings.kafka.librdkafka(), "group.id": group})
         try:
             committed = probe.committed(partitions, timeout=10)
+            # A partition that never held a record has nothing to commit (offset -1001).
             return all(
-                part.offset >= probe.get_watermark_offsets(part, timeout=10)[1]
+                max(part.offset, 0) >= probe.get_watermark_offsets(part, timeout=10)[1]
                 for part in committed
             )
         finally:
