@@ -87,7 +87,7 @@ def _throughput(result: Mapping[str, Any]) -> list[str]:
         "",
         *_command(result),
         f"{result['events']:,} simulated events over a population of "
-        f"{result['population']:,} customers, "
+        f"{_population(result):,} customers, "
         f"{result['runs']} timed run(s) of each, taken in turn.",
         "",
         "| system | events/s (median) | min - max | x crmstream |",
@@ -101,6 +101,11 @@ def _throughput(result: Mapping[str, Any]) -> list[str]:
     for name, why in result.get("unavailable", {}).items():
         out.append(f"| {name} | not run: {why} | | |")
     return [*out, ""]
+
+
+def _population(result: Mapping[str, Any]) -> int:
+    # Results written before the field was renamed called it "customers".
+    return int(result.get("population", result.get("customers", 0)))
 
 
 def _profile(profile: Mapping[str, Any]) -> list[str]:
@@ -170,7 +175,7 @@ def _memory(result: Mapping[str, Any]) -> list[str]:
         "## `memory`",
         "",
         *_command(result),
-        f"{result['events']:,} events over a population of {result['population']:,} "
+        f"{result['events']:,} events over a population of {_population(result):,} "
         "customers (`full`).",
         "",
         f"- Redis per profile (all of a customer's keys, {per['profiles']:,} sampled): "
