@@ -25,6 +25,8 @@ CUSTOMER_KEY_SUFFIXES: Final = (
     "al",  # string: for an anonymous shopper, the customer it was merged into
     "xa",  # set: after an erasure, merged anonymous ids whose "al" keys are still to go
 )
+# The same, as the profile functions take them: one argument, comma-separated.
+CUSTOMER_SUFFIXES_ARG: Final = ",".join(CUSTOMER_KEY_SUFFIXES)
 
 
 # The keys of one trigger shard, in the order the trigger functions number them; the

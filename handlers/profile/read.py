@@ -12,7 +12,7 @@ import orjson
 import redis.asyncio
 
 from handlers.functions import FunctionLibrary
-from handlers.keys import CUSTOMER_KEY_SUFFIXES, Keys
+from handlers.keys import CUSTOMER_KEY_SUFFIXES, CUSTOMER_SUFFIXES_ARG, Keys
 from handlers.scripts import PROFILE_LIBRARY, READ_PROFILES
 from handlers.shop_configs import ShopConfigs
 from rules.derived import derive
@@ -102,7 +102,6 @@ _KEY_SECTIONS: Final = {
 }
 # Where each key kind sits among a customer's keys, as lua/profile.lua numbers them.
 _KEY_POSITIONS: Final = {kind: CUSTOMER_KEY_SUFFIXES.index(kind) + 1 for kind in _KEY_SECTIONS}
-SUFFIXES: Final = ",".join(CUSTOMER_KEY_SUFFIXES)
 SECTIONS: Final = (
     "facts", "counters", "recency", "windows", "cart", "affinity", "recently_viewed",
     "favorites", "derived",
@@ -147,7 +146,7 @@ class ProfileReader:
         positions = ",".join(str(_KEY_POSITIONS[kind]) for kind in kinds)
         pipe = self._client.pipeline(transaction=False)
         bases = [self._keys.customer_base(shop, who) for shop, who in wanted]
-        pipe.fcall_ro(READ_PROFILES, len(bases), *bases, SUFFIXES, positions)
+        pipe.fcall_ro(READ_PROFILES, len(bases), *bases, CUSTOMER_SUFFIXES_ARG, positions)
         (rows,) = await self._library.execute(pipe)
         found: dict[tuple[str, str], Stored | None] = {}
         for customer, row in zip(wanted, rows, strict=True):

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError, ResponseError
 from crmstream.metrics import RedisTimer
 from crmstream.settings import ProfileSettings, Settings
 from handlers.flow import count_flow
-from handlers.keys import CUSTOMER_KEY_SUFFIXES, Keys
+from handlers.keys import CUSTOMER_SUFFIXES_ARG, Keys
 from handlers.profile.encode import EncodedEvent, encode_event
 from handlers.profile.identity import AliasCache, is_junk
 from handlers.redis_client import connect
@@ -36,7 +36,6 @@ APPLIED: Final = 1
 DUPLICATE: Final = 0
 ERASED: Final = 2
 REDIRECTED: Final = 3
-SUFFIXES: Final = ",".join(CUSTOMER_KEY_SUFFIXES)
 _HOUR_S: Final = 3600
 _DAY_S: Final = 86_400
 _REDIS: Final = RedisTimer("profile")
@@ -212,7 +211,7 @@ class ProfileStage:
             int(time.time() * 1000),
             self._max_cart_markers,
         ]
-        args.append(SUFFIXES)
+        args.append(CUSTOMER_SUFFIXES_ARG)
         for shop, who in order:
             keys.append(self._keys.customer_base(shop, who))
             args.append(b"".join(groups[(shop, who)]))
@@ -273,7 +272,7 @@ class ProfileStage:
         pipe = self._client.pipeline(transaction=False)
         for login in logins:
             base = self._keys.customer_base(login.shop, login.data.anonymousid)
-            pipe.fcall(DETACH, 1, base, login.who, SUFFIXES)
+            pipe.fcall(DETACH, 1, base, login.who, CUSTOMER_SUFFIXES_ARG)
         merges: dict[str, bytes] = {}
         for login, (status, payload) in zip(logins, await pipe.execute(), strict=True):
             if status == b"ok":
@@ -301,7 +300,7 @@ class ProfileStage:
         for event in events:
             if event.id in merges and isinstance(event, CustomerIdentified):
                 base = self._keys.customer_base(event.shop, event.data.anonymousid)
-                pipe.fcall(FORGET_DETACHED, 1, base, SUFFIXES)
+                pipe.fcall(FORGET_DETACHED, 1, base, CUSTOMER_SUFFIXES_ARG)
         for shop, _customer, anonymous_id in unlinked:
             self._aliases.forget(shop, anonymous_id)
             pipe.delete(self._keys.alias(shop, anonymous_id))
