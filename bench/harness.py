@@ -137,10 +137,11 @@ class Workspace:
         """Every decision made and relayed: no put-off events, no outbox entries waiting."""
         pipe = self.client.pipeline(transaction=False)
         for base in keys.trigger_shards():
-            for waiting in keys.in_flight(base):
-                pipe.zcard(waiting)
             pipe.xlen(keys.outbox(base))
             pipe.xlen(keys.segment_outbox(base))
+        for partition in range(self.settings.topics.event_partitions):
+            pipe.zcard(keys.partition(partition).later)
+            pipe.zcard(keys.partition(partition).taken)
         return not any(pipe.execute())
 
     def committed_all(self, group: str) -> bool:

@@ -14,6 +14,7 @@ so a caller can catch the whole family, or one branch of it::
     ├── EventError                   an event that breaks the contract (schemas/)
     ├── RuleError                    a rule or segment file that cannot be used (rules/)
     ├── HandlerError                 applying an event or trigger failed (handlers/)
+    │   └── StateBehindError         Redis holds older offsets than it was given: read again
     └── BenchError                   a benchmark could not give a figure (bench/)
 
 Subpackages add small subclasses under their own branch rather than new roots.
@@ -69,6 +70,19 @@ class RuleError(CrmStreamError):
 
 class HandlerError(CrmStreamError):
     """Applying an event or a trigger to the stores failed."""
+
+
+class StateBehindError(HandlerError):
+    """Redis holds older offsets than the worker recorded there: it lost recent writes (a
+    crash under appendfsync everysec, a failover to a lagging replica, a restore). The
+    partitions are to be read again from ``positions`` (topic, partition → offset)."""
+
+    def __init__(self, positions: dict[tuple[str, int], int]) -> None:
+        named = ", ".join(
+            f"{topic}[{partition}]@{at}" for (topic, partition), at in positions.items()
+        )
+        super().__init__(f"Redis lost recent writes; reading again from {named}")
+        self.positions = positions
 
 
 class BenchError(CrmStreamError):

@@ -91,8 +91,14 @@ REDIS_ERRORS: Final = Counter(
 TRIGGERS: Final = Counter(
     "crmstream_triggers_total",
     "Trigger decisions, by rule, channel and outcome (sent, suppressed_consent, "
-    "suppressed_cooldown, suppressed_cap, held_quiet_hours, holdout, duplicate).",
+    "suppressed_cooldown, suppressed_cap, held_quiet_hours, holdout, duplicate, expired).",
     ["rule", "channel", "outcome"],
+    registry=REGISTRY,
+)
+STATE_REWINDS: Final = Counter(
+    "crmstream_state_rewinds_total",
+    "Times Redis was found holding older offsets than a worker recorded there (it lost "
+    "recent writes) and the partitions were read again from Kafka.",
     registry=REGISTRY,
 )
 OUTBOX_BACKLOG: Final = Gauge(

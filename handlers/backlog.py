@@ -20,7 +20,10 @@ class Backlog:
     segments: Counter[str] = field(default_factory=Counter)  # every shop together
 
 
-async def read_backlog(client: redis.asyncio.Redis, keys: Keys, now_ms: int) -> Backlog:
+async def read_backlog(
+    client: redis.asyncio.Redis, keys: Keys, now_ms: int, partitions: int
+) -> Backlog:
+    """``partitions``: how many partitions each event topic has (each keeps its timers)."""
     outboxes = {"triggers": keys.outbox, "segments": keys.segment_outbox}
     bases = keys.trigger_shards()
     pipe = client.pipeline(transaction=False)
@@ -28,9 +31,10 @@ async def read_backlog(client: redis.asyncio.Redis, keys: Keys, now_ms: int) -> 
         for outbox in outboxes.values():
             pipe.xlen(outbox(base))
             pipe.xrange(outbox(base), count=1)
-        pipe.zcard(keys.timers(base))
         pipe.zcard(keys.held(base))
         pipe.hgetall(keys.segment_sizes(base, ""))
+    for partition in range(partitions):
+        pipe.zcard(keys.partition(partition).timers)
     replies = iter(await pipe.execute())
     backlog = Backlog(outbox=dict.fromkeys(outboxes, 0), oldest_age_s=dict.fromkeys(outboxes, 0.0))
     for _base in bases:
@@ -44,10 +48,10 @@ async def read_backlog(client: redis.asyncio.Redis, keys: Keys, now_ms: int) -> 
                 )
                 age = max(0.0, (now_ms - born_ms) / 1000)
                 backlog.oldest_age_s[name] = max(backlog.oldest_age_s[name], age)
-        backlog.timers += int(next(replies))
         backlog.held += int(next(replies))
         for segment, size in next(replies).items():
             backlog.segments[segment.decode()] += int(size)
+    backlog.timers = sum(int(next(replies)) for _ in range(partitions))
     return backlog
 
 

@@ -34,6 +34,7 @@ from schemas.decode import Decoder, Rejected
 from schemas.events import Envelope
 
 _BATCH: Final = 1000
+# One partition holds every event: the file is taken in its own order, as one stream.
 _PARTITION: Final = ("backtest", 0)
 
 
@@ -98,6 +99,9 @@ async def backtest(
         (folder / "segments").mkdir()
         scratch = _scratch_settings(settings, folder)
         sink = ProfilesAndTriggers.from_settings(scratch)
+        # A decision's moment is the events' own time, as for a worker that was running
+        # live when they happened: max_age expires what a live run would have expired.
+        sink.triggers.wall_ms = lambda: sink.time.read_up_to_ms(_PARTITION[1])
         (rule,) = sink.triggers.rules.rules
         report = BacktestReport(rule.rule.id)
         try:
@@ -129,7 +133,6 @@ def _scratch_settings(settings: Settings, folder: Path) -> Settings:
 async def _run(
     sink: ProfilesAndTriggers, events: Iterator[Envelope], until: datetime | None
 ) -> None:
-    clock = sink.triggers.clock
     newest = 0
     batch: list[Envelope] = []
     for event in events:
@@ -141,17 +144,16 @@ async def _run(
         newest = await _take(sink, batch, newest)
     # The end: caught up, at the last event's time (or later, when asked).
     end = max(newest, epoch_ms(until)) if until is not None else newest
-    clock.observe({_PARTITION: end}, behind={})
-    await sink.timers.catch_up()  # everything put off, and every timer due by the end
-    await sink.timers.fire_due()
+    sink.time.observe({_PARTITION: end}, behind={})
+    await sink.fire_due()  # everything put off, and every timer due by the end
 
 
 async def _take(sink: ProfilesAndTriggers, batch: list[Envelope], newest: int) -> int:
     newest = max(newest, *(epoch_ms(event.time) for event in batch))
     # Still reading a backlog: decisions are put off and made in event-time order.
-    sink.triggers.clock.observe({_PARTITION: newest}, behind={_PARTITION: None})
-    await sink.handle(batch)
-    await sink.timers.fire_due()
+    sink.time.observe({_PARTITION: newest}, behind={_PARTITION: None})
+    await sink.handle(batch, [_PARTITION[1]] * len(batch))
+    await sink.fire_due()
     return newest
 
 
@@ -161,13 +163,13 @@ async def _collect(sink: ProfilesAndTriggers, report: BacktestReport) -> None:
     for base in keys.trigger_shards():
         pipe.xrange(keys.outbox(base))
         pipe.hvals(keys.held_payloads(base))
-        pipe.zcard(keys.timers(base))
-    replies = await pipe.execute()
-    for outbox, held, waiting in zip(replies[::3], replies[1::3], replies[2::3], strict=True):
+    pipe.zcard(keys.partition(_PARTITION[1]).timers)
+    *replies, waiting = await pipe.execute()
+    for outbox, held in zip(replies[::2], replies[1::2], strict=True):
         report.triggers += [orjson.loads(fields[b"event"]) for _id, fields in outbox]
         report.triggers += [orjson.loads(value.split(b"\n", 1)[1]) for value in held]
         report.held_quiet_hours += len(held)
-        report.waiting += int(waiting)
+    report.waiting = int(waiting)
     report.triggers.sort(key=lambda trigger: (trigger["time"], trigger["id"]))
     report.held_out = sum(1 for t in report.triggers if t["data"].get("holdout"))
     counts: Counter[str] = Counter()

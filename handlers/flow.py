@@ -25,7 +25,9 @@ class FlowRecorder:
     def from_settings(cls, settings: Settings) -> FlowRecorder:
         return cls(connect(settings.redis), Keys(settings.redis.key_prefix))
 
-    async def handle(self, events: Sequence[Envelope]) -> None:
+    async def handle(
+        self, events: Sequence[Envelope], partitions: Sequence[int] | None = None
+    ) -> None:
         await self.record(event.stream for event in events)
 
     async def record(self, streams: Iterable[str]) -> None:

@@ -1,4 +1,4 @@
-"""A Redis Function library as the stages use it: loaded once, and again if Redis lost it."""
+"""Redis Function libraries as a stage uses them: loaded once, and again if Redis lost them."""
 
 from __future__ import annotations
 
@@ -10,20 +10,26 @@ import redis.asyncio
 from redis.exceptions import RedisError, ResponseError
 
 from crmstream.metrics import RedisTimer
+from handlers.scripts import Library
 
 log = logging.getLogger("crmstream.functions")
 
 
 class FunctionLibrary:
-    def __init__(self, client: redis.asyncio.Redis, source: str, name: str) -> None:
+    def __init__(
+        self, client: redis.asyncio.Redis, library: Library | tuple[Library, ...], name: str
+    ) -> None:
         self._client = client
-        self._source = source
+        self._sources = [
+            lib.source for lib in (library if isinstance(library, tuple) else (library,))
+        ]
         self._name = name
         self._loaded = False
         self._timer = RedisTimer(name)
 
     async def load(self) -> None:
-        await self._client.function_load(self._source, replace=True)
+        for source in self._sources:
+            await self._client.function_load(source, replace=True)
         self._loaded = True
 
     async def execute(self, pipe: Any) -> list[Any]:  # noqa: ANN401 -- a redis-py pipeline

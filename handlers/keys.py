@@ -30,19 +30,14 @@ CUSTOMER_SUFFIXES_ARG: Final = ",".join(CUSTOMER_KEY_SUFFIXES)
 
 
 # The keys of one trigger shard, in the order the trigger functions number them; the
-# per-customer ones (fired, cooldowns, caps) continue with "<shop>:<customer>".
+# per-customer ones (fired, cooldowns, caps, open, goals) continue with "<shop>:<customer>".
 TRIGGER_KEY_SUFFIXES: Final = (
     "outbox",  # stream: triggers waiting for the relay
-    "timers",  # sorted set: absence timer → deadline (ms)
-    "timer",  # hash: absence timer → what armed it
     "held",  # sorted set: trigger held by quiet hours → release (ms)
     "heldp",  # hash: held trigger → its message
     "fired:",  # sorted set per customer: trigger ids fired, by occurrence time
     "cd:",  # hash per customer: rule → when it last fired (cooldowns)
     "cap:",  # counter per customer, channel and local day (daily caps)
-    "later",  # sorted set: decisions, arms and cancels put off while behind → event time
-    "walker",  # string: the worker walking this shard's due entries for now
-    "taken",  # sorted set: due entries handed to the walker, until it emits them
     "stats",  # hash: "<shop>\x1f<rule>\x1f<outcome>" → how many (rules stats, lift)
     "open:",  # sorted set per customer: triggers awaiting their conversion goal, by time
     "goals:",  # sorted set per customer: goal events (an order…) by time, for late triggers
@@ -69,6 +64,28 @@ TRIGGER_SHARDS: Final = 16
 
 
 @dataclass(frozen=True, slots=True)
+class PartitionKeys:
+    """The keys of one partition's timing, all under the hash tag ``{p<n>}``.
+
+    A customer's events travel in partition *n* of every event topic, so what is
+    due for them (absence timers, decisions put off while the worker was behind)
+    depends on how far partition *n* has been read, and moves with it from worker
+    to worker; the offsets applied live beside it (handlers/offsets.py).
+    """
+
+    timers: str  # sorted set: absence timer → deadline (ms)
+    payloads: str  # hash: timer, or entry put off → what armed it (members.timer_value)
+    later: str  # sorted set: decisions, arms and cancels put off while behind → event time
+    taken: str  # sorted set: due entries handed to the walker, until it is done with them
+    walker: str  # string: the worker that owns this partition's walks for now
+    offsets: str  # hash: topic → the next offset to read, recorded after a batch is applied
+
+    def walk_keys(self) -> tuple[str, str, str, str, str]:
+        """In the order lua/timers.lua declares them (KEYS[1..5])."""
+        return (self.timers, self.payloads, self.later, self.taken, self.walker)
+
+
+@dataclass(frozen=True, slots=True)
 class Keys:
     prefix: str
 
@@ -76,11 +93,6 @@ class Keys:
     def flow(self) -> str:
         """Hash: event stream → events the workers have taken in (a demo and smoke signal)."""
         return f"{self.prefix}:flow"
-
-    @property
-    def clocks(self) -> str:
-        """Hash: worker → "event time (ms):wall clock (ms)", for the time all workers agree on."""
-        return f"{self.prefix}:clocks"
 
     def customer_base(self, shop: str, who: str) -> str:
         """What every key of one customer starts with; a suffix completes each.
@@ -118,18 +130,27 @@ class Keys:
     def outbox(self, shard_base: str) -> str:
         return shard_base + TRIGGER_KEY_SUFFIXES[0]
 
-    def timers(self, shard_base: str) -> str:
+    def held(self, shard_base: str) -> str:
         return shard_base + TRIGGER_KEY_SUFFIXES[1]
 
-    def held(self, shard_base: str) -> str:
-        return shard_base + TRIGGER_KEY_SUFFIXES[3]
-
     def held_payloads(self, shard_base: str) -> str:
-        return shard_base + TRIGGER_KEY_SUFFIXES[4]
+        return shard_base + TRIGGER_KEY_SUFFIXES[2]
 
-    def in_flight(self, shard_base: str) -> tuple[str, str]:
-        """Sorted sets of a shard's decisions not taken yet: put off, and taken by a walker."""
-        return shard_base + TRIGGER_KEY_SUFFIXES[8], shard_base + TRIGGER_KEY_SUFFIXES[10]
+    def partition(self, index: int) -> PartitionKeys:
+        """The keys of partition ``index``'s timing: its timers, what was put off, its offsets."""
+        base = f"{self.prefix}:{{p{index}}}:"
+        return PartitionKeys(
+            timers=base + "timers",
+            payloads=base + "timer",
+            later=base + "later",
+            taken=base + "taken",
+            walker=base + "walker",
+            offsets=base + "offsets",
+        )
+
+    def partition_pattern(self) -> str:
+        """Matches every partition's timing keys (the gauges and tests find them by it)."""
+        return f"{self.prefix}:{{p*}}:*"
 
     def schedule_index(self, shard_base: str, kind: str, mmdd: str = "") -> str:
         """The index of a schedule kind in a shard; birthdays take the month and day."""
@@ -143,7 +164,7 @@ class Keys:
         """A customer's fired ids, cooldowns and conversion state: what an erasure removes
         of their triggers (the segment stage takes their memberships, lua/segments.lua)."""
         base, who = self.trigger_shard(shop, customer), f"{shop}:{customer}"
-        return tuple(base + TRIGGER_KEY_SUFFIXES[n] + who for n in (5, 6, 12, 13))
+        return tuple(base + TRIGGER_KEY_SUFFIXES[n] + who for n in (3, 4, 7, 8))
 
     def segment_outbox(self, shard_base: str) -> str:
         return shard_base + SEGMENT_KEY_SUFFIXES[3]
@@ -168,7 +189,7 @@ class Keys:
         return f"{shard_base}sgpass:{slot}"
 
     def rule_stats(self, shard_base: str) -> str:
-        return shard_base + TRIGGER_KEY_SUFFIXES[11]
+        return shard_base + TRIGGER_KEY_SUFFIXES[6]
 
     def customers_of(self, shop: str) -> str:
         """Pattern of every customer key of a shop (replay and tests only, never a hot path)."""

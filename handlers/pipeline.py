@@ -11,20 +11,23 @@ import asyncio
 import logging
 import os
 import socket
+import time as _wall
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from crmstream import metrics
 from crmstream.settings import Settings
+from handlers.backlog import Backlog, read_backlog, read_sizes_by_shop
 from handlers.keys import Keys
+from handlers.offsets import OffsetStore, TopicPartition
 from handlers.profile.encode import epoch_ms
 from handlers.profile.read import ProfileReader
 from handlers.profile.stage import BatchOutcome, ProfileStage
 from handlers.segments.read import SegmentReader
 from handlers.segments.stage import SegmentStage
-from handlers.triggers.progress import EventTimeClock
+from handlers.triggers.clock import StreamTime
 from handlers.triggers.samples import rule_samples
 from handlers.triggers.schedules import Scheduler
 from handlers.triggers.stage import TriggerStage
@@ -66,13 +69,15 @@ class ProfilesAndTriggers:
         self.settings = settings
         trigger_settings = settings.triggers
         self.schedules = Scheduler(triggers, every_s=trigger_settings.schedule_every_s)
+        # The one owner of event time and of what is due when (handlers/triggers/clock.py).
+        self.time = triggers.time
         self.timers = TimerPump(
             triggers,
+            self.time,
             limit=trigger_settings.relay_batch,
             worker=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
-            # A worker silent this long has left the group: its clock no longer holds time.
-            stale_ms=int(settings.worker.session_timeout_s * 2000),
         )
+        self.offsets = OffsetStore(profiles.client, triggers.keys)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProfilesAndTriggers:
@@ -82,7 +87,7 @@ class ProfilesAndTriggers:
         profiles = ProfileStage.from_settings(settings)
         keys = Keys(settings.redis.key_prefix)
         reader = ProfileReader(profiles.client, keys, profiles.shops)
-        clock = EventTimeClock(
+        time = StreamTime(
             disorder_ms=int(settings.triggers.timer_disorder_s * 1000),
             idle_s=settings.triggers.timer_idle_s,
         )
@@ -92,7 +97,7 @@ class ProfilesAndTriggers:
             reader=reader,
             rules=rules,
             settings=settings.triggers,
-            clock=clock,
+            time=time,
         )
         segments = SegmentStage(
             profiles.client,
@@ -104,29 +109,72 @@ class ProfilesAndTriggers:
         metrics.RULES_LOADED.set(sum(1 for r in rules.rules if r.rule.enabled))
         return cls(profiles, triggers, segments, settings)
 
-    async def handle(self, events: Sequence[Envelope]) -> BatchOutcome:
+    async def handle(
+        self, events: Sequence[Envelope], partitions: Sequence[int] | None = None
+    ) -> BatchOutcome:
+        """``partitions``: the partition each event was read from (all 0 if not given)."""
         applied = await self.profiles.apply(events)
         # Segments and rules read the same applied profiles and write apart: side by side,
         # each one's Redis round trips overlap the other's Python work.
         changes, _ = await asyncio.gather(
-            self.segments.on_batch(applied.touched), self._decide(events)
+            self.segments.on_batch(applied.touched), self._decide(events, partitions)
         )
         self.outcomes["segment_changes"] += changes
         if changes:
             metrics.SEGMENT_CHANGES.inc(changes)
         return applied
 
-    async def _decide(self, events: Sequence[Envelope]) -> None:
-        if self.triggers.deferring and not self.triggers.clock.behind:
-            self.outcomes.update(await self.timers.catch_up())
-        self.outcomes.update(await self.triggers.on_events(events))
+    async def _decide(self, events: Sequence[Envelope], partitions: Sequence[int] | None) -> None:
+        await self.catch_up()
+        self.outcomes.update(await self.triggers.on_events(events, partitions))
+
+    async def catch_up(self) -> None:
+        """Partitions that have caught up take the decisions they put off, in order."""
+        for partition in self.time.catching_up():
+            self.outcomes.update(await self.timers.catch_up(partition))
+
+    async def fire_due(self) -> Counter[str]:
+        """What is due by each partition's event time (the timers chore, every tick)."""
+        await self.catch_up()
+        return await self.timers.fire_due()
 
     def observe_event_time(
         self,
-        newest: Mapping[tuple[str, int], datetime],
-        behind: Mapping[tuple[str, int], int | None],
+        newest: Mapping[TopicPartition, datetime],
+        behind: Mapping[TopicPartition, int | None],
+        polled: Iterable[int] = (),
     ) -> None:
-        self.triggers.clock.observe({tp: epoch_ms(at) for tp, at in newest.items()}, behind)
+        self.time.observe({tp: epoch_ms(at) for tp, at in newest.items()}, behind, polled=polled)
+
+    async def partitions_assigned(
+        self, partitions: Sequence[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        """This worker reads these partitions now: where their state says to resume."""
+        self.time.assign({partition for _, partition in partitions})
+        return await self.offsets.resume(partitions)
+
+    async def partitions_revoked(self, partitions: Sequence[TopicPartition]) -> None:
+        """These partitions go to another worker: no walk of theirs is left in flight."""
+        self.offsets.forget(partitions)
+        await self.timers.let_go({partition for _, partition in partitions})
+
+    async def check_offsets(self, partitions: Iterable[TopicPartition]) -> None:
+        await self.offsets.check(partitions)
+
+    async def record_offsets(self, offsets: Mapping[TopicPartition, int]) -> None:
+        await self.offsets.record(offsets)
+
+    async def backlog(self) -> Backlog:
+        """What waits in Redis (outboxes, timers, held triggers, segment sizes)."""
+        return await read_backlog(
+            self.triggers.client,
+            self.triggers.keys,
+            int(_wall.time() * 1000),
+            self.settings.topics.event_partitions,
+        )
+
+    async def segment_sizes_by_shop(self) -> Counter[tuple[str, str]]:
+        return await read_sizes_by_shop(self.triggers.client, self.triggers.keys)
 
     def reload_rules(self) -> RuleSet | None:
         """Load the rules and segments again; on a problem keep the current ones and say why."""
@@ -157,6 +205,6 @@ class ProfilesAndTriggers:
 
     async def close(self) -> None:
         try:
-            await self.timers.leave()
+            await self.timers.let_go(self.time.partitions)
         finally:
             await self.profiles.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol, cast, runtime_checkable
 
@@ -17,11 +17,14 @@ class EventSink(Protocol):
     """Takes each batch of valid events, in partition order, before its offsets are committed.
 
     ``handle`` returns once the batch's effects are durable; raising means none
-    of them may be assumed, and the batch will be handed over again. What it
-    returns is for metrics: a ``SortsDuplicates`` says which events were repeats.
+    of them may be assumed, and the batch will be handed over again. ``partitions``
+    says which partition each event was read from. What it returns is for metrics:
+    a ``SortsDuplicates`` says which events were repeats.
     """
 
-    async def handle(self, events: Sequence[Envelope]) -> object: ...
+    async def handle(
+        self, events: Sequence[Envelope], partitions: Sequence[int] | None = None
+    ) -> object: ...
 
     async def close(self) -> None: ...
 
@@ -42,9 +45,29 @@ class WatchesEventTime(Protocol):
         self,
         newest: Mapping[tuple[str, int], datetime],
         behind: Mapping[tuple[str, int], int | None],
+        polled: Iterable[int] = (),
     ) -> None:
         """``newest``: the batch's newest event per partition; ``behind``: partitions the
-        consumer has not caught up on, with how many records are left (None: unknown)."""
+        consumer has not caught up on, with how many records are left (None: unknown);
+        ``polled``: the partitions this poll covered (idle ones included)."""
+
+
+@runtime_checkable
+class KeepsOffsets(Protocol):
+    """A sink whose store keeps the offsets its state reflects (handlers/offsets.py): the
+    consumer resumes from them, checks them before each batch and records them after."""
+
+    async def partitions_assigned(
+        self, partitions: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], int]:
+        """Newly assigned partitions; returns where the store says to resume them."""
+
+    async def partitions_revoked(self, partitions: Sequence[tuple[str, int]]) -> None: ...
+
+    async def check_offsets(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Raises StateBehindError if the store lost what it recorded of these."""
+
+    async def record_offsets(self, offsets: Mapping[tuple[str, int], int]) -> None: ...
 
 
 SinkFactory = Callable[[Settings], EventSink]

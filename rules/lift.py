@@ -18,7 +18,7 @@ Z_95: Final = NormalDist().inv_cdf(0.975)
 
 # Outcomes a rule's decisions are counted under (lua/triggers.lua emit and goals).
 SENT, HELD, HOLDOUT = "sent", "held", "holdout"
-SUPPRESSED: Final = ("consent", "cooldown", "capped")
+SUPPRESSED: Final = ("consent", "cooldown", "capped", "expired")
 CONVERTED, CONVERTED_HOLDOUT = "converted", "converted_holdout"
 
 

@@ -26,6 +26,9 @@ from schemas.triggers import Channel, RuleId
 _DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+# An on-event or absence occurrence decided later than this after it happened is not
+# sent (a worker catching up after an outage must not send yesterday's cart coupons).
+DEFAULT_MAX_AGE_S = 86_400
 
 
 def parse_duration(text: str) -> int:
@@ -142,12 +145,22 @@ class Limits(_Strict):
     # Marketing rules need the marketing consent and the channel's; service messages
     # (transactional) need neither, and pass the daily caps too.
     transactional: bool = False
+    # How late an occurrence may still be decided and sent (DEFAULT_MAX_AGE_S if unset);
+    # a later one is recorded as expired. Schedules take none: they fire on their day.
+    max_age: str | None = None
 
     @field_validator("cooldown")
     @classmethod
     def _cooldown(cls, value: str | None) -> str | None:
         if value is not None:
             parse_duration(value)
+        return value
+
+    @field_validator("max_age")
+    @classmethod
+    def _max_age(cls, value: str | None) -> str | None:
+        if value is not None and parse_duration(value) <= 0:
+            raise ValueError("max_age must be longer than zero")
         return value
 
     @property
@@ -194,6 +207,21 @@ class Rule(_Strict):
         if self.when.event is not None:
             return "event"
         return "absence" if self.when.absence is not None else "schedule"
+
+    @model_validator(mode="after")
+    def _max_age_not_on_schedules(self) -> Rule:
+        if self.limits.max_age is not None and self.kind == "schedule":
+            raise ValueError("limits.max_age is for event and absence rules, not schedules")
+        return self
+
+    @property
+    def max_age_s(self) -> int:
+        """How late an occurrence may be decided and still sent; 0 for schedules (never)."""
+        if self.kind == "schedule":
+            return 0
+        if self.limits.max_age is None:
+            return DEFAULT_MAX_AGE_S
+        return parse_duration(self.limits.max_age)
 
     @property
     def absence(self) -> Absence:

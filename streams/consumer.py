@@ -6,9 +6,12 @@ while aiokafka's ``getmany`` hands over a whole fetch at once (bench/profiles).
 So the hot path is a Faust-managed service around an aiokafka consumer:
 
 - one consumer group (``<app id>.events``) over the five event topics;
-- a batch is decoded, dead-lettered and handed to the sink as a whole, and
-  only then are its offsets committed, so a crash replays it (the sink is
-  idempotent) and nothing is lost;
+- a batch is decoded, dead-lettered and handed to the sink as a whole; a sink
+  that keeps offsets with its state (handlers/offsets.py) records them after the
+  batch's effects, and only then are they committed to Kafka, so a crash replays
+  the batch (the sink is idempotent) and nothing is lost;
+- a worker resumes a partition from the offsets the sink's store holds, and reads
+  again from there whenever the store turns out to have lost recent writes;
 - while Redis applies one batch, the next is fetched and decoded; batches still
   reach Redis, and commit, strictly one after the other;
 - if Redis is down the batch is retried with backoff: consumption simply waits,
@@ -31,8 +34,10 @@ from aiokafka.structs import OffsetAndMetadata
 from mode import Service
 
 from crmstream import metrics
+from crmstream.errors import StateBehindError
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
+from handlers.sink import KeepsOffsets
 from streams.app import aiokafka_options
 from streams.ingest import Decoded, Ingest
 
@@ -40,20 +45,31 @@ log = logging.getLogger("crmstream.consumer")
 
 
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Partitions are given up only between batches, after the last one committed."""
+    """Partitions are given up only between batches, after the last one committed, and
+    taken up where the sink's store says their state stands."""
 
-    def __init__(self, lock: asyncio.Lock) -> None:
-        self._lock = lock
+    def __init__(self, owner: EventConsumer) -> None:
+        self._owner = owner
 
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
         for partition in revoked:  # another worker reports those now
             with contextlib.suppress(KeyError):
                 metrics.CONSUMER_LAG.remove(partition.topic, str(partition.partition))
-        async with self._lock:
+        async with self._owner.lock:
             log.info("giving up %d partition(s)", len(revoked))
+            sink = self._owner.ingest.sink
+            if isinstance(sink, KeepsOffsets):
+                await sink.partitions_revoked([(tp.topic, tp.partition) for tp in revoked])
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         log.info("assigned %d partition(s)", len(assigned))
+        sink = self._owner.ingest.sink
+        if not isinstance(sink, KeepsOffsets):
+            return
+        positions = await sink.partitions_assigned([(tp.topic, tp.partition) for tp in assigned])
+        consumer = self._owner.consumer
+        for (topic, partition), offset in positions.items():
+            consumer.seek(TopicPartition(topic, partition), offset)
 
 
 class EventConsumer(Service):
@@ -62,10 +78,18 @@ class EventConsumer(Service):
     def __init__(self, settings: Settings, ingest: Ingest, **kwargs: Any) -> None:  # noqa: ANN401 -- mode's Service options
         super().__init__(**kwargs)
         self._settings = settings
-        self._ingest = ingest
-        self._lock = asyncio.Lock()
+        self.ingest = ingest
+        # Held by a batch from its hand-over to its commit, and by a rebalance.
+        self.lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
-        self.assigned = False
+        # Set by a batch whose sink found its store behind: where to read again from.
+        self._read_again: dict[TopicPartition, int] = {}
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError("the event consumer has not started")
+        return self._consumer
 
     @property
     def partitions(self) -> int:
@@ -89,15 +113,15 @@ class EventConsumer(Service):
         )
         consumer.subscribe(
             list(TopicNames.from_settings(self._settings.topics).events),
-            listener=_WaitForBatch(self._lock),
+            listener=_WaitForBatch(self),
         )
-        await consumer.start()
         self._consumer = consumer
+        await consumer.start()
         self.add_future(self._consume(consumer))
 
     async def on_stop(self) -> None:
         if self._consumer is not None:
-            async with self._lock:
+            async with self.lock:
                 await self._consumer.stop()
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
@@ -108,11 +132,14 @@ class EventConsumer(Service):
         try:
             while not self.should_stop:
                 fetched = await consumer.getmany(timeout_ms=within_ms, max_records=batch_max)
+                if in_flight is not None and (not fetched or in_flight.done()):
+                    await in_flight
+                    in_flight = None
                 if not fetched:
-                    if self._ingest.metrics:
-                        await _behind(consumer)  # keeps the lag gauges current while idle
+                    if in_flight is None:
+                        await self._idle(consumer)
                     continue
-                decoded = self._ingest.decode([r for part in fetched.values() for r in part])
+                decoded = self.ingest.decode([r for part in fetched.values() for r in part])
                 decoded.behind = await _behind(consumer)
                 offsets = {
                     partition: OffsetAndMetadata(part[-1].offset + 1, "")
@@ -121,10 +148,38 @@ class EventConsumer(Service):
                 if in_flight is not None:
                     # Batches reach Redis and commit one after the other, in order.
                     await in_flight
+                if self._read_again:
+                    self._rewind(consumer, fetched)
+                    in_flight = None
+                    continue
                 in_flight = asyncio.ensure_future(self._finish(consumer, decoded, offsets))
         finally:
             if in_flight is not None:
                 await in_flight
+
+    async def _idle(self, consumer: AIOKafkaConsumer) -> None:
+        """Nothing came: the assigned partitions are caught up or quiet, and their event
+        time may move on (a worker with only empty partitions holds nobody back)."""
+        if self._read_again:
+            self._rewind(consumer, {})
+        behind = await _behind(consumer)
+        self.ingest.observe({}, behind, sorted({tp.partition for tp in consumer.assignment()}))
+
+    def _rewind(self, consumer: AIOKafkaConsumer, unread: dict[TopicPartition, list[Any]]) -> None:
+        """The store lost writes: read its partitions again from where it stands, and the
+        batch fetched meanwhile again from its start."""
+        positions = dict(self._read_again)
+        for partition, records in unread.items():
+            positions.setdefault(partition, records[0].offset)
+        self._read_again.clear()
+        assigned = consumer.assignment()
+        for partition, offset in positions.items():
+            if partition in assigned:
+                consumer.seek(partition, offset)
+        log.warning(
+            "reading again from %s",
+            ", ".join(f"{tp.topic}[{tp.partition}]@{at}" for tp, at in positions.items()),
+        )
 
     async def _finish(
         self,
@@ -132,25 +187,42 @@ class EventConsumer(Service):
         decoded: Decoded,
         offsets: dict[TopicPartition, OffsetAndMetadata],
     ) -> None:
-        async with self._lock:
-            await self._ingest.deliver(decoded)
+        async with self.lock:
             # A rebalance can take partitions between this batch's fetch and its turn here:
-            # their records went to the sink all the same, and their next owner reads them
-            # again, which the sink's dedup makes harmless. Only what is still ours commits.
+            # their next owner reads them from what their state recorded, and this worker
+            # must not touch their state any more. Only what is still ours goes on.
             assigned = consumer.assignment()
             ours = {partition: at for partition, at in offsets.items() if partition in assigned}
-            try:
-                if ours:
-                    await consumer.commit(ours)
-            except (CommitFailedError, IllegalStateError):
-                ours = {}  # the group moved on while we worked, or took them meanwhile
             if len(ours) < len(offsets):
                 log.warning(
-                    "%d of %d partitions of a batch were taken by a rebalance before it "
-                    "committed; their next owner replays them",
+                    "%d of %d partitions of a batch were taken by a rebalance before it was "
+                    "handled; their next owner reads them",
                     len(offsets) - len(ours),
                     len(offsets),
                 )
+                decoded = decoded.only({(tp.topic, tp.partition) for tp in ours})
+            if not ours:
+                return
+            try:
+                await self.ingest.deliver(
+                    decoded, {(tp.topic, tp.partition): at.offset for tp, at in ours.items()}
+                )
+            except StateBehindError as behind:
+                log.warning("%s", behind)
+                metrics.STATE_REWINDS.inc()
+                self._read_again = {
+                    TopicPartition(t, p): at for (t, p), at in behind.positions.items()
+                }
+                # The rest of the batch is read again too: none of it may be assumed.
+                for record in decoded.batch:
+                    tp = TopicPartition(record.topic, record.partition)
+                    self._read_again.setdefault(tp, record.offset)
+                    self._read_again[tp] = min(self._read_again[tp], record.offset)
+                return
+            try:
+                await consumer.commit(ours)
+            except (CommitFailedError, IllegalStateError):
+                log.warning("a commit was refused by a rebalance; the next owner replays it")
 
 
 async def _behind(consumer: AIOKafkaConsumer) -> dict[tuple[str, int], int | None]:

@@ -15,10 +15,11 @@ import faust
 from mode.types.signals import SignalHandlerT
 
 from crmstream import logcontext, metrics
+from crmstream.errors import StateBehindError
 from crmstream.settings import Settings
 from crmstream.topics import EVENT_STREAMS, TopicNames
 from handlers.pipeline import ProfilesAndTriggers
-from handlers.sink import EventSink, SortsDuplicates, WatchesEventTime, load_sink
+from handlers.sink import EventSink, KeepsOffsets, SortsDuplicates, WatchesEventTime, load_sink
 from schemas.decode import Decoder, Rejected
 from schemas.events import STREAM_OF_TYPE, Envelope
 from streams.dead_letters import DeadLetters, position
@@ -50,6 +51,23 @@ class Decoded:
     kinds: Counter[str] = field(default_factory=Counter)
     # The record each valid event came from, aligned with ``valid`` (for log lines).
     sources: list[Record] = field(default_factory=list)
+    # The partition each valid event was read from, aligned with ``valid``.
+    partitions: list[int] = field(default_factory=list)
+
+    def only(self, owned: set[tuple[str, int]]) -> Decoded:
+        """The part of this batch read from partitions still ``owned`` (a rebalance may have
+        taken some since it was fetched: their next owner reads them)."""
+        kept = Decoded([r for r in self.batch if (r.topic, r.partition) in owned])
+        kept.behind = {tp: lag for tp, lag in self.behind.items() if tp in owned}
+        kept.refused = [(r, why) for r, why in self.refused if (r.topic, r.partition) in owned]
+        kept.newest = {tp: at for tp, at in self.newest.items() if tp in owned}
+        for event, record, partition in zip(self.valid, self.sources, self.partitions, strict=True):
+            if (record.topic, record.partition) in owned:
+                kept.valid.append(event)
+                kept.sources.append(record)
+                kept.partitions.append(partition)
+                kept.kinds[event.type] += 1  # type: ignore[attr-defined]
+        return kept
 
 
 class Ingest:
@@ -81,7 +99,7 @@ class Ingest:
             decoded.newest,
             decoded.kinds,
         )
-        sources = decoded.sources
+        sources, partitions = decoded.sources, decoded.partitions
         for record in batch:
             result = decode(
                 record.value or b"", record.key, stream_of_topic.get(record.topic), not_after
@@ -92,6 +110,7 @@ class Ingest:
                 event = cast(Envelope, result)
                 valid.append(event)
                 sources.append(record)
+                partitions.append(record.partition)
                 kinds[event.type] += 1  # type: ignore[attr-defined]
                 partition = (record.topic, record.partition)
                 seen = newest.get(partition)
@@ -99,28 +118,50 @@ class Ingest:
                     newest[partition] = event.time
         return decoded
 
-    async def deliver(self, decoded: Decoded) -> None:
-        """Returns once every record is either with the sink or in the dead-letter topic."""
+    async def deliver(
+        self, decoded: Decoded, offsets: Mapping[tuple[str, int], int] | None = None
+    ) -> None:
+        """Returns once every record is either with the sink or in the dead-letter topic,
+        and ``offsets`` (the next offset of each partition of the batch) are recorded by a
+        sink that keeps them. Raises StateBehindError when that sink's store lost writes
+        it had recorded: the partitions it names are to be read again."""
         batch = decoded.batch
         started = time.perf_counter()
+        sink = self.sink
+        keeper = sink if offsets and isinstance(sink, KeepsOffsets) else None
+        keeps = offsets if keeper is not None else None
+        if keeper is not None and offsets:
+            await _until_done(lambda: keeper.check_offsets(offsets), "offsets check", batch, self)
         if decoded.refused:
             await _until_done(
                 lambda: self.dead_letters.send(decoded.refused), "dead-letter topic", batch
             )
         handled: object = None
-        if decoded.valid:
+        if decoded.valid or keeps is not None:
 
             async def hand_over() -> None:
                 nonlocal handled
-                # A stage that logs a problem with an event can say where it came from.
-                logcontext.handling(_Ids(decoded.valid), lambda n: position(decoded.sources[n]))
-                handled = await self.sink.handle(decoded.valid)
+                if decoded.valid:
+                    # A stage that logs a problem with an event can say where it came from.
+                    logcontext.handling(_Ids(decoded.valid), lambda n: position(decoded.sources[n]))
+                    handled = await sink.handle(decoded.valid, decoded.partitions)
+                if keeper is not None and offsets:
+                    await keeper.record_offsets(offsets)
 
             await _until_done(hand_over, "event sink", batch, self)
-        if isinstance(self.sink, WatchesEventTime):
-            self.sink.observe_event_time(decoded.newest, decoded.behind)
+        self.observe(decoded.newest, decoded.behind)
         if self.metrics:
             _measure(decoded, handled, time.perf_counter() - started, self.topic_of_type)
+
+    def observe(
+        self,
+        newest: Mapping[tuple[str, int], datetime],
+        behind: Mapping[tuple[str, int], int | None],
+        polled: Sequence[int] = (),
+    ) -> None:
+        """How far each partition has been read, for a sink that keeps event time."""
+        if isinstance(self.sink, WatchesEventTime):
+            self.sink.observe_event_time(newest, behind, polled)
 
     async def process(self, batch: Sequence[Record]) -> None:
         await self.deliver(self.decode(batch))
@@ -185,6 +226,8 @@ async def _until_done(
     while True:
         try:
             await action()
+        except StateBehindError:
+            raise  # not to retry: the consumer reads the partitions again
         except Exception:  # whatever failed, the batch stays uncommitted
             if ingest is not None and ingest.failing_since is None:
                 ingest.failing_since = time.monotonic()

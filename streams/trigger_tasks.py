@@ -13,6 +13,7 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,6 @@ from redis.exceptions import RedisError
 
 from crmstream import metrics
 from crmstream.settings import Settings
-from handlers.backlog import read_backlog, read_sizes_by_shop
 from handlers.pipeline import ProfilesAndTriggers
 from streams.relay import OutboxRelay
 
@@ -71,81 +71,86 @@ class TriggerChores(Service):
     async def on_stop(self) -> None:
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
 
+    async def _every(
+        self, what: str, interval_s: float, chore: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Run ``chore`` every ``interval_s`` until the worker stops. Redis away is said and
+        waited out; a bug is said with its traceback, and the chore runs again: it must not
+        stop every timer, schedule or gauge with it."""
+        while not self.should_stop:
+            try:
+                await chore()
+            except (RedisError, OSError) as exc:
+                log.warning("%s: Redis failed (%s); retrying", what, exc)
+            except Exception:
+                log.exception("%s: a pass failed; it runs again", what)
+            await asyncio.sleep(interval_s)
+
     async def _timers(self) -> None:
-        pump = self._sink.timers
+        sink = self._sink
         reported: dict[str, int] = {}
         next_report = time.monotonic() + _REPORT_EVERY_S
-        while not self.should_stop:
+
+        async def tick() -> None:
+            nonlocal reported, next_report
             try:
-                self._sink.outcomes.update(await pump.fire_due())
-                self._sink.outcomes["released"] += await pump.release_held(int(time.time() * 1000))
-            except (RedisError, OSError) as exc:
-                log.warning("timers: Redis failed (%s); retrying", exc)
-            except Exception:  # a bug must not stop every timer: said, and walked again
-                log.exception("timers: a walk failed; what it took is walked again")
-            if time.monotonic() >= next_report:
-                now = dict(+self._sink.outcomes)
-                if now != reported:
-                    log.info("trigger decisions so far: %s", now)
-                    reported = now
-                next_report = time.monotonic() + _REPORT_EVERY_S
-            await asyncio.sleep(self._tick_s)
+                sink.outcomes.update(await sink.fire_due())
+                sink.outcomes["released"] += await sink.timers.release_held(int(time.time() * 1000))
+            finally:
+                if time.monotonic() >= next_report:
+                    now = dict(+sink.outcomes)
+                    if now != reported:
+                        log.info("trigger decisions so far: %s", now)
+                        reported = now
+                    next_report = time.monotonic() + _REPORT_EVERY_S
+
+        await self._every("timers", self._tick_s, tick)
 
     async def _schedules(self) -> None:
-        while not self.should_stop:
-            try:
-                self._sink.outcomes.update(await self._sink.schedules.run(int(time.time() * 1000)))
-            except (RedisError, OSError) as exc:
-                log.warning("schedules: Redis failed (%s); retrying", exc)
-            except Exception:  # a bug must not stop every schedule: said, and tried again
-                log.exception("schedules: a pass failed")
-            await asyncio.sleep(_SCHEDULE_POLL_S)
+        sink = self._sink
+
+        async def run() -> None:
+            sink.outcomes.update(await sink.schedules.run(int(time.time() * 1000)))
+
+        await self._every("schedules", _SCHEDULE_POLL_S, run)
 
     async def _segment_rechecks(self) -> None:
         """Time alone moves the timed segments: evaluated again once per slot, per shard."""
-        stage = self._sink.segments
-        poll_s = min(_SCHEDULE_POLL_S, self._recheck_every_s / 4)
-        while not self.should_stop:
-            try:
-                report = await stage.recheck_due(int(time.time() * 1000), self._recheck_every_s)
-                if report.customers:
-                    self._sink.outcomes["segment_changes"] += report.changes
-                    metrics.SEGMENT_CHANGES.inc(report.changes)
-                    log.info(
-                        "segments rechecked: %d customers, %d changes",
-                        report.customers,
-                        report.changes,
-                    )
-            except (RedisError, OSError) as exc:
-                log.warning("segment recheck: Redis failed (%s); retrying", exc)
-            except Exception:  # a bug must not stop every recheck: said, and tried again
-                log.exception("segment recheck: a pass failed")
-            await asyncio.sleep(poll_s)
+        sink = self._sink
+
+        async def recheck() -> None:
+            report = await sink.segments.recheck_due(int(time.time() * 1000), self._recheck_every_s)
+            if report.customers:
+                sink.outcomes["segment_changes"] += report.changes
+                metrics.SEGMENT_CHANGES.inc(report.changes)
+                log.info(
+                    "segments rechecked: %d customers, %d changes",
+                    report.customers,
+                    report.changes,
+                )
+
+        await self._every(
+            "segment recheck", min(_SCHEDULE_POLL_S, self._recheck_every_s / 4), recheck
+        )
 
     async def _gauges(self) -> None:
         """What waits in Redis, as gauges: outboxes, timers, held triggers, segment sizes."""
-        stage = self._sink.triggers
-        while not self.should_stop:
-            try:
-                backlog = await read_backlog(stage.client, stage.keys, int(time.time() * 1000))
-                by_shop = (
-                    await read_sizes_by_shop(stage.client, stage.keys) if self._per_shop else {}
-                )
-            except (RedisError, OSError) as exc:
-                log.warning("gauges: Redis failed (%s); retrying", exc)
-            except Exception:  # a bug must not stop the gauges: said, and read again
-                log.exception("gauges: a read failed")
-            else:
-                for outbox, entries in backlog.outbox.items():
-                    metrics.OUTBOX_BACKLOG.labels(outbox).set(entries)
-                    metrics.OUTBOX_OLDEST.labels(outbox).set(backlog.oldest_age_s[outbox])
-                metrics.TIMERS_PENDING.set(backlog.timers)
-                metrics.HELD.set(backlog.held)
-                for segment, size in backlog.segments.items():
-                    metrics.SEGMENT_MEMBERS.labels(segment).set(size)
-                for (shop, segment), size in by_shop.items():
-                    metrics.SEGMENT_MEMBERS_BY_SHOP.labels(shop, segment).set(size)
-            await asyncio.sleep(_GAUGES_EVERY_S)
+        sink = self._sink
+
+        async def read() -> None:
+            backlog = await sink.backlog()
+            by_shop = await sink.segment_sizes_by_shop() if self._per_shop else {}
+            for outbox, entries in backlog.outbox.items():
+                metrics.OUTBOX_BACKLOG.labels(outbox).set(entries)
+                metrics.OUTBOX_OLDEST.labels(outbox).set(backlog.oldest_age_s[outbox])
+            metrics.TIMERS_PENDING.set(backlog.timers)
+            metrics.HELD.set(backlog.held)
+            for segment, size in backlog.segments.items():
+                metrics.SEGMENT_MEMBERS.labels(segment).set(size)
+            for (shop, segment), size in by_shop.items():
+                metrics.SEGMENT_MEMBERS_BY_SHOP.labels(shop, segment).set(size)
+
+        await self._every("gauges", _GAUGES_EVERY_S, read)
 
     async def _watch_rules(self) -> None:
         stamp = self._stamp

@@ -26,7 +26,9 @@ class RecordingSink:
     def from_settings(cls, settings: Settings) -> RecordingSink:
         return cls(connect(settings.redis), accepted_key(settings))
 
-    async def handle(self, events: Sequence[Envelope]) -> None:
+    async def handle(
+        self, events: Sequence[Envelope], partitions: Sequence[int] | None = None
+    ) -> None:
         pipe = self.client.pipeline(transaction=False)
         pipe.sadd(self.key, *(event.id for event in events))
         # Counts every hand-over too: a duplicate delivery would show as more than the set.

@@ -332,7 +332,7 @@ class ProfileStage:
         return list(result)
 
     async def load_functions(self) -> None:
-        await self._client.function_load(PROFILE_LIBRARY, replace=True)
+        await self._client.function_load(PROFILE_LIBRARY.source, replace=True)
         self._loaded = True
 
     async def close(self) -> None:

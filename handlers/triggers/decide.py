@@ -34,21 +34,22 @@ class Candidate:
     rule_id: str
     at_ms: int
     cooldown_ms: int
-    channel: str  # "" when consent refused it: only its timer is cleared
+    channel: str  # "" when consent refused it: counted as suppressed, nothing sent
     cap_day: str
     cap: int
     release_at_ms: int
     payload: bytes
-    timer: str = ""
     holdout: bool = False
     goal_key: str = ""  # what converts it (rules/loader.py GoalSpec), within goal_window_ms
     goal_window_ms: int = 0
+    expires_at_ms: int = 0  # decided after this, it is recorded as expired (0: never)
 
     def args(self) -> list[str | int | bytes]:
+        """The 14 fields lua/triggers.lua emit reads per candidate, in its order."""
         return [
             self.trigger_id, self.who, self.rule_id, self.at_ms, self.cooldown_ms, self.channel,
-            self.cap_day, self.cap, self.release_at_ms, self.payload, self.timer,
-            "1" if self.holdout else "0", self.goal_key, self.goal_window_ms,
+            self.cap_day, self.cap, self.release_at_ms, self.payload,
+            "1" if self.holdout else "0", self.goal_key, self.goal_window_ms, self.expires_at_ms,
         ]  # fmt: skip
 
 
@@ -114,7 +115,6 @@ def build(
     caused_by: list[str],
     items: list[str],
     daily_cap: int,
-    timer: str = "",
 ) -> Candidate:
     spec = rule.rule
     tid = trigger_id(rule, shop, customer, occurrence)
@@ -150,8 +150,8 @@ def build(
         cap=0 if spec.limits.transactional else daily_cap,
         release_at_ms=release_at(spec.limits.quiet_hours, local),
         payload=message.model_dump_json(exclude_none=True).encode(),
-        timer=timer,
         holdout=holdout,
         goal_key=rule.goal.key,
         goal_window_ms=spec.goal.within_s * 1000,
+        expires_at_ms=at_ms + spec.max_age_s * 1000 if spec.max_age_s else 0,
     )

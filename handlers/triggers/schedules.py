@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from handlers.profile.read import Profile
 from handlers.triggers import decide
-from handlers.triggers.stage import ShardWork, TriggerStage
+from handlers.triggers.stage import BatchWork, TriggerStage
 from rules.activation import activation, profile_view
 from rules.expressions import ConditionError
 from rules.loader import CompiledRule
@@ -64,7 +64,7 @@ class Scheduler:
         for start in range(0, len(candidates), _CHUNK):
             chunk = candidates[start : start + _CHUNK]
             profiles = await self._stage.reader.read_many(chunk, as_of_ms=now_ms)
-            work: dict[str, ShardWork] = {}
+            work = BatchWork()
             stale: list[tuple[str, str]] = []
             for (shop, customer), profile in profiles.items():
                 if profile is None:
@@ -90,10 +90,8 @@ class Scheduler:
                     items=[],
                     daily_cap=self._stage.settings.daily_cap,
                 )
-                if not candidate.channel:
-                    outcomes["no_consent"] += 1
                 base = self._stage.keys.trigger_shard(shop, customer)
-                work.setdefault(base, ShardWork()).candidates.append(candidate)
+                work.shards[base].candidates.append(candidate)
             outcomes.update(await self._stage.submit(work))
             await self._forget(schedule, stale)
         return outcomes

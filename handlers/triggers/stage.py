@@ -9,8 +9,9 @@ writes the outbox, timers and cancellations, shard by shard
 from __future__ import annotations
 
 import logging
+import time as _time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,8 +25,9 @@ from handlers.functions import FunctionLibrary
 from handlers.keys import TRIGGER_KEY_SUFFIXES, Keys
 from handlers.profile.encode import epoch_ms
 from handlers.profile.read import SECTIONS, Profile, ProfileReader, build_profile, iso
-from handlers.scripts import ARM, EMIT, GOALS, TRIGGER_LIBRARY
+from handlers.scripts import ARM, EMIT, GOALS, TIMER_LIBRARY, TRIGGER_LIBRARY
 from handlers.triggers import decide
+from handlers.triggers.clock import StreamTime
 from handlers.triggers.decide import Candidate
 from handlers.triggers.indexes import INDEXED_TYPES, queue_index_updates
 from handlers.triggers.members import (
@@ -35,7 +37,6 @@ from handlers.triggers.members import (
     timer_member,
     timer_value,
 )
-from handlers.triggers.progress import EventTimeClock
 from rules.activation import activation, event_view, profile_view
 from rules.expressions import ALL, ConditionError
 from rules.loader import CompiledRule, RuleSet
@@ -54,12 +55,13 @@ _OUTCOME = {
     "capped": "suppressed_cap",
     "consent": "suppressed_consent",
     "duplicate": "duplicate",
+    "expired": "expired",
 }
 _DAY_MS = 86_400_000
 
 
-def _time_of(event: Envelope) -> datetime:
-    return event.time
+def _time_of(entry: tuple[Envelope, int]) -> datetime:
+    return entry[0].time
 
 
 def profile_sections(rules: Iterable[CompiledRule], *extra: str) -> frozenset[str]:
@@ -87,11 +89,22 @@ def items_of(event: Envelope) -> list[str]:
 
 @dataclass
 class ShardWork:
+    """What one trigger shard is to do (lua/triggers.lua)."""
+
     candidates: list[Candidate] = field(default_factory=list)
-    # Timer operations in event-time order: "A" (arm) and "C" (cancel), see lua/triggers.lua.
-    timer_ops: list[str | int | bytes] = field(default_factory=list)
     # Goal events (who, goal, at, event id): what converts the triggers sent before them.
     goal_ops: list[str | int] = field(default_factory=list)
+
+
+@dataclass
+class BatchWork:
+    """What a batch, a walk or a schedule pass is to do: per trigger shard, and per
+    partition the timer operations in event-time order (lua/timers.lua arm)."""
+
+    shards: defaultdict[str, ShardWork] = field(default_factory=lambda: defaultdict(ShardWork))
+    timer_ops: defaultdict[int, list[str | int | bytes]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
 
 
 class TriggerStage:
@@ -105,19 +118,19 @@ class TriggerStage:
         reader: ProfileReader,
         rules: RuleSet,
         settings: TriggerSettings,
-        clock: EventTimeClock,
+        time: StreamTime,
+        wall_ms: Callable[[], int] = lambda: int(_time.time() * 1000),
     ) -> None:
         self.client = client
         self.keys = keys
         self.reader = reader
         self.rules = rules
         self.settings = settings
-        self.clock = clock
+        self.time = time
+        # When a decision is taken, for max_age: the clock live; a backtest's event time.
+        self.wall_ms = wall_ms
         self._fired_window_ms = settings.fired_window_days * _DAY_MS
-        self._library = FunctionLibrary(client, TRIGGER_LIBRARY, "trigger")
-        # Set while this worker is behind on some partition, and until the decisions it put
-        # off meanwhile are drained: decisions then stay in event-time order.
-        self.deferring = False
+        self._library = FunctionLibrary(client, (TRIGGER_LIBRARY, TIMER_LIBRARY), "trigger")
 
     async def load_functions(self) -> None:
         await self._library.load()
@@ -125,45 +138,48 @@ class TriggerStage:
     async def execute(self, pipe: Any) -> list[Any]:  # noqa: ANN401 -- a redis-py pipeline
         return await self._library.execute(pipe)
 
-    async def on_events(self, events: Sequence[Envelope]) -> Counter[str]:
-        """Arm, cancel and emit what this batch causes; returns outcomes by name."""
+    async def on_events(
+        self, events: Sequence[Envelope], partitions: Sequence[int] | None = None
+    ) -> Counter[str]:
+        """Arm, cancel and emit what this batch causes; returns outcomes by name.
+        ``partitions``: the partition each event was read from (all 0 if not given)."""
         rules = self.rules
         listened = rules.event_types
-        relevant = [e for e in events if e.subject is not None and e.type in listened]  # type: ignore[attr-defined]
+        where = partitions if partitions is not None else [0] * len(events)
+        relevant = [
+            (event, partition)
+            for event, partition in zip(events, where, strict=True)
+            if event.subject is not None and event.type in listened  # type: ignore[attr-defined]
+        ]
         # A batch holds several topics side by side: rules take its events as they happened.
         relevant.sort(key=_time_of)
         indexed = [e for e in events if e.type in INDEXED_TYPES]  # type: ignore[attr-defined]
         outcomes: Counter[str] = Counter()
-        work: defaultdict[str, ShardWork] = defaultdict(ShardWork)
-        self._goals(events, work)
-        if not relevant and not indexed and not work:
+        work = BatchWork()
+        self._goals(events, work.shards)
+        if not relevant and not indexed and not work.shards:
             return outcomes
-        if self.clock.behind:
-            self.deferring = True
-        deciding_kinds = {e.type for e in relevant}  # type: ignore[attr-defined]
+        # Behind on a partition, its decisions wait for its event time (timers.py).
+        deferring = {p: self.time.deferring(p) for p in {p for _, p in relevant}}
         sections = profile_sections(
             rule
-            for kind in deciding_kinds
-            for rule in (
-                *rules.arming.get(kind, ()),
-                *(() if self.deferring else rules.on_event.get(kind, ())),
-            )
+            for event, partition in relevant
+            for rule in self._deciding(event.type, deferring[partition])  # type: ignore[attr-defined]
         )
-        customers = [(e.shop, e.who) for e in relevant]
+        customers = [(e.shop, e.who) for e, _ in relevant]
         stored = await self.reader.read_stored(customers, sections) if relevant else {}
-        for event in relevant:
+        for event, partition in relevant:
             shop, customer, kind = event.shop, event.who, event.type  # type: ignore[attr-defined]
-            shard = work[self.keys.trigger_shard(shop, customer)]
             at_ms = epoch_ms(event.time)
+            put_off_by = event.id if deferring[partition] else ""
+            ops = work.timer_ops[partition]
             for rule in rules.cancelling.get(kind, ()):
                 member = timer_member(rule.rule.id, shop, customer)
-                shard.timer_ops += cancel_op(member, at_ms, put_off_by=self._put_off_by(event))
+                ops += cancel_op(member, at_ms, put_off_by=put_off_by)
             state = stored.get((shop, customer))
             if state is None:
                 continue  # forgotten on request since: nothing to send
-            deciding = rules.arming.get(kind, ())
-            if not self.deferring:
-                deciding = (*deciding, *rules.on_event.get(kind, ()))
+            deciding = self._deciding(kind, deferring[partition])
             # Windows and scores as of the event itself, whatever else its batch holds; only
             # what the rules read (and the facts, for consent), for speed.
             profile = build_profile(
@@ -174,16 +190,23 @@ class TriggerStage:
                 self.reader.config_of(shop),
                 sections=profile_sections(deciding),
             )
-            self._evaluate(event, at_ms, profile, shard=shard, outcomes=outcomes)
-        for candidate in (c for shard in work.values() for c in shard.candidates):
-            if not candidate.channel:
-                outcomes["no_consent"] += 1
+            shard = work.shards[self.keys.trigger_shard(shop, customer)]
+            self._evaluate(
+                event, at_ms, profile, shard=shard, ops=ops, put_off_by=put_off_by,
+                outcomes=outcomes,
+            )  # fmt: skip
         pipe = self.client.pipeline(transaction=False)
         queue_index_updates(pipe, self.keys, indexed, rules.absence_ids)
         outcomes.update(await self.submit(work, pipe))
         return outcomes
 
-    def _goals(self, events: Sequence[Envelope], work: defaultdict[str, ShardWork]) -> None:
+    def _deciding(self, kind: str, deferring: bool) -> tuple[CompiledRule, ...]:
+        """The rules an event of ``kind`` is evaluated for now: those it arms, and its
+        on-event rules unless their decision is put off."""
+        arming = self.rules.arming.get(kind, ())
+        return arming if deferring else (*arming, *self.rules.on_event.get(kind, ()))
+
+    def _goals(self, events: Sequence[Envelope], work: Mapping[str, ShardWork]) -> None:
         """Queue the goal events of the batch: each converts the triggers it follows."""
         goals = self.rules.goals
         for event in events:
@@ -215,6 +238,8 @@ class TriggerStage:
         profile: Profile,
         *,
         shard: ShardWork,
+        ops: list[str | int | bytes],
+        put_off_by: str,
         outcomes: Counter[str],
     ) -> None:
         rules, kind = self.rules, event.type  # type: ignore[attr-defined]
@@ -229,10 +254,10 @@ class TriggerStage:
         view = event_view(event) if reads_event else None
         context = activation(view, profile_view(profile), at_ms)
         for rule in rules.on_event.get(kind, ()):
-            if self.deferring:
-                # Behind on some partition: decide once event time has passed this event
-                # everywhere (handlers/triggers/timers.py), with everything before it known.
-                shard.timer_ops += self._deferred(rule, event, at_ms)
+            if put_off_by:
+                # Behind on this partition: decided once its event time has passed this
+                # event (handlers/triggers/timers.py), with everything before it known.
+                ops += self._deferred(rule, event, at_ms)
                 outcomes["deferred"] += 1
                 continue
             candidate = self.event_candidate(rule, event, at_ms, profile, context, outcomes)
@@ -240,7 +265,7 @@ class TriggerStage:
                 shard.candidates.append(candidate)
         for rule in rules.arming.get(kind, ()):
             if self._holds(rule, context, event, outcomes):
-                shard.timer_ops += self._timer(rule, event, at_ms, context)
+                ops += self._timer(rule, event, at_ms, context, put_off_by)
                 outcomes["armed"] += 1
 
     def event_candidate(  # noqa: PLR0917 -- one rule over one event and its profile
@@ -251,7 +276,6 @@ class TriggerStage:
         profile: Profile,
         context: Mapping[str, Any],
         outcomes: Counter[str],
-        timer: str = "",
     ) -> Candidate | None:
         """The trigger an on-event rule wants for this event, or None."""
         if not self._holds(rule, context, event, outcomes):
@@ -271,7 +295,6 @@ class TriggerStage:
             caused_by=[event.id],
             items=items_of(event),
             daily_cap=self.settings.daily_cap,
-            timer=timer,
         )
 
     def _deferred(self, rule: CompiledRule, event: Envelope, at_ms: int) -> list[str | int | bytes]:
@@ -309,7 +332,12 @@ class TriggerStage:
             return None
 
     def _timer(
-        self, rule: CompiledRule, event: Envelope, at_ms: int, context: Mapping[str, Any]
+        self,
+        rule: CompiledRule,
+        event: Envelope,
+        at_ms: int,
+        context: Mapping[str, Any],
+        put_off_by: str,
     ) -> list[str | int | bytes]:
         absence = rule.rule.absence
         armed = {
@@ -322,29 +350,28 @@ class TriggerStage:
         member = timer_member(rule.rule.id, event.shop, event.who)
         deadline = at_ms + absence.within_s * 1000
         value = timer_value(deadline, at_ms, armed)
-        return arm_op(member, value, absence.rearm, put_off_by=self._put_off_by(event))
+        # While deferring, arms and cancels wait for event time too, in their order.
+        return arm_op(member, value, absence.rearm, put_off_by=put_off_by)
 
-    def _put_off_by(self, event: Envelope) -> str:
-        """While deferring, arms and cancels wait for event time too, in their order."""
-        return event.id if self.deferring else ""
-
-    async def submit(self, work: Mapping[str, ShardWork], pipe: Any = None) -> Counter[str]:  # noqa: ANN401 -- a redis-py pipeline
-        """One round trip: timers, cancellations and candidates of every shard (after whatever
-        ``pipe`` already holds)."""
+    async def submit(self, work: BatchWork, pipe: Any = None) -> Counter[str]:  # noqa: ANN401 -- a redis-py pipeline
+        """One round trip: the timer operations of every partition, then the candidates and
+        goals of every shard (after whatever ``pipe`` already holds)."""
         if pipe is None:
             pipe = self.client.pipeline(transaction=False)
         arms: list[int] = []
         emits: list[tuple[int, list[Candidate]]] = []
         queued = len(pipe)
         widest = self.rules.widest_goal_ms
-        for base, shard in work.items():
-            if shard.timer_ops:
-                pipe.fcall(ARM, 1, base, SUFFIXES, *shard.timer_ops)
+        for partition, ops in work.timer_ops.items():
+            if ops:
+                pipe.fcall(ARM, 5, *self.keys.partition(partition).walk_keys(), *ops)
                 arms.append(queued)
                 queued += 1
+        now_ms = self.wall_ms()
+        for base, shard in work.shards.items():
             if shard.candidates:
                 args = [arg for c in shard.candidates for arg in c.args()]
-                pipe.fcall(EMIT, 1, base, self._fired_window_ms, SUFFIXES, *args)
+                pipe.fcall(EMIT, 1, base, self._fired_window_ms, SUFFIXES, now_ms, *args)
                 emits.append((queued, shard.candidates))
                 queued += 1
             if shard.goal_ops:
@@ -379,12 +406,11 @@ def _count(
         name = status.decode()
         if name == "sent" and candidate.holdout:
             name = "holdout"
-        if name != "skipped":
-            outcomes[name] += 1
-        elif candidate.trigger_id:  # refused for want of consent
+        if name == "skipped":  # refused for want of consent
             name = "consent"
+            outcomes["no_consent"] += 1
         else:
-            continue  # only a timer went
+            outcomes[name] += 1
         decided[candidate.rule_id, candidate.channel or "none", _OUTCOME[name]] += 1
     for (rule, channel, outcome), count in decided.items():
         metrics.TRIGGERS.labels(rule, channel, outcome).inc(count)

@@ -73,6 +73,7 @@ def list_rules(settings: Settings, folder: Path | None) -> None:
             else "",
             f"holdout {limits.holdout:.0%}" if limits.holdout else "",
             "transactional" if limits.transactional else "",
+            f"max age {limits.max_age or '1d'}" if rule.max_age_s else "",
         ]
         table.add_row(
             rule.id + ("" if rule.enabled else " (off)"),

@@ -49,7 +49,12 @@ async def test_a_backtest_fires_what_the_live_engine_fires(
     settings: Settings, tmp_path: Path, rule: str
 ) -> None:
     events = simulated(tmp_path / "events.jsonl", 8_000, seed=31)
-    rule_file = PACK / f"{rule}.yaml"
+    # The events are from 2025: a live worker deciding them today would expire them all
+    # (max_age). What is compared is what fires, so both runs keep them that long.
+    rule_file = tmp_path / f"{rule}.yaml"
+    text = (PACK / f"{rule}.yaml").read_text()
+    assert text.rstrip().splitlines()[-1].startswith("  "), "the rule must end in its limits"
+    rule_file.write_text(text.rstrip() + "\n  max_age: 3650d\n")
     # Timers run to now, as they do in a live worker once it has caught up.
     code, out, err = await run_backtest(
         settings, str(rule_file), "--events", str(tmp_path / "events.jsonl"), "--until", "now",

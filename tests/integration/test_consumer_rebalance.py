@@ -18,7 +18,9 @@ from streams.ingest import Decoded, Ingest
 
 
 class _Nothing:
-    async def handle(self, events: Sequence[Envelope]) -> None:
+    async def handle(
+        self, events: Sequence[Envelope], partitions: Sequence[int] | None = None
+    ) -> None:
         pass
 
     async def close(self) -> None:

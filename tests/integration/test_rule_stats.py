@@ -84,7 +84,12 @@ async def test_fired_sent_held_out_and_converted_are_exact(sink: ProfilesAndTrig
         "fired": len(CUSTOMERS),
         "sent": len(treated),
         "holdout": len(control),
-        "suppressed": {"consent": len(CUSTOMERS) - len(reachable), "cooldown": 0, "capped": 0},
+        "suppressed": {
+            "consent": len(CUSTOMERS) - len(reachable),
+            "cooldown": 0,
+            "capped": 0,
+            "expired": 0,
+        },
         "converted": converted,
         "converted_holdout": converted_out,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,8 @@ import pytest
 
 from crmstream.settings import Settings
 from handlers.pipeline import ProfilesAndTriggers
+from handlers.scripts import TRIGGER_LIBRARY
+from handlers.triggers.stats import read_rule_stats
 from schemas.decode import Decoder
 from schemas.events import Envelope
 
@@ -92,10 +95,14 @@ def rule_settings(settings: Settings, rule_dir: Path) -> Settings:
     return settings.model_copy(update={"triggers": triggers})
 
 
-def started(settings: Settings) -> ProfilesAndTriggers:
-    """A sink whose consumer has caught up at T0: decisions are taken at once."""
+def started(settings: Settings, *, live_then: bool = True) -> ProfilesAndTriggers:
+    """A sink whose consumer has caught up at T0: decisions are taken at once. The events
+    are dated in the past: ``live_then`` decides them as a worker running when they
+    happened would have (max_age measures their age on that clock), else on today's."""
     sink = ProfilesAndTriggers.from_settings(settings)
     sink.observe_event_time({("test", 0): T0}, behind={})
+    if live_then:
+        sink.triggers.wall_ms = lambda: sink.time.read_up_to_ms(0)
     return sink
 
 
@@ -281,11 +288,40 @@ async def test_a_due_timer_fires_as_it_stands_whatever_comes_after_its_deadline(
     assert times == ["04:31", "05:15"]
 
 
+async def test_an_occurrence_decided_later_than_its_max_age_is_expired_not_sent(
+    rule_settings: Settings, rule_dir: Path
+) -> None:
+    (rule_dir / "bad-review.yaml").write_text(
+        BAD_REVIEW.replace(
+            "limits: {transactional: true}", "limits: {transactional: true, max_age: 2h}"
+        )
+    )
+    sink = started(rule_settings, live_then=False)  # decided today, months after T0
+    try:
+        await sink.handle([registered(0)])
+        review = event("review.posted", 5, {"item_id": "t", "rating": 1})
+        outcomes = await sink.triggers.on_events([review])
+        assert outcomes == Counter({"expired": 1})
+        assert await outbox(sink) == []
+        # Decided again (a batch delivered twice): expired again, but counted once.
+        assert await sink.triggers.on_events([review]) == Counter({"expired": 1})
+        (stats,) = await read_rule_stats(sink.triggers.client, sink.triggers.keys)
+        assert stats.as_dict()["suppressed"]["expired"] == 1
+        assert stats.as_dict()["sent"] == 0
+        # An absence rule's deadline is its occurrence: months ago, so it expires too
+        # (the default max_age, a day).
+        await sink.handle([cart_add(10)])
+        advance(sink, 60)
+        assert (await sink.timers.fire_due())["expired"] == 1
+    finally:
+        await sink.close()
+
+
 async def test_trigger_functions_come_back_after_redis_lost_them(
     sink: ProfilesAndTriggers,
 ) -> None:
     await sink.handle([registered(0)])
-    await sink.triggers.client.function_delete("crmstream_triggers")
+    await sink.triggers.client.function_delete(TRIGGER_LIBRARY.name)
     outcomes = await sink.triggers.on_events(
         [event("review.posted", 5, {"item_id": "t", "rating": 1})]
     )

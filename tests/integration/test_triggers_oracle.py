@@ -53,12 +53,20 @@ def where_things_stand(settings: Settings) -> dict[str, Any]:
     keys = Keys(settings.redis.key_prefix)
     client = connect_sync(settings.redis)
     try:
-        state: dict[str, Any] = {"clocks": client.hgetall(keys.clocks)}
-        for base in keys.trigger_shards():
-            later, taken = keys.in_flight(base)
-            counts = (client.zcard(later), client.zcard(taken), client.xlen(keys.outbox(base)))
+        state: dict[str, Any] = {}
+        for partition in range(settings.topics.event_partitions):
+            timing = keys.partition(partition)
+            counts = (
+                client.zcard(timing.timers),
+                client.zcard(timing.later),
+                client.zcard(timing.taken),
+                client.hgetall(timing.offsets),
+            )
             if any(counts):
-                state[base] = counts
+                state[f"p{partition} timers/later/taken/offsets"] = counts
+        for base in keys.trigger_shards():
+            if client.xlen(keys.outbox(base)):
+                state[f"{base} outbox"] = client.xlen(keys.outbox(base))
         return state
     finally:
         client.close()
@@ -69,7 +77,7 @@ def check(found: list[dict[str, Any]], expected: dict[str, Expected], settings: 
     missing = [expected[i] for i in expected.keys() - ids][:5]
     extra = [occurrence_of(t) for t in found if t["id"] not in expected][:5]
     assert ids == expected.keys(), (
-        f"missing {missing}, extra {extra}; later/taken/outbox {where_things_stand(settings)}"
+        f"missing {missing}, extra {extra}; machinery {where_things_stand(settings)}"
     )
     # A delivery may repeat (same id), but an occurrence never has two ids.
     per_occurrence: dict[tuple[str, str, str, str], set[str]] = {}

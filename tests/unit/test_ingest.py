@@ -34,7 +34,9 @@ class FlakySink:
     failures_left: int = 1
     batches: list[list[str]] = field(default_factory=list)
 
-    async def handle(self, events: Sequence[Envelope]) -> None:
+    async def handle(
+        self, events: Sequence[Envelope], partitions: Sequence[int] | None = None
+    ) -> None:
         if self.failures_left:
             self.failures_left -= 1
             raise ConnectionError("redis went away")

@@ -38,6 +38,6 @@ def test_rule_stats_add_up() -> None:
     shown = stats.as_dict()
     assert shown["fired"] == 100
     assert shown["sent"] == 70
-    assert shown["suppressed"] == {"consent": 5, "cooldown": 3, "capped": 2}
+    assert shown["suppressed"] == {"consent": 5, "cooldown": 3, "capped": 2, "expired": 0}
     assert shown["conversion_rate"] == pytest.approx(0.2)
     assert shown["conversion_rate_holdout"] == pytest.approx(0.1)

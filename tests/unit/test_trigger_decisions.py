@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from crmstream.settings import Settings
 from handlers.triggers import decide
-from handlers.triggers.progress import EventTimeClock
+from handlers.triggers.clock import StreamTime
 from handlers.triggers.samples import rule_samples
 from rules.loader import load_rules
 from rules.model import QuietHours
@@ -72,25 +72,69 @@ class Wall:
         return self.now
 
 
-def test_event_time_waits_for_the_slowest_partition_behind() -> None:
+def test_event_time_waits_for_the_slowest_topic_behind_in_its_partition() -> None:
     wall = Wall()
-    clock = EventTimeClock(disorder_ms=0, idle_s=2, wall=wall)
-    clock.observe({("a", 0): 5_000, ("b", 0): 9_000}, behind={("a", 0): 500, ("c", 0): None})
-    assert clock.now_ms() == 0  # c not read yet: nothing is due
-    clock.observe({("c", 0): 7_000}, behind={("a", 0): 500, ("c", 0): 3})
-    assert clock.now_ms() == 5_000
-    clock.observe({}, behind={})
-    assert clock.now_ms() == 9_000  # caught up: the newest event anywhere
+    time = StreamTime(disorder_ms=0, idle_s=2, wall=wall)
+    time.observe({("a", 0): 5_000, ("b", 0): 9_000}, behind={("a", 0): 500, ("c", 0): None})
+    assert time.due_ms(0) == 0  # c not read yet: nothing is due
+    time.observe({("c", 0): 7_000}, behind={("a", 0): 500, ("c", 0): 3})
+    assert time.due_ms(0) == 5_000
+    time.observe({}, behind={}, polled=[0])
+    assert time.due_ms(0) == 9_000  # caught up: the newest event of the partition
     wall.now += 3  # quiet for longer than idle_s: the clock moves time on
-    assert clock.now_ms() == 1_003_000
+    assert time.due_ms(0) == 1_003_000
+
+
+def test_each_partition_keeps_its_own_time() -> None:
+    wall = Wall()
+    time = StreamTime(disorder_ms=0, idle_s=2, wall=wall)
+    time.assign([0, 1, 2])
+    # Partition 1 is far behind, partition 2 has not been read from: neither holds 0 back.
+    time.observe(
+        {("a", 0): 9_000, ("a", 1): 1_000},
+        behind={("a", 1): 5_000, ("a", 2): None},
+        polled=[0, 1, 2],
+    )
+    assert time.due_ms(0) == 9_000
+    assert time.due_ms(1) == 1_000
+    assert time.due_ms(2) == 0
+    assert time.deferring(1)
+    assert not time.deferring(0)
+    time.revoke([1])
+    assert time.partitions == [0, 2]
+    assert time.catching_up() == []
+
+
+def test_an_idle_worker_with_only_empty_partitions_moves_on_by_the_clock() -> None:
+    wall = Wall()
+    time = StreamTime(disorder_ms=0, idle_s=2, wall=wall)
+    time.assign([3])
+    assert time.behind(3)  # nothing said yet: assume a backlog
+    time.observe({}, behind={}, polled=[3])  # fetched: nothing there
+    assert not time.behind(3)
+    wall.now += 3
+    assert time.due_ms(3) == 1_003_000
+
+
+def test_a_partition_settles_only_once_caught_up() -> None:
+    wall = Wall()
+    time = StreamTime(disorder_ms=0, idle_s=2, wall=wall)
+    time.observe({("a", 0): 1_000}, behind={("a", 0): 10})
+    assert time.deferring(0)
+    time.settled(0)
+    assert time.deferring(0)  # still behind
+    time.observe({("a", 0): 2_000}, behind={})
+    assert time.catching_up() == [0]
+    time.settled(0)
+    assert not time.deferring(0)
 
 
 def test_a_few_fresh_records_behind_is_live_traffic_not_a_backlog() -> None:
     wall = Wall()
-    clock = EventTimeClock(disorder_ms=0, idle_s=2, wall=wall)
+    time = StreamTime(disorder_ms=0, idle_s=2, wall=wall)
     now_ms = int(wall.now * 1000)
-    clock.observe({("a", 0): now_ms - 100, ("b", 0): now_ms - 60_000}, behind={})
-    clock.observe({("a", 0): now_ms}, behind={("a", 0): 3, ("b", 0): 2})
-    assert clock.now_ms() == now_ms - 60_000  # b's last event is a minute old: it may hold more
-    clock.observe({("b", 0): now_ms - 50}, behind={("a", 0): 3, ("b", 0): 2})
-    assert clock.now_ms() == now_ms  # both fresh and nearly caught up: live
+    time.observe({("a", 0): now_ms - 100, ("b", 0): now_ms - 60_000}, behind={})
+    time.observe({("a", 0): now_ms}, behind={("a", 0): 3, ("b", 0): 2})
+    assert time.due_ms(0) == now_ms - 60_000  # b's last event is a minute old: it may hold more
+    time.observe({("b", 0): now_ms - 50}, behind={("a", 0): 3, ("b", 0): 2})
+    assert time.due_ms(0) == now_ms  # both fresh and nearly caught up: live

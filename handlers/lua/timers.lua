@@ -1,0 +1,210 @@
+#!lua name=crmstream_timers
+--[[
+Timing: absence timers and the decisions put off while a worker was behind.
+
+Every call works on one partition's timing keys, all under the hash tag "{p<n>}":
+a customer's events travel in partition n of every event topic, so what is due
+for them depends on how far partition n has been read and nothing else. Only the
+worker that owns the partition calls these (handlers/triggers/timers.py), and a
+rebalance hands the keys over with the partition.
+
+KEYS, in this order (handlers/keys.py PartitionKeys.walk_keys):
+  1 timers    sorted set: absence timer → deadline (ms)
+  2 payloads  hash: timer, or entry put off → its value; "h\31<timer>" → the newest
+              arming time applied to that timer (so a repeated arm changes nothing)
+  3 later     sorted set: decisions, arms and cancels put off → event time (ms)
+  4 taken     sorted set: due entries handed to the walker, until it is done with them
+  5 walker    string: the worker walking this partition for now
+
+Three kinds of members (handlers/triggers/members.py): "t…" absence timers, "e…"
+on-event decisions put off, "d…" arms and cancels put off. A timer's value is
+"<deadline>\n<armed at>\n<what armed it, JSON>".
+
+handlers/scripts.py names the library and its functions with a digest of this file,
+so workers of two versions never call each other's code during a rolling deploy.
+]]
+
+local K_TIMERS, K_PAYLOADS, K_LATER, K_TAKEN, K_WALKER = 1, 2, 3, 4, 5
+
+local function deadline_and_armed_at(stored)
+  local first = string.find(stored, '\n', 1, true)
+  local second = string.find(stored, '\n', first + 1, true)
+  return tonumber(string.sub(stored, 1, first - 1)), tonumber(string.sub(stored, first + 1, second - 1))
+end
+
+local function drop(keys, member)
+  redis.call('ZREM', keys[K_TIMERS], member)
+  redis.call('ZREM', keys[K_LATER], member)
+  redis.call('ZREM', keys[K_TAKEN], member)
+  redis.call('HDEL', keys[K_PAYLOADS], member)
+end
+
+-- An event that arms: a timer already due by the time of this event is kept under its own
+-- name (member, US, deadline) to fire as it stands, and the event arms afresh; a pending one
+-- moves to this event if the rule rearms, and stays as it is if not.
+local function arm_timer(keys, member, value, rearm)
+  local deadline, armed_at = deadline_and_armed_at(value)
+  -- An arm no later than the newest one applied was applied already: the same event
+  -- delivered again, after the order that cancelled its timer perhaps. It changes nothing.
+  local mark = 'h\31' .. member
+  local newest = tonumber(redis.call('HGET', keys[K_PAYLOADS], mark) or '')
+  if newest and armed_at <= newest then return end
+  redis.call('HSET', keys[K_PAYLOADS], mark, armed_at)
+  local stored = redis.call('HGET', keys[K_PAYLOADS], member)
+  if stored then
+    local current = deadline_and_armed_at(stored)
+    if current < armed_at then
+      local due_member = member .. '\31' .. current
+      redis.call('ZADD', keys[K_TIMERS], current, due_member)
+      redis.call('HSET', keys[K_PAYLOADS], due_member, stored)
+      drop(keys, member)
+      stored = false
+    end
+  end
+  if not stored or (rearm == '1' and deadline > deadline_and_armed_at(stored)) then
+    redis.call('ZADD', keys[K_TIMERS], deadline, member)
+    redis.call('HSET', keys[K_PAYLOADS], member, value)
+  end
+end
+
+-- An event that cancels: only a timer it falls within the window of (armed at .. deadline).
+local function cancel_timer(keys, member, at)
+  local stored = redis.call('HGET', keys[K_PAYLOADS], member)
+  if stored then
+    local deadline, armed_at = deadline_and_armed_at(stored)
+    if armed_at <= at and at <= deadline then
+      drop(keys, member)
+      return 1
+    end
+  end
+  return 0
+end
+
+-- ARGV: operations in event-time order:
+--   A, member, value, rearm (1/0)   an event that arms
+--   C, member, at                   an event that cancels
+--   P, member, at, value            put off until event time passes "at" (see due)
+-- Returns how many timers were cancelled.
+local function arm(keys, args)
+  local cancelled, i = 0, 1
+  while i <= #args do
+    local op = args[i]
+    if op == 'A' then
+      arm_timer(keys, args[i + 1], args[i + 2], args[i + 3])
+      i = i + 4
+    elseif op == 'C' then
+      cancelled = cancelled + cancel_timer(keys, args[i + 1], tonumber(args[i + 2]))
+      i = i + 3
+    elseif op == 'P' then
+      redis.call('ZADD', keys[K_LATER], args[i + 2], args[i + 1])
+      redis.call('HSET', keys[K_PAYLOADS], args[i + 1], args[i + 3])
+      i = i + 4
+    else
+      return redis.error_reply('crm_arm: unknown operation ' .. tostring(op))
+    end
+  end
+  return cancelled
+end
+
+-- A put-off arm or cancel's value: "A\n<timer>\n<rearm>\n<timer value>" or
+-- "C\n<timer>\n<at>". The timer value holds newlines itself: only the first three split.
+local function apply_put_off(keys, value)
+  local op_end = string.find(value, '\n', 1, true)
+  local member_end = string.find(value, '\n', op_end + 1, true)
+  local op, member = string.sub(value, 1, op_end - 1), string.sub(value, op_end + 1, member_end - 1)
+  if op == 'A' then
+    local rearm_end = string.find(value, '\n', member_end + 1, true)
+    arm_timer(keys, member, string.sub(value, rearm_end + 1), string.sub(value, member_end + 1, rearm_end - 1))
+  else
+    cancel_timer(keys, member, tonumber(string.sub(value, member_end + 1)))
+  end
+end
+
+-- The earliest entry of a sorted set due by now: member, score (or nil).
+local function earliest(key, now)
+  local first = redis.call('ZRANGE', key, '-inf', now, 'BYSCORE', 'LIMIT', 0, 1, 'WITHSCORES')
+  if #first == 0 then return nil, nil end
+  return first[1], tonumber(first[2])
+end
+
+-- ARGV: now (ms), limit, walker, hold (ms).
+-- Walks what is due in event-time order, one entry at a time, up to limit, from the
+-- absence timers and from what was put off; at equal times, what was put off first:
+-- - a "d" entry is applied here, in its turn, so a cancel that travelled on a slower
+--   topic still beats the deadline;
+-- - "e" and "t" entries go back to the caller, moved aside ("taken") until it is done
+--   with them (see done). The next walk starts by putting back whatever is still taken:
+--   the worker died between the two; trigger ids make a second decision harmless.
+-- One walker at a time, holding the partition while it comes back within hold (ms): the
+-- owner lets go when a rebalance takes the partition (let_go), so its next owner need
+-- not wait, and a worker that lost it without knowing is kept out meanwhile.
+-- Returns {member, value, …, more, later}: more is 1 when the limit cut the walk short;
+-- later, how many put-off entries are still waiting (taken ones included).
+local function due(keys, args)
+  local now, limit, walker, hold_ms = tonumber(args[1]), tonumber(args[2]), args[3], args[4]
+  local holder = redis.call('GET', keys[K_WALKER])
+  if holder and holder ~= walker then
+    return {0, redis.call('ZCARD', keys[K_LATER]) + redis.call('ZCARD', keys[K_TAKEN])}
+  end
+  redis.call('SET', keys[K_WALKER], walker, 'PX', hold_ms)
+  local taken = redis.call('ZRANGE', keys[K_TAKEN], 0, -1, 'WITHSCORES')
+  for i = 1, #taken, 2 do
+    local set = string.byte(taken[i], 1) == 116 and keys[K_TIMERS] or keys[K_LATER] -- "t"
+    redis.call('ZADD', set, taken[i + 1], taken[i])
+  end
+  redis.call('DEL', keys[K_TAKEN])
+  local out, more = {}, 0
+  for step = 1, limit do
+    local put_off, put_off_at = earliest(keys[K_LATER], now)
+    local timer, timer_at = earliest(keys[K_TIMERS], now)
+    if put_off == nil and timer == nil then break end
+    local member, set, at = timer, keys[K_TIMERS], timer_at
+    if put_off ~= nil and (timer == nil or put_off_at <= timer_at) then
+      member, set, at = put_off, keys[K_LATER], put_off_at
+    end
+    local value = redis.call('HGET', keys[K_PAYLOADS], member) or ''
+    if string.byte(member, 1) == 100 then -- "d"
+      drop(keys, member)
+      if value ~= '' then apply_put_off(keys, value) end
+    else
+      redis.call('ZREM', set, member)
+      redis.call('ZADD', keys[K_TAKEN], at, member)
+      out[#out + 1] = member
+      out[#out + 1] = value
+    end
+    if step == limit then more = 1 end
+  end
+  out[#out + 1] = more
+  out[#out + 1] = redis.call('ZCARD', keys[K_LATER]) + redis.call('ZCARD', keys[K_TAKEN])
+  return out
+end
+
+-- ARGV: pairs of member, at (ms): entries the walker has decided (their triggers are in
+-- the outbox, or were refused). Each goes, unless an arm has reused the name for a new
+-- timer since (its deadline differs). Returns how many went.
+local function done(keys, args)
+  local gone = 0
+  for i = 1, #args, 2 do
+    local member, at = args[i], tonumber(args[i + 1])
+    local stored = redis.call('HGET', keys[K_PAYLOADS], member)
+    if not stored or deadline_and_armed_at(stored) == at then
+      drop(keys, member)
+      gone = gone + 1
+    end
+  end
+  return gone
+end
+
+-- ARGV: walker. The partition was taken from this worker: its next owner walks at once.
+local function let_go(keys, args)
+  if redis.call('GET', keys[K_WALKER]) == args[1] then
+    redis.call('DEL', keys[K_WALKER])
+    return 1
+  end
+  return 0
+end
+
+redis.register_function('crm_arm', arm)
+redis.register_function('crm_due', due)
+redis.register_function('crm_done', done)
+redis.register_function('crm_let_go', let_go)

@@ -1,0 +1,88 @@
+"""The offsets each partition's state reflects, kept in Redis with that state.
+
+A batch's effects are written first and its offsets last (lua/offsets.lua), so
+the offsets Redis holds never run ahead of its state, whatever it lost. A worker
+resumes a partition from what Redis holds, and checks before every batch that
+Redis still holds what it recorded last: a Redis that lost recent writes is read
+up to date again from Kafka (:class:`~crmstream.errors.StateBehindError`), not
+silently skipped. Kafka's committed offsets follow, for lag monitoring and tools.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+import redis.asyncio
+
+from crmstream.errors import StateBehindError
+from handlers.functions import FunctionLibrary
+from handlers.keys import Keys
+from handlers.scripts import ADVANCE, OFFSET_LIBRARY
+
+TopicPartition = tuple[str, int]
+
+
+class OffsetStore:
+    def __init__(self, client: redis.asyncio.Redis, keys: Keys) -> None:
+        self._client = client
+        self._keys = keys
+        self._library = FunctionLibrary(client, OFFSET_LIBRARY, "offsets")
+        # What this worker last recorded (or resumed from) per partition: what Redis must
+        # still hold for the next batch to go on from there.
+        self._expected: dict[TopicPartition, int | None] = {}
+
+    async def resume(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """Where to read the newly assigned ``partitions`` from: the offsets Redis holds
+        (partitions it holds none for are not in the answer: Kafka's committed offset,
+        or the start, is theirs)."""
+        wanted = list(partitions)
+        pipe = self._client.pipeline(transaction=False)
+        for topic, partition in wanted:
+            pipe.hget(self._keys.partition(partition).offsets, topic)
+        held = await pipe.execute()
+        found: dict[TopicPartition, int] = {}
+        for tp, value in zip(wanted, held, strict=True):
+            self._expected[tp] = None if value is None else int(value)
+            if value is not None:
+                found[tp] = int(value)
+        return found
+
+    def forget(self, partitions: Iterable[TopicPartition]) -> None:
+        """These partitions went to another worker: it keeps their offsets now."""
+        for tp in partitions:
+            self._expected.pop(tp, None)
+
+    async def check(self, partitions: Iterable[TopicPartition]) -> None:
+        """Before a batch: Redis still holds what this worker recorded last; raises
+        StateBehindError naming where to read again from if it does not."""
+        await self._advance({tp: self._expected.get(tp) for tp in partitions}, check_only=True)
+
+    async def record(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """After a batch's effects: the next offset of each of its partitions."""
+        await self._advance(offsets, check_only=False)
+        self._expected.update(offsets)
+
+    async def _advance(
+        self, offsets: Mapping[TopicPartition, int | None], *, check_only: bool
+    ) -> None:
+        by_partition: defaultdict[int, list[str]] = defaultdict(list)
+        for (topic, partition), at in offsets.items():
+            expected = self._expected.get((topic, partition))
+            held = "" if expected is None else str(expected)
+            by_partition[partition] += [topic, held, held if check_only or at is None else str(at)]
+        if not by_partition:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for partition, args in by_partition.items():
+            pipe.fcall(ADVANCE, 1, self._keys.partition(partition).offsets, *args)
+        behind: dict[TopicPartition, int] = {}
+        for partition, differ in zip(by_partition, await self._library.execute(pipe), strict=True):
+            for position in range(0, len(differ), 2):
+                topic, held = differ[position].decode(), differ[position + 1].decode()
+                # Nothing held at all: this Redis lost everything, so read it all again.
+                behind[topic, partition] = int(held) if held else 0
+        if behind:
+            for tp, at in behind.items():
+                self._expected[tp] = at if at else None
+            raise StateBehindError(behind)
