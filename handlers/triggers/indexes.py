@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from handlers.keys import TRIGGER_KEY_SUFFIXES, Keys
+from handlers.keys import Keys
 from handlers.profile.encode import epoch_ms
-from handlers.triggers.members import timer_member
+from handlers.triggers.members import ARMED_MARK, timer_member
 from schemas.events import (
     CustomerErasureRequested,
     CustomerRegistered,
@@ -41,11 +41,12 @@ INDEXED_TYPES = frozenset(
 def queue_index_updates(
     pipe: Any,  # noqa: ANN401 -- a redis-py pipeline
     keys: Keys,
-    events: Sequence[Envelope],
+    events: Sequence[tuple[Envelope, int]],
     absence_rules: Iterable[str],
 ) -> None:
+    """``events``: each with the partition it was read from (where its timers live)."""
     absence = list(absence_rules)
-    for event in events:
+    for event, partition in events:
         if event.subject is None or event.type not in INDEXED_TYPES:  # type: ignore[attr-defined]
             continue
         shop, customer = event.shop, event.subject
@@ -71,8 +72,10 @@ def queue_index_updates(
                 pipe.zrem(keys.schedule_index(base, "dormant"), who)
                 pipe.zrem(keys.schedule_index(base, "after_delivery"), who)
                 if absence:
+                    timing = keys.partition(partition)
                     members = [timer_member(rule, shop, customer) for rule in absence]
-                    pipe.zrem(base + TRIGGER_KEY_SUFFIXES[1], *members)
-                    pipe.hdel(base + TRIGGER_KEY_SUFFIXES[2], *members)
+                    pipe.zrem(timing.timers, *members)
+                    # The timers' values, and the marks of when each was last armed.
+                    pipe.hdel(timing.payloads, *members, *(ARMED_MARK + m for m in members))
             case _:
                 pass

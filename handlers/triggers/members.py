@@ -23,6 +23,9 @@ import orjson
 ABSENCE: Final = "t"
 PUT_OFF: Final = "e"
 PUT_OFF_TIMER_OP: Final = "d"
+# Beside a timer's value, under this prefix and its name: the newest arming time applied
+# (lua/timers.lua arm_timer), so that an arm delivered again changes nothing.
+ARMED_MARK: Final = "h\x1f"
 
 
 def timer_member(rule_id: str, shop: str, customer: str) -> str:

@@ -153,7 +153,11 @@ class TriggerStage:
         ]
         # A batch holds several topics side by side: rules take its events as they happened.
         relevant.sort(key=_time_of)
-        indexed = [e for e in events if e.type in INDEXED_TYPES]  # type: ignore[attr-defined]
+        indexed = [
+            (event, partition)
+            for event, partition in zip(events, where, strict=True)
+            if event.type in INDEXED_TYPES  # type: ignore[attr-defined]
+        ]
         outcomes: Counter[str] = Counter()
         work = BatchWork()
         self._goals(events, work.shards)

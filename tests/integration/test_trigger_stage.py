@@ -306,8 +306,7 @@ async def test_an_occurrence_decided_later_than_its_max_age_is_expired_not_sent(
         # Decided again (a batch delivered twice): expired again, but counted once.
         assert await sink.triggers.on_events([review]) == Counter({"expired": 1})
         (stats,) = await read_rule_stats(sink.triggers.client, sink.triggers.keys)
-        assert stats.as_dict()["suppressed"]["expired"] == 1
-        assert stats.as_dict()["sent"] == 0
+        assert (stats.rule, stats["expired"], stats.reached, stats.fired) == ("bad-review", 1, 0, 1)
         # An absence rule's deadline is its occurrence: months ago, so it expires too
         # (the default max_age, a day).
         await sink.handle([cart_add(10)])
@@ -326,3 +325,29 @@ async def test_trigger_functions_come_back_after_redis_lost_them(
         [event("review.posted", 5, {"item_id": "t", "rating": 1})]
     )
     assert outcomes["sent"] == 1
+
+
+async def test_an_erasure_takes_the_customers_timers_and_their_marks(
+    sink: ProfilesAndTriggers,
+) -> None:
+    await sink.handle([registered(0), cart_add(1)])
+    timing = sink.triggers.keys.partition(0)
+    client = sink.triggers.client
+    assert await client.zcard(timing.timers) == 1
+    await sink.handle([event("customer.erasure_requested", 5)])
+    assert await client.zcard(timing.timers) == 0
+    assert await client.hlen(timing.payloads) == 0  # no value, no mark naming the customer
+    advance(sink, 60)
+    assert not await sink.timers.fire_due()
+
+
+async def test_an_arm_delivered_again_after_its_cancel_changes_nothing(
+    sink: ProfilesAndTriggers,
+) -> None:
+    await sink.handle([registered(0)])
+    add = cart_add(1)
+    await sink.handle([add, placed(10)])  # the order cancels the timer
+    await sink.handle([add])  # the cart add again, as a producer retry would send it
+    advance(sink, 60)
+    assert not await sink.timers.fire_due()
+    assert await outbox(sink) == []
