@@ -76,6 +76,11 @@ def wipe(settings: Settings) -> None:
     """Remove a test's topics and Redis keys."""
     prefix = settings.topics.prefix + "."
     delete_topics(settings, [name for name in list_topics(settings) if name.startswith(prefix)])
+    wipe_redis(settings)
+
+
+def wipe_redis(settings: Settings) -> None:
+    """Remove every Redis key of a test (its prefix), as a Redis that lost everything."""
     client = connect_sync(settings.redis)
     try:
         keys = list(client.scan_iter(match=Keys(settings.redis.key_prefix).pattern(), count=1000))

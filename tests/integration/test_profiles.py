@@ -12,7 +12,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -47,15 +46,6 @@ def publish(settings: Settings, events: list[dict[str, Any]]) -> None:
     with Publisher(settings) as publisher:
         for event in events:
             publisher.publish_json(orjson.dumps(event))
-
-
-@pytest.fixture
-async def reader(settings: Settings) -> AsyncIterator[ProfileReader]:
-    client = connect(settings.redis)
-    yield ProfileReader(
-        client, Keys(settings.redis.key_prefix), ShopConfigs(settings.profiles.shop_config_dir)
-    )
-    await client.aclose()
 
 
 async def converge(

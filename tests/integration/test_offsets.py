@@ -1,0 +1,105 @@
+"""Offsets kept with the state: a worker resumes from what Redis holds, and a Redis that
+lost writes is read up to date again from Kafka instead of being silently skipped."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from crmstream.admin import create_topics
+from crmstream.errors import StateBehindError
+from crmstream.settings import Settings
+from crmstream.topics import TopicNames
+from handlers.keys import Keys
+from handlers.offsets import OffsetStore
+from handlers.profile.read import ProfileReader
+from handlers.redis_client import connect, connect_sync
+from tests.integration.test_profiles import converge, publish, simulated
+from tests.support import running_worker, text, wipe_redis
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+async def test_the_store_resumes_checks_and_records(settings: Settings) -> None:
+    client = connect(settings.redis)
+    keys = Keys(settings.redis.key_prefix)
+    store = OffsetStore(client, keys)
+    try:
+        assert await store.resume([("a", 0), ("b", 0), ("a", 1)]) == {}
+        await store.check([("a", 0), ("a", 1)])  # nothing recorded, nothing expected
+        await store.record({("a", 0): 10, ("b", 0): 4, ("a", 1): 7})
+        await store.check([("a", 0), ("b", 0), ("a", 1)])
+        assert await OffsetStore(client, keys).resume([("a", 0), ("a", 1)]) == {
+            ("a", 0): 10,
+            ("a", 1): 7,
+        }
+        # A restore from an older backup: partition 0 of "a" went back; "b" is gone.
+        await client.hset(keys.partition(0).offsets, "a", 6)
+        await client.hdel(keys.partition(0).offsets, "b")
+        with pytest.raises(StateBehindError) as behind:
+            await store.record({("a", 0): 12, ("b", 0): 5})
+        assert behind.value.positions == {("a", 0): 6, ("b", 0): 0}
+        assert await client.hget(keys.partition(0).offsets, "a") == b"6"  # nothing written
+        # From there on, what Redis holds is what is expected.
+        await store.record({("a", 0): 12, ("b", 0): 5})
+        await store.check([("a", 0), ("b", 0), ("a", 1)])
+    finally:
+        await client.aclose()
+
+
+def committed(settings: Settings) -> dict[tuple[str, int], int]:
+    topics = TopicNames.from_settings(settings.topics).events
+    probe = Consumer(
+        {**settings.kafka.librdkafka(), "group.id": f"{settings.worker.app_id}.events"}
+    )
+    try:
+        wanted = [
+            TopicPartition(topic, n)
+            for topic in topics
+            for n in range(settings.topics.event_partitions)
+        ]
+        return {(tp.topic, tp.partition): tp.offset for tp in probe.committed(wanted, timeout=10)}
+    finally:
+        probe.close()
+
+
+def recorded(settings: Settings) -> dict[tuple[str, int], int]:
+    keys = Keys(settings.redis.key_prefix)
+    client = connect_sync(settings.redis)
+    try:
+        held: dict[tuple[str, int], int] = {}
+        for n in range(settings.topics.event_partitions):
+            for topic, at in client.hgetall(keys.partition(n).offsets).items():
+                held[text(topic), n] = int(at)
+        return held
+    finally:
+        client.close()
+
+
+async def test_a_redis_that_lost_everything_is_read_up_to_date_again(
+    settings: Settings, reader: ProfileReader, tmp_path: Path
+) -> None:
+    create_topics(settings)
+    events = simulated(tmp_path / "events.jsonl", 6_000, seed=41)
+    first, rest = events[:4_000], events[4_000:]
+    publish(settings, first)
+    log = tmp_path / "worker.log"
+    with running_worker(settings, log) as worker:
+        _, found = await converge(reader, first, settings, worker, log)
+        assert found == []
+        # Kafka's committed offsets follow what Redis recorded.
+        deadline = time.monotonic() + 30
+        while committed(settings) != {**committed(settings), **recorded(settings)}:
+            assert time.monotonic() < deadline, (committed(settings), recorded(settings))
+            await asyncio.sleep(0.5)
+        # Every profile, timer, offset and dedup mark of this deployment is gone, the way a
+        # Redis without persistence comes back from a restart. The worker goes on.
+        wipe_redis(settings)
+        publish(settings, rest)
+        _, found = await converge(reader, events, settings, worker, log)
+    assert found == []
+    assert "Redis lost recent writes; reading again from" in log.read_text()
