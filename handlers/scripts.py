@@ -29,7 +29,10 @@ class Library:
 
     @classmethod
     def of(cls, file_name: str) -> Library:
-        text = (_LUA / file_name).read_text(encoding="utf-8")
+        return cls.from_text((_LUA / file_name).read_text(encoding="utf-8"), file_name)
+
+    @classmethod
+    def from_text(cls, text: str, file_name: str = "a library") -> Library:
         version = hashlib.sha256(text.encode()).hexdigest()[:10]
         header = _HEADER.match(text)
         if header is None:

@@ -43,7 +43,9 @@ class ReplayReport:
 
 async def wipe_profiles(client: redis.asyncio.Redis, keys: Keys, shop: str | None) -> int:
     """Delete every customer key (of one shop), tombstones kept. Returns how many went."""
-    pattern = keys.customers_of(shop) if shop else f"{keys.prefix}:{{*"
+    # A customer's hash tag is "{shop:customer}"; trigger shards ("{t3}") and partitions
+    # ("{p5}": timers, offsets) carry no colon there and are not profiles: they stay.
+    pattern = keys.customers_of(shop) if shop else f"{keys.prefix}:{{*:*}}:*"
     doomed: list[bytes] = []
     wiped = 0
     async for key in client.scan_iter(match=pattern, count=1000):

@@ -176,9 +176,16 @@ async def test_replay_equals_live(
     assert await live_run(settings, reader, tmp_path, events) == []
     live = await _snapshot(reader, events)
 
+    keys = Keys(settings.redis.key_prefix)
+    client = connect(settings.redis)
+    offsets = [await client.hgetall(keys.partition(n).offsets) for n in range(8)]
+    assert any(offsets)
     output = await _replay(settings)
     assert b"read 10000 events" in output
     assert await _snapshot(reader, events) == live
+    # Profiles only: the offsets the state reflects (and the timers) stay where they were.
+    assert [await client.hgetall(keys.partition(n).offsets) for n in range(8)] == offsets
+    await client.aclose()
 
     await _replay(settings, "--shop", "tea-house")
     assert await _snapshot(reader, events) == live
