@@ -130,8 +130,9 @@ class ProfilesAndTriggers:
 
     async def catch_up(self) -> None:
         """Partitions that have caught up take the decisions they put off, in order."""
-        for partition in self.time.catching_up():
-            self.outcomes.update(await self.timers.catch_up(partition))
+        caught_up = self.time.catching_up()
+        if caught_up:
+            self.outcomes.update(await self.timers.catch_up(caught_up))
 
     async def fire_due(self) -> Counter[str]:
         """What is due by each partition's event time (the timers chore, every tick)."""

@@ -63,24 +63,23 @@ class TimerPump:
 
     async def fire_due(self) -> Counter[str]:
         """Every timer and put-off decision due by its partition's event time, for every
-        partition this worker owns."""
-        outcomes: Counter[str] = Counter()
-        for partition in self._time.partitions:
-            fired, _more, _later = await self._walk(partition, read_up_to=False)
-            outcomes.update(fired)
+        partition this worker owns (one walk of them all)."""
+        outcomes, _more = await self._walk(None, read_up_to=False)
         return outcomes
 
-    async def catch_up(self, partition: int) -> Counter[str]:
-        """The partition has caught up: decide everything put off, in order, up to what has
-        been read; once nothing is left put off, its decisions are taken at once again."""
+    async def catch_up(self, partitions: Iterable[int]) -> Counter[str]:
+        """These partitions have caught up: decide everything put off, in order, up to what
+        has been read; once nothing is left put off for one, its decisions are taken at
+        once again."""
         outcomes: Counter[str] = Counter()
-        while True:
-            fired, more, later = await self._walk(partition, read_up_to=True)
+        wanted = list(partitions)
+        while wanted:
+            fired, waiting = await self._walk(wanted, read_up_to=True)
             outcomes.update(fired)
-            if not more:
-                break
-        if later == 0:
-            self._time.settled(partition)
+            for partition, (cut, later) in waiting.items():
+                if not cut and later == 0:
+                    self._time.settled(partition)
+            wanted = [p for p, (cut, _later) in waiting.items() if cut]
         return outcomes
 
     async def let_go(self, partitions: Iterable[int]) -> None:
@@ -97,37 +96,45 @@ class TimerPump:
                 pipe.fcall(LET_GO, 5, *stage.keys.partition(partition).walk_keys(), self._worker)
             await stage.execute(pipe)
 
-    async def _walk(self, partition: int, *, read_up_to: bool) -> tuple[Counter[str], bool, int]:
-        """One walk of a partition: outcomes, whether the limit cut it short, entries put
-        off still waiting."""
+    async def _walk(
+        self, partitions: list[int] | None, *, read_up_to: bool
+    ) -> tuple[Counter[str], dict[int, tuple[bool, int]]]:
+        """One walk of ``partitions`` (None: every one this worker owns), in one round trip:
+        outcomes, and per partition whether the limit cut its walk short and how many
+        entries put off still wait."""
         async with self._walking:
-            if not self._time.owns(partition):
-                return Counter(), False, 0  # taken by a rebalance while this waited
             time_ = self._time
-            now_ms = time_.read_up_to_ms(partition) if read_up_to else time_.due_ms(partition)
-            return await self._walk_once(partition, now_ms)
-
-    async def _walk_once(self, partition: int, now_ms: int) -> tuple[Counter[str], bool, int]:
-        stage = self._stage
-        walk_keys = stage.keys.partition(partition).walk_keys()
-        pipe = stage.client.pipeline(transaction=False)
-        pipe.fcall(DUE, 5, *walk_keys, now_ms, self._limit, self._worker, _HOLD_MS)
-        (reply,) = await stage.execute(pipe)
-        *entries, cut, waiting = reply
-        due: list[Due] = []
-        for position in range(0, len(entries), 2):
-            member = entries[position].decode()
-            if entries[position + 1]:
-                deadline, armed = read_timer_value(entries[position + 1])
-                due.append((member, deadline, armed))
-        outcomes = await self._decide(due) if due else Counter[str]()
-        if due:
-            # Only once their triggers are in the outbox (or refused) do the entries go.
-            done = [arg for member, deadline, _ in due for arg in (member, deadline)]
+            owned = [
+                p for p in (time_.partitions if partitions is None else partitions) if time_.owns(p)
+            ]  # a rebalance may have taken some while this waited
+            if not owned:
+                return Counter(), {}
+            stage = self._stage
             pipe = stage.client.pipeline(transaction=False)
-            pipe.fcall(DONE, 5, *walk_keys, *done)
+            for partition in owned:
+                now_ms = time_.read_up_to_ms(partition) if read_up_to else time_.due_ms(partition)
+                walk_keys = stage.keys.partition(partition).walk_keys()
+                pipe.fcall(DUE, 5, *walk_keys, now_ms, self._limit, self._worker, _HOLD_MS)
+            due: dict[int, list[Due]] = {}
+            waiting: dict[int, tuple[bool, int]] = {}
+            for partition, reply in zip(owned, await stage.execute(pipe), strict=True):
+                *entries, cut, later = reply
+                waiting[partition] = (bool(int(cut)), int(later))
+                for position in range(0, len(entries), 2):
+                    if entries[position + 1]:
+                        deadline, armed = read_timer_value(entries[position + 1])
+                        member = entries[position].decode()
+                        due.setdefault(partition, []).append((member, deadline, armed))
+            if not due:
+                return Counter(), waiting
+            outcomes = await self._decide([entry for entries in due.values() for entry in entries])
+            # Only once their triggers are in the outbox (or refused) do the entries go.
+            pipe = stage.client.pipeline(transaction=False)
+            for partition, entries in due.items():
+                done = [arg for member, deadline, _ in entries for arg in (member, deadline)]
+                pipe.fcall(DONE, 5, *stage.keys.partition(partition).walk_keys(), *done)
             await stage.execute(pipe)
-        return outcomes, bool(int(cut)), int(waiting)
+            return outcomes, waiting
 
     async def _decide(self, due: list[Due]) -> Counter[str]:
         stage = self._stage
