@@ -17,6 +17,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
+import redis.asyncio
+
 from crmstream import metrics
 from crmstream.settings import Settings
 from handlers.backlog import Backlog, read_backlog, read_sizes_by_shop
@@ -137,7 +139,9 @@ class ProfilesAndTriggers:
     async def fire_due(self) -> Counter[str]:
         """What is due by each partition's event time (the timers chore, every tick)."""
         await self.catch_up()
-        return await self.timers.fire_due()
+        fired = await self.timers.fire_due()
+        self.outcomes.update(fired)
+        return fired
 
     def observe_event_time(
         self,
@@ -164,6 +168,28 @@ class ProfilesAndTriggers:
 
     async def record_offsets(self, offsets: Mapping[TopicPartition, int]) -> None:
         await self.offsets.record(offsets)
+
+    async def release_held(self) -> int:
+        """Held triggers whose quiet hours are over go to the outbox; returns how many."""
+        released = await self.timers.release_held(int(_wall.time() * 1000))
+        self.outcomes["released"] += released
+        return released
+
+    async def run_schedules(self) -> None:
+        self.outcomes.update(await self.schedules.run(int(_wall.time() * 1000)))
+
+    async def recheck_segments(self, every_s: float) -> tuple[int, int]:
+        """The timed segments, evaluated again where a slot is due: (customers, changes)."""
+        report = await self.segments.recheck_due(int(_wall.time() * 1000), every_s)
+        if report.changes:
+            self.outcomes["segment_changes"] += report.changes
+            metrics.SEGMENT_CHANGES.inc(report.changes)
+        return report.customers, report.changes
+
+    @property
+    def client(self) -> redis.asyncio.Redis:
+        """The Redis client every stage shares (the relays use it too)."""
+        return self.profiles.client
 
     async def backlog(self) -> Backlog:
         """What waits in Redis (outboxes, timers, held triggers, segment sizes)."""

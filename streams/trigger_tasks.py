@@ -94,8 +94,8 @@ class TriggerChores(Service):
         async def tick() -> None:
             nonlocal reported, next_report
             try:
-                sink.outcomes.update(await sink.fire_due())
-                sink.outcomes["released"] += await sink.timers.release_held(int(time.time() * 1000))
+                await sink.fire_due()
+                await sink.release_held()
             finally:
                 if time.monotonic() >= next_report:
                     now = dict(+sink.outcomes)
@@ -107,27 +107,15 @@ class TriggerChores(Service):
         await self._every("timers", self._tick_s, tick)
 
     async def _schedules(self) -> None:
-        sink = self._sink
-
-        async def run() -> None:
-            sink.outcomes.update(await sink.schedules.run(int(time.time() * 1000)))
-
-        await self._every("schedules", _SCHEDULE_POLL_S, run)
+        await self._every("schedules", _SCHEDULE_POLL_S, self._sink.run_schedules)
 
     async def _segment_rechecks(self) -> None:
         """Time alone moves the timed segments: evaluated again once per slot, per shard."""
-        sink = self._sink
 
         async def recheck() -> None:
-            report = await sink.segments.recheck_due(int(time.time() * 1000), self._recheck_every_s)
-            if report.customers:
-                sink.outcomes["segment_changes"] += report.changes
-                metrics.SEGMENT_CHANGES.inc(report.changes)
-                log.info(
-                    "segments rechecked: %d customers, %d changes",
-                    report.customers,
-                    report.changes,
-                )
+            customers, changes = await self._sink.recheck_segments(self._recheck_every_s)
+            if customers:
+                log.info("segments rechecked: %d customers, %d changes", customers, changes)
 
         await self._every(
             "segment recheck", min(_SCHEDULE_POLL_S, self._recheck_every_s / 4), recheck
@@ -166,7 +154,7 @@ class TriggerChores(Service):
 
 def register_triggers(app: faust.App, settings: Settings, sink: ProfilesAndTriggers) -> None:
     chores = TriggerChores(settings, sink, loop=app.loop, beacon=app.beacon)
-    client = sink.profiles.client
+    client = sink.client
     relays = [
         OutboxRelay.of(outbox, settings, client, loop=app.loop, beacon=app.beacon)
         for outbox in ("triggers", "segments")
