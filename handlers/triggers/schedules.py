@@ -20,7 +20,8 @@ from typing import Any, cast
 
 from handlers.profile.read import Profile
 from handlers.triggers import decide
-from handlers.triggers.stage import BatchWork, TriggerStage
+from handlers.triggers.stage import TriggerStage
+from handlers.triggers.work import BatchWork
 from rules.activation import activation, profile_view
 from rules.expressions import ConditionError
 from rules.loader import CompiledRule

@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import logging
 import time as _time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import redis.asyncio
 
-from crmstream import metrics
 from crmstream.logcontext import where
 from crmstream.settings import TriggerSettings
 from handlers.functions import FunctionLibrary
 from handlers.keys import TRIGGER_KEY_SUFFIXES, Keys
 from handlers.profile.encode import epoch_ms
-from handlers.profile.read import SECTIONS, Profile, ProfileReader, build_profile, iso
+from handlers.profile.read import SECTIONS, Profile, ProfileReader, build_profile
 from handlers.scripts import ARM, EMIT, GOALS, TIMER_LIBRARY, TRIGGER_LIBRARY
 from handlers.triggers import decide
 from handlers.triggers.clock import StreamTime
@@ -37,26 +35,16 @@ from handlers.triggers.members import (
     timer_member,
     timer_value,
 )
+from handlers.triggers.reasons import log_position, on_event_reason
+from handlers.triggers.work import BatchWork, ShardWork, count_decisions
 from rules.activation import activation, event_view, profile_view
 from rules.expressions import ALL, ConditionError
 from rules.loader import CompiledRule, RuleSet
 from schemas.events import Envelope
-from schemas.triggers import MatchedCondition
 
 log = logging.getLogger("crmstream.triggers")
 
 SUFFIXES = ",".join(TRIGGER_KEY_SUFFIXES)
-# What the trigger functions answer → the outcome label of crmstream_triggers_total.
-_OUTCOME = {
-    "sent": "sent",
-    "held": "held_quiet_hours",
-    "holdout": "holdout",
-    "cooldown": "suppressed_cooldown",
-    "capped": "suppressed_cap",
-    "consent": "suppressed_consent",
-    "duplicate": "duplicate",
-    "expired": "expired",
-}
 _DAY_MS = 86_400_000
 
 
@@ -85,26 +73,6 @@ def items_of(event: Envelope) -> list[str]:
         return [line.item_id for line in data.items]
     item = getattr(data, "item_id", None)
     return [item] if item else []
-
-
-@dataclass
-class ShardWork:
-    """What one trigger shard is to do (lua/triggers.lua)."""
-
-    candidates: list[Candidate] = field(default_factory=list)
-    # Goal events (who, goal, at, event id): what converts the triggers sent before them.
-    goal_ops: list[str | int] = field(default_factory=list)
-
-
-@dataclass
-class BatchWork:
-    """What a batch, a walk or a schedule pass is to do: per trigger shard, and per
-    partition the timer operations in event-time order (lua/timers.lua arm)."""
-
-    shards: defaultdict[str, ShardWork] = field(default_factory=lambda: defaultdict(ShardWork))
-    timer_ops: defaultdict[int, list[str | int | bytes]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
 
 
 class TriggerStage:
@@ -229,7 +197,7 @@ class TriggerStage:
                         at = where(event.id)
                         log.warning(
                             "goal %s on event %s at %s: %s", spec.event, event.id, at, exc,
-                            extra={"event_id": event.id, **_position(at)},
+                            extra={"event_id": event.id, **log_position(at)},
                         )  # fmt: skip
                         continue
                 shard = work[self.keys.trigger_shard(event.shop, event.subject)]
@@ -295,7 +263,7 @@ class TriggerStage:
             occurrence=occurrence,
             at_ms=at_ms,
             profile=profile,
-            reason=_on_event_reason(rule, event, context),
+            reason=on_event_reason(rule, event, context),
             caused_by=[event.id],
             items=items_of(event),
             daily_cap=self.settings.daily_cap,
@@ -320,7 +288,7 @@ class TriggerStage:
             at = where(event.id)
             log.warning(
                 "rule %s on event %s at %s: %s", rule.rule.id, event.id, at, exc,
-                extra={"rule": rule.rule.id, "event_id": event.id, **_position(at)},
+                extra={"rule": rule.rule.id, "event_id": event.id, **log_position(at)},
             )  # fmt: skip
             return False
 
@@ -388,61 +356,5 @@ class TriggerStage:
         replies = await self.execute(pipe)
         outcomes["cancelled"] += sum(int(replies[position]) for position in arms)
         for position, candidates in emits:
-            _count(candidates, replies[position], outcomes)
+            count_decisions(candidates, replies[position], outcomes)
         return +outcomes
-
-
-def _position(at: str) -> dict[str, str | int]:
-    """``topic[partition]@offset`` as log fields (none when unknown)."""
-    topic, _, rest = at.partition("[")
-    partition, _, offset = rest.partition("]@")
-    if not offset:
-        return {}
-    return {"topic": topic, "partition": int(partition), "offset": int(offset)}
-
-
-def _count(
-    candidates: Sequence[Candidate], statuses: Sequence[bytes], outcomes: Counter[str]
-) -> None:
-    """What the guards decided, into ``outcomes`` and crmstream_triggers_total."""
-    decided: Counter[tuple[str, str, str]] = Counter()
-    for candidate, status in zip(candidates, statuses, strict=True):
-        name = status.decode()
-        if name == "sent" and candidate.holdout:
-            name = "holdout"
-        if name == "skipped":  # refused for want of consent
-            name = "consent"
-            outcomes["no_consent"] += 1
-        else:
-            outcomes[name] += 1
-        decided[candidate.rule_id, candidate.channel or "none", _OUTCOME[name]] += 1
-    for (rule, channel, outcome), count in decided.items():
-        metrics.TRIGGERS.labels(rule, channel, outcome).inc(count)
-
-
-def _on_event_reason(
-    rule: CompiledRule, event: Envelope, context: Mapping[str, Any]
-) -> list[MatchedCondition]:
-    """What happened, then the condition that held over it (unless the rule has none)."""
-    happened = MatchedCondition(
-        condition=f"{event.type} happened",  # type: ignore[attr-defined]
-        values={"event.id": event.id, "event.time": iso(epoch_ms(event.time))},
-    )
-    if rule.rule.condition.strip() == "true":
-        return [happened]
-    return [
-        happened,
-        MatchedCondition(condition=rule.condition.text, values=rule.condition.values_read(context)),
-    ]
-
-
-def absence_reason(rule: CompiledRule, armed: Mapping[str, Any], deadline: int) -> MatchedCondition:
-    absence = rule.rule.absence
-    return MatchedCondition(
-        condition=f"{absence.after} not followed by {absence.missing} within {absence.within}",
-        values={
-            "armed_by": armed["armed_by"],
-            "armed_at": iso(armed["armed_at"]),
-            "deadline": iso(deadline),
-        },
-    )

@@ -26,13 +26,9 @@ from handlers.triggers import decide
 from handlers.triggers.clock import StreamTime
 from handlers.triggers.decide import Candidate
 from handlers.triggers.members import PUT_OFF, parse_member, read_timer_value
-from handlers.triggers.stage import (
-    SUFFIXES,
-    BatchWork,
-    TriggerStage,
-    absence_reason,
-    profile_sections,
-)
+from handlers.triggers.reasons import absence_reason
+from handlers.triggers.stage import SUFFIXES, TriggerStage, profile_sections
+from handlers.triggers.work import BatchWork
 from rules.activation import activation, event_view, profile_view
 from rules.loader import CompiledRule
 from schemas.decode import Decoder
