@@ -19,6 +19,7 @@ from pydantic import (
 from schemas.types import (
     AnonymousId,
     Currency,
+    Gender,
     ItemId,
     Label,
     Money,
@@ -136,7 +137,7 @@ class CustomerFacts(Payload):
     """
 
     birthday: date | None = None
-    gender: Literal["female", "male", "unknown"] | None = None
+    gender: Gender | None = None
     region: Label | None = None
     city: Label | None = None
     timezone: Annotated[str, StringConstraints(max_length=64)] | None = None

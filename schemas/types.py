@@ -7,9 +7,9 @@ Identifiers are bounded in length and character set: they end up in Kafka keys
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
-from pydantic import AwareDatetime, Field, StringConstraints, WithJsonSchema
+from pydantic import AwareDatetime, BeforeValidator, Field, StringConstraints, WithJsonSchema
 
 # Limits a storefront must respect; generous for real use, tight enough to stop abuse.
 MAX_ID_LENGTH: Final = 128
@@ -44,3 +44,30 @@ Money = Annotated[
 Quantity = Annotated[int, Field(ge=1, le=9999)]
 Rating = Annotated[int, Field(ge=1, le=5)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
+# The spellings of a gender that storefronts and customer sheets use, and the canonical
+# value each means. Events and the importer read them alike; anything else is refused.
+GENDER_SPELLINGS: Final = {
+    "female": "female", "f": "female", "woman": "female", "女": "female", "女士": "female",
+    "male": "male", "m": "male", "man": "male", "男": "male", "先生": "male",
+    "unknown": "unknown", "u": "unknown", "未知": "unknown", "保密": "unknown",
+}  # fmt: skip
+
+
+def canonical_gender(value: object) -> object:
+    """A known spelling (any case, spaces around) as its canonical value; anything else
+    is left for the Literal to refuse, with the values it takes."""
+    if isinstance(value, str):
+        return GENDER_SPELLINGS.get(value.strip().lower(), value)
+    return value
+
+
+Gender = Annotated[
+    Literal["female", "male", "unknown"],
+    BeforeValidator(canonical_gender),
+    Field(
+        description="female, male or unknown; also accepted, in any case: "
+        + ", ".join(sorted(k for k, v in GENDER_SPELLINGS.items() if k != v))
+    ),
+]

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from crmstream.errors import EventError
 from crmstream.privacy import email_hash, phone_hash
+from schemas.types import GENDER_SPELLINGS
 
 # Header (lower-cased, spaces removed) → field. Unknown headers are reported, not guessed.
 DEFAULT_HEADERS: Final = {
@@ -47,11 +48,6 @@ FIELDS: Final = frozenset(DEFAULT_HEADERS.values())
 # Read but never sent: a name is not part of the profile.
 IGNORED: Final = frozenset({"name"})
 
-_GENDER: Final = {
-    "男": "male", "m": "male", "male": "male", "先生": "male",
-    "女": "female", "f": "female", "female": "female", "女士": "female",
-    "未知": "unknown", "保密": "unknown", "unknown": "unknown", "": None,
-}  # fmt: skip
 _YES: Final = frozenset({"是", "y", "yes", "true", "1", "同意"})
 _NO: Final = frozenset({"否", "n", "no", "false", "0", "不同意"})
 _TAG_SPLIT: Final = re.compile(r"[,，;；|、]")  # noqa: RUF001 -- Chinese separators on purpose
@@ -204,7 +200,9 @@ class Importer:
             case "birthday":
                 return {"birthday": _date(raw).isoformat()}
             case "gender":
-                gender = _GENDER.get(text.lower())
+                if not text.strip():
+                    return {}
+                gender = GENDER_SPELLINGS.get(text.strip().lower())
                 if gender is None:
                     raise RowError(f"gender {text!r}: expected 男/女/未知 or male/female/unknown")
                 return {"gender": gender}

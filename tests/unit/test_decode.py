@@ -173,3 +173,24 @@ def test_the_catalogue_is_complete() -> None:
         "survey.answered", "customer.erasure_requested",
     }  # fmt: skip
     assert OrderPlaced.stream == "order"
+
+
+@pytest.mark.parametrize(
+    ("spelling", "canonical"),
+    [("f", "female"), ("F", "female"), (" 女 ", "female"), ("m", "male"), ("M", "male"),
+     ("男", "male"), ("Male", "male"), ("保密", "unknown"), ("unknown", "unknown")],
+)  # fmt: skip
+def test_common_gender_spellings_mean_the_canonical_value(spelling: str, canonical: str) -> None:
+    registered = {**cart_added(), "type": "customer.registered", "data": {"gender": spelling}}
+    event = decode(registered, stream="customer")
+    assert not isinstance(event, Rejected), event
+    assert event.data.gender == canonical
+
+
+def test_an_unknown_gender_is_refused_with_the_values_it_takes() -> None:
+    registered = {**cart_added(), "type": "customer.registered", "data": {"gender": "x"}}
+    refused = decode(registered, stream="customer")
+    assert isinstance(refused, Rejected)
+    assert refused.reason == Reason.INVALID_FIELD
+    assert "gender" in refused.message
+    assert "'female', 'male' or 'unknown'" in refused.message
