@@ -3,6 +3,7 @@ the stream, and the stream never waits on them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import faust
@@ -21,13 +22,25 @@ from streams.health import Readiness
 _MAX_PAGE = 1000
 
 
+def _route(app: faust.App, path: str, name: str) -> Callable[[type[View]], type[View]]:
+    """Serve a view at ``path`` with and without its trailing slash: a newcomer's curl
+    should not get a 404 for a slash."""
+    bare, slashed = path.rstrip("/"), path.rstrip("/") + "/"
+
+    def register(view: type[View]) -> type[View]:
+        app.page(slashed, name=name)(view)
+        return app.page(bare, name=f"{name}-bare")(view)
+
+    return register
+
+
 def register_views(app: faust.App, settings: Settings, readiness: Readiness) -> None:
     client = connect(settings.redis)
     keys = Keys(settings.redis.key_prefix)
     reader = ProfileReader(client, keys, ShopConfigs(settings.profiles.shop_config_dir))
     groups = SegmentReader(client, keys)
 
-    @app.page("/profiles/{shop}/{customer}/", name="profile")
+    @_route(app, "/profiles/{shop}/{customer}/", "profile")
     class ProfileView(View):
         """GET the live profile of one customer; ?as_of=RFC3339 for windows at another moment."""
 
@@ -45,14 +58,14 @@ def register_views(app: faust.App, settings: Settings, readiness: Readiness) -> 
             profile["segments"] = await groups.of_customer(shop, customer)
             return self.json(profile)
 
-    @app.page("/healthz", name="healthz")
+    @_route(app, "/healthz", "healthz")
     class AliveView(View):
         """200 while the event loop answers: this handler runs on it."""
 
         async def get(self, request: Request) -> Response:
             return self.json({"status": "alive"})
 
-    @app.page("/readyz", name="readyz")
+    @_route(app, "/readyz", "readyz")
     class ReadyView(View):
         """200 when Redis answers, partitions are held and batches go through; else 503."""
 
@@ -62,7 +75,7 @@ def register_views(app: faust.App, settings: Settings, readiness: Readiness) -> 
                 return self.json({"status": "not ready", "problems": problems}, status=503)
             return self.json({"status": "ready"})
 
-    @app.page("/rules/stats/", name="rule-stats")
+    @_route(app, "/rules/stats/", "rule-stats")
     class RuleStatsView(View):
         """GET per rule: fired, sent, suppressed, held out, converted, lift; ?shop= for one."""
 
@@ -71,14 +84,14 @@ def register_views(app: faust.App, settings: Settings, readiness: Readiness) -> 
             found = await read_rule_stats(client, keys, shop)
             return self.json({"shop": shop, "rules": [entry.as_dict() for entry in found]})
 
-    @app.page("/segments/{shop}/", name="segments")
+    @_route(app, "/segments/{shop}/", "segments")
     class SegmentsView(View):
         """GET every segment's live size (a counter, not a count)."""
 
         async def get(self, request: Request, shop: str) -> Response:
             return self.json({"shop": shop, "segments": await groups.sizes(shop)})
 
-    @app.page("/segments/{shop}/{segment}/members/", name="segment-members")
+    @_route(app, "/segments/{shop}/{segment}/members/", "segment-members")
     class MembersView(View):
         """GET a page of members in customer-id order; ?cursor= continues after the last."""
 

@@ -224,6 +224,19 @@ def test_sizes_members_and_a_profile_s_segments_over_http_and_the_cli(
         _, second = http_get(f"{base}/segments/tea-house/vip-list/members/?limit=20&cursor=m-09")
         bad, _ = http_get(f"{base}/segments/tea-house/vip-list/members/?limit=0")
         _, profile = http_get(f"{base}/profiles/tea-house/m-03/")
+        # Every route answers with and without its trailing slash.
+        for path in (
+            "/profiles/tea-house/m-03",
+            "/segments/tea-house",
+            "/rules/stats",
+            "/segments/tea-house/vip-list/members?limit=10",
+            "/healthz/",
+            "/readyz/",
+        ):
+            assert http_get(base + path)[0] == 200, path
+        bare = http_get(f"{base}/profiles/tea-house/m-03")[1]
+        assert {**bare, "as_of": None} == {**profile, "as_of": None}
+        assert http_get(f"{base}/profiles/tea-house/nobody")[0] == 404
     assert first == {
         "shop": "tea-house", "segment": "vip-list", "members": names[:10], "cursor": "m-09"
     }  # fmt: skip
