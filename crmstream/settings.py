@@ -143,6 +143,11 @@ class StackSettings(BaseModel):
     start_timeout_s: float = Field(default=90.0, gt=0)
 
 
+def local_hash_key_file(stack: StackSettings) -> Path:
+    """Where the local stack keeps the privacy hash key it made for itself."""
+    return stack.state_dir / "privacy-hash-key"
+
+
 class IngestSettings(BaseModel):
     """What the front door accepts."""
 
@@ -287,3 +292,14 @@ class Settings(BaseSettings):
     profiles: ProfileSettings = Field(default_factory=ProfileSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     worker: WorkerSettings = WorkerSettings()
+
+    def privacy_hash_key(self) -> bytes | None:
+        """The key phone numbers and e-mail addresses are hashed with: the configured one
+        (``CRMSTREAM_PRIVACY_HASH_KEY``, which production must set), else the one the local
+        stack made for itself (``crmstream stack up``), else none."""
+        if self.privacy.hash_key is not None:
+            return self.privacy.hash_key.get_secret_value().encode()
+        try:
+            return local_hash_key_file(self.stack).read_bytes().strip() or None
+        except FileNotFoundError:
+            return None

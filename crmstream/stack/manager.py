@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import enum
+import os
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from crmstream.errors import StackStartError
-from crmstream.settings import Settings
+from crmstream.settings import Settings, local_hash_key_file
 from crmstream.stack.kafka import KafkaBroker
 from crmstream.stack.probe import kafka_answers, redis_answers
 from crmstream.stack.process import ManagedProcess
@@ -75,6 +77,7 @@ class Stack:
 
     def up(self) -> list[ServiceStatus]:
         """Start what does not answer yet; wait until everything answers."""
+        ensure_local_hash_key(self.settings)
         results = []
         for service in self._services:
             current = self._status(service)
@@ -131,3 +134,16 @@ class Stack:
             f"{service.name} did not answer at {service.address} within "
             f"{self.settings.stack.start_timeout_s:.0f}s; see {service.process.log_file}"
         )
+
+
+def ensure_local_hash_key(settings: Settings) -> None:
+    """The local stack's own privacy hash key, made once (mode 0600) and kept in its state
+    folder, so that importing a sheet with phone numbers works out of the box. Production
+    sets CRMSTREAM_PRIVACY_HASH_KEY instead, which always wins."""
+    path = local_hash_key_file(settings.stack)
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as key_file:
+        key_file.write(secrets.token_hex(32) + "\n")

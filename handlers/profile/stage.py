@@ -103,13 +103,12 @@ class ProfileStage:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProfileStage:
-        key = settings.privacy.hash_key
         return cls(
             connect(settings.redis),
             Keys(settings.redis.key_prefix),
             settings.profiles,
             ShopConfigs(settings.profiles.shop_config_dir),
-            key.get_secret_value().encode() if key else None,
+            settings.privacy_hash_key(),
         )
 
     @property

@@ -61,12 +61,11 @@ def import_customers(
         raise click.ClickException(str(exc)) from exc
     if unknown:
         click.echo(f"columns not imported: {', '.join(unknown)}", err=True)
-    key = settings.privacy.hash_key
     importer = Importer(
         shop=shop,
         source=f"import/{file.suffix.lower().lstrip('.')}",
         mapping=mapped,
-        hash_key=key.get_secret_value().encode() if key else None,
+        hash_key=settings.privacy_hash_key(),
     )
     decoder = Decoder()
     not_after = decoder.not_after(datetime.now(UTC))

@@ -1,9 +1,19 @@
 from __future__ import annotations
 
-import pytest
-from pydantic import ValidationError
+import stat
+from pathlib import Path
 
-from crmstream.settings import KafkaSettings, RedisSettings, Settings, TopicSettings
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from crmstream.settings import (
+    KafkaSettings,
+    PrivacySettings,
+    RedisSettings,
+    Settings,
+    StackSettings,
+    TopicSettings,
+)
 from tests.support import settings_env
 
 
@@ -57,3 +67,27 @@ def test_environment_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in settings_env(original).items():
         monkeypatch.setenv(name, value)
     assert Settings() == original
+
+
+def test_the_local_stack_makes_its_own_privacy_key_once_and_a_configured_one_wins(
+    tmp_path: Path,
+) -> None:
+    from crmstream.stack.manager import ensure_local_hash_key  # noqa: PLC0415 -- under test
+
+    local = Settings(
+        stack=StackSettings(state_dir=tmp_path / "state", cache_dir=tmp_path),
+        privacy=PrivacySettings(),  # whatever the environment says
+    )
+    assert local.privacy_hash_key() is None
+    ensure_local_hash_key(local)
+    key_file = tmp_path / "state" / "privacy-hash-key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    made = local.privacy_hash_key()
+    assert made is not None
+    assert len(made) == 64
+    ensure_local_hash_key(local)  # kept from then on
+    assert local.privacy_hash_key() == made
+    configured = local.model_copy(
+        update={"privacy": PrivacySettings(hash_key=SecretStr("production-key"))}
+    )
+    assert configured.privacy_hash_key() == b"production-key"
