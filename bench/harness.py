@@ -32,6 +32,7 @@ from crmstream.client.simulator import SimulationConfig, Simulator
 from crmstream.errors import BenchError
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
+from handlers.flow import events_taken, flow_counts
 from handlers.keys import Keys
 from handlers.redis_client import connect_sync
 
@@ -131,7 +132,7 @@ class Workspace:
 
     def taken(self, keys: Keys) -> int:
         """Events a crmstream worker has taken in under ``keys`` (its flow counters)."""
-        return sum(int(v) for v in self.client.hgetall(keys.flow).values())
+        return events_taken(flow_counts(self.client.hgetall(keys.flow)))
 
     def settled(self, keys: Keys) -> bool:
         """Every decision made and relayed: no put-off events, no outbox entries waiting."""

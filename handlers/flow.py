@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Final
 
 import redis.asyncio
 from redis.asyncio.client import Pipeline
@@ -11,7 +12,10 @@ from redis.asyncio.client import Pipeline
 from crmstream.settings import Settings
 from handlers.keys import Keys
 from handlers.redis_client import connect
-from schemas.events import Envelope
+from schemas.events import STREAM_OF_TYPE, Envelope
+
+# Flow fields "duplicate:<stream>": events of the stream taken in that were repeats.
+DUPLICATE: Final = "duplicate:"
 
 
 class FlowRecorder:
@@ -39,14 +43,30 @@ class FlowRecorder:
         await self._client.aclose()
 
 
-def count_flow(pipe: Pipeline, key: str, streams: Iterable[str]) -> bool:
-    """Queue one batch's counts per stream on ``pipe``; False if there is nothing to count."""
+def count_flow(
+    pipe: Pipeline,
+    key: str,
+    streams: Iterable[str],
+    duplicates: Mapping[str, int] | None = None,
+) -> bool:
+    """Queue one batch's counts per stream on ``pipe``, and of its events by type, how many
+    were duplicates (as "duplicate:<stream>"); False if there is nothing to count."""
     counts = Counter(streams)
     for stream, count in counts.items():
         pipe.hincrby(key, stream, count)
+    repeats: Counter[str] = Counter()
+    for kind, count in (duplicates or {}).items():
+        repeats[STREAM_OF_TYPE[kind]] += count
+    for stream, count in repeats.items():
+        pipe.hincrby(key, DUPLICATE + stream, count)
     return bool(counts)
 
 
 def flow_counts(raw: Mapping[bytes | str, bytes | str]) -> Counter[str]:
     """The flow hash as read back (HGETALL), with text keys and integer counts."""
     return Counter({(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()})
+
+
+def events_taken(counts: Mapping[str, int]) -> int:
+    """Every event taken in, repeats included (the flow hash without its duplicate counts)."""
+    return sum(count for field, count in counts.items() if not field.startswith(DUPLICATE))

@@ -63,6 +63,9 @@ class SimulationConfig:
     # Live (demos at a --rate): events keep their simulated order, but each is stamped with
     # the wall clock as it leaves, so days of shopping play out in minutes, never ahead.
     live: bool = False
+    # Mixed into every event id: the same seed gives the same traffic, and another salt
+    # gives it fresh ids (a second demo run is new events, not a replay of the first).
+    id_salt: int = 0
 
 
 class Simulator:
@@ -97,7 +100,7 @@ class Simulator:
     def _event(self, shopper: Shopper, at: datetime, kind: str, data: JsonEvent) -> None:
         event: JsonEvent = {
             "specversion": "1.0",
-            "id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
+            "id": str(uuid.UUID(int=self.rng.getrandbits(128) ^ self.config.id_salt, version=4)),
             "source": self.rng.choice(("storefront/web", "storefront/app")),
             "type": kind,
             "time": _rfc3339(at),

@@ -174,7 +174,7 @@ class ProfileStage:
             groups = redirected
             for group in redirected:  # an alias this worker did not know of yet
                 _touch(touched, group, *max(touched.values()))
-        await self._after_apply(events, merges, unlinked)
+        await self._after_apply(events, merges, unlinked, duplicates)
         for (shop, anonymous_id), customer in merged_now.items():
             self._aliases.put(shop, anonymous_id, customer)
             touched.setdefault((shop, anonymous_id), touched[(shop, customer)])
@@ -292,6 +292,7 @@ class ProfileStage:
         events: Sequence[Envelope],
         merges: dict[str, bytes],
         unlinked: list[tuple[str, str, str]],
+        duplicates: Counter[str],
     ) -> None:
         """Once the batch is in: drop the merged anonymous copies, cut the aliases of erased
         customers (so an old device id no longer leads to them), count the flow per stream."""
@@ -306,7 +307,7 @@ class ProfileStage:
         # The list goes last: until every alias is gone, a retried batch finds it again.
         for shop, customer in dict.fromkeys((shop, customer) for shop, customer, _ in unlinked):
             pipe.delete(self._keys.erased_aliases(shop, customer))
-        count_flow(pipe, self._keys.flow, (event.stream for event in events))
+        count_flow(pipe, self._keys.flow, (event.stream for event in events), duplicates)
         await pipe.execute()
 
     async def _fcall(

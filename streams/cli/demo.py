@@ -8,6 +8,7 @@ of the triggers its rules fire, each with its reason.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections import Counter
@@ -24,7 +25,7 @@ from crmstream.client.simulator import SHOPS, SimulationConfig, Simulator
 from crmstream.settings import Settings
 from crmstream.stack import Stack
 from crmstream.topics import EVENT_STREAMS
-from handlers.flow import flow_counts
+from handlers.flow import DUPLICATE, events_taken, flow_counts
 from handlers.keys import Keys
 from handlers.redis_client import connect_sync
 from streams.cli.child_worker import start_worker, stop_worker
@@ -46,7 +47,10 @@ class _Traffic(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        events = Simulator(SimulationConfig(seed=self.seed, live=True)).events()
+        # The seed shapes the traffic; the salt gives this run ids of its own, so a second
+        # demo sends new events, not repeats of the first one's.
+        config = SimulationConfig(seed=self.seed, live=True, id_salt=secrets.randbits(128))
+        events = Simulator(config).events()
         pacer = Pacer(self.rate)
         with Publisher(self.settings) as publisher:
             for sent, event in enumerate(events, 1):
@@ -57,14 +61,32 @@ class _Traffic(threading.Thread):
                 pacer.wait(sent)
 
 
-def _table(published: Counter[str], taken: Counter[str], worker_state: str) -> Table:
+def _table(
+    published: Counter[str], flow: Counter[str], dead: Counter[str], worker_state: str
+) -> Table:
     table = Table(title=f"crmstream demo — worker {worker_state}   (Ctrl-C to stop)")
     table.add_column("event stream")
     table.add_column("published", justify="right")
     table.add_column("taken in by the worker", justify="right")
+    table.add_column("duplicates", justify="right")
+    table.add_column("dead letters", justify="right")
     for stream in EVENT_STREAMS:
-        table.add_row(stream, str(published[stream]), str(taken[stream]))
-    table.add_row("[bold]all", f"[bold]{sum(published.values())}", f"[bold]{sum(taken.values())}")
+        repeats = flow[DUPLICATE + stream]
+        table.add_row(
+            stream,
+            str(published[stream]),
+            str(flow[stream] - repeats),
+            str(repeats),
+            str(dead[stream]),
+        )
+    repeats = sum(flow[DUPLICATE + stream] for stream in EVENT_STREAMS)
+    table.add_row(
+        "[bold]all",
+        f"[bold]{sum(published.values())}",
+        f"[bold]{events_taken(flow) - repeats}",
+        f"[bold]{repeats}",
+        f"[bold]{sum(dead.values())}",
+    )
     return table
 
 
@@ -118,7 +140,7 @@ def demo(settings: Settings, rate: float, seed: int, duration: float | None) -> 
     feed = TriggerFeed(settings)
     feed.start()
     started = time.monotonic()
-    taken: Counter[str] = Counter()
+    flow: Counter[str] = Counter()
     try:
         with Live(console=console, refresh_per_second=4) as live:
             while duration is None or time.monotonic() - started < duration:
@@ -126,12 +148,12 @@ def demo(settings: Settings, rate: float, seed: int, duration: float | None) -> 
                     raise click.ClickException(
                         f"the worker exited ({worker.returncode}); see {log}"
                     )
-                taken = flow_counts(redis.hgetall(flow_key)) - baseline
-                state = "running" if taken else "starting (joining the group)"
+                flow = flow_counts(redis.hgetall(flow_key)) - baseline
+                state = "running" if flow else "starting (joining the group)"
                 held = _held(redis, settings)
-                flow = _table(traffic.published, taken, state)
-                flow.caption = _segments(redis, settings)
-                live.update(Group(flow, feed.table(held)))
+                table = _table(traffic.published, flow, feed.dead_letters, state)
+                table.caption = _segments(redis, settings)
+                live.update(Group(table, feed.table(held)))
                 time.sleep(0.25)
     except KeyboardInterrupt:
         pass
@@ -142,10 +164,13 @@ def demo(settings: Settings, rate: float, seed: int, duration: float | None) -> 
         feed.join(timeout=10)
         stop_worker(worker)
     console.print(_segments(redis, settings), soft_wrap=True)
+    repeats = sum(flow[DUPLICATE + stream] for stream in EVENT_STREAMS)
     console.print(
-        f"published {sum(traffic.published.values())}, taken in {sum(taken.values())}, "
+        f"published {sum(traffic.published.values())}, "
+        f"taken in {events_taken(flow) - repeats}, duplicates {repeats}, "
+        f"dead letters {sum(feed.dead_letters.values())}, "
         f"triggers {sum(feed.per_rule.values())}, held for quiet hours {_held(redis, settings)}"
     )
     redis.close()
-    if not taken:
+    if not flow:
         raise click.ClickException(f"no event reached the worker; see {log}")

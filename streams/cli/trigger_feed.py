@@ -1,4 +1,5 @@
-"""The demo's view of ``crm.triggers``: the newest triggers and a count per rule."""
+"""The demo's view of ``crm.triggers`` (the newest triggers and a count per rule) and of
+``crm.dlq`` (dead letters per event stream)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from confluent_kafka import Consumer
 from rich.table import Table
 
 from crmstream.settings import Settings
-from crmstream.topics import TopicNames
+from crmstream.topics import EVENT_STREAMS, TopicNames
+from streams.dead_letters import SOURCE_TOPIC
 
 _SHOWN = 8
 
@@ -27,7 +29,7 @@ def explain(trigger: dict[str, Any]) -> str:
 
 
 class TriggerFeed(threading.Thread):
-    """Reads triggers as they come (a fresh group, from the end of the topic)."""
+    """Reads triggers and dead letters as they come (a fresh group, from the end of both)."""
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(name="demo-triggers", daemon=True)
@@ -39,9 +41,13 @@ class TriggerFeed(threading.Thread):
                 "enable.auto.commit": False,
             }
         )
-        self._consumer.subscribe([TopicNames.from_settings(settings.topics).triggers])
+        names = TopicNames.from_settings(settings.topics)
+        self._dlq = names.dlq
+        self._stream_of_topic = {names.event(stream): stream for stream in EVENT_STREAMS}
+        self._consumer.subscribe([names.triggers, names.dlq])
         self.latest: deque[dict[str, Any]] = deque(maxlen=_SHOWN)
         self.per_rule: Counter[str] = Counter()
+        self.dead_letters: Counter[str] = Counter()  # event stream → dead letters
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -49,7 +55,12 @@ class TriggerFeed(threading.Thread):
             while not self.stopping.is_set():
                 for message in self._consumer.consume(num_messages=100, timeout=0.25):
                     value = message.value()
-                    if message.error() is None and value:
+                    if message.error() is None and message.topic() == self._dlq:
+                        headers = dict(message.headers() or [])
+                        raw = headers.get(SOURCE_TOPIC) or b""
+                        source = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+                        self.dead_letters[self._stream_of_topic.get(source, "?")] += 1
+                    elif message.error() is None and value:
                         trigger = orjson.loads(value)
                         self.latest.appendleft(trigger)
                         self.per_rule[trigger["data"]["rule"]] += 1

@@ -16,7 +16,7 @@ import pytest
 from crmstream.admin import create_topics
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
-from handlers.flow import flow_counts
+from handlers.flow import events_taken, flow_counts
 from handlers.keys import Keys
 from handlers.redis_client import connect_sync
 from tests.integration.test_profiles import publish, simulated
@@ -107,7 +107,7 @@ def test_exactly_the_triggers_the_reference_expects(
 def taken(settings: Settings) -> int:
     client = connect_sync(settings.redis)
     try:
-        return sum(flow_counts(client.hgetall(Keys(settings.redis.key_prefix).flow)).values())
+        return events_taken(flow_counts(client.hgetall(Keys(settings.redis.key_prefix).flow)))
     finally:
         client.close()
 
