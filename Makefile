@@ -10,13 +10,17 @@ BIN := $(VENV)/bin
 export CRMSTREAM_STACK_STATE_DIR ?= $(CURDIR)/.crmstream/state
 export CRMSTREAM_STACK_CACHE_DIR ?= $(CURDIR)/.crmstream/cache
 
-.PHONY: demo test lint stack stack-down install system-deps clean
+.PHONY: demo test faults lint stack stack-down install system-deps clean
 
 demo: stack
 	$(BIN)/crmstream demo
 
 test: lint stack
 	$(BIN)/pytest
+
+# Fault injection (tests/faults): workers killed, rebalanced, Redis and the broker restarted.
+faults: stack
+	$(BIN)/pytest -m faults
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,0 +1,213 @@
+"""One fault run: publish the scenario, let the test drive the workers, then judge what
+reached the triggers topic against the plain reference, and say why when it is wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self
+
+import orjson
+
+from crmstream.admin import create_topics
+from crmstream.settings import Settings
+from handlers.keys import Keys
+from handlers.profile.read import ProfileReader
+from handlers.redis_client import connect
+from handlers.shop_configs import ShopConfigs
+from tests.faults.harness import (
+    Feed,
+    Fleet,
+    TriggerTap,
+    backlog_read,
+    engine_state,
+    publish,
+    wait_for,
+)
+from tests.faults.scenario import Scenario
+from tests.oracle.fault_triggers import Expected, expected_triggers
+from tests.oracle.profiles import mismatches
+
+ARRIVAL_BOUND_S = 60.0  # every expected trigger on the topic this long after the backlog is read
+DRAIN_LIMIT_S = 300.0
+GRACE_S = 10.0  # after the last expected trigger, for extra ones still on their way
+PROFILES_LIMIT_S = 60.0
+# The share published before any worker starts (FAULTS_BACKLOG_SHARE overrides every case's);
+# the rest is fed in chunks while they run. A whole backlog is read in seconds, too soon for
+# a fault to land in it, so the fault cases feed half of it.
+BACKLOG: Final = 1.0
+FED: Final = 0.5
+FEED_CHUNKS, FEED_PAUSE_S = 10, 0.3
+
+Occurrence = tuple[str, str, str, str]
+
+
+def occurrence_of(trigger: dict[str, Any]) -> Occurrence:
+    data = trigger["data"]
+    caused_by = data.get("caused_by") or [""]
+    return data["rule"], trigger["shop"], trigger["subject"], caused_by[0]
+
+
+@dataclass
+class Verdict:
+    case: str
+    seed: int
+    events: int
+    expected: dict[str, Expected]
+    found: list[dict[str, Any]]
+    arrived_ms: dict[str, int]
+    drained_in_s: float | None  # None: the group never committed every partition
+    schedule: list[str]
+    logs: str
+    logs_dir: Path
+    backlog_share: float
+    state: str
+    profiles: tuple[int, list[str]] = (0, [])
+    failures: list[str] = field(default_factory=list)
+    missing: int = 0
+    extra: int = 0
+    latest_s: float = 0.0
+
+    def judge(self, backlog_read_ms: int) -> None:
+        ids = set(self.arrived_ms)
+        missing = [self.expected[i] for i in sorted(self.expected.keys() - ids)]
+        extra = {t["id"]: occurrence_of(t) for t in self.found if t["id"] not in self.expected}
+        late = {
+            i: (self.arrived_ms[i] - backlog_read_ms) / 1000
+            for i in self.expected.keys() & ids
+            if self.arrived_ms[i] - backlog_read_ms > ARRIVAL_BOUND_S * 1000
+        }
+        arrival = [self.arrived_ms[i] - backlog_read_ms for i in self.expected.keys() & ids]
+        self.latest_s = max([0, *arrival]) / 1000
+        per_occurrence: dict[Occurrence, set[str]] = {}
+        for trigger in self.found:
+            per_occurrence.setdefault(occurrence_of(trigger), set()).add(trigger["id"])
+        doubled = {o: sorted(i) for o, i in per_occurrence.items() if len(i) > 1}
+        if self.drained_in_s is None:
+            self.failures.append(f"backlog not read within {DRAIN_LIMIT_S:.0f}s")
+        if missing:
+            self.failures.append(f"{len(missing)} missing: {_first(missing)}")
+        if extra:
+            self.failures.append(f"{len(extra)} extra: {_first(list(extra.values()))}")
+        if doubled:
+            self.failures.append(f"{len(doubled)} occurrences under two ids: {_first(doubled)}")
+        if late:
+            self.failures.append(f"{len(late)} later than {ARRIVAL_BOUND_S:.0f}s: {_first(late)}")
+        if self.profiles[1]:
+            self.failures.append(f"profiles differ: {self.profiles[1]}")
+        self.missing, self.extra = len(missing), len(extra)
+
+    def summary(self) -> str:
+        drained = "never" if self.drained_in_s is None else f"{self.drained_in_s:.1f}s"
+        return (
+            f"[{self.case}] seed={self.seed} events={self.events} backlog={self.backlog_share} "
+            f"expected={len(self.expected)} "
+            f"found={len(set(self.arrived_ms))} (messages {len(self.found)}) "
+            f"missing={self.missing} extra={self.extra} backlog read after {drained}, "
+            f"last expected trigger {self.latest_s:.1f}s after it (bound {ARRIVAL_BOUND_S:.0f}s); "
+            f"profiles compared {self.profiles[0]}, differing {len(self.profiles[1])}"
+        )
+
+    def report(self) -> str:
+        lines = [self.summary(), "schedule:", *(f"  {s}" for s in self.schedule)]
+        lines.append(f"logs and triggers.jsonl in {self.logs_dir}")
+        lines += [f"FAIL {failure}" for failure in self.failures]
+        if self.failures:
+            lines += [self.state, self.logs]
+        return "\n".join(lines)
+
+
+def _first(items: Any, count: int = 10) -> str:
+    return repr(list(items.items())[:count] if isinstance(items, dict) else items[:count])
+
+
+class FaultRun:
+    """Topics made and the scenario published on entry; workers and the tap stopped on exit."""
+
+    def __init__(
+        self,
+        case: str,
+        settings: Settings,
+        scenario: Scenario,
+        logs: Path,
+        backlog_share: float = BACKLOG,
+    ) -> None:
+        self.case, self.settings, self.scenario = case, settings, scenario
+        self.backlog_share = float(os.environ.get("FAULTS_BACKLOG_SHARE", backlog_share))
+        self.exits = ExitStack()
+        self.fleet = Fleet(settings, logs, self.exits)
+        self.expected = expected_triggers(scenario.events)
+
+    def __enter__(self) -> Self:
+        create_topics(self.settings)
+        events = self.scenario.events
+        head = int(len(events) * self.backlog_share)
+        publish(self.settings, events[:head])
+        self.feed = Feed(self.settings, events[head:], FEED_CHUNKS, FEED_PAUSE_S)
+        self.feed.start()
+        self.tap = TriggerTap(self.settings)
+        self.tap.start()
+        self.exits.callback(self.tap.stop)
+        self.fleet.began = time.monotonic()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.exits.close()
+
+    def judge(self) -> Verdict:
+        """Wait for the backlog to be read and the triggers to arrive; compare."""
+        self.feed.join(DRAIN_LIMIT_S)
+        drained = wait_for(lambda: backlog_read(self.settings), DRAIN_LIMIT_S, every_s=0.25)
+        read_at_ms = int(time.time() * 1000)
+        drained_after = time.monotonic() - self.fleet.began
+        self.fleet.note("backlog read" if drained else "backlog NOT read")
+        wait_for(lambda: self.expected.keys() <= self.tap.ids(), ARRIVAL_BOUND_S, every_s=0.2)
+        time.sleep(GRACE_S)
+        # Kept beside the worker logs, to read a failure by (trigger ids, with the seed).
+        (self.fleet.logs / "triggers.jsonl").write_bytes(
+            b"".join(orjson.dumps(trigger) + b"\n" for trigger in self.tap.found)
+        )
+        verdict = Verdict(
+            case=self.case,
+            seed=self.scenario.seed,
+            events=len(self.scenario.events),
+            expected=self.expected,
+            found=list(self.tap.found),
+            arrived_ms=dict(self.tap.arrived_ms),
+            drained_in_s=drained_after if drained else None,
+            schedule=self.fleet.schedule,
+            logs=self.fleet.tails(),
+            logs_dir=self.fleet.logs,
+            backlog_share=self.backlog_share,
+            state=engine_state(self.settings),
+        )
+        verdict.profiles = asyncio.run(profiles_converge(self.settings, self.scenario.events))
+        verdict.judge(read_at_ms)
+        print(verdict.report())  # noqa: T201 -- the seed and schedule, pass or fail
+        return verdict
+
+
+async def profiles_converge(settings: Settings, events: list[Any]) -> tuple[int, list[str]]:
+    """(profiles compared, the differences left) against tests/oracle/profiles.py."""
+    client = connect(settings.redis)
+    shops = ShopConfigs(settings.profiles.shop_config_dir)
+    reader = ProfileReader(client, Keys(settings.redis.key_prefix), shops)
+    deadline = time.monotonic() + PROFILES_LIMIT_S
+    try:
+        while True:
+            compared, found = await mismatches(reader, events, shops)
+            if not found or time.monotonic() > deadline:
+                return compared, found
+            await asyncio.sleep(2)
+    finally:
+        await client.aclose()
