@@ -14,12 +14,13 @@ import socket
 import time as _wall
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 import redis.asyncio
 
 from crmstream import metrics
+from crmstream.errors import StateBehindError
 from crmstream.settings import Settings
 from handlers.backlog import Backlog, read_backlog, read_sizes_by_shop
 from handlers.keys import Keys
@@ -164,10 +165,19 @@ class ProfilesAndTriggers:
         await self.timers.let_go({partition for _, partition in partitions})
 
     async def check_offsets(self, partitions: Iterable[TopicPartition]) -> None:
-        await self.offsets.check(partitions)
+        await self._rewinding(self.offsets.check(partitions))
 
     async def record_offsets(self, offsets: Mapping[TopicPartition, int]) -> None:
-        await self.offsets.record(offsets)
+        await self._rewinding(self.offsets.record(offsets))
+
+    async def _rewinding(self, step: Awaitable[None]) -> None:
+        try:
+            await step
+        except StateBehindError as behind:
+            # Read again from further back: a timer armed again must wait for what
+            # cancels it to be read again too, not fire by the time read before.
+            self.time.rewind({partition for _, partition in behind.positions})
+            raise
 
     async def release_held(self) -> int:
         """Held triggers whose quiet hours are over go to the outbox; returns how many."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,6 +43,9 @@ from streams.app import aiokafka_options
 from streams.ingest import Decoded, Ingest
 
 log = logging.getLogger("crmstream.consumer")
+# A caught-up partition answers every fetch (at least every fetch.max.wait.ms, 500 ms by
+# default): its last answer older than this, the broker is not answering.
+_HEARD_WITHIN_MS = 1500
 
 
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -226,17 +230,22 @@ class EventConsumer(Service):
 
 
 async def _behind(consumer: AIOKafkaConsumer) -> dict[tuple[str, int], int | None]:
-    """Assigned partitions with records past what was handed out: how many (None: not
-    fetched from yet, so unknown)."""
+    """Assigned partitions with records past what was handed out: how many (None: unknown,
+    since not fetched from yet, or caught up by a word of the broker's that is not fresh;
+    a broker away must not pass for a quiet one, handlers/triggers/clock.py)."""
     lagging: dict[tuple[str, int], int | None] = {}
+    now_ms = time.time() * 1000
     for partition in consumer.assignment():
         highwater = consumer.highwater(partition)
         try:
             lag = None if highwater is None else highwater - await consumer.position(partition)
+            heard_ms = consumer.last_poll_timestamp(partition)
         except IllegalStateError:
             continue  # taken away by a rebalance meanwhile
         if lag is not None:
             metrics.CONSUMER_LAG.labels(partition.topic, str(partition.partition)).set(lag)
+            if lag == 0 and (heard_ms is None or now_ms - heard_ms > _HEARD_WITHIN_MS):
+                lag = None
         if lag is None or lag > 0:
             lagging[(partition.topic, partition.partition)] = lag
     return lagging

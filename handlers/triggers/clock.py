@@ -7,17 +7,22 @@ time is kept per partition, like a Kafka Streams task's stream time, and workers
 never agree on a clock between them. A worker that is idle, holds no partitions
 or only empty ones holds nobody back.
 
-For one partition *p*, across the event topics:
+For one partition *p*, each event topic holds its time back at the newest event
+read there for as long as it may still bring an older event than the others have
+(the low watermark over a source's splits, as in Flink):
 
-- while some topic's partition *p* is behind, time is the newest event time read
-  there (the slowest such topic's): a deadline falls due only once everything
+- a topic still behind holds time: a deadline falls due only once everything
   before it has been read, so the order that cancels an abandoned-cart timer is
-  never overtaken by it, whatever topic it travels on. A topic only a few records
-  behind whose last event is fresh is live traffic, not a backlog: it does not
-  hold time back (a quiet topic's stale last event would, for nothing);
-- caught up on live traffic (its newest events are fresh), time is the clock's;
-- caught up on old events (a replay), time is the newest event time read, until
-  no event has come for ``idle_s``: then the clock moves time on.
+  never overtaken by it, whatever topic it travels on;
+- a topic caught up holds time too until polls have found nothing new there for
+  a moment: a producer's burst reaches the five topics one by one, and one
+  topic's share of it can be read before another's has arrived;
+- caught up on live traffic (the newest events are fresh), time is the clock's;
+- caught up on old events (a replay), time is the newest event read until polls
+  have found every topic quiet for ``idle_s``: then the clock moves time on.
+  Quiet is what polls confirm, not time passing, and the consumer reports a
+  topic it has not heard of from the broker lately as behind: a broker away or a
+  worker stalled on Redis is never taken for a producer that has finished.
 
 Less, in every case, a small allowance for events arriving a little out of order.
 """
@@ -32,6 +37,9 @@ TopicPartition = tuple[str, int]
 _LIVE_LAG: Final = 200  # records
 _LIVE_WINDOW_MS: Final = 10_000
 _NOT_READ_YET: Final = "\x00"  # stands for every topic until the consumer has said more
+# A producer's burst reaches the topics one by one: a topic caught up holds time at its
+# newest event until polls have found nothing new there for this long.
+_SETTLE_S: Final = 0.5
 
 
 class PartitionClock:
@@ -42,23 +50,33 @@ class PartitionClock:
         self._idle_s = idle_s
         self._wall = wall
         self._newest: dict[str, int] = {}  # topic → newest event time read (ms)
+        self._topics: set[str] = set()  # every topic the consumer has named, read or not
         # Until the consumer has said where this partition stands, it is behind on every
         # topic: a worker given a backlog must not decide before it has read what came first.
         self._behind: frozenset[str] = frozenset({_NOT_READ_YET})
-        self._last_event_at = wall()
+        # topic → (since, last confirmed): the polls, by the wall clock, that found it
+        # caught up with nothing new. A topic not named here has just brought records, or
+        # is behind. Quiet is what polls confirm, not time passing: a worker stalled on
+        # Redis, or a broker away, confirms nothing.
+        self._quiet: dict[str, tuple[float, float]] = {}
 
     def observe(self, newest: Mapping[str, int], behind: Mapping[str, int | None]) -> None:
         """A poll: the newest event read per topic, and the topics still behind, with how
-        many records (None: not fetched from yet)."""
+        many records (None: not heard of from the broker lately, so unknown)."""
+        wall = self._wall()
         for topic, at in newest.items():
             if at > self._newest.get(topic, 0):
                 self._newest[topic] = at
-        wall_ms = int(self._wall() * 1000)
+            self._quiet.pop(topic, None)
+        self._topics.update(newest.keys(), behind.keys())
+        wall_ms = int(wall * 1000)
         self._behind = frozenset(
             topic for topic, lag in behind.items() if not self._live(topic, lag, wall_ms)
         )
-        if newest:
-            self._last_event_at = wall_ms / 1000
+        for topic in self._behind:
+            self._quiet.pop(topic, None)
+        for topic in self._topics - self._behind - newest.keys():
+            self._quiet[topic] = (self._quiet.get(topic, (wall, wall))[0], wall)
 
     def _live(self, topic: str, lag: int | None, wall_ms: int) -> bool:
         newest = self._newest.get(topic)
@@ -75,24 +93,32 @@ class PartitionClock:
 
     def due_ms(self) -> int:
         """Event time deadlines are due by."""
-        if self._behind:
-            # A topic not read from yet holds time at its start: nothing is due.
-            return min(self._newest.get(topic, 0) for topic in self._behind) - self._disorder_ms
-        return self._stream_ms() - self._disorder_ms
+        return self._time_ms() - self._disorder_ms
 
     def read_up_to_ms(self) -> int:
         """Event time up to which every event has been read: all of it once caught up."""
-        return self.due_ms() if self._behind else self._stream_ms()
+        return self.due_ms() if self._behind else self._time_ms()
 
-    def _stream_ms(self) -> int:
+    def _quiet_for(self, topic: str) -> float:
+        since, confirmed = self._quiet.get(topic, (0.0, 0.0))
+        return confirmed - since
+
+    def _time_ms(self) -> int:
+        if self._behind:
+            # A topic not read from yet holds time at its start: nothing is due.
+            return min(self._newest.get(topic, 0) for topic in self._behind)
+        wall_ms = int(self._wall() * 1000)
         stream = max(self._newest.values(), default=0)
-        wall = self._wall()
-        wall_ms = int(wall * 1000)
-        # Caught up on live traffic, the clock is event time: a pause between two events
-        # does not hold a deadline back. Replaying the past, only a quiet stream lets it.
-        live = wall_ms - stream <= _LIVE_WINDOW_MS
-        if live or wall - self._last_event_at >= self._idle_s:
-            stream = max(stream, wall_ms)
+        if wall_ms - stream <= _LIVE_WINDOW_MS:
+            # Caught up on live traffic, the clock is event time: a pause between two
+            # events does not hold a deadline back.
+            return max(stream, wall_ms)
+        quiet = {topic: self._quiet_for(topic) for topic in self._topics}
+        settling = [self._newest.get(t, 0) for t, quiet_s in quiet.items() if quiet_s < _SETTLE_S]
+        if settling:
+            return min(settling)
+        if all(quiet_s >= self._idle_s for quiet_s in quiet.values()):
+            return max(stream, wall_ms)
         return stream
 
 
@@ -123,6 +149,14 @@ class StreamTime:
         for partition in partitions:
             self._clocks.pop(partition, None)
             self._deferring.discard(partition)
+
+    def rewind(self, partitions: Iterable[int]) -> None:
+        """These partitions are read again from further back (their state lost writes):
+        their time starts over, as on a fresh assignment, so that a timer armed again
+        waits for what cancels it to be read again too."""
+        for partition in partitions:
+            if partition in self._clocks:
+                self._clocks[partition] = self._new_clock()
 
     @property
     def partitions(self) -> list[int]:
@@ -180,7 +214,8 @@ class StreamTime:
     def _clock(self, partition: int) -> PartitionClock:
         clock = self._clocks.get(partition)
         if clock is None:
-            clock = self._clocks[partition] = PartitionClock(
-                self._disorder_ms, self._idle_s, self._wall
-            )
+            clock = self._clocks[partition] = self._new_clock()
         return clock
+
+    def _new_clock(self) -> PartitionClock:
+        return PartitionClock(self._disorder_ms, self._idle_s, self._wall)

@@ -80,9 +80,64 @@ def test_event_time_waits_for_the_slowest_topic_behind_in_its_partition() -> Non
     time.observe({("c", 0): 7_000}, behind={("a", 0): 500, ("c", 0): 3})
     assert time.due_ms(0) == 5_000
     time.observe({}, behind={}, polled=[0])
-    assert time.due_ms(0) == 9_000  # caught up: the newest event of the partition
-    wall.now += 3  # quiet for longer than idle_s: the clock moves time on
-    assert time.due_ms(0) == 1_003_000
+    assert time.due_ms(0) == 5_000  # caught up just now: a or c may have more on its way
+    wall.now += 0.6
+    time.observe({}, behind={}, polled=[0])
+    assert time.due_ms(0) == 9_000  # settled: the newest event of the partition
+    wall.now += 2
+    time.observe({}, behind={}, polled=[0])  # polls found it quiet for longer than idle_s
+    assert time.due_ms(0) == 1_002_600  # the clock moves time on
+
+
+def test_a_burst_read_on_one_topic_before_another_holds_time_back() -> None:
+    """A producer's burst of past events reaches cart before order: the timer the cart
+    add arms must not fire before the order, read a moment later, has been seen."""
+    wall = Wall()
+    time = StreamTime(disorder_ms=0, idle_s=2, wall=wall)
+    time.observe({("cart", 0): 1_000, ("order", 0): 1_000}, behind={})
+    wall.now += 1
+    time.observe({}, behind={}, polled=[0])
+    assert time.due_ms(0) == 1_000
+    time.observe({("cart", 0): 5_000}, behind={})  # the burst's cart share, order not yet
+    assert time.due_ms(0) == 1_000
+    time.observe({("order", 0): 4_000}, behind={})
+    time.observe({}, behind={}, polled=[0])
+    assert time.due_ms(0) == 4_000
+    wall.now += 0.6
+    time.observe({}, behind={}, polled=[0])
+    assert time.due_ms(0) == 5_000
+
+
+def test_quiet_is_what_polls_confirm_not_time_passing() -> None:
+    """A worker stalled on Redis, or polls that cannot reach the broker (reported as
+    behind, lag unknown), never let the clock take over a replay."""
+    wall = Wall()
+    time = StreamTime(disorder_ms=0, idle_s=2, wall=wall)
+    time.observe({("a", 0): 9_000}, behind={})
+    wall.now += 0.6
+    time.observe({}, behind={}, polled=[0])
+    wall.now += 60  # no poll meanwhile
+    assert time.due_ms(0) == 9_000
+    time.observe({}, behind={("a", 0): None})  # the broker's word is stale
+    wall.now += 60
+    time.observe({}, behind={("a", 0): None})
+    assert time.due_ms(0) == 9_000
+    time.observe({}, behind={}, polled=[0])  # answering again: quiet starts over
+    wall.now += 1
+    time.observe({}, behind={}, polled=[0])
+    assert time.due_ms(0) == 9_000
+    wall.now += 1
+    time.observe({}, behind={}, polled=[0])
+    assert time.due_ms(0) == int(wall.now * 1000)
+
+
+def test_a_partition_read_again_starts_its_time_over() -> None:
+    wall = Wall()
+    time = StreamTime(disorder_ms=0, idle_s=2, wall=wall)
+    time.observe({("a", 0): 9_000}, behind={})
+    time.rewind([0])
+    assert time.behind(0)
+    assert time.due_ms(0) == 0
 
 
 def test_each_partition_keeps_its_own_time() -> None:
