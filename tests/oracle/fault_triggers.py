@@ -18,7 +18,7 @@ from typing import Any, Final
 import yaml
 
 from handlers.triggers.decide import TRIGGER_NAMESPACE  # the id derivation is the contract
-from tests.oracle.profiles import ms
+from tests.oracle.profiles import unique_in_time_order
 
 FAULT_RULES: Final = Path(__file__).parents[1] / "data" / "fault_rules"
 CART_WINDOW_MS: Final = 30 * 60_000
@@ -45,18 +45,6 @@ class Expected:
 def trigger_id(versions: dict[str, int], rule: str, shop: str, who: str, occurrence: str) -> str:
     name = "\x1f".join((rule, str(versions[rule]), shop, who, occurrence))
     return str(uuid.uuid5(TRIGGER_NAMESPACE, name))
-
-
-def unique_in_time_order(events: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
-    """The first delivery of each id, ordered by event time (then by first publication)."""
-    seen: set[str] = set()
-    ordered: list[tuple[int, int, dict[str, Any]]] = []
-    for n, event in enumerate(events):
-        if event["id"] not in seen and event.get("subject"):
-            seen.add(event["id"])
-            ordered.append((ms(event["time"]), n, event))
-    ordered.sort(key=lambda entry: (entry[0], entry[1]))
-    return [(at, event) for at, _, event in ordered]
 
 
 def expected_triggers(

@@ -32,6 +32,18 @@ def ms(time: str) -> int:
     return (datetime.fromisoformat(time) - EPOCH) // timedelta(milliseconds=1)
 
 
+def unique_in_time_order(events: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    """The first delivery of each id, ordered by event time (then by first publication)."""
+    seen: set[str] = set()
+    ordered: list[tuple[int, int, dict[str, Any]]] = []
+    for n, event in enumerate(events):
+        if event["id"] not in seen and event.get("subject"):
+            seen.add(event["id"])
+            ordered.append((ms(event["time"]), n, event))
+    ordered.sort(key=lambda entry: (entry[0], entry[1]))
+    return [(at, event) for at, _, event in ordered]
+
+
 def cents(amount: Any) -> int:
     return int(Decimal(str(amount)) * 100)
 

@@ -16,6 +16,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from handlers.triggers.decide import TRIGGER_NAMESPACE  # the id derivation is the contract
+from tests.oracle.profiles import unique_in_time_order
 
 MINUTE_MS: Final = 60_000
 DAY_MS: Final = 86_400_000
@@ -30,10 +31,6 @@ CHANNELS: Final = {
 }  # fmt: skip
 TRANSACTIONAL: Final = {"service-callback"}
 CHANNEL_CONSENT: Final = {"sms": "sms", "email": "email", "push": "push"}
-
-
-def ms(text: str) -> int:
-    return int(datetime.fromisoformat(text).timestamp() * 1000)
 
 
 def trigger_id(rule: str, shop: str, customer: str, occurrence: str) -> str:
@@ -61,15 +58,8 @@ class Expected:
 
 def expected_triggers(events: list[dict[str, Any]], daily_cap: int) -> dict[str, Expected]:
     """trigger id → what fired, for every trigger the oracle rules must produce."""
-    seen: set[str] = set()
-    ordered: list[tuple[int, int, dict[str, Any]]] = []
-    for n, event in enumerate(events):
-        if event["id"] not in seen and event.get("subject"):
-            seen.add(event["id"])
-            ordered.append((ms(event["time"]), n, event))
-    ordered.sort(key=lambda entry: (entry[0], entry[1]))
     reference = Reference(daily_cap)
-    for at, _, event in ordered:
+    for at, event in unique_in_time_order(events):
         reference.fire_timers_before(at)
         reference.take(event, at)
     reference.fire_timers_before(2**62)
