@@ -200,11 +200,16 @@ class TriggerSettings(BaseModel):
     # How long a fired trigger's id is remembered: a replay within it never fires it again.
     fired_window_days: int = Field(default=400, ge=1)
     timer_tick_s: float = Field(default=0.1, gt=0, le=60)
-    # Absence deadlines follow event time (handlers/triggers/progress.py), less this
-    # allowance for events that arrive a little out of order; after this long without
-    # events the clock moves time on.
+    # Absence deadlines follow each partition's event time (handlers/triggers/clock.py),
+    # less this allowance for events written a little out of order.
     timer_disorder_s: float = Field(default=0.25, ge=0)
-    timer_idle_s: float = Field(default=2.0, gt=0)
+    # How long a record may take from the storefront's write (its Kafka timestamp) to the
+    # broker: the event topics of a partition are lined up by when their records were
+    # written, and a topic caught up counts as read up to this long before its last fetch.
+    timer_write_delay_s: float = Field(default=0.25, ge=0)
+    # A replay of old events, quiet on every topic for this long, is over: the clock moves
+    # its partition's time on to now. Live traffic keeps pace with the clock regardless.
+    timer_idle_s: float = Field(default=10.0, gt=0)
     # Schedule rules (birthdays, dormancy…) look for due customers this often; a daily rule
     # fires at most this long after its local time.
     schedule_every_s: int = Field(default=300, ge=10, le=3600)

@@ -93,6 +93,7 @@ class ProfilesAndTriggers:
         time = StreamTime(
             disorder_ms=int(settings.triggers.timer_disorder_s * 1000),
             idle_s=settings.triggers.timer_idle_s,
+            write_delay_ms=int(settings.triggers.timer_write_delay_s * 1000),
         )
         triggers = TriggerStage(
             profiles.client,
@@ -148,9 +149,13 @@ class ProfilesAndTriggers:
         self,
         newest: Mapping[TopicPartition, datetime],
         behind: Mapping[TopicPartition, int | None],
-        polled: Iterable[int] = (),
+        *,
+        written: Mapping[TopicPartition, int],
+        heard: Mapping[TopicPartition, int],
     ) -> None:
-        self.time.observe({tp: epoch_ms(at) for tp, at in newest.items()}, behind, polled=polled)
+        self.time.observe(
+            {tp: epoch_ms(at) for tp, at in newest.items()}, behind, written=written, heard=heard
+        )
 
     async def partitions_assigned(
         self, partitions: Sequence[TopicPartition]

@@ -45,11 +45,14 @@ class WatchesEventTime(Protocol):
         self,
         newest: Mapping[tuple[str, int], datetime],
         behind: Mapping[tuple[str, int], int | None],
-        polled: Iterable[int] = (),
+        *,
+        written: Mapping[tuple[str, int], int],
+        heard: Mapping[tuple[str, int], int],
     ) -> None:
-        """``newest``: the batch's newest event per partition; ``behind``: partitions the
-        consumer has not caught up on, with how many records are left (None: unknown);
-        ``polled``: the partitions this poll covered (idle ones included)."""
+        """Per topic partition: ``newest``, the batch's newest event time, and ``written``,
+        its newest record timestamp (ms); ``behind``, those not caught up, with how many
+        records are left (None: unknown); ``heard``, those caught up, with when the broker
+        last answered so (ms)."""
 
 
 @runtime_checkable

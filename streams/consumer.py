@@ -43,9 +43,10 @@ from streams.app import aiokafka_options
 from streams.ingest import Decoded, Ingest
 
 log = logging.getLogger("crmstream.consumer")
-# A caught-up partition answers every fetch (at least every fetch.max.wait.ms, 500 ms by
-# default): its last answer older than this, the broker is not answering.
+# A caught-up partition answers every fetch (at least every fetch.max.wait.ms): its last
+# answer older than this, the broker is not answering.
 _HEARD_WITHIN_MS = 1500
+_IDLE_FETCH_MS = 100
 
 
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -108,6 +109,9 @@ class EventConsumer(Service):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=worker.batch_max,
+            # A caught-up partition's event time moves on with the broker's answers that it
+            # has nothing more (handlers/triggers/clock.py): an idle fetch answers this soon.
+            fetch_max_wait_ms=_IDLE_FETCH_MS,
             session_timeout_ms=int(worker.session_timeout_s * 1000),
             heartbeat_interval_ms=int(min(3.0, worker.session_timeout_s / 3) * 1000),
             # Partition p of every event topic to the same worker: a customer's browse, cart,
@@ -144,7 +148,11 @@ class EventConsumer(Service):
                         await self._idle(consumer)
                     continue
                 decoded = self.ingest.decode([r for part in fetched.values() for r in part])
-                decoded.behind = await _behind(consumer)
+                decoded.written = {
+                    (tp.topic, tp.partition): max(r.timestamp for r in part)
+                    for tp, part in fetched.items()
+                }
+                decoded.behind, decoded.heard = await _standing(consumer)
                 offsets = {
                     partition: OffsetAndMetadata(part[-1].offset + 1, "")
                     for partition, part in fetched.items()
@@ -166,8 +174,8 @@ class EventConsumer(Service):
         time may move on (a worker with only empty partitions holds nobody back)."""
         if self._read_again:
             self._rewind(consumer, {})
-        behind = await _behind(consumer)
-        self.ingest.observe({}, behind, sorted({tp.partition for tp in consumer.assignment()}))
+        behind, heard = await _standing(consumer)
+        self.ingest.observe({}, behind, {}, heard)
 
     def _rewind(self, consumer: AIOKafkaConsumer, unread: dict[TopicPartition, list[Any]]) -> None:
         """The store lost writes: read its partitions again from where it stands, and the
@@ -229,11 +237,15 @@ class EventConsumer(Service):
                 log.warning("a commit was refused by a rebalance; the next owner replays it")
 
 
-async def _behind(consumer: AIOKafkaConsumer) -> dict[tuple[str, int], int | None]:
-    """Assigned partitions with records past what was handed out: how many (None: unknown,
-    since not fetched from yet, or caught up by a word of the broker's that is not fresh;
-    a broker away must not pass for a quiet one, handlers/triggers/clock.py)."""
+async def _standing(
+    consumer: AIOKafkaConsumer,
+) -> tuple[dict[tuple[str, int], int | None], dict[tuple[str, int], int]]:
+    """Where each assigned partition stands: those with records past what was handed out,
+    and how many (None: unknown, since not fetched from yet, or caught up by a word of the
+    broker's that is not fresh: a broker away must not pass for a quiet one); and those
+    caught up, with when the broker last answered so (epoch ms)."""
     lagging: dict[tuple[str, int], int | None] = {}
+    heard: dict[tuple[str, int], int] = {}
     now_ms = time.time() * 1000
     for partition in consumer.assignment():
         highwater = consumer.highwater(partition)
@@ -248,4 +260,6 @@ async def _behind(consumer: AIOKafkaConsumer) -> dict[tuple[str, int], int | Non
                 lag = None
         if lag is None or lag > 0:
             lagging[(partition.topic, partition.partition)] = lag
-    return lagging
+        else:
+            heard[(partition.topic, partition.partition)] = int(heard_ms)
+    return lagging, heard

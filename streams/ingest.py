@@ -44,9 +44,13 @@ class Decoded:
     refused: list[tuple[Record, Rejected]] = field(default_factory=list)
     # Per (topic, partition): the newest event time in the batch.
     newest: dict[tuple[str, int], datetime] = field(default_factory=dict)
-    # Partitions with records still to read after this batch, and how many (None: unknown);
-    # set by the consumer.
+    # Per (topic, partition): the newest record timestamp in the batch (when the storefront
+    # wrote it, ms); set by the consumer.
+    written: dict[tuple[str, int], int] = field(default_factory=dict)
+    # Partitions with records still to read after this batch, and how many (None: unknown),
+    # and those caught up, with when the broker last answered so (ms); set by the consumer.
     behind: dict[tuple[str, int], int | None] = field(default_factory=dict)
+    heard: dict[tuple[str, int], int] = field(default_factory=dict)
     # Event type → valid events of the batch (a type travels on one topic only).
     kinds: Counter[str] = field(default_factory=Counter)
     # The record each valid event came from, aligned with ``valid`` (for log lines).
@@ -61,6 +65,8 @@ class Decoded:
         kept.behind = {tp: lag for tp, lag in self.behind.items() if tp in owned}
         kept.refused = [(r, why) for r, why in self.refused if (r.topic, r.partition) in owned]
         kept.newest = {tp: at for tp, at in self.newest.items() if tp in owned}
+        kept.written = {tp: at for tp, at in self.written.items() if tp in owned}
+        kept.heard = {tp: at for tp, at in self.heard.items() if tp in owned}
         for event, record, partition in zip(self.valid, self.sources, self.partitions, strict=True):
             if (record.topic, record.partition) in owned:
                 kept.valid.append(event)
@@ -149,7 +155,7 @@ class Ingest:
                     await keeper.record_offsets(offsets)
 
             await _until_done(hand_over, "event sink", batch, self)
-        self.observe(decoded.newest, decoded.behind)
+        self.observe(decoded.newest, decoded.behind, decoded.written, decoded.heard)
         if self.metrics:
             _measure(decoded, handled, time.perf_counter() - started, self.topic_of_type)
 
@@ -157,11 +163,12 @@ class Ingest:
         self,
         newest: Mapping[tuple[str, int], datetime],
         behind: Mapping[tuple[str, int], int | None],
-        polled: Sequence[int] = (),
+        written: Mapping[tuple[str, int], int],
+        heard: Mapping[tuple[str, int], int],
     ) -> None:
         """How far each partition has been read, for a sink that keeps event time."""
         if isinstance(self.sink, WatchesEventTime):
-            self.sink.observe_event_time(newest, behind, polled)
+            self.sink.observe_event_time(newest, behind, written=written, heard=heard)
 
     async def process(self, batch: Sequence[Record]) -> None:
         await self.deliver(self.decode(batch))

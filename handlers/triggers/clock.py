@@ -7,76 +7,120 @@ time is kept per partition, like a Kafka Streams task's stream time, and workers
 never agree on a clock between them. A worker that is idle, holds no partitions
 or only empty ones holds nobody back.
 
-For one partition *p*, each event topic holds its time back at the newest event
-read there for as long as it may still bring an older event than the others have
-(the low watermark over a source's splits, as in Flink):
+The topics of one partition are lined up by when the storefront wrote each
+record (its Kafka timestamp), not by event time. The consumer reads the five
+topics at their own pace, and a producer's burst reaches them one by one; so an
+event read on one topic counts towards time only once every other topic has been
+read past the moment it was written:
 
-- a topic still behind holds time: a deadline falls due only once everything
-  before it has been read, so the order that cancels an abandoned-cart timer is
-  never overtaken by it, whatever topic it travels on;
-- a topic caught up holds time too until polls have found nothing new there for
-  a moment: a producer's burst reaches the five topics one by one, and one
-  topic's share of it can be read before another's has arrived;
-- caught up on live traffic (the newest events are fresh), time is the clock's;
-- caught up on old events (a replay), time is the newest event read until polls
-  have found every topic quiet for ``idle_s``: then the clock moves time on.
-  Quiet is what polls confirm, not time passing, and the consumer reports a
-  topic it has not heard of from the broker lately as behind: a broker away or a
-  worker stalled on Redis is never taken for a producer that has finished.
+- a topic with records still to read has been read up to the newest record
+  taken from it, less ``write_delay``: how long a record written may take to
+  reach the broker, where one written a moment earlier by another storefront
+  server may still land after it;
+- a topic caught up has been read up to the broker's last answer that it had
+  nothing more, less ``write_delay`` too. A broker away, or a worker stalled on
+  Redis, gives no such answer, and holds time where it is.
 
-Less, in every case, a small allowance for events arriving a little out of order.
+Time is the newest event read within that horizon. Caught up on every topic, it
+runs on with the clock from the newest event, at the lateness that event was
+written with: live traffic (written as it happens) keeps time with the clock,
+and a pause in a replay of old events moves it on by the pause, not by hours.
+Once every topic has been confirmed quiet for ``idle`` a replay is taken as
+over, and the clock moves time on to now. Less, in every case, a small
+allowance for events written a little out of order (``disorder``).
 """
 
 from __future__ import annotations
 
+import heapq
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Final
 
 TopicPartition = tuple[str, int]
 _LIVE_LAG: Final = 200  # records
 _LIVE_WINDOW_MS: Final = 10_000
-_NOT_READ_YET: Final = "\x00"  # stands for every topic until the consumer has said more
-# A producer's burst reaches the topics one by one: a topic caught up holds time at its
-# newest event until polls have found nothing new there for this long.
-_SETTLE_S: Final = 0.5
+_NOTHING: Final[Mapping[TopicPartition, int]] = {}
 
 
 class PartitionClock:
     """How far one partition has been read, over every event topic."""
 
-    def __init__(self, disorder_ms: int, idle_s: float, wall: Callable[[], float]) -> None:
+    def __init__(
+        self, disorder_ms: int, idle_ms: int, write_delay_ms: int, wall: Callable[[], float]
+    ) -> None:
         self._disorder_ms = disorder_ms
-        self._idle_s = idle_s
+        self._idle_ms = idle_ms
+        self._write_delay_ms = write_delay_ms
         self._wall = wall
-        self._newest: dict[str, int] = {}  # topic → newest event time read (ms)
-        self._topics: set[str] = set()  # every topic the consumer has named, read or not
-        # Until the consumer has said where this partition stands, it is behind on every
-        # topic: a worker given a backlog must not decide before it has read what came first.
-        self._behind: frozenset[str] = frozenset({_NOT_READ_YET})
-        # topic → (since, last confirmed): the polls, by the wall clock, that found it
-        # caught up with nothing new. A topic not named here has just brought records, or
-        # is behind. Quiet is what polls confirm, not time passing: a worker stalled on
-        # Redis, or a broker away, confirms nothing.
-        self._quiet: dict[str, tuple[float, float]] = {}
+        self._newest: dict[str, int] = {}  # topic → newest event time read
+        self._written: dict[str, int] = {}  # topic → newest record timestamp read
+        # topic → the record timestamp up to which everything on it has been read.
+        self._horizon: dict[str, int] = {}
+        # topic → records still to read (None: unknown). Until the consumer has said where
+        # this partition stands, nothing is known: a worker given a backlog must not
+        # decide before it has read what came first.
+        self._lagging: dict[str, int | None] = {}
+        self._heard: dict[str, int] = {}  # caught-up topic → the broker's last answer (ms)
+        # (written, event time) of what was read but is not yet within the horizon.
+        self._pending: list[tuple[int, int]] = []
+        self._settled_ms = 0  # newest event time within the horizon
+        self._last: tuple[int, int] | None = None  # newest (written, event time) within it
+        self._read_at_ms = int(wall() * 1000)  # when records last came (quiet starts over)
+        self._floor_ms = 0  # time never runs backwards
 
-    def observe(self, newest: Mapping[str, int], behind: Mapping[str, int | None]) -> None:
-        """A poll: the newest event read per topic, and the topics still behind, with how
-        many records (None: not heard of from the broker lately, so unknown)."""
-        wall = self._wall()
+    def observe(
+        self,
+        newest: Mapping[str, int],
+        written: Mapping[str, int],
+        lagging: Mapping[str, int | None],
+        heard: Mapping[str, int],
+    ) -> None:
+        """A poll: per topic, the newest event time and record timestamp read, how many
+        records are still to read (None: unknown), or, caught up, when the broker last
+        answered so. A record timestamp not given is taken to be its event time."""
         for topic, at in newest.items():
-            if at > self._newest.get(topic, 0):
-                self._newest[topic] = at
-            self._quiet.pop(topic, None)
-        self._topics.update(newest.keys(), behind.keys())
-        wall_ms = int(wall * 1000)
-        self._behind = frozenset(
-            topic for topic, lag in behind.items() if not self._live(topic, lag, wall_ms)
-        )
-        for topic in self._behind:
-            self._quiet.pop(topic, None)
-        for topic in self._topics - self._behind - newest.keys():
-            self._quiet[topic] = (self._quiet.get(topic, (wall, wall))[0], wall)
+            wrote = written.get(topic, at)
+            heapq.heappush(self._pending, (wrote, at))
+            self._newest[topic] = max(at, self._newest.get(topic, at))
+            self._written[topic] = max(wrote, self._written.get(topic, wrote))
+        for topic, wrote in written.items():
+            self._written[topic] = max(wrote, self._written.get(topic, wrote))
+        if newest or written:
+            self._read_at_ms = int(self._wall() * 1000)
+        delay = self._write_delay_ms
+        for topic, lag in lagging.items():
+            self._lagging[topic] = lag
+            self._heard.pop(topic, None)
+            self._horizon[topic] = max(0, self._written.get(topic, 0) - delay)
+        for topic, at in heard.items():
+            self._lagging.pop(topic, None)
+            self._heard[topic] = at
+            self._horizon[topic] = max(self._written.get(topic, 0), at) - delay
+        for topic in newest.keys() - lagging.keys() - heard.keys():
+            # Read by hand (a backtest, a test): caught up as far as it was written.
+            self._lagging.pop(topic, None)
+            self._horizon[topic] = max(self._horizon.get(topic, 0), self._written[topic])
+        self._settle()
+
+    def _settle(self) -> None:
+        horizon = min(self._horizon.values(), default=0)
+        pending = self._pending
+        while pending and pending[0][0] <= horizon:
+            wrote, at = heapq.heappop(pending)
+            self._settled_ms = max(self._settled_ms, at)
+            if self._last is None or (wrote, at) > self._last:
+                self._last = (wrote, at)
+
+    @property
+    def behind(self) -> bool:
+        """Reading a backlog on some topic (or not told yet): decisions wait for time."""
+        if not self._horizon:
+            return True
+        wall_ms = int(self._wall() * 1000)
+        return any(not self._live(topic, lag, wall_ms) for topic, lag in self._lagging.items())
 
     def _live(self, topic: str, lag: int | None, wall_ms: int) -> bool:
         newest = self._newest.get(topic)
@@ -87,39 +131,38 @@ class PartitionClock:
             and newest >= wall_ms - _LIVE_WINDOW_MS
         )
 
-    @property
-    def behind(self) -> bool:
-        return bool(self._behind)
-
     def due_ms(self) -> int:
         """Event time deadlines are due by."""
         return self._time_ms() - self._disorder_ms
 
     def read_up_to_ms(self) -> int:
         """Event time up to which every event has been read: all of it once caught up."""
-        return self.due_ms() if self._behind else self._time_ms()
-
-    def _quiet_for(self, topic: str) -> float:
-        since, confirmed = self._quiet.get(topic, (0.0, 0.0))
-        return confirmed - since
+        return self.due_ms() if self.behind else self._time_ms()
 
     def _time_ms(self) -> int:
-        if self._behind:
-            # A topic not read from yet holds time at its start: nothing is due.
-            return min(self._newest.get(topic, 0) for topic in self._behind)
-        wall_ms = int(self._wall() * 1000)
-        stream = max(self._newest.values(), default=0)
-        if wall_ms - stream <= _LIVE_WINDOW_MS:
-            # Caught up on live traffic, the clock is event time: a pause between two
-            # events does not hold a deadline back.
-            return max(stream, wall_ms)
-        quiet = {topic: self._quiet_for(topic) for topic in self._topics}
-        settling = [self._newest.get(t, 0) for t, quiet_s in quiet.items() if quiet_s < _SETTLE_S]
-        if settling:
-            return min(settling)
-        if all(quiet_s >= self._idle_s for quiet_s in quiet.values()):
-            return max(stream, wall_ms)
-        return stream
+        at = self._settled_ms
+        if self._horizon and not self._lagging and len(self._heard) == len(self._horizon):
+            horizon = min(self._horizon.values())
+            quiet_ms = min(self._heard.values()) - self._read_at_ms
+            last = self._last
+            if last is not None and last[0] - last[1] <= _LIVE_WINDOW_MS:
+                # Written as it happened: time keeps pace with the clock.
+                at = max(at, last[1] + horizon - last[0])
+            elif quiet_ms >= self._idle_ms:
+                # Old events, and every topic quiet for a while: the replay is over.
+                at = max(at, horizon)
+        self._floor_ms = max(self._floor_ms, at)
+        return self._floor_ms
+
+
+@dataclass(slots=True)
+class _Poll:
+    """One poll's word on one partition, by topic."""
+
+    newest: dict[str, int] = field(default_factory=dict)
+    written: dict[str, int] = field(default_factory=dict)
+    lagging: dict[str, int | None] = field(default_factory=dict)
+    heard: dict[str, int] = field(default_factory=dict)
 
 
 class StreamTime:
@@ -131,10 +174,15 @@ class StreamTime:
     """
 
     def __init__(
-        self, disorder_ms: int, idle_s: float, wall: Callable[[], float] = time.time
+        self,
+        disorder_ms: int,
+        idle_s: float,
+        write_delay_ms: int = 0,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._disorder_ms = disorder_ms
-        self._idle_s = idle_s
+        self._idle_ms = int(idle_s * 1000)
+        self._write_delay_ms = write_delay_ms
         self._wall = wall
         self._clocks: dict[int, PartitionClock] = {}
         # Partitions whose decisions wait in event-time order: behind, or with decisions
@@ -170,20 +218,23 @@ class StreamTime:
         newest: Mapping[TopicPartition, int],
         behind: Mapping[TopicPartition, int | None],
         *,
-        polled: Iterable[int] = (),
+        written: Mapping[TopicPartition, int] = _NOTHING,
+        heard: Mapping[TopicPartition, int] = _NOTHING,
     ) -> None:
-        """A poll of the consumer: the newest event time read per topic partition, and the
-        ones still behind. Every partition named here, or ``polled``, is brought up to date;
-        a partition polled and named in neither is caught up on every topic."""
-        by_partition: dict[int, tuple[dict[str, int], dict[str, int | None]]] = {
-            partition: ({}, {}) for partition in polled
-        }
+        """A poll of the consumer, per topic partition: the newest event time and record
+        timestamp read; those with records still to read, and how many (None: unknown);
+        those caught up, with when the broker last answered so (ms)."""
+        polls: defaultdict[int, _Poll] = defaultdict(_Poll)
         for (topic, partition), at in newest.items():
-            by_partition.setdefault(partition, ({}, {}))[0][topic] = at
+            polls[partition].newest[topic] = at
+        for (topic, partition), at in written.items():
+            polls[partition].written[topic] = at
         for (topic, partition), lag in behind.items():
-            by_partition.setdefault(partition, ({}, {}))[1][topic] = lag
-        for partition, (read, lagging) in by_partition.items():
-            self._clock(partition).observe(read, lagging)
+            polls[partition].lagging[topic] = lag
+        for (topic, partition), at in heard.items():
+            polls[partition].heard[topic] = at
+        for partition, poll in polls.items():
+            self._clock(partition).observe(poll.newest, poll.written, poll.lagging, poll.heard)
 
     def behind(self, partition: int) -> bool:
         return self._clock(partition).behind
@@ -218,4 +269,4 @@ class StreamTime:
         return clock
 
     def _new_clock(self) -> PartitionClock:
-        return PartitionClock(self._disorder_ms, self._idle_s, self._wall)
+        return PartitionClock(self._disorder_ms, self._idle_ms, self._write_delay_ms, self._wall)

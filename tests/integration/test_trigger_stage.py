@@ -100,7 +100,7 @@ def started(settings: Settings, *, live_then: bool = True) -> ProfilesAndTrigger
     are dated in the past: ``live_then`` decides them as a worker running when they
     happened would have (max_age measures their age on that clock), else on today's."""
     sink = ProfilesAndTriggers.from_settings(settings)
-    sink.observe_event_time({("test", 0): T0}, behind={})
+    sink.observe_event_time({("test", 0): T0}, behind={}, written={}, heard={})
     if live_then:
         sink.triggers.wall_ms = lambda: sink.time.read_up_to_ms(0)
     return sink
@@ -115,7 +115,9 @@ async def sink(rule_settings: Settings) -> AsyncIterator[ProfilesAndTriggers]:
 
 def advance(sink: ProfilesAndTriggers, minutes: float) -> None:
     """Event time reaches T0 + minutes (as if a partition's newest event were that late)."""
-    sink.observe_event_time({("test", 0): T0 + timedelta(minutes=minutes)}, behind={})
+    sink.observe_event_time(
+        {("test", 0): T0 + timedelta(minutes=minutes)}, behind={}, written={}, heard={}
+    )
 
 
 async def outbox(sink: ProfilesAndTriggers) -> list[dict[str, Any]]:

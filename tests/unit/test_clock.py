@@ -1,0 +1,247 @@
+"""Event time per partition (handlers/triggers/clock.py), driven as the consumer drives it:
+the topics of a partition lined up by when their records were written, and moved on by
+the broker's answers, never by time passing alone."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+from handlers.triggers.clock import StreamTime
+
+WALL_S = 1_000_000.0  # the wall clock's start, in seconds
+NOW = int(WALL_S * 1000)
+HOUR = 3_600_000
+
+
+class Wall:
+    def __init__(self) -> None:
+        self.now = WALL_S
+
+    def __call__(self) -> float:
+        return self.now
+
+    @property
+    def ms(self) -> int:
+        return int(self.now * 1000)
+
+
+def clock(wall: Wall, *, idle_s: float = 10, write_delay_ms: int = 250) -> StreamTime:
+    return StreamTime(disorder_ms=0, idle_s=idle_s, write_delay_ms=write_delay_ms, wall=wall)
+
+
+def test_nothing_is_due_before_the_consumer_has_said_where_a_partition_stands() -> None:
+    wall = Wall()
+    time = clock(wall)
+    time.assign([0])
+    assert time.behind(0)
+    assert time.due_ms(0) == 0
+    time.observe({}, {("a", 0): None, ("b", 0): None})  # not fetched from yet
+    assert time.due_ms(0) == 0
+
+
+def test_a_burst_read_on_one_topic_counts_once_the_others_are_heard_past_its_writing() -> None:
+    """A producer's burst of past events reaches cart before order: the cart adds count
+    towards time only once the broker has said order holds nothing written before them."""
+    wall = Wall()
+    time = clock(wall)
+    written = wall.ms
+    time.observe(
+        {("cart", 0): NOW - HOUR},
+        {},
+        written={("cart", 0): written},
+        heard={("cart", 0): wall.ms, ("order", 0): wall.ms},
+    )
+    assert time.due_ms(0) == 0  # order was heard from too soon after cart was written
+    wall.now += 0.2
+    time.observe({}, {}, heard={("cart", 0): wall.ms, ("order", 0): wall.ms})
+    assert time.due_ms(0) == 0
+    wall.now += 0.1  # 300 ms after the writing, beyond the 250 ms a record may take
+    time.observe({}, {}, heard={("cart", 0): wall.ms, ("order", 0): wall.ms})
+    assert time.due_ms(0) == NOW - HOUR
+
+
+def test_a_topic_with_records_to_read_holds_time_at_what_was_written_before_it() -> None:
+    wall = Wall()
+    time = clock(wall)
+    wall.now += 1
+    time.observe(
+        {("cart", 0): 5_000, ("order", 0): 4_000},
+        {("order", 0): 700},
+        written={("cart", 0): NOW + 200, ("order", 0): NOW + 10},
+        heard={("cart", 0): wall.ms},
+    )
+    # A record written a moment before the newest one read may still land behind it.
+    assert time.due_ms(0) == 0
+    assert time.deferring(0)
+    time.observe({("order", 0): 4_200}, {("order", 0): 500}, written={("order", 0): NOW + 300})
+    assert time.due_ms(0) == 4_000  # the cart add, written at +200, waits for order to pass it
+    time.observe({("order", 0): 4_500}, {}, written={("order", 0): NOW + 600}, heard={})
+    time.observe({}, {}, heard={("order", 0): wall.ms})
+    assert time.due_ms(0) == 5_000
+
+
+def test_a_pause_in_a_replay_moves_time_on_by_the_pause_and_its_end_by_the_clock() -> None:
+    """Old events (written an hour after they happened): a pause shorter than idle moves
+    time on by as long as it lasted, not to now; once every topic has been quiet for
+    idle, the replay is over and time is now's, less what a record may take."""
+    wall = Wall()
+    time = clock(wall, idle_s=10)
+    both = {("cart", 0): 0, ("order", 0): 0}
+    time.observe(
+        {("cart", 0): NOW - HOUR, ("order", 0): NOW - HOUR - 10},
+        {},
+        written=dict.fromkeys(both, NOW),
+        heard={},
+    )
+    for _ in range(9):
+        wall.now += 1
+        time.observe({}, {}, heard=dict.fromkeys(both, wall.ms))
+        assert time.due_ms(0) == NOW - HOUR
+    wall.now += 1
+    time.observe({}, {}, heard=dict.fromkeys(both, wall.ms))
+    assert time.due_ms(0) == wall.ms - 250
+
+
+def test_quiet_is_what_the_broker_confirms_not_time_passing() -> None:
+    """A worker stalled on Redis, or a broker away (reported as behind, lag unknown),
+    never lets the clock take over a replay."""
+    wall = Wall()
+    time = clock(wall, idle_s=2)
+    tp = ("a", 0)
+    wall.now += 0.3
+    time.observe({tp: NOW - HOUR}, {}, written={tp: NOW}, heard={tp: wall.ms})
+    wall.now += 60  # no poll meanwhile
+    assert time.due_ms(0) == NOW - HOUR
+    time.observe({}, {tp: None})  # the broker's word is stale
+    wall.now += 60
+    time.observe({}, {tp: None})
+    assert time.due_ms(0) == NOW - HOUR
+    time.observe({}, {}, heard={tp: wall.ms})  # answering again
+    assert time.due_ms(0) == wall.ms - 250  # it had been quiet, by its own word
+
+
+def test_live_traffic_keeps_pace_with_the_clock() -> None:
+    wall = Wall()
+    time = clock(wall)
+    tp = ("a", 0)
+    time.observe({tp: NOW - 5}, {}, written={tp: NOW}, heard={tp: NOW})
+    wall.now += 1
+    time.observe({}, {}, heard={tp: wall.ms})
+    assert time.due_ms(0) == wall.ms - 250 - 5  # the clock, less the event's lateness
+    assert not time.behind(0)
+
+
+def test_a_few_fresh_records_behind_is_live_traffic_not_a_backlog() -> None:
+    wall = Wall()
+    time = clock(wall)
+    time.observe({("a", 0): NOW - 100}, {("a", 0): 3}, written={("a", 0): NOW - 90}, heard={})
+    assert not time.behind(0)
+    time.observe({("b", 0): NOW - HOUR}, {("b", 0): 3}, written={("b", 0): NOW}, heard={})
+    assert time.behind(0)  # an hour-old event with more to read: a backlog
+
+
+def test_an_empty_partition_moves_on_by_the_clock_once_confirmed_quiet() -> None:
+    wall = Wall()
+    time = clock(wall, idle_s=2)
+    time.assign([3])
+    time.observe({}, {}, heard={("a", 3): wall.ms})
+    assert not time.behind(3)
+    wall.now += 3
+    time.observe({}, {}, heard={("a", 3): wall.ms})
+    assert time.due_ms(3) == wall.ms - 250
+
+
+def test_each_partition_keeps_its_own_time_and_a_rewind_starts_it_over() -> None:
+    wall = Wall()
+    time = clock(wall)
+    time.assign([0, 1, 2])
+    time.observe(
+        {("a", 0): 9_000, ("a", 1): 1_000},
+        {("a", 1): 5_000, ("a", 2): None},
+        written={("a", 0): 9_000, ("a", 1): 1_000},
+        heard={("a", 0): 9_500},
+    )
+    time.observe({("a", 1): 1_200}, {("a", 1): 4_000}, written={("a", 1): 1_300})
+    assert time.due_ms(0) == 9_250  # written as it happened: on with the broker's answer
+    assert time.due_ms(1) == 1_000
+    assert time.due_ms(2) == 0
+    assert time.deferring(1)
+    assert not time.deferring(0)
+    time.revoke([1])
+    assert time.partitions == [0, 2]
+    time.rewind([0])
+    assert time.behind(0)
+    assert time.due_ms(0) == 0
+
+
+def test_a_partition_settles_only_once_caught_up() -> None:
+    wall = Wall()
+    time = clock(wall)
+    tp = ("a", 0)
+    time.observe({tp: NOW - HOUR}, {tp: 10}, written={tp: NOW}, heard={})
+    assert time.deferring(0)
+    time.settled(0)
+    assert time.deferring(0)  # still behind
+    time.observe({tp: NOW - HOUR + 5}, {}, written={tp: NOW}, heard={tp: NOW})
+    assert time.catching_up() == [0]
+    time.settled(0)
+    assert not time.deferring(0)
+
+
+# A storefront writing on five topics, each record reaching the broker within the write
+# delay, a consumer reading the topics at their own pace, pauses shorter than idle: at no
+# poll may the time a deadline is due by pass an event not yet read.
+TOPICS = ("browse", "cart", "order", "review", "customer")
+WRITE_DELAY_MS = 250
+
+
+@pytest.mark.parametrize("lateness_ms", [0, 40, HOUR, 5 * HOUR])
+@pytest.mark.parametrize("run", range(5))
+def test_time_never_passes_an_event_not_yet_read(lateness_ms: int, run: int) -> None:
+    seed = int(os.environ.get("CLOCK_SEED", 7_000 + run))
+    print(f"seed={seed} lateness={lateness_ms}ms")  # noqa: T201 -- replayed from it
+    rng = random.Random(seed)
+    wall = Wall()
+    time = clock(wall, idle_s=10, write_delay_ms=WRITE_DELAY_MS)
+    disorder_ms = 30  # event times written up to this far out of order (the allowance)
+    arrivals: list[tuple[int, str, int, int]] = []  # (at the broker, topic, written, event)
+    at = wall.ms
+    for _ in range(600):
+        at += rng.choice((0, 1, 5, 20, 200, 2_000, 6_000))  # bursts and pauses < idle
+        event = at - lateness_ms - rng.randint(0, disorder_ms)
+        arrivals.append((at + rng.randint(0, WRITE_DELAY_MS), rng.choice(TOPICS), at, event))
+    arrivals.sort()
+    unread: dict[str, list[tuple[int, int]]] = {topic: [] for topic in TOPICS}
+    upcoming = list(arrivals)
+    # What the consumer last learnt of each topic (its highwater and the time of the
+    # broker's answer): a topic the latest fetch did not cover is reported as it was.
+    standing: dict[str, tuple[int | None, int]] = dict.fromkeys(TOPICS, (None, 0))
+    while upcoming or any(unread.values()):
+        wall.now += rng.choice((0.001, 0.01, 0.05, 0.1))
+        while upcoming and upcoming[0][0] <= wall.ms:
+            _, topic, written, event = upcoming.pop(0)
+            unread[topic].append((written, event))
+        # The fetch answers for some topics; each hands over part of what it holds.
+        newest, wrote = {}, {}
+        for topic in rng.sample(TOPICS, rng.randint(1, len(TOPICS))):
+            taken = unread[topic][: rng.randint(0, len(unread[topic]))]
+            del unread[topic][: len(taken)]
+            if taken:
+                newest[topic, 0] = max(event for _, event in taken)
+                wrote[topic, 0] = max(written for written, _ in taken)
+            standing[topic] = (len(unread[topic]), wall.ms)
+        lagging: dict[tuple[str, int], int | None] = {}
+        heard: dict[tuple[str, int], int] = {}
+        for topic, (lag, answered) in standing.items():
+            if lag == 0:
+                heard[topic, 0] = answered
+            else:
+                lagging[topic, 0] = lag
+        time.observe(newest, lagging, written=wrote, heard=heard)
+        pending = [event for records in unread.values() for _, event in records]
+        pending += [event for _, _, _, event in upcoming]
+        if pending:
+            assert time.due_ms(0) - disorder_ms <= min(pending), (seed, wall.ms)
