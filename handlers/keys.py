@@ -80,9 +80,9 @@ class PartitionKeys:
     walker: str  # string: the worker that owns this partition's walks for now
     offsets: str  # hash: topic → the next offset to read, recorded after a batch is applied
 
-    def walk_keys(self) -> tuple[str, str, str, str, str]:
-        """In the order lua/timers.lua declares them (KEYS[1..5])."""
-        return (self.timers, self.payloads, self.later, self.taken, self.walker)
+    def walk_keys(self) -> tuple[str, str, str, str, str, str]:
+        """In the order lua/timers.lua declares them (KEYS[1..6])."""
+        return (self.timers, self.payloads, self.later, self.taken, self.walker, self.offsets)
 
 
 @dataclass(frozen=True, slots=True)

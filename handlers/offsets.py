@@ -48,6 +48,16 @@ class OffsetStore:
                 found[tp] = int(value)
         return found
 
+    def fence(self, partition: int) -> list[str]:
+        """Pairs of topic, offset last recorded, of ``partition``: what a timer walk checks
+        Redis still holds before it decides (lua/timers.lua: state_holds)."""
+        return [
+            arg
+            for (topic, number), at in self._expected.items()
+            if number == partition
+            for arg in (topic, "" if at is None else str(at))
+        ]
+
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
         """These partitions went to another worker: it keeps their offsets now."""
         for tp in partitions:

@@ -74,13 +74,14 @@ class ProfilesAndTriggers:
         self.schedules = Scheduler(triggers, every_s=trigger_settings.schedule_every_s)
         # The one owner of event time and of what is due when (handlers/triggers/clock.py).
         self.time = triggers.time
+        self.offsets = OffsetStore(profiles.client, triggers.keys)
         self.timers = TimerPump(
             triggers,
             self.time,
             limit=trigger_settings.relay_batch,
             worker=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
+            fence=self.offsets.fence,
         )
-        self.offsets = OffsetStore(profiles.client, triggers.keys)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProfilesAndTriggers:

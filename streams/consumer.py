@@ -33,6 +33,7 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
 from mode import Service
+from redis.exceptions import RedisError
 
 from crmstream import metrics
 from crmstream.errors import StateBehindError
@@ -47,6 +48,7 @@ log = logging.getLogger("crmstream.consumer")
 # answer older than this, the broker is not answering.
 _HEARD_WITHIN_MS = 1500
 _IDLE_FETCH_MS = 100
+_IDLE_STATE_CHECK_S = 1.0
 
 
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -89,6 +91,7 @@ class EventConsumer(Service):
         self._consumer: AIOKafkaConsumer | None = None
         # Set by a batch whose sink found its store behind: where to read again from.
         self._read_again: dict[TopicPartition, int] = {}
+        self._next_state_check = 0.0  # monotonic
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -174,8 +177,28 @@ class EventConsumer(Service):
         time may move on (a worker with only empty partitions holds nobody back)."""
         if self._read_again:
             self._rewind(consumer, {})
+        await self._check_state(consumer)
         behind, heard = await _standing(consumer)
         self.ingest.observe({}, behind, {}, heard)
+
+    async def _check_state(self, consumer: AIOKafkaConsumer) -> None:
+        """Now and then while idle, as before every batch: does Redis still hold what this
+        worker recorded? A Redis that lost writes while no batch came is read up to date
+        again too, before its timers are walked on it (they check it as well)."""
+        sink = self.ingest.sink
+        now = time.monotonic()
+        if not isinstance(sink, KeepsOffsets) or now < self._next_state_check:
+            return
+        self._next_state_check = now + _IDLE_STATE_CHECK_S
+        try:
+            async with self.lock:
+                await sink.check_offsets([(tp.topic, tp.partition) for tp in consumer.assignment()])
+        except StateBehindError as behind:
+            log.warning("%s", behind)
+            metrics.STATE_REWINDS.inc()
+            self._read_again = {TopicPartition(t, p): at for (t, p), at in behind.positions.items()}
+        except (RedisError, OSError) as error:
+            log.debug("state not checked while idle: %s", error)  # the next batch waits
 
     def _rewind(self, consumer: AIOKafkaConsumer, unread: dict[TopicPartition, list[Any]]) -> None:
         """The store lost writes: read its partitions again from where it stands, and the

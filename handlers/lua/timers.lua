@@ -15,6 +15,8 @@ KEYS, in this order (handlers/keys.py PartitionKeys.walk_keys):
   3 later     sorted set: decisions, arms and cancels put off → event time (ms)
   4 taken     sorted set: due entries handed to the walker, until it is done with them
   5 walker    string: the worker walking this partition for now
+  6 offsets   hash: topic → the next offset the partition's state reflects
+              (lua/offsets.lua): a walk checks it before it decides anything
 
 Three kinds of members (handlers/triggers/members.py): "t…" absence timers, "e…"
 on-event decisions put off, "d…" arms and cancels put off. A timer's value is
@@ -24,7 +26,7 @@ handlers/scripts.py names the library and its functions with a digest of this fi
 so workers of two versions never call each other's code during a rolling deploy.
 ]]
 
-local K_TIMERS, K_PAYLOADS, K_LATER, K_TAKEN, K_WALKER = 1, 2, 3, 4, 5
+local K_TIMERS, K_PAYLOADS, K_LATER, K_TAKEN, K_WALKER, K_OFFSETS = 1, 2, 3, 4, 5, 6
 
 local function deadline_and_armed_at(stored)
   local first = string.find(stored, '\n', 1, true)
@@ -127,7 +129,21 @@ local function earliest(key, now)
   return first[1], tonumber(first[2])
 end
 
--- ARGV: now (ms), limit, walker, hold (ms).
+-- A Redis that lost recent writes (a crash under appendfsync everysec, a failover to a
+-- lagging replica) holds older offsets than the walker recorded: its timers may be ones
+-- that a lost cancel had taken away. ARGV from first: pairs of topic, the offset the
+-- walker last recorded ("" = none yet). True when Redis holds at least as much of each.
+local function state_holds(keys, args, first)
+  for i = first, #args, 2 do
+    if args[i + 1] ~= '' then
+      local held = tonumber(redis.call('HGET', keys[K_OFFSETS], args[i]) or '')
+      if held == nil or held < tonumber(args[i + 1]) then return false end
+    end
+  end
+  return true
+end
+
+-- ARGV: now (ms), limit, walker, hold (ms), then pairs of topic, offset (see state_holds).
 -- Walks what is due in event-time order, one entry at a time, up to limit, from the
 -- absence timers and from what was put off; at equal times, what was put off first:
 -- - a "d" entry is applied here, in its turn, so a cancel that travelled on a slower
@@ -138,10 +154,14 @@ end
 -- One walker at a time, holding the partition while it comes back within hold (ms): the
 -- owner lets go when a rebalance takes the partition (let_go), so its next owner need
 -- not wait, and a worker that lost it without knowing is kept out meanwhile.
--- Returns {member, value, …, more, later}: more is 1 when the limit cut the walk short;
+-- Returns {member, value, …, more, later}: more is 1 when the limit cut the walk short,
+-- -1 when the state lost writes (nothing walked: the partition is to be read again);
 -- later, how many put-off entries are still waiting (taken ones included).
 local function due(keys, args)
   local now, limit, walker, hold_ms = tonumber(args[1]), tonumber(args[2]), args[3], args[4]
+  if not state_holds(keys, args, 5) then
+    return {-1, redis.call('ZCARD', keys[K_LATER]) + redis.call('ZCARD', keys[K_TAKEN])}
+  end
   local holder = redis.call('GET', keys[K_WALKER])
   if holder and holder ~= walker then
     return {0, redis.call('ZCARD', keys[K_LATER]) + redis.call('ZCARD', keys[K_TAKEN])}

@@ -336,7 +336,8 @@ class TriggerStage:
         widest = self.rules.widest_goal_ms
         for partition, ops in work.timer_ops.items():
             if ops:
-                pipe.fcall(ARM, 5, *self.keys.partition(partition).walk_keys(), *ops)
+                keys = self.keys.partition(partition).walk_keys()
+                pipe.fcall(ARM, len(keys), *keys, *ops)
                 arms.append(queued)
                 queued += 1
         now_ms = self.wall_ms()

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -47,11 +47,22 @@ Due = tuple[str, int, dict[str, Any]]  # member, deadline (or event time), what 
 
 
 class TimerPump:
-    def __init__(self, stage: TriggerStage, time: StreamTime, *, limit: int, worker: str) -> None:
+    def __init__(
+        self,
+        stage: TriggerStage,
+        time: StreamTime,
+        *,
+        limit: int,
+        worker: str,
+        fence: Callable[[int], list[str]] = lambda _partition: [],
+    ) -> None:
         self._stage = stage
         self._time = time
         self._limit = limit
         self._worker = worker
+        # Per partition, the offsets its state was last recorded at (handlers/offsets.py):
+        # a walk decides nothing on a Redis that lost writes since.
+        self._fence = fence
         self._decoder = Decoder()
         # Walks of this worker take turns (each emits in event-time order), and a rebalance
         # waits for the one in flight before the partition changes hands.
@@ -89,7 +100,8 @@ class TimerPump:
             stage = self._stage
             pipe = stage.client.pipeline(transaction=False)
             for partition in taken:
-                pipe.fcall(LET_GO, 5, *stage.keys.partition(partition).walk_keys(), self._worker)
+                keys = stage.keys.partition(partition).walk_keys()
+                pipe.fcall(LET_GO, len(keys), *keys, self._worker)
             await stage.execute(pipe)
 
     async def _walk(
@@ -109,12 +121,21 @@ class TimerPump:
             pipe = stage.client.pipeline(transaction=False)
             for partition in owned:
                 now_ms = time_.read_up_to_ms(partition) if read_up_to else time_.due_ms(partition)
-                walk_keys = stage.keys.partition(partition).walk_keys()
-                pipe.fcall(DUE, 5, *walk_keys, now_ms, self._limit, self._worker, _HOLD_MS)
+                keys = stage.keys.partition(partition).walk_keys()
+                fence = self._fence(partition)
+                pipe.fcall(
+                    DUE, len(keys), *keys, now_ms, self._limit, self._worker, _HOLD_MS, *fence
+                )
             due: dict[int, list[Due]] = {}
             waiting: dict[int, tuple[bool, int]] = {}
             for partition, reply in zip(owned, await stage.execute(pipe), strict=True):
                 *entries, cut, later = reply
+                if int(cut) < 0:
+                    # Read again from where Redis stands (the consumer finds it so before its
+                    # next batch): until then, nothing of this partition's is decided.
+                    log.warning("partition %d: its state lost writes; no timer walked", partition)
+                    waiting[partition] = (False, int(later))
+                    continue
                 waiting[partition] = (bool(int(cut)), int(later))
                 for position in range(0, len(entries), 2):
                     if entries[position + 1]:
@@ -128,7 +149,8 @@ class TimerPump:
             pipe = stage.client.pipeline(transaction=False)
             for partition, entries in due.items():
                 done = [arg for member, deadline, _ in entries for arg in (member, deadline)]
-                pipe.fcall(DONE, 5, *stage.keys.partition(partition).walk_keys(), *done)
+                keys = stage.keys.partition(partition).walk_keys()
+                pipe.fcall(DONE, len(keys), *keys, *done)
             await stage.execute(pipe)
             return outcomes, waiting
 

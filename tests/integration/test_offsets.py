@@ -14,10 +14,13 @@ from crmstream.admin import create_topics
 from crmstream.errors import StateBehindError
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
+from handlers.functions import FunctionLibrary
 from handlers.keys import Keys
 from handlers.offsets import OffsetStore
 from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect, connect_sync
+from handlers.scripts import DUE, TIMER_LIBRARY
+from handlers.triggers.members import timer_member, timer_value
 from tests.integration.test_profiles import converge, publish, simulated
 from tests.support import running_worker, text, wipe_redis
 
@@ -103,3 +106,32 @@ async def test_a_redis_that_lost_everything_is_read_up_to_date_again(
         _, found = await converge(reader, events, settings, worker, log)
     assert found == []
     assert "Redis lost recent writes; reading again from" in log.read_text()
+
+
+async def test_a_timer_walk_decides_nothing_on_a_redis_that_lost_writes(settings: Settings) -> None:
+    """A cancel lost with the last second of writes leaves its timer behind: the walk must
+    not fire it by the time read before; the partition is read again first."""
+    client = connect(settings.redis)
+    keys = Keys(settings.redis.key_prefix)
+    walk_keys = keys.partition(0).walk_keys()
+    library = FunctionLibrary(client, TIMER_LIBRARY, "timers")
+    member = timer_member("cart-abandoned", "tea-house", "c1")
+
+    async def walk(*fence: str) -> list[object]:
+        pipe = client.pipeline(transaction=False)
+        pipe.fcall(DUE, len(walk_keys), *walk_keys, 10_000, 100, "w1", 5_000, *fence)
+        return list((await library.execute(pipe))[0])
+
+    try:
+        await client.zadd(keys.partition(0).timers, {member: 5_000})
+        await client.hset(keys.partition(0).payloads, member, timer_value(5_000, 1_000, {}))
+        await client.hset(keys.partition(0).offsets, mapping={"cart": 6, "order": 9})
+        assert await walk("cart", "7", "order", "9") == [-1, 0]  # cart lost a write
+        assert await walk("cart", "6", "order", "") == [
+            member.encode(),
+            timer_value(5_000, 1_000, {}),
+            0,
+            1,  # taken, until the walker is done with it
+        ]
+    finally:
+        await client.aclose()
