@@ -206,7 +206,7 @@ class TriggerSettings(BaseModel):
     # How long a record may take from the storefront's write (its Kafka timestamp) to the
     # broker: the event topics of a partition are lined up by when their records were
     # written, and a topic caught up counts as read up to this long before its last fetch.
-    timer_write_delay_s: float = Field(default=0.25, ge=0)
+    timer_write_delay_s: float = Field(default=2.0, ge=0)
     # A replay of old events, quiet on every topic for this long, is over: the clock moves
     # its partition's time on to now. Live traffic keeps pace with the clock regardless.
     timer_idle_s: float = Field(default=10.0, gt=0)

@@ -75,14 +75,23 @@ class PartitionKeys:
 
     timers: str  # sorted set: absence timer → deadline (ms)
     payloads: str  # hash: timer, or entry put off → what armed it (members.timer_value)
-    later: str  # sorted set: decisions, arms and cancels put off while behind → event time
+    later: str  # sorted set: on-event decisions put off while behind → event time
     taken: str  # sorted set: due entries handed to the walker, until it is done with them
     walker: str  # string: the worker that owns this partition's walks for now
     offsets: str  # hash: topic → the next offset to read, recorded after a batch is applied
+    ops: str  # sorted set: arms and cancels waiting for event time to pass them → event time
 
-    def walk_keys(self) -> tuple[str, str, str, str, str, str]:
-        """In the order lua/timers.lua declares them (KEYS[1..6])."""
-        return (self.timers, self.payloads, self.later, self.taken, self.walker, self.offsets)
+    def walk_keys(self) -> tuple[str, str, str, str, str, str, str]:
+        """In the order lua/timers.lua declares them (KEYS[1..7])."""
+        return (
+            self.timers,
+            self.payloads,
+            self.later,
+            self.taken,
+            self.walker,
+            self.offsets,
+            self.ops,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +155,7 @@ class Keys:
             taken=base + "taken",
             walker=base + "walker",
             offsets=base + "offsets",
+            ops=base + "ops",
         )
 
     def partition_pattern(self) -> str:

@@ -12,21 +12,26 @@ KEYS, in this order (handlers/keys.py PartitionKeys.walk_keys):
   1 timers    sorted set: absence timer → deadline (ms)
   2 payloads  hash: timer, or entry put off → its value; "h\31<timer>" → the newest
               arming time applied to that timer (so a repeated arm changes nothing)
-  3 later     sorted set: decisions, arms and cancels put off → event time (ms)
+  3 later     sorted set: on-event decisions put off → event time (ms)
   4 taken     sorted set: due entries handed to the walker, until it is done with them
   5 walker    string: the worker walking this partition for now
   6 offsets   hash: topic → the next offset the partition's state reflects
               (lua/offsets.lua): a walk checks it before it decides anything
+  7 ops       sorted set: arms and cancels → event time (ms). Every one waits here
+              until its partition's event time passes it, and is applied in its
+              turn: the five topics are read at their own pace, and an arm and a
+              cancel must meet in the order they happened, not the order read.
 
 Three kinds of members (handlers/triggers/members.py): "t…" absence timers, "e…"
-on-event decisions put off, "d…" arms and cancels put off. A timer's value is
+on-event decisions put off, "d…" arms and cancels (in ops; a version before it kept
+them in later, and a walk still applies those). A timer's value is
 "<deadline>\n<armed at>\n<what armed it, JSON>".
 
 handlers/scripts.py names the library and its functions with a digest of this file,
 so workers of two versions never call each other's code during a rolling deploy.
 ]]
 
-local K_TIMERS, K_PAYLOADS, K_LATER, K_TAKEN, K_WALKER, K_OFFSETS = 1, 2, 3, 4, 5, 6
+local K_TIMERS, K_PAYLOADS, K_LATER, K_TAKEN, K_WALKER, K_OFFSETS, K_OPS = 1, 2, 3, 4, 5, 6, 7
 
 local function deadline_and_armed_at(stored)
   local first = string.find(stored, '\n', 1, true)
@@ -37,6 +42,7 @@ end
 local function drop(keys, member)
   redis.call('ZREM', keys[K_TIMERS], member)
   redis.call('ZREM', keys[K_LATER], member)
+  redis.call('ZREM', keys[K_OPS], member)
   redis.call('ZREM', keys[K_TAKEN], member)
   redis.call('HDEL', keys[K_PAYLOADS], member)
 end
@@ -82,34 +88,21 @@ local function cancel_timer(keys, member, at)
   return 0
 end
 
--- ARGV: operations in event-time order:
---   A, member, value, rearm (1/0)   an event that arms
---   C, member, at                   an event that cancels
---   P, member, at, value            put off until event time passes "at" (see due)
--- Returns how many timers were cancelled.
+-- ARGV: entries to put off, as triples of member, at (ms), value: each waits until the
+-- partition's event time passes "at" (see due). A "d" member (an arm or a cancel) goes to
+-- ops, an "e" member (an on-event decision) to later.
 local function arm(keys, args)
-  local cancelled, i = 0, 1
-  while i <= #args do
-    local op = args[i]
-    if op == 'A' then
-      arm_timer(keys, args[i + 1], args[i + 2], args[i + 3])
-      i = i + 4
-    elseif op == 'C' then
-      cancelled = cancelled + cancel_timer(keys, args[i + 1], tonumber(args[i + 2]))
-      i = i + 3
-    elseif op == 'P' then
-      redis.call('ZADD', keys[K_LATER], args[i + 2], args[i + 1])
-      redis.call('HSET', keys[K_PAYLOADS], args[i + 1], args[i + 3])
-      i = i + 4
-    else
-      return redis.error_reply('crm_arm: unknown operation ' .. tostring(op))
-    end
+  for i = 1, #args, 3 do
+    local set = string.byte(args[i], 1) == 100 and keys[K_OPS] or keys[K_LATER] -- "d"
+    redis.call('ZADD', set, args[i + 1], args[i])
+    redis.call('HSET', keys[K_PAYLOADS], args[i], args[i + 2])
   end
-  return cancelled
+  return 0
 end
 
--- A put-off arm or cancel's value: "A\n<timer>\n<rearm>\n<timer value>" or
--- "C\n<timer>\n<at>". The timer value holds newlines itself: only the first three split.
+-- An arm, cancel or erasure's value: "A\n<timer>\n<rearm>\n<timer value>",
+-- "C\n<timer>\n<at>" or "X\n<timer>\n". The timer value holds newlines itself: only the
+-- first three split. Returns how many timers it took away (a cancel's).
 local function apply_put_off(keys, value)
   local op_end = string.find(value, '\n', 1, true)
   local member_end = string.find(value, '\n', op_end + 1, true)
@@ -117,9 +110,13 @@ local function apply_put_off(keys, value)
   if op == 'A' then
     local rearm_end = string.find(value, '\n', member_end + 1, true)
     arm_timer(keys, member, string.sub(value, rearm_end + 1), string.sub(value, member_end + 1, rearm_end - 1))
-  else
-    cancel_timer(keys, member, tonumber(string.sub(value, member_end + 1)))
+    return 0
+  elseif op == 'X' then
+    drop(keys, member)
+    redis.call('HDEL', keys[K_PAYLOADS], 'h\31' .. member)
+    return 0
   end
+  return cancel_timer(keys, member, tonumber(string.sub(value, member_end + 1)))
 end
 
 -- The earliest entry of a sorted set due by now: member, score (or nil).
@@ -144,28 +141,28 @@ local function state_holds(keys, args, first)
 end
 
 -- ARGV: now (ms), limit, walker, hold (ms), then pairs of topic, offset (see state_holds).
--- Walks what is due in event-time order, one entry at a time, up to limit, from the
--- absence timers and from what was put off; at equal times, what was put off first:
+-- Walks what is due in event-time order, one entry at a time, up to limit, from the arms
+-- and cancels, the decisions put off and the absence timers; at equal times in that order:
 -- - a "d" entry is applied here, in its turn, so a cancel that travelled on a slower
---   topic still beats the deadline;
+--   topic still beats the deadline, and an arm read after a later cancel still meets it;
 -- - "e" and "t" entries go back to the caller, moved aside ("taken") until it is done
 --   with them (see done). The next walk starts by putting back whatever is still taken:
 --   the worker died between the two; trigger ids make a second decision harmless.
 -- One walker at a time, holding the partition while it comes back within hold (ms): the
 -- owner lets go when a rebalance takes the partition (let_go), so its next owner need
 -- not wait, and a worker that lost it without knowing is kept out meanwhile.
--- Returns {member, value, …, more, later}: more is 1 when the limit cut the walk short,
--- -1 when the state lost writes (nothing walked: the partition is to be read again);
--- later, how many put-off entries are still waiting (taken ones included).
+-- Returns {member, value, …, more, later, cancelled}: more is 1 when the limit cut the
+-- walk short, -1 when the state lost writes (nothing walked: the partition is to be read
+-- again); later, how many decisions put off still wait (taken ones included); cancelled,
+-- how many timers the cancels applied took away.
 local function due(keys, args)
   local now, limit, walker, hold_ms = tonumber(args[1]), tonumber(args[2]), args[3], args[4]
-  if not state_holds(keys, args, 5) then
-    return {-1, redis.call('ZCARD', keys[K_LATER]) + redis.call('ZCARD', keys[K_TAKEN])}
+  local function waiting()
+    return redis.call('ZCARD', keys[K_LATER]) + redis.call('ZCARD', keys[K_TAKEN])
   end
+  if not state_holds(keys, args, 5) then return {-1, waiting(), 0} end
   local holder = redis.call('GET', keys[K_WALKER])
-  if holder and holder ~= walker then
-    return {0, redis.call('ZCARD', keys[K_LATER]) + redis.call('ZCARD', keys[K_TAKEN])}
-  end
+  if holder and holder ~= walker then return {0, waiting(), 0} end
   redis.call('SET', keys[K_WALKER], walker, 'PX', hold_ms)
   local taken = redis.call('ZRANGE', keys[K_TAKEN], 0, -1, 'WITHSCORES')
   for i = 1, #taken, 2 do
@@ -173,19 +170,20 @@ local function due(keys, args)
     redis.call('ZADD', set, taken[i + 1], taken[i])
   end
   redis.call('DEL', keys[K_TAKEN])
-  local out, more = {}, 0
+  local out, more, cancelled = {}, 0, 0
   for step = 1, limit do
-    local put_off, put_off_at = earliest(keys[K_LATER], now)
-    local timer, timer_at = earliest(keys[K_TIMERS], now)
-    if put_off == nil and timer == nil then break end
-    local member, set, at = timer, keys[K_TIMERS], timer_at
-    if put_off ~= nil and (timer == nil or put_off_at <= timer_at) then
-      member, set, at = put_off, keys[K_LATER], put_off_at
+    local member, set, at = nil, nil, nil
+    for _, key in ipairs({keys[K_OPS], keys[K_LATER], keys[K_TIMERS]}) do
+      local candidate, candidate_at = earliest(key, now)
+      if candidate ~= nil and (at == nil or candidate_at < at) then
+        member, set, at = candidate, key, candidate_at
+      end
     end
+    if member == nil then break end
     local value = redis.call('HGET', keys[K_PAYLOADS], member) or ''
     if string.byte(member, 1) == 100 then -- "d"
       drop(keys, member)
-      if value ~= '' then apply_put_off(keys, value) end
+      if value ~= '' then cancelled = cancelled + apply_put_off(keys, value) end
     else
       redis.call('ZREM', set, member)
       redis.call('ZADD', keys[K_TAKEN], at, member)
@@ -195,7 +193,8 @@ local function due(keys, args)
     if step == limit then more = 1 end
   end
   out[#out + 1] = more
-  out[#out + 1] = redis.call('ZCARD', keys[K_LATER]) + redis.call('ZCARD', keys[K_TAKEN])
+  out[#out + 1] = waiting()
+  out[#out + 1] = cancelled
   return out
 end
 

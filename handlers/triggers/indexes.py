@@ -17,7 +17,8 @@ from typing import Any
 
 from handlers.keys import Keys
 from handlers.profile.encode import epoch_ms
-from handlers.triggers.members import ARMED_MARK, timer_member
+from handlers.scripts import ARM
+from handlers.triggers.members import erase_op, timer_member
 from schemas.events import (
     CustomerErasureRequested,
     CustomerRegistered,
@@ -72,10 +73,13 @@ def queue_index_updates(
                 pipe.zrem(keys.schedule_index(base, "dormant"), who)
                 pipe.zrem(keys.schedule_index(base, "after_delivery"), who)
                 if absence:
-                    timing = keys.partition(partition)
-                    members = [timer_member(rule, shop, customer) for rule in absence]
-                    pipe.zrem(timing.timers, *members)
-                    # The timers' values, and the marks of when each was last armed.
-                    pipe.hdel(timing.payloads, *members, *(ARMED_MARK + m for m in members))
+                    # The timers, their values and the marks of when each was last armed go
+                    # in their turn, after the arms and cancels before the erasure.
+                    at_ms, ops = epoch_ms(event.time), []
+                    for rule in absence:
+                        member = timer_member(rule, shop, customer)
+                        ops += erase_op(member, at_ms, event_id=event.id)
+                    walk_keys = keys.partition(partition).walk_keys()
+                    pipe.fcall(ARM, len(walk_keys), *walk_keys, *ops)
             case _:
                 pass

@@ -7,8 +7,8 @@ Three kinds share the sorted set of a shard, scored by event time:
   deadline added, to fire as it stands);
 - "e": an on-event rule's decision about one event, put off while a worker was
   behind, scored by the event's time;
-- "d": an arm or a cancel put off likewise, applied by the Redis function that
-  walks the due entries.
+- "d": an arm or a cancel, applied in its turn by the Redis function that walks
+  the due entries (kept in a sorted set of their own, lua/timers.lua).
 
 At equal times they sort d < e < t: what happened at a deadline is known before
 the timer fires, as the reference (tests/oracle/triggers.py) has it.
@@ -23,9 +23,6 @@ import orjson
 ABSENCE: Final = "t"
 PUT_OFF: Final = "e"
 PUT_OFF_TIMER_OP: Final = "d"
-# Beside a timer's value, under this prefix and its name: the newest arming time applied
-# (lua/timers.lua arm_timer), so that an arm delivered again changes nothing.
-ARMED_MARK: Final = "h\x1f"
 
 
 def timer_member(rule_id: str, shop: str, customer: str) -> str:
@@ -54,26 +51,25 @@ def read_timer_value(value: bytes) -> tuple[int, dict[str, Any]]:
     return int(deadline), orjson.loads(armed)
 
 
-def arm_op(
-    member: str, value: bytes, rearm: bool, *, put_off_by: str = ""
-) -> list[str | int | bytes]:
-    """An event arms ``member``; put off (until event time passes it) when ``put_off_by``
-    names the event."""
-    if not put_off_by:
-        return ["A", member, value, 1 if rearm else 0]
+def arm_op(member: str, value: bytes, rearm: bool, *, event_id: str) -> list[str | int | bytes]:
+    """An event arms ``member``: applied once its partition's event time passes it."""
     at_ms = value.split(b"\n", 2)[1].decode()
-    return _put_off("A", member, int(at_ms), put_off_by, f"{1 if rearm else 0}\n".encode() + value)
+    return _put_off("A", member, int(at_ms), event_id, f"{1 if rearm else 0}\n".encode() + value)
 
 
-def cancel_op(member: str, at_ms: int, *, put_off_by: str = "") -> list[str | int | bytes]:
-    """An event cancels ``member`` if it falls in its window; put off like arm_op."""
-    if not put_off_by:
-        return ["C", member, at_ms]
-    return _put_off("C", member, at_ms, put_off_by, str(at_ms).encode())
+def cancel_op(member: str, at_ms: int, *, event_id: str) -> list[str | int | bytes]:
+    """An event cancels ``member`` if it falls in its window; applied like arm_op."""
+    return _put_off("C", member, at_ms, event_id, str(at_ms).encode())
+
+
+def erase_op(member: str, at_ms: int, *, event_id: str) -> list[str | int | bytes]:
+    """An erasure takes ``member`` and the mark of when it was last armed, in its turn
+    among the customer's arms and cancels."""
+    return _put_off("X", member, at_ms, event_id, b"")
 
 
 def _put_off(
     kind: str, member: str, at_ms: int, event_id: str, tail: bytes
 ) -> list[str | int | bytes]:
     name = f"{PUT_OFF_TIMER_OP}\x1f{member[2:]}\x1f{event_id}\x1f{kind}"
-    return ["P", name, at_ms, f"{kind}\n{member}\n".encode() + tail]
+    return [name, at_ms, f"{kind}\n{member}\n".encode() + tail]

@@ -143,11 +143,11 @@ class TriggerStage:
         for event, partition in relevant:
             shop, customer, kind = event.shop, event.who, event.type  # type: ignore[attr-defined]
             at_ms = epoch_ms(event.time)
-            put_off_by = event.id if deferring[partition] else ""
+            put_off = deferring[partition]
             ops = work.timer_ops[partition]
             for rule in rules.cancelling.get(kind, ()):
                 member = timer_member(rule.rule.id, shop, customer)
-                ops += cancel_op(member, at_ms, put_off_by=put_off_by)
+                ops += cancel_op(member, at_ms, event_id=event.id)
             state = stored.get((shop, customer))
             if state is None:
                 continue  # forgotten on request since: nothing to send
@@ -164,8 +164,7 @@ class TriggerStage:
             )
             shard = work.shards[self.keys.trigger_shard(shop, customer)]
             self._evaluate(
-                event, at_ms, profile, shard=shard, ops=ops, put_off_by=put_off_by,
-                outcomes=outcomes,
+                event, at_ms, profile, shard=shard, ops=ops, put_off=put_off, outcomes=outcomes,
             )  # fmt: skip
         pipe = self.client.pipeline(transaction=False)
         queue_index_updates(pipe, self.keys, indexed, rules.absence_ids)
@@ -211,7 +210,7 @@ class TriggerStage:
         *,
         shard: ShardWork,
         ops: list[str | int | bytes],
-        put_off_by: str,
+        put_off: bool,
         outcomes: Counter[str],
     ) -> None:
         rules, kind = self.rules, event.type  # type: ignore[attr-defined]
@@ -226,7 +225,7 @@ class TriggerStage:
         view = event_view(event) if reads_event else None
         context = activation(view, profile_view(profile), at_ms)
         for rule in rules.on_event.get(kind, ()):
-            if put_off_by:
+            if put_off:
                 # Behind on this partition: decided once its event time has passed this
                 # event (handlers/triggers/timers.py), with everything before it known.
                 ops += self._deferred(rule, event, at_ms)
@@ -237,7 +236,7 @@ class TriggerStage:
                 shard.candidates.append(candidate)
         for rule in rules.arming.get(kind, ()):
             if self._holds(rule, context, event, outcomes):
-                ops += self._timer(rule, event, at_ms, context, put_off_by)
+                ops += self._timer(rule, event, at_ms, context)
                 outcomes["armed"] += 1
 
     def event_candidate(  # noqa: PLR0917 -- one rule over one event and its profile
@@ -272,7 +271,7 @@ class TriggerStage:
     def _deferred(self, rule: CompiledRule, event: Envelope, at_ms: int) -> list[str | int | bytes]:
         member = deferred_member(rule.rule.id, event.shop, event.who, event.id)
         armed = {"version": rule.rule.version, "event": event.model_dump_json()}
-        return ["P", member, at_ms, timer_value(at_ms, at_ms, armed)]
+        return [member, at_ms, timer_value(at_ms, at_ms, armed)]
 
     def _holds(
         self,
@@ -309,7 +308,6 @@ class TriggerStage:
         event: Envelope,
         at_ms: int,
         context: Mapping[str, Any],
-        put_off_by: str,
     ) -> list[str | int | bytes]:
         absence = rule.rule.absence
         armed = {
@@ -322,15 +320,14 @@ class TriggerStage:
         member = timer_member(rule.rule.id, event.shop, event.who)
         deadline = at_ms + absence.within_s * 1000
         value = timer_value(deadline, at_ms, armed)
-        # While deferring, arms and cancels wait for event time too, in their order.
-        return arm_op(member, value, absence.rearm, put_off_by=put_off_by)
+        # Arms and cancels wait for the partition's event time, and meet in their order.
+        return arm_op(member, value, absence.rearm, event_id=event.id)
 
     async def submit(self, work: BatchWork, pipe: Any = None) -> Counter[str]:  # noqa: ANN401 -- a redis-py pipeline
         """One round trip: the timer operations of every partition, then the candidates and
         goals of every shard (after whatever ``pipe`` already holds)."""
         if pipe is None:
             pipe = self.client.pipeline(transaction=False)
-        arms: list[int] = []
         emits: list[tuple[int, list[Candidate]]] = []
         queued = len(pipe)
         widest = self.rules.widest_goal_ms
@@ -338,7 +335,6 @@ class TriggerStage:
             if ops:
                 keys = self.keys.partition(partition).walk_keys()
                 pipe.fcall(ARM, len(keys), *keys, *ops)
-                arms.append(queued)
                 queued += 1
         now_ms = self.wall_ms()
         for base, shard in work.shards.items():
@@ -355,7 +351,6 @@ class TriggerStage:
         if not queued:
             return outcomes
         replies = await self.execute(pipe)
-        outcomes["cancelled"] += sum(int(replies[position]) for position in arms)
         for position, candidates in emits:
             count_decisions(candidates, replies[position], outcomes)
         return +outcomes

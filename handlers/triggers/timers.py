@@ -42,6 +42,9 @@ _NO_LIMIT: Final = datetime.max.replace(tzinfo=UTC)
 # when a rebalance takes the partition, so this only keeps out a worker that lost it
 # without knowing (paused past its session, say).
 _HOLD_MS: Final = 5_000
+# A tick walks again the partitions whose walk its limit cut short, this many times at most,
+# so that arms and cancels keep pace with a busy partition and other chores still get a turn.
+_ROUNDS: Final = 20
 
 Due = tuple[str, int, dict[str, Any]]  # member, deadline (or event time), what armed it
 
@@ -71,7 +74,14 @@ class TimerPump:
     async def fire_due(self) -> Counter[str]:
         """Every timer and put-off decision due by its partition's event time, for every
         partition this worker owns (one walk of them all)."""
-        outcomes, _more = await self._walk(None, read_up_to=False)
+        outcomes: Counter[str] = Counter()
+        wanted: list[int] | None = None  # every partition owned, then those cut short
+        for _ in range(_ROUNDS):
+            fired, waiting = await self._walk(wanted, read_up_to=False)
+            outcomes.update(fired)
+            wanted = [p for p, (cut, _later) in waiting.items() if cut]
+            if not wanted:
+                break
         return outcomes
 
     async def catch_up(self, partitions: Iterable[int]) -> Counter[str]:
@@ -128,8 +138,11 @@ class TimerPump:
                 )
             due: dict[int, list[Due]] = {}
             waiting: dict[int, tuple[bool, int]] = {}
+            outcomes: Counter[str] = Counter()
             for partition, reply in zip(owned, await stage.execute(pipe), strict=True):
-                *entries, cut, later = reply
+                *entries, cut, later, cancelled = reply
+                if int(cancelled):
+                    outcomes["cancelled"] += int(cancelled)
                 if int(cut) < 0:
                     # Read again from where Redis stands (the consumer finds it so before its
                     # next batch): until then, nothing of this partition's is decided.
@@ -143,8 +156,10 @@ class TimerPump:
                         member = entries[position].decode()
                         due.setdefault(partition, []).append((member, deadline, armed))
             if not due:
-                return Counter(), waiting
-            outcomes = await self._decide([entry for entries in due.values() for entry in entries])
+                return +outcomes, waiting
+            outcomes.update(
+                await self._decide([entry for entries in due.values() for entry in entries])
+            )
             # Only once their triggers are in the outbox (or refused) do the entries go.
             pipe = stage.client.pipeline(transaction=False)
             for partition, entries in due.items():

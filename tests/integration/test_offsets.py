@@ -126,12 +126,13 @@ async def test_a_timer_walk_decides_nothing_on_a_redis_that_lost_writes(settings
         await client.zadd(keys.partition(0).timers, {member: 5_000})
         await client.hset(keys.partition(0).payloads, member, timer_value(5_000, 1_000, {}))
         await client.hset(keys.partition(0).offsets, mapping={"cart": 6, "order": 9})
-        assert await walk("cart", "7", "order", "9") == [-1, 0]  # cart lost a write
+        assert await walk("cart", "7", "order", "9") == [-1, 0, 0]  # cart lost a write
         assert await walk("cart", "6", "order", "") == [
             member.encode(),
             timer_value(5_000, 1_000, {}),
             0,
             1,  # taken, until the walker is done with it
+            0,
         ]
     finally:
         await client.aclose()
