@@ -19,7 +19,9 @@ read past the moment it was written:
   server may still land after it;
 - a topic caught up has been read up to the broker's last answer that it had
   nothing more, less ``write_delay`` too. A broker away, or a worker stalled on
-  Redis, gives no such answer, and holds time where it is.
+  Redis, gives no such answer, and holds time where it is; once the broker is
+  back, what storefronts wrote while it was away may come late, and for
+  ``idle`` nothing written since it went away counts.
 
 Time is the newest event read within that horizon. Caught up on every topic, it
 runs on with the clock from the newest event, at the lateness that event was
@@ -64,6 +66,11 @@ class PartitionClock:
         # decide before it has read what came first.
         self._lagging: dict[str, int | None] = {}
         self._heard: dict[str, int] = {}  # caught-up topic → the broker's last answer (ms)
+        # The broker stopped answering (ms, its last answer before) and answered again on
+        # every topic (ms): storefronts resend what they held meanwhile, late, so until
+        # idle has passed since, what was written after it stopped may still arrive.
+        self._away_since: int | None = None
+        self._back_at: int | None = None
         # (written, event time) of what was read but is not yet within the horizon.
         self._pending: list[tuple[int, int]] = []
         self._settled_ms = 0  # newest event time within the horizon
@@ -93,7 +100,10 @@ class PartitionClock:
         delay = self._write_delay_ms
         for topic, lag in lagging.items():
             self._lagging[topic] = lag
-            self._heard.pop(topic, None)
+            answered = self._heard.pop(topic, None)
+            if lag is None and answered is not None:
+                self._away_since = min(answered, self._away_since or answered)
+                self._back_at = None
             self._horizon[topic] = max(0, self._written.get(topic, 0) - delay)
         for topic, at in heard.items():
             self._lagging.pop(topic, None)
@@ -103,10 +113,23 @@ class PartitionClock:
             # Read by hand (a backtest, a test): caught up as far as it was written.
             self._lagging.pop(topic, None)
             self._horizon[topic] = max(self._horizon.get(topic, 0), self._written[topic])
+        back = self._away_since is not None and self._back_at is None
+        if back and None not in self._lagging.values():
+            self._back_at = int(self._wall() * 1000)
         self._settle()
 
-    def _settle(self) -> None:
+    def _horizon_ms(self) -> int:
+        """The record timestamp up to which every topic has been read."""
         horizon = min(self._horizon.values(), default=0)
+        away, back = self._away_since, self._back_at
+        if away is not None:
+            if back is None or int(self._wall() * 1000) < back + self._idle_ms:
+                return min(horizon, away - self._write_delay_ms)
+            self._away_since = self._back_at = None
+        return horizon
+
+    def _settle(self) -> None:
+        horizon = self._horizon_ms()
         pending = self._pending
         while pending and pending[0][0] <= horizon:
             wrote, at = heapq.heappop(pending)
@@ -140,10 +163,11 @@ class PartitionClock:
         return self.due_ms() if self.behind else self._time_ms()
 
     def _time_ms(self) -> int:
+        self._settle()
         at = self._settled_ms
         if self._horizon and not self._lagging and len(self._heard) == len(self._horizon):
-            horizon = min(self._horizon.values())
-            quiet_ms = min(self._heard.values()) - self._read_at_ms
+            horizon = self._horizon_ms()
+            quiet_ms = min(self._heard.values()) - max(self._read_at_ms, self._back_at or 0)
             last = self._last
             if last is not None and last[0] - last[1] <= _LIVE_WINDOW_MS:
                 # Written as it happened: time keeps pace with the clock.

@@ -119,8 +119,11 @@ def test_quiet_is_what_the_broker_confirms_not_time_passing() -> None:
     wall.now += 60
     time.observe({}, {tp: None})
     assert time.due_ms(0) == NOW - HOUR
-    time.observe({}, {}, heard={tp: wall.ms})  # answering again
-    assert time.due_ms(0) == wall.ms - 250  # it had been quiet, by its own word
+    time.observe({}, {}, heard={tp: wall.ms})  # answering again: quiet starts over
+    assert time.due_ms(0) == NOW - HOUR
+    wall.now += 2
+    time.observe({}, {}, heard={tp: wall.ms})
+    assert time.due_ms(0) == wall.ms - 250
 
 
 def test_live_traffic_keeps_pace_with_the_clock() -> None:
@@ -245,3 +248,32 @@ def test_time_never_passes_an_event_not_yet_read(lateness_ms: int, run: int) -> 
         pending += [event for _, _, _, event in upcoming]
         if pending:
             assert time.due_ms(0) - disorder_ms <= min(pending), (seed, wall.ms)
+
+
+def test_after_the_broker_was_away_what_was_written_meanwhile_may_still_come() -> None:
+    """Storefronts hold what they wrote while the broker was away and send it once it is
+    back, late: an order written before the outage, sent after it, must still be read
+    before time passes it."""
+    wall = Wall()
+    time = clock(wall, idle_s=10, write_delay_ms=250)
+    both = (("cart", 0), ("order", 0))
+    time.observe({}, {}, heard=dict.fromkeys(both, wall.ms))
+    written = wall.ms + 100  # a cart add reaches the broker; its order does not
+    wall.now += 0.5
+    time.observe({both[0]: NOW - HOUR}, {}, written={both[0]: written}, heard={both[0]: wall.ms})
+    wall.now += 3
+    time.observe({}, dict.fromkeys(both))  # the broker's word is stale: away
+    wall.now += 8
+    time.observe({}, {}, heard=dict.fromkeys(both, wall.ms))  # back
+    wall.now += 5
+    time.observe({}, {}, heard=dict.fromkeys(both, wall.ms))
+    assert time.due_ms(0) == 0  # the cart add was written after the broker's last word
+    time.observe(  # the order, sent again
+        {both[1]: NOW - HOUR - 5}, {}, written={both[1]: written}, heard={both[1]: wall.ms}
+    )
+    wall.now += 5.1
+    time.observe({}, {}, heard=dict.fromkeys(both, wall.ms))
+    assert time.due_ms(0) == NOW - HOUR
+    wall.now += 10  # and quiet since it came back: the replay is over
+    time.observe({}, {}, heard=dict.fromkeys(both, wall.ms))
+    assert time.due_ms(0) == wall.ms - 250
