@@ -44,6 +44,10 @@ from typing import Final
 TopicPartition = tuple[str, int]
 _LIVE_LAG: Final = 200  # records
 _LIVE_WINDOW_MS: Final = 10_000
+# The broker answers a caught-up partition's fetch at least every fetch.max.wait.ms: no
+# answer for longer than this, it was away (streams/consumer.py reports a word this old
+# as unknown).
+_AWAY_MS: Final = 1_500
 _NOTHING: Final[Mapping[TopicPartition, int]] = {}
 
 
@@ -107,6 +111,12 @@ class PartitionClock:
             self._horizon[topic] = max(0, self._written.get(topic, 0) - delay)
         for topic, at in heard.items():
             self._lagging.pop(topic, None)
+            answered = self._heard.get(topic)
+            if answered is not None and at - answered > _AWAY_MS:
+                # No word from the broker in between (away, or this worker stalled): the
+                # same as a poll that found its word stale.
+                self._away_since = min(answered, self._away_since or answered)
+                self._back_at = None
             self._heard[topic] = at
             self._horizon[topic] = max(self._written.get(topic, 0), at) - delay
         for topic in newest.keys() - lagging.keys() - heard.keys():

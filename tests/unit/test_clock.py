@@ -32,6 +32,14 @@ def clock(wall: Wall, *, idle_s: float = 10, write_delay_ms: int = 250) -> Strea
     return StreamTime(disorder_ms=0, idle_s=idle_s, write_delay_ms=write_delay_ms, wall=wall)
 
 
+def polls(time: StreamTime, wall: Wall, seconds: float, *tps: tuple[str, int]) -> None:
+    """The consumer polling for ``seconds``, every 100 ms, the broker answering each time
+    that ``tps`` have nothing more."""
+    for _ in range(round(seconds * 10)):
+        wall.now = round(wall.now + 0.1, 1)
+        time.observe({}, {}, heard=dict.fromkeys(tps, wall.ms))
+
+
 def test_nothing_is_due_before_the_consumer_has_said_where_a_partition_stands() -> None:
     wall = Wall()
     time = clock(wall)
@@ -121,8 +129,9 @@ def test_quiet_is_what_the_broker_confirms_not_time_passing() -> None:
     assert time.due_ms(0) == NOW - HOUR
     time.observe({}, {}, heard={tp: wall.ms})  # answering again: quiet starts over
     assert time.due_ms(0) == NOW - HOUR
-    wall.now += 2
-    time.observe({}, {}, heard={tp: wall.ms})
+    polls(time, wall, 1.9, tp)
+    assert time.due_ms(0) == NOW - HOUR
+    polls(time, wall, 0.1, tp)
     assert time.due_ms(0) == wall.ms - 250
 
 
@@ -152,8 +161,7 @@ def test_an_empty_partition_moves_on_by_the_clock_once_confirmed_quiet() -> None
     time.assign([3])
     time.observe({}, {}, heard={("a", 3): wall.ms})
     assert not time.behind(3)
-    wall.now += 3
-    time.observe({}, {}, heard={("a", 3): wall.ms})
+    polls(time, wall, 2, ("a", 3))
     assert time.due_ms(3) == wall.ms - 250
 
 
@@ -256,24 +264,41 @@ def test_after_the_broker_was_away_what_was_written_meanwhile_may_still_come() -
     before time passes it."""
     wall = Wall()
     time = clock(wall, idle_s=10, write_delay_ms=250)
-    both = (("cart", 0), ("order", 0))
-    time.observe({}, {}, heard=dict.fromkeys(both, wall.ms))
+    cart, order = ("cart", 0), ("order", 0)
+    time.observe({}, {}, heard={cart: wall.ms, order: wall.ms})
     written = wall.ms + 100  # a cart add reaches the broker; its order does not
     wall.now += 0.5
-    time.observe({both[0]: NOW - HOUR}, {}, written={both[0]: written}, heard={both[0]: wall.ms})
+    time.observe({cart: NOW - HOUR}, {}, written={cart: written}, heard={cart: wall.ms})
     wall.now += 3
-    time.observe({}, dict.fromkeys(both))  # the broker's word is stale: away
+    time.observe({}, {cart: None, order: None})  # the broker's word is stale: away
     wall.now += 8
-    time.observe({}, {}, heard=dict.fromkeys(both, wall.ms))  # back
-    wall.now += 5
-    time.observe({}, {}, heard=dict.fromkeys(both, wall.ms))
+    polls(time, wall, 5, cart, order)  # back
     assert time.due_ms(0) == 0  # the cart add was written after the broker's last word
-    time.observe(  # the order, sent again
-        {both[1]: NOW - HOUR - 5}, {}, written={both[1]: written}, heard={both[1]: wall.ms}
-    )
-    wall.now += 5.1
-    time.observe({}, {}, heard=dict.fromkeys(both, wall.ms))
+    # The order, sent again; then quiet.
+    time.observe({order: NOW - HOUR - 5}, {}, written={order: written}, heard={order: wall.ms})
+    polls(time, wall, 4.9, cart, order)
+    assert time.due_ms(0) == 0  # nothing written since the outage counts for idle after it
+    polls(time, wall, 0.2, cart, order)
     assert time.due_ms(0) == NOW - HOUR
-    wall.now += 10  # and quiet since it came back: the replay is over
-    time.observe({}, {}, heard=dict.fromkeys(both, wall.ms))
+    polls(time, wall, 5, cart, order)  # quiet for idle since it came back: over
     assert time.due_ms(0) == wall.ms - 250
+
+
+def test_a_gap_in_the_brokers_answers_is_an_absence_too() -> None:
+    """A worker whose commit waited out the outage polls nothing meanwhile: the gap
+    between two answers says the broker was away."""
+    wall = Wall()
+    time = clock(wall, idle_s=10, write_delay_ms=250)
+    cart, order = ("cart", 0), ("order", 0)
+    time.observe({}, {}, heard={cart: wall.ms, order: wall.ms})
+    written = wall.ms + 100
+    wall.now += 8
+    time.observe({}, {}, heard={cart: wall.ms, order: wall.ms})
+    wall.now += 1
+    time.observe(
+        {cart: NOW - HOUR}, {}, written={cart: written}, heard={cart: wall.ms, order: wall.ms}
+    )
+    polls(time, wall, 8.9, cart, order)
+    assert time.due_ms(0) == 0
+    polls(time, wall, 0.2, cart, order)
+    assert time.due_ms(0) == NOW - HOUR
