@@ -1,9 +1,9 @@
 """The worker's trigger chores: due timers, held triggers, schedules, segment rechecks, rule
 reloads, the relays.
 
-Each runs in every worker; the Redis functions make that safe (a timer is
-leased to one worker, a held trigger moves to the outbox once, the relay's
-consumer group gives each outbox entry to one worker).
+Each runs in every worker; the Redis functions make that safe (a partition's
+timers are walked only by the worker that owns it, a held trigger moves to the
+outbox once, the relay's consumer group gives each outbox entry to one worker).
 """
 
 from __future__ import annotations
