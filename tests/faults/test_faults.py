@@ -68,7 +68,6 @@ def test_one_worker(fault_settings: Settings, tmp_path: Path) -> None:
     just_workers("one worker", fault_settings, tmp_path, seed=101, workers=1)
 
 
-@LONG
 def test_one_worker_fed_in_bursts(fault_settings: Settings, tmp_path: Path) -> None:
     """The same history as one worker's, half of it published while the worker runs: live
     traffic must fire the same timers as a backlog."""
