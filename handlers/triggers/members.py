@@ -1,17 +1,17 @@
-"""Names and values of timers (lua/triggers.lua keeps them per trigger shard).
+"""Names and values of a partition's timing entries (lua/timers.lua keeps them).
 
-Three kinds share the sorted set of a shard, scored by event time:
+Three kinds, each in a sorted set of the partition's, scored by event time:
 
 - "t": absence timers, one pending per rule and customer, scored by deadline (one
   already due when its customer arms again is kept under its own name, with its
   deadline added, to fire as it stands);
 - "e": an on-event rule's decision about one event, put off while a worker was
   behind, scored by the event's time;
-- "d": an arm or a cancel, applied in its turn by the Redis function that walks
-  the due entries (kept in a sorted set of their own, lua/timers.lua).
+- "d": an arm, a cancel or an erasure, applied in its turn by the Redis function
+  that walks the due entries.
 
-At equal times they sort d < e < t: what happened at a deadline is known before
-the timer fires, as the reference (tests/oracle/triggers.py) has it.
+At equal times they are walked d, e, t: what happened at a deadline is known
+before the timer fires, as the reference (tests/oracle/triggers.py) has it.
 """
 
 from __future__ import annotations

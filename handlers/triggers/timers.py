@@ -72,8 +72,9 @@ class TimerPump:
         self._walking = asyncio.Lock()
 
     async def fire_due(self) -> Counter[str]:
-        """Every timer and put-off decision due by its partition's event time, for every
-        partition this worker owns (one walk of them all)."""
+        """Every arm, cancel, timer and put-off decision due by its partition's event time,
+        for every partition this worker owns (one walk of them all, and again of those
+        that the walk's limit cut short)."""
         outcomes: Counter[str] = Counter()
         wanted: list[int] | None = None  # every partition owned, then those cut short
         for _ in range(_ROUNDS):
