@@ -14,7 +14,8 @@ so a caller can catch the whole family, or one branch of it::
     ├── EventError                   an event that breaks the contract (schemas/)
     ├── RuleError                    a rule or segment file that cannot be used (rules/)
     ├── HandlerError                 applying an event or trigger failed (handlers/)
-    │   └── StateBehindError         Redis holds older offsets than it was given: read again
+    │   ├── StateBehindError         Redis holds older offsets than it was given: read again
+    │   └── InvalidShopError         a shop name outside the contract's pattern
     └── BenchError                   a benchmark could not give a figure (bench/)
 
 Subpackages add small subclasses under their own branch rather than new roots.
@@ -83,6 +84,11 @@ class StateBehindError(HandlerError):
         )
         super().__init__(f"Redis lost recent writes; reading again from {named}")
         self.positions = positions
+
+
+class InvalidShopError(HandlerError):
+    """A shop name that does not match the contract's pattern: it never reaches a file, a
+    key or a cache."""
 
 
 class BenchError(CrmStreamError):

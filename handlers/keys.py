@@ -12,6 +12,9 @@ import zlib
 from dataclasses import dataclass
 from typing import Final
 
+from crmstream.errors import InvalidShopError
+from schemas.types import SHOP_ID_RULE, is_shop_id
+
 # The keys of one customer, in the order the profile functions number them.
 CUSTOMER_KEY_SUFFIXES: Final = (
     "p",  # hash: facts, counters, recency
@@ -202,7 +205,10 @@ class Keys:
         return shard_base + TRIGGER_KEY_SUFFIXES[6]
 
     def customers_of(self, shop: str) -> str:
-        """Pattern of every customer key of a shop (replay and tests only, never a hot path)."""
+        """Pattern of every customer key of a shop (replay and tests only, never a hot path).
+        A name outside the contract's pattern could be a glob (``*``) and is refused."""
+        if not is_shop_id(shop):
+            raise InvalidShopError(f"not a shop name: {shop[:80]!r} ({SHOP_ID_RULE})")
         return f"{self.prefix}:{{{shop}:*"
 
     def pattern(self) -> str:

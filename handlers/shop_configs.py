@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Final
 
 import yaml
 
-from crmstream.errors import RuleError
+from crmstream.errors import InvalidShopError, RuleError
 from rules.shop_config import ShopConfig, parse_shop_config
+from schemas.types import SHOP_ID_RULE, is_shop_id
+
+# Shops whose configuration is kept read: a name from outside cannot grow it for ever.
+_CACHED: Final = 1024
 
 
 class ShopConfigs:
@@ -18,14 +23,24 @@ class ShopConfigs:
         default_file = directory / "default.yaml"
         self._default_text = default_file.read_text() if default_file.exists() else ""
         self.default = parse_shop_config(self._default_text, str(default_file))
-        self._by_shop: dict[str, ShopConfig] = {}
+        self._by_shop: dict[str, ShopConfig] = {}  # oldest first: the first to go
 
     def for_shop(self, shop: str) -> ShopConfig:
+        """Raises InvalidShopError for a name outside the contract's pattern, before any
+        file is looked for."""
         config = self._by_shop.get(shop)
         if config is None:
+            if not is_shop_id(shop):
+                raise InvalidShopError(f"not a shop name: {shop[:80]!r} ({SHOP_ID_RULE})")
             config = self._load(shop)
+            if len(self._by_shop) >= _CACHED:
+                del self._by_shop[next(iter(self._by_shop))]
             self._by_shop[shop] = config
         return config
+
+    def __len__(self) -> int:
+        """How many shops' configurations are kept read."""
+        return len(self._by_shop)
 
     def _load(self, shop: str) -> ShopConfig:
         path = self.directory / f"{shop}.yaml"

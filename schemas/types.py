@@ -6,6 +6,7 @@ Identifiers are bounded in length and character set: they end up in Kafka keys
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Annotated, Final, Literal
 
@@ -15,9 +16,16 @@ from pydantic import AwareDatetime, BeforeValidator, Field, StringConstraints, W
 MAX_ID_LENGTH: Final = 128
 MAX_TEXT_LENGTH: Final = 2000
 
+# A shop or customer name becomes part of file names (rules/shops/<shop>.yaml), Redis keys
+# and glob patterns: whatever carries one in from outside (an HTTP path, a command-line
+# argument) checks it against these first (is_shop_id, is_customer_id).
+SHOP_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$"
+CUSTOMER_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._@\-]{0,63}$"
+SHOP_ID_RULE: Final = "letters, digits, '.', '_' and '-', up to 64, starting with a letter or digit"
+
 EventId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")]
-ShopId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")]
-CustomerId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@\-]{0,63}$")]
+ShopId = Annotated[str, StringConstraints(pattern=SHOP_ID_PATTERN)]
+CustomerId = Annotated[str, StringConstraints(pattern=CUSTOMER_ID_PATTERN)]
 # Anonymous ids come from cookies and device ids: a little more freedom, still no colon.
 AnonymousId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._=+/\-]{0,127}$")]
 ItemId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/\-]{0,127}$")]
@@ -71,3 +79,16 @@ Gender = Annotated[
         + ", ".join(sorted(k for k, v in GENDER_SPELLINGS.items() if k != v))
     ),
 ]
+
+
+_SHOP_ID: Final = re.compile(SHOP_ID_PATTERN)
+_CUSTOMER_ID: Final = re.compile(CUSTOMER_ID_PATTERN)
+
+
+def is_shop_id(text: str) -> bool:
+    """The contract's shop pattern, whole (a trailing newline does not pass)."""
+    return _SHOP_ID.fullmatch(text) is not None
+
+
+def is_customer_id(text: str) -> bool:
+    return _CUSTOMER_ID.fullmatch(text) is not None

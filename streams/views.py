@@ -17,9 +17,20 @@ from handlers.redis_client import connect
 from handlers.segments.read import SegmentReader
 from handlers.shop_configs import ShopConfigs
 from handlers.triggers.stats import read_rule_stats
+from schemas.types import SHOP_ID_RULE, is_customer_id, is_shop_id
 from streams.health import Readiness
 
 _MAX_PAGE = 1000
+
+
+def _bad_name(shop: str | None, customer: str | None = None) -> str | None:
+    """Why a name from the request cannot be used (it never reaches a key, a file or a
+    cache), or None. The name itself is not echoed back."""
+    if shop is not None and not is_shop_id(shop):
+        return f"shop: not a shop name ({SHOP_ID_RULE})"
+    if customer is not None and not is_customer_id(customer):
+        return "customer: not a customer id (letters, digits, '.', '_', '@' and '-', up to 64)"
+    return None
 
 
 def _route(app: faust.App, path: str, name: str) -> Callable[[type[View]], type[View]]:
@@ -45,6 +56,8 @@ def register_views(app: faust.App, settings: Settings, readiness: Readiness) -> 
         """GET the live profile of one customer; ?as_of=RFC3339 for windows at another moment."""
 
         async def get(self, request: Request, shop: str, customer: str) -> Response:
+            if why := _bad_name(shop, customer):
+                return self.error(400, why)
             as_of_text = request.query.get("as_of")
             as_of = None
             if as_of_text:
@@ -81,6 +94,8 @@ def register_views(app: faust.App, settings: Settings, readiness: Readiness) -> 
 
         async def get(self, request: Request) -> Response:
             shop = request.query.get("shop")
+            if why := _bad_name(shop):
+                return self.error(400, why)
             found = await read_rule_stats(client, keys, shop)
             return self.json({"shop": shop, "rules": [entry.as_dict() for entry in found]})
 
@@ -89,6 +104,8 @@ def register_views(app: faust.App, settings: Settings, readiness: Readiness) -> 
         """GET every segment's live size (a counter, not a count)."""
 
         async def get(self, request: Request, shop: str) -> Response:
+            if why := _bad_name(shop):
+                return self.error(400, why)
             return self.json({"shop": shop, "segments": await groups.sizes(shop)})
 
     @_route(app, "/segments/{shop}/{segment}/members/", "segment-members")
@@ -96,6 +113,8 @@ def register_views(app: faust.App, settings: Settings, readiness: Readiness) -> 
         """GET a page of members in customer-id order; ?cursor= continues after the last."""
 
         async def get(self, request: Request, shop: str, segment: str) -> Response:
+            if why := _bad_name(shop):
+                return self.error(400, why)
             try:
                 limit = int(request.query.get("limit", "100"))
             except ValueError:

@@ -10,6 +10,7 @@ import click
 
 from crmstream.settings import Settings
 from streams.cli.events import EXIT_BAD_INPUT, finish
+from streams.cli.names import shop_name
 from streams.cli.progress import progress
 
 pass_settings = click.make_pass_decorator(Settings)
@@ -27,7 +28,9 @@ def _mapping(pairs: tuple[str, ...]) -> dict[str, str]:
 
 @click.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--shop", required=True, help="The merchant these customers belong to.")
+@click.option(
+    "--shop", required=True, callback=shop_name, help="The merchant these customers belong to."
+)
 @click.option("--map", "pairs", multiple=True, metavar="HEADER=FIELD", help="Map a column.")
 @click.option("--strict", is_flag=True, help="Send nothing if any row is bad.")
 @click.option("--dry-run", is_flag=True, help="Check every row, send nothing.")

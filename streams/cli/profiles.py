@@ -12,13 +12,14 @@ import orjson
 from rich.console import Console
 
 from crmstream.settings import Settings
+from streams.cli.names import customer_name, shop_name
 
 pass_settings = click.make_pass_decorator(Settings)
 
 
 @click.command()
-@click.argument("shop")
-@click.argument("customer")
+@click.argument("shop", callback=shop_name)
+@click.argument("customer", callback=customer_name)
 @click.option("--as-of", "as_of", help="Windows and scores at this RFC 3339 time (default: now).")
 @click.option("--json", "as_json", is_flag=True, help="Plain JSON, for scripts.")
 @pass_settings
@@ -61,7 +62,7 @@ def profile(settings: Settings, shop: str, customer: str, as_of: str | None, as_
 
 
 @click.command()
-@click.option("--shop", help="Only this shop's profiles (default: every shop).")
+@click.option("--shop", callback=shop_name, help="Only this shop's profiles (default: every shop).")
 @pass_settings
 def replay(settings: Settings, shop: str | None) -> None:
     """Rebuild profiles from the event topics, from the beginning.

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crmstream.settings import Settings
+from streams.cli.names import shop_name
 
 pass_settings = click.make_pass_decorator(Settings)
 
@@ -91,7 +92,7 @@ def _percent(value: object) -> str:
 
 
 @rules.command()
-@click.option("--shop", help="Only this shop's triggers (default: every shop).")
+@click.option("--shop", callback=shop_name, help="Only this shop's triggers (default: every shop).")
 @click.option("--json", "as_json", is_flag=True, help="Plain JSON, for scripts.")
 @pass_settings
 def stats(settings: Settings, shop: str | None, as_json: bool) -> None:

@@ -11,12 +11,13 @@ from rich.console import Console
 from rich.table import Table
 
 from crmstream.settings import Settings
+from streams.cli.names import shop_name
 
 pass_settings = click.make_pass_decorator(Settings)
 
 
 @click.command()
-@click.argument("shop")
+@click.argument("shop", callback=shop_name)
 @click.argument("segment", required=False)
 @click.option("--check", "check_only", is_flag=True, help="Only check the segment files.")
 @click.option("--limit", default=100, show_default=True, help="Members to list.")

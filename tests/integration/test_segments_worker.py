@@ -10,6 +10,8 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -191,6 +193,33 @@ def test_time_alone_makes_a_buyer_dormant(settings: Settings, tmp_path: Path) ->
     assert entered_at >= order_at + timedelta(days=91)
 
 
+HOSTILE_PATHS = {
+    "/profiles/..%2F..%2Fetc%2Fpasswd/m-03": 400,
+    "/profiles/../m-03": 400,
+    "/profiles/%2A/m-03": 400,
+    "/profiles/tea-house/m-03%7D": 404,  # the router places no brace in a segment
+    "/profiles/tea-house%0A/m-03": 400,
+    "/profiles/" + "x" * 65 + "/m-03": 400,
+    "/segments/%7Bt1%7D/": 404,
+    "/profiles/tea-house/m%2A03": 400,
+    "/segments/tea-house%2F..%2Fdefault/": 400,
+    "/segments/..%5C..%5Cdefault/vip-list/members/": 400,
+    "/rules/stats/?shop=%2A": 400,
+    "/profiles/a..b/m-03": 404,  # a valid name: simply no such customer
+}
+
+
+def status_of(url: str) -> int:
+    """The status of a GET; a 400 whose JSON body does not say why counts as a 500."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 -- loopback
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        if error.code == 400 and "not a" not in orjson.loads(error.read())["error"]:
+            return 500
+        return error.code
+
+
 def test_sizes_members_and_a_profile_s_segments_over_http_and_the_cli(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -237,6 +266,10 @@ def test_sizes_members_and_a_profile_s_segments_over_http_and_the_cli(
         bare = http_get(f"{base}/profiles/tea-house/m-03")[1]
         assert {**bare, "as_of": None} == {**profile, "as_of": None}
         assert http_get(f"{base}/profiles/tea-house/nobody")[0] == 404
+        hostile = {path: status_of(base + path) for path in HOSTILE_PATHS}
+    # A name outside the contract's pattern is refused with its reason before it reaches a
+    # key, a file or a cache; a path the router cannot place is a 404; never a 500.
+    assert hostile == HOSTILE_PATHS, hostile
     assert first == {
         "shop": "tea-house", "segment": "vip-list", "members": names[:10], "cursor": "m-09"
     }  # fmt: skip
