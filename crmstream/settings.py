@@ -139,7 +139,9 @@ class StackSettings(BaseModel):
     kafka_pom: Path | None = None
     kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
     kafka_heap: str = Field(default="512m", pattern=r"^\d+[kmg]$")
-    redis_appendonly: bool = False
+    # Durable by default: an append-only file, fsynced every second (a crash loses at most
+    # that; the offsets kept with the state read it again from Kafka).
+    redis_appendonly: bool = True
     start_timeout_s: float = Field(default=90.0, gt=0)
 
 

@@ -16,6 +16,7 @@ from pydantic import RedisDsn
 from crmstream.admin import create_topics
 from crmstream.settings import KafkaSettings, RedisSettings, Settings, StackSettings
 from crmstream.stack import ServiceState, Stack
+from handlers.redis_client import connect_sync
 from tests.support import free_port, settings_env
 
 
@@ -78,6 +79,22 @@ def test_up_is_idempotent_recovers_from_a_killed_broker_and_down_cleans_up(
         assert recovered["redis"].state is ServiceState.RUNNING
         outcome = create_topics(settings, [NewTopic("after-recovery", 1, 1)])
         assert outcome[0].created
+
+        # Durable by default: Redis SIGKILLed keeps what was fsynced (every second).
+        client = connect_sync(settings.redis)
+        client.set("kept", "yes")
+        client.close()
+        time.sleep(1.5)
+        redis_pid = recovered["redis"].pid
+        assert redis_pid is not None
+        os.kill(redis_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and redis_pid in _processes_mentioning("redis-server"):
+            time.sleep(0.1)
+        assert {s.name: s for s in local.up()}["redis"].state is ServiceState.STARTED
+        client = connect_sync(settings.redis)
+        assert client.get("kept") == b"yes"
+        client.close()
     finally:
         stopped = local.down()
 

@@ -23,7 +23,7 @@ def test_variables_map_to_nested_groups(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("CRMSTREAM_KAFKA_SASL_PASSWORD", "s3cret")
     monkeypatch.setenv("CRMSTREAM_REDIS_URL", "rediss://cache.internal:6380/2")
     monkeypatch.setenv("CRMSTREAM_TOPICS_EVENT_PARTITIONS", "16")
-    monkeypatch.setenv("CRMSTREAM_STACK_REDIS_APPENDONLY", "true")
+    monkeypatch.setenv("CRMSTREAM_STACK_REDIS_APPENDONLY", "false")
 
     settings = Settings()
 
@@ -31,7 +31,7 @@ def test_variables_map_to_nested_groups(monkeypatch: pytest.MonkeyPatch) -> None
     assert settings.kafka.first_host_port == ("k1", 9092)
     assert settings.redis.host_port == ("cache.internal", 6380)
     assert settings.topics.event_partitions == 16
-    assert settings.stack.redis_appendonly is True
+    assert settings.stack.redis_appendonly is False
     assert "s3cret" not in repr(settings)
     assert settings.kafka.librdkafka()["sasl.password"] == "s3cret"
 
@@ -91,3 +91,7 @@ def test_the_local_stack_makes_its_own_privacy_key_once_and_a_configured_one_win
         update={"privacy": PrivacySettings(hash_key=SecretStr("production-key"))}
     )
     assert configured.privacy_hash_key() == b"production-key"
+
+
+def test_the_local_redis_is_durable_by_default() -> None:
+    assert Settings().stack.redis_appendonly is True
