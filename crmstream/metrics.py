@@ -101,6 +101,13 @@ STATE_REWINDS: Final = Counter(
     "recent writes) and the partitions were read again from Kafka.",
     registry=REGISTRY,
 )
+HTTP_AUTH_FAILURES: Final = Counter(
+    "crmstream_http_auth_failures_total",
+    "HTTP requests refused for their token, by reason: missing (no bearer token) or invalid "
+    "(unknown, revoked or wrong). Each refusal is answered after a short pause.",
+    ["reason"],
+    registry=REGISTRY,
+)
 OUTBOX_BACKLOG: Final = Gauge(
     "crmstream_outbox_backlog",
     "Entries waiting in the outboxes for the relay, by outbox (triggers, segments).",

@@ -102,6 +102,11 @@ class Keys:
     prefix: str
 
     @property
+    def tokens(self) -> str:
+        """Hash: API token id → its shop, scope, name and keyed digest (handlers/tokens.py)."""
+        return f"{self.prefix}:tokens"
+
+    @property
     def flow(self) -> str:
         """Hash: event stream → events the workers have taken in (a demo and smoke signal)."""
         return f"{self.prefix}:flow"

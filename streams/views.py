@@ -3,12 +3,14 @@ the stream, and the stream never waits on them."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
 import faust
 from faust.web import Request, Response, View
 
+from crmstream import metrics
 from crmstream.settings import Settings
 from handlers.keys import Keys
 from handlers.profile.encode import epoch_ms
@@ -16,11 +18,15 @@ from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect
 from handlers.segments.read import SegmentReader
 from handlers.shop_configs import ShopConfigs
+from handlers.tokens import Grant, TokenStore
 from handlers.triggers.stats import read_rule_stats
 from schemas.types import SHOP_ID_RULE, is_customer_id, is_shop_id
 from streams.health import Readiness
 
 _MAX_PAGE = 1000
+# A refused token is answered after this long: guessing costs time (constant-time checks
+# keep the guesses from learning anything along the way).
+_REFUSAL_PAUSE_S = 0.25
 
 
 def _bad_name(shop: str | None, customer: str | None = None) -> str | None:
@@ -50,14 +56,36 @@ def register_views(app: faust.App, settings: Settings, readiness: Readiness) -> 
     keys = Keys(settings.redis.key_prefix)
     reader = ProfileReader(client, keys, ShopConfigs(settings.profiles.shop_config_dir))
     groups = SegmentReader(client, keys)
+    tokens = TokenStore(client, keys, settings.privacy_hash_key())
+
+    async def authorized(view: View, request: Request) -> Grant | Response:
+        """The grant of the request's bearer token, or the 401 that refuses it."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        grant = await tokens.verify(token.strip()) if scheme.lower() == "bearer" else None
+        if grant is not None:
+            return grant
+        reason = "invalid" if token else "missing"
+        metrics.HTTP_AUTH_FAILURES.labels(reason).inc()
+        await asyncio.sleep(_REFUSAL_PAUSE_S)
+        return view.error(
+            401,
+            "a bearer token of the shop is needed (crmstream tokens create SHOP)",
+            headers={"WWW-Authenticate": 'Bearer realm="crmstream"'},
+        )
 
     @_route(app, "/profiles/{shop}/{customer}/", "profile")
     class ProfileView(View):
         """GET the live profile of one customer; ?as_of=RFC3339 for windows at another moment."""
 
         async def get(self, request: Request, shop: str, customer: str) -> Response:
+            grant = await authorized(self, request)
+            if not isinstance(grant, Grant):
+                return grant
             if why := _bad_name(shop, customer):
                 return self.error(400, why)
+            missing = self.error(404, f"no profile for customer {customer} of shop {shop}")
+            if grant.shop != shop:
+                return missing  # another shop's customers do not exist for this token
             as_of_text = request.query.get("as_of")
             as_of = None
             if as_of_text:
@@ -67,7 +95,7 @@ def register_views(app: faust.App, settings: Settings, readiness: Readiness) -> 
                     return self.error(400, f"as_of: not an RFC 3339 time: {as_of_text!r}")
             profile = await reader.read(shop, customer, as_of)
             if profile is None:
-                return self.error(404, f"no profile for customer {customer} of shop {shop}")
+                return missing
             profile["segments"] = await groups.of_customer(shop, customer)
             return self.json(profile)
 
@@ -93,9 +121,14 @@ def register_views(app: faust.App, settings: Settings, readiness: Readiness) -> 
         """GET per rule: fired, sent, suppressed, held out, converted, lift; ?shop= for one."""
 
         async def get(self, request: Request) -> Response:
-            shop = request.query.get("shop")
+            grant = await authorized(self, request)
+            if not isinstance(grant, Grant):
+                return grant
+            shop = request.query.get("shop", grant.shop)
             if why := _bad_name(shop):
                 return self.error(400, why)
+            if grant.shop != shop:
+                return self.error(404, "not found")
             found = await read_rule_stats(client, keys, shop)
             return self.json({"shop": shop, "rules": [entry.as_dict() for entry in found]})
 
@@ -104,8 +137,13 @@ def register_views(app: faust.App, settings: Settings, readiness: Readiness) -> 
         """GET every segment's live size (a counter, not a count)."""
 
         async def get(self, request: Request, shop: str) -> Response:
+            grant = await authorized(self, request)
+            if not isinstance(grant, Grant):
+                return grant
             if why := _bad_name(shop):
                 return self.error(400, why)
+            if grant.shop != shop:
+                return self.error(404, "not found")
             return self.json({"shop": shop, "segments": await groups.sizes(shop)})
 
     @_route(app, "/segments/{shop}/{segment}/members/", "segment-members")
@@ -113,8 +151,13 @@ def register_views(app: faust.App, settings: Settings, readiness: Readiness) -> 
         """GET a page of members in customer-id order; ?cursor= continues after the last."""
 
         async def get(self, request: Request, shop: str, segment: str) -> Response:
+            grant = await authorized(self, request)
+            if not isinstance(grant, Grant):
+                return grant
             if why := _bad_name(shop):
                 return self.error(400, why)
+            if grant.shop != shop:
+                return self.error(404, "not found")
             try:
                 limit = int(request.query.get("limit", "100"))
             except ValueError:

@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -166,10 +167,22 @@ def value_bytes(message: Message) -> bytes:
     return value
 
 
-def http_get(url: str) -> tuple[int, Any]:
-    """(status, JSON body) of a GET on loopback; (0, None) while nothing listens yet."""
+def api_token(settings: Settings, shop: str, scope: str = "read") -> str:
+    """A new API token for ``shop``, made with `crmstream tokens create`."""
+    made = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "tokens", "create", shop, "--scope", scope],
+        env={**os.environ, **settings_env(settings)}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return made.stdout.strip()
+
+
+def http_get(url: str, token: str | None = None) -> tuple[int, Any]:
+    """(status, JSON body) of a GET on loopback, with ``token`` as its bearer; (0, None)
+    while nothing listens yet."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 -- loopback
+        request = urllib.request.Request(url, headers=headers)  # noqa: S310 -- loopback
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 -- loopback
             return response.status, orjson.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, orjson.loads(error.read() or b"null")

@@ -22,6 +22,7 @@ from streams.cli.ops import stack, topics, worker
 from streams.cli.profiles import profile, replay
 from streams.cli.rules import rules
 from streams.cli.segments import segments
+from streams.cli.tokens import tokens
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,7 +41,7 @@ def cli(ctx: click.Context) -> None:
 
 for command in (
     stack, topics, worker, publish, simulate, import_customers, profile, replay, schemas,
-    demo, rules, segments, bench,
+    demo, rules, segments, tokens, bench,
 ):  # fmt: skip
     cli.add_command(command)
 

@@ -29,7 +29,13 @@ from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect
 from handlers.shop_configs import ShopConfigs
 from tests.oracle.profiles import mismatches, owners
-from tests.support import http_get, redis_of_its_own, running_worker, settings_env
+from tests.support import (
+    api_token,
+    http_get,
+    redis_of_its_own,
+    running_worker,
+    settings_env,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -128,11 +134,13 @@ async def test_profiles_over_http_and_on_the_command_line(
     shop, who = next((e["shop"], e["subject"]) for e in events if e.get("subject"))
     as_of = max(e["time"] for e in events)
     base = f"http://{settings.worker.web_host}:{settings.worker.web_port}/profiles"
+    token = api_token(settings, shop)
     with running_worker(settings, tmp_path / "worker.log") as worker:
         await converge(reader, events, settings, worker, tmp_path / "worker.log")
-        status, document = http_get(f"{base}/{shop}/{who}/?as_of={urllib.parse.quote(as_of)}")
-        missing, _ = http_get(f"{base}/{shop}/nobody/")
-        bad_time, _ = http_get(f"{base}/{shop}/{who}/?as_of=yesterday")
+        at = urllib.parse.quote(as_of)
+        status, document = http_get(f"{base}/{shop}/{who}/?as_of={at}", token)
+        missing, _ = http_get(f"{base}/{shop}/nobody/", token)
+        bad_time, _ = http_get(f"{base}/{shop}/{who}/?as_of=yesterday", token)
     assert status == 200
     assert isinstance(document.pop("segments"), list)  # the live memberships, as of now
     assert document == await reader.read(shop, who, epoch_ms(datetime.fromisoformat(as_of)))

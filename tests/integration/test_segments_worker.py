@@ -32,7 +32,7 @@ from rules.shop_config import ShopConfig
 from tests.integration.test_profiles import converge, publish
 from tests.oracle.profiles import ms
 from tests.oracle.segments import SEGMENTS, memberships
-from tests.support import http_get, running_worker, settings_env
+from tests.support import api_token, http_get, running_worker, settings_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -193,6 +193,12 @@ def test_time_alone_makes_a_buyer_dormant(settings: Settings, tmp_path: Path) ->
     assert entered_at >= order_at + timedelta(days=91)
 
 
+SHOP_ROUTES = (
+    "/profiles/tea-house/m-03",
+    "/segments/tea-house",
+    "/segments/tea-house/vip-list/members",
+    "/rules/stats?shop=tea-house",
+)
 HOSTILE_PATHS = {
     "/profiles/..%2F..%2Fetc%2Fpasswd/m-03": 400,
     "/profiles/../m-03": 400,
@@ -209,10 +215,16 @@ HOSTILE_PATHS = {
 }
 
 
-def status_of(url: str) -> int:
+def http_get_text(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 -- loopback
+        return int(response.status), response.read().decode()
+
+
+def status_of(url: str, token: str) -> int:
     """The status of a GET; a 400 whose JSON body does not say why counts as a 500."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})  # noqa: S310 -- loopback
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 -- loopback
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 -- loopback
             return int(response.status)
     except urllib.error.HTTPError as error:
         if error.code == 400 and "not a" not in orjson.loads(error.read())["error"]:
@@ -241,18 +253,21 @@ def test_sizes_members_and_a_profile_s_segments_over_http_and_the_cli(
     create_topics(settings)
     publish(settings, events)
     base = f"http://{settings.worker.web_host}:{settings.worker.web_port}"
+    token = api_token(settings, "tea-house")
     with running_worker(settings, tmp_path / "worker.log"):
         deadline = time.monotonic() + 60
         sizes: dict[str, Any] = {}
         while time.monotonic() < deadline and sizes.get("vip-list") != len(names):
-            status, body = http_get(f"{base}/segments/tea-house/")
+            status, body = http_get(f"{base}/segments/tea-house/", token)
             sizes = body["segments"] if status == 200 else {}
             time.sleep(0.5)
         assert sizes["vip-list"] == sizes["north-region"] == len(names)
-        _, first = http_get(f"{base}/segments/tea-house/vip-list/members/?limit=10")
-        _, second = http_get(f"{base}/segments/tea-house/vip-list/members/?limit=20&cursor=m-09")
-        bad, _ = http_get(f"{base}/segments/tea-house/vip-list/members/?limit=0")
-        _, profile = http_get(f"{base}/profiles/tea-house/m-03/")
+        _, first = http_get(f"{base}/segments/tea-house/vip-list/members/?limit=10", token)
+        _, second = http_get(
+            f"{base}/segments/tea-house/vip-list/members/?limit=20&cursor=m-09", token
+        )
+        bad, _ = http_get(f"{base}/segments/tea-house/vip-list/members/?limit=0", token)
+        _, profile = http_get(f"{base}/profiles/tea-house/m-03/", token)
         # Every route answers with and without its trailing slash.
         for path in (
             "/profiles/tea-house/m-03",
@@ -262,11 +277,37 @@ def test_sizes_members_and_a_profile_s_segments_over_http_and_the_cli(
             "/healthz/",
             "/readyz/",
         ):
-            assert http_get(base + path)[0] == 200, path
-        bare = http_get(f"{base}/profiles/tea-house/m-03")[1]
+            assert http_get(base + path, token)[0] == 200, path
+        bare = http_get(f"{base}/profiles/tea-house/m-03", token)[1]
         assert {**bare, "as_of": None} == {**profile, "as_of": None}
-        assert http_get(f"{base}/profiles/tea-house/nobody")[0] == 404
-        hostile = {path: status_of(base + path) for path in HOSTILE_PATHS}
+        assert http_get(f"{base}/profiles/tea-house/nobody", token)[0] == 404
+        hostile = {path: status_of(base + path, token) for path in HOSTILE_PATHS}
+        # A token answers for its own shop alone; none, a forged or a revoked one for none.
+        other = api_token(settings, "wine-cellar")
+        forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+        seen = {
+            (who, route): http_get(base + route, credential)[0]
+            for route in SHOP_ROUTES
+            for who, credential in (("other", other), ("none", None), ("forged", forged))
+        }
+        token_id = token.split("_")[1]
+        subprocess.run(
+            [sys.executable, "-m", "streams.cli", "tokens", "revoke", token_id],
+            env={**os.environ, **settings_env(settings)}, check=True, capture_output=True,
+        )  # fmt: skip
+        revoked = {route: http_get(base + route, token)[0] for route in SHOP_ROUTES}
+        _, exposition = http_get_text(f"{base}/metrics")
+    assert seen == {
+        (who, route): 404 if who == "other" else 401
+        for route in SHOP_ROUTES
+        for who in ("other", "none", "forged")
+    }, seen
+    assert set(revoked.values()) == {401}, revoked
+    refused = re.findall(r'crmstream_http_auth_failures_total\{reason="(\w+)"\} (\d+)', exposition)
+    assert {reason: float(n) for reason, n in refused} == {
+        "missing": len(SHOP_ROUTES),
+        "invalid": 2 * len(SHOP_ROUTES),
+    }
     # A name outside the contract's pattern is refused with its reason before it reaches a
     # key, a file or a cache; a path the router cannot place is a 404; never a 500.
     assert hostile == HOSTILE_PATHS, hostile

@@ -44,6 +44,12 @@ def test_crmstream_services_use_variables_that_settings_understand(
         assert settings.kafka.bootstrap == "kafka:9092"
         assert settings.redis.host_port == ("redis", 6379)
         assert settings.worker.web_host == "0.0.0.0"  # noqa: S104 -- inside its container
+        # No default secret: compose refuses to start until the operator sets one.
+        assert env["CRMSTREAM_PRIVACY_HASH_KEY"].startswith("${CRMSTREAM_PRIVACY_HASH_KEY:?")
+
+
+def test_the_worker_s_api_is_published_on_the_host_s_loopback_only() -> None:
+    assert _compose()["services"]["worker"]["ports"] == ["127.0.0.1:6066:6066"]
 
 
 def test_mounted_files_exist() -> None:
