@@ -58,34 +58,42 @@ def register_views(app: faust.App, settings: Settings, readiness: Readiness) -> 
     groups = SegmentReader(client, keys)
     tokens = TokenStore(client, keys, settings.privacy_hash_key())
 
-    async def authorized(view: View, request: Request) -> Grant | Response:
-        """The grant of the request's bearer token, or the 401 that refuses it."""
+    async def admitted(
+        view: View,
+        request: Request,
+        shop: str | None,
+        customer: str | None = None,
+        missing: str = "not found",
+    ) -> Grant | Response:
+        """The grant of a request that may read ``shop`` (None: its token's own), or the
+        response that refuses it: 401 without a valid bearer token (after a pause), 400 for
+        a name outside the contract, 404 (``missing``) for another shop's."""
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         grant = await tokens.verify(token.strip()) if scheme.lower() == "bearer" else None
-        if grant is not None:
-            return grant
-        reason = "invalid" if token else "missing"
-        metrics.HTTP_AUTH_FAILURES.labels(reason).inc()
-        await asyncio.sleep(_REFUSAL_PAUSE_S)
-        return view.error(
-            401,
-            "a bearer token of the shop is needed (crmstream tokens create SHOP)",
-            headers={"WWW-Authenticate": 'Bearer realm="crmstream"'},
-        )
+        if grant is None:
+            reason = "invalid" if token else "missing"
+            metrics.HTTP_AUTH_FAILURES.labels(reason).inc()
+            await asyncio.sleep(_REFUSAL_PAUSE_S)
+            return view.error(
+                401,
+                "a bearer token of the shop is needed (crmstream tokens create SHOP)",
+                headers={"WWW-Authenticate": 'Bearer realm="crmstream"'},
+            )
+        if why := _bad_name(shop, customer):
+            return view.error(400, why)
+        if shop is not None and grant.shop != shop:
+            return view.error(404, missing)  # as if it did not exist
+        return grant
 
     @_route(app, "/profiles/{shop}/{customer}/", "profile")
     class ProfileView(View):
         """GET the live profile of one customer; ?as_of=RFC3339 for windows at another moment."""
 
         async def get(self, request: Request, shop: str, customer: str) -> Response:
-            grant = await authorized(self, request)
+            missing = f"no profile for customer {customer} of shop {shop}"
+            grant = await admitted(self, request, shop, customer, missing)
             if not isinstance(grant, Grant):
                 return grant
-            if why := _bad_name(shop, customer):
-                return self.error(400, why)
-            missing = self.error(404, f"no profile for customer {customer} of shop {shop}")
-            if grant.shop != shop:
-                return missing  # another shop's customers do not exist for this token
             as_of_text = request.query.get("as_of")
             as_of = None
             if as_of_text:
@@ -95,7 +103,7 @@ def register_views(app: faust.App, settings: Settings, readiness: Readiness) -> 
                     return self.error(400, f"as_of: not an RFC 3339 time: {as_of_text!r}")
             profile = await reader.read(shop, customer, as_of)
             if profile is None:
-                return missing
+                return self.error(404, missing)
             profile["segments"] = await groups.of_customer(shop, customer)
             return self.json(profile)
 
@@ -121,29 +129,20 @@ def register_views(app: faust.App, settings: Settings, readiness: Readiness) -> 
         """GET per rule: fired, sent, suppressed, held out, converted, lift; ?shop= for one."""
 
         async def get(self, request: Request) -> Response:
-            grant = await authorized(self, request)
+            grant = await admitted(self, request, request.query.get("shop"))
             if not isinstance(grant, Grant):
                 return grant
-            shop = request.query.get("shop", grant.shop)
-            if why := _bad_name(shop):
-                return self.error(400, why)
-            if grant.shop != shop:
-                return self.error(404, "not found")
-            found = await read_rule_stats(client, keys, shop)
-            return self.json({"shop": shop, "rules": [entry.as_dict() for entry in found]})
+            found = await read_rule_stats(client, keys, grant.shop)
+            return self.json({"shop": grant.shop, "rules": [entry.as_dict() for entry in found]})
 
     @_route(app, "/segments/{shop}/", "segments")
     class SegmentsView(View):
         """GET every segment's live size (a counter, not a count)."""
 
         async def get(self, request: Request, shop: str) -> Response:
-            grant = await authorized(self, request)
+            grant = await admitted(self, request, shop)
             if not isinstance(grant, Grant):
                 return grant
-            if why := _bad_name(shop):
-                return self.error(400, why)
-            if grant.shop != shop:
-                return self.error(404, "not found")
             return self.json({"shop": shop, "segments": await groups.sizes(shop)})
 
     @_route(app, "/segments/{shop}/{segment}/members/", "segment-members")
@@ -151,13 +150,9 @@ def register_views(app: faust.App, settings: Settings, readiness: Readiness) -> 
         """GET a page of members in customer-id order; ?cursor= continues after the last."""
 
         async def get(self, request: Request, shop: str, segment: str) -> Response:
-            grant = await authorized(self, request)
+            grant = await admitted(self, request, shop)
             if not isinstance(grant, Grant):
                 return grant
-            if why := _bad_name(shop):
-                return self.error(400, why)
-            if grant.shop != shop:
-                return self.error(404, "not found")
             try:
                 limit = int(request.query.get("limit", "100"))
             except ValueError:
