@@ -35,6 +35,15 @@ def _processes_mentioning(text: str) -> list[int]:
     return pids
 
 
+def _sigkill(pid: int | None, program: str) -> None:
+    """SIGKILL ``pid`` and wait until no ``program`` process has it any more."""
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and pid in _processes_mentioning(program):
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def own_stack_settings(base_settings: Settings, tmp_path: Path) -> Settings:
     return base_settings.model_copy(
@@ -66,11 +75,7 @@ def test_up_is_idempotent_recovers_from_a_killed_broker_and_down_cleans_up(
         assert {n: s.pid for n, s in again.items()} == {n: s.pid for n, s in first.items()}
 
         broker_pid = first["kafka"].pid
-        assert broker_pid is not None
-        os.kill(broker_pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and broker_pid in _processes_mentioning("kafka.Kafka"):
-            time.sleep(0.1)
+        _sigkill(broker_pid, "kafka.Kafka")
         assert {s.name: s.state for s in local.status()}["kafka"] is ServiceState.STOPPED
 
         recovered = {s.name: s for s in local.up()}
@@ -85,12 +90,7 @@ def test_up_is_idempotent_recovers_from_a_killed_broker_and_down_cleans_up(
         client.set("kept", "yes")
         client.close()
         time.sleep(1.5)
-        redis_pid = recovered["redis"].pid
-        assert redis_pid is not None
-        os.kill(redis_pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and redis_pid in _processes_mentioning("redis-server"):
-            time.sleep(0.1)
+        _sigkill(recovered["redis"].pid, "redis-server")
         assert {s.name: s for s in local.up()}["redis"].state is ServiceState.STARTED
         client = connect_sync(settings.redis)
         assert client.get("kept") == b"yes"
