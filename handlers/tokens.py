@@ -24,7 +24,6 @@ from handlers.keys import Keys
 from schemas.types import SHOP_ID_RULE, is_shop_id
 
 Scope = Literal["read", "admin"]
-SCOPES: Final[tuple[Scope, ...]] = ("read", "admin")
 _PREFIX: Final = "crm_"
 _ID_BYTES: Final = 6
 _SECRET_BYTES: Final = 32
@@ -89,8 +88,9 @@ class TokenStore:
         return bool(await self._client.hdel(self._key, token_id))
 
     async def verify(self, token: str) -> Grant | None:
-        """The grant of a valid token, or None (malformed, unknown, revoked or wrong)."""
-        if not token.startswith(_PREFIX):
+        """The grant of a valid token, or None (malformed, unknown, revoked or wrong; and
+        every token, where no hash key is set: none could have been made)."""
+        if not self._hash_key or not token.startswith(_PREFIX):
             return None
         token_id, _, secret = token.removeprefix(_PREFIX).partition("_")
         if len(token_id) != 2 * _ID_BYTES or not secret:

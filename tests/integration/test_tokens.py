@@ -40,5 +40,6 @@ async def test_a_token_is_made_listed_checked_and_revoked(settings: Settings) ->
             await store.create("../tea-house")
         with pytest.raises(ConfigError, match="CRMSTREAM_PRIVACY_HASH_KEY"):
             await TokenStore(client, keys, None).create("tea-house")
+        assert await TokenStore(client, keys, None).verify(other) is None
     finally:
         await client.aclose()
