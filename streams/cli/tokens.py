@@ -37,7 +37,8 @@ def _with_store(settings: Settings, step: Callable[[TokenStore], Awaitable[T]]) 
 
 @click.group()
 def tokens() -> None:
-    """API tokens: every HTTP route but /healthz and /readyz needs one of its shop."""
+    """API tokens: every HTTP route but /healthz, /readyz and /metrics needs one of its
+    shop."""
 
 
 @tokens.command()
