@@ -202,9 +202,11 @@ class _Poll:
 class StreamTime:
     """This worker's partitions and their clocks, and which of them defer decisions.
 
-    The consumer says which partitions the worker owns (``assign``/``revoke``); a
-    partition observed without being assigned (a backtest, a test driving the sink
-    by hand) is owned from then on.
+    The consumer says which partitions the worker owns (``assign``/``revoke``), and
+    from then on a poll's word on any other partition is ignored: a poll taken just
+    before a rebalance must not make a worker walk a partition it has given up (its
+    walks would keep the new owner out). Without a consumer (a backtest, a test
+    driving the sink by hand), a partition observed is owned from then on.
     """
 
     def __init__(
@@ -219,11 +221,13 @@ class StreamTime:
         self._write_delay_ms = write_delay_ms
         self._wall = wall
         self._clocks: dict[int, PartitionClock] = {}
+        self._assigned = False  # a consumer says which partitions are owned
         # Partitions whose decisions wait in event-time order: behind, or with decisions
         # put off while they were and not yet taken.
         self._deferring: set[int] = set()
 
     def assign(self, partitions: Iterable[int]) -> None:
+        self._assigned = True
         for partition in partitions:
             self._clock(partition)
 
@@ -268,7 +272,12 @@ class StreamTime:
         for (topic, partition), at in heard.items():
             polls[partition].heard[topic] = at
         for partition, poll in polls.items():
-            self._clock(partition).observe(poll.newest, poll.written, poll.lagging, poll.heard)
+            clock = self._clocks.get(partition)
+            if clock is None:
+                if self._assigned:
+                    continue  # not ours (any more)
+                clock = self._clock(partition)
+            clock.observe(poll.newest, poll.written, poll.lagging, poll.heard)
 
     def behind(self, partition: int) -> bool:
         return self._clock(partition).behind

@@ -302,3 +302,18 @@ def test_a_gap_in_the_brokers_answers_is_an_absence_too() -> None:
     assert time.due_ms(0) == 0
     polls(time, wall, 0.2, cart, order)
     assert time.due_ms(0) == NOW - HOUR
+
+
+def test_a_poll_taken_before_a_rebalance_does_not_give_back_a_partition_given_up() -> None:
+    """The consumer's word on partitions it polled just before a rebalance may come after
+    it: a partition given up must stay given up, or its walks would keep its new owner
+    out."""
+    wall = Wall()
+    time = clock(wall)
+    time.assign([0, 1])
+    time.revoke([0])
+    time.observe(
+        {("a", 0): 5}, {}, written={("a", 0): 5}, heard={("a", 0): wall.ms, ("a", 1): wall.ms}
+    )
+    assert time.partitions == [1]
+    assert not time.owns(0)
