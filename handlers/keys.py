@@ -8,9 +8,14 @@ change them together.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import zlib
 from dataclasses import dataclass
+from functools import cache
 from typing import Final
+
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from crmstream.errors import InvalidShopError
 from schemas.types import SHOP_ID_RULE, is_shop_id
@@ -24,7 +29,8 @@ CUSTOMER_KEY_SUFFIXES: Final = (
     "r",  # sorted set: recently viewed items by event time
     "f",  # sorted set: favourites by event time
     "d",  # sorted set: ids (digests) of events seen within the dedup window
-    "x",  # string: erased at (tombstone)
+    "x",  # string: erased at, as an earlier version kept it (named the customer; moved to
+    #       Keys.tombstone when next seen)
     "al",  # string: for an anonymous shopper, the customer it was merged into
     "xa",  # set: after an erasure, merged anonymous ids whose "al" keys are still to go
 )
@@ -64,6 +70,27 @@ SCHEDULE_INDEX_SUFFIXES: Final = {
 # Customers are spread over this many shards, each one Redis Cluster slot. Changing it
 # moves customers between shards, so it is fixed.
 TRIGGER_SHARDS: Final = 16
+
+
+@cache
+def _slot_tags() -> tuple[str, ...]:
+    """For each Redis Cluster slot, a short hash tag that falls in it (about 0.2 s, once)."""
+    tags: dict[int, str] = {}
+    candidate = 0
+    while len(tags) < REDIS_CLUSTER_HASH_SLOTS:
+        tag = format(candidate, "x")
+        tags.setdefault(key_slot(tag.encode()), tag)
+        candidate += 1
+    return tuple(tags[slot] for slot in range(REDIS_CLUSTER_HASH_SLOTS))
+
+
+def tombstone_digest(hash_key: bytes | None, shop: str, customer: str) -> str:
+    """Who was erased, as a keyed hash: the tombstone must not name them. Without a key
+    (a development setup) the hash is plain SHA-256, which a guess of the id can match."""
+    subject = f"tombstone\x1f{shop}\x1f{customer}".encode()
+    if hash_key:
+        return hmac.digest(hash_key, subject, "sha256").hex()[:32]
+    return hashlib.sha256(subject).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +152,18 @@ class Keys:
         """The keys of one customer (or anonymous shopper), in CUSTOMER_KEY_SUFFIXES order."""
         base = self.customer_base(shop, who)
         return tuple(base + suffix for suffix in CUSTOMER_KEY_SUFFIXES)
+
+    def tombstone(self, shop: str, customer: str, hash_key: bytes | None) -> str:
+        """String: when the customer was erased (event time, ms), under a keyed hash of shop
+        and customer, in the customer's own Redis Cluster slot (a hash tag chosen to fall
+        there), so the profile function reads it with the customer's other keys."""
+        slot = key_slot(f"{shop}:{customer}".encode())
+        digest = tombstone_digest(hash_key, shop, customer)
+        return f"{self.prefix}:{{{_slot_tags()[slot]}}}:x:{digest}"
+
+    def tombstone_pattern(self) -> str:
+        """Matches every tombstone (replay keeps them, tests find them)."""
+        return f"{self.prefix}:{{*}}:x:*"
 
     def alias(self, shop: str, anonymous_id: str) -> str:
         """String: the customer an anonymous shopper was merged into (CUSTOMER_KEY_SUFFIXES[8])."""

@@ -2,20 +2,27 @@
 --[[
 The profile stage: one FCALL applies a whole batch, customer by customer.
 
-KEYS: for each customer, the start its keys share ("<prefix>:{shop:customer}:"),
-      which carries the hash tag; the last header argument lists the suffixes that
-      complete the NK keys (handlers/keys.py), in this order: profile, windows,
-      cart, affinity, recent, favorites, dedup, tombstone, alias, erased aliases.
+KEYS: for each of the N customers, the start its keys share ("<prefix>:{shop:customer}:"),
+      which carries the hash tag; the header lists the suffixes that complete the NK
+      keys (handlers/keys.py), in this order: profile, windows, cart, affinity, recent,
+      favorites, dedup, tombstone as an earlier version named it, alias, erased aliases.
+      Then, for each customer in the same order, its tombstone (Keys.tombstone: a keyed
+      hash of shop and customer, in the customer's slot), so that it names no one.
 Times are epoch milliseconds of event time.
-ARGV: a header of 13 settings, then one entry per customer holding its events
-      packed (see unpack_events, and handlers/profile/encode.py which writes them).
-Returns {statuses, redirects, unlinked}: one status per event, in ARGV order
+ARGV: a header of 13 settings; the routes, one character per customer: "1" when its
+      events are an anonymous shopper's that a worker's cache of aliases sent to the
+      customer it was merged into, else "0"; then one entry per customer holding its
+      events packed (see unpack_events, and handlers/profile/encode.py which writes them).
+Returns {statuses, redirects, unlinked, bounced}: one status per event, in ARGV order
 (1 applied, 0 duplicate, 2 erased, 3 redirected); for every anonymous shopper
 already merged into a customer: its index, that customer, and 1 if the merge is
 settled (the anonymous copy is gone), so the caller can send its events there;
-and for every customer erased in the batch, its index and each anonymous id once
+for every customer erased in the batch, its index and each anonymous id once
 merged into it: their alias keys live in other slots, so the caller removes them
-(then the "xa" set that lists them, which keeps the list across a crash).
+(then the "xa" set that lists them, which keeps the list across a crash); and the
+index of every cached route that led to an erased customer: the cache is stale
+(another worker cut the alias), and the caller sends those events to the anonymous
+shopper's own keys, whose alias, if any, says where they belong now.
 
 Everything that can arrive out of order is kept order-free: counters add,
 windows add into event-time buckets, recency is min/max, recent views and
@@ -25,7 +32,7 @@ made after the last order or clear that took it.
 
 local NK = 10
 local K_PROFILE, K_WINDOWS, K_CART, K_AFFINITY, K_RECENT, K_FAVORITES, K_DEDUP = 1, 2, 3, 4, 5, 6, 7
-local K_TOMBSTONE, K_ALIAS, K_ERASED_ALIASES = 8, 9, 10
+local K_OLD_TOMBSTONE, K_ALIAS, K_ERASED_ALIASES = 8, 9, 10
 local DATA_KEYS = 7 -- the first seven hold the profile; tombstone and alias outlive it
 -- One ARGV entry per customer, holding its events back to back. Each event is a
 -- length (6 hex digits), an 8-byte id digest, then "ts US type US a US c US d US"
@@ -444,17 +451,29 @@ local function apply_batch(keys, args)
   local now = tonumber(args[11])
   local max_cart_markers = tonumber(args[12])
   local suffixes = split(args[13], ',')
-  local statuses, redirects, unlinked = {}, {}, {}
-  for index = 1, #keys do
-    local events = unpack_events(args[13 + index])
+  local routes = args[14]
+  local customers = #keys / 2
+  local statuses, redirects, unlinked, bounced = {}, {}, {}, {}
+  for index = 1, customers do
+    local events = unpack_events(args[14 + index])
     local count = #events
     local ckeys = customer_keys(keys[index], suffixes)
-    local marks_of = redis.call('MGET', ckeys[K_TOMBSTONE], ckeys[K_ALIAS])
+    local tombstone = keys[customers + index]
+    local marks_of = redis.call('MGET', tombstone, ckeys[K_ALIAS], ckeys[K_OLD_TOMBSTONE])
     local erased_at, alias = tonumber(marks_of[1] or ''), marks_of[2]
+    if marks_of[3] then
+      -- Kept by an earlier version under a name that says who: moved under the hash.
+      erased_at = math.max(erased_at or 0, tonumber(marks_of[3]))
+      redis.call('SET', tombstone, erased_at)
+      redis.call('DEL', ckeys[K_OLD_TOMBSTONE])
+    end
     local digests = {}
     for e = 1, count do digests[e] = events[e].digest end
     local seen = redis.call('ZMSCORE', ckeys[K_DEDUP], unpack(digests))
-    if alias then
+    if erased_at and string.sub(routes, index, index) == '1' then
+      for _ = 1, count do statuses[#statuses + 1] = REDIRECTED end
+      bounced[#bounced + 1] = index
+    elseif alias then
       -- Merged into a customer already: its events belong there now, except those this
       -- shopper has seen itself (a merge may still be on its way to the customer).
       for e = 1, count do
@@ -486,7 +505,7 @@ local function apply_batch(keys, args)
         erasing = true
         for k = 1, DATA_KEYS do redis.call('DEL', ckeys[k]) end
         erased_at = math.max(erased_at or 0, ts)
-        redis.call('SET', ckeys[K_TOMBSTONE], erased_at)
+        redis.call('SET', tombstone, erased_at)
         ctx = new_context(ckeys, weights, max_categories)
         fresh, marks, latest = ctx.fresh, {}, 0
         statuses[#statuses + 1] = APPLIED
@@ -538,7 +557,7 @@ local function apply_batch(keys, args)
     end
     end
   end
-  return {statuses, redirects, unlinked}
+  return {statuses, redirects, unlinked, bounced}
 end
 
 -- First step of a login merge, on the anonymous shopper's own keys: point it at the

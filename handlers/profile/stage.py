@@ -54,6 +54,16 @@ class BatchOutcome:
     duplicates_by_type: Counter[str] = field(default_factory=Counter)
 
 
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where an anonymous shopper's events go: the customer it was merged into."""
+
+    customer: str
+    # Known from this worker's cache (which another worker's erasure may have made stale),
+    # not from Redis within this batch.
+    cached: bool
+
+
 def _touch(
     touched: dict[tuple[str, str], tuple[datetime, str]],
     key: tuple[str, str],
@@ -134,46 +144,52 @@ class ProfileStage:
             for event in events
             if isinstance(event, CustomerIdentified) and event.id in merges
         }
+        # A group is one customer's events, or one anonymous shopper's. ``routes`` sends an
+        # anonymous shopper's to the customer it was merged into, with how that is known:
+        # a login in this batch (after the customer's own events, so after the merge: a copy
+        # of one the merge brings is then known as a duplicate), or this worker's cache.
         groups: dict[tuple[str, str], list[EncodedEvent]] = {}
-        # Anonymous events of a login in this batch go after the customer's own events, so
-        # after the merge: a copy of one the merge brings is then known as a duplicate.
-        after_merge: dict[tuple[str, str], list[EncodedEvent]] = {}
+        routed: dict[tuple[str, str], list[EncodedEvent]] = {}
+        routes: dict[tuple[str, str], Route] = {}
         # Each group's event types, beside its encoded events (for the duplicate counts).
         kinds: dict[tuple[str, str], list[str]] = {}
-        kinds_after_merge: dict[tuple[str, str], list[str]] = {}
         unattributed = 0
         touched: dict[tuple[str, str], tuple[datetime, str]] = {}
         for event in events:
             shop, who = event.shop, event.who
-            target = groups
+            target, owner = groups, who
             if event.subject is None:
                 if is_junk(who):
                     unattributed += 1
                     continue
-                if (shop, who) in merged_now:
-                    who, target = merged_now[(shop, who)], after_merge
-                else:
-                    who = self._aliases.get(shop, who) or who
-            _touch(touched, (shop, who), event.time, event.id)
+                route = routes.get((shop, who))
+                if route is None:
+                    if (shop, who) in merged_now:
+                        route = Route(merged_now[(shop, who)], cached=False)
+                    elif (cached := self._aliases.get(shop, who)) is not None:
+                        route = Route(cached, cached=True)
+                    if route is not None:
+                        routes[(shop, who)] = route
+                if route is not None:
+                    target, owner = routed, route.customer
+            _touch(touched, (shop, owner), event.time, event.id)
             merged = merges.get(event.id, b"")
             encoded = encode_event(event, self._shops.for_shop(shop), self._hash_key, merged)
             target.setdefault((shop, who), []).append(encoded)
-            (kinds if target is groups else kinds_after_merge).setdefault((shop, who), []).append(
+            kinds.setdefault((shop, who), []).append(
                 event.type  # type: ignore[attr-defined]  # every concrete event has one
             )
-        for group, encoded_events in after_merge.items():
-            groups.setdefault(group, []).extend(encoded_events)
-            kinds.setdefault(group, []).extend(kinds_after_merge[group])
+        groups.update(routed)
         statuses: list[int] = []
         duplicates: Counter[str] = Counter()
         unlinked: list[tuple[str, str, str]] = []
         while groups:
-            done, redirected, kinds = await self._apply_groups(groups, kinds, unlinked)
+            done, groups, kinds, routes = await self._apply_groups(groups, kinds, routes, unlinked)
             statuses.extend(status for status, _kind in done)
             duplicates.update(kind for status, kind in done if status == DUPLICATE)
-            groups = redirected
-            for group in redirected:  # an alias this worker did not know of yet
-                _touch(touched, group, *max(touched.values()))
+            for shop, who in groups:  # an alias this worker did not know of yet, or a stale one
+                owner = routes[(shop, who)].customer if (shop, who) in routes else who
+                _touch(touched, (shop, owner), *max(touched.values()))
         await self._after_apply(events, merges, unlinked, duplicates)
         for (shop, anonymous_id), customer in merged_now.items():
             self._aliases.put(shop, anonymous_id, customer)
@@ -191,67 +207,71 @@ class ProfileStage:
         self,
         groups: dict[tuple[str, str], list[EncodedEvent]],
         kinds: dict[tuple[str, str], list[str]],
+        routes: dict[tuple[str, str], Route],
         unlinked: list[tuple[str, str, str]],
     ) -> tuple[
         list[tuple[int, str]],
         dict[tuple[str, str], list[EncodedEvent]],
         dict[tuple[str, str], list[str]],
+        dict[tuple[str, str], Route],
     ]:
-        """One FCALL for all groups; groups of merged anonymous shoppers come back rerouted.
+        """One FCALL for all groups; anonymous shoppers' groups may come back to go elsewhere.
 
-        Returns (status, event type) of each event applied, then the rerouted groups and
-        their event types. ``unlinked`` gains (shop, customer, anonymous id) for each alias
-        an erasure cut.
+        Returns (status, event type) of each event applied, then the groups to send again,
+        their event types and their routes. ``unlinked`` gains (shop, customer, anonymous
+        id) for each alias an erasure cut.
         """
         order = list(groups)
-        keys: list[str] = []
+        bases: list[str] = []
+        tombstones: list[str] = []
         args: list[bytes | str | int] = [
             *self._header,
             int(time.time() * 1000),
             self._max_cart_markers,
+            CUSTOMER_SUFFIXES_ARG,
+            "".join("1" if group in routes and routes[group].cached else "0" for group in order),
         ]
-        args.append(CUSTOMER_SUFFIXES_ARG)
         for shop, who in order:
-            keys.append(self._keys.customer_base(shop, who))
+            route = routes.get((shop, who))
+            owner = who if route is None else route.customer
+            bases.append(self._keys.customer_base(shop, owner))
+            tombstones.append(self._keys.tombstone(shop, owner, self._hash_key))
             args.append(b"".join(groups[(shop, who)]))
-        raw_statuses, redirects, erased_aliases = await self._fcall(APPLY_BATCH, keys, args)
-        statuses = [int(status) for status in raw_statuses]
-        starts: dict[tuple[str, str], int] = {}
-        offset = 0
-        for group in order:
-            starts[group] = offset
-            offset += len(groups[group])
-        rerouted: dict[tuple[str, str], list[EncodedEvent]] = {}
-        rerouted_kinds: dict[tuple[str, str], list[str]] = {}
+        statuses_raw, redirects, erased_aliases, bounced = await self._fcall(
+            APPLY_BATCH, [*bases, *tombstones], args
+        )
+        statuses = [int(status) for status in statuses_raw]
+        again: dict[tuple[str, str], list[EncodedEvent]] = {}
+        again_routes: dict[tuple[str, str], Route] = {}
         for position in range(0, len(redirects), 3):
-            shop, anonymous_id = order[int(redirects[position]) - 1]
+            group = order[int(redirects[position]) - 1]
             customer = redirects[position + 1].decode()
             if int(redirects[position + 2]):
                 # Only a settled merge may be bypassed: until then, the anonymous copy's
                 # dedup marks are what tells a late copy of its events from a new one.
-                self._aliases.put(shop, anonymous_id, customer)
-            first = starts[(shop, anonymous_id)]
-            moved = [
-                n
-                for n in range(len(groups[(shop, anonymous_id)]))
-                if statuses[first + n] == REDIRECTED
-            ]
-            rerouted.setdefault((shop, customer), []).extend(
-                groups[(shop, anonymous_id)][n] for n in moved
-            )
-            rerouted_kinds.setdefault((shop, customer), []).extend(
-                kinds[(shop, anonymous_id)][n] for n in moved
-            )
+                self._aliases.put(*group, customer)
+            again_routes[group] = Route(customer, cached=False)
+        for index in bounced:
+            # The cached alias led to an erased customer: the anonymous shopper's own keys
+            # say where its events go now.
+            group = order[int(index) - 1]
+            self._aliases.forget(*group)
         for position in range(0, len(erased_aliases), 2):
             shop, customer = order[int(erased_aliases[position]) - 1]
             unlinked.append((shop, customer, erased_aliases[position + 1].decode()))
-        every_kind = [kind for group in order for kind in kinds[group]]
-        done = [
-            (status, kind)
-            for status, kind in zip(statuses, every_kind, strict=True)
-            if status != REDIRECTED
-        ]
-        return done, rerouted, rerouted_kinds
+        done: list[tuple[int, str]] = []
+        again_kinds: dict[tuple[str, str], list[str]] = {}
+        position = 0
+        for group in order:
+            for encoded, kind in zip(groups[group], kinds[group], strict=True):
+                status = statuses[position]
+                position += 1
+                if status == REDIRECTED:
+                    again.setdefault(group, []).append(encoded)
+                    again_kinds.setdefault(group, []).append(kind)
+                else:
+                    done.append((status, kind))
+        return done, again, again_kinds, again_routes
 
     async def _detach_merged(self, events: Sequence[Envelope]) -> dict[str, bytes]:
         """Step one of each login in the batch: freeze the anonymous history, get it back."""

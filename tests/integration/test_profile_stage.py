@@ -85,6 +85,13 @@ async def test_erasure_forgets_and_a_late_event_does_not_bring_it_back(
     keys = Keys(settings.redis.key_prefix).customer("s1", "c1")
     assert await stage._client.exists(*keys[:7]) == 0
 
+    # The tombstone is all that stays, and its name says nothing of whom it is for.
+    left = [key.decode() async for key in stage._client.scan_iter(match=keys[0][:-4] + "*")]
+    assert left == []
+    tombstones = await stage._client.keys(Keys(settings.redis.key_prefix).tombstone_pattern())
+    assert len(tombstones) == 1
+    assert b"c1" not in tombstones[0]
+
     await stage.apply([event("item.viewed", 10, {"item_id": "new", "category": "tea"})])
     fresh = await reader.read("s1", "c1")
     assert fresh is not None
@@ -202,3 +209,41 @@ async def test_a_redelivered_erasure_finishes_cutting_the_aliases(
     assert outcome.erased == 1
     assert await stage._client.exists(keys.alias("s1", "dev-2")) == 0
     assert await stage._client.exists(keys.erased_aliases("s1", "c1")) == 0
+
+
+async def test_a_tombstone_an_earlier_version_named_is_moved_under_the_hash(
+    stage: ProfileStage, reader: ProfileReader, settings: Settings
+) -> None:
+    keys = Keys(settings.redis.key_prefix)
+    old_tombstone = keys.customer("s1", "c1")[7]
+    await stage._client.set(old_tombstone, int((T0 + timedelta(minutes=5)).timestamp() * 1000))
+
+    outcome = await stage.apply([event("item.viewed", 2, {"item_id": "i", "category": "tea"})])
+    assert outcome.erased == 1
+    assert await reader.read("s1", "c1") is None
+    assert await stage._client.exists(old_tombstone) == 0
+    assert await stage._client.exists(keys.tombstone("s1", "c1", stage._hash_key)) == 1
+
+
+async def test_another_workers_cached_alias_does_not_bring_an_erased_customer_back(
+    stage: ProfileStage, reader: ProfileReader, settings: Settings
+) -> None:
+    view = {"item_id": "i", "category": "tea"}
+    await stage.apply([event("item.viewed", 1, view, anonymousid="dev-3")])
+    await stage.apply([event("customer.identified", 2, {"anonymousid": "dev-3"})])
+    other = ProfileStage.from_settings(settings)
+    try:
+        # The other worker learns the settled alias, and then routes the device straight on.
+        await other.apply([event("item.viewed", 3, view, anonymousid="dev-3")])
+        assert other._aliases.get("s1", "dev-3") == "c1"
+        await stage.apply([event("customer.erasure_requested", 4)])
+
+        outcome = await other.apply([event("item.viewed", 5, view, anonymousid="dev-3")])
+        assert outcome.applied == 1
+        assert await reader.read("s1", "c1") is None
+        device = await reader.read("s1", "dev-3")
+        assert device is not None
+        assert device["counters"]["views"] == 1
+        assert other._aliases.get("s1", "dev-3") is None
+    finally:
+        await other.close()
