@@ -46,11 +46,16 @@ TRIGGER_KEY_SUFFIXES: Final = (
     "heldp",  # hash: held trigger → its message
     "fired:",  # sorted set per customer: trigger ids fired, by occurrence time
     "cd:",  # hash per customer: rule → when it last fired (cooldowns)
-    "cap:",  # counter per customer, channel and local day (daily caps)
+    "cap:",  # hash per customer: "<channel>:<local day>" → sent that day (daily caps)
     "stats",  # hash: "<shop>\x1f<rule>\x1f<outcome>" → how many (rules stats, lift)
     "open:",  # sorted set per customer: triggers awaiting their conversion goal, by time
     "goals:",  # sorted set per customer: goal events (an order…) by time, for late triggers
 )
+# The same, as the trigger functions take them.
+TRIGGER_SUFFIXES_ARG: Final = ",".join(TRIGGER_KEY_SUFFIXES)
+# The consumer group the relays read the outboxes with (an erasure withdraws only what
+# it has not read yet).
+RELAY_GROUP: Final = "relay"
 # Per trigger shard, the keys of live segments (lua/segments.lua numbers them in this order).
 SEGMENT_KEY_SUFFIXES: Final = (
     "sg:",  # hash per customer: segment → transitions so far (odd: a member)
@@ -217,11 +222,19 @@ class Keys:
         """String: one worker took this shard's pass of a schedule rule in this time slot."""
         return f"{shard_base}sched:{rule_id}:{slot}"
 
-    def customer_trigger_keys(self, shop: str, customer: str) -> tuple[str, ...]:
-        """A customer's fired ids, cooldowns and conversion state: what an erasure removes
-        of their triggers (the segment stage takes their memberships, lua/segments.lua)."""
-        base, who = self.trigger_shard(shop, customer), f"{shop}:{customer}"
-        return tuple(base + TRIGGER_KEY_SUFFIXES[n] + who for n in (3, 4, 7, 8))
+    def erasure_indexes(self, shard_base: str) -> tuple[list[str], list[str]]:
+        """The indexes of a shard an erased customer may be in: (sets, sorted sets)."""
+        birthdays = [
+            self.schedule_index(shard_base, "birthday", f"{month:02d}{day:02d}")
+            for month in range(1, 13)
+            for day in range(1, 32)
+        ]
+        sets = [*birthdays, self.schedule_index(shard_base, "holiday")]
+        sorted_sets = [
+            self.schedule_index(shard_base, "dormant"),
+            self.schedule_index(shard_base, "after_delivery"),
+        ]
+        return sets, sorted_sets
 
     def segment_outbox(self, shard_base: str) -> str:
         return shard_base + SEGMENT_KEY_SUFFIXES[3]

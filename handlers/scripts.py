@@ -61,6 +61,7 @@ TRIGGER_LIBRARY: Final = Library.of("triggers.lua")
 EMIT: Final = TRIGGER_LIBRARY.function("crm_emit")
 RELEASE: Final = TRIGGER_LIBRARY.function("crm_release")
 GOALS: Final = TRIGGER_LIBRARY.function("crm_goals")
+ERASE: Final = TRIGGER_LIBRARY.function("crm_erase")
 
 TIMER_LIBRARY: Final = Library.of("timers.lua")
 ARM: Final = TIMER_LIBRARY.function("crm_arm")

@@ -29,12 +29,12 @@ from redis.exceptions import RedisError, ResponseError
 from crmstream import metrics
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
-from handlers.keys import Keys
+from handlers.keys import RELAY_GROUP, Keys
 from handlers.segments.outbox import Fields, render_change, render_trigger
 
 log = logging.getLogger("crmstream.relay")
 
-GROUP = "relay"
+GROUP = RELAY_GROUP
 _IDLE_SLEEP_S = 0.05
 _ERROR_SLEEP_S = 1.0
 _FLUSH_TIMEOUT_S = 30.0

@@ -228,3 +228,44 @@ def require_tool(name: str, package: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return found
+
+
+def redis_holding(settings: Settings, needles: Iterable[bytes]) -> dict[str, list[str]]:
+    """Every key of a test (its prefix) whose name or value holds one of ``needles``:
+    needle → the keys, values read whole, whatever the type."""
+    wanted = list(needles)
+    found: dict[str, list[str]] = {}
+    client = connect_sync(settings.redis)
+    try:
+        pattern = Keys(settings.redis.key_prefix).pattern()
+        for raw_key in client.scan_iter(match=pattern, count=1000):
+            key = bytes(raw_key)
+            blob = key + b"\0" + _value_bytes(client, key)
+            for needle in wanted:
+                if needle in blob:
+                    found.setdefault(needle.decode(errors="replace"), []).append(text(key))
+    finally:
+        client.close()
+    return found
+
+
+def _value_bytes(client: Any, key: bytes) -> bytes:
+    kind = text(client.type(key))
+    parts: list[Any]
+    if kind == "string":
+        parts = [client.get(key) or b""]
+    elif kind == "hash":
+        parts = [item for pair in client.hgetall(key).items() for item in pair]
+    elif kind == "set":
+        parts = list(client.smembers(key))
+    elif kind == "zset":
+        parts = list(client.zrange(key, 0, -1))
+    elif kind == "list":
+        parts = list(client.lrange(key, 0, -1))
+    elif kind == "stream":
+        parts = [
+            item for _id, fields in client.xrange(key) for pair in fields.items() for item in pair
+        ]
+    else:
+        parts = []
+    return b"\0".join(part if isinstance(part, bytes) else str(part).encode() for part in parts)

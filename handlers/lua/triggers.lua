@@ -60,6 +60,18 @@ local function suppressed(keys, fired, who, rule, trigger_id, at, reason)
   end
 end
 
+-- A customer's caps are one hash ("<channel>:<local day>" → sent), so that an erasure
+-- finds them all. Once it holds more than eight, the days before this one go (ISO days
+-- sort as text).
+local function prune_caps(cap_key, day)
+  if redis.call('HLEN', cap_key) <= 8 then return end
+  local fields = redis.call('HKEYS', cap_key)
+  for _, field in ipairs(fields) do
+    local its_day = string.sub(field, string.find(field, ':', 1, true) + 1)
+    if its_day < day then redis.call('HDEL', cap_key, field) end
+  end
+end
+
 local function keep_for(key, ms)
   if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
 end
@@ -115,16 +127,16 @@ local function emit(bases, args)
       status = 'skipped'
     else
       local last = tonumber(redis.call('HGET', cooldowns, rule) or '')
-      local cap_key = keys[S_CAP] .. who .. ':' .. channel .. ':' .. day
+      local cap_key, cap_field = keys[S_CAP] .. who, channel .. ':' .. day
       if cooldown > 0 and last and at < last + cooldown and at > last - cooldown then
         suppressed(keys, fired, who, rule, trigger_id, at, 'cooldown')
         status = 'cooldown'
-      elseif cap > 0 and (tonumber(redis.call('GET', cap_key) or '0')) >= cap then
+      elseif cap > 0 and (tonumber(redis.call('HGET', cap_key, cap_field) or '0')) >= cap then
         suppressed(keys, fired, who, rule, trigger_id, at, 'capped')
         status = 'capped'
       else
         if cap > 0 then
-          redis.call('INCR', cap_key)
+          if redis.call('HINCRBY', cap_key, cap_field, 1) == 1 then prune_caps(cap_key, day) end
           redis.call('EXPIRE', cap_key, CAP_TTL_S)
         end
         if not last or at > last then redis.call('HSET', cooldowns, rule, at) end
@@ -201,6 +213,52 @@ local function goals(bases, args)
   return converted
 end
 
+-- KEYS: shard base, then the shard's indexes that may hold who: first the sets (the
+-- birthdays of every day, the registered), then the sorted sets (dormancy, delivery).
+-- ARGV: suffixes, who ("shop:customer"), the relay's consumer group, how many of the
+-- indexes are sets. An erasure: the customer's fired ids, cooldowns, caps and
+-- conversion state go; so do their triggers held for quiet hours, those in the outbox
+-- the relay has not read yet, and every index entry. Safe to repeat. Returns how many
+-- triggers it withdrew.
+local function erase(bases, args)
+  local keys = shard_keys(bases[1], args[1])
+  local who, group = args[2], args[3]
+  local fired = keys[S_FIRED] .. who
+  local withdrawn = 0
+  for _, trigger_id in ipairs(redis.call('ZRANGE', fired, 0, -1)) do
+    withdrawn = withdrawn + redis.call('ZREM', keys[S_HELD], trigger_id)
+    redis.call('HDEL', keys[S_HELD_PAYLOAD], trigger_id)
+  end
+  redis.call('DEL', fired, keys[S_COOLDOWN] .. who, keys[S_CAP] .. who, keys[S_OPEN] .. who,
+    keys[S_GOALS] .. who)
+  if redis.call('EXISTS', keys[S_OUTBOX]) == 1 then
+    local from = '-'
+    for _, info in ipairs(redis.call('XINFO', 'GROUPS', keys[S_OUTBOX])) do
+      for f = 1, #info, 2 do
+        if info[f] == 'name' and info[f + 1] == group then
+          for g = 1, #info, 2 do
+            if info[g] == 'last-delivered-id' then from = '(' .. info[g + 1] end
+          end
+        end
+      end
+    end
+    for _, entry in ipairs(redis.call('XRANGE', keys[S_OUTBOX], from, '+')) do
+      local fields = entry[2]
+      for f = 1, #fields, 2 do
+        if fields[f] == 'key' and fields[f + 1] == who then
+          withdrawn = withdrawn + redis.call('XDEL', keys[S_OUTBOX], entry[1])
+        end
+      end
+    end
+  end
+  local sets = tonumber(args[4])
+  for i = 2, #bases do
+    redis.call(i <= sets + 1 and 'SREM' or 'ZREM', bases[i], who)
+  end
+  return withdrawn
+end
+
 redis.register_function('crm_emit', emit)
+redis.register_function('crm_erase', erase)
 redis.register_function('crm_goals', goals)
 redis.register_function('crm_release', release)

@@ -6,8 +6,9 @@ delivery (repurchase reminders). An index may hold a stale entry (a changed
 birthday, an erased customer); the scheduler checks each against the profile
 and drops what no longer holds, so the events never need the old value.
 
-An erasure also takes the customer's trigger state: fired ids, cooldowns,
-armed timers and index entries.
+An erasure also takes the customer's trigger state (lua/triggers.lua erase): fired
+ids, cooldowns, caps, conversion state, triggers held for quiet hours or not yet read
+by the relay, index entries; and, in their turn, the customer's absence timers.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from handlers.keys import Keys
+from handlers.keys import RELAY_GROUP, TRIGGER_SUFFIXES_ARG, Keys
 from handlers.profile.encode import epoch_ms
-from handlers.scripts import ARM
+from handlers.scripts import ARM, ERASE
 from handlers.triggers.members import erase_op, timer_member
 from schemas.events import (
     CustomerErasureRequested,
@@ -68,10 +69,12 @@ def queue_index_updates(
                 at = epoch_ms(event.time)
                 pipe.zadd(keys.schedule_index(base, "after_delivery"), {who: at}, gt=True)
             case CustomerErasureRequested():
-                pipe.delete(*keys.customer_trigger_keys(shop, customer))
-                pipe.srem(keys.schedule_index(base, "holiday"), who)
-                pipe.zrem(keys.schedule_index(base, "dormant"), who)
-                pipe.zrem(keys.schedule_index(base, "after_delivery"), who)
+                sets, sorted_sets = keys.erasure_indexes(base)
+                erasure_keys = [base, *sets, *sorted_sets]
+                pipe.fcall(
+                    ERASE, len(erasure_keys), *erasure_keys,
+                    TRIGGER_SUFFIXES_ARG, who, RELAY_GROUP, len(sets),
+                )  # fmt: skip
                 if absence:
                     # The timers, their values and the marks of when each was last armed go
                     # in their turn, after the arms and cancels before the erasure.

@@ -20,7 +20,7 @@ import redis.asyncio
 from crmstream.logcontext import where
 from crmstream.settings import TriggerSettings
 from handlers.functions import FunctionLibrary
-from handlers.keys import TRIGGER_KEY_SUFFIXES, Keys
+from handlers.keys import TRIGGER_SUFFIXES_ARG, Keys
 from handlers.profile.encode import epoch_ms
 from handlers.profile.read import SECTIONS, Profile, ProfileReader, build_profile
 from handlers.scripts import ARM, EMIT, GOALS, TIMER_LIBRARY, TRIGGER_LIBRARY
@@ -44,7 +44,7 @@ from schemas.events import Envelope
 
 log = logging.getLogger("crmstream.triggers")
 
-SUFFIXES = ",".join(TRIGGER_KEY_SUFFIXES)
+SUFFIXES = TRIGGER_SUFFIXES_ARG
 _DAY_MS = 86_400_000
 
 
