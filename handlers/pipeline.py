@@ -103,6 +103,7 @@ class ProfilesAndTriggers:
             rules=rules,
             settings=settings.triggers,
             time=time,
+            hash_key=settings.privacy_hash_key(),
         )
         segments = SegmentStage(
             profiles.client,

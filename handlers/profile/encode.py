@@ -118,3 +118,19 @@ def encode_event(
     # b goes last and runs to the end: it may hold any byte (a merged history does).
     body = digest(event.id) + head + (b if isinstance(b, bytes) else b.encode())
     return f"{len(body):06x}".encode() + body
+
+
+def contact_free(event: Envelope, hash_key: bytes | None) -> Envelope:
+    """The event with a phone number or e-mail address in clear replaced by its keyed
+    hash (dropped without a key), for anything kept of it beyond the profile."""
+    if not isinstance(event, ev.CustomerRegistered | ev.CustomerUpdated):
+        return event
+    data = event.data
+    if data.phone is None and data.email is None:
+        return event
+    hashed: dict[str, str | None] = {"phone": None, "email": None}
+    if data.phone is not None and data.phone_hash is None and hash_key is not None:
+        hashed["phone_hash"] = phone_hash(hash_key, data.phone)
+    if data.email is not None and data.email_hash is None and hash_key is not None:
+        hashed["email_hash"] = email_hash(hash_key, data.email)
+    return event.model_copy(update={"data": data.model_copy(update=hashed)})

@@ -21,7 +21,7 @@ from crmstream.logcontext import where
 from crmstream.settings import TriggerSettings
 from handlers.functions import FunctionLibrary
 from handlers.keys import TRIGGER_SUFFIXES_ARG, Keys
-from handlers.profile.encode import epoch_ms
+from handlers.profile.encode import contact_free, epoch_ms
 from handlers.profile.read import SECTIONS, Profile, ProfileReader, build_profile
 from handlers.scripts import ARM, EMIT, GOALS, TIMER_LIBRARY, TRIGGER_LIBRARY
 from handlers.triggers import decide
@@ -88,6 +88,7 @@ class TriggerStage:
         settings: TriggerSettings,
         time: StreamTime,
         wall_ms: Callable[[], int] = lambda: int(_time.time() * 1000),
+        hash_key: bytes | None = None,
     ) -> None:
         self.client = client
         self.keys = keys
@@ -97,6 +98,7 @@ class TriggerStage:
         self.time = time
         # When a decision is taken, for max_age: the clock live; a backtest's event time.
         self.wall_ms = wall_ms
+        self._hash_key = hash_key
         self._fired_window_ms = settings.fired_window_days * _DAY_MS
         self._library = FunctionLibrary(client, (TRIGGER_LIBRARY, TIMER_LIBRARY), "trigger")
 
@@ -270,7 +272,9 @@ class TriggerStage:
 
     def _deferred(self, rule: CompiledRule, event: Envelope, at_ms: int) -> list[str | int | bytes]:
         member = deferred_member(rule.rule.id, event.shop, event.who, event.id)
-        armed = {"version": rule.rule.version, "event": event.model_dump_json()}
+        # Kept in Redis until decided: contact details only as their keyed hashes.
+        kept = contact_free(event, self._hash_key)
+        armed = {"version": rule.rule.version, "event": kept.model_dump_json()}
         return [member, at_ms, timer_value(at_ms, at_ms, armed)]
 
     def _holds(
