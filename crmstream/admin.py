@@ -7,21 +7,31 @@ from typing import Final
 
 from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # exported only implicitly
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+)
 from confluent_kafka.cimpl import NewTopic  # re-exported by .admin, but only implicitly
 
 from crmstream.errors import KafkaError, TopicError
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 
-_WEEK_MS: Final = 7 * 24 * 3600 * 1000
+_DAY_MS: Final = 24 * 3600 * 1000
+_WEEK_MS: Final = 7 * _DAY_MS
 
-# Dead letters are kept longer than events: someone has to look at them first.
 _TOPIC_CONFIG: Final = {
     "events": {"retention.ms": str(_WEEK_MS)},
-    "dlq": {"retention.ms": str(4 * _WEEK_MS)},
     "output": {"retention.ms": str(_WEEK_MS)},
 }
+
+
+def dlq_config(settings: Settings) -> dict[str, str]:
+    """Dead letters are kept as they came, for as long as the operator set."""
+    return {"retention.ms": str(settings.topics.dlq_retention_days * _DAY_MS)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +63,7 @@ def planned_topics(settings: Settings) -> list[NewTopic]:
     ]
     planned.append(
         NewTopic(
-            names.dlq, settings.topics.output_partitions, replicas, config=_TOPIC_CONFIG["dlq"]
+            names.dlq, settings.topics.output_partitions, replicas, config=dlq_config(settings)
         )
     )
     planned.extend(
@@ -81,7 +91,38 @@ def create_topics(
                 raise TopicError(f"cannot create topic {topic.topic}: {error.str()}") from exc
             created = False
         outcomes.append(TopicOutcome(topic.topic, topic.num_partitions, created))
+    if topics is None:
+        _keep_dlq_retention(client, settings, timeout_s)
     return outcomes
+
+
+def _keep_dlq_retention(client: AdminClient, settings: Settings, timeout_s: float) -> None:
+    """A dead-letter topic made earlier takes the retention set now."""
+    name = TopicNames.from_settings(settings.topics).dlq
+    entries = [
+        ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+        for key, value in dlq_config(settings).items()
+    ]
+    resource = ConfigResource(ResourceType.TOPIC, name, incremental_configs=entries)
+    futures = client.incremental_alter_configs([resource], request_timeout=timeout_s)
+    try:
+        for future in futures.values():
+            future.result()
+    except KafkaException as exc:
+        raise TopicError(f"cannot set the retention of {name}: {exc.args[0].str()}") from exc
+
+
+def topic_config(settings: Settings, name: str, timeout_s: float = 10.0) -> dict[str, str]:
+    """A topic's configuration as the broker holds it."""
+    resource = ConfigResource(ResourceType.TOPIC, name)
+    # Keep the client referenced until the futures resolve: a collected handle fails them.
+    client = admin_client(settings)
+    futures = client.describe_configs([resource], request_timeout=timeout_s)
+    try:
+        described = next(iter(futures.values())).result()
+    except KafkaException as exc:
+        raise TopicError(f"cannot describe topic {name}: {exc.args[0].str()}") from exc
+    return {key: entry.value for key, entry in described.items()}
 
 
 def delete_topics(settings: Settings, names: list[str], timeout_s: float = 30.0) -> None:

@@ -119,6 +119,9 @@ class TopicSettings(BaseModel):
     event_partitions: int = Field(default=8, ge=1, le=1024)
     output_partitions: int = Field(default=8, ge=1, le=1024)
     replication_factor: int = Field(default=1, ge=1, le=7)
+    # Dead letters keep the bytes as they came, contact details included (they are what an
+    # operator has to look at): how long, on topics `topics create` makes or updates.
+    dlq_retention_days: int = Field(default=28, ge=1, le=365)
 
     @field_validator("prefix")
     @classmethod

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 from confluent_kafka.cimpl import NewTopic
 
-from crmstream.admin import create_topics, list_topics
+from crmstream.admin import create_topics, list_topics, topic_config
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from tests.support import consume, produce
@@ -34,3 +36,20 @@ def test_topics_create_is_idempotent_and_makes_every_design_topic(settings: Sett
         assert on_broker[name] == settings.topics.event_partitions
     for name in names.outputs:
         assert on_broker[name] == settings.topics.output_partitions
+
+
+def test_the_dead_letter_retention_is_the_operators_and_follows_a_change(
+    settings: Settings,
+) -> None:
+    dlq = TopicNames.from_settings(settings.topics).dlq
+    create_topics(settings)
+    assert topic_config(settings, dlq)["retention.ms"] == str(28 * 86_400_000)
+
+    shorter = settings.model_copy(
+        update={"topics": settings.topics.model_copy(update={"dlq_retention_days": 3})}
+    )
+    create_topics(shorter)
+    deadline = time.monotonic() + 15  # brokers take a change of configuration in a moment
+    while topic_config(settings, dlq)["retention.ms"] != str(3 * 86_400_000):
+        assert time.monotonic() < deadline, topic_config(settings, dlq)["retention.ms"]
+        time.sleep(0.2)
