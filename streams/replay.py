@@ -1,7 +1,9 @@
 """Rebuilding profiles from the event topics, from the beginning.
 
 The profiles (of one shop, or all) are wiped first, tombstones excepted: a
-customer who asked to be forgotten stays forgotten. Then every event up to the
+customer who asked to be forgotten stays forgotten. The trigger machinery
+(outboxes, timers, cooldowns, stats, memberships) is left as it is, unless a
+reset is asked for as well (reset_triggers). Then every event up to the
 topics' current end goes through the same decoder and the same profile stage
 as live, in the same batches, so the result is what the live worker built.
 Workers that keep running meanwhile do no harm: what both apply is a duplicate
@@ -11,6 +13,7 @@ for the second.
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,15 +62,51 @@ async def wipe_profiles(client: redis.asyncio.Redis, keys: Keys, shop: str | Non
     return wiped
 
 
+async def reset_triggers(client: redis.asyncio.Redis, keys: Keys) -> int:
+    """Delete the trigger machinery of every shop: each shard's outbox, held triggers,
+    guards, stats and memberships, each partition's timers and decisions put off. The
+    offsets the profiles reflect stay. Returns how many keys went."""
+    shard_or_partition = re.compile(rf"^{re.escape(keys.prefix)}:\{{[tp]\d+\}}:")
+    kept = {keys.partition(n).offsets for n in range(1024)}
+    doomed: list[bytes] = []
+    wiped = 0
+    async for key in client.scan_iter(match=f"{keys.prefix}:{{*", count=1000):
+        name = key.decode()
+        if shard_or_partition.match(name) and name not in kept:
+            doomed.append(key)
+        if len(doomed) >= 1000:
+            wiped += await client.unlink(*doomed)
+            doomed.clear()
+    if doomed:
+        wiped += await client.unlink(*doomed)
+    return wiped
+
+
+async def _wipe(
+    client: redis.asyncio.Redis, keys: Keys, shop: str | None, with_triggers: bool
+) -> int:
+    if with_triggers and shop is not None:
+        raise ValueError("the trigger machinery is shared by shops: reset it for all or none")
+    wiped = await wipe_profiles(client, keys, shop)
+    if with_triggers:
+        wiped += await reset_triggers(client, keys)
+    return wiped
+
+
 async def replay(
     settings: Settings,
     shop: str | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    *,
+    with_triggers: bool = False,
 ) -> ReplayReport:
-    """Wipe, then apply every event up to the current end of the topics."""
+    """Wipe, then apply every event up to the current end of the topics. ``with_triggers``
+    (every shop only: shards hold several shops) resets the trigger machinery too."""
     stage = ProfileStage.from_settings(settings)
     report = ReplayReport()
-    report.wiped_keys = await wipe_profiles(stage.client, Keys(settings.redis.key_prefix), shop)
+    report.wiped_keys = await _wipe(
+        stage.client, Keys(settings.redis.key_prefix), shop, with_triggers
+    )
     options = aiokafka_options(settings.kafka)
     options["client_id"] = f"{options['client_id']}-replay-{uuid.uuid4().hex[:8]}"
     consumer = AIOKafkaConsumer(

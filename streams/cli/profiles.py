@@ -63,13 +63,33 @@ def profile(settings: Settings, shop: str, customer: str, as_of: str | None, as_
 
 @click.command()
 @click.option("--shop", callback=shop_name, help="Only this shop's profiles (default: every shop).")
+@click.option(
+    "--reset-triggers",
+    is_flag=True,
+    help="Also delete every shop's trigger machinery: outboxes, held triggers, timers, "
+    "cooldowns, caps, stats and segment memberships. Stop the workers first.",
+)
+@click.option("--yes", is_flag=True, help="Do not ask before --reset-triggers.")
 @pass_settings
-def replay(settings: Settings, shop: str | None) -> None:
+def replay(settings: Settings, shop: str | None, reset_triggers: bool, yes: bool) -> None:
     """Rebuild profiles from the event topics, from the beginning.
 
     The profiles are wiped first (tombstones of erased customers stay), then every
-    event up to the topics' current end is applied as the live worker would.
+    event up to the topics' current end is applied as the live worker would. The
+    trigger machinery is left alone unless --reset-triggers is given (every shop
+    only: a shard holds several shops' state).
     """
+    if reset_triggers:
+        if shop is not None:
+            raise click.UsageError("--reset-triggers resets every shop; leave out --shop")
+        if not yes and not sys.stdin.isatty():
+            raise click.UsageError("--reset-triggers deletes state: confirm with --yes")
+        if not yes:
+            click.confirm(
+                "Delete every shop's outboxes, held triggers, timers, cooldowns, stats and "
+                "segment memberships?",
+                abort=True,
+            )
     from rich.progress import Progress  # noqa: PLC0415
 
     from streams.replay import replay as run_replay  # noqa: PLC0415
@@ -80,7 +100,7 @@ def replay(settings: Settings, shop: str | None) -> None:
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        report = asyncio.run(run_replay(settings, shop, progress))
+        report = asyncio.run(run_replay(settings, shop, progress, with_triggers=reset_triggers))
     click.echo(
         f"wiped {report.wiped_keys} keys; read {report.read} events: applied {report.applied}, "
         f"duplicates {report.duplicates}, invalid {report.skipped_invalid}, "

@@ -166,14 +166,15 @@ async def _snapshot(
     return {owner: await reader.read(*owner, as_of) for owner in owners(events)}
 
 
-async def _replay(settings: Settings, *args: str) -> bytes:
+async def _replay(settings: Settings, *args: str, status: int = 0) -> bytes:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "streams.cli", "replay", *args,
         env={**os.environ, **settings_env(settings)},
+        stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     stdout, _ = await process.communicate()
-    assert process.returncode == 0
+    assert process.returncode == status
     return stdout
 
 
@@ -188,15 +189,38 @@ async def test_replay_equals_live(
     client = connect(settings.redis)
     offsets = [await client.hgetall(keys.partition(n).offsets) for n in range(8)]
     assert any(offsets)
+    machinery = await _machinery(client, keys)
+    assert any(":outbox" in k or ":stats" in k for k in machinery)
+    assert any(":timers" in k for k in machinery)
     output = await _replay(settings)
     assert b"read 10000 events" in output
     assert await _snapshot(reader, events) == live
-    # Profiles only: the offsets the state reflects (and the timers) stay where they were.
-    assert [await client.hgetall(keys.partition(n).offsets) for n in range(8)] == offsets
-    await client.aclose()
+    # Profiles only: the offsets the state reflects, the outboxes, timers, guards, stats and
+    # memberships stay exactly as they were.
+    assert await _machinery(client, keys) == machinery
 
     await _replay(settings, "--shop", "tea-house")
     assert await _snapshot(reader, events) == live
+    assert await _machinery(client, keys) == machinery
+
+    # Resetting the triggers too must be confirmed: asked on a terminal, refused without one.
+    await _replay(settings, "--reset-triggers", status=2)
+    assert await _machinery(client, keys) == machinery
+    await _replay(settings, "--reset-triggers", "--shop", "tea-house", status=2)
+    await _replay(settings, "--reset-triggers", "--yes")
+    assert await _snapshot(reader, events) == live
+    left = await _machinery(client, keys)
+    assert set(left) == {keys.partition(n).offsets for n in range(8)} & set(machinery)
+    await client.aclose()
+
+
+async def _machinery(client: Any, keys: Keys) -> dict[str, bytes]:
+    """Every key of the trigger shards and partitions, serialized as Redis holds it."""
+    found: dict[str, bytes] = {}
+    for base in [*keys.trigger_shards(), *(f"{keys.prefix}:{{p{n}}}:" for n in range(8))]:
+        async for key in client.scan_iter(match=base + "*", count=1000):
+            found[key.decode()] = await client.dump(key)
+    return found
 
 
 async def test_redis_unreachable_for_a_while_loses_and_doubles_nothing(
