@@ -204,6 +204,8 @@ class TriggerSettings(BaseModel):
     daily_cap: int = Field(default=3, ge=1, le=1000)
     # How long a fired trigger's id is remembered: a replay within it never fires it again.
     fired_window_days: int = Field(default=400, ge=1)
+    # Decisions kept per customer (the decision log: outcome, rule, reason), newest first.
+    decision_log: int = Field(default=50, ge=0, le=1000)
     timer_tick_s: float = Field(default=0.1, gt=0, le=60)
     # Absence deadlines follow each partition's event time (handlers/triggers/clock.py),
     # less this allowance for events written a little out of order.

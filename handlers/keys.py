@@ -50,6 +50,7 @@ TRIGGER_KEY_SUFFIXES: Final = (
     "stats",  # hash: "<shop>\x1f<rule>\x1f<outcome>" → how many (rules stats, lift)
     "open:",  # sorted set per customer: triggers awaiting their conversion goal, by time
     "goals:",  # sorted set per customer: goal events (an order…) by time, for late triggers
+    "log:",  # list per customer: their last decisions, newest first (triggers/decisions.py)
 )
 # The same, as the trigger functions take them.
 TRIGGER_SUFFIXES_ARG: Final = ",".join(TRIGGER_KEY_SUFFIXES)
@@ -257,6 +258,14 @@ class Keys:
     def segment_pass(self, shard_base: str, slot: int) -> str:
         """String: one worker took this shard's recheck of timed segments in this time slot."""
         return f"{shard_base}sgpass:{slot}"
+
+    def fired(self, shop: str, customer: str) -> str:
+        """Sorted set: the customer's trigger ids decided within the fired window, by time."""
+        return self.trigger_shard(shop, customer) + TRIGGER_KEY_SUFFIXES[3] + f"{shop}:{customer}"
+
+    def decision_log(self, shop: str, customer: str) -> str:
+        """List: the customer's last decisions, newest first (lua/triggers.lua log_decision)."""
+        return self.trigger_shard(shop, customer) + TRIGGER_KEY_SUFFIXES[9] + f"{shop}:{customer}"
 
     def rule_stats(self, shard_base: str) -> str:
         return shard_base + TRIGGER_KEY_SUFFIXES[6]

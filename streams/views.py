@@ -12,13 +12,15 @@ from faust.web import Request, Response, View
 
 from crmstream import metrics
 from crmstream.settings import Settings
+from handlers.customer_export import export_customer
 from handlers.keys import Keys
 from handlers.profile.encode import epoch_ms
 from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect
 from handlers.segments.read import SegmentReader
 from handlers.shop_configs import ShopConfigs
-from handlers.tokens import Grant, TokenStore
+from handlers.tokens import Grant, Scope, TokenStore
+from handlers.triggers.decisions import DecisionReader
 from handlers.triggers.stats import read_rule_stats
 from schemas.types import SHOP_ID_RULE, is_customer_id, is_shop_id
 from streams.health import Readiness
@@ -57,6 +59,7 @@ def register_views(app: faust.App, settings: Settings, readiness: Readiness) -> 
     reader = ProfileReader(client, keys, ShopConfigs(settings.profiles.shop_config_dir))
     groups = SegmentReader(client, keys)
     tokens = TokenStore(client, keys, settings.privacy_hash_key())
+    decisions = DecisionReader(client, keys)
 
     async def admitted(
         view: View,
@@ -64,10 +67,13 @@ def register_views(app: faust.App, settings: Settings, readiness: Readiness) -> 
         shop: str | None,
         customer: str | None = None,
         missing: str = "not found",
+        *,
+        scope: Scope = "read",
     ) -> Grant | Response:
         """The grant of a request that may read ``shop`` (None: its token's own), or the
         response that refuses it: 401 without a valid bearer token (after a pause), 400 for
-        a name outside the contract, 404 (``missing``) for another shop's."""
+        a name outside the contract, 404 (``missing``) for another shop's, 403 for a token
+        of the shop without the ``scope`` needed."""
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         grant = await tokens.verify(token.strip()) if scheme.lower() == "bearer" else None
         if grant is None:
@@ -83,6 +89,10 @@ def register_views(app: faust.App, settings: Settings, readiness: Readiness) -> 
             return view.error(400, why)
         if shop is not None and grant.shop != shop:
             return view.error(404, missing)  # as if it did not exist
+        if scope == "admin" and grant.scope != "admin":
+            return view.error(
+                403, "this needs a token of admin scope (tokens create --scope admin)"
+            )
         return grant
 
     @_route(app, "/profiles/{shop}/{customer}/", "profile")
@@ -106,6 +116,31 @@ def register_views(app: faust.App, settings: Settings, readiness: Readiness) -> 
                 return self.error(404, missing)
             profile["segments"] = await groups.of_customer(shop, customer)
             return self.json(profile)
+
+    @_route(app, "/customers/{shop}/{customer}/decisions/", "customer-decisions")
+    class DecisionsView(View):
+        """GET the customer's last decisions, newest first: outcome, rule, reason, trigger."""
+
+        async def get(self, request: Request, shop: str, customer: str) -> Response:
+            grant = await admitted(self, request, shop, customer)
+            if not isinstance(grant, Grant):
+                return grant
+            found = await decisions.log(shop, customer)
+            return self.json({"shop": shop, "customer": customer, "decisions": found})
+
+    @_route(app, "/customers/{shop}/{customer}/export/", "customer-export")
+    class ExportView(View):
+        """GET everything held about the customer (admin scope): the right to know."""
+
+        async def get(self, request: Request, shop: str, customer: str) -> Response:
+            missing = f"nothing held about customer {customer} of shop {shop}"
+            grant = await admitted(self, request, shop, customer, missing, scope="admin")
+            if not isinstance(grant, Grant):
+                return grant
+            document = await export_customer(reader, groups, decisions, shop, customer)
+            if document is None:
+                return self.error(404, missing)
+            return self.json(document)
 
     @_route(app, "/healthz", "healthz")
     class AliveView(View):

@@ -6,7 +6,7 @@ Every call works on one trigger shard: KEYS[1] is the shard's base
 ("<prefix>:{t<n>}:"), whose hash tag keeps all its keys in one Redis Cluster
 slot; a customer always falls in the same shard. The first header argument lists
 the key suffixes (handlers/keys.py TRIGGER_KEY_SUFFIXES), in this order:
-outbox, held, held payloads, fired, cooldowns, caps, stats, open, goals.
+outbox, held, held payloads, fired, cooldowns, caps, stats, open, goals, decision log.
 Per-customer keys are the shard's key plus the suffix plus "<shop>:<customer>".
 Timers and decisions put off live with their partition instead (lua/timers.lua).
 
@@ -19,7 +19,7 @@ so workers of two versions never call each other's code during a rolling deploy.
 ]]
 
 local S_OUTBOX, S_HELD, S_HELD_PAYLOAD, S_FIRED, S_COOLDOWN, S_CAP = 1, 2, 3, 4, 5, 6
-local S_STATS, S_OPEN, S_GOALS = 7, 8, 9
+local S_STATS, S_OPEN, S_GOALS, S_LOG = 7, 8, 9, 10
 local CAP_TTL_S = 3 * 86400 -- a local day, plus the widest timezone offsets, plus slack
 local DAY_MS = 86400000
 local SEP = '\31'
@@ -92,27 +92,40 @@ local function attribute(keys, who, rule, trigger_id, at, goal, window, group)
   keep_for(open, window + DAY_MS)
 end
 
+-- A customer's last decisions, newest first, each "<outcome> US <decided at, ms> US <why>"
+-- (why: JSON of rule, version, time, trigger id, causes and reason, written by the
+-- caller); at most `size`, kept as long as the fired ids.
+local function log_decision(keys, who, outcome, now, why, size, window)
+  if size <= 0 then return end
+  local log = keys[S_LOG] .. who
+  redis.call('LPUSH', log, outcome .. SEP .. now .. SEP .. why)
+  redis.call('LTRIM', log, 0, size - 1)
+  redis.call('PEXPIRE', log, window)
+end
+
 -- KEYS: shard base. ARGV: fired window (ms), suffixes, now (ms, when this is decided),
--- then 14 fields per candidate (handlers/triggers/decide.py Candidate.args):
--- trigger id, who ("shop:customer"), rule, at (ms, the occurrence's time), cooldown (ms),
--- channel ("" = consent refused it), cap day, cap (0 = none),
+-- decisions kept per customer, then 15 fields per candidate (handlers/triggers/decide.py
+-- Candidate.args): trigger id, who ("shop:customer"), rule, at (ms, the occurrence's
+-- time), cooldown (ms), channel ("" = consent refused it), cap day, cap (0 = none),
 -- release at (ms, 0 = now), payload (the trigger's JSON),
 -- holdout ("1": published as held out), goal (its key), goal window (ms),
--- expires at (ms, 0 = never: an occurrence decided later than this is not sent).
+-- expires at (ms, 0 = never: an occurrence decided later than this is not sent),
+-- why (for the decision log).
 -- Returns one status per candidate: sent, held, duplicate, expired, cooldown, capped,
 -- skipped (consent).
 local function emit(bases, args)
   local window = tonumber(args[1])
   local keys = shard_keys(bases[1], args[2])
   local now = tonumber(args[3])
+  local log_size = tonumber(args[4])
   local statuses = {}
-  for i = 4, #args, 14 do
+  for i = 5, #args, 15 do
     local trigger_id, who, rule = args[i], args[i + 1], args[i + 2]
     local at, cooldown = tonumber(args[i + 3]), tonumber(args[i + 4])
     local channel, day, cap = args[i + 5], args[i + 6], tonumber(args[i + 7])
     local release_at, payload = tonumber(args[i + 8]), args[i + 9]
     local holdout, goal, goal_window = args[i + 10] == '1', args[i + 11], tonumber(args[i + 12])
-    local expires_at = tonumber(args[i + 13])
+    local expires_at, why = tonumber(args[i + 13]), args[i + 14]
     local fired = keys[S_FIRED] .. who
     local cooldowns = keys[S_COOLDOWN] .. who
     local status
@@ -159,21 +172,27 @@ local function emit(bases, args)
       end
     end
     statuses[#statuses + 1] = status
+    local outcome = status == 'skipped' and 'consent' or status
+    if holdout and (status == 'sent' or status == 'held') then outcome = 'holdout' end
+    log_decision(keys, who, outcome, now, why, log_size, window)
   end
   return statuses
 end
 
--- KEYS: shard base. ARGV: suffixes, now (ms), limit. Held triggers whose quiet hours are
--- over go to the outbox; returns how many.
+-- KEYS: shard base. ARGV: suffixes, now (ms), limit, decisions kept per customer, fired
+-- window (ms). Held triggers whose quiet hours are over go to the outbox; returns how many.
 local function release(bases, args)
   local keys = shard_keys(bases[1], args[1])
   local now, limit = tonumber(args[2]), tonumber(args[3])
+  local log_size, window = tonumber(args[4] or '0'), tonumber(args[5] or '0')
   local ids = redis.call('ZRANGE', keys[S_HELD], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
   for _, trigger_id in ipairs(ids) do
     local stored = redis.call('HGET', keys[S_HELD_PAYLOAD], trigger_id)
     if stored then
       local cut = string.find(stored, '\n', 1, true)
-      to_outbox(keys, trigger_id, string.sub(stored, 1, cut - 1), string.sub(stored, cut + 1))
+      local who = string.sub(stored, 1, cut - 1)
+      to_outbox(keys, trigger_id, who, string.sub(stored, cut + 1))
+      log_decision(keys, who, 'released', now, cjson.encode({trigger_id = trigger_id}), log_size, window)
     end
     redis.call('ZREM', keys[S_HELD], trigger_id)
     redis.call('HDEL', keys[S_HELD_PAYLOAD], trigger_id)
@@ -230,7 +249,7 @@ local function erase(bases, args)
     redis.call('HDEL', keys[S_HELD_PAYLOAD], trigger_id)
   end
   redis.call('DEL', fired, keys[S_COOLDOWN] .. who, keys[S_CAP] .. who, keys[S_OPEN] .. who,
-    keys[S_GOALS] .. who)
+    keys[S_GOALS] .. who, keys[S_LOG] .. who)
   if redis.call('EXISTS', keys[S_OUTBOX]) == 1 then
     local from = '-'
     for _, info in ipairs(redis.call('XINFO', 'GROUPS', keys[S_OUTBOX])) do

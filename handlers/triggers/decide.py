@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import orjson
+
 from rules.loader import CompiledRule
 from rules.model import QuietHours, parse_clock
 from schemas.triggers import MatchedCondition, Trigger, TriggerData
@@ -43,13 +45,15 @@ class Candidate:
     goal_key: str = ""  # what converts it (rules/loader.py GoalSpec), within goal_window_ms
     goal_window_ms: int = 0
     expires_at_ms: int = 0  # decided after this, it is recorded as expired (0: never)
+    why: bytes = b"{}"  # the decision log's account of it (handlers/triggers/decisions.py)
 
     def args(self) -> list[str | int | bytes]:
-        """The 14 fields lua/triggers.lua emit reads per candidate, in its order."""
+        """The 15 fields lua/triggers.lua emit reads per candidate, in its order."""
         return [
             self.trigger_id, self.who, self.rule_id, self.at_ms, self.cooldown_ms, self.channel,
             self.cap_day, self.cap, self.release_at_ms, self.payload,
             "1" if self.holdout else "0", self.goal_key, self.goal_window_ms, self.expires_at_ms,
+            self.why,
         ]  # fmt: skip
 
 
@@ -154,4 +158,21 @@ def build(
         goal_key=rule.goal.key,
         goal_window_ms=spec.goal.within_s * 1000,
         expires_at_ms=at_ms + spec.max_age_s * 1000 if spec.max_age_s else 0,
+        why=decision_why(message.data, tid, at_ms),
+    )
+
+
+def decision_why(data: TriggerData, tid: str, at_ms: int) -> bytes:
+    """What the decision log keeps of a decision besides its outcome: the rule, the
+    occurrence's time, the trigger, its causes and the reason with the values read."""
+    return orjson.dumps(
+        {
+            "rule": data.rule,
+            "version": data.rule_version,
+            "at": at_ms,
+            "trigger_id": tid,
+            "channel": data.channel,
+            "caused_by": data.caused_by[:5],
+            "reason": [part.model_dump(mode="json") for part in data.reason],
+        }
     )

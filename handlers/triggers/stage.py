@@ -99,7 +99,7 @@ class TriggerStage:
         # When a decision is taken, for max_age: the clock live; a backtest's event time.
         self.wall_ms = wall_ms
         self._hash_key = hash_key
-        self._fired_window_ms = settings.fired_window_days * _DAY_MS
+        self.fired_window_ms = settings.fired_window_days * _DAY_MS
         self._library = FunctionLibrary(client, (TRIGGER_LIBRARY, TIMER_LIBRARY), "trigger")
 
     async def load_functions(self) -> None:
@@ -344,7 +344,10 @@ class TriggerStage:
         for base, shard in work.shards.items():
             if shard.candidates:
                 args = [arg for c in shard.candidates for arg in c.args()]
-                pipe.fcall(EMIT, 1, base, self._fired_window_ms, SUFFIXES, now_ms, *args)
+                pipe.fcall(
+                    EMIT, 1, base, self.fired_window_ms, SUFFIXES, now_ms,
+                    self.settings.decision_log, *args,
+                )  # fmt: skip
                 emits.append((queued, shard.candidates))
                 queued += 1
             if shard.goal_ops:

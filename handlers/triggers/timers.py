@@ -258,5 +258,8 @@ class TimerPump:
         stage = self._stage
         pipe = stage.client.pipeline(transaction=False)
         for base in stage.keys.trigger_shards():
-            pipe.fcall(RELEASE, 1, base, SUFFIXES, now_ms, self._limit)
+            pipe.fcall(
+                RELEASE, 1, base, SUFFIXES, now_ms, self._limit,
+                stage.settings.decision_log, stage.fired_window_ms,
+            )  # fmt: skip
         return sum(int(n) for n in await stage.execute(pipe))

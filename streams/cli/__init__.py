@@ -19,7 +19,7 @@ from streams.cli.customers import import_customers
 from streams.cli.demo import demo
 from streams.cli.events import publish, schemas, simulate
 from streams.cli.ops import stack, topics, worker
-from streams.cli.privacy import forget
+from streams.cli.privacy import export, forget
 from streams.cli.profiles import profile, replay
 from streams.cli.rules import rules
 from streams.cli.segments import segments
@@ -42,7 +42,7 @@ def cli(ctx: click.Context) -> None:
 
 for command in (
     stack, topics, worker, publish, simulate, import_customers, profile, replay, schemas,
-    demo, rules, segments, tokens, forget, bench,
+    demo, rules, segments, tokens, forget, export, bench,
 ):  # fmt: skip
     cli.add_command(command)
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from crmstream.admin import create_topics
@@ -101,16 +102,19 @@ async def test_forget_leaves_no_trace_of_the_customer(
             + customer_events(shop, bystander, f"dev-{uuid.uuid4().hex[:8]}", now),
         )
         await planted(settings, customer.encode(), time.monotonic() + 120)
+        # What is held, as the customer may ask to see it: contact details only hashed.
+        exported = await cli(settings, "export", shop, customer)
+        assert exported.returncode == 0, exported.stderr
+        document = orjson.loads(exported.stdout)
+        assert document["facts"]["phone_hash"]
+        assert document["facts"]["email_hash"]
+        assert document["segments"] == ["north-region", "vip-list"]
+        assert document["decisions"]
+        assert {entry["outcome"] for entry in document["triggers"]} == {"decided"}
+        assert PHONE_DIGITS.decode() not in exported.stdout
+        assert EMAIL not in exported.stdout
 
-        forget = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "streams.cli", "forget", shop, customer],
-            env={**os.environ, **settings_env(settings)},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        forget = await cli(settings, "forget", shop, customer)
         assert forget.returncode == 0, forget.stderr
         # The device browses on; whichever worker cached its alias must not route it back.
         after = now + timedelta(seconds=30)
@@ -139,3 +143,16 @@ async def test_forget_leaves_no_trace_of_the_customer(
             assert time.monotonic() < deadline, "the device's view after the erasure was lost"
             await asyncio.sleep(1)
         assert device_profile["counters"]["views"] == 1
+        assert (await cli(settings, "export", shop, customer)).returncode == 1
+
+
+async def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "streams.cli", *args],
+        env={**os.environ, **settings_env(settings)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

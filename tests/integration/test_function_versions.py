@@ -35,8 +35,10 @@ async def test_two_versions_loaded_side_by_side_both_answer(settings: Settings) 
         await client.function_load(nxt.source, replace=True)
         # Loading this version again (a worker restarting, a backtest) replaces only itself.
         await client.function_load(TRIGGER_LIBRARY.source, replace=True)
-        assert await client.fcall(EMIT, 1, base, 0, SUFFIXES, 0) == []
-        assert await client.fcall(nxt.function("crm_emit"), 1, base, 0, SUFFIXES, 0) == [b"next"]
+        assert await client.fcall(EMIT, 1, base, 0, SUFFIXES, 0, 50) == []
+        assert await client.fcall(nxt.function("crm_emit"), 1, base, 0, SUFFIXES, 0, 50) == [
+            b"next"
+        ]
     finally:
         await client.function_delete(nxt.name)
         await client.aclose()

@@ -198,6 +198,8 @@ SHOP_ROUTES = (
     "/segments/tea-house",
     "/segments/tea-house/vip-list/members",
     "/rules/stats?shop=tea-house",
+    "/customers/tea-house/m-03/decisions",
+    "/customers/tea-house/m-03/export",
 )
 HOSTILE_PATHS = {
     "/profiles/..%2F..%2Fetc%2Fpasswd/m-03": 400,
@@ -274,6 +276,7 @@ def test_sizes_members_and_a_profile_s_segments_over_http_and_the_cli(
             "/segments/tea-house",
             "/rules/stats",
             "/segments/tea-house/vip-list/members?limit=10",
+            "/customers/tea-house/m-03/decisions",
             "/healthz/",
             "/readyz/",
         ):
@@ -281,6 +284,14 @@ def test_sizes_members_and_a_profile_s_segments_over_http_and_the_cli(
         bare = http_get(f"{base}/profiles/tea-house/m-03", token)[1]
         assert {**bare, "as_of": None} == {**profile, "as_of": None}
         assert http_get(f"{base}/profiles/tea-house/nobody", token)[0] == 404
+        # The right to know takes an admin token; a read token is refused, saying why.
+        assert http_get(f"{base}/customers/tea-house/m-03/export", token)[0] == 403
+        admin = api_token(settings, "tea-house", "admin")
+        status, exported = http_get(f"{base}/customers/tea-house/m-03/export", admin)
+        assert status == 200
+        assert exported["segments"] == ["north-region", "vip-list"]
+        assert exported["facts"]["tags"] == ["vip-list"]
+        assert http_get(f"{base}/customers/tea-house/nobody/export", admin)[0] == 404
         hostile = {path: status_of(base + path, token) for path in HOSTILE_PATHS}
         # A token answers for its own shop alone; none, a forged or a revoked one for none.
         other = api_token(settings, "wine-cellar")

@@ -13,8 +13,11 @@ import orjson
 import pytest
 
 from crmstream.settings import Settings
+from handlers.customer_export import export_customer
 from handlers.pipeline import ProfilesAndTriggers
 from handlers.scripts import TRIGGER_LIBRARY
+from handlers.segments.read import SegmentReader
+from handlers.triggers.decisions import DecisionReader
 from handlers.triggers.stats import read_rule_stats
 from schemas.decode import Decoder
 from schemas.events import Envelope
@@ -193,6 +196,43 @@ async def test_cooldown_and_quiet_hours(sink: ProfilesAndTriggers) -> None:
     assert await sink.timers.release_held(int(opens.timestamp() * 1000) - 1) == 0
     assert await sink.timers.release_held(int(opens.timestamp() * 1000)) == 1
     assert len(await outbox(sink)) == 2
+
+    # The customer's decision log says what became of each, newest first, and why.
+    decisions = DecisionReader(sink.triggers.client, sink.triggers.keys)
+    log = await decisions.log("s1", "c1")
+    assert [entry["outcome"] for entry in log] == ["released", "held", "cooldown", "sent"]
+    assert {entry["rule"] for entry in log[1:]} == {"survey"}
+    assert log[2]["at"] == int((T0 + timedelta(minutes=24 * 60)).timestamp() * 1000)
+    assert log[2]["caused_by"]
+    assert log[2]["trigger_id"] != log[3]["trigger_id"]
+    assert log[0]["trigger_id"] == log[1]["trigger_id"]
+    fired = await decisions.fired("s1", "c1")
+    assert [entry["outcome"] for entry in fired] == ["decided", "cooldown", "decided"]
+    reader = sink.triggers.reader
+    groups = SegmentReader(sink.triggers.client, sink.triggers.keys)
+    document = await export_customer(reader, groups, decisions, "s1", "c1")
+    assert document is not None
+    assert document["facts"]["consents"]["sms"] is True
+    assert document["decisions"] == log
+    assert document["triggers"] == fired
+    assert await export_customer(reader, groups, decisions, "s1", "nobody") is None
+
+
+async def test_the_decision_log_keeps_the_last_few(rule_settings: Settings) -> None:
+    short = rule_settings.triggers.model_copy(update={"decision_log": 3})
+    sink = started(rule_settings.model_copy(update={"triggers": short}))
+    try:
+        await sink.handle([registered(0)])
+        for day in range(5):
+            await sink.triggers.on_events(
+                [event("order.delivered", 60 + day * 24 * 60, {"order_id": f"o{day}"})]
+            )
+        log = await DecisionReader(sink.triggers.client, sink.triggers.keys).log("s1", "c1")
+        assert [entry["outcome"] for entry in log] == ["cooldown", "cooldown", "cooldown"]
+        days = [(entry["at"] - int(T0.timestamp() * 1000)) // 86_400_000 for entry in log]
+        assert days == [4, 3, 2]
+    finally:
+        await sink.close()
 
 
 async def test_no_consent_no_marketing(sink: ProfilesAndTriggers) -> None:
