@@ -49,17 +49,7 @@ async def wipe_profiles(client: redis.asyncio.Redis, keys: Keys, shop: str | Non
     # A customer's hash tag is "{shop:customer}"; trigger shards ("{t3}") and partitions
     # ("{p5}": timers, offsets) carry no colon there and are not profiles: they stay.
     pattern = keys.customers_of(shop) if shop else f"{keys.prefix}:{{*:*}}:*"
-    doomed: list[bytes] = []
-    wiped = 0
-    async for key in client.scan_iter(match=pattern, count=1000):
-        if not key.decode().endswith(_TOMBSTONE):
-            doomed.append(key)
-        if len(doomed) >= 1000:
-            wiped += await client.unlink(*doomed)
-            doomed.clear()
-    if doomed:
-        wiped += await client.unlink(*doomed)
-    return wiped
+    return await _unlink_matching(client, pattern, lambda name: not name.endswith(_TOMBSTONE))
 
 
 async def reset_triggers(client: redis.asyncio.Redis, keys: Keys) -> int:
@@ -68,11 +58,21 @@ async def reset_triggers(client: redis.asyncio.Redis, keys: Keys) -> int:
     offsets the profiles reflect stay. Returns how many keys went."""
     shard_or_partition = re.compile(rf"^{re.escape(keys.prefix)}:\{{[tp]\d+\}}:")
     kept = {keys.partition(n).offsets for n in range(1024)}
+    return await _unlink_matching(
+        client,
+        f"{keys.prefix}:{{*",
+        lambda name: bool(shard_or_partition.match(name)) and name not in kept,
+    )
+
+
+async def _unlink_matching(
+    client: redis.asyncio.Redis, pattern: str, doomed_if: Callable[[str], bool]
+) -> int:
+    """Unlink the keys matching ``pattern`` that ``doomed_if`` picks, a thousand at a time."""
     doomed: list[bytes] = []
     wiped = 0
-    async for key in client.scan_iter(match=f"{keys.prefix}:{{*", count=1000):
-        name = key.decode()
-        if shard_or_partition.match(name) and name not in kept:
+    async for key in client.scan_iter(match=pattern, count=1000):
+        if doomed_if(key.decode()):
             doomed.append(key)
         if len(doomed) >= 1000:
             wiped += await client.unlink(*doomed)

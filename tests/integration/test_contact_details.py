@@ -16,10 +16,8 @@ import pytest
 from crmstream.admin import create_topics
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
-from handlers.flow import events_taken, flow_counts
-from handlers.keys import Keys
-from handlers.redis_client import connect_sync
 from tests.integration.test_profiles import publish, simulated
+from tests.integration.test_triggers_oracle import taken
 from tests.support import consume, redis_holding, running_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -38,14 +36,6 @@ def with_contacts(events: list[dict[str, Any]], rng: random.Random) -> list[byte
         event["data"] = {**event["data"], "phone": spelled, "email": email}
         needles += [digits.encode(), email.encode()]
     return needles
-
-
-def taken(settings: Settings) -> int:
-    client = connect_sync(settings.redis)
-    try:
-        return events_taken(flow_counts(client.hgetall(Keys(settings.redis.key_prefix).flow)))
-    finally:
-        client.close()
 
 
 async def test_a_backlog_full_of_contact_details_leaves_none_in_clear(
