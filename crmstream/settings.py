@@ -146,6 +146,10 @@ class StackSettings(BaseModel):
     # that; the offsets kept with the state read it again from Kafka).
     redis_appendonly: bool = True
     start_timeout_s: float = Field(default=90.0, gt=0)
+    # The secured stack (`stack up --secure`): its own broker and Redis, TLS only.
+    secure_kafka_port: int = Field(default=9192, ge=1, le=65535)
+    secure_kafka_controller_port: int = Field(default=9193, ge=1, le=65535)
+    secure_redis_port: int = Field(default=6390, ge=1, le=65535)
 
 
 def local_hash_key_file(stack: StackSettings) -> Path:

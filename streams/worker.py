@@ -14,6 +14,7 @@ from streams.app import create_app
 from streams.health import Readiness
 from streams.ingest import register_ingest
 from streams.logs import logging_config
+from streams.preflight import check_services
 from streams.views import register_views
 
 _READY_EVERY_S = 5.0
@@ -40,6 +41,7 @@ def build_app(settings: Settings) -> faust.App:
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Block running one worker of the consumer group."""
+    check_services(settings)
     # Declared here with our partition counts and retention rather than Faust's defaults.
     create_topics(settings)
     app = build_app(settings)

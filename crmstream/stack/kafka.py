@@ -137,10 +137,19 @@ class KafkaBroker:
             "group.initial.rebalance.delay.ms": "0",
             "log.retention.hours": "168",
             "log.segment.bytes": str(256 * 1024 * 1024),
+            **self.listener_config(),
         }
         body = "".join(f"{key}={value}\n" for key, value in lines.items())
         self.properties.write_text("# written by crmstream stack up\n" + body)
         (self.home / "log4j.properties").write_text(_LOG4J)
+
+    def listener_config(self) -> dict[str, str]:
+        """Listener settings beyond plain text on loopback (the secured broker's)."""
+        return {}
+
+    def scram_users(self) -> list[str]:
+        """SCRAM credentials written into the storage when it is formatted."""
+        return []
 
     def _java_argv(self, libs: Path, main: str, *args: str, heap: str | None = None) -> list[str]:
         java = require("java")
@@ -181,6 +190,7 @@ class KafkaBroker:
             "-c",
             str(self.properties),
             "--ignore-formatted",
+            *(arg for user in self.scram_users() for arg in ("--add-scram", user)),
         )
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
         if result.returncode != 0:

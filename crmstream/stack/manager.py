@@ -15,6 +15,16 @@ from crmstream.stack.kafka import KafkaBroker
 from crmstream.stack.probe import kafka_answers, redis_answers
 from crmstream.stack.process import ManagedProcess
 from crmstream.stack.redis import RedisServer
+from crmstream.stack.secure import (
+    Material,
+    SecureKafka,
+    SecureRedis,
+    secure_home,
+    secure_settings,
+    write_env,
+)
+
+_SECURED = ("+tls", "+sasl_ssl")
 
 
 class ServiceState(enum.StrEnum):
@@ -36,7 +46,7 @@ class ServiceStatus:
     def describe(self) -> str:
         pid = f" (pid {self.pid})" if self.pid else ""
         took = f" in {self.seconds:.1f}s" if self.seconds is not None else ""
-        return f"{self.name:<6} {self.address:<21} {self.state.value}{pid}{took}"
+        return f"{self.name:<14} {self.address:<21} {self.state.value}{pid}{took}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,26 +61,50 @@ class _Service:
 class Stack:
     """The local Kafka broker and Redis, as configured by :class:`Settings`."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, secure: bool = False) -> None:
+        """``secure``: the secured broker and Redis as well (crmstream/stack/secure.py);
+        whenever they run, they are reported and stopped with the rest."""
         self.settings = settings
         broker = KafkaBroker(settings)
         server = RedisServer(settings)
-        self._services = (
+        self._secure = secure
+        services = [
             _Service(
-                "redis",
-                server.address,
-                server.process,
-                lambda: redis_answers(settings),
+                "redis", server.address, server.process, lambda: redis_answers(settings),
                 server.start,
             ),
             _Service(
-                "kafka",
-                broker.address,
-                broker.process,
-                lambda: kafka_answers(settings),
+                "kafka", broker.address, broker.process, lambda: kafka_answers(settings),
                 broker.start,
             ),
-        )
+        ]  # fmt: skip
+        if secure or secure_home(settings).exists():
+            secured = self._secured(settings)
+            if secure or any(service.process.running_pid() for service in secured):
+                services += secured
+        self._services = tuple(services)
+
+    @staticmethod
+    def _secured(settings: Settings) -> list[_Service]:
+        broker, server = SecureKafka(settings), SecureRedis(settings)
+
+        def clients() -> Settings:
+            return secure_settings(settings)
+
+        def start_redis() -> int:
+            write_env(settings)
+            return server.start()
+
+        return [
+            _Service(
+                "redis+tls", server.address, server.process,
+                lambda: redis_answers(clients()), start_redis,
+            ),
+            _Service(
+                "kafka+sasl_ssl", broker.address, broker.process,
+                lambda: kafka_answers(clients()), broker.start,
+            ),
+        ]  # fmt: skip
 
     def status(self) -> list[ServiceStatus]:
         return [self._status(service) for service in self._services]
@@ -78,8 +112,13 @@ class Stack:
     def up(self) -> list[ServiceStatus]:
         """Start what does not answer yet; wait until everything answers."""
         ensure_local_hash_key(self.settings)
+        if self._secure:
+            Material(self.settings).ensure()
         results = []
         for service in self._services:
+            if service.name.endswith(_SECURED) and not self._secure:
+                results.append(self._status(service))
+                continue
             current = self._status(service)
             if current.state is ServiceState.UNHEALTHY:
                 # Ours but deaf (e.g. a broker wedged by a full disk): restart it.

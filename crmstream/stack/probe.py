@@ -37,12 +37,15 @@ def redis_answers(settings: Settings, timeout_s: float = 1.0) -> bool:
     if not port_open(host, port):
         return False
     password = settings.redis.password.get_secret_value() if settings.redis.password else None
+    ca = settings.redis.ssl_ca_certs
+    tls = {"ssl_ca_certs": str(ca)} if ca else {}
     client = redis.Redis.from_url(
         str(settings.redis.url),
         password=password,
         username=settings.redis.username,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
+        **tls,
     )
     try:
         return bool(client.ping())

@@ -16,16 +16,26 @@ def stack() -> None:
 
 
 @stack.command("up")
-@click.option("--aof", is_flag=True, help="Persist Redis with an append-only file (default: none).")
+@click.option("--aof", is_flag=True, help="Persist Redis with an append-only file (the default).")
+@click.option(
+    "--secure",
+    is_flag=True,
+    help="Also a broker with SASL_SSL (SCRAM-SHA-512) and a Redis with TLS and ACL users, "
+    "on ports of their own; their client settings go to <state>/secure/env.",
+)
 @pass_settings
-def stack_up(settings: Settings, aof: bool) -> None:
+def stack_up(settings: Settings, aof: bool, secure: bool) -> None:
     """Start Kafka and Redis unless something already answers at their addresses."""
     if aof:
         stack_settings = settings.stack.model_copy(update={"redis_appendonly": True})
         settings = settings.model_copy(update={"stack": stack_settings})
     click.echo(f"state in {settings.stack.state_dir}")
-    for status in Stack(settings).up():
+    for status in Stack(settings, secure=secure).up():
         click.echo(status.describe())
+    if secure:
+        from crmstream.stack.secure import secure_home  # noqa: PLC0415
+
+        click.echo(f"clients of the secured services: source {secure_home(settings) / 'env'}")
 
 
 @stack.command("down")

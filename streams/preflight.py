@@ -1,0 +1,72 @@
+"""Before a worker starts: can it reach Kafka and Redis with the credentials it was given?
+
+A wrong password or a certificate not signed by the configured CA gives one line that
+says which, within seconds, instead of clients that retry in the background for ever.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Final
+
+import redis
+from confluent_kafka import KafkaError as RdKafkaError
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from crmstream.errors import KafkaError, RedisUnavailableError
+from crmstream.settings import Settings
+from handlers.redis_client import connect_sync
+
+# librdkafka error codes that retrying will not cure.
+_REFUSED: Final = frozenset(
+    {RdKafkaError._AUTHENTICATION, RdKafkaError._SSL, RdKafkaError.SASL_AUTHENTICATION_FAILED}
+)
+
+
+def check_kafka(settings: Settings, timeout_s: float = 15.0) -> None:
+    kafka = settings.kafka
+    where = f"Kafka at {kafka.bootstrap} ({kafka.security_protocol})"
+    refused: list[RdKafkaError] = []
+
+    def on_error(error: RdKafkaError) -> None:
+        if error.code() in _REFUSED or "certificate verify failed" in error.str():
+            refused.append(error)
+
+    conf = {**kafka.librdkafka(), "error_cb": on_error, "log_level": 0}
+    client = AdminClient(conf)  # type: ignore[arg-type]  # error_cb takes a callable
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            client.list_topics(timeout=1.0)
+        except KafkaException as exc:
+            if refused:
+                raise KafkaError(f"{where} refused us: {_one_line(refused[-1].str())}") from None
+            if time.monotonic() > deadline:
+                raise KafkaError(f"{where} did not answer: {exc.args[0].str()}") from None
+        else:
+            return
+
+
+def check_redis(settings: Settings) -> None:
+    where = f"Redis at {settings.redis.url}"
+    client = connect_sync(settings.redis)
+    try:
+        client.ping()
+    except redis.AuthenticationError as exc:
+        raise RedisUnavailableError(f"{where} refused the credentials: {exc}") from None
+    except redis.ResponseError as exc:  # WRONGPASS, NOPERM, NOAUTH
+        raise RedisUnavailableError(f"{where} refused us: {exc}") from None
+    except (redis.RedisError, OSError) as exc:
+        raise RedisUnavailableError(f"{where}: {_one_line(str(exc))}") from None
+    finally:
+        client.close()
+
+
+def check_services(settings: Settings) -> None:
+    check_redis(settings)
+    check_kafka(settings)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
