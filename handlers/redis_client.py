@@ -20,7 +20,7 @@ def _options(settings: RedisSettings) -> dict[str, Any]:
         options["password"] = settings.password.get_secret_value()
     if settings.username:
         options["username"] = settings.username
-    if settings.ssl_ca_certs:
+    if settings.ssl_ca_certs and str(settings.url).startswith("rediss:"):
         options["ssl_ca_certs"] = str(settings.ssl_ca_certs)
     return options
 

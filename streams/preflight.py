@@ -6,6 +6,7 @@ says which, within seconds, instead of clients that retry in the background for 
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Final
 
@@ -40,6 +41,7 @@ def check_kafka(settings: Settings, timeout_s: float = 15.0) -> None:
         try:
             client.list_topics(timeout=1.0)
         except KafkaException as exc:
+            client.poll(0.2)  # the client's errors reach error_cb only while it is polled
             if refused:
                 raise KafkaError(f"{where} refused us: {_one_line(refused[-1].str())}") from None
             if time.monotonic() > deadline:
@@ -69,4 +71,7 @@ def check_services(settings: Settings) -> None:
 
 
 def _one_line(text: str) -> str:
+    """librdkafka's text without the broker prefix and the state suffix: the reason."""
+    text = re.sub(r"^\S+://\S+: ", "", text)
+    text = re.sub(r" \(after \d+ms in state \w+\)$", "", text)
     return " ".join(text.split())

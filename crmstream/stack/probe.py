@@ -38,7 +38,7 @@ def redis_answers(settings: Settings, timeout_s: float = 1.0) -> bool:
         return False
     password = settings.redis.password.get_secret_value() if settings.redis.password else None
     ca = settings.redis.ssl_ca_certs
-    tls = {"ssl_ca_certs": str(ca)} if ca else {}
+    tls = {"ssl_ca_certs": str(ca)} if ca and str(settings.redis.url).startswith("rediss:") else {}
     client = redis.Redis.from_url(
         str(settings.redis.url),
         password=password,

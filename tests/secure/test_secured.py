@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
+from pydantic import RedisDsn, SecretStr
 
 from crmstream.settings import Settings
+from crmstream.stack.probe import kafka_answers, redis_answers
 from tests.integration.test_kafka_roundtrip import (
     test_ten_thousand_messages_come_back_exactly as test_round_trip,
 )
@@ -21,6 +22,7 @@ from tests.integration.test_profiles import (
     test_every_field_of_every_profile_matches_the_reference as test_profiles,
 )
 from tests.integration.test_triggers_oracle import (
+    events,
     oracle_settings,
 )
 from tests.integration.test_triggers_oracle import (
@@ -28,7 +30,7 @@ from tests.integration.test_triggers_oracle import (
 )
 from tests.support import require_tool, settings_env
 
-__all__ = ["oracle_settings", "test_profiles", "test_round_trip", "test_triggers"]
+__all__ = ["events", "oracle_settings", "test_profiles", "test_round_trip", "test_triggers"]
 
 
 def started_worker(settings: Settings, tmp_path: Path) -> tuple[int, str, float]:
@@ -72,7 +74,7 @@ def other_ca(tmp_path: Path) -> Path:
     [
         ("kafka password", "Authentication failed"),
         ("kafka certificate", "certificate verify failed"),
-        ("redis password", "WRONGPASS"),
+        ("redis password", "refused the credentials"),
         ("redis certificate", "certificate verify failed"),
     ],
 )
@@ -94,3 +96,20 @@ def test_a_wrong_secret_is_refused_at_start_in_one_line(
     assert said in last_line
     assert "not-the-password" not in last_line
     assert seconds < 30
+
+
+def test_the_secured_services_take_nothing_in_clear(settings: Settings) -> None:
+    """No plain connection, no default user: only TLS with the stack's users."""
+    env = settings.stack.state_dir / "secure" / "env"
+    assert env.stat().st_mode & 0o777 == 0o600
+    assert "CRMSTREAM_KAFKA_SASL_PASSWORD=" in env.read_text()
+    plain_kafka = settings.kafka.model_copy(update={"security_protocol": "PLAINTEXT"})
+    assert not kafka_answers(settings.model_copy(update={"kafka": plain_kafka}))
+    plain_redis = settings.redis.model_copy(
+        update={"url": RedisDsn(str(settings.redis.url).replace("rediss://", "redis://"))}
+    )
+    assert not redis_answers(settings.model_copy(update={"redis": plain_redis}))
+    nobody = settings.redis.model_copy(update={"username": None, "password": None})
+    assert not redis_answers(settings.model_copy(update={"redis": nobody}))
+    assert redis_answers(settings)
+    assert kafka_answers(settings)
