@@ -11,6 +11,7 @@ INSTALL_HINTS: Final = {
     "java": "install a JDK 17 or newer (Debian: apt-get install openjdk-17-jre-headless)",
     "mvn": "install Maven to fetch the Kafka jars once (Debian: apt-get install maven)",
     "redis-server": "install Redis 7 or newer (Debian: apt-get install redis-server)",
+    "openssl": "install OpenSSL for the secured stack (Debian: apt-get install openssl)",
 }
 
 

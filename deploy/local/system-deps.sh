@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system programs the local stack needs, when they are missing:
 # redis-server, a Java runtime (for the Kafka broker), Maven (to fetch its jars once) and
-# Prometheus (its server for the scrape test, promtool for the alert rules).
+# Prometheus (its server for the scrape test, promtool for the alert rules) and openssl
+# (the certificates of the secured stack, `stack up --secure`).
 # Uses apt-get when run as root on Debian/Ubuntu; otherwise says what to install.
 set -euo pipefail
 
@@ -10,10 +11,11 @@ declare -A package_of=(
   [java]=openjdk-17-jre-headless
   [mvn]=maven
   [promtool]=prometheus
+  [openssl]=openssl
 )
 
 missing=()
-for tool in redis-server java mvn promtool; do
+for tool in redis-server java mvn promtool openssl; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
