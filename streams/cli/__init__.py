@@ -15,6 +15,7 @@ from crmstream import __version__
 from crmstream.errors import CrmStreamError
 from crmstream.settings import Settings
 from streams.cli.bench import bench
+from streams.cli.console import console
 from streams.cli.customers import import_customers
 from streams.cli.demo import demo
 from streams.cli.events import publish, schemas, simulate
@@ -42,7 +43,7 @@ def cli(ctx: click.Context) -> None:
 
 for command in (
     stack, topics, worker, publish, simulate, import_customers, profile, replay, schemas,
-    demo, rules, segments, tokens, forget, export, bench,
+    demo, rules, segments, tokens, forget, export, console, bench,
 ):  # fmt: skip
     cli.add_command(command)
 

@@ -1,0 +1,59 @@
+"""The customer pages: find one, then their profile card, timeline and segments."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from console.context import console_of, grant_of, language, render
+from console.i18n import RECENCY, translator
+from handlers.profile.read import iso
+from schemas.types import is_customer_id
+
+
+async def find(request: web.Request) -> web.StreamResponse:
+    wanted = request.query.get("q", "").strip()
+    if not wanted:
+        return render(request, "find.html", problem=None, wanted="")
+    t = translator(language(request))
+    if not is_customer_id(wanted):
+        return render(request, "find.html", status=400, problem=t("bad_customer"), wanted=wanted)
+    raise web.HTTPSeeOther(f"/customers/{quote(wanted, safe='')}")
+
+
+async def customer(request: web.Request) -> web.StreamResponse:
+    who = request.match_info["customer"]
+    t = translator(language(request))
+    if not is_customer_id(who):
+        return render(request, "find.html", status=400, problem=t("bad_customer"), wanted=who)
+    shop = grant_of(request).shop
+    console = console_of(request)
+    profile = await console.profiles.read(shop, who)
+    if profile is None:
+        problem = t("no_customer", who=who)
+        return render(request, "find.html", status=404, problem=problem, wanted=who)
+    decisions = await console.decisions.log(shop, who)
+    return render(
+        request,
+        "customer.html",
+        who=who,
+        profile=profile,
+        segments=await console.segments.of_customer(shop, who),
+        timeline=timeline(profile, decisions),
+    )
+
+
+def timeline(profile: dict[str, Any], decisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Decisions and the moments the profile remembers, newest first. A decision reads
+    at its occurrence's time; what the customer did, at when they last did it."""
+    entries: list[dict[str, Any]] = [
+        {**entry, "kind": "decision", "at": iso(entry["at"])} for entry in decisions
+    ]
+    for name in RECENCY:
+        moment = profile["recency"].get(name)
+        if moment is not None:
+            entries.append({"kind": "activity", "at": moment, "activity": name})
+    entries.sort(key=lambda entry: entry["at"], reverse=True)
+    return entries

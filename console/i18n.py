@@ -1,0 +1,141 @@
+"""The console's words in Chinese (the default) and English."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+LANGUAGES: Final = ("zh", "en")
+DEFAULT: Final = "zh"
+
+# key → (Chinese, English)
+TEXT: Final[dict[str, tuple[str, str]]] = {
+    "console": ("客户运营控制台", "Customer operations console"),
+    "skip": ("跳到正文", "Skip to content"),
+    "overview": ("概览", "Overview"),
+    "customers": ("客户", "Customers"),
+    "segments": ("人群", "Segments"),
+    "rules": ("规则", "Rules"),
+    "import": ("导入", "Import"),
+    "sign_in": ("登录", "Sign in"),
+    "sign_out": ("退出", "Sign out"),
+    "token": ("店铺 API 令牌", "Shop API token"),
+    "token_help": (
+        "由管理员用 crmstream tokens create 店铺 生成。",
+        "Made by an administrator with crmstream tokens create SHOP.",
+    ),
+    "bad_token": ("令牌无效或已撤销。", "That token is not valid, or was revoked."),
+    "shop": ("店铺", "Shop"),
+    "language": ("语言", "Language"),
+    "search": ("查找客户", "Find a customer"),
+    "search_label": ("客户 ID 或手机号", "Customer id or phone number"),
+    "search_button": ("查找", "Find"),
+    "no_customer": ("没有找到客户 {who}。", "No customer {who} here."),
+    "no_phone": ("没有客户使用这个手机号。", "No customer has this phone number."),
+    "bad_customer": ("这不是有效的客户 ID。", "That is not a customer id."),
+    "profile": ("客户档案", "Profile"),
+    "facts": ("资料", "Facts"),
+    "consents": ("授权", "Consents"),
+    "scores": ("分层与评分", "Tiers and scores"),
+    "timeline": ("时间线", "Timeline"),
+    "decisions_note": (
+        "最近的触达决策，以及客户行为的最近时间。",
+        "The latest trigger decisions, and when the customer last did what.",
+    ),
+    "nothing_yet": ("暂无记录。", "Nothing yet."),
+    "member_of": ("所属人群", "Segments"),
+    "none": ("无", "none"),
+    "yes": ("是", "yes"),
+    "no": ("否", "no"),
+    "size": ("人数", "Members"),
+    "members": ("成员", "Members"),
+    "next_page": ("下一页", "Next page"),
+    "first_page": ("第一页", "First page"),
+    "csv": ("导出 CSV", "Export CSV"),
+    "no_segment": ("没有这个人群。", "There is no such segment."),
+    "rule": ("规则", "Rule"),
+    "description": ("说明", "Description"),
+    "trigger": ("触发", "Trigger"),
+    "condition": ("条件", "Condition"),
+    "channels": ("渠道", "Channels"),
+    "limits": ("限制", "Limits"),
+    "fired": ("触发", "Fired"),
+    "sent": ("发送", "Sent"),
+    "held_out": ("对照组", "Held out"),
+    "converted": ("转化", "Converted"),
+    "lift": ("提升 (95% 置信区间)", "Lift (95% interval)"),
+    "suppressed": ("被拦截", "Suppressed"),
+    "upload": ("上传客户表 (CSV 或 Excel)", "Upload a customer sheet (CSV or Excel)"),
+    "upload_button": ("检查并导入", "Check and import"),
+    "dry_run": ("只检查，不导入", "Check only, import nothing"),
+    "imported": ("已导入 {good} 行，{bad} 行有误。", "{good} rows imported, {bad} rows bad."),
+    "checked": (
+        "{good} 行无误，{bad} 行有误（未导入）。",
+        "{good} rows good, {bad} bad (nothing sent).",
+    ),
+    "row": ("第 {n} 行", "Row {n}"),
+    "needs_admin": ("导入需要管理员令牌。", "Importing needs an admin token."),
+    "no_file": ("没有选择文件", "no file chosen"),
+    "unknown_columns": ("未导入的列", "Columns not imported"),
+    "sheet": ("客户表文件", "Sheet file"),
+    "bad_upload": ("无法读取这个文件：{why}", "This file cannot be read: {why}"),
+    "triggers_by_rule": ("各规则触达结果", "Triggers by rule and outcome"),
+    "segment_sizes": ("人群规模", "Segment sizes"),
+    "events_taken": ("已处理事件", "Events taken in"),
+    "error": ("出错了", "Something went wrong"),
+    "error_text": (
+        "请求没有完成，已记录到日志。请稍后再试。",
+        "The request did not complete; it was logged. Please try again.",
+    ),
+    "not_found": ("页面不存在。", "There is no such page."),
+    "at": ("时间", "When"),
+    "outcome": ("结果", "Outcome"),
+    "reason": ("原因", "Reason"),
+}
+
+OUTCOMES: Final[dict[str, tuple[str, str]]] = {
+    "sent": ("已发送", "sent"),
+    "held": ("勿扰时段暂缓", "held for quiet hours"),
+    "released": ("勿扰时段结束后发送", "released after quiet hours"),
+    "holdout": ("对照组，不发送", "held out (control group)"),
+    "cooldown": ("冷却期内，未发送", "suppressed by cooldown"),
+    "capped": ("超过每日上限，未发送", "suppressed by the daily cap"),
+    "consent": ("未获授权，未发送", "suppressed: no consent"),
+    "expired": ("决策过晚，已过期", "expired: decided too late"),
+    "duplicate": ("重复，已忽略", "duplicate, ignored"),
+    "decided": ("已决策", "decided"),
+}
+
+RECENCY: Final[dict[str, tuple[str, str]]] = {
+    "registered_at": ("注册", "registered"),
+    "last_view": ("最近浏览", "last viewed an item"),
+    "last_cart": ("最近加购", "last added to the cart"),
+    "last_order": ("最近下单", "last ordered"),
+    "last_paid": ("最近付款", "last paid"),
+    "last_shipped": ("最近发货", "last shipped to"),
+    "last_delivered": ("最近签收", "last delivery"),
+    "last_review": ("最近评价", "last review"),
+}
+
+
+def language_of(asked: str | None) -> str:
+    return asked if asked in LANGUAGES else DEFAULT
+
+
+def translator(language: str) -> Callable[..., str]:
+    index = LANGUAGES.index(language_of(language))
+
+    def t(key: str, **values: object) -> str:
+        text = TEXT[key][index]
+        return text.format(**values) if values else text
+
+    return t
+
+
+def outcome_label(language: str, outcome: str) -> str:
+    labels = OUTCOMES.get(outcome)
+    return outcome if labels is None else labels[LANGUAGES.index(language_of(language))]
+
+
+def recency_label(language: str, name: str) -> str:
+    return RECENCY[name][LANGUAGES.index(language_of(language))]

@@ -1,0 +1,251 @@
+"""The merchant console in a real headless Chromium (Debian's), against the real stack and
+a worker: sign in, look a customer up, read a suppressed trigger in the timeline, page
+through a segment, import a sheet with a bad row; a shop's token never shows another
+shop. The screenshots in the README are taken here."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from crmstream.admin import create_topics
+from crmstream.settings import Settings
+from handlers.keys import Keys
+from handlers.redis_client import connect_sync
+from tests.integration.test_profiles import publish
+from tests.support import api_token, free_port, require_tool, running_worker, settings_env
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+SCREENSHOTS = Path(__file__).parents[2] / "docs" / "console"
+MEMBERS = [f"c-{n:02d}" for n in range(60)]
+# Chromium as root in a sandbox of its own, kept off a network it cannot reach.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+def shop_events(now: datetime) -> list[dict[str, Any]]:
+    def ev(shop: str, who: str, kind: str, data: dict[str, Any], n: int) -> dict[str, Any]:
+        return {
+            "specversion": "1.0", "id": f"con-{shop}-{who}-{n}", "source": "test",
+            "type": kind, "time": (now - timedelta(minutes=30 - n)).isoformat(),
+            "shop": shop, "subject": who, "data": data,
+        }  # fmt: skip
+
+    events = [
+        ev("tea-house", who, "customer.updated", {"tags": ["vip-list"], "region": "华北"}, 1)
+        for who in MEMBERS
+    ]
+    # Registered without marketing consent: the welcome is decided, and suppressed.
+    refused = {"consents": {"marketing": False}, "gender": "female", "city": "北京"}
+    events.append(ev("tea-house", "c-07", "customer.registered", refused, 2))
+    events.append(ev("wine-cellar", "w-01", "customer.updated", {"tags": ["vip-list"]}, 1))
+    return events
+
+
+def wait_until(what: str, check: Any, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.5)
+
+
+@contextmanager
+def running_console(settings: Settings, log: Path) -> Iterator[str]:
+    port = free_port()
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "console", "--port", str(port)],
+            env={**os.environ, **settings_env(settings)},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        def answers() -> bool:
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=2):  # noqa: S310 -- loopback
+                    return True
+            except OSError:
+                return process.poll() is not None  # gave up: the assertion below says so
+
+        wait_until("the console answers", answers, 60)
+        assert process.poll() is None, log.read_text()[-2000:]
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def sign_in(page: Page, base: str, token: str) -> None:
+    page.goto(base + "/")
+    expect(page).to_have_url(base + "/signin")
+    page.get_by_label("店铺 API 令牌").fill(token)
+    page.get_by_role("button", name="登录").click()
+
+
+def test_the_console_in_a_real_browser(settings: Settings, tmp_path: Path) -> None:
+    chromium = require_tool("chromium", "chromium")
+    create_topics(settings)
+    publish(settings, shop_events(datetime.now(UTC)))
+    admin = api_token(settings, "tea-house", "admin")
+    other = api_token(settings, "wine-cellar", "read")
+    keys = Keys(settings.redis.key_prefix)
+    redis = connect_sync(settings.redis)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with (
+        running_worker(settings, tmp_path / "worker.log"),
+        running_console(settings, tmp_path / "console.log") as base,
+        sync_playwright() as playwright,
+    ):
+        wait_until(
+            "the segment and the decision are in Redis",
+            lambda: (
+                redis.llen(keys.decision_log("tea-house", "c-07")) > 0
+                and redis.exists(keys.segment_memberships("tea-house", MEMBERS[-1]))
+            ),
+        )
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        signing_in(page, base, admin)
+        looking_a_customer_up(page, base)
+        paging_through_a_segment(page, base)
+        importing_a_sheet(page, base, tmp_path)
+        wait_until("the imported customers are in", lambda: redis.exists(
+            keys.customer_base("tea-house", "imp-3") + "p"))  # fmt: skip
+        labels_titles_and_keyboard(page, base)
+        another_shop(page, base, other, tmp_path)
+        hostile_addresses(page, base)
+        browser.close()
+    redis.close()
+
+
+def signing_in(page: Page, base: str, token: str) -> None:
+    """A wrong token is refused on the page, saying why; the right one signs in."""
+    sign_in(page, base, "crm_000000000000_not-a-token")
+    expect(page.get_by_role("alert")).to_contain_text("令牌无效")
+    sign_in(page, base, token)
+    expect(page.locator("#shop-name")).to_have_text("tea-house")
+    expect(page).to_have_title("概览 · 客户运营控制台")
+    page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
+
+
+def looking_a_customer_up(page: Page, base: str) -> None:
+    """The suppressed welcome reads in the timeline, with its reason, in either language."""
+    page.get_by_role("link", name="客户").click()
+    page.get_by_label("客户 ID 或手机号").fill("c-07")
+    page.keyboard.press("Enter")
+    expect(page.locator("#customer-id")).to_have_text("c-07")
+    suppressed = page.locator("#timeline li.outcome-consent")
+    expect(suppressed).to_contain_text("new-customer-welcome")
+    expect(suppressed).to_contain_text("未获授权，未发送")
+    expect(page.locator("#customer-segments")).to_contain_text("vip-list")
+    page.screenshot(path=str(SCREENSHOTS / "customer.png"), full_page=True)
+    page.goto(base + "/customers/c-07?lang=en")
+    expect(page.locator("#timeline li.outcome-consent")).to_contain_text("suppressed: no consent")
+    page.goto(base + "/customers/nobody")
+    expect(page.get_by_role("alert")).to_contain_text("No customer nobody here")
+    page.goto(base + "/?lang=zh")
+
+
+def paging_through_a_segment(page: Page, base: str) -> None:
+    """50, then the last 10; the CSV holds all 60."""
+    page.goto(base + "/segments/vip-list")
+    expect(page.locator("#members li")).to_have_count(50)
+    page.screenshot(path=str(SCREENSHOTS / "segment.png"), full_page=True)
+    page.locator("#next-page").click()
+    expect(page.locator("#members li")).to_have_count(10)
+    expect(page.locator("#members")).to_contain_text("c-59")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="导出 CSV").click()
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0] == "shop,segment,customer"
+    assert [line.rsplit(",", 1)[1] for line in lines[1:]] == MEMBERS
+    page.goto(base + "/rules")
+    expect(page.locator("#rule-new-customer-welcome")).to_be_visible()
+    page.screenshot(path=str(SCREENSHOTS / "rules.png"), full_page=True)
+
+
+def customer_sheet(tmp_path: Path) -> Path:
+    """Three customers; the second's birthday is no date."""
+    sheet = tmp_path / "customers.csv"
+    sheet.write_text(
+        "会员ID,姓名,生日,城市\nimp-1,张三,1990-05-01,上海\nimp-2,李四,1990-13-45,北京\n"
+        "imp-3,王五,1985-11-30,杭州\n",
+        encoding="utf-8",
+    )
+    return sheet
+
+
+def importing_a_sheet(page: Page, base: str, tmp_path: Path) -> None:
+    """The bad row is reported by its number (the header is row 1); the others go in."""
+    page.goto(base + "/import")
+    page.get_by_label("上传客户表 (CSV 或 Excel)").set_input_files(str(customer_sheet(tmp_path)))
+    page.get_by_role("button", name="检查并导入").click()
+    expect(page.locator("#report")).to_contain_text("已导入 2 行，1 行有误")
+    expect(page.locator("#row-errors")).to_contain_text("第 3 行")
+    page.screenshot(path=str(SCREENSHOTS / "import.png"), full_page=True)
+
+
+def labels_titles_and_keyboard(page: Page, base: str) -> None:
+    """Every form control has a label, every page a title; the keyboard alone signs out."""
+    for path in ("/", "/customers", "/customers/c-07", "/segments", "/rules", "/import"):
+        page.goto(base + path)
+        unlabelled = page.evaluate(
+            """() => [...document.querySelectorAll('input, select, textarea')]
+                 .filter(el => el.type !== 'hidden' && el.labels.length === 0)
+                 .map(el => el.name)"""
+        )
+        assert unlabelled == [], (path, unlabelled)
+        assert page.title().strip(), path
+    page.goto(base + "/")
+    for _ in range(15):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == "退出":
+            break
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(base + "/signin")
+
+
+def another_shop(page: Page, base: str, token: str, tmp_path: Path) -> None:
+    """tea-house is nowhere; its customers are not found; a read token cannot import."""
+    sign_in(page, base, token)
+    expect(page.locator("#shop-name")).to_have_text("wine-cellar")
+    page.goto(base + "/customers/c-07")
+    expect(page.get_by_role("alert")).to_contain_text("没有找到客户 c-07")
+    page.goto(base + "/segments/vip-list")
+    expect(page.locator("#members li")).to_have_count(1)
+    expect(page.locator("#members")).to_have_text("w-01")
+    for path in ("/", "/segments", "/rules", "/segments/vip-list"):
+        page.goto(base + path)
+        assert "tea-house" not in page.content(), path
+        assert "c-0" not in page.locator("main").inner_text(), path
+    page.goto(base + "/import")
+    page.get_by_label("上传客户表 (CSV 或 Excel)").set_input_files(str(customer_sheet(tmp_path)))
+    page.get_by_role("button", name="检查并导入").click()
+    expect(page.get_by_role("alert")).to_contain_text("导入需要管理员令牌")
+
+
+def hostile_addresses(page: Page, base: str) -> None:
+    """A page that says what is wrong, never a traceback."""
+    for path, said in (
+        ("/customers/..%2F..%2Fetc", "这不是有效的客户 ID"),
+        ("/nowhere", "页面不存在"),
+    ):
+        page.goto(base + path)
+        expect(page.get_by_role("alert")).to_contain_text(said)
+        assert "Traceback" not in page.content()
