@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system programs the local stack needs, when they are missing:
 # redis-server, a Java runtime (for the Kafka broker), Maven (to fetch its jars once) and
-# Prometheus (its server for the scrape test, promtool for the alert rules) and openssl
-# (the certificates of the secured stack, `stack up --secure`).
+# Prometheus (its server for the scrape test, promtool for the alert rules), openssl
+# (the certificates of the secured stack, `stack up --secure`) and Chromium (the console's
+# browser tests drive it headless).
 # Uses apt-get when run as root on Debian/Ubuntu; otherwise says what to install.
 set -euo pipefail
 
@@ -12,10 +13,11 @@ declare -A package_of=(
   [mvn]=maven
   [promtool]=prometheus
   [openssl]=openssl
+  [chromium]=chromium
 )
 
 missing=()
-for tool in redis-server java mvn promtool openssl; do
+for tool in redis-server java mvn promtool openssl chromium; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
