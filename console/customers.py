@@ -9,6 +9,7 @@ from aiohttp import web
 
 from console.context import console_of, grant_of, language, render
 from console.i18n import RECENCY, translator
+from handlers.customer_lookup import customer_by_phone, looks_like_phone
 from handlers.profile.read import iso
 from schemas.types import is_customer_id
 
@@ -18,9 +19,19 @@ async def find(request: web.Request) -> web.StreamResponse:
     if not wanted:
         return render(request, "find.html", problem=None, wanted="")
     t = translator(language(request))
-    if not is_customer_id(wanted):
+    console, shop = console_of(request), grant_of(request).shop
+    found = wanted if is_customer_id(wanted) else None
+    if (found is None or await console.profiles.read(shop, found) is None) and looks_like_phone(
+        wanted
+    ):
+        hash_key = console.settings.privacy_hash_key()
+        by_phone = await customer_by_phone(console.client, console.keys, hash_key, shop, wanted)
+        if by_phone is None:
+            return render(request, "find.html", status=404, problem=t("no_phone"), wanted=wanted)
+        found = by_phone
+    if found is None:
         return render(request, "find.html", status=400, problem=t("bad_customer"), wanted=wanted)
-    raise web.HTTPSeeOther(f"/customers/{quote(wanted, safe='')}")
+    raise web.HTTPSeeOther(f"/customers/{quote(found, safe='')}")
 
 
 async def customer(request: web.Request) -> web.StreamResponse:

@@ -51,6 +51,7 @@ TRIGGER_KEY_SUFFIXES: Final = (
     "open:",  # sorted set per customer: triggers awaiting their conversion goal, by time
     "goals:",  # sorted set per customer: goal events (an order…) by time, for late triggers
     "log:",  # list per customer: their last decisions, newest first (triggers/decisions.py)
+    "phones",  # hash: "<shop> US <phone hash>" → customer, "c US <shop>:<customer>" → phone hash
 )
 # The same, as the trigger functions take them.
 TRIGGER_SUFFIXES_ARG: Final = ",".join(TRIGGER_KEY_SUFFIXES)
@@ -266,6 +267,11 @@ class Keys:
     def decision_log(self, shop: str, customer: str) -> str:
         """List: the customer's last decisions, newest first (lua/triggers.lua log_decision)."""
         return self.trigger_shard(shop, customer) + TRIGGER_KEY_SUFFIXES[9] + f"{shop}:{customer}"
+
+    def phones(self, shard_base: str) -> str:
+        """Hash: customers by the keyed hash of their phone number, per shard (the console
+        finds a customer by phone through it; an erasure removes the entry)."""
+        return shard_base + TRIGGER_KEY_SUFFIXES[10]
 
     def rule_stats(self, shard_base: str) -> str:
         return shard_base + TRIGGER_KEY_SUFFIXES[6]

@@ -62,6 +62,7 @@ EMIT: Final = TRIGGER_LIBRARY.function("crm_emit")
 RELEASE: Final = TRIGGER_LIBRARY.function("crm_release")
 GOALS: Final = TRIGGER_LIBRARY.function("crm_goals")
 ERASE: Final = TRIGGER_LIBRARY.function("crm_erase")
+INDEX_PHONES: Final = TRIGGER_LIBRARY.function("crm_phones")
 
 TIMER_LIBRARY: Final = Library.of("timers.lua")
 ARM: Final = TIMER_LIBRARY.function("crm_arm")

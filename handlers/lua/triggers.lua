@@ -6,7 +6,8 @@ Every call works on one trigger shard: KEYS[1] is the shard's base
 ("<prefix>:{t<n>}:"), whose hash tag keeps all its keys in one Redis Cluster
 slot; a customer always falls in the same shard. The first header argument lists
 the key suffixes (handlers/keys.py TRIGGER_KEY_SUFFIXES), in this order:
-outbox, held, held payloads, fired, cooldowns, caps, stats, open, goals, decision log.
+outbox, held, held payloads, fired, cooldowns, caps, stats, open, goals, decision log,
+phones.
 Per-customer keys are the shard's key plus the suffix plus "<shop>:<customer>".
 Timers and decisions put off live with their partition instead (lua/timers.lua).
 
@@ -19,7 +20,7 @@ so workers of two versions never call each other's code during a rolling deploy.
 ]]
 
 local S_OUTBOX, S_HELD, S_HELD_PAYLOAD, S_FIRED, S_COOLDOWN, S_CAP = 1, 2, 3, 4, 5, 6
-local S_STATS, S_OPEN, S_GOALS, S_LOG = 7, 8, 9, 10
+local S_STATS, S_OPEN, S_GOALS, S_LOG, S_PHONES = 7, 8, 9, 10, 11
 local CAP_TTL_S = 3 * 86400 -- a local day, plus the widest timezone offsets, plus slack
 local DAY_MS = 86400000
 local SEP = '\31'
@@ -250,6 +251,11 @@ local function erase(bases, args)
   end
   redis.call('DEL', fired, keys[S_COOLDOWN] .. who, keys[S_CAP] .. who, keys[S_OPEN] .. who,
     keys[S_GOALS] .. who, keys[S_LOG] .. who)
+  local shop = string.sub(who, 1, string.find(who, ':', 1, true) - 1)
+  local phone = redis.call('HGET', keys[S_PHONES], 'c' .. SEP .. who)
+  if phone then
+    redis.call('HDEL', keys[S_PHONES], shop .. SEP .. phone, 'c' .. SEP .. who)
+  end
   if redis.call('EXISTS', keys[S_OUTBOX]) == 1 then
     local from = '-'
     for _, info in ipairs(redis.call('XINFO', 'GROUPS', keys[S_OUTBOX])) do
@@ -277,7 +283,26 @@ local function erase(bases, args)
   return withdrawn
 end
 
+-- KEYS: shard base. ARGV: suffixes, then pairs of who ("shop:customer"), phone hash.
+-- The phone index: a customer found by the keyed hash of their phone, the previous
+-- number of theirs forgotten.
+local function index_phones(bases, args)
+  local keys = shard_keys(bases[1], args[1])
+  for i = 2, #args, 2 do
+    local who, phone = args[i], args[i + 1]
+    local cut = string.find(who, ':', 1, true)
+    local shop, customer = string.sub(who, 1, cut - 1), string.sub(who, cut + 1)
+    local previous = redis.call('HGET', keys[S_PHONES], 'c' .. SEP .. who)
+    if previous and previous ~= phone then
+      redis.call('HDEL', keys[S_PHONES], shop .. SEP .. previous)
+    end
+    redis.call('HSET', keys[S_PHONES], shop .. SEP .. phone, customer, 'c' .. SEP .. who, phone)
+  end
+  return (#args - 1) / 2
+end
+
 redis.register_function('crm_emit', emit)
+redis.register_function('crm_phones', index_phones)
 redis.register_function('crm_erase', erase)
 redis.register_function('crm_goals', goals)
 redis.register_function('crm_release', release)

@@ -2,7 +2,8 @@
 
 Per trigger shard: customers by birthday (month and day), every registered
 customer (for holidays), customers by last order (dormancy) and by last
-delivery (repurchase reminders). An index may hold a stale entry (a changed
+delivery (repurchase reminders); and customers by the keyed hash of their phone
+number (the console finds them by it). An index may hold a stale entry (a changed
 birthday, an erased customer); the scheduler checks each against the profile
 and drops what no longer holds, so the events never need the old value.
 
@@ -16,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from crmstream.privacy import phone_hash
 from handlers.keys import RELAY_GROUP, TRIGGER_SUFFIXES_ARG, Keys
 from handlers.profile.encode import epoch_ms
-from handlers.scripts import ARM, ERASE
+from handlers.scripts import ARM, ERASE, INDEX_PHONES
 from handlers.triggers.members import erase_op, timer_member
 from schemas.events import (
     CustomerErasureRequested,
@@ -45,8 +47,10 @@ def queue_index_updates(
     keys: Keys,
     events: Sequence[tuple[Envelope, int]],
     absence_rules: Iterable[str],
+    hash_key: bytes | None = None,
 ) -> None:
-    """``events``: each with the partition it was read from (where its timers live)."""
+    """``events``: each with the partition it was read from (where its timers live).
+    ``hash_key`` hashes a phone number that came in clear, for the phone index."""
     absence = list(absence_rules)
     for event, partition in events:
         if event.subject is None or event.type not in INDEXED_TYPES:  # type: ignore[attr-defined]
@@ -55,12 +59,7 @@ def queue_index_updates(
         base, who = keys.trigger_shard(shop, customer), f"{shop}:{customer}"
         match event:
             case CustomerRegistered() | CustomerUpdated():
-                if isinstance(event, CustomerRegistered):
-                    pipe.sadd(keys.schedule_index(base, "holiday"), who)
-                birthday = event.data.birthday
-                if birthday is not None:
-                    mmdd = f"{birthday.month:02d}{birthday.day:02d}"
-                    pipe.sadd(keys.schedule_index(base, "birthday", mmdd), who)
+                _index_facts(pipe, keys, event, hash_key)
             case OrderPlaced():
                 pipe.zadd(
                     keys.schedule_index(base, "dormant"), {who: epoch_ms(event.time)}, gt=True
@@ -69,20 +68,53 @@ def queue_index_updates(
                 at = epoch_ms(event.time)
                 pipe.zadd(keys.schedule_index(base, "after_delivery"), {who: at}, gt=True)
             case CustomerErasureRequested():
-                sets, sorted_sets = keys.erasure_indexes(base)
-                erasure_keys = [base, *sets, *sorted_sets]
-                pipe.fcall(
-                    ERASE, len(erasure_keys), *erasure_keys,
-                    TRIGGER_SUFFIXES_ARG, who, RELAY_GROUP, len(sets),
-                )  # fmt: skip
-                if absence:
-                    # The timers, their values and the marks of when each was last armed go
-                    # in their turn, after the arms and cancels before the erasure.
-                    at_ms, ops = epoch_ms(event.time), []
-                    for rule in absence:
-                        member = timer_member(rule, shop, customer)
-                        ops += erase_op(member, at_ms, event_id=event.id)
-                    walk_keys = keys.partition(partition).walk_keys()
-                    pipe.fcall(ARM, len(walk_keys), *walk_keys, *ops)
+                _erase(pipe, keys, event, partition, absence)
             case _:
                 pass
+
+
+def _index_facts(
+    pipe: Any,  # noqa: ANN401 -- a redis-py pipeline
+    keys: Keys,
+    event: CustomerRegistered | CustomerUpdated,
+    hash_key: bytes | None,
+) -> None:
+    who = f"{event.shop}:{event.who}"
+    base = keys.trigger_shard(event.shop, event.who)
+    if isinstance(event, CustomerRegistered):
+        pipe.sadd(keys.schedule_index(base, "holiday"), who)
+    phone = event.data.phone_hash
+    if phone is None and event.data.phone is not None and hash_key is not None:
+        phone = phone_hash(hash_key, event.data.phone)
+    if phone is not None:
+        pipe.fcall(INDEX_PHONES, 1, base, TRIGGER_SUFFIXES_ARG, who, phone)
+    birthday = event.data.birthday
+    if birthday is not None:
+        mmdd = f"{birthday.month:02d}{birthday.day:02d}"
+        pipe.sadd(keys.schedule_index(base, "birthday", mmdd), who)
+
+
+def _erase(
+    pipe: Any,  # noqa: ANN401 -- a redis-py pipeline
+    keys: Keys,
+    event: CustomerErasureRequested,
+    partition: int,
+    absence: list[str],
+) -> None:
+    shop, customer = event.shop, event.who
+    base = keys.trigger_shard(shop, customer)
+    sets, sorted_sets = keys.erasure_indexes(base)
+    erasure_keys = [base, *sets, *sorted_sets]
+    pipe.fcall(
+        ERASE, len(erasure_keys), *erasure_keys,
+        TRIGGER_SUFFIXES_ARG, f"{shop}:{customer}", RELAY_GROUP, len(sets),
+    )  # fmt: skip
+    if absence:
+        # The timers, their values and the marks of when each was last armed go in their
+        # turn, after the arms and cancels before the erasure.
+        at_ms, ops = epoch_ms(event.time), []
+        for rule in absence:
+            member = timer_member(rule, shop, customer)
+            ops += erase_op(member, at_ms, event_id=event.id)
+        walk_keys = keys.partition(partition).walk_keys()
+        pipe.fcall(ARM, len(walk_keys), *walk_keys, *ops)

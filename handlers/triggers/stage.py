@@ -169,7 +169,7 @@ class TriggerStage:
                 event, at_ms, profile, shard=shard, ops=ops, put_off=put_off, outcomes=outcomes,
             )  # fmt: skip
         pipe = self.client.pipeline(transaction=False)
-        queue_index_updates(pipe, self.keys, indexed, rules.absence_ids)
+        queue_index_updates(pipe, self.keys, indexed, rules.absence_ids, self._hash_key)
         outcomes.update(await self.submit(work, pipe))
         return outcomes
 

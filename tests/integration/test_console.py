@@ -30,6 +30,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 SCREENSHOTS = Path(__file__).parents[2] / "docs" / "console"
 MEMBERS = [f"c-{n:02d}" for n in range(60)]
+PHONE = "+86 139-0000-1234"
 # Chromium as root in a sandbox of its own, kept off a network it cannot reach.
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -52,6 +53,7 @@ def shop_events(now: datetime) -> list[dict[str, Any]]:
     # Registered without marketing consent: the welcome is decided, and suppressed.
     refused = {"consents": {"marketing": False}, "gender": "female", "city": "北京"}
     events.append(ev("tea-house", "c-07", "customer.registered", refused, 2))
+    events.append(ev("tea-house", "c-08", "customer.registered", {"phone": PHONE}, 3))
     events.append(ev("wine-cellar", "w-01", "customer.updated", {"tags": ["vip-list"]}, 1))
     return events
 
@@ -160,6 +162,13 @@ def looking_a_customer_up(page: Page, base: str) -> None:
     page.goto(base + "/customers/nobody")
     expect(page.get_by_role("alert")).to_contain_text("No customer nobody here")
     page.goto(base + "/?lang=zh")
+    # By phone, however it is spelled: through its keyed hash.
+    page.goto(base + "/customers")
+    page.get_by_label("客户 ID 或手机号").fill("13900001234")
+    page.keyboard.press("Enter")
+    expect(page.locator("#customer-id")).to_have_text("c-08")
+    page.goto(base + "/customers?q=13900009999")
+    expect(page.get_by_role("alert")).to_contain_text("没有客户使用这个手机号")
 
 
 def paging_through_a_segment(page: Page, base: str) -> None:

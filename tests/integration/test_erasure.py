@@ -73,7 +73,7 @@ def customer_events(shop: str, customer: str, device: str, now: datetime) -> lis
 
 async def planted(settings: Settings, needle: bytes, deadline: float) -> list[str]:
     """Wait until the customer is in every place an erasure must reach."""
-    wanted = (":sg:", ":bday:", ":members", ":timers", ":heldp", ":al")
+    wanted = (":sg:", ":bday:", ":members", ":timers", ":heldp", ":al", ":phones", ":log:")
     while True:
         keys = redis_holding(settings, [needle]).get(needle.decode(), [])
         missing = [place for place in wanted if not any(place in key for key in keys)]
