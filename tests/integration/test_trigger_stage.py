@@ -14,6 +14,7 @@ import pytest
 
 from crmstream.settings import Settings
 from handlers.customer_export import export_customer
+from handlers.customer_lookup import customer_by_phone
 from handlers.pipeline import ProfilesAndTriggers
 from handlers.scripts import TRIGGER_LIBRARY
 from handlers.segments.read import SegmentReader
@@ -412,3 +413,28 @@ async def test_an_arm_delivered_again_after_its_cancel_changes_nothing(
     advance(sink, 60)
     assert not await sink.timers.fire_due()
     assert await outbox(sink) == []
+
+
+async def test_a_customer_is_found_by_phone_until_the_number_changes_or_they_are_erased(
+    sink: ProfilesAndTriggers, settings: Settings
+) -> None:
+    client, keys = sink.triggers.client, sink.triggers.keys
+    hash_key = settings.privacy_hash_key()
+    assert hash_key is not None
+
+    async def by_phone(phone: str, shop: str = "s1") -> str | None:
+        return await customer_by_phone(client, keys, hash_key, shop, phone)
+
+    await sink.handle([event("customer.registered", 0, {"phone": "+86 138-0013-8000"})])
+    assert await by_phone("13800138000") == "c1"
+    assert await by_phone("+86 13800138000") == "c1"
+    assert await by_phone("13800138000", shop="s2") is None
+    assert await by_phone("13800138001") is None
+    assert await by_phone("not a phone") is None
+    await sink.handle([event("customer.updated", 5, {"phone": "13900139000"})])
+    assert await by_phone("13800138000") is None
+    assert await by_phone("13900139000") == "c1"
+    await sink.handle([event("customer.erasure_requested", 10)])
+    assert await by_phone("13900139000") is None
+    for base in keys.trigger_shards():
+        assert await client.hlen(keys.phones(base)) == 0
