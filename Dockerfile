@@ -12,12 +12,13 @@ COPY streams ./streams
 COPY handlers ./handlers
 COPY rules ./rules
 COPY schemas ./schemas
+COPY console ./console
 COPY bench ./bench
 RUN pip install . && useradd --system --home /app crmstream && mkdir -p /var/lib/crmstream \
     && chown crmstream /var/lib/crmstream
 USER crmstream
 ENV CRMSTREAM_STACK_STATE_DIR=/var/lib/crmstream
 
-EXPOSE 6066
+EXPOSE 6066 6070
 ENTRYPOINT ["crmstream"]
 CMD ["worker"]

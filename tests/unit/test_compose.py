@@ -20,7 +20,7 @@ def _compose() -> dict[str, Any]:
 
 def test_the_stack_has_every_service() -> None:
     services = _compose()["services"]
-    assert {"kafka", "redis", "worker", "prometheus", "grafana"} <= set(services)
+    assert {"kafka", "redis", "worker", "console", "prometheus", "grafana"} <= set(services)
 
 
 def test_kafka_image_matches_the_local_stack_version() -> None:
@@ -34,7 +34,7 @@ def test_crmstream_services_use_variables_that_settings_understand(
     monkeypatch: Any,
 ) -> None:
     services = _compose()["services"]
-    for name in ("worker", "topics"):
+    for name in ("worker", "topics", "console"):
         env = services[name]["environment"]
         assert env["CRMSTREAM_KAFKA_BOOTSTRAP"] == "kafka:9092"
         assert env["CRMSTREAM_REDIS_URL"].startswith("redis://redis:")
@@ -50,6 +50,19 @@ def test_crmstream_services_use_variables_that_settings_understand(
 
 def test_the_worker_s_api_is_published_on_the_host_s_loopback_only() -> None:
     assert _compose()["services"]["worker"]["ports"] == ["127.0.0.1:6066:6066"]
+    assert _compose()["services"]["console"]["ports"] == ["127.0.0.1:6070:6070"]
+
+
+def test_the_image_holds_every_installed_package() -> None:
+    """pip install . in the image finds only what the Dockerfile copied in."""
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    included = re.search(r"include = \[([^\]]*)\]", pyproject)
+    assert included
+    packages = {name.strip(' "*') for name in included[1].split(",")} - {"bench"}
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert {
+        package for package in packages if f"COPY {package} ./{package}" not in dockerfile
+    } == set()
 
 
 def test_mounted_files_exist() -> None:
