@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
@@ -126,6 +127,7 @@ def test_the_console_in_a_real_browser(settings: Settings, tmp_path: Path) -> No
         signing_in(page, base, admin)
         looking_a_customer_up(page, base)
         paging_through_a_segment(page, base)
+        backtesting(page, base, tmp_path)
         importing_a_sheet(page, base, tmp_path)
         wait_until("the imported customers are in", lambda: redis.exists(
             keys.customer_base("tea-house", "imp-3") + "p"))  # fmt: skip
@@ -189,6 +191,42 @@ def paging_through_a_segment(page: Page, base: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / "rules.png"), full_page=True)
 
 
+def backtesting(page: Page, base: str, tmp_path: Path) -> None:
+    """A rule file that does not check is refused with its line; a shipped rule runs over
+    an uploaded file of past events."""
+    past = tmp_path / "past.jsonl"
+    consents = {"marketing": True, "sms": True, "email": True, "push": True}
+    past.write_text(
+        "".join(
+            orjson.dumps(
+                {
+                    "specversion": "1.0", "id": f"past-{n}", "source": "test",
+                    "type": "customer.registered", "time": f"2026-03-0{n + 1}T12:00:00+08:00",
+                    "shop": "tea-house", "subject": f"p-{n}", "data": {"consents": consents},
+                }
+            ).decode() + "\n"
+            for n in range(3)
+        )
+        + "not json\n"
+    )  # fmt: skip
+    broken = tmp_path / "broken-rule.yaml"
+    broken.write_text(
+        "id: broken\nversion: 1\ndescription: d\nwhen: {event: order.placed}\n"
+        "if: event.data.total >\nthen: {channels: [sms], template: t}\n"
+    )
+    page.goto(base + "/rules")
+    page.locator("#backtest-link").click()
+    page.get_by_label("或上传规则文件 (YAML)").set_input_files(str(broken))
+    page.get_by_label("过去的事件 (JSON Lines)").set_input_files(str(past))
+    page.get_by_role("button", name="开始回测").click()
+    expect(page.locator("#rule-problems")).to_contain_text("broken-rule.yaml:5")
+    page.get_by_label("现有规则").select_option("new-customer-welcome.yaml")
+    page.get_by_label("过去的事件 (JSON Lines)").set_input_files(str(past))
+    page.get_by_role("button", name="开始回测").click()
+    expect(page.locator("#backtest-report")).to_contain_text("将触发 3 次，涉及 3 位客户")
+    expect(page.locator("#backtest-report")).to_contain_text("第 4 行")
+
+
 def customer_sheet(tmp_path: Path) -> Path:
     """Three customers; the second's birthday is no date."""
     sheet = tmp_path / "customers.csv"
@@ -212,7 +250,8 @@ def importing_a_sheet(page: Page, base: str, tmp_path: Path) -> None:
 
 def labels_titles_and_keyboard(page: Page, base: str) -> None:
     """Every form control has a label, every page a title; the keyboard alone signs out."""
-    for path in ("/", "/customers", "/customers/c-07", "/segments", "/rules", "/import"):
+    pages = ("/", "/customers", "/customers/c-07", "/segments", "/rules", "/rules/backtest")
+    for path in (*pages, "/import"):
         page.goto(base + path)
         unlabelled = page.evaluate(
             """() => [...document.querySelectorAll('input, select, textarea')]
