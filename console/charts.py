@@ -34,3 +34,28 @@ def bars(title: str, rows: Sequence[tuple[str, float]]) -> Markup:
         ]
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 -- every value above is escaped
+
+
+def columns(title: str, values: Sequence[float], first_label: str, last_label: str) -> Markup:
+    """A column per value, oldest first, with the first and last moments named below."""
+    width, height, gap = 600, 140, 1
+    top = max(values, default=0) or 1
+    step = width / max(len(values), 1)
+    parts = [
+        f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width + 60}" '
+        f'height="{height + 24}" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(title)}</title>",
+        f'<text x="{width + 4}" y="12">{top:g}</text>',
+    ]
+    for n, value in enumerate(values):
+        bar = height * value / top
+        parts.append(
+            f'<rect x="{n * step:.1f}" y="{height - bar:.1f}" width="{max(step - gap, 1):.1f}" '
+            f'height="{bar:.1f}" fill="{_PALETTE[0]}"><title>{value:g}</title></rect>'
+        )
+    parts += [
+        f'<text x="0" y="{height + 18}">{escape(first_label)}</text>',
+        f'<text x="{width}" y="{height + 18}" text-anchor="end">{escape(last_label)}</text>',
+        "</svg>",
+    ]
+    return Markup("".join(parts))  # noqa: S704 -- every value above is escaped

@@ -98,7 +98,10 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
     "bad_upload": ("无法读取这个文件：{why}", "This file cannot be read: {why}"),
     "triggers_by_rule": ("各规则触达结果", "Triggers by rule and outcome"),
     "segment_sizes": ("人群规模", "Segment sizes"),
-    "events_taken": ("已处理事件", "Events taken in"),
+    "events_taken": ("近 24 小时处理的事件", "Events taken in over the last 24 hours"),
+    "events_per_minute": ("近一小时每分钟事件数", "Events per minute, last hour"),
+    "events_per_hour": ("近一天每小时事件数", "Events per hour, last day"),
+    "now": ("现在", "now"),
     "error": ("出错了", "Something went wrong"),
     "error_text": (
         "请求没有完成，已记录到日志。请稍后再试。",

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from typing import Final
 from urllib.parse import quote
 
 from aiohttp import web
 
-from console.charts import bars
+from console.charts import bars, columns
 from console.context import console_of, grant_of, language, render
 from console.i18n import outcome_label, translator
-from handlers.flow import events_taken, flow_counts
+from handlers.flow import shop_minutes
 from handlers.pipeline import load_rule_set
 from handlers.triggers.stats import read_rule_stats
 from rules.lift import SUPPRESSED
@@ -31,11 +32,21 @@ async def overview(request: web.Request) -> web.StreamResponse:
         for outcome, count in sorted(entry.counts.items())
         if count
     ]
-    taken = events_taken(flow_counts(await console.client.hgetall(console.keys.flow)))
+    now = time.time()
+    minutes = await shop_minutes(console.client, console.keys, shop, now)
+    this_minute = int(now) // 60
+    last_hour = [float(minutes.get(m, 0)) for m in range(this_minute - 59, this_minute + 1)]
+    this_hour = this_minute // 60
+    last_day = [
+        float(sum(minutes.get(hour * 60 + m, 0) for m in range(60)))
+        for hour in range(this_hour - 23, this_hour + 1)
+    ]
     return render(
         request,
         "overview.html",
-        taken=taken,
+        taken=int(sum(last_day)),
+        hour_chart=columns(t("events_per_minute"), last_hour, "-60 min", t("now")),
+        day_chart=columns(t("events_per_hour"), last_day, "-24 h", t("now")),
         sizes_chart=bars(t("segment_sizes"), [(name, float(n)) for name, n in sizes.items()]),
         triggers_chart=bars(t("triggers_by_rule"), by_outcome),
     )

@@ -1,4 +1,5 @@
-"""Counts of events taken in, per stream: the end-to-end signal the demo shows."""
+"""Counts of events taken in: per stream in total (the end-to-end signal the demo shows),
+and per shop and minute for the last day (the console's overview charts)."""
 
 from __future__ import annotations
 
@@ -70,3 +71,33 @@ def flow_counts(raw: Mapping[bytes | str, bytes | str]) -> Counter[str]:
 def events_taken(counts: Mapping[str, int]) -> int:
     """Every event taken in, repeats included (the flow hash without its duplicate counts)."""
     return sum(count for field, count in counts.items() if not field.startswith(DUPLICATE))
+
+
+# A shop's minutes are kept a day and a little more; one hash per shop and hour.
+_MINUTES_KEPT_S: Final = 26 * 3600
+
+
+def count_shop_minutes(pipe: Pipeline, keys: Keys, shops: Iterable[str], now_s: float) -> None:
+    """Queue one batch's events per shop, counted in the minute they were taken in."""
+    hour, minute = divmod(int(now_s) // 60, 60)
+    for shop, count in Counter(shops).items():
+        key = keys.shop_minutes(shop, hour)
+        pipe.hincrby(key, str(minute), count)
+        pipe.expire(key, _MINUTES_KEPT_S)
+
+
+async def shop_minutes(
+    client: redis.asyncio.Redis, keys: Keys, shop: str, now_s: float, hours: int = 24
+) -> dict[int, int]:
+    """Epoch minute → events taken in for ``shop``, over the last ``hours`` hours."""
+    this_hour = int(now_s) // 3600
+    pipe = client.pipeline(transaction=False)
+    for hour in range(this_hour - hours + 1, this_hour + 1):
+        pipe.hgetall(keys.shop_minutes(shop, hour))
+    counts: dict[int, int] = {}
+    for hour, found in zip(
+        range(this_hour - hours + 1, this_hour + 1), await pipe.execute(), strict=True
+    ):
+        for minute, count in found.items():
+            counts[hour * 60 + int(minute)] = int(count)
+    return counts

@@ -145,6 +145,10 @@ class Keys:
         """Hash: event stream → events the workers have taken in (a demo and smoke signal)."""
         return f"{self.prefix}:flow"
 
+    def shop_minutes(self, shop: str, hour: int) -> str:
+        """Hash: minute of the hour → events of ``shop`` taken in then (epoch ``hour``)."""
+        return f"{self.prefix}:epm:{shop}:{hour}"
+
     def customer_base(self, shop: str, who: str) -> str:
         """What every key of one customer starts with; a suffix completes each.
 

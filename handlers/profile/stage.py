@@ -21,7 +21,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from crmstream.metrics import RedisTimer
 from crmstream.settings import ProfileSettings, Settings
-from handlers.flow import count_flow
+from handlers.flow import count_flow, count_shop_minutes
 from handlers.keys import CUSTOMER_SUFFIXES_ARG, Keys
 from handlers.profile.encode import EncodedEvent, encode_event
 from handlers.profile.identity import AliasCache, is_junk
@@ -328,6 +328,7 @@ class ProfileStage:
         for shop, customer in dict.fromkeys((shop, customer) for shop, customer, _ in unlinked):
             pipe.delete(self._keys.erased_aliases(shop, customer))
         count_flow(pipe, self._keys.flow, (event.stream for event in events), duplicates)
+        count_shop_minutes(pipe, self._keys, (event.shop for event in events), time.time())
         await pipe.execute()
 
     async def _fcall(

@@ -145,6 +145,8 @@ def signing_in(page: Page, base: str, token: str) -> None:
     sign_in(page, base, token)
     expect(page.locator("#shop-name")).to_have_text("tea-house")
     expect(page).to_have_title("概览 · 客户运营控制台")
+    # The shop's own events of the last day, counted per minute: 62 published.
+    assert int(page.locator("#events-taken").inner_text()) >= 62
     page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
 
 
