@@ -8,7 +8,7 @@ from html import escape
 from markupsafe import Markup
 
 _ROW = 22
-_LABEL = 180
+_LABEL = 320
 _BAR = 320
 _PALETTE = ("#2f6f9f", "#d08c2c", "#7a9f35", "#a3475b", "#6a5a9f", "#4f8f8f", "#888888")
 

@@ -3,7 +3,7 @@
 # redis-server, a Java runtime (for the Kafka broker), Maven (to fetch its jars once) and
 # Prometheus (its server for the scrape test, promtool for the alert rules), openssl
 # (the certificates of the secured stack, `stack up --secure`) and Chromium (the console's
-# browser tests drive it headless).
+# browser tests drive it headless, with a Chinese font for their screenshots).
 # Uses apt-get when run as root on Debian/Ubuntu; otherwise says what to install.
 set -euo pipefail
 
@@ -20,6 +20,8 @@ missing=()
 for tool in redis-server java mvn promtool openssl chromium; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
 done
+# Not a program: a font with Chinese glyphs, for the console's screenshots.
+[ -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || missing+=(fonts-wqy-zenhei)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -203,7 +203,7 @@ def backtesting(page: Page, base: str, tmp_path: Path) -> None:
             orjson.dumps(
                 {
                     "specversion": "1.0", "id": f"past-{n}", "source": "test",
-                    "type": "customer.registered", "time": f"2026-03-0{n + 1}T12:00:00+08:00",
+                    "type": "customer.registered", "time": f"2026-03-01T12:0{n}:00+08:00",
                     "shop": "tea-house", "subject": f"p-{n}", "data": {"consents": consents},
                 }
             ).decode() + "\n"
