@@ -38,7 +38,7 @@ def bars(title: str, rows: Sequence[tuple[str, float]]) -> Markup:
 
 def columns(title: str, values: Sequence[float], first_label: str, last_label: str) -> Markup:
     """A column per value, oldest first, with the first and last moments named below."""
-    width, height, gap = 600, 140, 1
+    width, height, gap = 420, 110, 1
     top = max(values, default=0) or 1
     step = width / max(len(values), 1)
     parts = [

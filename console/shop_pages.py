@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import time
+from collections import Counter
+from collections.abc import Mapping
 from typing import Final
 from urllib.parse import quote
 
@@ -13,7 +15,7 @@ from aiohttp import web
 from console.charts import bars, columns
 from console.context import console_of, grant_of, language, render
 from console.i18n import outcome_label, translator
-from handlers.flow import shop_minutes
+from handlers.flow import shop_minutes, trigger_minutes
 from handlers.pipeline import load_rule_set
 from handlers.triggers.stats import read_rule_stats
 from rules.lift import SUPPRESSED
@@ -21,19 +23,8 @@ from rules.lift import SUPPRESSED
 PAGE: Final = 50
 
 
-async def overview(request: web.Request) -> web.StreamResponse:
-    console, shop, lang = console_of(request), grant_of(request).shop, language(request)
-    t = translator(lang)
-    sizes = await console.segments.sizes(shop)
-    stats = await read_rule_stats(console.client, console.keys, shop)
-    by_outcome = [
-        (f"{entry.rule} · {outcome_label(lang, outcome)}", float(count))
-        for entry in stats
-        for outcome, count in sorted(entry.counts.items())
-        if count
-    ]
-    now = time.time()
-    minutes = await shop_minutes(console.client, console.keys, shop, now)
+def _last_hour_and_day(minutes: Mapping[int, int], now: float) -> tuple[list[float], list[float]]:
+    """Per minute over the last hour, and per hour over the last day, oldest first."""
     this_minute = int(now) // 60
     last_hour = [float(minutes.get(m, 0)) for m in range(this_minute - 59, this_minute + 1)]
     this_hour = this_minute // 60
@@ -41,12 +32,43 @@ async def overview(request: web.Request) -> web.StreamResponse:
         float(sum(minutes.get(hour * 60 + m, 0) for m in range(60)))
         for hour in range(this_hour - 23, this_hour + 1)
     ]
+    return last_hour, last_day
+
+
+async def overview(request: web.Request) -> web.StreamResponse:
+    console, shop, lang = console_of(request), grant_of(request).shop, language(request)
+    t = translator(lang)
+    client, keys, now = console.client, console.keys, time.time()
+    sizes = await console.segments.sizes(shop)
+    stats = await read_rule_stats(client, keys, shop)
+    by_outcome = [
+        (f"{entry.rule} · {outcome_label(lang, outcome)}", float(count))
+        for entry in stats
+        for outcome, count in sorted(entry.counts.items())
+        if count
+    ]
+    decided: Counter[int] = Counter()
+    for (_outcome, minute), count in (await trigger_minutes(client, keys, shop, now)).items():
+        decided[minute] += count
+    charts = []
+    for title, minutes in (
+        ("events", await shop_minutes(client, keys, shop, now)),
+        ("decisions", decided),
+        ("dead_letters", await shop_minutes(client, keys, shop, now, keys.dead_letter_minutes)),
+    ):
+        last_hour, last_day = _last_hour_and_day(minutes, now)
+        charts.append(
+            {
+                "id": title,
+                "total": int(sum(last_day)),
+                "hour": columns(t(f"{title}_per_minute"), last_hour, "-60 min", t("now")),
+                "day": columns(t(f"{title}_per_hour"), last_day, "-24 h", t("now")),
+            }
+        )
     return render(
         request,
         "overview.html",
-        taken=int(sum(last_day)),
-        hour_chart=columns(t("events_per_minute"), last_hour, "-60 min", t("now")),
-        day_chart=columns(t("events_per_hour"), last_day, "-24 h", t("now")),
+        charts=charts,
         sizes_chart=bars(t("segment_sizes"), [(name, float(n)) for name, n in sizes.items()]),
         triggers_chart=bars(t("triggers_by_rule"), by_outcome),
     )

@@ -3,17 +3,22 @@ and per shop and minute for the last day (the console's overview charts)."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final
 
 import redis.asyncio
 from redis.asyncio.client import Pipeline
+from redis.exceptions import RedisError
 
 from crmstream.settings import Settings
 from handlers.keys import Keys
 from handlers.redis_client import connect
 from schemas.events import STREAM_OF_TYPE, Envelope
+
+log = logging.getLogger("crmstream.flow")
 
 # Flow fields "duplicate:<stream>": events of the stream taken in that were repeats.
 DUPLICATE: Final = "duplicate:"
@@ -77,27 +82,77 @@ def events_taken(counts: Mapping[str, int]) -> int:
 _MINUTES_KEPT_S: Final = 26 * 3600
 
 
-def count_shop_minutes(pipe: Pipeline, keys: Keys, shops: Iterable[str], now_s: float) -> None:
-    """Queue one batch's events per shop, counted in the minute they were taken in."""
+def count_shop_minutes(
+    pipe: Pipeline,
+    keys: Keys,
+    shops: Iterable[str],
+    now_s: float,
+    key_of: Callable[[str, int], str] | None = None,
+) -> None:
+    """Queue one batch's events per shop, counted in the minute they were taken in (or,
+    with ``key_of``, whatever else is counted per shop and minute: dead letters)."""
     hour, minute = divmod(int(now_s) // 60, 60)
     for shop, count in Counter(shops).items():
-        key = keys.shop_minutes(shop, hour)
+        key = (key_of or keys.shop_minutes)(shop, hour)
         pipe.hincrby(key, str(minute), count)
         pipe.expire(key, _MINUTES_KEPT_S)
 
 
 async def shop_minutes(
-    client: redis.asyncio.Redis, keys: Keys, shop: str, now_s: float, hours: int = 24
+    client: redis.asyncio.Redis,
+    keys: Keys,
+    shop: str,
+    now_s: float,
+    key_of: Callable[[str, int], str] | None = None,
 ) -> dict[int, int]:
-    """Epoch minute → events taken in for ``shop``, over the last ``hours`` hours."""
-    this_hour = int(now_s) // 3600
+    """Epoch minute → events taken in for ``shop`` (or what ``key_of`` counts), over the
+    last day."""
+    hours = range(int(now_s) // 3600 - 23, int(now_s) // 3600 + 1)
     pipe = client.pipeline(transaction=False)
-    for hour in range(this_hour - hours + 1, this_hour + 1):
-        pipe.hgetall(keys.shop_minutes(shop, hour))
+    for hour in hours:
+        pipe.hgetall((key_of or keys.shop_minutes)(shop, hour))
     counts: dict[int, int] = {}
-    for hour, found in zip(
-        range(this_hour - hours + 1, this_hour + 1), await pipe.execute(), strict=True
-    ):
+    for hour, found in zip(hours, await pipe.execute(), strict=True):
         for minute, count in found.items():
             counts[hour * 60 + int(minute)] = int(count)
     return counts
+
+
+async def trigger_minutes(
+    client: redis.asyncio.Redis, keys: Keys, shop: str, now_s: float
+) -> dict[tuple[str, int], int]:
+    """(outcome, epoch minute) → ``shop``'s trigger decisions over the last day, every
+    rule and shard together."""
+    hours = range(int(now_s) // 3600 - 23, int(now_s) // 3600 + 1)
+    pipe = client.pipeline(transaction=False)
+    for base in keys.trigger_shards():
+        for hour in hours:
+            pipe.hgetall(keys.trigger_minutes(base, shop, hour))
+    counts: Counter[tuple[str, int]] = Counter()
+    replies = iter(await pipe.execute())
+    for _base in keys.trigger_shards():
+        for hour in hours:
+            for field, count in next(replies).items():
+                _rule, outcome, minute = field.decode().split("\x1f")
+                counts[(outcome, hour * 60 + int(minute))] += int(count)
+    return dict(counts)
+
+
+class DeadLetterCounts:
+    """Counts dead letters per shop and minute; a Redis that does not answer costs the
+    count, never the dead letter (it is in the topic already)."""
+
+    def __init__(self, client: redis.asyncio.Redis, keys: Keys) -> None:
+        self._client = client
+        self._keys = keys
+
+    async def __call__(self, shops: list[str]) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        count_shop_minutes(pipe, self._keys, shops, time.time(), self._keys.dead_letter_minutes)
+        try:
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("dead letters not counted for the console: %s", exc)
+
+    async def close(self) -> None:
+        await self._client.aclose()

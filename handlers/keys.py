@@ -52,6 +52,7 @@ TRIGGER_KEY_SUFFIXES: Final = (
     "goals:",  # sorted set per customer: goal events (an order…) by time, for late triggers
     "log:",  # list per customer: their last decisions, newest first (triggers/decisions.py)
     "phones",  # hash: "<shop> US <phone hash>" → customer, "c US <shop>:<customer>" → phone hash
+    "tpm:",  # hash per shop and hour: "<rule> US <outcome> US <minute>" → decisions then
 )
 # The same, as the trigger functions take them.
 TRIGGER_SUFFIXES_ARG: Final = ",".join(TRIGGER_KEY_SUFFIXES)
@@ -276,6 +277,15 @@ class Keys:
         """Hash: customers by the keyed hash of their phone number, per shard (the console
         finds a customer by phone through it; an erasure removes the entry)."""
         return shard_base + TRIGGER_KEY_SUFFIXES[10]
+
+    def trigger_minutes(self, shard_base: str, shop: str, hour: int) -> str:
+        """Hash: a shop's decisions in this shard in an hour (epoch hours), by rule, outcome
+        and minute (the console's charts over the last hour and day)."""
+        return f"{shard_base}{TRIGGER_KEY_SUFFIXES[11]}{shop}:{hour}"
+
+    def dead_letter_minutes(self, shop: str, hour: int) -> str:
+        """Hash: minute of the hour → messages naming ``shop`` sent to the dead-letter topic."""
+        return f"{self.prefix}:dpm:{shop}:{hour}"
 
     def rule_stats(self, shard_base: str) -> str:
         return shard_base + TRIGGER_KEY_SUFFIXES[6]

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Final
 
 import faust
+import orjson
 
 from schemas.decode import Rejected
+from schemas.types import is_shop_id
 from streams.records import Record
 
 log = logging.getLogger("crmstream.dlq")
@@ -24,6 +26,8 @@ SOURCE_PARTITION: Final = "crm.source.partition"
 SOURCE_OFFSET: Final = "crm.source.offset"
 SOURCE_TIMESTAMP: Final = "crm.source.timestamp"
 DEAD_LETTERED_AT: Final = "crm.dead_lettered_at"
+# A message larger than this is not parsed for the shop it names (it is counted nowhere).
+_PARSED_AT_MOST: Final = 64 * 1024
 
 
 def position(record: Record) -> str:
@@ -51,11 +55,29 @@ def _as_bytes(value: object) -> bytes:
     return str(value).encode()
 
 
-class DeadLetters:
-    """Sends refused messages to the dead-letter topic and waits for the broker's ack."""
+def shop_named(value: bytes | None) -> str | None:
+    """The shop a refused message names, when it is JSON that names a valid one."""
+    if not value or len(value) > _PARSED_AT_MOST:
+        return None
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    shop = document.get("shop") if isinstance(document, dict) else None
+    return shop if isinstance(shop, str) and is_shop_id(shop) else None
 
-    def __init__(self, topic: faust.TopicT) -> None:
+
+class DeadLetters:
+    """Sends refused messages to the dead-letter topic and waits for the broker's ack;
+    then ``counts`` those that name a shop (the console's charts)."""
+
+    def __init__(
+        self,
+        topic: faust.TopicT,
+        counts: Callable[[list[str]], Awaitable[None]] | None = None,
+    ) -> None:
         self._topic = topic
+        self._counts = counts
 
     async def send(self, refused: Sequence[tuple[Record, Rejected]]) -> None:
         if not refused:
@@ -73,6 +95,10 @@ class DeadLetters:
         ]
         # Offsets move on only after the broker has every dead letter of the batch.
         await asyncio.gather(*pending)
+        if self._counts is not None:
+            named = [shop for message, _ in refused if (shop := shop_named(message.value))]
+            if named:
+                await self._counts(named)
         reasons = Counter(rejected.reason.value for _, rejected in refused)
         first_message, first = refused[0]
         log.warning(

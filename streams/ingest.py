@@ -18,7 +18,10 @@ from crmstream import logcontext, metrics
 from crmstream.errors import StateBehindError
 from crmstream.settings import Settings
 from crmstream.topics import EVENT_STREAMS, TopicNames
+from handlers.flow import DeadLetterCounts
+from handlers.keys import Keys
 from handlers.pipeline import ProfilesAndTriggers
+from handlers.redis_client import connect
 from handlers.sink import EventSink, KeepsOffsets, SortsDuplicates, WatchesEventTime, load_sink
 from schemas.decode import Decoder, Rejected
 from schemas.events import STREAM_OF_TYPE, Envelope
@@ -264,8 +267,9 @@ def register_ingest(app: faust.App, settings: Settings) -> tuple[Ingest, EventCo
     dlq_topic = app.topic(
         names.dlq, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
+    counts = DeadLetterCounts(connect(settings.redis), Keys(settings.redis.key_prefix))
     ingest = Ingest(
-        settings, load_sink(settings.worker.event_sink, settings), DeadLetters(dlq_topic)
+        settings, load_sink(settings.worker.event_sink, settings), DeadLetters(dlq_topic, counts)
     )
     consumer = EventConsumer(settings, ingest, loop=app.loop, beacon=app.beacon)
     if isinstance(ingest.sink, ProfilesAndTriggers):
@@ -279,6 +283,7 @@ def register_ingest(app: faust.App, settings: Settings) -> tuple[Ingest, EventCo
 
     async def close_sink() -> None:
         await ingest.sink.close()
+        await counts.close()
 
     def on_shutdown(_sender: object, *_args: object, **_kw: object) -> Awaitable[None]:
         return close_sink()

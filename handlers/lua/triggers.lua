@@ -7,7 +7,7 @@ Every call works on one trigger shard: KEYS[1] is the shard's base
 slot; a customer always falls in the same shard. The first header argument lists
 the key suffixes (handlers/keys.py TRIGGER_KEY_SUFFIXES), in this order:
 outbox, held, held payloads, fired, cooldowns, caps, stats, open, goals, decision log,
-phones.
+phones, decisions per minute.
 Per-customer keys are the shard's key plus the suffix plus "<shop>:<customer>".
 Timers and decisions put off live with their partition instead (lua/timers.lua).
 
@@ -20,7 +20,7 @@ so workers of two versions never call each other's code during a rolling deploy.
 ]]
 
 local S_OUTBOX, S_HELD, S_HELD_PAYLOAD, S_FIRED, S_COOLDOWN, S_CAP = 1, 2, 3, 4, 5, 6
-local S_STATS, S_OPEN, S_GOALS, S_LOG, S_PHONES = 7, 8, 9, 10, 11
+local S_STATS, S_OPEN, S_GOALS, S_LOG, S_PHONES, S_MINUTES = 7, 8, 9, 10, 11, 12
 local CAP_TTL_S = 3 * 86400 -- a local day, plus the widest timezone offsets, plus slack
 local DAY_MS = 86400000
 local SEP = '\31'
@@ -104,6 +104,16 @@ local function log_decision(keys, who, outcome, now, why, size, window)
   redis.call('PEXPIRE', log, window)
 end
 
+-- Decisions per shop, rule, outcome and minute, one hash per shop and hour, kept a day
+-- and a little more: the console's charts.
+local function count_minute(keys, who, rule, outcome, now)
+  local shop = string.sub(who, 1, string.find(who, ':', 1, true) - 1)
+  local minute = math.floor(now / 60000)
+  local key = keys[S_MINUTES] .. shop .. ':' .. math.floor(minute / 60)
+  redis.call('HINCRBY', key, rule .. SEP .. outcome .. SEP .. (minute % 60), 1)
+  redis.call('EXPIRE', key, 26 * 3600)
+end
+
 -- KEYS: shard base. ARGV: fired window (ms), suffixes, now (ms, when this is decided),
 -- decisions kept per customer, then 15 fields per candidate (handlers/triggers/decide.py
 -- Candidate.args): trigger id, who ("shop:customer"), rule, at (ms, the occurrence's
@@ -176,6 +186,7 @@ local function emit(bases, args)
     local outcome = status == 'skipped' and 'consent' or status
     if holdout and (status == 'sent' or status == 'held') then outcome = 'holdout' end
     log_decision(keys, who, outcome, now, why, log_size, window)
+    if status ~= 'duplicate' then count_minute(keys, who, rule, outcome, now) end
   end
   return statuses
 end

@@ -22,10 +22,18 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from crmstream.admin import create_topics
 from crmstream.settings import Settings
+from crmstream.topics import TopicNames
 from handlers.keys import Keys
 from handlers.redis_client import connect_sync
 from tests.integration.test_profiles import publish
-from tests.support import api_token, free_port, require_tool, running_worker, settings_env
+from tests.support import (
+    api_token,
+    free_port,
+    produce,
+    require_tool,
+    running_worker,
+    settings_env,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -105,6 +113,14 @@ def test_the_console_in_a_real_browser(settings: Settings, tmp_path: Path) -> No
     chromium = require_tool("chromium", "chromium")
     create_topics(settings)
     publish(settings, shop_events(datetime.now(UTC)))
+    # One view without its item: refused, to the dead-letter topic, counted for its shop.
+    refused = {
+        "specversion": "1.0", "id": "con-bad-1", "source": "test", "type": "item.viewed",
+        "time": datetime.now(UTC).isoformat(), "shop": "tea-house", "subject": "c-01",
+        "data": {},
+    }  # fmt: skip
+    browse = TopicNames.from_settings(settings.topics).event("browse")
+    produce(settings, browse, [(b"tea-house:c-01", orjson.dumps(refused))])
     admin = api_token(settings, "tea-house", "admin")
     other = api_token(settings, "wine-cellar", "read")
     keys = Keys(settings.redis.key_prefix)
@@ -116,10 +132,11 @@ def test_the_console_in_a_real_browser(settings: Settings, tmp_path: Path) -> No
         sync_playwright() as playwright,
     ):
         wait_until(
-            "the segment and the decision are in Redis",
+            "the segment, the decision and the dead letter are in Redis",
             lambda: (
                 redis.llen(keys.decision_log("tea-house", "c-07")) > 0
                 and redis.exists(keys.segment_memberships("tea-house", MEMBERS[-1]))
+                and redis.exists(keys.dead_letter_minutes("tea-house", int(time.time()) // 3600))
             ),
         )
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
@@ -145,8 +162,10 @@ def signing_in(page: Page, base: str, token: str) -> None:
     sign_in(page, base, token)
     expect(page.locator("#shop-name")).to_have_text("tea-house")
     expect(page).to_have_title("概览 · 客户运营控制台")
-    # The shop's own events of the last day, counted per minute: 62 published.
-    assert int(page.locator("#events-taken").inner_text()) >= 62
+    # The shop's own events of the last day, its decisions and dead letters, per minute.
+    assert int(page.locator("#events-total").inner_text()) >= 63
+    assert int(page.locator("#decisions-total").inner_text()) >= 2
+    assert int(page.locator("#dead_letters-total").inner_text()) == 1
     page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
 
 
