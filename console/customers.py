@@ -60,7 +60,13 @@ def timeline(profile: dict[str, Any], decisions: list[dict[str, Any]]) -> list[d
     """Decisions and the moments the profile remembers, newest first. A decision reads
     at its occurrence's time; what the customer did, at when they last did it."""
     entries: list[dict[str, Any]] = [
-        {**entry, "kind": "decision", "at": iso(entry["at"])} for entry in decisions
+        {
+            **entry,
+            "kind": "decision",
+            "at": iso(entry["at"]),
+            "release_at": iso(entry.get("release_at")),
+        }
+        for entry in decisions
     ]
     for name in RECENCY:
         moment = profile["recency"].get(name)

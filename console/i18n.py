@@ -108,6 +108,7 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
     "dead_letters_per_minute": ("近一小时每分钟死信数", "Dead letters per minute, last hour"),
     "dead_letters_per_hour": ("近一天每小时死信数", "Dead letters per hour, last day"),
     "now": ("现在", "now"),
+    "until": ("直到", "until"),
     "error": ("出错了", "Something went wrong"),
     "error_text": (
         "请求没有完成，已记录到日志。请稍后再试。",

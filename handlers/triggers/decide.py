@@ -125,6 +125,7 @@ def build(
     channel = channel_for(rule, profile)
     local = datetime.fromtimestamp(at_ms / 1000, UTC).astimezone(zone_of(profile))
     holdout = in_holdout(spec.id, shop, customer, spec.limits.holdout)
+    release = release_at(spec.limits.quiet_hours, local)
     message = Trigger(
         id=tid,
         type=spec.trigger_type,
@@ -152,27 +153,29 @@ def build(
         channel=channel or "",
         cap_day=local.date().isoformat(),
         cap=0 if spec.limits.transactional else daily_cap,
-        release_at_ms=release_at(spec.limits.quiet_hours, local),
+        release_at_ms=release,
         payload=message.model_dump_json(exclude_none=True).encode(),
         holdout=holdout,
         goal_key=rule.goal.key,
         goal_window_ms=spec.goal.within_s * 1000,
         expires_at_ms=at_ms + spec.max_age_s * 1000 if spec.max_age_s else 0,
-        why=decision_why(message.data, tid, at_ms),
+        why=decision_why(message.data, tid, at_ms, release),
     )
 
 
-def decision_why(data: TriggerData, tid: str, at_ms: int) -> bytes:
+def decision_why(data: TriggerData, tid: str, at_ms: int, release_at_ms: int = 0) -> bytes:
     """What the decision log keeps of a decision besides its outcome: the rule, the
-    occurrence's time, the trigger, its causes and the reason with the values read."""
-    return orjson.dumps(
-        {
-            "rule": data.rule,
-            "version": data.rule_version,
-            "at": at_ms,
-            "trigger_id": tid,
-            "channel": data.channel,
-            "caused_by": data.caused_by[:5],
-            "reason": [part.model_dump(mode="json") for part in data.reason],
-        }
-    )
+    occurrence's time, the trigger, its causes, the reason with the values read, and when
+    quiet hours end if it falls in them."""
+    why: dict[str, object] = {
+        "rule": data.rule,
+        "version": data.rule_version,
+        "at": at_ms,
+        "trigger_id": tid,
+        "channel": data.channel,
+        "caused_by": data.caused_by[:5],
+        "reason": [part.model_dump(mode="json") for part in data.reason],
+    }
+    if release_at_ms:
+        why["release_at"] = release_at_ms
+    return orjson.dumps(why)

@@ -207,6 +207,8 @@ async def test_cooldown_and_quiet_hours(sink: ProfilesAndTriggers) -> None:
     assert log[2]["caused_by"]
     assert log[2]["trigger_id"] != log[3]["trigger_id"]
     assert log[0]["trigger_id"] == log[1]["trigger_id"]
+    assert log[1]["release_at"] == int(opens.timestamp() * 1000)  # "held until 08:00"
+    assert "release_at" not in log[3]
     fired = await decisions.fired("s1", "c1")
     assert [entry["outcome"] for entry in fired] == ["decided", "cooldown", "decided"]
     reader = sink.triggers.reader
