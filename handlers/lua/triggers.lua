@@ -99,9 +99,10 @@ end
 local function log_decision(keys, who, outcome, now, why, size, window)
   if size <= 0 then return end
   local log = keys[S_LOG] .. who
-  redis.call('LPUSH', log, outcome .. SEP .. now .. SEP .. why)
-  redis.call('LTRIM', log, 0, size - 1)
-  redis.call('PEXPIRE', log, window)
+  local length = redis.call('LPUSH', log, outcome .. SEP .. now .. SEP .. why)
+  -- Trimmed and given its lifetime only when it needs it: most decisions pay one command.
+  if length > size then redis.call('LTRIM', log, 0, size - 1) end
+  if length == 1 then redis.call('PEXPIRE', log, window) end
 end
 
 -- Decisions per shop, rule, outcome and minute, one hash per shop and hour, kept a day
@@ -110,8 +111,9 @@ local function count_minute(keys, who, rule, outcome, now)
   local shop = string.sub(who, 1, string.find(who, ':', 1, true) - 1)
   local minute = math.floor(now / 60000)
   local key = keys[S_MINUTES] .. shop .. ':' .. math.floor(minute / 60)
-  redis.call('HINCRBY', key, rule .. SEP .. outcome .. SEP .. (minute % 60), 1)
-  redis.call('EXPIRE', key, 26 * 3600)
+  if redis.call('HINCRBY', key, rule .. SEP .. outcome .. SEP .. (minute % 60), 1) == 1 then
+    redis.call('EXPIRE', key, 26 * 3600, 'NX')
+  end
 end
 
 -- KEYS: shard base. ARGV: fired window (ms), suffixes, now (ms, when this is decided),
