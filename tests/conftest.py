@@ -7,13 +7,17 @@ green run that left out the real services proves nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from crmstream.errors import CrmStreamError
 from crmstream.settings import Settings
 from crmstream.stack import ServiceStatus, Stack
+from handlers.keys import Keys
+from handlers.profile.read import ProfileReader
+from handlers.redis_client import connect
+from handlers.shop_configs import ShopConfigs
 from tests.support import isolated, new_namespace, wipe
 
 
@@ -44,3 +48,14 @@ def settings(
     mine = isolated(base_settings, namespace)
     yield mine
     wipe(mine)
+
+
+@pytest.fixture
+async def reader(settings: Settings) -> AsyncIterator[ProfileReader]:
+    """Profiles as the HTTP API reads them, from this test's Redis key space (whichever
+    stack ``settings`` points at)."""
+    client = connect(settings.redis)
+    yield ProfileReader(
+        client, Keys(settings.redis.key_prefix), ShopConfigs(settings.profiles.shop_config_dir)
+    )
+    await client.aclose()

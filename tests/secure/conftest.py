@@ -4,7 +4,7 @@ integration tests run here again, unchanged, with ``settings`` pointing at it.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -12,10 +12,6 @@ from crmstream.errors import CrmStreamError
 from crmstream.settings import Settings
 from crmstream.stack import Stack
 from crmstream.stack.secure import secure_settings
-from handlers.keys import Keys
-from handlers.profile.read import ProfileReader
-from handlers.redis_client import connect
-from handlers.shop_configs import ShopConfigs
 from tests.support import isolated, wipe
 
 
@@ -41,12 +37,3 @@ def settings(secured_base: Settings, namespace: str) -> Iterator[Settings]:
     mine = isolated(secured_base, namespace)
     yield mine
     wipe(mine)
-
-
-@pytest.fixture
-async def reader(settings: Settings) -> AsyncIterator[ProfileReader]:
-    client = connect(settings.redis)
-    yield ProfileReader(
-        client, Keys(settings.redis.key_prefix), ShopConfigs(settings.profiles.shop_config_dir)
-    )
-    await client.aclose()
