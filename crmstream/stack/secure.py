@@ -120,23 +120,18 @@ def secure_settings(settings: Settings) -> Settings:
 
 def write_env(settings: Settings) -> Path:
     """``<state>/secure/env``: the variables of :func:`secure_settings`, to source."""
-    material = Material(settings)
-    passwords = material.read_passwords()
-    stack = settings.stack
-    values = {
-        "CRMSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{stack.secure_kafka_port}",
-        "CRMSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-        "CRMSTREAM_KAFKA_SASL_MECHANISM": SCRAM,
-        "CRMSTREAM_KAFKA_SASL_USERNAME": _CLIENT,
-        "CRMSTREAM_KAFKA_SASL_PASSWORD": passwords["kafka"],
-        "CRMSTREAM_KAFKA_SSL_CAFILE": str(material.ca),
-        "CRMSTREAM_REDIS_URL": f"rediss://127.0.0.1:{stack.secure_redis_port}/0",
-        "CRMSTREAM_REDIS_USERNAME": _CLIENT,
-        "CRMSTREAM_REDIS_PASSWORD": passwords["redis"],
-        "CRMSTREAM_REDIS_SSL_CA_CERTS": str(material.ca),
+    secured = secure_settings(settings)
+    values: dict[str, object] = {
+        **{f"CRMSTREAM_KAFKA_{name.upper()}": value for name, value in secured.kafka},
+        **{f"CRMSTREAM_REDIS_{name.upper()}": value for name, value in secured.redis},
     }
+    lines = [
+        f"export {name}={value.get_secret_value() if isinstance(value, SecretStr) else value}\n"
+        for name, value in values.items()
+        if value is not None
+    ]
     path = secure_home(settings) / "env"
-    _write_private(path, "".join(f"export {name}={value}\n" for name, value in values.items()))
+    _write_private(path, "".join(lines))
     return path
 
 
