@@ -23,7 +23,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import redis
 from confluent_kafka import Consumer, TopicPartition
 
 from crmstream.admin import create_topics, delete_topics, list_topics
@@ -34,7 +33,7 @@ from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from handlers.flow import events_taken, flow_counts
 from handlers.keys import Keys
-from handlers.redis_client import connect_sync
+from handlers.redis_client import SyncRedisClient, connect_sync
 
 # The sinks a crmstream worker is started with, scenario by scenario.
 INGEST = "handlers.flow:FlowRecorder.from_settings"
@@ -68,7 +67,7 @@ class Workspace:
 
     settings: Settings
     logs: Path
-    client: redis.Redis
+    client: SyncRedisClient
     loaded: int = 0
     _spaces: int = field(default=0)
 

@@ -12,19 +12,18 @@ import subprocess
 from collections import defaultdict
 from typing import Any
 
-import redis
-
 from bench.contenders import crmstream
 from bench.harness import FULL, Workspace, rss_bytes
 from crmstream.client.simulator import SHOPS
 from handlers.keys import CUSTOMER_KEY_SUFFIXES, Keys
+from handlers.redis_client import SyncRedisClient
 
 _SAMPLE = 20_000
 _PROFILE_HASH = CUSTOMER_KEY_SUFFIXES[0].encode()
 MARKS = (100_000, 250_000, 500_000, 750_000, 1_000_000)
 
 
-def profile_bytes(client: redis.Redis, keys: Keys, sample: int = _SAMPLE) -> dict[str, float]:
+def profile_bytes(client: SyncRedisClient, keys: Keys, sample: int = _SAMPLE) -> dict[str, float]:
     """Bytes per profile over the keys of up to ``sample`` customers: each key under a
     customer's hash tag, for the customers (and anonymous shoppers) that have a profile
     hash; what lives in the trigger shards (memberships, cooldowns, outboxes) is not in it."""

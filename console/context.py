@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
-import redis.asyncio
 from aiohttp import web
 
 from console.i18n import language_of, outcome_label, recency_label, translator
 from crmstream.settings import Settings
 from handlers.keys import Keys
 from handlers.profile.read import ProfileReader
-from handlers.redis_client import connect
+from handlers.redis_client import RedisClient, connect
 from handlers.segments.read import SegmentReader
 from handlers.shop_configs import ShopConfigs
 from handlers.tokens import Grant, TokenStore
@@ -26,7 +25,7 @@ LANGUAGE_COOKIE = "crm_lang"
 @dataclass(frozen=True, slots=True)
 class Console:
     settings: Settings
-    client: redis.asyncio.Redis
+    client: RedisClient
     keys: Keys
     tokens: TokenStore
     profiles: ProfileReader

@@ -92,6 +92,8 @@ class RedisSettings(BaseModel):
     ssl_ca_certs: Path | None = None
     key_prefix: str = "crm"
     socket_timeout_s: float = Field(default=5.0, gt=0)
+    # A Redis Cluster: ``url`` names any one node; the client finds the rest.
+    cluster: bool = False
 
     @field_validator("key_prefix")
     @classmethod
@@ -150,6 +152,8 @@ class StackSettings(BaseModel):
     secure_kafka_port: int = Field(default=9192, ge=1, le=65535)
     secure_kafka_controller_port: int = Field(default=9193, ge=1, le=65535)
     secure_redis_port: int = Field(default=6390, ge=1, le=65535)
+    # The local Redis Cluster (`stack up --redis-cluster`): six nodes from this port on.
+    redis_cluster_first_port: int = Field(default=7000, ge=1, le=65530)
 
 
 def local_hash_key_file(stack: StackSettings) -> Path:

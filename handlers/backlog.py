@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-import redis.asyncio
-
 from handlers.keys import Keys
+from handlers.redis_client import RedisClient
 
 
 @dataclass
@@ -20,9 +19,7 @@ class Backlog:
     segments: Counter[str] = field(default_factory=Counter)  # every shop together
 
 
-async def read_backlog(
-    client: redis.asyncio.Redis, keys: Keys, now_ms: int, partitions: int
-) -> Backlog:
+async def read_backlog(client: RedisClient, keys: Keys, now_ms: int, partitions: int) -> Backlog:
     """``partitions``: how many partitions each event topic has (each keeps its timers)."""
     outboxes = {"triggers": keys.outbox, "segments": keys.segment_outbox}
     bases = keys.trigger_shards()
@@ -55,7 +52,7 @@ async def read_backlog(
     return backlog
 
 
-async def read_sizes_by_shop(client: redis.asyncio.Redis, keys: Keys) -> Counter[tuple[str, str]]:
+async def read_sizes_by_shop(client: RedisClient, keys: Keys) -> Counter[tuple[str, str]]:
     """Segment sizes per shop: a scan of each shard's size hashes, one per shop. For the
     per-shop metric only, which a deployment turns on when its shops are few."""
     sizes: Counter[tuple[str, str]] = Counter()

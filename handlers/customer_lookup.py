@@ -6,10 +6,9 @@ from __future__ import annotations
 import re
 from typing import Final
 
-import redis.asyncio
-
 from crmstream.privacy import normalize_phone, phone_hash
 from handlers.keys import Keys
+from handlers.redis_client import RedisClient
 
 _PHONE: Final = re.compile(r"^\+?[0-9][0-9 \-]{4,19}$")
 
@@ -19,7 +18,7 @@ def looks_like_phone(text: str) -> bool:
 
 
 async def customer_by_phone(
-    client: redis.asyncio.Redis, keys: Keys, hash_key: bytes | None, shop: str, phone: str
+    client: RedisClient, keys: Keys, hash_key: bytes | None, shop: str, phone: str
 ) -> str | None:
     """The customer of ``shop`` with this phone number, or None. A customer lives in one
     shard, unknown from the number alone: every shard is asked, in one round trip."""

@@ -9,13 +9,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Final
 
-import redis.asyncio
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import RedisError
 
 from crmstream.settings import Settings
 from handlers.keys import Keys
-from handlers.redis_client import connect
+from handlers.redis_client import RedisClient, connect
 from schemas.events import STREAM_OF_TYPE, Envelope
 
 log = logging.getLogger("crmstream.flow")
@@ -27,7 +27,7 @@ DUPLICATE: Final = "duplicate:"
 class FlowRecorder:
     """An event sink that adds one batch's counts per stream to Redis in a single round trip."""
 
-    def __init__(self, client: redis.asyncio.Redis, keys: Keys) -> None:
+    def __init__(self, client: RedisClient, keys: Keys) -> None:
         self._client = client
         self._key = keys.flow
 
@@ -50,7 +50,7 @@ class FlowRecorder:
 
 
 def count_flow(
-    pipe: Pipeline,
+    pipe: Pipeline | ClusterPipeline,
     key: str,
     streams: Iterable[str],
     duplicates: Mapping[str, int] | None = None,
@@ -83,7 +83,7 @@ _MINUTES_KEPT_S: Final = 26 * 3600
 
 
 def count_shop_minutes(
-    pipe: Pipeline,
+    pipe: Pipeline | ClusterPipeline,
     keys: Keys,
     shops: Iterable[str],
     now_s: float,
@@ -99,7 +99,7 @@ def count_shop_minutes(
 
 
 async def shop_minutes(
-    client: redis.asyncio.Redis,
+    client: RedisClient,
     keys: Keys,
     shop: str,
     now_s: float,
@@ -119,7 +119,7 @@ async def shop_minutes(
 
 
 async def trigger_minutes(
-    client: redis.asyncio.Redis, keys: Keys, shop: str, now_s: float
+    client: RedisClient, keys: Keys, shop: str, now_s: float
 ) -> dict[tuple[str, int], int]:
     """(outcome, epoch minute) → ``shop``'s trigger decisions over the last day, every
     rule and shard together."""
@@ -142,7 +142,7 @@ class DeadLetterCounts:
     """Counts dead letters per shop and minute; a Redis that does not answer costs the
     count, never the dead letter (it is in the topic already)."""
 
-    def __init__(self, client: redis.asyncio.Redis, keys: Keys) -> None:
+    def __init__(self, client: RedisClient, keys: Keys) -> None:
         self._client = client
         self._keys = keys
 

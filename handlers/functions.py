@@ -6,10 +6,10 @@ import logging
 import time
 from typing import Any
 
-import redis.asyncio
 from redis.exceptions import RedisError, ResponseError
 
 from crmstream.metrics import RedisTimer
+from handlers.redis_client import RedisClient, queued
 from handlers.scripts import Library
 
 log = logging.getLogger("crmstream.functions")
@@ -17,7 +17,7 @@ log = logging.getLogger("crmstream.functions")
 
 class FunctionLibrary:
     def __init__(
-        self, client: redis.asyncio.Redis, library: Library | tuple[Library, ...], name: str
+        self, client: RedisClient, library: Library | tuple[Library, ...], name: str
     ) -> None:
         self._client = client
         self._sources = [
@@ -28,6 +28,8 @@ class FunctionLibrary:
         self._timer = RedisTimer(name)
 
     async def load(self) -> None:
+        """On every primary of a cluster (redis-py sends FUNCTION LOAD to each): a
+        replica promoted later has them already, as they replicate like data."""
         for source in self._sources:
             await self._client.function_load(source, replace=True)
         self._loaded = True
@@ -37,7 +39,7 @@ class FunctionLibrary:
         (restarted without persistence, or flushed); the calls must be safe to repeat."""
         if not self._loaded:
             await self.load()
-        queued = list(pipe.command_stack)  # execute() empties it, even when it fails
+        commands = queued(pipe)  # execute() empties it, even when it fails
         started = time.perf_counter()
         try:
             return list(await pipe.execute())
@@ -48,8 +50,8 @@ class FunctionLibrary:
             log.warning("%s functions missing in Redis; loading them again", self._name)
             await self.load()
             again = self._client.pipeline(transaction=False)
-            for args, options in queued:
-                again.pipeline_execute_command(*args, **options)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+            for args, options in commands:
+                again.execute_command(*args, **options)
             return list(await again.execute())
         except (RedisError, OSError):
             self._timer.failed()

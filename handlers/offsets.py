@@ -13,18 +13,17 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
-import redis.asyncio
-
 from crmstream.errors import StateBehindError
 from handlers.functions import FunctionLibrary
 from handlers.keys import Keys
+from handlers.redis_client import RedisClient, fcall
 from handlers.scripts import ADVANCE, OFFSET_LIBRARY
 
 TopicPartition = tuple[str, int]
 
 
 class OffsetStore:
-    def __init__(self, client: redis.asyncio.Redis, keys: Keys) -> None:
+    def __init__(self, client: RedisClient, keys: Keys) -> None:
         self._client = client
         self._keys = keys
         self._library = FunctionLibrary(client, OFFSET_LIBRARY, "offsets")
@@ -85,7 +84,7 @@ class OffsetStore:
             return
         pipe = self._client.pipeline(transaction=False)
         for partition, args in by_partition.items():
-            pipe.fcall(ADVANCE, 1, self._keys.partition(partition).offsets, *args)
+            fcall(pipe, ADVANCE, [self._keys.partition(partition).offsets], *args)
         behind: dict[TopicPartition, int] = {}
         for partition, differ in zip(by_partition, await self._library.execute(pipe), strict=True):
             for position in range(0, len(differ), 2):

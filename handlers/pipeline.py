@@ -17,8 +17,6 @@ from collections import Counter
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from datetime import datetime
 
-import redis.asyncio
-
 from crmstream import metrics
 from crmstream.errors import StateBehindError
 from crmstream.settings import Settings
@@ -28,6 +26,7 @@ from handlers.offsets import OffsetStore, TopicPartition
 from handlers.profile.encode import epoch_ms
 from handlers.profile.read import ProfileReader
 from handlers.profile.stage import BatchOutcome, ProfileStage
+from handlers.redis_client import RedisClient
 from handlers.segments.read import SegmentReader
 from handlers.segments.stage import SegmentStage
 from handlers.triggers.clock import StreamTime
@@ -204,7 +203,7 @@ class ProfilesAndTriggers:
         return report.customers, report.changes
 
     @property
-    def client(self) -> redis.asyncio.Redis:
+    def client(self) -> RedisClient:
         """The Redis client every stage shares (the relays use it too)."""
         return self.profiles.client
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 import orjson
-import redis.asyncio
 
 from crmstream.errors import ConfigError, InvalidShopError
 from handlers.keys import Keys
+from handlers.redis_client import RedisClient
 from schemas.types import SHOP_ID_RULE, is_shop_id
 
 Scope = Literal["read", "admin"]
@@ -43,7 +43,7 @@ class Grant:
 
 
 class TokenStore:
-    def __init__(self, client: redis.asyncio.Redis, keys: Keys, hash_key: bytes | None) -> None:
+    def __init__(self, client: RedisClient, keys: Keys, hash_key: bytes | None) -> None:
         self._client = client
         self._key = keys.tokens
         self._hash_key = hash_key

@@ -19,7 +19,6 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, Literal
 
-import redis.asyncio
 from confluent_kafka import KafkaError as RdKafkaError
 from confluent_kafka import Message, Producer
 from mode import Service
@@ -30,6 +29,7 @@ from crmstream import metrics
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from handlers.keys import RELAY_GROUP, Keys
+from handlers.redis_client import RedisClient
 from handlers.segments.outbox import Fields, render_change, render_trigger
 
 log = logging.getLogger("crmstream.relay")
@@ -47,7 +47,7 @@ class OutboxRelay(Service):
     def __init__(
         self,
         settings: Settings,
-        client: redis.asyncio.Redis,
+        client: RedisClient,
         *,
         outbox: Callable[[str], str],
         topic: str,
@@ -80,7 +80,7 @@ class OutboxRelay(Service):
         cls,
         outbox: Literal["triggers", "segments"],
         settings: Settings,
-        client: redis.asyncio.Redis,
+        client: RedisClient,
         **kwargs: Any,  # noqa: ANN401 -- mode's Service options
     ) -> OutboxRelay:
         """The relay of the trigger outboxes, or of the segment change outboxes."""

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import redis.asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from crmstream.admin import list_topics
@@ -27,6 +26,7 @@ from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from handlers.keys import CUSTOMER_KEY_SUFFIXES, Keys
 from handlers.profile.stage import ProfileStage
+from handlers.redis_client import RedisClient
 from schemas.decode import Decoder, Rejected
 from schemas.events import Envelope
 from streams.app import aiokafka_options
@@ -44,7 +44,7 @@ class ReplayReport:
     skipped_other_shops: int = 0
 
 
-async def wipe_profiles(client: redis.asyncio.Redis, keys: Keys, shop: str | None) -> int:
+async def wipe_profiles(client: RedisClient, keys: Keys, shop: str | None) -> int:
     """Delete every customer key (of one shop), tombstones kept. Returns how many went."""
     # A customer's hash tag is "{shop:customer}"; trigger shards ("{t3}") and partitions
     # ("{p5}": timers, offsets) carry no colon there and are not profiles: they stay.
@@ -52,7 +52,7 @@ async def wipe_profiles(client: redis.asyncio.Redis, keys: Keys, shop: str | Non
     return await _unlink_matching(client, pattern, lambda name: not name.endswith(_TOMBSTONE))
 
 
-async def reset_triggers(client: redis.asyncio.Redis, keys: Keys) -> int:
+async def reset_triggers(client: RedisClient, keys: Keys) -> int:
     """Delete the trigger machinery of every shop: each shard's outbox, held triggers,
     guards, stats and memberships, each partition's timers and decisions put off. The
     offsets the profiles reflect stay. Returns how many keys went."""
@@ -66,7 +66,7 @@ async def reset_triggers(client: redis.asyncio.Redis, keys: Keys) -> int:
 
 
 async def _unlink_matching(
-    client: redis.asyncio.Redis, pattern: str, doomed_if: Callable[[str], bool]
+    client: RedisClient, pattern: str, doomed_if: Callable[[str], bool]
 ) -> int:
     """Unlink the keys matching ``pattern`` that ``doomed_if`` picks, a thousand at a time."""
     doomed: list[bytes] = []
@@ -82,9 +82,7 @@ async def _unlink_matching(
     return wiped
 
 
-async def _wipe(
-    client: redis.asyncio.Redis, keys: Keys, shop: str | None, with_triggers: bool
-) -> int:
+async def _wipe(client: RedisClient, keys: Keys, shop: str | None, with_triggers: bool) -> int:
     if with_triggers and shop is not None:
         raise ValueError("the trigger machinery is shared by shops: reset it for all or none")
     wiped = await wipe_profiles(client, keys, shop)

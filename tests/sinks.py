@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import redis.asyncio
-
 from crmstream.settings import Settings
-from handlers.redis_client import connect
+from handlers.redis_client import RedisClient, connect
 from schemas.events import Envelope
 
 
@@ -18,7 +16,7 @@ def accepted_key(settings: Settings) -> str:
 class RecordingSink:
     """Records the id of every event handed over, in one Redis round trip per batch."""
 
-    def __init__(self, client: redis.asyncio.Redis, key: str) -> None:
+    def __init__(self, client: RedisClient, key: str) -> None:
         self.client = client
         self.key = key
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from crmstream.errors import StackStartError
 from crmstream.settings import Settings, local_hash_key_file
+from crmstream.stack.cluster import LocalCluster, cluster_home
 from crmstream.stack.kafka import KafkaBroker
 from crmstream.stack.probe import kafka_answers, redis_answers
 from crmstream.stack.process import ManagedProcess
@@ -25,6 +26,7 @@ from crmstream.stack.secure import (
 )
 
 _SECURED = ("+tls", "+sasl_ssl")
+_CLUSTER_NODE = "redis-"
 
 
 class ServiceState(enum.StrEnum):
@@ -61,13 +63,17 @@ class _Service:
 class Stack:
     """The local Kafka broker and Redis, as configured by :class:`Settings`."""
 
-    def __init__(self, settings: Settings, *, secure: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, *, secure: bool = False, redis_cluster: bool = False
+    ) -> None:
         """``secure``: the secured broker and Redis as well (crmstream/stack/secure.py);
-        whenever they run, they are reported and stopped with the rest."""
+        ``redis_cluster``: the local Redis Cluster as well (crmstream/stack/cluster.py).
+        Whenever either runs, it is reported and stopped with the rest."""
         self.settings = settings
         broker = KafkaBroker(settings)
         server = RedisServer(settings)
         self._secure = secure
+        self._cluster = LocalCluster(settings) if redis_cluster else None
         services = [
             _Service(
                 "redis", server.address, server.process, lambda: redis_answers(settings),
@@ -82,6 +88,13 @@ class Stack:
             secured = self._secured(settings)
             if secure or any(service.process.running_pid() for service in secured):
                 services += secured
+        if redis_cluster or cluster_home(settings).exists():
+            nodes = [
+                _Service(node.name, node.address, node.process, node.answers, node.start)
+                for node in LocalCluster(settings).nodes
+            ]
+            if redis_cluster or any(service.process.running_pid() for service in nodes):
+                services += nodes
         self._services = tuple(services)
 
     @staticmethod
@@ -116,7 +129,10 @@ class Stack:
             Material(self.settings).ensure()
         results = []
         for service in self._services:
-            if service.name.endswith(_SECURED) and not self._secure:
+            optional = (service.name.endswith(_SECURED) and not self._secure) or (
+                service.name.startswith(_CLUSTER_NODE) and self._cluster is None
+            )
+            if optional:
                 results.append(self._status(service))
                 continue
             current = self._status(service)
@@ -127,6 +143,8 @@ class Stack:
                 results.append(current)
                 continue
             results.append(self._start(service))
+        if self._cluster is not None:
+            self._cluster.form()
         return results
 
     def down(self) -> list[ServiceStatus]:

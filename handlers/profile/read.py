@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
-import redis.asyncio
 
 from handlers.functions import FunctionLibrary
 from handlers.keys import CUSTOMER_KEY_SUFFIXES, CUSTOMER_SUFFIXES_ARG, Keys
+from handlers.redis_client import RedisClient
 from handlers.scripts import PROFILE_LIBRARY, READ_PROFILES
 from handlers.shop_configs import ShopConfigs
 from rules.derived import derive
@@ -111,7 +111,7 @@ SECTIONS: Final = (
 class ProfileReader:
     """Builds the profile document of DESIGN.md §2 from Redis."""
 
-    def __init__(self, client: redis.asyncio.Redis, keys: Keys, shops: ShopConfigs) -> None:
+    def __init__(self, client: RedisClient, keys: Keys, shops: ShopConfigs) -> None:
         self._client = client
         self._keys = keys
         self._shops = shops

@@ -14,18 +14,17 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
-import redis.asyncio
-from redis.exceptions import RedisError, ResponseError
+from redis.crc import key_slot
 
-from crmstream.metrics import RedisTimer
 from crmstream.settings import ProfileSettings, Settings
 from handlers.flow import count_flow, count_shop_minutes
+from handlers.functions import FunctionLibrary
 from handlers.keys import CUSTOMER_SUFFIXES_ARG, Keys
 from handlers.profile.encode import EncodedEvent, encode_event
 from handlers.profile.identity import AliasCache, is_junk
-from handlers.redis_client import connect
+from handlers.redis_client import RedisClient, connect, fcall, is_cluster
 from handlers.scripts import APPLY_BATCH, DETACH, FORGET_DETACHED, PROFILE_LIBRARY
 from handlers.shop_configs import ShopConfigs
 from schemas.events import CustomerIdentified, Envelope
@@ -38,7 +37,6 @@ ERASED: Final = 2
 REDIRECTED: Final = 3
 _HOUR_S: Final = 3600
 _DAY_S: Final = 86_400
-_REDIS: Final = RedisTimer("profile")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +50,17 @@ class BatchOutcome:
     touched: dict[tuple[str, str], tuple[datetime, str]] = field(default_factory=dict)
     # Event type → how many of the batch's events of that type were duplicates (metrics).
     duplicates_by_type: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(slots=True)
+class _Replies:
+    """What the profile Function answered for a batch, by group (see lua/profile.lua)."""
+
+    statuses: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    # (group, the customer it was merged into, whether the merge is settled)
+    redirects: list[tuple[tuple[str, str], str, bool]] = field(default_factory=list)
+    bounced: list[tuple[str, str]] = field(default_factory=list)  # a stale cached route
+    unlinked: list[tuple[tuple[str, str], str]] = field(default_factory=list)  # erased alias
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +105,7 @@ class ProfileStage:
 
     def __init__(
         self,
-        client: redis.asyncio.Redis,
+        client: RedisClient,
         keys: Keys,
         settings: ProfileSettings,
         shops: ShopConfigs,
@@ -109,7 +118,8 @@ class ProfileStage:
         self._hash_key = hash_key
         self._aliases = AliasCache()
         self._max_cart_markers = settings.cart_markers
-        self._loaded = False
+        self._library = FunctionLibrary(client, PROFILE_LIBRARY, "profile")
+        self._cluster = is_cluster(client)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProfileStage:
@@ -122,7 +132,7 @@ class ProfileStage:
         )
 
     @property
-    def client(self) -> redis.asyncio.Redis:
+    def client(self) -> RedisClient:
         return self._client
 
     @property
@@ -134,8 +144,6 @@ class ProfileStage:
 
     async def apply(self, events: Sequence[Envelope]) -> BatchOutcome:
         """Apply a batch; raises (and applies nothing more) if Redis fails."""
-        if not self._loaded:
-            await self.load_functions()
         merges = await self._detach_merged(events)
         # Logins of this batch route their anonymous events straight to the customer; the
         # lasting cache learns them only once the batch is in (a retried batch detaches again).
@@ -215,57 +223,34 @@ class ProfileStage:
         dict[tuple[str, str], list[str]],
         dict[tuple[str, str], Route],
     ]:
-        """One FCALL for all groups; anonymous shoppers' groups may come back to go elsewhere.
+        """The groups applied (one call on one Redis, one per slot on a cluster); anonymous
+        shoppers' groups may come back to go elsewhere.
 
         Returns (status, event type) of each event applied, then the groups to send again,
         their event types and their routes. ``unlinked`` gains (shop, customer, anonymous
         id) for each alias an erasure cut.
         """
         order = list(groups)
-        bases: list[str] = []
-        tombstones: list[str] = []
-        args: list[bytes | str | int] = [
-            *self._header,
-            int(time.time() * 1000),
-            self._max_cart_markers,
-            CUSTOMER_SUFFIXES_ARG,
-            "".join("1" if group in routes and routes[group].cached else "0" for group in order),
-        ]
-        for shop, who in order:
-            route = routes.get((shop, who))
-            owner = who if route is None else route.customer
-            bases.append(self._keys.customer_base(shop, owner))
-            tombstones.append(self._keys.tombstone(shop, owner, self._hash_key))
-            args.append(b"".join(groups[(shop, who)]))
-        statuses_raw, redirects, erased_aliases, bounced = await self._fcall(
-            APPLY_BATCH, [*bases, *tombstones], args
-        )
-        statuses = [int(status) for status in statuses_raw]
+        replies = await self._send(order, groups, routes)
         again: dict[tuple[str, str], list[EncodedEvent]] = {}
         again_routes: dict[tuple[str, str], Route] = {}
-        for position in range(0, len(redirects), 3):
-            group = order[int(redirects[position]) - 1]
-            customer = redirects[position + 1].decode()
-            if int(redirects[position + 2]):
+        for group, customer, settled in replies.redirects:
+            if settled:
                 # Only a settled merge may be bypassed: until then, the anonymous copy's
                 # dedup marks are what tells a late copy of its events from a new one.
                 self._aliases.put(*group, customer)
             again_routes[group] = Route(customer, cached=False)
-        for index in bounced:
+        for group in replies.bounced:
             # The cached alias led to an erased customer: the anonymous shopper's own keys
             # say where its events go now.
-            group = order[int(index) - 1]
             self._aliases.forget(*group)
-        for position in range(0, len(erased_aliases), 2):
-            shop, customer = order[int(erased_aliases[position]) - 1]
-            unlinked.append((shop, customer, erased_aliases[position + 1].decode()))
+        unlinked += [(*group, anonymous_id) for group, anonymous_id in replies.unlinked]
         done: list[tuple[int, str]] = []
         again_kinds: dict[tuple[str, str], list[str]] = {}
-        position = 0
         for group in order:
-            for encoded, kind in zip(groups[group], kinds[group], strict=True):
-                status = statuses[position]
-                position += 1
+            for encoded, kind, status in zip(
+                groups[group], kinds[group], replies.statuses[group], strict=True
+            ):
                 if status == REDIRECTED:
                     again.setdefault(group, []).append(encoded)
                     again_kinds.setdefault(group, []).append(kind)
@@ -291,9 +276,9 @@ class ProfileStage:
         pipe = self._client.pipeline(transaction=False)
         for login in logins:
             base = self._keys.customer_base(login.shop, login.data.anonymousid)
-            pipe.fcall(DETACH, 1, base, login.who, CUSTOMER_SUFFIXES_ARG)
+            fcall(pipe, DETACH, [base], login.who, CUSTOMER_SUFFIXES_ARG)
         merges: dict[str, bytes] = {}
-        for login, (status, payload) in zip(logins, await pipe.execute(), strict=True):
+        for login, (status, payload) in zip(logins, await self._library.execute(pipe), strict=True):
             if status == b"ok":
                 # Bytes as they came: the history holds binary dedup digests.
                 merges[login.id] = payload
@@ -320,7 +305,7 @@ class ProfileStage:
         for event in events:
             if event.id in merges and isinstance(event, CustomerIdentified):
                 base = self._keys.customer_base(event.shop, event.data.anonymousid)
-                pipe.fcall(FORGET_DETACHED, 1, base, CUSTOMER_SUFFIXES_ARG)
+                fcall(pipe, FORGET_DETACHED, [base], CUSTOMER_SUFFIXES_ARG)
         for shop, _customer, anonymous_id in unlinked:
             self._aliases.forget(shop, anonymous_id)
             pipe.delete(self._keys.alias(shop, anonymous_id))
@@ -331,30 +316,63 @@ class ProfileStage:
         count_shop_minutes(pipe, self._keys, (event.shop for event in events), time.time())
         await pipe.execute()
 
-    async def _fcall(
-        self, function: str, keys: list[str], args: list[bytes | str | int]
-    ) -> list[Any]:
-        started = time.perf_counter()
-        try:
-            result = await self._client.fcall(function, len(keys), *keys, *args)
-        except ResponseError as exc:
-            if "Function not found" not in str(exc):
-                _REDIS.failed()
-                raise
-            # Redis restarted without persistence, or was flushed: load the library again.
-            log.warning("profile functions missing in Redis; loading them again")
-            await self.load_functions()
-            result = await self._client.fcall(function, len(keys), *keys, *args)
-        except (RedisError, OSError):
-            _REDIS.failed()
-            raise
-        finally:
-            _REDIS.observe(time.perf_counter() - started)
-        return list(result)
+    async def _send(
+        self,
+        order: list[tuple[str, str]],
+        groups: dict[tuple[str, str], list[EncodedEvent]],
+        routes: dict[tuple[str, str], Route],
+    ) -> _Replies:
+        owners = [
+            (shop, routes[(shop, who)].customer if (shop, who) in routes else who)
+            for shop, who in order
+        ]
+        calls = self._calls(owners)
+        now_ms = int(time.time() * 1000)
+        pipe = self._client.pipeline(transaction=False)
+        for members in calls:
+            keys = [self._keys.customer_base(*owners[index]) for index in members]
+            keys += [self._keys.tombstone(*owners[index], self._hash_key) for index in members]
+            cached = "".join(
+                "1" if order[index] in routes and routes[order[index]].cached else "0"
+                for index in members
+            )
+            packed = [b"".join(groups[order[index]]) for index in members]
+            fcall(
+                pipe, APPLY_BATCH, keys, *self._header, now_ms, self._max_cart_markers,
+                CUSTOMER_SUFFIXES_ARG, cached, *packed,
+            )  # fmt: skip
+        replies = _Replies()
+        for members, reply in zip(calls, await self._library.execute(pipe), strict=True):
+            # Indexes in a reply count from 1 among the groups of that call.
+            group_at = [order[index] for index in members]
+            statuses, redirected, erased, bounced = reply
+            position = 0
+            for group in group_at:
+                count = len(groups[group])
+                replies.statuses[group] = [int(s) for s in statuses[position : position + count]]
+                position += count
+            for at in range(0, len(redirected), 3):
+                customer, settled = redirected[at + 1].decode(), bool(int(redirected[at + 2]))
+                replies.redirects.append((group_at[int(redirected[at]) - 1], customer, settled))
+            replies.bounced += [group_at[int(index) - 1] for index in bounced]
+            replies.unlinked += [
+                (group_at[int(erased[at]) - 1], erased[at + 1].decode())
+                for at in range(0, len(erased), 2)
+            ]
+        return replies
+
+    def _calls(self, owners: list[tuple[str, str]]) -> list[list[int]]:
+        """The groups each Function call carries, by position: all of them in one call on
+        one Redis; one call per hash slot on a cluster (a call's keys share one slot)."""
+        if not self._cluster:
+            return [list(range(len(owners)))]
+        by_slot: dict[int, list[int]] = {}
+        for index, (shop, customer) in enumerate(owners):
+            by_slot.setdefault(key_slot(f"{shop}:{customer}".encode()), []).append(index)
+        return list(by_slot.values())
 
     async def load_functions(self) -> None:
-        await self._client.function_load(PROFILE_LIBRARY.source, replace=True)
-        self._loaded = True
+        await self._library.load()
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -13,9 +13,8 @@ import heapq
 from collections import Counter
 from dataclasses import dataclass
 
-import redis.asyncio
-
 from handlers.keys import Keys
+from handlers.redis_client import RedisClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +24,7 @@ class MemberPage:
 
 
 class SegmentReader:
-    def __init__(self, client: redis.asyncio.Redis, keys: Keys) -> None:
+    def __init__(self, client: RedisClient, keys: Keys) -> None:
         self._client = client
         self._keys = keys
 

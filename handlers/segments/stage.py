@@ -21,12 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-import redis.asyncio
-
 from handlers.functions import FunctionLibrary
 from handlers.keys import SEGMENT_KEY_SUFFIXES, Keys
 from handlers.profile.encode import epoch_ms
 from handlers.profile.read import SECTIONS, ProfileReader, Stored, build_profile
+from handlers.redis_client import RedisClient, fcall
 from handlers.scripts import SEGMENT_LIBRARY, SEGMENTS
 from rules.activation import activation, profile_view
 from rules.expressions import Condition, ConditionError
@@ -53,7 +52,7 @@ class Touch:
 class SegmentStage:
     def __init__(
         self,
-        client: redis.asyncio.Redis,
+        client: RedisClient,
         *,
         keys: Keys,
         reader: ProfileReader,
@@ -107,7 +106,7 @@ class SegmentStage:
             ]  # fmt: skip
         pipe = self.client.pipeline(transaction=False)
         for base, args in by_shard.items():
-            pipe.fcall(SEGMENTS, 1, base, SUFFIXES, header, *args)
+            fcall(pipe, SEGMENTS, [base], SUFFIXES, header, *args)
         return sum(int(changes) for changes in await self._library.execute(pipe))
 
     def _flags(self, shop: str, who: str, stored: Stored | None, work: _Evaluation) -> str:

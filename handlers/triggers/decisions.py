@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any, Final
 
 import orjson
-import redis.asyncio
 
 from handlers.keys import Keys
+from handlers.redis_client import RedisClient
 
 _SEP: Final = b"\x1f"
 # Outcomes a guard records in the fired ids as "<outcome>:<trigger id>"; a bare id went
@@ -36,7 +36,7 @@ def parse_fired(member: bytes | str, at: float) -> dict[str, Any]:
 
 
 class DecisionReader:
-    def __init__(self, client: redis.asyncio.Redis, keys: Keys) -> None:
+    def __init__(self, client: RedisClient, keys: Keys) -> None:
         self._client = client
         self._keys = keys
 

@@ -20,6 +20,7 @@ from typing import Any
 from crmstream.privacy import phone_hash
 from handlers.keys import RELAY_GROUP, TRIGGER_SUFFIXES_ARG, Keys
 from handlers.profile.encode import epoch_ms
+from handlers.redis_client import fcall
 from handlers.scripts import ARM, ERASE, INDEX_PHONES
 from handlers.triggers.members import erase_op, timer_member
 from schemas.events import (
@@ -87,7 +88,7 @@ def _index_facts(
     if phone is None and event.data.phone is not None and hash_key is not None:
         phone = phone_hash(hash_key, event.data.phone)
     if phone is not None:
-        pipe.fcall(INDEX_PHONES, 1, base, TRIGGER_SUFFIXES_ARG, who, phone)
+        fcall(pipe, INDEX_PHONES, [base], TRIGGER_SUFFIXES_ARG, who, phone)
     birthday = event.data.birthday
     if birthday is not None:
         mmdd = f"{birthday.month:02d}{birthday.day:02d}"
@@ -105,8 +106,8 @@ def _erase(
     base = keys.trigger_shard(shop, customer)
     sets, sorted_sets = keys.erasure_indexes(base)
     erasure_keys = [base, *sets, *sorted_sets]
-    pipe.fcall(
-        ERASE, len(erasure_keys), *erasure_keys,
+    fcall(
+        pipe, ERASE, erasure_keys,
         TRIGGER_SUFFIXES_ARG, f"{shop}:{customer}", RELAY_GROUP, len(sets),
     )  # fmt: skip
     if absence:
@@ -117,4 +118,4 @@ def _erase(
             member = timer_member(rule, shop, customer)
             ops += erase_op(member, at_ms, event_id=event.id)
         walk_keys = keys.partition(partition).walk_keys()
-        pipe.fcall(ARM, len(walk_keys), *walk_keys, *ops)
+        fcall(pipe, ARM, walk_keys, *ops)

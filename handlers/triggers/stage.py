@@ -15,14 +15,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import redis.asyncio
-
 from crmstream.logcontext import where
 from crmstream.settings import TriggerSettings
 from handlers.functions import FunctionLibrary
 from handlers.keys import TRIGGER_SUFFIXES_ARG, Keys
 from handlers.profile.encode import contact_free, epoch_ms
 from handlers.profile.read import SECTIONS, Profile, ProfileReader, build_profile
+from handlers.redis_client import RedisClient, fcall
 from handlers.scripts import ARM, EMIT, GOALS, TIMER_LIBRARY, TRIGGER_LIBRARY
 from handlers.triggers import decide
 from handlers.triggers.clock import StreamTime
@@ -80,7 +79,7 @@ class TriggerStage:
 
     def __init__(
         self,
-        client: redis.asyncio.Redis,
+        client: RedisClient,
         *,
         keys: Keys,
         reader: ProfileReader,
@@ -338,21 +337,21 @@ class TriggerStage:
         for partition, ops in work.timer_ops.items():
             if ops:
                 keys = self.keys.partition(partition).walk_keys()
-                pipe.fcall(ARM, len(keys), *keys, *ops)
+                fcall(pipe, ARM, keys, *ops)
                 queued += 1
         now_ms = self.wall_ms()
         for base, shard in work.shards.items():
             if shard.candidates:
                 args = [arg for c in shard.candidates for arg in c.args()]
-                pipe.fcall(
-                    EMIT, 1, base, self.fired_window_ms, SUFFIXES, now_ms,
+                fcall(
+                    pipe, EMIT, [base], self.fired_window_ms, SUFFIXES, now_ms,
                     self.settings.decision_log, *args,
                 )  # fmt: skip
                 emits.append((queued, shard.candidates))
                 queued += 1
             if shard.goal_ops:
                 # After the emits: a trigger of this batch before its goal converts at once.
-                pipe.fcall(GOALS, 1, base, SUFFIXES, widest, *shard.goal_ops)
+                fcall(pipe, GOALS, [base], SUFFIXES, widest, *shard.goal_ops)
                 queued += 1
         outcomes: Counter[str] = Counter()
         if not queued:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-import redis.asyncio
-
 from handlers.keys import Keys
+from handlers.redis_client import RedisClient
 from rules.lift import RuleStats
 
 _SEP = "\x1f"
 
 
 async def read_rule_stats(
-    client: redis.asyncio.Redis, keys: Keys, shop: str | None = None
+    client: RedisClient, keys: Keys, shop: str | None = None
 ) -> list[RuleStats]:
     """Every rule with counts, in id order; only ``shop``'s when given."""
     pipe = client.pipeline(transaction=False)

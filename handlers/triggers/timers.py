@@ -21,6 +21,7 @@ from typing import Any, Final
 
 from crmstream import metrics
 from handlers.profile.read import Profile, build_profile
+from handlers.redis_client import fcall
 from handlers.scripts import DONE, DUE, LET_GO, RELEASE
 from handlers.triggers import decide
 from handlers.triggers.clock import StreamTime
@@ -112,7 +113,7 @@ class TimerPump:
             pipe = stage.client.pipeline(transaction=False)
             for partition in taken:
                 keys = stage.keys.partition(partition).walk_keys()
-                pipe.fcall(LET_GO, len(keys), *keys, self._worker)
+                fcall(pipe, LET_GO, keys, self._worker)
             await stage.execute(pipe)
 
     async def _walk(
@@ -134,9 +135,7 @@ class TimerPump:
                 now_ms = time_.read_up_to_ms(partition) if read_up_to else time_.due_ms(partition)
                 keys = stage.keys.partition(partition).walk_keys()
                 fence = self._fence(partition)
-                pipe.fcall(
-                    DUE, len(keys), *keys, now_ms, self._limit, self._worker, _HOLD_MS, *fence
-                )
+                fcall(pipe, DUE, keys, now_ms, self._limit, self._worker, _HOLD_MS, *fence)
             due: dict[int, list[Due]] = {}
             waiting: dict[int, tuple[bool, int]] = {}
             outcomes: Counter[str] = Counter()
@@ -166,7 +165,7 @@ class TimerPump:
             for partition, entries in due.items():
                 done = [arg for member, deadline, _ in entries for arg in (member, deadline)]
                 keys = stage.keys.partition(partition).walk_keys()
-                pipe.fcall(DONE, len(keys), *keys, *done)
+                fcall(pipe, DONE, keys, *done)
             await stage.execute(pipe)
             return outcomes, waiting
 
@@ -258,8 +257,8 @@ class TimerPump:
         stage = self._stage
         pipe = stage.client.pipeline(transaction=False)
         for base in stage.keys.trigger_shards():
-            pipe.fcall(
-                RELEASE, 1, base, SUFFIXES, now_ms, self._limit,
+            fcall(
+                pipe, RELEASE, [base], SUFFIXES, now_ms, self._limit,
                 stage.settings.decision_log, stage.fired_window_ms,
             )  # fmt: skip
         return sum(int(n) for n in await stage.execute(pipe))

@@ -14,7 +14,6 @@ import time
 from collections import Counter
 
 import click
-from redis import Redis
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -27,7 +26,7 @@ from crmstream.stack import Stack
 from crmstream.topics import EVENT_STREAMS
 from handlers.flow import DUPLICATE, events_taken, flow_counts
 from handlers.keys import Keys
-from handlers.redis_client import connect_sync
+from handlers.redis_client import SyncRedisClient, connect_sync
 from streams.cli.child_worker import start_worker, stop_worker
 from streams.cli.pacing import Pacer
 from streams.cli.trigger_feed import TriggerFeed
@@ -90,7 +89,7 @@ def _table(
     return table
 
 
-def _segments(redis: Redis, settings: Settings) -> str:
+def _segments(redis: SyncRedisClient, settings: Settings) -> str:
     """Live segment sizes of the simulated shops, summed, on one line."""
     keys = Keys(settings.redis.key_prefix)
     pipe = redis.pipeline(transaction=False)
@@ -104,7 +103,7 @@ def _segments(redis: Redis, settings: Settings) -> str:
     return f"segments (live): {shown or 'none yet'}"
 
 
-def _held(redis: Redis, settings: Settings) -> int:
+def _held(redis: SyncRedisClient, settings: Settings) -> int:
     """Triggers waiting for the end of their customers' quiet hours."""
     keys = Keys(settings.redis.key_prefix)
     pipe = redis.pipeline(transaction=False)

@@ -23,14 +23,21 @@ def stack() -> None:
     help="Also a broker with SASL_SSL (SCRAM-SHA-512) and a Redis with TLS and ACL users, "
     "on ports of their own; their client settings go to <state>/secure/env.",
 )
+@click.option(
+    "--redis-cluster",
+    is_flag=True,
+    help="Also a Redis Cluster of three primaries and three replicas (ports 7000-7005); "
+    "point the engine at it with CRMSTREAM_REDIS_CLUSTER=true "
+    "CRMSTREAM_REDIS_URL=redis://127.0.0.1:7000/0.",
+)
 @pass_settings
-def stack_up(settings: Settings, aof: bool, secure: bool) -> None:
+def stack_up(settings: Settings, aof: bool, secure: bool, redis_cluster: bool) -> None:
     """Start Kafka and Redis unless something already answers at their addresses."""
     if aof:
         stack_settings = settings.stack.model_copy(update={"redis_appendonly": True})
         settings = settings.model_copy(update={"stack": stack_settings})
     click.echo(f"state in {settings.stack.state_dir}")
-    for status in Stack(settings, secure=secure).up():
+    for status in Stack(settings, secure=secure, redis_cluster=redis_cluster).up():
         click.echo(status.describe())
     if secure:
         from crmstream.stack.secure import secure_home  # noqa: PLC0415

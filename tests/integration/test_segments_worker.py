@@ -19,7 +19,6 @@ from typing import Any
 
 import orjson
 import pytest
-import redis.asyncio
 from confluent_kafka import Consumer
 
 from crmstream.admin import create_topics
@@ -28,6 +27,7 @@ from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from handlers.keys import Keys
 from handlers.pipeline import ProfilesAndTriggers
+from handlers.redis_client import RedisClient
 from rules.shop_config import ShopConfig
 from tests.integration.test_profiles import converge, publish
 from tests.oracle.profiles import ms
@@ -63,7 +63,7 @@ def _tagged(registered: dict[str, Any], tags: list[str], n: int, seconds: int) -
     }  # fmt: skip
 
 
-async def drained(client: redis.asyncio.Redis, keys: Keys, timeout_s: float = 60) -> None:
+async def drained(client: RedisClient, keys: Keys, timeout_s: float = 60) -> None:
     """Wait until the relay has taken every change out of the segment outboxes."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
