@@ -95,6 +95,12 @@ TRIGGERS: Final = Counter(
     ["rule", "channel", "outcome"],
     registry=REGISTRY,
 )
+REPLICA_WAITS_SHORT: Final = Counter(
+    "crmstream_replica_waits_short_total",
+    "Times a primary's replicas did not acknowledge a batch's writes within the timeout "
+    "before its offsets were recorded (a failover then could lose that batch).",
+    registry=REGISTRY,
+)
 STATE_REWINDS: Final = Counter(
     "crmstream_state_rewinds_total",
     "Times Redis was found holding older offsets than a worker recorded there (it lost "

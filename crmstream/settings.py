@@ -94,6 +94,17 @@ class RedisSettings(BaseModel):
     socket_timeout_s: float = Field(default=5.0, gt=0)
     # A Redis Cluster: ``url`` names any one node; the client finds the rest.
     cluster: bool = False
+    # Replicas that must hold a batch's writes before its offsets are recorded, so that a
+    # failover to one loses nothing (handlers/replication.py). None: 1 on a cluster, 0 on
+    # one Redis (give it 1 when a replica and Sentinel stand behind it).
+    wait_replicas: int | None = Field(default=None, ge=0, le=5)
+    wait_timeout_ms: int = Field(default=2000, ge=1)
+
+    @property
+    def replicas_to_wait_for(self) -> int:
+        if self.wait_replicas is not None:
+            return self.wait_replicas
+        return 1 if self.cluster else 0
 
     @field_validator("key_prefix")
     @classmethod

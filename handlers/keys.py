@@ -92,6 +92,11 @@ def _slot_tags() -> tuple[str, ...]:
     return tuple(tags[slot] for slot in range(REDIS_CLUSTER_HASH_SLOTS))
 
 
+def slot_tag(slot: int) -> str:
+    """A hash tag whose keys fall in Redis Cluster slot ``slot``."""
+    return _slot_tags()[slot]
+
+
 def tombstone_digest(hash_key: bytes | None, shop: str, customer: str) -> str:
     """Who was erased, as a keyed hash: the tombstone must not name them. Without a key
     (a development setup) the hash is plain SHA-256, which a guess of the id can match."""
@@ -145,6 +150,11 @@ class Keys:
     def flow(self) -> str:
         """Hash: event stream → events the workers have taken in (a demo and smoke signal)."""
         return f"{self.prefix}:flow"
+
+    def replication_mark(self, tag: str) -> str:
+        """String: written before a WAIT on the primary that serves ``tag``'s slot
+        (handlers/replication.py), so that the WAIT covers every write before it."""
+        return f"{self.prefix}:{{{tag}}}:ack"
 
     def shop_minutes(self, shop: str, hour: int) -> str:
         """Hash: minute of the hour → events of ``shop`` taken in then (epoch ``hour``)."""

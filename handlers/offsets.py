@@ -17,15 +17,21 @@ from crmstream.errors import StateBehindError
 from handlers.functions import FunctionLibrary
 from handlers.keys import Keys
 from handlers.redis_client import RedisClient, fcall
+from handlers.replication import Replication
 from handlers.scripts import ADVANCE, OFFSET_LIBRARY
 
 TopicPartition = tuple[str, int]
 
 
 class OffsetStore:
-    def __init__(self, client: RedisClient, keys: Keys) -> None:
+    def __init__(
+        self, client: RedisClient, keys: Keys, replication: Replication | None = None
+    ) -> None:
         self._client = client
         self._keys = keys
+        # Offsets go down only once replicas hold the effects (a failover keeps both or
+        # neither; handlers/replication.py).
+        self._replication = replication
         self._library = FunctionLibrary(client, OFFSET_LIBRARY, "offsets")
         # What this worker last recorded (or resumed from) per partition: what Redis must
         # still hold for the next batch to go on from there.
@@ -69,6 +75,8 @@ class OffsetStore:
 
     async def record(self, offsets: Mapping[TopicPartition, int]) -> None:
         """After a batch's effects: the next offset of each of its partitions."""
+        if self._replication is not None:
+            await self._replication.settle()
         await self._advance(offsets, check_only=False)
         self._expected.update(offsets)
 

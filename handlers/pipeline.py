@@ -27,6 +27,7 @@ from handlers.profile.encode import epoch_ms
 from handlers.profile.read import ProfileReader
 from handlers.profile.stage import BatchOutcome, ProfileStage
 from handlers.redis_client import RedisClient
+from handlers.replication import Replication
 from handlers.segments.read import SegmentReader
 from handlers.segments.stage import SegmentStage
 from handlers.triggers.clock import StreamTime
@@ -73,13 +74,20 @@ class ProfilesAndTriggers:
         self.schedules = Scheduler(triggers, every_s=trigger_settings.schedule_every_s)
         # The one owner of event time and of what is due when (handlers/triggers/clock.py).
         self.time = triggers.time
-        self.offsets = OffsetStore(profiles.client, triggers.keys)
+        replication = Replication(
+            profiles.client,
+            triggers.keys,
+            settings.redis.replicas_to_wait_for,
+            settings.redis.wait_timeout_ms,
+        )
+        self.offsets = OffsetStore(profiles.client, triggers.keys, replication)
         self.timers = TimerPump(
             triggers,
             self.time,
             limit=trigger_settings.relay_batch,
             worker=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
             fence=self.offsets.fence,
+            settle=replication.settle,
         )
 
     @classmethod

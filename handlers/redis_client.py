@@ -16,6 +16,7 @@ from typing import Any, TypeAlias
 import redis
 import redis.asyncio
 from redis.asyncio.cluster import ClusterPipeline
+from redis.crc import key_slot
 from redis.exceptions import RedisClusterException
 
 from crmstream.settings import RedisSettings
@@ -60,6 +61,7 @@ def fcall(
     function: str,
     keys: Sequence[str],
     *args: Arg,
+    read_only: bool = False,
 ) -> None:
     """Queue a Function call on ``pipe``, whose ``keys`` all lie in one slot.
 
@@ -68,13 +70,25 @@ def fcall(
     twice per call), which costs more than the calls themselves. Before the client
     has learnt the slot map, or when the slot moved, redis-py routes it as usual.
     """
+    command = "FCALL_RO" if read_only else "FCALL"
     if isinstance(pipe, ClusterPipeline):
         with contextlib.suppress(RedisClusterException, KeyError, IndexError):
             node = pipe.cluster_client.get_node_from_key(keys[0])
             if node is not None:
-                pipe.execute_command("FCALL", function, len(keys), *keys, *args, target_nodes=node)
+                pipe.execute_command(command, function, len(keys), *keys, *args, target_nodes=node)
                 return
-    pipe.execute_command("FCALL", function, len(keys), *keys, *args)
+    pipe.execute_command(command, function, len(keys), *keys, *args)
+
+
+def slot_groups(client: RedisClient | SyncRedisClient, keys: Sequence[str]) -> list[list[int]]:
+    """Positions of ``keys`` grouped for Function calls: all in one on one Redis; one group
+    per hash slot on a cluster, in order of first appearance."""
+    if not is_cluster(client):
+        return [list(range(len(keys)))]
+    by_slot: dict[int, list[int]] = {}
+    for position, key in enumerate(keys):
+        by_slot.setdefault(key_slot(key.encode()), []).append(position)
+    return list(by_slot.values())
 
 
 def is_cluster(client: RedisClient | SyncRedisClient) -> bool:

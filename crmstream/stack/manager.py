@@ -73,17 +73,23 @@ class Stack:
         broker = KafkaBroker(settings)
         server = RedisServer(settings)
         self._secure = secure
+        # Settings that point the engine at a cluster want the cluster, not a single Redis.
+        redis_cluster = redis_cluster or settings.redis.cluster
         self._cluster = LocalCluster(settings) if redis_cluster else None
         services = [
-            _Service(
-                "redis", server.address, server.process, lambda: redis_answers(settings),
-                server.start,
-            ),
             _Service(
                 "kafka", broker.address, broker.process, lambda: kafka_answers(settings),
                 broker.start,
             ),
         ]  # fmt: skip
+        if not settings.redis.cluster:
+            services.insert(
+                0,
+                _Service(
+                    "redis", server.address, server.process, lambda: redis_answers(settings),
+                    server.start,
+                ),
+            )  # fmt: skip
         if secure or secure_home(settings).exists():
             secured = self._secured(settings)
             if secure or any(service.process.running_pid() for service in secured):

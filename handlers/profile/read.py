@@ -12,7 +12,7 @@ import orjson
 
 from handlers.functions import FunctionLibrary
 from handlers.keys import CUSTOMER_KEY_SUFFIXES, CUSTOMER_SUFFIXES_ARG, Keys
-from handlers.redis_client import RedisClient
+from handlers.redis_client import RedisClient, fcall, slot_groups
 from handlers.scripts import PROFILE_LIBRARY, READ_PROFILES
 from handlers.shop_configs import ShopConfigs
 from rules.derived import derive
@@ -146,8 +146,14 @@ class ProfileReader:
         positions = ",".join(str(_KEY_POSITIONS[kind]) for kind in kinds)
         pipe = self._client.pipeline(transaction=False)
         bases = [self._keys.customer_base(shop, who) for shop, who in wanted]
-        pipe.fcall_ro(READ_PROFILES, len(bases), *bases, CUSTOMER_SUFFIXES_ARG, positions)
-        (rows,) = await self._library.execute(pipe)
+        calls = slot_groups(self._client, bases)
+        for members in calls:
+            keys = [bases[index] for index in members]
+            fcall(pipe, READ_PROFILES, keys, CUSTOMER_SUFFIXES_ARG, positions, read_only=True)
+        rows: list[Any] = [None] * len(wanted)
+        for members, reply in zip(calls, await self._library.execute(pipe), strict=True):
+            for index, row in zip(members, reply, strict=True):
+                rows[index] = row
         found: dict[tuple[str, str], Stored | None] = {}
         for customer, row in zip(wanted, rows, strict=True):
             got = dict(zip(kinds, row, strict=True))

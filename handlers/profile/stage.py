@@ -16,15 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-from redis.crc import key_slot
-
 from crmstream.settings import ProfileSettings, Settings
 from handlers.flow import count_flow, count_shop_minutes
 from handlers.functions import FunctionLibrary
 from handlers.keys import CUSTOMER_SUFFIXES_ARG, Keys
 from handlers.profile.encode import EncodedEvent, encode_event
 from handlers.profile.identity import AliasCache, is_junk
-from handlers.redis_client import RedisClient, connect, fcall, is_cluster
+from handlers.redis_client import RedisClient, connect, fcall, slot_groups
 from handlers.scripts import APPLY_BATCH, DETACH, FORGET_DETACHED, PROFILE_LIBRARY
 from handlers.shop_configs import ShopConfigs
 from schemas.events import CustomerIdentified, Envelope
@@ -119,7 +117,6 @@ class ProfileStage:
         self._aliases = AliasCache()
         self._max_cart_markers = settings.cart_markers
         self._library = FunctionLibrary(client, PROFILE_LIBRARY, "profile")
-        self._cluster = is_cluster(client)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProfileStage:
@@ -326,11 +323,12 @@ class ProfileStage:
             (shop, routes[(shop, who)].customer if (shop, who) in routes else who)
             for shop, who in order
         ]
-        calls = self._calls(owners)
+        bases = [self._keys.customer_base(*owner) for owner in owners]
+        calls = slot_groups(self._client, bases)
         now_ms = int(time.time() * 1000)
         pipe = self._client.pipeline(transaction=False)
         for members in calls:
-            keys = [self._keys.customer_base(*owners[index]) for index in members]
+            keys = [bases[index] for index in members]
             keys += [self._keys.tombstone(*owners[index], self._hash_key) for index in members]
             cached = "".join(
                 "1" if order[index] in routes and routes[order[index]].cached else "0"
@@ -360,16 +358,6 @@ class ProfileStage:
                 for at in range(0, len(erased), 2)
             ]
         return replies
-
-    def _calls(self, owners: list[tuple[str, str]]) -> list[list[int]]:
-        """The groups each Function call carries, by position: all of them in one call on
-        one Redis; one call per hash slot on a cluster (a call's keys share one slot)."""
-        if not self._cluster:
-            return [list(range(len(owners)))]
-        by_slot: dict[int, list[int]] = {}
-        for index, (shop, customer) in enumerate(owners):
-            by_slot.setdefault(key_slot(f"{shop}:{customer}".encode()), []).append(index)
-        return list(by_slot.values())
 
     async def load_functions(self) -> None:
         await self._library.load()

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -59,6 +59,7 @@ class TimerPump:
         limit: int,
         worker: str,
         fence: Callable[[int], list[str]] = lambda _partition: [],
+        settle: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._stage = stage
         self._time = time
@@ -67,6 +68,8 @@ class TimerPump:
         # Per partition, the offsets its state was last recorded at (handlers/offsets.py):
         # a walk decides nothing on a Redis that lost writes since.
         self._fence = fence
+        # Waits until replicas hold the walk's triggers, before its timers are struck off.
+        self._settle = settle
         self._decoder = Decoder()
         # Walks of this worker take turns (each emits in event-time order), and a rebalance
         # waits for the one in flight before the partition changes hands.
@@ -160,7 +163,10 @@ class TimerPump:
             outcomes.update(
                 await self._decide([entry for entries in due.values() for entry in entries])
             )
-            # Only once their triggers are in the outbox (or refused) do the entries go.
+            # Only once their triggers are in the outbox (or refused), and on a replica,
+            # do the entries go.
+            if self._settle is not None:
+                await self._settle()
             pipe = stage.client.pipeline(transaction=False)
             for partition, entries in due.items():
                 done = [arg for member, deadline, _ in entries for arg in (member, deadline)]
