@@ -18,12 +18,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
+from pydantic import RedisDsn
 
 from crmstream.admin import create_topics, delete_topics, list_topics
 from crmstream.client.publisher import Publisher, encode
@@ -93,6 +94,29 @@ class Workspace:
             space.client.close()
             delete_topics(settings, list(TopicNames.from_settings(settings.topics).all))
 
+    @contextmanager
+    def on_cluster(self, url: str) -> Iterator[Workspace]:
+        """The same topics and events, with Redis the cluster at ``url`` (workers and the
+        harness's own reads alike)."""
+        redis = self.settings.redis.model_copy(
+            update={"url": RedisDsn(url), "cluster": True, "wait_replicas": None}
+        )
+        settings = self.settings.model_copy(update={"redis": redis})
+        space = replace(self, settings=settings, client=connect_sync(redis))
+        try:
+            yield space
+        finally:
+            space.forget(f"{redis.key_prefix}*")
+            space.client.close()
+
+    def redis_env(self) -> dict[str, str]:
+        """What points a worker at this workspace's Redis."""
+        redis = self.settings.redis
+        return {
+            "CRMSTREAM_REDIS_URL": str(redis.url),
+            "CRMSTREAM_REDIS_CLUSTER": "true" if redis.cluster else "false",
+        }
+
     @property
     def topics(self) -> TopicNames:
         return TopicNames.from_settings(self.settings.topics)
@@ -126,6 +150,7 @@ class Workspace:
             "CRMSTREAM_WORKER_LOG_FORMAT": "text",
             # A recheck pass in the middle of a timed run would be measured as event work.
             "CRMSTREAM_SEGMENTS_RECHECK_EVERY_S": "86400",
+            **self.redis_env(),
             **extra,
         }
 

@@ -151,6 +151,14 @@ def _scaling(result: Mapping[str, Any]) -> list[str]:
             f"({workers['gain']:.2f}x), `full`, {workers['events']:,} events.",
             "",
         ]
+        cluster = workers["events_per_second"].get("1 worker, Redis Cluster")
+        if cluster is not None:
+            out += [
+                f"One worker on a Redis Cluster of {workers['primaries']} primaries (each with "
+                f"a replica) {cluster['median']:,.0f} ev/s: {workers['cluster_ratio']:.2f}x "
+                "one Redis, on the same events in the same run.",
+                "",
+            ]
     if "customers" in result:
         out += ["| customers in Redis | events/s (median) | min - max | µs per event |"]
         out += ["|---:|---:|---:|---:|"]

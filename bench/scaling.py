@@ -1,9 +1,13 @@
-"""Scaling: one worker against two in the group, and the cost per event as customers grow.
+"""Scaling: one worker against two in the group, one Redis against a Redis Cluster, and
+the cost per event as customers grow.
 
 Workers: the ``full`` work on the same pre-loaded topics, drained by one worker,
 then by two started together in one group (both join the first generation; the
-rebalance is inside the figure, as it would be in production). Broker, Redis and
-both workers share this machine's cores, which bounds what a second worker can add.
+rebalance is inside the figure, as it would be in production), then by one worker on
+the local Redis Cluster (three primaries, three replicas; each batch's offsets wait
+for a replica). Broker, Redis and the workers share this machine's cores, which
+bounds what a second worker, or a cluster, can add: the cluster row measures what
+the cluster path costs, as a ratio to one Redis.
 
 Customers: Redis first holds N registered customers (10k, 100k, 1M), written by the
 profile stage in this process, about half with an order, all registered 30 to 400
@@ -27,6 +31,8 @@ import orjson
 from bench.contenders import crmstream
 from bench.harness import FULL, Workspace, summary
 from crmstream.client.simulator import REGIONS, SHOPS
+from crmstream.stack import Stack
+from crmstream.stack.cluster import PRIMARIES, LocalCluster
 from handlers.keys import Keys
 from handlers.profile.stage import ProfileStage
 from schemas.decode import Decoder
@@ -36,21 +42,34 @@ POPULATIONS: Final = (10_000, 100_000, 1_000_000)
 _BATCH: Final = 5000
 
 
+CLUSTER: Final = "1 worker, Redis Cluster"
+
+
 def workers(events: int, runs: int, customers_per_shop: int) -> dict[str, Any]:
-    rates: dict[str, list[float]] = {"1 worker": [], "2 workers": []}
+    rates: dict[str, list[float]] = {"1 worker": [], "2 workers": [], CLUSTER: []}
     with Workspace.open("workers") as space:
         print(f"scaling: pre-loading {events:,} events", flush=True)
         space.preload(events, customers_per_shop)
-        for n in range(runs):
-            for count, label in ((1, "1 worker"), (2, "2 workers")):
-                rate = crmstream(space, FULL, workers=count, settle=True).rate
-                rates[label].append(rate)
-                print(f"  run {n + 1}/{runs}  {label:<10} {rate:>10,.0f} ev/s", flush=True)
-    one, two = summary(rates["1 worker"]), summary(rates["2 workers"])
+        # The local cluster (three primaries, three replicas), started if it is not running.
+        cluster = LocalCluster(space.settings)
+        Stack(space.settings, redis_cluster=True).up()
+        with space.on_cluster(cluster.url) as clustered:
+            for n in range(runs):
+                for count, label, where in (
+                    (1, "1 worker", space),
+                    (2, "2 workers", space),
+                    (1, CLUSTER, clustered),
+                ):
+                    rate = crmstream(where, FULL, workers=count, settle=True).rate
+                    rates[label].append(rate)
+                    print(f"  run {n + 1}/{runs}  {label:<24} {rate:>10,.0f} ev/s", flush=True)
+    one, two, on_cluster = (summary(rates[label]) for label in ("1 worker", "2 workers", CLUSTER))
     return {
         "events": events,
-        "events_per_second": {"1 worker": one, "2 workers": two},
+        "primaries": PRIMARIES,
+        "events_per_second": {"1 worker": one, "2 workers": two, CLUSTER: on_cluster},
         "gain": float(two["median"]) / float(one["median"]),
+        "cluster_ratio": float(on_cluster["median"]) / float(one["median"]),
     }
 
 

@@ -20,7 +20,7 @@ from confluent_kafka.admin import AdminClient
 
 from crmstream.errors import KafkaError, RedisUnavailableError
 from crmstream.settings import Settings
-from handlers.redis_client import connect_sync
+from handlers.redis_client import SyncRedisClient, connect_sync
 
 log = logging.getLogger("crmstream.worker")
 
@@ -58,9 +58,22 @@ def check_kafka(settings: Settings, timeout_s: float = 10.0) -> None:
 
 def check_redis(settings: Settings) -> None:
     where = f"Redis at {settings.redis.url}"
-    client = connect_sync(settings.redis)
+    try:
+        client = connect_sync(settings.redis)  # a cluster client asks for the slot map at once
+    except redis.RedisClusterException as exc:
+        if "not enabled" in str(exc):
+            raise RedisUnavailableError(
+                f"{where} is not a Redis Cluster node; unset CRMSTREAM_REDIS_CLUSTER "
+                "to use it as one Redis"
+            ) from None
+        log.warning("%s did not answer yet: %s", where, _one_line(str(exc)))
+        return
     try:
         client.ping()
+        if not settings.redis.cluster and _cluster_enabled(client):
+            raise RedisUnavailableError(
+                f"{where} is a Redis Cluster node: set CRMSTREAM_REDIS_CLUSTER=true"
+            )
     except redis.AuthenticationError as exc:
         raise RedisUnavailableError(f"{where} refused the credentials: {exc}") from None
     except redis.ResponseError as exc:  # WRONGPASS, NOPERM, NOAUTH
@@ -71,6 +84,11 @@ def check_redis(settings: Settings) -> None:
         log.warning("%s did not answer yet: %s", where, _one_line(str(exc)))
     finally:
         client.close()
+
+
+def _cluster_enabled(client: SyncRedisClient) -> bool:
+    info = client.info("cluster")
+    return bool(isinstance(info, dict) and info.get("cluster_enabled"))
 
 
 def check_services(settings: Settings) -> None:

@@ -211,6 +211,7 @@ def _with_own_redis(settings: Settings, tmp_path: Path) -> Settings:
             "redis": settings.redis.model_copy(
                 update={
                     "url": RedisDsn(f"redis://127.0.0.1:{free_port()}/0"),
+                    "cluster": False,
                     "socket_timeout_s": 1.0,
                 }
             ),

@@ -116,6 +116,14 @@ class LocalCluster:
         """What CRMSTREAM_REDIS_URL names with CRMSTREAM_REDIS_CLUSTER=true."""
         return f"redis://{self.nodes[0].address}/0"
 
+    def primary_for(self, key: str) -> str:
+        """The address of the primary that serves ``key`` now."""
+        client = redis.RedisCluster.from_url(self.url, socket_timeout=2.0)
+        try:
+            return str(client.get_node_from_key(key).name)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        finally:
+            client.close()
+
     def formed(self) -> bool:
         """Every slot is served and every node agrees the cluster is healthy."""
         return all(_cluster_ok(node.port) for node in self.nodes)

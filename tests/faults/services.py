@@ -1,5 +1,5 @@
-"""Crashing and restarting the services under the workers: a Redis of the test's own
-(persisted with AOF, fsync every second) and the shared local broker."""
+"""Crashing and restarting the services under the workers: a Redis or a Redis Cluster of
+the test's own (persisted with AOF, fsync every second) and the shared local broker."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from pydantic import RedisDsn
 
 from crmstream.settings import Settings, StackSettings
 from crmstream.stack import Stack
+from crmstream.stack.cluster import NODES, ClusterNode, LocalCluster
 from crmstream.stack.kafka import KafkaBroker
-from crmstream.stack.probe import kafka_answers, redis_answers
+from crmstream.stack.probe import kafka_answers, port_open, redis_answers
 from crmstream.stack.redis import RedisServer
 from tests.faults.harness import wait_for
 from tests.support import free_port
@@ -31,6 +32,7 @@ class OwnRedis:
                 "redis": settings.redis.model_copy(
                     update={
                         "url": RedisDsn(f"redis://127.0.0.1:{free_port()}/0"),
+                        "cluster": False,
                         "socket_timeout_s": 1.0,
                     }
                 ),
@@ -92,3 +94,71 @@ def restart_broker(settings: Settings, broker: KafkaBroker) -> float:
     Stack(settings).up()
     assert wait_for(lambda: kafka_answers(settings), 120, every_s=0.5)
     return time.monotonic() - began
+
+
+class OwnCluster:
+    """A Redis Cluster of the test's own (three primaries, three replicas, AOF on), on
+    ports no other test uses, so that a primary can be killed without touching theirs."""
+
+    def __init__(self, settings: Settings, home: Path) -> None:
+        first = _free_port_run(NODES)
+        self.settings = settings.model_copy(
+            update={
+                "redis": settings.redis.model_copy(
+                    update={
+                        "url": RedisDsn(f"redis://127.0.0.1:{first}/0"),
+                        "cluster": True,
+                        "socket_timeout_s": 1.0,
+                    }
+                ),
+                "stack": StackSettings(
+                    state_dir=home / "state",
+                    cache_dir=home / "cache",
+                    redis_appendonly=True,
+                    redis_cluster_first_port=first,
+                ),
+            }
+        )
+        self.cluster = LocalCluster(self.settings)
+
+    def start(self) -> None:
+        for node in self.cluster.nodes:
+            if node.process.running_pid() is None:
+                node.start()
+        assert wait_for(lambda: all(n.answers() for n in self.cluster.nodes), 30, every_s=0.1)
+        self.cluster.form()
+
+    def primary_serving(self, key: str) -> ClusterNode:
+        port = int(self.cluster.primary_for(key).rsplit(":", 1)[1])
+        return next(node for node in self.cluster.nodes if node.port == port)
+
+    def kill(self, node: ClusterNode) -> None:
+        pid = node.process.running_pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        with suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+    def stop(self) -> None:
+        for node in self.cluster.nodes:
+            node.process.stop()
+
+
+def _free_port_run(count: int) -> int:
+    """The first of ``count`` consecutive free ports whose cluster bus ports (+10000) are
+    free as well."""
+    for first in range(30_000, 55_000 - count, count):
+        ports = [*range(first, first + count), *range(first + 10_000, first + 10_000 + count)]
+        if not any(port_open("127.0.0.1", port) for port in ports):
+            return first
+    raise AssertionError("no run of free ports for a Redis Cluster")
+
+
+@contextmanager
+def own_cluster(settings: Settings, home: Path) -> Iterator[OwnCluster]:
+    cluster = OwnCluster(settings, home)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
