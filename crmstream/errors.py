@@ -15,6 +15,7 @@ so a caller can catch the whole family, or one branch of it::
     ├── RuleError                    a rule or segment file that cannot be used (rules/)
     ├── HandlerError                 applying an event or trigger failed (handlers/)
     │   ├── StateBehindError         Redis holds older offsets than it was given: read again
+    │   ├── ReplicasBehindError      replicas did not acknowledge a batch's writes in time
     │   └── InvalidShopError         a shop name outside the contract's pattern
     └── BenchError                   a benchmark could not give a figure (bench/)
 
@@ -71,6 +72,12 @@ class RuleError(CrmStreamError):
 
 class HandlerError(CrmStreamError):
     """Applying an event or a trigger to the stores failed."""
+
+
+class ReplicasBehindError(HandlerError):
+    """A primary's replicas did not acknowledge a batch's writes within the timeout, so its
+    offsets are not recorded: the batch is handed over again (it changes nothing twice)
+    until they do, rather than risk a failover that keeps the offsets but not the state."""
 
 
 class StateBehindError(HandlerError):

@@ -97,8 +97,8 @@ TRIGGERS: Final = Counter(
 )
 REPLICA_WAITS_SHORT: Final = Counter(
     "crmstream_replica_waits_short_total",
-    "Times a primary's replicas did not acknowledge a batch's writes within the timeout "
-    "before its offsets were recorded (a failover then could lose that batch).",
+    "Times a primary's replicas did not acknowledge a batch's writes within the timeout: "
+    "its offsets were not recorded and the batch was handed over again.",
     registry=REGISTRY,
 )
 STATE_REWINDS: Final = Counter(

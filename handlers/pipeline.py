@@ -74,20 +74,15 @@ class ProfilesAndTriggers:
         self.schedules = Scheduler(triggers, every_s=trigger_settings.schedule_every_s)
         # The one owner of event time and of what is due when (handlers/triggers/clock.py).
         self.time = triggers.time
-        replication = Replication(
-            profiles.client,
-            triggers.keys,
-            settings.redis.replicas_to_wait_for,
-            settings.redis.wait_timeout_ms,
-        )
-        self.offsets = OffsetStore(profiles.client, triggers.keys, replication)
+        self.replication = Replication(profiles.client, triggers.keys, settings.redis)
+        self.offsets = OffsetStore(profiles.client, triggers.keys, self.replication)
         self.timers = TimerPump(
             triggers,
             self.time,
             limit=trigger_settings.relay_batch,
             worker=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
             fence=self.offsets.fence,
-            settle=replication.settle,
+            settle=self.replication.settle,
         )
 
     @classmethod
@@ -258,4 +253,5 @@ class ProfilesAndTriggers:
         try:
             await self.timers.let_go(self.time.partitions)
         finally:
+            await self.replication.close()
             await self.profiles.close()

@@ -49,6 +49,11 @@ def connect(settings: RedisSettings) -> RedisClient:
     return redis.asyncio.Redis.from_url(str(settings.url), **_options(settings))
 
 
+def connect_node(settings: RedisSettings, host: str, port: int) -> redis.asyncio.Redis:
+    """A plain client of one node of a cluster, with the same AUTH and TLS options."""
+    return redis.asyncio.Redis(host=host, port=port, **_options(settings))
+
+
 def connect_sync(settings: RedisSettings) -> SyncRedisClient:
     """A blocking client for the CLI and tests."""
     if settings.cluster:

@@ -14,17 +14,19 @@ replication offset is past every earlier write to that primary, whoever sent it.
 
 from __future__ import annotations
 
-import logging
-from typing import Final
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, Final
 
 import redis.asyncio
+from redis.asyncio.cluster import ClusterNode
 from redis.crc import key_slot
 
 from crmstream import metrics
+from crmstream.errors import ReplicasBehindError
+from crmstream.settings import RedisSettings
 from handlers.keys import Keys, slot_tag
-from handlers.redis_client import RedisClient
-
-log = logging.getLogger("crmstream.replication")
+from handlers.redis_client import RedisClient, connect_node
 
 _MARK_TTL_MS: Final = 60_000
 
@@ -32,44 +34,69 @@ _MARK_TTL_MS: Final = 60_000
 class Replication:
     """Waits until ``replicas`` replicas of every primary hold what was written so far."""
 
-    def __init__(self, client: RedisClient, keys: Keys, replicas: int, timeout_ms: int) -> None:
+    def __init__(self, client: RedisClient, keys: Keys, settings: RedisSettings) -> None:
         self._client = client
         self._keys = keys
-        self._replicas = replicas
-        self._timeout_ms = timeout_ms
+        self._settings = settings
+        self._replicas = settings.replicas_to_wait_for
+        self._timeout_ms = settings.wait_timeout_ms
         # Primary (host:port) → a slot it serves, where its mark is written.
         self._slots: dict[str, int] = {}
+        self._direct_clients: dict[str, redis.asyncio.Redis] = {}
 
     @property
     def enabled(self) -> bool:
         return self._replicas > 0
 
     async def settle(self) -> None:
-        """Returns once every primary's replicas acknowledged what it holds (or the
-        timeout passed: then a warning, and the caller goes on, as Redis would)."""
+        """Returns once every primary's replicas acknowledged what it holds; raises
+        ReplicasBehindError when one did not within the timeout (the caller's work is
+        then tried again: consumption waits for a replica rather than risk its state)."""
         if not self._replicas:
             return
         client = self._client
-        pipe = client.pipeline(transaction=False)
+        waits: list[tuple[str, Awaitable[list[Any]]]] = []
         if isinstance(client, redis.asyncio.RedisCluster):
-            primaries = client.get_primaries()
-            for node in primaries:
+            for node in client.get_primaries():
                 mark = self._keys.replication_mark(slot_tag(self._slot_of(client, node.name)))
-                pipe.execute_command("SET", mark, "1", "PX", _MARK_TTL_MS, target_nodes=node)
-                pipe.execute_command("WAIT", self._replicas, self._timeout_ms, target_nodes=node)
-            names = [node.name for node in primaries]
+                waits.append((node.name, self._mark_and_wait(self._direct(node), mark)))
         else:
-            pipe.set(self._keys.replication_mark(slot_tag(0)), "1", px=_MARK_TTL_MS)
-            pipe.execute_command("WAIT", self._replicas, self._timeout_ms)
-            names = ["redis"]
-        replies = await pipe.execute()
-        for name, acknowledged in zip(names, replies[1::2], strict=True):
-            if int(acknowledged) < self._replicas:
-                metrics.REPLICA_WAITS_SHORT.inc()
-                log.warning(
-                    "%s: %s of %d replicas acknowledged within %d ms; going on",
-                    name, acknowledged, self._replicas, self._timeout_ms,
-                )  # fmt: skip
+            waits.append(
+                ("redis", self._mark_and_wait(client, self._keys.replication_mark(slot_tag(0))))
+            )
+        replies = await asyncio.gather(*(wait for _, wait in waits))
+        names = [name for name, _ in waits]
+        short = [
+            f"{name} ({int(acknowledged)} of {self._replicas})"
+            for name, (_, acknowledged) in zip(names, replies, strict=True)
+            if int(acknowledged) < self._replicas
+        ]
+        if short:
+            metrics.REPLICA_WAITS_SHORT.inc()
+            raise ReplicasBehindError(
+                f"replicas did not acknowledge within {self._timeout_ms} ms: {', '.join(short)}"
+            )
+
+    async def _mark_and_wait(self, client: redis.asyncio.Redis, mark: str) -> list[Any]:
+        pipe = client.pipeline(transaction=False)
+        pipe.set(mark, "1", px=_MARK_TTL_MS)
+        pipe.execute_command("WAIT", self._replicas, self._timeout_ms)
+        return list(await pipe.execute())
+
+    def _direct(self, node: ClusterNode) -> redis.asyncio.Redis:
+        """A connection of its own to one primary: WAIT must follow the mark on the same
+        connection, on that very node, where the cluster client might retry either
+        elsewhere after a failover and count a healthy primary's replicas instead."""
+        direct = self._direct_clients.get(node.name)
+        if direct is None:
+            direct = connect_node(self._settings, node.host, int(node.port))
+            self._direct_clients[node.name] = direct
+        return direct
+
+    async def close(self) -> None:
+        for direct in self._direct_clients.values():
+            await direct.aclose()
+        self._direct_clients.clear()
 
     def _slot_of(self, client: redis.asyncio.RedisCluster, node_name: str) -> int:
         slot = self._slots.get(node_name)

@@ -124,6 +124,18 @@ class LocalCluster:
         finally:
             client.close()
 
+    def replicas_of(self, primary: str) -> list[str]:
+        """The addresses of the replicas of the primary at ``primary`` (host:port)."""
+        client = redis.Redis.from_url(self.url, socket_timeout=2.0)
+        try:
+            raw = client.execute_command("CLUSTER", "NODES")  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        finally:
+            client.close()
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        rows = [line.split() for line in text.splitlines() if line.strip()]
+        ids = {row[1].split("@", 1)[0]: row[0] for row in rows}
+        return [row[1].split("@", 1)[0] for row in rows if row[3] == ids.get(primary)]
+
     def formed(self) -> bool:
         """Every slot is served and every node agrees the cluster is healthy."""
         return all(_cluster_ok(node.port) for node in self.nodes)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import redis
 from pydantic import RedisDsn
 
 from crmstream.settings import Settings, StackSettings
@@ -131,6 +132,28 @@ class OwnCluster:
     def primary_serving(self, key: str) -> ClusterNode:
         port = int(self.cluster.primary_for(key).rsplit(":", 1)[1])
         return next(node for node in self.cluster.nodes if node.port == port)
+
+    def replica_of(self, primary: ClusterNode) -> ClusterNode:
+        (address,) = self.cluster.replicas_of(primary.address)
+        return next(node for node in self.cluster.nodes if node.address == address)
+
+    def signal(self, node: ClusterNode, sig: signal.Signals) -> None:
+        pid = node.process.running_pid()
+        assert pid is not None
+        os.kill(pid, sig)
+
+    def fill_replication_link(self, primary: ClusterNode, beside: str, size: int) -> None:
+        """Write ``size`` bytes of filler to ``primary``, in the slot of the key ``beside``
+        (so the primary serves it), and remove it: both go down the replication link."""
+        filler = beside + ":filler"
+        client = redis.Redis(host="127.0.0.1", port=primary.port, socket_timeout=10)
+        try:
+            chunk = b"x" * (4 * 2**20)
+            for _ in range(size // len(chunk)):
+                client.set(filler, chunk)
+            client.delete(filler)
+        finally:
+            client.close()
 
     def kill(self, node: ClusterNode) -> None:
         pid = node.process.running_pid()
