@@ -10,14 +10,24 @@ BIN := $(VENV)/bin
 export CRMSTREAM_STACK_STATE_DIR ?= $(CURDIR)/.crmstream/state
 export CRMSTREAM_STACK_CACHE_DIR ?= $(CURDIR)/.crmstream/cache
 
-.PHONY: demo test faults lint stack stack-down install system-deps clean
+.PHONY: demo test test-cluster faults lint stack stack-cluster stack-down install system-deps clean
+
+# What points the engine and the tests at the local Redis Cluster (stack up --redis-cluster).
+ON_CLUSTER := CRMSTREAM_REDIS_CLUSTER=true CRMSTREAM_REDIS_URL=redis://127.0.0.1:7000/0
 
 demo: stack
 	$(BIN)/crmstream demo
 
-# The fault suite's longest cases (faults_long) run under `make faults` only.
-test: lint stack
-	$(BIN)/pytest -m "not faults_long"
+# Every test on one Redis, then the integration tests (oracles included) and the fault
+# suite's representative part again on a Redis Cluster of three primaries. The longest
+# fault cases (faults_long) run under `make faults` and `make test-cluster` only.
+test: lint stack stack-cluster
+	$(BIN)/pytest -m "not faults_long and not redis_cluster"
+	$(ON_CLUSTER) $(BIN)/pytest -m "not faults_long and not single_redis" tests/integration tests/faults
+
+# The integration suite and the whole fault suite on the local Redis Cluster.
+test-cluster: lint stack stack-cluster
+	$(ON_CLUSTER) $(BIN)/pytest -m "not single_redis" tests/integration tests/faults
 
 # Fault injection (tests/faults): workers killed, rebalanced, Redis and the broker restarted.
 faults: stack
@@ -31,6 +41,9 @@ lint: install
 stack: install system-deps
 	$(BIN)/crmstream stack up
 	$(BIN)/crmstream topics create
+
+stack-cluster: install system-deps
+	$(BIN)/crmstream stack up --redis-cluster
 
 stack-down: install
 	$(BIN)/crmstream stack down

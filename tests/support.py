@@ -24,6 +24,7 @@ from pydantic import BaseModel, RedisDsn, SecretStr
 
 from crmstream.admin import delete_topics, list_topics
 from crmstream.settings import Settings, StackSettings
+from crmstream.stack.probe import port_open
 from crmstream.stack.redis import RedisServer
 from handlers.keys import Keys
 from handlers.redis_client import connect_sync
@@ -52,6 +53,16 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def free_port_run(count: int) -> int:
+    """The first of ``count`` consecutive free ports whose Redis Cluster bus ports (+10000)
+    are free as well."""
+    for first in range(30_000, 55_000 - count, count):
+        ports = [*range(first, first + count), *range(first + 10_000, first + 10_000 + count)]
+        if not any(port_open("127.0.0.1", port) for port in ports):
+            return first
+    raise AssertionError("no run of free ports for a Redis Cluster")
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

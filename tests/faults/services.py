@@ -17,10 +17,10 @@ from crmstream.settings import Settings, StackSettings
 from crmstream.stack import Stack
 from crmstream.stack.cluster import NODES, ClusterNode, LocalCluster
 from crmstream.stack.kafka import KafkaBroker
-from crmstream.stack.probe import kafka_answers, port_open, redis_answers
+from crmstream.stack.probe import kafka_answers, redis_answers
 from crmstream.stack.redis import RedisServer
 from tests.faults.harness import wait_for
-from tests.support import free_port
+from tests.support import free_port, free_port_run
 
 
 class OwnRedis:
@@ -102,7 +102,7 @@ class OwnCluster:
     ports no other test uses, so that a primary can be killed without touching theirs."""
 
     def __init__(self, settings: Settings, home: Path) -> None:
-        first = _free_port_run(NODES)
+        first = free_port_run(NODES)
         self.settings = settings.model_copy(
             update={
                 "redis": settings.redis.model_copy(
@@ -165,16 +165,6 @@ class OwnCluster:
     def stop(self) -> None:
         for node in self.cluster.nodes:
             node.process.stop()
-
-
-def _free_port_run(count: int) -> int:
-    """The first of ``count`` consecutive free ports whose cluster bus ports (+10000) are
-    free as well."""
-    for first in range(30_000, 55_000 - count, count):
-        ports = [*range(first, first + count), *range(first + 10_000, first + 10_000 + count)]
-        if not any(port_open("127.0.0.1", port) for port in ports):
-            return first
-    raise AssertionError("no run of free ports for a Redis Cluster")
 
 
 @contextmanager

@@ -22,6 +22,7 @@ from tests.faults.test_faults import verdict_holds
 from tests.oracle.fault_triggers import FAULT_RULES
 
 pytestmark = [
+    pytest.mark.redis_cluster,
     pytest.mark.faults,
     pytest.mark.slow,
     pytest.mark.integration,

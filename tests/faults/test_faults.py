@@ -136,6 +136,7 @@ def test_three_sigkills_with_replacements(fault_settings: Settings, tmp_path: Pa
 
 
 @LONG
+@pytest.mark.single_redis
 def test_redis_killed_and_restarted_from_its_aof(fault_settings: Settings, tmp_path: Path) -> None:
     """SIGKILL loses up to a second of writes (appendfsync everysec); the workers must
     notice, catch up from Kafka, and neither lose nor add a trigger."""

@@ -35,7 +35,7 @@ from tests.support import (
     settings_env,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.single_redis, pytest.mark.slow, pytest.mark.timeout(300)]
 
 SCREENSHOTS = Path(__file__).parents[2] / "docs" / "console"
 MEMBERS = [f"c-{n:02d}" for n in range(60)]

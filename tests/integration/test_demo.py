@@ -11,6 +11,8 @@ import pytest
 from crmstream.settings import Settings
 from tests.support import settings_env
 
+pytestmark = pytest.mark.single_redis
+
 
 def run_demo(settings: Settings) -> tuple[dict[str, int], str]:
     env = {**os.environ, **settings_env(settings), "COLUMNS": "100"}

@@ -99,6 +99,7 @@ def test_a_real_prometheus_scrape_counts_every_event_published(
     assert faust > 0
 
 
+@pytest.mark.single_redis
 async def test_readyz_follows_a_redis_outage_and_no_event_is_lost(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -147,6 +148,7 @@ async def _until(url: str, status: int, timeout_s: float) -> bool:
     return False
 
 
+@pytest.mark.single_redis
 async def test_a_worker_started_while_redis_is_away_waits_for_it(
     settings: Settings, tmp_path: Path
 ) -> None:

@@ -223,6 +223,7 @@ async def _machinery(client: Any, keys: Keys) -> dict[str, bytes]:
     return found
 
 
+@pytest.mark.single_redis
 async def test_redis_unreachable_for_a_while_loses_and_doubles_nothing(
     settings: Settings, tmp_path: Path
 ) -> None:

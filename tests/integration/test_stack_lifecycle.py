@@ -16,8 +16,11 @@ from pydantic import RedisDsn
 from crmstream.admin import create_topics
 from crmstream.settings import KafkaSettings, RedisSettings, Settings, StackSettings
 from crmstream.stack import ServiceState, Stack
+from crmstream.stack.cluster import NODES, PRIMARIES, LocalCluster
 from handlers.redis_client import connect_sync
-from tests.support import free_port, settings_env
+from tests.support import free_port, free_port_run, settings_env
+
+pytestmark = pytest.mark.single_redis
 
 
 def _processes_mentioning(text: str) -> list[int]:
@@ -134,3 +137,44 @@ def test_missing_program_is_one_clear_line(own_stack_settings: Settings) -> None
         "error: redis-server not found on PATH: install Redis 7 or newer "
         "(Debian: apt-get install redis-server)"
     ]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_redis_cluster_up_twice_reported_node_by_node_and_down(
+    base_settings: Settings, tmp_path: Path, stack: object
+) -> None:
+    """`stack up --redis-cluster` on ports of its own: six nodes joined into one cluster;
+    again, nothing new starts; `stack status` names every node; `down` stops them all."""
+    settings = base_settings.model_copy(
+        update={
+            "stack": StackSettings(
+                state_dir=tmp_path / "state",
+                cache_dir=base_settings.stack.cache_dir,
+                redis_cluster_first_port=free_port_run(NODES),
+            )
+        }
+    )
+    first = {s.name: s.state for s in Stack(settings, redis_cluster=True).up()}
+    nodes = [node.name for node in LocalCluster(settings).nodes]
+    assert [first[name] for name in nodes] == [ServiceState.STARTED] * NODES
+    cluster = LocalCluster(settings)
+    assert cluster.formed()
+    assert len({cluster.primary_for(f"{{{tag}}}") for tag in range(200)}) == PRIMARIES
+
+    again = {s.name: s.state for s in Stack(settings, redis_cluster=True).up()}
+    assert [again[name] for name in nodes] == [ServiceState.RUNNING] * NODES
+    status = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "stack", "status"],
+        env={**os.environ, **settings_env(settings)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    for node in LocalCluster(settings).nodes:
+        assert f"{node.name:<14} {node.address:<21} running" in status.stdout, status.stdout
+
+    down = {s.name: s.state for s in Stack(settings).down()}
+    assert [down[name] for name in nodes] == [ServiceState.STOPPED] * NODES
+    assert _processes_mentioning(str(settings.stack.state_dir)) == []
