@@ -15,11 +15,11 @@ from typing import Any
 from bench.contenders import crmstream
 from bench.harness import FULL, Workspace, rss_bytes
 from crmstream.client.simulator import SHOPS
-from handlers.keys import CUSTOMER_KEY_SUFFIXES, Keys
+from handlers.keys import CUSTOMER_KEYS, Keys
 from handlers.redis_client import SyncRedisClient
 
 _SAMPLE = 20_000
-_PROFILE_HASH = CUSTOMER_KEY_SUFFIXES[0].encode()
+_PROFILE_HASH = CUSTOMER_KEYS.profile.encode()
 MARKS = (100_000, 250_000, 500_000, 750_000, 1_000_000)
 
 

@@ -13,61 +13,77 @@ import hmac
 import zlib
 from dataclasses import dataclass
 from functools import cache
-from typing import Final
+from typing import Final, NamedTuple
 
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from crmstream.errors import InvalidShopError
 from schemas.types import SHOP_ID_RULE, is_shop_id
 
-# The keys of one customer, in the order the profile functions number them.
-CUSTOMER_KEY_SUFFIXES: Final = (
-    "p",  # hash: facts, counters, recency
-    "w",  # hash: event-time buckets of the sliding windows
-    "c",  # hash: the open cart, item → line
-    "a",  # hash: category affinity
-    "r",  # sorted set: recently viewed items by event time
-    "f",  # sorted set: favourites by event time
-    "d",  # sorted set: ids (digests) of events seen within the dedup window
-    "x",  # string: erased at, as an earlier version kept it (named the customer; moved to
-    #       Keys.tombstone when next seen)
-    "al",  # string: for an anonymous shopper, the customer it was merged into
-    "xa",  # set: after an erasure, merged anonymous ids whose "al" keys are still to go
-)
-# The same, as the profile functions take them: one argument, comma-separated.
-CUSTOMER_SUFFIXES_ARG: Final = ",".join(CUSTOMER_KEY_SUFFIXES)
+
+class CustomerKeys(NamedTuple):
+    """The suffixes of one customer's keys, by name; their order is the one the profile
+    Functions number them in (lua/profile.lua: K_PROFILE = 1, …), so a field is never
+    appended anywhere but at the end."""
+
+    profile: str = "p"  # hash: facts, counters, recency
+    windows: str = "w"  # hash: event-time buckets of the sliding windows
+    cart: str = "c"  # hash: the open cart, item → line
+    affinity: str = "a"  # hash: category affinity
+    recent: str = "r"  # sorted set: recently viewed items by event time
+    favorites: str = "f"  # sorted set: favourites by event time
+    dedup: str = "d"  # sorted set: ids (digests) of events seen within the dedup window
+    # string: erased at, as an earlier version kept it (named the customer; moved to
+    # Keys.tombstone when next seen)
+    old_tombstone: str = "x"
+    alias: str = "al"  # string: for an anonymous shopper, the customer it was merged into
+    erased_aliases: str = "xa"  # set: after an erasure, merged ids whose aliases are to go
+
+    def lua_position(self, name: str) -> int:
+        """Where the Lua side finds the key ``name`` among a customer's keys (from 1)."""
+        return self._fields.index(name) + 1
 
 
-# The keys of one trigger shard, in the order the trigger functions number them; the
-# per-customer ones (fired, cooldowns, caps, open, goals) continue with "<shop>:<customer>".
-TRIGGER_KEY_SUFFIXES: Final = (
-    "outbox",  # stream: triggers waiting for the relay
-    "held",  # sorted set: trigger held by quiet hours → release (ms)
-    "heldp",  # hash: held trigger → its message
-    "fired:",  # sorted set per customer: trigger ids fired, by occurrence time
-    "cd:",  # hash per customer: rule → when it last fired (cooldowns)
-    "cap:",  # hash per customer: "<channel>:<local day>" → sent that day (daily caps)
-    "stats",  # hash: "<shop>\x1f<rule>\x1f<outcome>" → how many (rules stats, lift)
-    "open:",  # sorted set per customer: triggers awaiting their conversion goal, by time
-    "goals:",  # sorted set per customer: goal events (an order…) by time, for late triggers
-    "log:",  # list per customer: their last decisions, newest first (triggers/decisions.py)
-    "phones",  # hash: "<shop> US <phone hash>" → customer, "c US <shop>:<customer>" → phone hash
-    "tpm:",  # hash per shop and hour: "<rule> US <outcome> US <minute>" → decisions then
-)
-# The same, as the trigger functions take them.
-TRIGGER_SUFFIXES_ARG: Final = ",".join(TRIGGER_KEY_SUFFIXES)
+class TriggerKeys(NamedTuple):
+    """The suffixes of one trigger shard's keys, by name, in the order lua/triggers.lua
+    numbers them; the per-customer ones (ending in ":") continue with "<shop>:<customer>"."""
+
+    outbox: str = "outbox"  # stream: triggers waiting for the relay
+    held: str = "held"  # sorted set: trigger held by quiet hours → release (ms)
+    held_payloads: str = "heldp"  # hash: held trigger → its message
+    fired: str = "fired:"  # sorted set per customer: trigger ids fired, by occurrence time
+    cooldowns: str = "cd:"  # hash per customer: rule → when it last fired
+    caps: str = "cap:"  # hash per customer: "<channel>:<local day>" → sent that day
+    stats: str = "stats"  # hash: "<shop> US <rule> US <outcome>" → how many (rules stats, lift)
+    open_goals: str = "open:"  # sorted set per customer: triggers awaiting their goal, by time
+    goals: str = "goals:"  # sorted set per customer: goal events (an order…) by time
+    decision_log: str = "log:"  # list per customer: their last decisions, newest first
+    phones: str = "phones"  # hash: "<shop> US <phone hash>" → customer, and back
+    minutes: str = "tpm:"  # hash per shop and hour: "<rule> US <outcome> US <minute>" → count
+
+
+class SegmentKeys(NamedTuple):
+    """Per trigger shard, the keys of live segments, in the order lua/segments.lua
+    numbers them."""
+
+    memberships: str = "sg:"  # hash per customer: segment → transitions (odd: a member)
+    members: str = "sgm:"  # sorted set per shop and segment: its members, all scored 0
+    sizes: str = "sgn:"  # hash per shop: segment → members (the size, kept as a counter)
+    outbox: str = "sgout"  # stream: entered/exited changes waiting for the relay
+    seen: str = "seen"  # sorted set: customer → last event time, for passes time alone needs
+    versions: str = "sgver"  # hash: segment → the version the last recheck evaluated for all
+
+
+CUSTOMER_KEYS: Final = CustomerKeys()
+TRIGGER_KEYS: Final = TriggerKeys()
+SEGMENT_KEYS: Final = SegmentKeys()
+# The same, as the Functions take them: one argument each, comma-separated.
+CUSTOMER_SUFFIXES_ARG: Final = ",".join(CUSTOMER_KEYS)
+TRIGGER_SUFFIXES_ARG: Final = ",".join(TRIGGER_KEYS)
+SEGMENT_SUFFIXES_ARG: Final = ",".join(SEGMENT_KEYS)
 # The consumer group the relays read the outboxes with (an erasure withdraws only what
 # it has not read yet).
 RELAY_GROUP: Final = "relay"
-# Per trigger shard, the keys of live segments (lua/segments.lua numbers them in this order).
-SEGMENT_KEY_SUFFIXES: Final = (
-    "sg:",  # hash per customer: segment → transitions so far (odd: a member)
-    "sgm:",  # sorted set per shop and segment: its members, all scored 0 (paged by name)
-    "sgn:",  # hash per shop: segment → members (the size, kept as a counter)
-    "sgout",  # stream: entered/exited changes waiting for the relay to crm.segments
-    "seen",  # sorted set: customer → last event time, for the passes time alone needs
-    "sgver",  # hash: segment → the version the last recheck of this shard evaluated for all
-)
 # Per trigger shard, the indexes schedules find their customers through (never a key scan).
 SCHEDULE_INDEX_SUFFIXES: Final = {
     "birthday": "bday:",  # set per MMDD: "<shop>:<customer>" born that day
@@ -164,16 +180,16 @@ class Keys:
         """What every key of one customer starts with; a suffix completes each.
 
         The profile functions take this one string per customer and add the suffixes
-        (passed along, from CUSTOMER_KEY_SUFFIXES) themselves: it carries the hash tag,
+        (passed along, from CUSTOMER_KEYS) themselves: it carries the hash tag,
         so a Redis Cluster routes the call to the customer's slot, and a batch pays for
         one argument per customer instead of nine.
         """
         return f"{self.prefix}:{{{shop}:{who}}}:"
 
     def customer(self, shop: str, who: str) -> tuple[str, ...]:
-        """The keys of one customer (or anonymous shopper), in CUSTOMER_KEY_SUFFIXES order."""
+        """The keys of one customer (or anonymous shopper), in CUSTOMER_KEYS order."""
         base = self.customer_base(shop, who)
-        return tuple(base + suffix for suffix in CUSTOMER_KEY_SUFFIXES)
+        return tuple(base + suffix for suffix in CUSTOMER_KEYS)
 
     def tombstone(self, shop: str, customer: str, hash_key: bytes | None) -> str:
         """String: when the customer was erased (event time, ms), under a keyed hash of shop
@@ -188,12 +204,12 @@ class Keys:
         return f"{self.prefix}:{{*}}:x:*"
 
     def alias(self, shop: str, anonymous_id: str) -> str:
-        """String: the customer an anonymous shopper was merged into (CUSTOMER_KEY_SUFFIXES[8])."""
-        return self.customer_base(shop, anonymous_id) + CUSTOMER_KEY_SUFFIXES[8]
+        """String: the customer an anonymous shopper was merged into."""
+        return self.customer_base(shop, anonymous_id) + CUSTOMER_KEYS.alias
 
     def erased_aliases(self, shop: str, customer: str) -> str:
         """Set: anonymous ids of an erased customer whose alias keys are still to be removed."""
-        return self.customer_base(shop, customer) + CUSTOMER_KEY_SUFFIXES[9]
+        return self.customer_base(shop, customer) + CUSTOMER_KEYS.erased_aliases
 
     def trigger_shard(self, shop: str, customer: str) -> str:
         """The base key of the trigger shard a customer belongs to (stable across processes)."""
@@ -206,13 +222,13 @@ class Keys:
         return [self.trigger_shard_base(shard) for shard in range(TRIGGER_SHARDS)]
 
     def outbox(self, shard_base: str) -> str:
-        return shard_base + TRIGGER_KEY_SUFFIXES[0]
+        return shard_base + TRIGGER_KEYS.outbox
 
     def held(self, shard_base: str) -> str:
-        return shard_base + TRIGGER_KEY_SUFFIXES[1]
+        return shard_base + TRIGGER_KEYS.held
 
     def held_payloads(self, shard_base: str) -> str:
-        return shard_base + TRIGGER_KEY_SUFFIXES[2]
+        return shard_base + TRIGGER_KEYS.held_payloads
 
     def partition(self, index: int) -> PartitionKeys:
         """The keys of partition ``index``'s timing: its timers, what was put off, its offsets."""
@@ -254,22 +270,22 @@ class Keys:
         return sets, sorted_sets
 
     def segment_outbox(self, shard_base: str) -> str:
-        return shard_base + SEGMENT_KEY_SUFFIXES[3]
+        return shard_base + SEGMENT_KEYS.outbox
 
     def segment_memberships(self, shop: str, customer: str) -> str:
-        return self.trigger_shard(shop, customer) + SEGMENT_KEY_SUFFIXES[0] + f"{shop}:{customer}"
+        return self.trigger_shard(shop, customer) + SEGMENT_KEYS.memberships + f"{shop}:{customer}"
 
     def segment_members(self, shard_base: str, shop: str, segment: str) -> str:
-        return shard_base + SEGMENT_KEY_SUFFIXES[1] + f"{shop}:{segment}"
+        return shard_base + SEGMENT_KEYS.members + f"{shop}:{segment}"
 
     def segment_sizes(self, shard_base: str, shop: str) -> str:
-        return shard_base + SEGMENT_KEY_SUFFIXES[2] + shop
+        return shard_base + SEGMENT_KEYS.sizes + shop
 
     def segment_seen(self, shard_base: str) -> str:
-        return shard_base + SEGMENT_KEY_SUFFIXES[4]
+        return shard_base + SEGMENT_KEYS.seen
 
     def segment_versions(self, shard_base: str) -> str:
-        return shard_base + SEGMENT_KEY_SUFFIXES[5]
+        return shard_base + SEGMENT_KEYS.versions
 
     def segment_pass(self, shard_base: str, slot: int) -> str:
         """String: one worker took this shard's recheck of timed segments in this time slot."""
@@ -277,28 +293,28 @@ class Keys:
 
     def fired(self, shop: str, customer: str) -> str:
         """Sorted set: the customer's trigger ids decided within the fired window, by time."""
-        return self.trigger_shard(shop, customer) + TRIGGER_KEY_SUFFIXES[3] + f"{shop}:{customer}"
+        return self.trigger_shard(shop, customer) + TRIGGER_KEYS.fired + f"{shop}:{customer}"
 
     def decision_log(self, shop: str, customer: str) -> str:
         """List: the customer's last decisions, newest first (lua/triggers.lua log_decision)."""
-        return self.trigger_shard(shop, customer) + TRIGGER_KEY_SUFFIXES[9] + f"{shop}:{customer}"
+        return self.trigger_shard(shop, customer) + TRIGGER_KEYS.decision_log + f"{shop}:{customer}"
 
     def phones(self, shard_base: str) -> str:
         """Hash: customers by the keyed hash of their phone number, per shard (the console
         finds a customer by phone through it; an erasure removes the entry)."""
-        return shard_base + TRIGGER_KEY_SUFFIXES[10]
+        return shard_base + TRIGGER_KEYS.phones
 
     def trigger_minutes(self, shard_base: str, shop: str, hour: int) -> str:
         """Hash: a shop's decisions in this shard in an hour (epoch hours), by rule, outcome
         and minute (the console's charts over the last hour and day)."""
-        return f"{shard_base}{TRIGGER_KEY_SUFFIXES[11]}{shop}:{hour}"
+        return f"{shard_base}{TRIGGER_KEYS.minutes}{shop}:{hour}"
 
     def dead_letter_minutes(self, shop: str, hour: int) -> str:
         """Hash: minute of the hour → messages naming ``shop`` sent to the dead-letter topic."""
         return f"{self.prefix}:dpm:{shop}:{hour}"
 
     def rule_stats(self, shard_base: str) -> str:
-        return shard_base + TRIGGER_KEY_SUFFIXES[6]
+        return shard_base + TRIGGER_KEYS.stats
 
     def customers_of(self, shop: str) -> str:
         """Pattern of every customer key of a shop (replay and tests only, never a hot path).

@@ -24,14 +24,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from crmstream.admin import list_topics
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
-from handlers.keys import CUSTOMER_KEY_SUFFIXES, Keys
+from handlers.keys import CUSTOMER_KEYS, Keys
 from handlers.profile.stage import ProfileStage
 from handlers.redis_client import RedisClient
 from schemas.decode import Decoder, Rejected
 from schemas.events import Envelope
 from streams.app import aiokafka_options
 
-_TOMBSTONE = ":" + CUSTOMER_KEY_SUFFIXES[7]
+_TOMBSTONE = ":" + CUSTOMER_KEYS.old_tombstone
 
 
 @dataclass(slots=True)

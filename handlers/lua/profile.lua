@@ -74,14 +74,16 @@ local MERGE_ADD = {
 
 
 
-local function split(text, sep)
+-- The pieces of ``text`` between single-character separators, empty ones left out ("a,,b"
+-- is two pieces; "" none). Unlike fields_of, for lists where an empty piece means nothing.
+local function nonempty_pieces(text, sep)
   local out = {}
   if text == nil or text == '' then return out end
   for piece in string.gmatch(text, '([^' .. sep .. ']+)') do out[#out + 1] = piece end
   return out
 end
 
--- Like split, but keeps empty pieces: "a||b" is three fields.
+-- The fields of ``text`` between plain separators, empty ones kept: "a||b" is three fields.
 local function fields_of(text, sep)
   local out, start = {}, 1
   while true do
@@ -142,7 +144,7 @@ Cart.__index = Cart
 local function parse_line(encoded)
   local parts = fields_of(encoded, '|')
   local entries = {}
-  for _, entry in ipairs(split(parts[5], ';')) do
+  for _, entry in ipairs(nonempty_pieces(parts[5], ';')) do
     local ts, delta = string.match(entry, '([^:]+):([^:]+)')
     entries[#entries + 1] = {tonumber(ts), tonumber(delta)}
   end
@@ -278,7 +280,7 @@ local function touch_affinity(key, category, weight, max_categories)
 end
 
 local function apply_facts(profile, encoded, ts)
-  for _, pair in ipairs(split(encoded, '\n')) do
+  for _, pair in ipairs(nonempty_pieces(encoded, '\n')) do
     local name, value = string.match(pair, '([^\t]+)\t(.*)')
     if name then profile:set(name, value) end
   end
@@ -323,7 +325,7 @@ local function apply_event(ctx, ts, kind, a, b, c, d)
     p:max('last_order', ts)
     bump_windows(ctx, ts, {}, {{'od', 1}})
     local cart = ctx:cart()
-    for _, line in ipairs(split(b, '\n')) do
+    for _, line in ipairs(nonempty_pieces(b, '\n')) do
       local item, category = string.match(line, '([^\t]+)\t(.*)')
       touch_affinity(ctx.keys[K_AFFINITY], category, weights.order, ctx.max_categories)
       cart:take(item, ts)
@@ -402,7 +404,7 @@ merge = function(ctx, state, anonymous_id)
   for i = 1, #state.c, 2 do
     local item, parts = state.c[i], fields_of(state.c[i + 1], '|')
     local price, price_ts, category = tonumber(parts[1]), tonumber(parts[2]), parts[3]
-    for _, entry in ipairs(split(parts[5], ';')) do
+    for _, entry in ipairs(nonempty_pieces(parts[5], ';')) do
       local ts, delta = string.match(entry, '([^:]+):([^:]+)')
       cart:change(item, tonumber(ts), tonumber(delta), category, nil)
     end
@@ -450,7 +452,7 @@ local function apply_batch(keys, args)
   -- comes soon after the first delivery, however old the event itself is.
   local now = tonumber(args[11])
   local max_cart_markers = tonumber(args[12])
-  local suffixes = split(args[13], ',')
+  local suffixes = nonempty_pieces(args[13], ',')
   local routes = args[14]
   local customers = #keys / 2
   local statuses, redirects, unlinked, bounced = {}, {}, {}, {}
@@ -565,7 +567,7 @@ end
 -- stays frozen, since its later events now go to the customer.
 local function detach(bases, args)
   local customer = args[1]
-  local keys = customer_keys(bases[1], split(args[2], ','))
+  local keys = customer_keys(bases[1], nonempty_pieces(args[2], ','))
   local alias = redis.call('GET', keys[K_ALIAS])
   if alias and alias ~= customer then return {'taken', alias} end
   if not alias then redis.call('SET', keys[K_ALIAS], customer) end
@@ -583,7 +585,7 @@ end
 
 -- Last step: once the customer has the history, the anonymous copy goes (the alias stays).
 local function forget_detached(bases, args)
-  local keys = customer_keys(bases[1], split(args[1], ','))
+  local keys = customer_keys(bases[1], nonempty_pieces(args[1], ','))
   for k = 1, DATA_KEYS do redis.call('DEL', keys[k]) end
   return 1
 end
@@ -594,8 +596,8 @@ end
 -- ("1,2": profile and windows). Returns, per customer, one reply per key wanted: a
 -- hash as HGETALL gives it, a sorted set as its members, newest first.
 local function read_profiles(bases, args)
-  local suffixes, wanted = split(args[1], ','), {}
-  for _, position in ipairs(split(args[2], ',')) do wanted[#wanted + 1] = tonumber(position) end
+  local suffixes, wanted = nonempty_pieces(args[1], ','), {}
+  for _, position in ipairs(nonempty_pieces(args[2], ',')) do wanted[#wanted + 1] = tonumber(position) end
   local found = {}
   for i = 1, #bases do
     local keys, row = customer_keys(bases[i], suffixes), {}

@@ -16,7 +16,8 @@ id however often the batch that caused it is delivered.
 
 local S_MEMBERSHIPS, S_MEMBERS, S_SIZES, S_OUTBOX, S_SEEN = 1, 2, 3, 4, 5
 
-local function split(text, sep)
+-- The fields of ``text`` between plain separators, empty ones kept: "a,,b" is three.
+local function fields_of(text, sep)
   local out, start = {}, 1
   while true do
     local at = string.find(text, sep, start, true)
@@ -36,9 +37,9 @@ end
 -- Returns how many memberships changed.
 local function apply(bases, args)
   local base = bases[1]
-  local suffixes = split(args[1], ',')
+  local suffixes = fields_of(args[1], ',')
   local segments, versions = {}, {}
-  for i, entry in ipairs(split(args[2], ',')) do
+  for i, entry in ipairs(fields_of(args[2], ',')) do
     local cut = string.find(entry, ':', 1, true)
     segments[i], versions[i] = string.sub(entry, 1, cut - 1), string.sub(entry, cut + 1)
   end

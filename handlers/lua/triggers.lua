@@ -19,13 +19,14 @@ handlers/scripts.py names the library and its functions with a digest of this fi
 so workers of two versions never call each other's code during a rolling deploy.
 ]]
 
-local S_OUTBOX, S_HELD, S_HELD_PAYLOAD, S_FIRED, S_COOLDOWN, S_CAP = 1, 2, 3, 4, 5, 6
-local S_STATS, S_OPEN, S_GOALS, S_LOG, S_PHONES, S_MINUTES = 7, 8, 9, 10, 11, 12
+local S_OUTBOX, S_HELD, S_HELD_PAYLOADS, S_FIRED, S_COOLDOWNS, S_CAPS = 1, 2, 3, 4, 5, 6
+local S_STATS, S_OPEN_GOALS, S_GOALS, S_DECISION_LOG, S_PHONES, S_MINUTES = 7, 8, 9, 10, 11, 12
 local CAP_TTL_S = 3 * 86400 -- a local day, plus the widest timezone offsets, plus slack
 local DAY_MS = 86400000
 local SEP = '\31'
 
-local function split_plain(text, sep)
+-- The fields of ``text`` between plain separators, empty ones kept: "a,,b" is three.
+local function fields_of(text, sep)
   local out, start = {}, 1
   while true do
     local at = string.find(text, sep, start, true)
@@ -40,7 +41,7 @@ end
 
 local function shard_keys(base, suffix_list)
   local keys = {}
-  for i, suffix in ipairs(split_plain(suffix_list, ',')) do keys[i] = base .. suffix end
+  for i, suffix in ipairs(fields_of(suffix_list, ',')) do keys[i] = base .. suffix end
   return keys
 end
 
@@ -88,7 +89,7 @@ local function attribute(keys, who, rule, trigger_id, at, goal, window, group)
       return
     end
   end
-  local open = keys[S_OPEN] .. who
+  local open = keys[S_OPEN_GOALS] .. who
   redis.call('ZADD', open, at, table.concat({rule, goal, window, group, trigger_id}, SEP))
   keep_for(open, window + DAY_MS)
 end
@@ -98,7 +99,7 @@ end
 -- caller); at most `size`, kept as long as the fired ids.
 local function log_decision(keys, who, outcome, now, why, size, window)
   if size <= 0 then return end
-  local log = keys[S_LOG] .. who
+  local log = keys[S_DECISION_LOG] .. who
   local length = redis.call('LPUSH', log, outcome .. SEP .. now .. SEP .. why)
   -- Trimmed and given its lifetime only when it needs it: most decisions pay one command.
   if length > size then redis.call('LTRIM', log, 0, size - 1) end
@@ -140,7 +141,7 @@ local function emit(bases, args)
     local holdout, goal, goal_window = args[i + 10] == '1', args[i + 11], tonumber(args[i + 12])
     local expires_at, why = tonumber(args[i + 13]), args[i + 14]
     local fired = keys[S_FIRED] .. who
-    local cooldowns = keys[S_COOLDOWN] .. who
+    local cooldowns = keys[S_COOLDOWNS] .. who
     local status
     if redis.call('ZSCORE', fired, trigger_id) then
       status = 'duplicate'
@@ -153,7 +154,7 @@ local function emit(bases, args)
       status = 'skipped'
     else
       local last = tonumber(redis.call('HGET', cooldowns, rule) or '')
-      local cap_key, cap_field = keys[S_CAP] .. who, channel .. ':' .. day
+      local cap_key, cap_field = keys[S_CAPS] .. who, channel .. ':' .. day
       if cooldown > 0 and last and at < last + cooldown and at > last - cooldown then
         suppressed(keys, fired, who, rule, trigger_id, at, 'cooldown')
         status = 'cooldown'
@@ -168,7 +169,7 @@ local function emit(bases, args)
         if not last or at > last then redis.call('HSET', cooldowns, rule, at) end
         if release_at > 0 then
           redis.call('ZADD', keys[S_HELD], release_at, trigger_id)
-          redis.call('HSET', keys[S_HELD_PAYLOAD], trigger_id, who .. '\n' .. payload)
+          redis.call('HSET', keys[S_HELD_PAYLOADS], trigger_id, who .. '\n' .. payload)
           status = 'held'
         else
           to_outbox(keys, trigger_id, who, payload)
@@ -201,7 +202,7 @@ local function release(bases, args)
   local log_size, window = tonumber(args[4] or '0'), tonumber(args[5] or '0')
   local ids = redis.call('ZRANGE', keys[S_HELD], '-inf', now, 'BYSCORE', 'LIMIT', 0, limit)
   for _, trigger_id in ipairs(ids) do
-    local stored = redis.call('HGET', keys[S_HELD_PAYLOAD], trigger_id)
+    local stored = redis.call('HGET', keys[S_HELD_PAYLOADS], trigger_id)
     if stored then
       local cut = string.find(stored, '\n', 1, true)
       local who = string.sub(stored, 1, cut - 1)
@@ -209,7 +210,7 @@ local function release(bases, args)
       log_decision(keys, who, 'released', now, cjson.encode({trigger_id = trigger_id}), log_size, window)
     end
     redis.call('ZREM', keys[S_HELD], trigger_id)
-    redis.call('HDEL', keys[S_HELD_PAYLOAD], trigger_id)
+    redis.call('HDEL', keys[S_HELD_PAYLOADS], trigger_id)
   end
   return #ids
 end
@@ -226,10 +227,10 @@ local function goals(bases, args)
     local who, goal, at, event_id = args[i], args[i + 1], tonumber(args[i + 2]), args[i + 3]
     local known = keys[S_GOALS] .. who
     if redis.call('ZADD', known, 'NX', at, goal .. SEP .. event_id) == 1 then
-      local open = keys[S_OPEN] .. who
+      local open = keys[S_OPEN_GOALS] .. who
       local waiting = redis.call('ZRANGE', open, at - widest, '(' .. at, 'BYSCORE', 'WITHSCORES')
       for j = 1, #waiting, 2 do
-        local parts = split_plain(waiting[j], SEP)
+        local parts = fields_of(waiting[j], SEP)
         local rule, its_goal, window, group = parts[1], parts[2], tonumber(parts[3]), parts[4]
         if its_goal == goal and tonumber(waiting[j + 1]) + window >= at then
           redis.call('ZREM', open, waiting[j])
@@ -260,10 +261,10 @@ local function erase(bases, args)
   local withdrawn = 0
   for _, trigger_id in ipairs(redis.call('ZRANGE', fired, 0, -1)) do
     withdrawn = withdrawn + redis.call('ZREM', keys[S_HELD], trigger_id)
-    redis.call('HDEL', keys[S_HELD_PAYLOAD], trigger_id)
+    redis.call('HDEL', keys[S_HELD_PAYLOADS], trigger_id)
   end
-  redis.call('DEL', fired, keys[S_COOLDOWN] .. who, keys[S_CAP] .. who, keys[S_OPEN] .. who,
-    keys[S_GOALS] .. who, keys[S_LOG] .. who)
+  redis.call('DEL', fired, keys[S_COOLDOWNS] .. who, keys[S_CAPS] .. who, keys[S_OPEN_GOALS] .. who,
+    keys[S_GOALS] .. who, keys[S_DECISION_LOG] .. who)
   local shop = string.sub(who, 1, string.find(who, ':', 1, true) - 1)
   local phone = redis.call('HGET', keys[S_PHONES], 'c' .. SEP .. who)
   if phone then

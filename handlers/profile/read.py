@@ -11,7 +11,7 @@ from typing import Any, Final
 import orjson
 
 from handlers.functions import FunctionLibrary
-from handlers.keys import CUSTOMER_KEY_SUFFIXES, CUSTOMER_SUFFIXES_ARG, Keys
+from handlers.keys import CUSTOMER_KEYS, CUSTOMER_SUFFIXES_ARG, Keys
 from handlers.redis_client import RedisClient, fcall, slot_groups
 from handlers.scripts import PROFILE_LIBRARY, READ_PROFILES
 from handlers.shop_configs import ShopConfigs
@@ -91,17 +91,17 @@ _SECTIONS_OF_P: Final = frozenset({"facts", "counters", "recency", "derived"})
 # Each of a customer's keys (handlers/keys.py), and the sections built from it; the profile
 # hash is always read: without it there is no profile.
 _KEY_SECTIONS: Final = {
-    "p": frozenset(
+    "profile": frozenset(
         {*_SECTIONS_OF_P, "windows", "cart", "affinity", "recently_viewed", "favorites"}
     ),
-    "w": frozenset({"windows"}),
-    "c": frozenset({"cart"}),
-    "a": frozenset({"affinity"}),
-    "r": frozenset({"recently_viewed"}),
-    "f": frozenset({"favorites"}),
+    "windows": frozenset({"windows"}),
+    "cart": frozenset({"cart"}),
+    "affinity": frozenset({"affinity"}),
+    "recent": frozenset({"recently_viewed"}),
+    "favorites": frozenset({"favorites"}),
 }
 # Where each key kind sits among a customer's keys, as lua/profile.lua numbers them.
-_KEY_POSITIONS: Final = {kind: CUSTOMER_KEY_SUFFIXES.index(kind) + 1 for kind in _KEY_SECTIONS}
+_KEY_POSITIONS: Final = {kind: CUSTOMER_KEYS.lua_position(kind) for kind in _KEY_SECTIONS}
 SECTIONS: Final = (
     "facts", "counters", "recency", "windows", "cart", "affinity", "recently_viewed",
     "favorites", "derived",
@@ -159,14 +159,14 @@ class ProfileReader:
             got = dict(zip(kinds, row, strict=True))
             found[customer] = (
                 Stored(
-                    fields=_pairs(got["p"]),
-                    buckets=_pairs(got.get("w", ())),
-                    cart=_pairs(got.get("c", ())),
-                    affinity=_pairs(got.get("a", ())),
-                    recent=[member.decode() for member in got.get("r", ())],
-                    favorites=[member.decode() for member in got.get("f", ())],
+                    fields=_pairs(got["profile"]),
+                    buckets=_pairs(got.get("windows", ())),
+                    cart=_pairs(got.get("cart", ())),
+                    affinity=_pairs(got.get("affinity", ())),
+                    recent=[member.decode() for member in got.get("recent", ())],
+                    favorites=[member.decode() for member in got.get("favorites", ())],
                 )
-                if got["p"]
+                if got["profile"]
                 else None
             )
         return found

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Final
 
 from handlers.functions import FunctionLibrary
-from handlers.keys import SEGMENT_KEY_SUFFIXES, Keys
+from handlers.keys import SEGMENT_SUFFIXES_ARG, Keys
 from handlers.profile.encode import epoch_ms
 from handlers.profile.read import SECTIONS, ProfileReader, Stored, build_profile
 from handlers.redis_client import RedisClient, fcall
@@ -33,7 +33,7 @@ from rules.segment_set import CompiledSegment, SegmentSet
 
 log = logging.getLogger("crmstream.segments")
 
-SUFFIXES: Final = ",".join(SEGMENT_KEY_SUFFIXES)
+SUFFIXES: Final = SEGMENT_SUFFIXES_ARG
 RECHECK_CAUSE: Final = "recheck"
 _DAY_MS: Final = 86_400_000
 _CHUNK: Final = 1000  # customers per round trip in a pass

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from crmstream.settings import Settings
-from handlers.keys import TRIGGER_KEY_SUFFIXES, Keys
+from handlers.keys import TRIGGER_SUFFIXES_ARG, Keys
 from handlers.redis_client import connect
 from handlers.scripts import EMIT, TRIGGER_LIBRARY, Library
 
-SUFFIXES = ",".join(TRIGGER_KEY_SUFFIXES)
+SUFFIXES = TRIGGER_SUFFIXES_ARG
 
 
 def test_a_library_and_its_functions_are_named_by_their_source() -> None:
