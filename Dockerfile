@@ -13,7 +13,8 @@ COPY handlers ./handlers
 COPY rules ./rules
 COPY schemas ./schemas
 COPY console ./console
-COPY bench ./bench
+COPY storefront ./storefront
+COPY devstack ./devstack
 RUN pip install . && useradd --system --home /app crmstream && mkdir -p /var/lib/crmstream \
     && chown crmstream /var/lib/crmstream
 USER crmstream

@@ -18,10 +18,10 @@ from datetime import UTC, datetime
 import orjson
 
 from bench.record import cpu_model, write_results
-from crmstream.client.publisher import encode, partition_key
-from crmstream.client.simulator import SimulationConfig, Simulator
 from schemas.decode import EVENT_ADAPTER, Decoder
 from schemas.events import STREAM_OF_TYPE
+from storefront.publisher import encode, partition_key
+from storefront.simulator import SimulationConfig, Simulator
 
 
 def _rate(run: Callable[[], None], count: int, repeats: int) -> tuple[float, float, float]:

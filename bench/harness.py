@@ -27,14 +27,14 @@ from confluent_kafka import Consumer, TopicPartition
 from pydantic import RedisDsn
 
 from crmstream.admin import create_topics, delete_topics, list_topics
-from crmstream.client.publisher import Publisher, encode
-from crmstream.client.simulator import SimulationConfig, Simulator
 from crmstream.errors import BenchError
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from handlers.flow import events_taken, flow_counts
 from handlers.keys import Keys
 from handlers.redis_client import SyncRedisClient, connect_sync
+from storefront.publisher import Publisher, encode
+from storefront.simulator import SimulationConfig, Simulator
 
 # The sinks a crmstream worker is started with, scenario by scenario.
 INGEST = "handlers.flow:FlowRecorder.from_settings"

@@ -30,10 +30,10 @@ import yaml
 from confluent_kafka import Consumer
 
 from bench.harness import FULL, Workspace
-from crmstream.client.publisher import Publisher, encode
-from crmstream.client.simulator import SimulationConfig, Simulator
 from crmstream.errors import BenchError
 from crmstream.settings import Settings
+from storefront.publisher import Publisher, encode
+from storefront.simulator import SimulationConfig, Simulator
 from streams.cli.child_worker import start_worker, stop_worker
 from streams.cli.pacing import Pacer
 

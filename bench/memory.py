@@ -14,9 +14,9 @@ from typing import Any
 
 from bench.contenders import crmstream
 from bench.harness import FULL, Workspace, rss_bytes
-from crmstream.client.simulator import SHOPS
 from handlers.keys import CUSTOMER_KEYS, Keys
 from handlers.redis_client import SyncRedisClient
+from storefront.simulator import SHOPS
 
 _SAMPLE = 20_000
 _PROFILE_HASH = CUSTOMER_KEYS.profile.encode()

@@ -30,13 +30,13 @@ import orjson
 
 from bench.contenders import crmstream
 from bench.harness import FULL, Workspace, summary
-from crmstream.client.simulator import REGIONS, SHOPS
-from crmstream.stack import Stack
-from crmstream.stack.cluster import PRIMARIES, LocalCluster
+from devstack import Stack
+from devstack.cluster import PRIMARIES, LocalCluster
 from handlers.keys import Keys
 from handlers.profile.stage import ProfileStage
 from schemas.decode import Decoder
 from schemas.events import Envelope
+from storefront.simulator import REGIONS, SHOPS
 
 POPULATIONS: Final = (10_000, 100_000, 1_000_000)
 _BATCH: Final = 5000

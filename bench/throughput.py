@@ -25,8 +25,8 @@ from bench.labels import (
     QUIXSTREAMS,
 )
 from bench.memory import profile_bytes
-from crmstream.client.simulator import SHOPS
 from crmstream.errors import BenchError
+from storefront.simulator import SHOPS
 
 _OTHERS: Final[dict[str, Callable[[Workspace], float]]] = {
     CEILING_CONFLUENT: ceiling_confluent,

@@ -17,11 +17,11 @@ from openpyxl.utils.exceptions import InvalidFileException
 
 from console.context import console_of, grant_of, language, render
 from console.i18n import translator
-from crmstream.client.importer import ColumnMapping, Importer, RowError, read_rows
-from crmstream.client.publisher import Publisher, encode
 from crmstream.settings import Settings
 from schemas.decode import Decoder
 from schemas.errors import InvalidEventError
+from storefront.importer import ColumnMapping, Importer, RowError, read_rows
+from storefront.publisher import Publisher, encode
 
 MAX_UPLOAD_BYTES: Final = 20 * 1024 * 1024
 # A sheet that is not what its name says: bad text encoding, a broken CSV, not a workbook.

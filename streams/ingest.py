@@ -9,28 +9,17 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Final, cast, overload
-
-import faust
-from mode.types.signals import SignalHandlerT
+from typing import Final, cast, overload
 
 from crmstream import logcontext, metrics
 from crmstream.errors import StateBehindError
 from crmstream.settings import Settings
 from crmstream.topics import EVENT_STREAMS, TopicNames
-from handlers.flow import DeadLetterCounts
-from handlers.keys import Keys
-from handlers.pipeline import ProfilesAndTriggers
-from handlers.redis_client import connect
-from handlers.sink import EventSink, KeepsOffsets, SortsDuplicates, WatchesEventTime, load_sink
+from handlers.sink import EventSink, KeepsOffsets, SortsDuplicates, WatchesEventTime
 from schemas.decode import Decoder, Rejected
 from schemas.events import STREAM_OF_TYPE, Envelope
 from streams.dead_letters import DeadLetters, position
 from streams.records import Record
-from streams.trigger_tasks import register_triggers
-
-if TYPE_CHECKING:
-    from streams.consumer import EventConsumer
 
 log = logging.getLogger("crmstream.ingest")
 
@@ -257,37 +246,3 @@ async def _until_done(
             if ingest is not None:
                 ingest.failing_since = None
             return
-
-
-def register_ingest(app: faust.App, settings: Settings) -> tuple[Ingest, EventConsumer]:
-    """Start the batch consumer of the five event topics with the app; close the sink after."""
-    from streams.consumer import EventConsumer  # noqa: PLC0415 -- it imports this module
-
-    names = TopicNames.from_settings(settings.topics)
-    dlq_topic = app.topic(
-        names.dlq, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-    )
-    counts = DeadLetterCounts(connect(settings.redis), Keys(settings.redis.key_prefix))
-    ingest = Ingest(
-        settings, load_sink(settings.worker.event_sink, settings), DeadLetters(dlq_topic, counts)
-    )
-    consumer = EventConsumer(settings, ingest, loop=app.loop, beacon=app.beacon)
-    if isinstance(ingest.sink, ProfilesAndTriggers):
-        register_triggers(app, settings, ingest.sink)
-
-    async def start_consumer() -> None:
-        # A runtime dependency of the app: started now, stopped (and drained) with it.
-        await app.add_runtime_dependency(consumer)
-
-    app.task(start_consumer)
-
-    async def close_sink() -> None:
-        await ingest.sink.close()
-        await counts.close()
-
-    def on_shutdown(_sender: object, *_args: object, **_kw: object) -> Awaitable[None]:
-        return close_sink()
-
-    # **kwargs takes the `signal` keyword, but mypy matches mode's NamedArg type only by name.
-    app.on_before_shutdown.connect(cast("SignalHandlerT[faust.App]", on_shutdown))
-    return ingest, consumer

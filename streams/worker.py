@@ -3,21 +3,65 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Awaitable
+from typing import cast
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
+from mode.types.signals import SignalHandlerT
 
 from crmstream import metrics
 from crmstream.admin import create_topics
 from crmstream.settings import Settings
+from crmstream.topics import TopicNames
+from handlers.flow import DeadLetterCounts
+from handlers.keys import Keys
+from handlers.pipeline import ProfilesAndTriggers
+from handlers.redis_client import connect
+from handlers.sink import load_sink
 from streams.app import create_app
+from streams.consumer import EventConsumer
+from streams.dead_letters import DeadLetters
 from streams.health import Readiness
-from streams.ingest import register_ingest
+from streams.ingest import Ingest
 from streams.logs import logging_config
 from streams.preflight import check_services
+from streams.trigger_tasks import register_triggers
 from streams.views import register_views
 
 _READY_EVERY_S = 5.0
+
+
+def register_ingest(app: faust.App, settings: Settings) -> tuple[Ingest, EventConsumer]:
+    """Start the batch consumer of the five event topics with the app; close the sink after."""
+    names = TopicNames.from_settings(settings.topics)
+    dlq_topic = app.topic(
+        names.dlq, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+    counts = DeadLetterCounts(connect(settings.redis), Keys(settings.redis.key_prefix))
+    ingest = Ingest(
+        settings, load_sink(settings.worker.event_sink, settings), DeadLetters(dlq_topic, counts)
+    )
+    consumer = EventConsumer(settings, ingest, loop=app.loop, beacon=app.beacon)
+    if isinstance(ingest.sink, ProfilesAndTriggers):
+        register_triggers(app, settings, ingest.sink)
+
+    async def start_consumer() -> None:
+        # A runtime dependency of the app: started now, stopped (and drained) with it.
+        await app.add_runtime_dependency(consumer)
+
+    app.task(start_consumer)
+
+    async def close_sink() -> None:
+        await ingest.sink.close()
+        await counts.close()
+
+    def on_shutdown(_sender: object, *_args: object, **_kw: object) -> Awaitable[None]:
+        return close_sink()
+
+    # **kwargs takes the `signal` keyword, but mypy matches mode's NamedArg type only by name.
+    app.on_before_shutdown.connect(cast("SignalHandlerT[faust.App]", on_shutdown))
+    return ingest, consumer
 
 
 def build_app(settings: Settings) -> faust.App:

@@ -13,7 +13,7 @@ import pytest
 
 from crmstream.errors import CrmStreamError
 from crmstream.settings import Settings
-from crmstream.stack import ServiceStatus, Stack
+from devstack import ServiceStatus, Stack
 from handlers.keys import Keys
 from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect

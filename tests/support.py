@@ -24,8 +24,8 @@ from pydantic import BaseModel, RedisDsn, SecretStr
 
 from crmstream.admin import delete_topics, list_topics
 from crmstream.settings import Settings, StackSettings
-from crmstream.stack.probe import port_open
-from crmstream.stack.redis import RedisServer
+from devstack.probe import port_open
+from devstack.redis import RedisServer
 from handlers.keys import Keys
 from handlers.redis_client import connect_sync
 from streams.cli.child_worker import start_worker, stop_worker

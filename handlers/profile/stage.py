@@ -359,8 +359,5 @@ class ProfileStage:
             ]
         return replies
 
-    async def load_functions(self) -> None:
-        await self._library.load()
-
     async def close(self) -> None:
         await self._client.aclose()

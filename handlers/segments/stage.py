@@ -69,9 +69,6 @@ class SegmentStage:
         self._library = FunctionLibrary(client, SEGMENT_LIBRARY, "segment")
         self.errors = 0  # conditions that could not be evaluated (logged)
 
-    async def load_functions(self) -> None:
-        await self._library.load()
-
     async def on_batch(self, touched: Mapping[Customer, tuple[datetime, str]]) -> int:
         """Evaluate every segment for the customers a batch changed; returns the changes."""
         if not self.segments.segments or not touched:

@@ -101,9 +101,6 @@ class TriggerStage:
         self.fired_window_ms = settings.fired_window_days * _DAY_MS
         self._library = FunctionLibrary(client, (TRIGGER_LIBRARY, TIMER_LIBRARY), "trigger")
 
-    async def load_functions(self) -> None:
-        await self._library.load()
-
     async def execute(self, pipe: Any) -> list[Any]:  # noqa: ANN401 -- a redis-py pipeline
         return await self._library.execute(pipe)
 

@@ -6,7 +6,9 @@ does not pay for loading Faust.
 
 from __future__ import annotations
 
+import importlib
 import sys
+from pathlib import Path
 
 import click
 from pydantic import ValidationError
@@ -14,7 +16,6 @@ from pydantic import ValidationError
 from crmstream import __version__
 from crmstream.errors import CrmStreamError
 from crmstream.settings import Settings
-from streams.cli.bench import bench
 from streams.cli.console import console
 from streams.cli.customers import import_customers
 from streams.cli.demo import demo
@@ -43,9 +44,23 @@ def cli(ctx: click.Context) -> None:
 
 for command in (
     stack, topics, worker, publish, simulate, import_customers, profile, replay, schemas,
-    demo, rules, segments, tokens, forget, export, console, bench,
+    demo, rules, segments, tokens, forget, export, console,
 ):  # fmt: skip
     cli.add_command(command)
+
+
+def _add_benchmarks() -> None:
+    """``crmstream bench`` from a checkout: the benchmarks (bench/) are not installed, and
+    import this package, not the other way round; so they are found by name, beside it."""
+    checkout = Path(__file__).resolve().parents[2]
+    if not (checkout / "bench" / "cli.py").is_file():
+        return
+    if str(checkout) not in sys.path:
+        sys.path.append(str(checkout))
+    cli.add_command(importlib.import_module("bench.cli").bench)
+
+
+_add_benchmarks()
 
 
 def main() -> None:

@@ -52,10 +52,10 @@ def import_customers(
     hashes (CRMSTREAM_PRIVACY_HASH_KEY). Bad rows are reported by row number.
     Exit status: 0 all imported; 1 some rows bad; 3 the broker did not take them all.
     """
-    from crmstream.client.importer import ColumnMapping, Importer, RowError, read_rows  # noqa: PLC0415
-    from crmstream.client.publisher import Publisher, encode  # noqa: PLC0415
     from schemas.decode import Decoder  # noqa: PLC0415
     from schemas.errors import InvalidEventError  # noqa: PLC0415
+    from storefront.importer import ColumnMapping, Importer, RowError, read_rows  # noqa: PLC0415
+    from storefront.publisher import Publisher, encode  # noqa: PLC0415
 
     try:
         headers, rows = read_rows(file)

@@ -19,14 +19,14 @@ from rich.live import Live
 from rich.table import Table
 
 from crmstream.admin import create_topics
-from crmstream.client.publisher import Publisher, stream_of
-from crmstream.client.simulator import SHOPS, SimulationConfig, Simulator
 from crmstream.settings import Settings
-from crmstream.stack import Stack
 from crmstream.topics import EVENT_STREAMS
+from devstack import Stack
 from handlers.flow import DUPLICATE, events_taken, flow_counts
 from handlers.keys import Keys
 from handlers.redis_client import SyncRedisClient, connect_sync
+from storefront.publisher import Publisher, stream_of
+from storefront.simulator import SHOPS, SimulationConfig, Simulator
 from streams.cli.child_worker import start_worker, stop_worker
 from streams.cli.pacing import Pacer
 from streams.cli.trigger_feed import TriggerFeed

@@ -39,8 +39,8 @@ def publish(settings: Settings, file: BinaryIO, strict: bool) -> None:
     and reason. Exit status: 0 all sent; 1 some lines bad (the good ones were sent,
     unless --strict); 3 the broker did not take them all.
     """
-    from crmstream.client.publisher import Publisher  # noqa: PLC0415 -- keeps --help fast
     from schemas.decode import Decoder, Rejected  # noqa: PLC0415
+    from storefront.publisher import Publisher  # noqa: PLC0415 -- keeps --help fast
 
     decoder = Decoder(max_bytes=settings.ingest.max_event_bytes)
     not_after = decoder.not_after(datetime.now(UTC))
@@ -92,8 +92,8 @@ def simulate(
     With --count alone it runs as fast as it can; with --rate it keeps that pace,
     with event times close to the clock, until --count or Ctrl-C.
     """
-    from crmstream.client.publisher import Publisher, encode  # noqa: PLC0415
-    from crmstream.client.simulator import SimulationConfig, Simulator  # noqa: PLC0415
+    from storefront.publisher import Publisher, encode  # noqa: PLC0415
+    from storefront.simulator import SimulationConfig, Simulator  # noqa: PLC0415
     from streams.cli.pacing import Pacer  # noqa: PLC0415
 
     if count is None and rate is None:

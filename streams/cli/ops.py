@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from crmstream.settings import Settings
-from crmstream.stack import ServiceState, Stack
+from devstack import ServiceState, Stack
 
 pass_settings = click.make_pass_decorator(Settings)
 
@@ -40,7 +40,7 @@ def stack_up(settings: Settings, aof: bool, secure: bool, redis_cluster: bool) -
     for status in Stack(settings, secure=secure, redis_cluster=redis_cluster).up():
         click.echo(status.describe())
     if secure:
-        from crmstream.stack.secure import secure_home  # noqa: PLC0415
+        from devstack.secure import secure_home  # noqa: PLC0415
 
         click.echo(f"clients of the secured services: source {secure_home(settings) / 'env'}")
 

@@ -34,7 +34,7 @@ def forget(settings: Settings, shop: str, customer: str) -> None:
     segment changes, dead letters) ages out with the topics' retention.
     Exit status: 0 published; 3 the broker did not take it.
     """
-    from crmstream.client.publisher import Publisher  # noqa: PLC0415
+    from storefront.publisher import Publisher  # noqa: PLC0415
 
     event = {
         "specversion": "1.0",

@@ -18,12 +18,12 @@ import redis
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from crmstream.admin import list_topics
-from crmstream.client.publisher import Publisher
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from handlers.flow import flow_counts
 from handlers.keys import Keys
 from handlers.redis_client import connect_sync
+from storefront.publisher import Publisher
 from tests.faults.scenario import Event
 from tests.support import free_port, running_worker, text
 

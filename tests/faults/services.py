@@ -14,11 +14,11 @@ import redis
 from pydantic import RedisDsn
 
 from crmstream.settings import Settings, StackSettings
-from crmstream.stack import Stack
-from crmstream.stack.cluster import NODES, ClusterNode, LocalCluster
-from crmstream.stack.kafka import KafkaBroker
-from crmstream.stack.probe import kafka_answers, redis_answers
-from crmstream.stack.redis import RedisServer
+from devstack import Stack
+from devstack.cluster import NODES, ClusterNode, LocalCluster
+from devstack.kafka import KafkaBroker
+from devstack.probe import kafka_answers, redis_answers
+from devstack.redis import RedisServer
 from tests.faults.harness import wait_for
 from tests.support import free_port, free_port_run
 

@@ -14,12 +14,12 @@ import orjson
 import pytest
 
 from crmstream.admin import create_topics
-from crmstream.client.publisher import encode
-from crmstream.client.simulator import SimulationConfig, Simulator
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from handlers.keys import Keys
 from handlers.redis_client import connect
+from storefront.publisher import encode
+from storefront.simulator import SimulationConfig, Simulator
 from tests.integration.test_profiles import publish
 from tests.support import consume, running_worker, settings_env, value_bytes
 

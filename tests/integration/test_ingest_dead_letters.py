@@ -13,13 +13,13 @@ import orjson
 import pytest
 
 from crmstream.admin import create_topics
-from crmstream.client.publisher import Publisher, partition_key
-from crmstream.client.simulator import SimulationConfig, Simulator
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from handlers.redis_client import connect_sync
 from schemas.errors import Reason
 from schemas.events import STREAM_OF_TYPE
+from storefront.publisher import Publisher, partition_key
+from storefront.simulator import SimulationConfig, Simulator
 from streams import dead_letters as dlq
 from tests.sinks import accepted_key
 from tests.support import consume, running_worker, text, value_bytes

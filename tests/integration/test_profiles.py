@@ -20,14 +20,14 @@ import orjson
 import pytest
 
 from crmstream.admin import create_topics
-from crmstream.client.publisher import Publisher, encode
-from crmstream.client.simulator import SimulationConfig, Simulator
 from crmstream.settings import Settings
 from handlers.keys import Keys
 from handlers.profile.encode import epoch_ms
 from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect
 from handlers.shop_configs import ShopConfigs
+from storefront.publisher import Publisher, encode
+from storefront.simulator import SimulationConfig, Simulator
 from tests.oracle.profiles import mismatches, owners
 from tests.support import (
     api_token,

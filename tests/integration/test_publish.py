@@ -11,11 +11,11 @@ import orjson
 import pytest
 
 from crmstream.admin import create_topics
-from crmstream.client.publisher import Publisher, encode
-from crmstream.client.simulator import SimulationConfig, Simulator
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from schemas.errors import InvalidEventError, Reason
+from storefront.publisher import Publisher, encode
+from storefront.simulator import SimulationConfig, Simulator
 from tests.support import consume, settings_env, value_bytes
 
 

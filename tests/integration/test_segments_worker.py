@@ -22,13 +22,13 @@ import pytest
 from confluent_kafka import Consumer
 
 from crmstream.admin import create_topics
-from crmstream.client.simulator import SimulationConfig, Simulator
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from handlers.keys import Keys
 from handlers.pipeline import ProfilesAndTriggers
 from handlers.redis_client import RedisClient
 from rules.shop_config import ShopConfig
+from storefront.simulator import SimulationConfig, Simulator
 from tests.integration.test_profiles import converge, publish
 from tests.oracle.profiles import ms
 from tests.oracle.segments import SEGMENTS, memberships

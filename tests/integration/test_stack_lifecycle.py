@@ -15,8 +15,8 @@ from pydantic import RedisDsn
 
 from crmstream.admin import create_topics
 from crmstream.settings import KafkaSettings, RedisSettings, Settings, StackSettings
-from crmstream.stack import ServiceState, Stack
-from crmstream.stack.cluster import NODES, PRIMARIES, LocalCluster
+from devstack import ServiceState, Stack
+from devstack.cluster import NODES, PRIMARIES, LocalCluster
 from handlers.redis_client import connect_sync
 from tests.support import free_port, free_port_run, settings_env
 

@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 
 from crmstream.admin import create_topics
-from crmstream.client.publisher import Publisher
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
+from storefront.publisher import Publisher
 from tests.support import consume, running_worker, value_bytes
 
 

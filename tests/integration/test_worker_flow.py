@@ -7,12 +7,12 @@ from collections import Counter
 from pathlib import Path
 
 from crmstream.admin import create_topics
-from crmstream.client.publisher import Publisher, stream_of
-from crmstream.client.simulator import SimulationConfig, Simulator
 from crmstream.settings import Settings
 from handlers.flow import flow_counts
 from handlers.keys import Keys
 from handlers.redis_client import connect_sync
+from storefront.publisher import Publisher, stream_of
+from storefront.simulator import SimulationConfig, Simulator
 from tests.support import running_worker
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from crmstream.errors import CrmStreamError
 from crmstream.settings import Settings
-from crmstream.stack import Stack
-from crmstream.stack.secure import secure_settings
+from devstack import Stack
+from devstack.secure import secure_settings
 from tests.support import isolated, wipe
 
 

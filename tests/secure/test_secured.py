@@ -14,7 +14,7 @@ import pytest
 from pydantic import RedisDsn, SecretStr
 
 from crmstream.settings import Settings
-from crmstream.stack.probe import kafka_answers, redis_answers
+from devstack.probe import kafka_answers, redis_answers
 from tests.integration.test_kafka_roundtrip import (
     test_ten_thousand_messages_come_back_exactly as test_round_trip,
 )

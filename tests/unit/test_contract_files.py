@@ -12,10 +12,10 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from crmstream.client.publisher import encode
-from crmstream.client.simulator import Simulator
 from schemas.decode import Decoder, Rejected
 from schemas.export import export_schemas
+from storefront.publisher import encode
+from storefront.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "schemas" / "json"

@@ -12,8 +12,8 @@ import orjson
 import pytest
 from openpyxl import Workbook
 
-from crmstream.client.importer import ColumnMapping, Importer, RowError, read_rows
 from crmstream.privacy import phone_hash
+from storefront.importer import ColumnMapping, Importer, RowError, read_rows
 
 KEY = b"k" * 32
 # A Chinese merchant's export: full-width separators and all.

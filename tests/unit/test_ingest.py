@@ -8,12 +8,12 @@ from typing import Any, cast
 
 import orjson
 
-from crmstream.client.publisher import partition_key
-from crmstream.client.simulator import Simulator
 from crmstream.settings import Settings
 from schemas.decode import Rejected
 from schemas.errors import Reason
 from schemas.events import STREAM_OF_TYPE, Envelope
+from storefront.publisher import partition_key
+from storefront.simulator import Simulator
 from streams.dead_letters import DeadLetters
 from streams.ingest import Ingest
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from crmstream.stack.process import ManagedProcess
+from devstack.process import ManagedProcess
 
 
 def _managed(tmp_path: Path, marker: str) -> ManagedProcess:

@@ -72,7 +72,7 @@ def test_environment_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_local_stack_makes_its_own_privacy_key_once_and_a_configured_one_wins(
     tmp_path: Path,
 ) -> None:
-    from crmstream.stack.manager import ensure_local_hash_key  # noqa: PLC0415 -- under test
+    from devstack.manager import ensure_local_hash_key  # noqa: PLC0415 -- under test
 
     local = Settings(
         stack=StackSettings(state_dir=tmp_path / "state", cache_dir=tmp_path),

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from crmstream.client.simulator import SimulationConfig, Simulator
+from storefront.simulator import SimulationConfig, Simulator
 
 
 def test_same_seed_same_events() -> None:

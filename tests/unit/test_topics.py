@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from crmstream.client.publisher import partition_key, stream_of
 from crmstream.errors import KafkaError
 from crmstream.topics import TopicNames
+from storefront.publisher import partition_key, stream_of
 
 
 def test_names_follow_the_design() -> None:

@@ -18,9 +18,9 @@ import redis
 
 from crmstream.errors import StackStartError
 from crmstream.settings import Settings
-from crmstream.stack.probe import port_open
-from crmstream.stack.process import ManagedProcess
-from crmstream.stack.tools import require
+from devstack.probe import port_open
+from devstack.process import ManagedProcess
+from devstack.tools import require
 
 PRIMARIES = 3
 REPLICAS_PER_PRIMARY = 1

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 from crmstream.settings import Settings
-from crmstream.stack.process import ManagedProcess
-from crmstream.stack.tools import require
+from devstack.process import ManagedProcess
+from devstack.tools import require
 
 
 class RedisServer:

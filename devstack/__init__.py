@@ -5,6 +5,6 @@ started (and nothing else), ``status`` says what answers where. A service that
 already answers at the configured address is used as it is.
 """
 
-from crmstream.stack.manager import ServiceState, ServiceStatus, Stack
+from devstack.manager import ServiceState, ServiceStatus, Stack
 
 __all__ = ["ServiceState", "ServiceStatus", "Stack"]

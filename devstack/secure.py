@@ -23,9 +23,9 @@ from pydantic import RedisDsn, SecretStr
 
 from crmstream.errors import StackError
 from crmstream.settings import KafkaSettings, Settings
-from crmstream.stack.kafka import KafkaBroker
-from crmstream.stack.redis import RedisServer
-from crmstream.stack.tools import require
+from devstack.kafka import KafkaBroker
+from devstack.redis import RedisServer
+from devstack.tools import require
 
 SCRAM: Final = "SCRAM-SHA-512"
 _ADMIN: Final = "broker"

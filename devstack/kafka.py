@@ -18,8 +18,8 @@ from typing import Final
 
 from crmstream.errors import StackError
 from crmstream.settings import Settings
-from crmstream.stack.process import ManagedProcess
-from crmstream.stack.tools import require
+from devstack.process import ManagedProcess
+from devstack.tools import require
 
 _JVM_PERFORMANCE_OPTS: Final = (
     "-server",

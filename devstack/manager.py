@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 from crmstream.errors import StackStartError
 from crmstream.settings import Settings, local_hash_key_file
-from crmstream.stack.cluster import LocalCluster, cluster_home
-from crmstream.stack.kafka import KafkaBroker
-from crmstream.stack.probe import kafka_answers, redis_answers
-from crmstream.stack.process import ManagedProcess
-from crmstream.stack.redis import RedisServer
-from crmstream.stack.secure import (
+from devstack.cluster import LocalCluster, cluster_home
+from devstack.kafka import KafkaBroker
+from devstack.probe import kafka_answers, redis_answers
+from devstack.process import ManagedProcess
+from devstack.redis import RedisServer
+from devstack.secure import (
     Material,
     SecureKafka,
     SecureRedis,
@@ -66,8 +66,8 @@ class Stack:
     def __init__(
         self, settings: Settings, *, secure: bool = False, redis_cluster: bool = False
     ) -> None:
-        """``secure``: the secured broker and Redis as well (crmstream/stack/secure.py);
-        ``redis_cluster``: the local Redis Cluster as well (crmstream/stack/cluster.py).
+        """``secure``: the secured broker and Redis as well (devstack/secure.py);
+        ``redis_cluster``: the local Redis Cluster as well (devstack/cluster.py).
         Whenever either runs, it is reported and stopped with the rest."""
         self.settings = settings
         broker = KafkaBroker(settings)

@@ -1,4 +1,7 @@
-"""``crmstream bench``: the benchmark suite (bench/) against the running stack."""
+"""``crmstream bench``: the benchmark suite (bench/) against the running stack.
+
+The benchmarks ship with the source, not with the installed package: the command line
+adds this command when it runs from a checkout (streams/cli/__init__.py)."""
 
 from __future__ import annotations
 
