@@ -34,7 +34,7 @@ def bench(
     profiles  validate and update profiles
     full      profiles, the rule pack and segments (and a py-spy profile)
     latency   event → trigger at 25%, 50% and 75% of the `full` rate
-    scaling   1 vs 2 workers; 10k, 100k and 1M customers in Redis
+    scaling   1 vs 2 workers, one Redis vs a Redis Cluster; 10k, 100k, 1M customers
     memory    Redis bytes per profile; worker RSS from 100k to 1M events
     all       every one of them, in that order (about three quarters of an hour)
     report    rewrite BENCHMARKS.md and the plot from the results alone

@@ -159,6 +159,14 @@ def _scaling(result: Mapping[str, Any]) -> list[str]:
                 "one Redis, on the same events in the same run.",
                 "",
             ]
+        cpu = workers.get("redis_cpu_us_per_event")
+        if cpu:
+            out += [
+                "Redis CPU per event (every primary, median): "
+                + ", ".join(f"{label} {value:,.0f} µs" for label, value in cpu.items())
+                + ".",
+                "",
+            ]
     if "customers" in result:
         out += ["| customers in Redis | events/s (median) | min - max | µs per event |"]
         out += ["|---:|---:|---:|---:|"]

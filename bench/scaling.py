@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+import statistics
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import orjson
+import redis
 
 from bench.contenders import crmstream
 from bench.harness import FULL, Workspace, summary
@@ -34,6 +36,7 @@ from devstack import Stack
 from devstack.cluster import PRIMARIES, LocalCluster
 from handlers.keys import Keys
 from handlers.profile.stage import ProfileStage
+from handlers.redis_client import SyncRedisClient
 from schemas.decode import Decoder
 from schemas.events import Envelope
 from storefront.simulator import REGIONS, SHOPS
@@ -47,6 +50,7 @@ CLUSTER: Final = "1 worker, Redis Cluster"
 
 def workers(events: int, runs: int, customers_per_shop: int) -> dict[str, Any]:
     rates: dict[str, list[float]] = {"1 worker": [], "2 workers": [], CLUSTER: []}
+    redis_us: dict[str, list[float]] = {label: [] for label in rates}
     with Workspace.open("workers") as space:
         print(f"scaling: pre-loading {events:,} events", flush=True)
         space.preload(events, customers_per_shop)
@@ -60,9 +64,16 @@ def workers(events: int, runs: int, customers_per_shop: int) -> dict[str, Any]:
                     (2, "2 workers", space),
                     (1, CLUSTER, clustered),
                 ):
+                    cpu_before = redis_cpu_seconds(where.client)
                     rate = crmstream(where, FULL, workers=count, settle=True).rate
+                    cpu_us = (redis_cpu_seconds(where.client) - cpu_before) * 1e6 / events
                     rates[label].append(rate)
-                    print(f"  run {n + 1}/{runs}  {label:<24} {rate:>10,.0f} ev/s", flush=True)
+                    redis_us[label].append(cpu_us)
+                    print(
+                        f"  run {n + 1}/{runs}  {label:<24} {rate:>10,.0f} ev/s"
+                        f"  Redis {cpu_us:,.0f} µs CPU per event",
+                        flush=True,
+                    )
     one, two, on_cluster = (summary(rates[label]) for label in ("1 worker", "2 workers", CLUSTER))
     return {
         "events": events,
@@ -70,7 +81,21 @@ def workers(events: int, runs: int, customers_per_shop: int) -> dict[str, Any]:
         "events_per_second": {"1 worker": one, "2 workers": two, CLUSTER: on_cluster},
         "gain": float(two["median"]) / float(one["median"]),
         "cluster_ratio": float(on_cluster["median"]) / float(one["median"]),
+        # Redis CPU (every primary, whole drain included) per event, median of the runs.
+        "redis_cpu_us_per_event": {
+            label: statistics.median(values) for label, values in redis_us.items()
+        },
     }
+
+
+def redis_cpu_seconds(client: SyncRedisClient) -> float:
+    """CPU time Redis has used, summed over every primary of a cluster."""
+    if isinstance(client, redis.RedisCluster):
+        infos = client.info("cpu", target_nodes=redis.RedisCluster.PRIMARIES)
+        nodes = list(infos.values()) if isinstance(infos, dict) else []
+    else:
+        nodes = [client.info("cpu")]
+    return sum(float(n["used_cpu_user"]) + float(n["used_cpu_sys"]) for n in nodes)
 
 
 def customers(events: int, runs: int, populations: tuple[int, ...] = POPULATIONS) -> dict[str, Any]:
