@@ -47,9 +47,9 @@ def create_app(settings: Settings) -> faust.App:
         datadir=str(datadir),
         # Profiles live in Redis; Faust tables (and RocksDB) are not used.
         store="memory://",
-        # No table, no leader election: without this an idle leader-election consumer group
-        # would join the broker beside every worker.
-        topic_disable_leader=True,
+        # topic_disable_leader stays off: the leader topic is the only one Faust's own
+        # consumer subscribes to (events come through streams/consumer.py), and aiokafka
+        # refuses a consumer with no topic at all.
         key_serializer="raw",
         value_serializer="raw",
         topic_partitions=settings.topics.event_partitions,

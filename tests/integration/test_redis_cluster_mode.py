@@ -1,0 +1,60 @@
+"""One Redis or a cluster: a worker pointed at the wrong kind says so in one line at start,
+and the cluster path spreads a batch over every primary, one Function call per slot."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import RedisDsn
+
+from crmstream.errors import RedisUnavailableError
+from crmstream.settings import Settings
+from devstack import Stack
+from devstack.cluster import LocalCluster
+from handlers.redis_client import connect, fcall, slot_groups
+from streams.preflight import check_redis
+
+pytestmark = pytest.mark.single_redis  # it brings up both kinds itself
+
+
+@pytest.fixture
+def cluster_url(settings: Settings) -> str:
+    Stack(settings, redis_cluster=True).up()
+    return LocalCluster(settings).url
+
+
+def test_a_cluster_setting_on_one_redis_is_refused_in_one_line(settings: Settings) -> None:
+    plain = settings.redis.model_copy(update={"cluster": True})
+    with pytest.raises(RedisUnavailableError, match="is not a Redis Cluster node"):
+        check_redis(settings.model_copy(update={"redis": plain}))
+
+
+def test_a_cluster_node_without_the_setting_is_refused_in_one_line(
+    settings: Settings, cluster_url: str
+) -> None:
+    node = settings.redis.model_copy(update={"url": RedisDsn(cluster_url), "cluster": False})
+    with pytest.raises(RedisUnavailableError, match="set CRMSTREAM_REDIS_CLUSTER=true"):
+        check_redis(settings.model_copy(update={"redis": node}))
+
+
+async def test_function_calls_go_one_per_slot_to_the_node_serving_it(
+    settings: Settings, cluster_url: str
+) -> None:
+    redis_settings = settings.redis.model_copy(
+        update={"url": RedisDsn(cluster_url), "cluster": True}
+    )
+    client = connect(redis_settings)
+    keys = [f"{settings.redis.key_prefix}:{{s:{n}}}:k" for n in range(300)]
+    groups = slot_groups(client, keys)
+    assert sorted(index for group in groups for index in group) == list(range(300))
+    try:
+        pipe = client.pipeline(transaction=False)
+        for group in groups:
+            fcall(pipe, "crm_probe_missing", [keys[index] for index in group])
+        replies = await pipe.execute(raise_on_error=False)
+        # Each call reached a node that serves its slot: Redis answers that the Function
+        # is unknown, not that the keys are elsewhere (MOVED) or span slots (CROSSSLOT).
+        assert {str(reply).split(" ")[0] for reply in replies} == {"Function"}, replies[:3]
+    finally:
+        for key in keys:
+            await client.delete(key)
+        await client.aclose()
