@@ -98,8 +98,15 @@ class Workspace:
     def on_cluster(self, url: str) -> Iterator[Workspace]:
         """The same topics and events, with Redis the cluster at ``url`` (workers and the
         harness's own reads alike)."""
+        # Key spaces (and so consumer groups) of their own: a group that drained these
+        # topics before would start from its committed offsets, at their end.
         redis = self.settings.redis.model_copy(
-            update={"url": RedisDsn(url), "cluster": True, "wait_replicas": None}
+            update={
+                "url": RedisDsn(url),
+                "cluster": True,
+                "wait_replicas": None,
+                "key_prefix": f"{self.settings.redis.key_prefix}-cluster",
+            }
         )
         settings = self.settings.model_copy(update={"redis": redis})
         space = replace(self, settings=settings, client=connect_sync(redis))
