@@ -8,7 +8,6 @@ changes nothing; `stack down` stops every node; `stack status` names each one.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from crmstream.errors import StackStartError
 from crmstream.settings import Settings
 from devstack.probe import port_open
 from devstack.process import ManagedProcess
+from devstack.redis import server_config, start_server
 from devstack.tools import require
 
 PRIMARIES = 3
@@ -57,39 +57,23 @@ class ClusterNode:
         return f"{_HOST}:{self.port}"
 
     def config(self) -> str:
-        return (
-            "\n".join(
-                [
-                    f"bind {_HOST}",
-                    f"port {self.port}",
-                    f'dir "{self.home}"',
-                    "daemonize no",
-                    'save ""',
-                    f"appendonly {'yes' if self.settings.stack.redis_appendonly else 'no'}",
-                    "appendfsync everysec",
-                    "maxmemory-policy noeviction",
-                    "cluster-enabled yes",
-                    "cluster-config-file nodes.conf",
-                    # A primary that stops answering is replaced within seconds, not the
-                    # default 15: the failover test and a developer's patience both want it.
-                    "cluster-node-timeout 2000",
-                    # A replica promoted after its primary died is what the engine wants,
-                    # however far behind: the offsets kept with the state catch it up.
-                    "cluster-replica-validity-factor 0",
-                    # One primary gone must not stop the slots the others serve.
-                    "cluster-require-full-coverage no",
-                ]
-            )
-            + "\n"
-        )
+        lines = [
+            *server_config(_HOST, self.port, self.home, self.settings),
+            "cluster-enabled yes",
+            "cluster-config-file nodes.conf",
+            # A primary that stops answering is replaced within seconds, not the default
+            # 15: the failover test and a developer's patience both want it.
+            "cluster-node-timeout 2000",
+            # A replica promoted after its primary died is what the engine wants: the
+            # offsets wait for replicas (handlers/replication.py), so it holds them all.
+            "cluster-replica-validity-factor 0",
+            # One primary gone must not stop the slots the others serve.
+            "cluster-require-full-coverage no",
+        ]
+        return "\n".join(lines) + "\n"
 
     def start(self) -> int:
-        server = require("redis-server")
-        self.home.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(self.conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as conf:
-            conf.write(self.config())
-        return self.process.spawn([server, str(self.conf)])
+        return start_server(self.process, self.conf, self.config())
 
     def answers(self) -> bool:
         if not port_open(_HOST, self.port):

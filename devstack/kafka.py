@@ -48,7 +48,7 @@ log4j.logger.kafka.request.logger=WARN
 
 def default_pom() -> Path:
     """deploy/kafka/pom.xml of the checkout this package runs from."""
-    return Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "pom.xml"
+    return Path(__file__).resolve().parents[1] / "deploy" / "kafka" / "pom.xml"
 
 
 class KafkaBroker:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from crmstream.settings import Settings
 from devstack.process import ManagedProcess
@@ -30,26 +31,36 @@ class RedisServer:
         return f"{self.host}:{self.port}"
 
     def config(self) -> str:
-        lines = [
-            f"bind {self.host}",
-            f"port {self.port}",
-            f'dir "{self.home}"',
-            "daemonize no",
-            'save ""',
-            f"appendonly {'yes' if self.settings.stack.redis_appendonly else 'no'}",
-            "appendfsync everysec",
-            # Profiles, timers and the outbox must never be evicted to make room.
-            "maxmemory-policy noeviction",
-        ]
+        lines = server_config(self.host, self.port, self.home, self.settings)
         if self.settings.redis.password:
             # In a 0600 file rather than on the command line, where `ps` would show it.
             lines.append(f'requirepass "{self.settings.redis.password.get_secret_value()}"')
         return "\n".join(lines) + "\n"
 
     def start(self) -> int:
-        server = require("redis-server")
-        self.home.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as conf:
-            conf.write(self.config())
-        return self.process.spawn([server, str(self.conf)])
+        return start_server(self.process, self.conf, self.config())
+
+
+def server_config(host: str, port: int, home: Path, settings: Settings) -> list[str]:
+    """The lines every redis-server of the stack starts with (a cluster node adds its own)."""
+    return [
+        f"bind {host}",
+        f"port {port}",
+        f'dir "{home}"',
+        "daemonize no",
+        'save ""',
+        f"appendonly {'yes' if settings.stack.redis_appendonly else 'no'}",
+        "appendfsync everysec",
+        # Profiles, timers and the outbox must never be evicted to make room.
+        "maxmemory-policy noeviction",
+    ]
+
+
+def start_server(process: ManagedProcess, conf_path: Path, conf: str) -> int:
+    """Write ``conf`` (mode 0600: it may hold a password) and start redis-server on it."""
+    server = require("redis-server")
+    conf_path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(conf_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(conf)
+    return process.spawn([server, str(conf_path)])
