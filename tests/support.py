@@ -24,7 +24,6 @@ from pydantic import BaseModel, RedisDsn, SecretStr
 
 from crmstream.admin import delete_topics, list_topics
 from crmstream.settings import Settings, StackSettings
-from devstack.probe import port_open
 from devstack.redis import RedisServer
 from handlers.keys import Keys
 from handlers.redis_client import connect_sync
@@ -57,12 +56,25 @@ def free_port() -> int:
 
 def free_port_run(count: int) -> int:
     """The first of ``count`` consecutive free ports whose Redis Cluster bus ports (+10000)
-    are free as well."""
-    for first in range(30_000, 55_000 - count, count):
+    are free as well.
+
+    The search stays below the kernel's ephemeral range (32768 up, by default), where the
+    local end of any outgoing connection may sit; and a port counts as free only if it can
+    be bound, since a connect attempt says nothing of a port held by such a connection."""
+    for first in range(20_000, 22_768 - count, count):
         ports = [*range(first, first + count), *range(first + 10_000, first + 10_000 + count)]
-        if not any(port_open("127.0.0.1", port) for port in ports):
+        if all(_bindable(port) for port in ports):
             return first
     raise AssertionError("no run of free ports for a Redis Cluster")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -126,7 +126,10 @@ class OwnCluster:
         for node in self.cluster.nodes:
             if node.process.running_pid() is None:
                 node.start()
-        assert wait_for(lambda: all(n.answers() for n in self.cluster.nodes), 30, every_s=0.1)
+        nodes = self.cluster.nodes
+        if not wait_for(lambda: all(n.answers() for n in nodes), 30, every_s=0.1):
+            silent = [n for n in nodes if not n.answers()]
+            raise AssertionError("\n".join(f"{n.name}:\n{n.process.log_tail()}" for n in silent))
         self.cluster.form()
 
     def primary_serving(self, key: str) -> ClusterNode:
