@@ -13,7 +13,7 @@ import heapq
 import random
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
@@ -203,6 +203,16 @@ class Simulator:
             answered = delivered + timedelta(days=rng.randint(1, 3))
             survey = {"survey_id": "post-delivery", "score": score, "scale": 5}
             self._event(shopper, answered, "survey.answered", survey)
+
+
+def ending_at(config: SimulationConfig, count: int, end: datetime) -> SimulationConfig:
+    """``config`` moved in time so that the newest of its first ``count`` events is at
+    ``end``. How much time they span is known only by simulating them: the same seed
+    spans the same time from any start, so one dry run measures it."""
+    newest = config.start
+    for event in Simulator(replace(config, live=False)).events(count):
+        newest = datetime.fromisoformat(event["time"])
+    return replace(config, start=config.start + (end - newest))
 
 
 def _rfc3339(at: datetime) -> str:
