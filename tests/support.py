@@ -77,6 +77,22 @@ def _bindable(port: int) -> bool:
         return True
 
 
+def started_worker(settings: Settings, cwd: Path) -> tuple[int, str, float]:
+    """Start a worker and wait for it to give up: exit status, its last line, seconds."""
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "worker"],
+        env={**os.environ, **settings_env(settings)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=cwd,
+    )
+    lines = done.stderr.strip().splitlines()
+    return done.returncode, lines[-1] if lines else "", time.monotonic() - began
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """The CRMSTREAM_* variables that rebuild ``settings`` in a child process."""
     env: dict[str, str] = {}
