@@ -65,7 +65,9 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
     "sent": ("发送", "Sent"),
     "held_out": ("对照组", "Held out"),
     "converted": ("转化", "Converted"),
-    "lift": ("提升 (95% 置信区间)", "Lift (95% interval)"),
+    "lift": ("转化率提升 (95% 置信区间)", "Conversion lift (95% interval)"),
+    # Lift is a difference of two conversion rates: percentage points, not percent.
+    "points": ("个百分点", "pts"),
     "suppressed": ("被拦截", "Suppressed"),
     "upload": ("上传客户表 (CSV 或 Excel)", "Upload a customer sheet (CSV or Excel)"),
     "upload_button": ("检查并导入", "Check and import"),
