@@ -1,7 +1,8 @@
 """The merchant console in a real headless Chromium (Debian's), against the real stack and
 a worker: sign in, look a customer up, read a suppressed trigger in the timeline, page
 through a segment, import a sheet with a bad row; a shop's token never shows another
-shop. The screenshots in the README are taken here."""
+shop. Each step leaves a screenshot in a temporary folder, to look at when one fails (the
+README's are `make screenshots`'s, from the demo's traffic)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -26,19 +28,13 @@ from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from handlers.keys import Keys
 from handlers.redis_client import connect_sync
+from streams.cli.child_worker import settings_env
 from tests.integration.test_profiles import publish
-from tests.support import (
-    api_token,
-    free_port,
-    produce,
-    require_tool,
-    running_worker,
-    settings_env,
-)
+from tests.support import api_token, free_port, produce, require_tool, running_worker
 
 pytestmark = [pytest.mark.single_redis, pytest.mark.slow, pytest.mark.timeout(300)]
 
-SCREENSHOTS = Path(__file__).parents[2] / "docs" / "console"
+SCREENSHOTS = Path(tempfile.gettempdir()) / "crmstream-console-test"
 MEMBERS = [f"c-{n:02d}" for n in range(60)]
 PHONE = "+86 139-0000-1234"
 # A tick reads a local time, or the date where a day begins: 14:30, 3月5日, 5 Mar.

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from crmstream.settings import Settings
-from tests.support import settings_env
+from streams.cli.child_worker import settings_env
 
 pytestmark = pytest.mark.single_redis
 
