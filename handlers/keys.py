@@ -63,8 +63,8 @@ class TriggerKeys(NamedTuple):
 
 
 class SegmentKeys(NamedTuple):
-    """Per trigger shard, the keys of live segments, in the order lua/segments.lua
-    numbers them."""
+    """Per trigger shard, the keys of live segments, by name (functions/segments.py writes
+    them into the Lua)."""
 
     memberships: str = "sg:"  # hash per customer: segment → transitions (odd: a member)
     members: str = "sgm:"  # sorted set per shop and segment: its members, all scored 0
@@ -80,7 +80,6 @@ SEGMENT_KEYS: Final = SegmentKeys()
 # The same, as the Functions take them: one argument each, comma-separated.
 CUSTOMER_SUFFIXES_ARG: Final = ",".join(CUSTOMER_KEYS)
 TRIGGER_SUFFIXES_ARG: Final = ",".join(TRIGGER_KEYS)
-SEGMENT_SUFFIXES_ARG: Final = ",".join(SEGMENT_KEYS)
 # The consumer group the relays read the outboxes with (an erasure withdraws only what
 # it has not read yet).
 RELAY_GROUP: Final = "relay"
@@ -139,18 +138,6 @@ class PartitionKeys:
     walker: str  # string: the worker that owns this partition's walks for now
     offsets: str  # hash: topic → the next offset to read, recorded after a batch is applied
     ops: str  # sorted set: arms and cancels waiting for event time to pass them → event time
-
-    def walk_keys(self) -> tuple[str, str, str, str, str, str, str]:
-        """In the order lua/timers.lua declares them (KEYS[1..7])."""
-        return (
-            self.timers,
-            self.payloads,
-            self.later,
-            self.taken,
-            self.walker,
-            self.offsets,
-            self.ops,
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from crmstream.errors import StateBehindError
 from handlers.functions import FunctionLibrary
 from handlers.functions.offsets import LIBRARY, Advance, AdvanceReply, TopicOffsets
+from handlers.functions.timers import Fence
 from handlers.keys import Keys
 from handlers.redis_client import RedisClient
 from handlers.replication import Replication
@@ -53,14 +54,13 @@ class OffsetStore:
                 found[tp] = int(value)
         return found
 
-    def fence(self, partition: int) -> list[str]:
-        """Pairs of topic, offset last recorded, of ``partition``: what a timer walk checks
+    def fence(self, partition: int) -> list[Fence]:
+        """The offset last recorded of each topic of ``partition``: what a timer walk checks
         Redis still holds before it decides (timers.lua: state_holds)."""
         return [
-            arg
+            Fence(topic, "" if at is None else str(at))
             for (topic, number), at in self._expected.items()
             if number == partition
-            for arg in (topic, "" if at is None else str(at))
         ]
 
     def forget(self, partitions: Iterable[TopicPartition]) -> None:

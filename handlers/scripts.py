@@ -63,12 +63,3 @@ RELEASE: Final = TRIGGER_LIBRARY.function("crm_release")
 GOALS: Final = TRIGGER_LIBRARY.function("crm_goals")
 ERASE: Final = TRIGGER_LIBRARY.function("crm_erase")
 INDEX_PHONES: Final = TRIGGER_LIBRARY.function("crm_phones")
-
-TIMER_LIBRARY: Final = Library.of("timers.lua")
-ARM: Final = TIMER_LIBRARY.function("crm_arm")
-DUE: Final = TIMER_LIBRARY.function("crm_due")
-DONE: Final = TIMER_LIBRARY.function("crm_done")
-LET_GO: Final = TIMER_LIBRARY.function("crm_let_go")
-
-SEGMENT_LIBRARY: Final = Library.of("segments.lua")
-SEGMENTS: Final = SEGMENT_LIBRARY.function("crm_segments")

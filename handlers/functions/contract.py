@@ -1,10 +1,11 @@
 """The contract between Python and the Redis Functions, written once, on this side.
 
 A Function call is a frozen dataclass deriving from :class:`Call`. Its fields, in order,
-are the call's keys (declared with :func:`key`), its header arguments, and at most one
-run of items (declared with :func:`items`), each item a frozen dataclass of scalars and
-keys of its own. What a call returns is another frozen dataclass, its ``Reply``, whose
-fields may hold lists of records (frozen dataclasses again).
+are the call's keys (their metadata ``KEY``: a key, or a dataclass of keys, each by its
+field's name), its header arguments, and at most one run of items (``ITEMS``), each item
+a frozen dataclass of scalars and keys of its own. What a call returns is another frozen
+dataclass, its ``Reply``, whose fields may hold lists of records (frozen dataclasses
+again).
 
 Python lays a call out by its fields and reads a reply back by its fields. Lua does not
 number them either: :func:`lua_layout` writes, for a call, its fields by name and kind,
@@ -32,18 +33,15 @@ from typing import Any, ClassVar, Final, TypeVar, get_args, get_origin, get_type
 from handlers.redis_client import Arg
 
 _ROLE: Final = "contract_role"
-_KIND: Final = {int: "n", bool: "b", str: "s", bytes: "s"}
+_KIND: Final = {bool: "b", int: "n", str: "s", bytes: "s"}  # bool before int: it is one
 R = TypeVar("R", bound="Reply")
 
 
-def key() -> Any:  # noqa: ANN401 -- a dataclass field, typed by its annotation
-    """A field that is a key of the call (KEYS, in field order), not an argument."""
-    return dataclasses.field(metadata={_ROLE: "key"})
-
-
-def items() -> Any:  # noqa: ANN401 -- a dataclass field, typed by its annotation
-    """The call's run of items: a sequence of records, laid out after the header."""
-    return dataclasses.field(metadata={_ROLE: "items"})
+# A field's role, as field metadata: ``x: str = field(metadata=KEY)`` is a key of the call
+# (KEYS, in field order), not an argument; ``xs: Sequence[Item] = field(metadata=ITEMS)``
+# the call's run of items, laid out after the header.
+KEY: Final = {_ROLE: "key"}
+ITEMS: Final = {_ROLE: "items"}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -75,7 +73,10 @@ def _layout(cls: type) -> Layout:
     item: Layout | None = None
     for field in dataclasses.fields(cls):
         role = field.metadata.get(_ROLE)
-        if role == "key":
+        if role == "key" and dataclasses.is_dataclass(hints[field.name]):
+            # A family of keys (handlers/keys.py PartitionKeys): each key by its own name.
+            keys += [key.name for key in dataclasses.fields(hints[field.name])]
+        elif role == "key":
             keys.append(field.name)
         elif role == "items":
             if run is not None:
@@ -83,6 +84,9 @@ def _layout(cls: type) -> Layout:
             run, item = field.name, layout_of(_item_type(hints[field.name]))
         else:
             args.append((field.name, _kind(hints[field.name], cls, field.name)))
+    names = [*keys, *(name for name, _ in args)]
+    if len(set(names)) != len(names):
+        raise TypeError(f"{cls.__name__}: a key and an argument share a name: {names}")
     return Layout(tuple(keys), tuple(args), run, item)
 
 
@@ -121,16 +125,28 @@ class Call:
     def encode(self) -> tuple[list[str], list[Arg]]:
         """KEYS and ARGV: the call's keys, then each item's; the header, then each item's."""
         layout = layout_of(type(self))
-        keys = [getattr(self, name) for name in layout.keys]
+        keys = _keys_of(self)
         args = [_arg(getattr(self, name)) for name, _ in layout.args]
         if layout.items is not None and layout.item is not None:
             for entry in getattr(self, layout.items):
-                keys += [getattr(entry, name) for name in layout.item.keys]
+                keys += _keys_of(entry)
                 args += [_arg(getattr(entry, name)) for name, _ in layout.item.args]
         return keys, args
 
     def decode(self, raw: Any) -> Any:  # noqa: ANN401 -- a Redis reply, typed by REPLY
         return raw if self.REPLY is None else self.REPLY.decode(raw)
+
+
+def _keys_of(record: object) -> list[str]:
+    keys: list[str] = []
+    for field in dataclasses.fields(record):  # type: ignore[arg-type]  # calls are dataclasses
+        if field.metadata.get(_ROLE) == "key":
+            value = getattr(record, field.name)
+            if dataclasses.is_dataclass(value) and not isinstance(value, type):
+                keys += dataclasses.astuple(value)
+            else:
+                keys.append(value)
+    return keys
 
 
 class Reply:

@@ -49,7 +49,9 @@ class Library:
                 "-- Built by handlers/functions/library.py; the layouts and constants below "
                 "are written from Python.",
                 _read("shared.lua"),
-                *(lua_layout(call) for call in calls),
+                *dict.fromkeys(  # a reply two calls share is written once
+                    line for call in calls for line in lua_layout(call).splitlines()
+                ),
                 written,
                 *(_read(part) for part in parts),
             ]
@@ -68,6 +70,13 @@ class Library:
         if call not in self.calls:
             raise ValueError(f"{self.name} has no function {call.FUNCTION}")
         return f"{call.FUNCTION}_{self.version}"
+
+
+def queue_call(pipe: Any, library: Library, call: Call) -> None:  # noqa: ANN401 -- a redis-py pipeline
+    """Queue ``call`` on a pipeline run by :meth:`FunctionLibrary.execute` (its reply comes
+    back raw: ``call.decode`` reads it)."""
+    keys, args = call.encode()
+    fcall(pipe, library.function(type(call)), keys, *args, read_only=call.READ_ONLY)
 
 
 def _read(part: str) -> str:
@@ -134,6 +143,12 @@ class FunctionLibrary:
             keys, args = call.encode()
             fcall(pipe, self._function(call), keys, *args, read_only=call.READ_ONLY)
         return pipe
+
+    def queue(self, pipe: Any, call: Call) -> None:  # noqa: ANN401 -- a redis-py pipeline
+        """Queue ``call`` on a pipeline run by :meth:`execute` (its reply comes back raw:
+        ``call.decode`` reads it)."""
+        keys, args = call.encode()
+        fcall(pipe, self._function(call), keys, *args, read_only=call.READ_ONLY)
 
     async def execute(self, pipe: Any) -> list[Any]:  # noqa: ANN401 -- a redis-py pipeline
         """Run a pipeline of calls queued by hand (the libraries not yet written as

@@ -9,10 +9,10 @@ reads Kafka again from there).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Final
 
-from handlers.functions.contract import Call, Reply, items, key
+from handlers.functions.contract import ITEMS, KEY, Call, Reply
 from handlers.functions.library import Library
 
 
@@ -43,8 +43,10 @@ class Advance(Call):
     LUA: ClassVar[str] = "advance"
     REPLY: ClassVar[type[Reply]] = AdvanceReply
 
-    offsets: str = key()  # the partition's offsets hash: topic → the next offset to read
-    topics: Sequence[TopicOffsets] = items()
+    offsets: str = field(
+        metadata=KEY
+    )  # the partition's offsets hash: topic → the next offset to read
+    topics: Sequence[TopicOffsets] = field(metadata=ITEMS)
 
 
 LIBRARY: Final = Library.build("crmstream_offsets", ["offsets.lua"], [Advance])

@@ -24,7 +24,7 @@ def change_id(shop: str, customer: str, segment: str, transition: int) -> str:
 
 
 def render_change(fields: Fields) -> tuple[bytes, bytes, bytes]:
-    """(key, value, id) of the message for an outbox entry of lua/segments.lua."""
+    """(key, value, id) of the message for an outbox entry of functions/segments.lua."""
     text = {name.decode(): value.decode() for name, value in fields.items()}
     shop, customer, segment = text["shop"], text["customer"], text["segment"]
     transition = int(text["n"])

@@ -3,7 +3,7 @@
 Per batch: one round trip reads the changed profiles (only the sections the
 segment conditions read), one applies the memberships, shard by shard, in a
 Function call that also keeps member lists and sizes and writes the change
-outbox (lua/segments.lua). Memberships are as of now: who is in a segment is a
+outbox (functions/segments.lua). Memberships are as of now: who is in a segment is a
 question about the present, whatever the time of the event that changed it.
 
 Time alone moves the timed segments (days since the last order, sliding
@@ -22,18 +22,17 @@ from datetime import datetime
 from typing import Final
 
 from handlers.functions import FunctionLibrary
-from handlers.keys import SEGMENT_SUFFIXES_ARG, Keys
+from handlers.functions.segments import LIBRARY, ApplySegments, CustomerSegments, SegmentsReply
+from handlers.keys import Keys
 from handlers.profile.encode import epoch_ms
 from handlers.profile.read import SECTIONS, ProfileReader, Stored, build_profile
-from handlers.redis_client import RedisClient, fcall
-from handlers.scripts import SEGMENT_LIBRARY, SEGMENTS
+from handlers.redis_client import RedisClient
 from rules.activation import activation, profile_view
 from rules.expressions import Condition, ConditionError
 from rules.segment_set import CompiledSegment, SegmentSet
 
 log = logging.getLogger("crmstream.segments")
 
-SUFFIXES: Final = SEGMENT_SUFFIXES_ARG
 RECHECK_CAUSE: Final = "recheck"
 _DAY_MS: Final = 86_400_000
 _CHUNK: Final = 1000  # customers per round trip in a pass
@@ -66,7 +65,7 @@ class SegmentStage:
         self.segments = segments
         self._horizon_ms = horizon_days * _DAY_MS
         self.wall = wall  # the clock memberships are as of (tests set it)
-        self._library = FunctionLibrary(client, SEGMENT_LIBRARY, "segment")
+        self._library = FunctionLibrary(client, LIBRARY, "segment")
         self.errors = 0  # conditions that could not be evaluated (logged)
 
     async def on_batch(self, touched: Mapping[Customer, tuple[datetime, str]]) -> int:
@@ -92,19 +91,19 @@ class SegmentStage:
         wanted = SECTIONS if "*" in sections else sections
         work = _Evaluation(chosen, self.segments.program(chosen), frozenset(wanted), now_ms)
         stored = await self.reader.read_stored(list(customers), wanted)
-        header = self.segments.header
-        by_shard: defaultdict[str, list[str | int]] = defaultdict(list)
+        by_shard: defaultdict[str, list[CustomerSegments]] = defaultdict(list)
         for (shop, who), touch in customers.items():
             state = stored.get((shop, who))
             flags = self._flags(shop, who, state, work)
-            gone = "1" if state is None else "0"
-            by_shard[self.keys.trigger_shard(shop, who)] += [
-                shop, who, now_ms, touch.last_event_ms, flags, touch.cause, gone,
-            ]  # fmt: skip
-        pipe = self.client.pipeline(transaction=False)
-        for base, args in by_shard.items():
-            fcall(pipe, SEGMENTS, [base], SUFFIXES, header, *args)
-        return sum(int(changes) for changes in await self._library.execute(pipe))
+            by_shard[self.keys.trigger_shard(shop, who)].append(
+                CustomerSegments(
+                    shop, who, now_ms, touch.last_event_ms, flags, touch.cause, state is None
+                )
+            )
+        header = self.segments.header
+        calls = [ApplySegments(base, header, each) for base, each in by_shard.items()]
+        replies: list[SegmentsReply] = await self._library.run(calls)
+        return sum(reply.changes for reply in replies)
 
     def _flags(self, shop: str, who: str, stored: Stored | None, work: _Evaluation) -> str:
         """One character per segment of the set: 1 in, 0 out, - not evaluated (or failed)."""

@@ -18,10 +18,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from crmstream.privacy import phone_hash
+from handlers.functions.library import queue_call
+from handlers.functions.timers import LIBRARY as TIMER_LIBRARY
+from handlers.functions.timers import Arm
 from handlers.keys import RELAY_GROUP, TRIGGER_SUFFIXES_ARG, Keys
 from handlers.profile.encode import epoch_ms
 from handlers.redis_client import fcall
-from handlers.scripts import ARM, ERASE, INDEX_PHONES
+from handlers.scripts import ERASE, INDEX_PHONES
 from handlers.triggers.members import erase_op, timer_member
 from schemas.events import (
     CustomerErasureRequested,
@@ -113,9 +116,7 @@ def _erase(
     if absence:
         # The timers, their values and the marks of when each was last armed go in their
         # turn, after the arms and cancels before the erasure.
-        at_ms, ops = epoch_ms(event.time), []
-        for rule in absence:
-            member = timer_member(rule, shop, customer)
-            ops += erase_op(member, at_ms, event_id=event.id)
-        walk_keys = keys.partition(partition).walk_keys()
-        fcall(pipe, ARM, walk_keys, *ops)
+        at_ms = epoch_ms(event.time)
+        ops = [erase_op(timer_member(rule, shop, customer), at_ms, event_id=event.id)
+               for rule in absence]  # fmt: skip
+        queue_call(pipe, TIMER_LIBRARY, Arm(keys.partition(partition), ops))

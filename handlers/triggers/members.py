@@ -1,4 +1,4 @@
-"""Names and values of a partition's timing entries (lua/timers.lua keeps them).
+"""Names and values of a partition's timing entries (functions/timers.lua keeps them).
 
 Three kinds, each in a sorted set of the partition's, scored by event time:
 
@@ -20,9 +20,10 @@ from typing import Any, Final
 
 import orjson
 
-ABSENCE: Final = "t"
-PUT_OFF: Final = "e"
-PUT_OFF_TIMER_OP: Final = "d"
+from handlers.functions.timers import Entry, Op, PutOff
+
+ABSENCE: Final = Entry.ABSENCE.value
+PUT_OFF: Final = Entry.PUT_OFF.value
 
 
 def timer_member(rule_id: str, shop: str, customer: str) -> str:
@@ -42,7 +43,8 @@ def parse_member(member: str) -> tuple[str, str, str, str]:
 
 
 def timer_value(deadline: int, armed_at: int, armed: dict[str, Any]) -> bytes:
-    """What a timer holds: its deadline and arming time first (lua/triggers.lua reads them)."""
+    """What a timer holds: its deadline and arming time first (functions/timers.lua reads
+    them)."""
     return f"{deadline}\n{armed_at}\n".encode() + orjson.dumps(armed)
 
 
@@ -51,25 +53,23 @@ def read_timer_value(value: bytes) -> tuple[int, dict[str, Any]]:
     return int(deadline), orjson.loads(armed)
 
 
-def arm_op(member: str, value: bytes, rearm: bool, *, event_id: str) -> list[str | int | bytes]:
+def arm_op(member: str, value: bytes, rearm: bool, *, event_id: str) -> PutOff:
     """An event arms ``member``: applied once its partition's event time passes it."""
     at_ms = value.split(b"\n", 2)[1].decode()
-    return _put_off("A", member, int(at_ms), event_id, f"{1 if rearm else 0}\n".encode() + value)
+    return _put_off(Op.ARM, member, int(at_ms), event_id, f"{1 if rearm else 0}\n".encode() + value)
 
 
-def cancel_op(member: str, at_ms: int, *, event_id: str) -> list[str | int | bytes]:
+def cancel_op(member: str, at_ms: int, *, event_id: str) -> PutOff:
     """An event cancels ``member`` if it falls in its window; applied like arm_op."""
-    return _put_off("C", member, at_ms, event_id, str(at_ms).encode())
+    return _put_off(Op.CANCEL, member, at_ms, event_id, str(at_ms).encode())
 
 
-def erase_op(member: str, at_ms: int, *, event_id: str) -> list[str | int | bytes]:
+def erase_op(member: str, at_ms: int, *, event_id: str) -> PutOff:
     """An erasure takes ``member`` and the mark of when it was last armed, in its turn
     among the customer's arms and cancels."""
-    return _put_off("X", member, at_ms, event_id, b"")
+    return _put_off(Op.ERASE, member, at_ms, event_id, b"")
 
 
-def _put_off(
-    kind: str, member: str, at_ms: int, event_id: str, tail: bytes
-) -> list[str | int | bytes]:
-    name = f"{PUT_OFF_TIMER_OP}\x1f{member[2:]}\x1f{event_id}\x1f{kind}"
-    return [name, at_ms, f"{kind}\n{member}\n".encode() + tail]
+def _put_off(kind: Op, member: str, at_ms: int, event_id: str, tail: bytes) -> PutOff:
+    name = f"{Entry.OP}\x1f{member[2:]}\x1f{event_id}\x1f{kind}"
+    return PutOff(name, at_ms, f"{kind}\n{member}\n".encode() + tail)

@@ -18,11 +18,14 @@ from typing import Any
 from crmstream.logcontext import where
 from crmstream.settings import TriggerSettings
 from handlers.functions import FunctionLibrary
+from handlers.functions.contract import Call
+from handlers.functions.timers import LIBRARY as TIMER_LIBRARY
+from handlers.functions.timers import Arm, PutOff
 from handlers.keys import TRIGGER_SUFFIXES_ARG, Keys
 from handlers.profile.encode import contact_free, epoch_ms
 from handlers.profile.read import SECTIONS, Profile, ProfileReader, build_profile
 from handlers.redis_client import RedisClient, fcall
-from handlers.scripts import ARM, EMIT, GOALS, TIMER_LIBRARY, TRIGGER_LIBRARY
+from handlers.scripts import EMIT, GOALS, TRIGGER_LIBRARY
 from handlers.triggers import decide
 from handlers.triggers.clock import StreamTime
 from handlers.triggers.decide import Candidate
@@ -104,6 +107,9 @@ class TriggerStage:
     async def execute(self, pipe: Any) -> list[Any]:  # noqa: ANN401 -- a redis-py pipeline
         return await self._library.execute(pipe)
 
+    async def run(self, calls: Sequence[Call]) -> list[Any]:
+        return await self._library.run(calls)
+
     async def on_events(
         self, events: Sequence[Envelope], partitions: Sequence[int] | None = None
     ) -> Counter[str]:
@@ -145,7 +151,7 @@ class TriggerStage:
             ops = work.timer_ops[partition]
             for rule in rules.cancelling.get(kind, ()):
                 member = timer_member(rule.rule.id, shop, customer)
-                ops += cancel_op(member, at_ms, event_id=event.id)
+                ops.append(cancel_op(member, at_ms, event_id=event.id))
             state = stored.get((shop, customer))
             if state is None:
                 continue  # forgotten on request since: nothing to send
@@ -207,7 +213,7 @@ class TriggerStage:
         profile: Profile,
         *,
         shard: ShardWork,
-        ops: list[str | int | bytes],
+        ops: list[PutOff],
         put_off: bool,
         outcomes: Counter[str],
     ) -> None:
@@ -226,7 +232,7 @@ class TriggerStage:
             if put_off:
                 # Behind on this partition: decided once its event time has passed this
                 # event (handlers/triggers/timers.py), with everything before it known.
-                ops += self._deferred(rule, event, at_ms)
+                ops.append(self._deferred(rule, event, at_ms))
                 outcomes["deferred"] += 1
                 continue
             candidate = self.event_candidate(rule, event, at_ms, profile, context, outcomes)
@@ -234,7 +240,7 @@ class TriggerStage:
                 shard.candidates.append(candidate)
         for rule in rules.arming.get(kind, ()):
             if self._holds(rule, context, event, outcomes):
-                ops += self._timer(rule, event, at_ms, context)
+                ops.append(self._timer(rule, event, at_ms, context))
                 outcomes["armed"] += 1
 
     def event_candidate(  # noqa: PLR0917 -- one rule over one event and its profile
@@ -266,12 +272,12 @@ class TriggerStage:
             daily_cap=self.settings.daily_cap,
         )
 
-    def _deferred(self, rule: CompiledRule, event: Envelope, at_ms: int) -> list[str | int | bytes]:
+    def _deferred(self, rule: CompiledRule, event: Envelope, at_ms: int) -> PutOff:
         member = deferred_member(rule.rule.id, event.shop, event.who, event.id)
         # Kept in Redis until decided: contact details only as their keyed hashes.
         kept = contact_free(event, self._hash_key)
         armed = {"version": rule.rule.version, "event": kept.model_dump_json()}
-        return [member, at_ms, timer_value(at_ms, at_ms, armed)]
+        return PutOff(member, at_ms, timer_value(at_ms, at_ms, armed))
 
     def _holds(
         self,
@@ -308,7 +314,7 @@ class TriggerStage:
         event: Envelope,
         at_ms: int,
         context: Mapping[str, Any],
-    ) -> list[str | int | bytes]:
+    ) -> PutOff:
         absence = rule.rule.absence
         armed = {
             "version": rule.rule.version,
@@ -333,8 +339,7 @@ class TriggerStage:
         widest = self.rules.widest_goal_ms
         for partition, ops in work.timer_ops.items():
             if ops:
-                keys = self.keys.partition(partition).walk_keys()
-                fcall(pipe, ARM, keys, *ops)
+                self._library.queue(pipe, Arm(self.keys.partition(partition), ops))
                 queued += 1
         now_ms = self.wall_ms()
         for base, shard in work.shards.items():

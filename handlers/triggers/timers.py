@@ -1,10 +1,10 @@
 """Due timers and put-off decisions become triggers; held triggers leave quiet hours.
 
 A partition's timers and put-off decisions are walked by the worker that owns
-the partition, in event-time order (lua/timers.lua: due), up to the partition's
+the partition, in event-time order (functions/timers.lua: due), up to the partition's
 own event time (handlers/triggers/clock.py): no other worker's progress matters.
 A trigger is emitted under an id fixed by what armed it, and only then is its
-entry removed (lua/timers.lua: done), so a walk repeated after a crash produces
+entry removed (functions/timers.lua: done), so a walk repeated after a crash produces
 no second trigger. A rebalance waits for the walk in flight before it hands the
 partition over (``let_go``).
 """
@@ -20,9 +20,10 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from crmstream import metrics
+from handlers.functions.timers import Decided, Done, Due, DueReply, Fence, LetGo
 from handlers.profile.read import Profile, build_profile
 from handlers.redis_client import fcall
-from handlers.scripts import DONE, DUE, LET_GO, RELEASE
+from handlers.scripts import RELEASE
 from handlers.triggers import decide
 from handlers.triggers.clock import StreamTime
 from handlers.triggers.decide import Candidate
@@ -47,7 +48,7 @@ _HOLD_MS: Final = 5_000
 # so that arms and cancels keep pace with a busy partition and other chores still get a turn.
 _ROUNDS: Final = 20
 
-Due = tuple[str, int, dict[str, Any]]  # member, deadline (or event time), what armed it
+DueTimer = tuple[str, int, dict[str, Any]]  # member, deadline (or event time), what armed it
 
 
 class TimerPump:
@@ -58,7 +59,7 @@ class TimerPump:
         *,
         limit: int,
         worker: str,
-        fence: Callable[[int], list[str]] = lambda _partition: [],
+        fence: Callable[[int], list[Fence]] = lambda _partition: [],
         settle: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._stage = stage
@@ -113,11 +114,7 @@ class TimerPump:
             if not taken:
                 return
             stage = self._stage
-            pipe = stage.client.pipeline(transaction=False)
-            for partition in taken:
-                keys = stage.keys.partition(partition).walk_keys()
-                fcall(pipe, LET_GO, keys, self._worker)
-            await stage.execute(pipe)
+            await stage.run([LetGo(stage.keys.partition(p), self._worker) for p in taken])
 
     async def _walk(
         self, partitions: list[int] | None, *, read_up_to: bool
@@ -133,31 +130,37 @@ class TimerPump:
             if not owned:
                 return Counter(), {}
             stage = self._stage
-            pipe = stage.client.pipeline(transaction=False)
-            for partition in owned:
-                now_ms = time_.read_up_to_ms(partition) if read_up_to else time_.due_ms(partition)
-                keys = stage.keys.partition(partition).walk_keys()
-                fence = self._fence(partition)
-                fcall(pipe, DUE, keys, now_ms, self._limit, self._worker, _HOLD_MS, *fence)
-            due: dict[int, list[Due]] = {}
+            walks = [
+                Due(
+                    stage.keys.partition(partition),
+                    now_ms=time_.read_up_to_ms(partition)
+                    if read_up_to
+                    else time_.due_ms(partition),
+                    limit=self._limit,
+                    worker=self._worker,
+                    hold_ms=_HOLD_MS,
+                    fence=self._fence(partition),
+                )
+                for partition in owned
+            ]
+            due: dict[int, list[DueTimer]] = {}
             waiting: dict[int, tuple[bool, int]] = {}
             outcomes: Counter[str] = Counter()
-            for partition, reply in zip(owned, await stage.execute(pipe), strict=True):
-                *entries, cut, later, cancelled = reply
-                if int(cancelled):
-                    outcomes["cancelled"] += int(cancelled)
-                if int(cut) < 0:
+            replies: list[DueReply] = await stage.run(walks)
+            for partition, reply in zip(owned, replies, strict=True):
+                if reply.cancelled:
+                    outcomes["cancelled"] += reply.cancelled
+                if reply.state_lost:
                     # Read again from where Redis stands (the consumer finds it so before its
                     # next batch): until then, nothing of this partition's is decided.
                     log.warning("partition %d: its state lost writes; no timer walked", partition)
-                    waiting[partition] = (False, int(later))
+                    waiting[partition] = (False, reply.waiting)
                     continue
-                waiting[partition] = (bool(int(cut)), int(later))
-                for position in range(0, len(entries), 2):
-                    if entries[position + 1]:
-                        deadline, armed = read_timer_value(entries[position + 1])
-                        member = entries[position].decode()
-                        due.setdefault(partition, []).append((member, deadline, armed))
+                waiting[partition] = (reply.cut_short, reply.waiting)
+                for entry in reply.entries:
+                    if entry.value:
+                        deadline, armed = read_timer_value(entry.value)
+                        due.setdefault(partition, []).append((entry.member, deadline, armed))
             if not due:
                 return +outcomes, waiting
             outcomes.update(
@@ -167,15 +170,18 @@ class TimerPump:
             # do the entries go.
             if self._settle is not None:
                 await self._settle()
-            pipe = stage.client.pipeline(transaction=False)
-            for partition, entries in due.items():
-                done = [arg for member, deadline, _ in entries for arg in (member, deadline)]
-                keys = stage.keys.partition(partition).walk_keys()
-                fcall(pipe, DONE, keys, *done)
-            await stage.execute(pipe)
+            await stage.run(
+                [
+                    Done(
+                        stage.keys.partition(partition),
+                        [Decided(member, deadline) for member, deadline, _ in entries],
+                    )
+                    for partition, entries in due.items()
+                ]
+            )
             return outcomes, waiting
 
-    async def _decide(self, due: list[Due]) -> Counter[str]:
+    async def _decide(self, due: list[DueTimer]) -> Counter[str]:
         stage = self._stage
         members = [parse_member(member) for member, _, _ in due]
         rules = [rule for _, rule_id, _, _ in members if (rule := stage.rules.get(rule_id))]

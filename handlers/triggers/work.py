@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from crmstream import metrics
+from handlers.functions.timers import PutOff
 from handlers.triggers.decide import Candidate
 
 # What the trigger functions answer → the outcome label of crmstream_triggers_total.
@@ -34,12 +35,10 @@ class ShardWork:
 @dataclass
 class BatchWork:
     """What a batch, a walk or a schedule pass is to do: per trigger shard, and per
-    partition the timer operations in event-time order (lua/timers.lua arm)."""
+    partition the entries to put off (functions/timers.py Arm)."""
 
     shards: defaultdict[str, ShardWork] = field(default_factory=lambda: defaultdict(ShardWork))
-    timer_ops: defaultdict[int, list[str | int | bytes]] = field(
-        default_factory=lambda: defaultdict(list)
-    )
+    timer_ops: defaultdict[int, list[PutOff]] = field(default_factory=lambda: defaultdict(list))
 
 
 def count_decisions(

@@ -15,11 +15,12 @@ from crmstream.errors import StateBehindError
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from handlers.functions import FunctionLibrary
+from handlers.functions.timers import LIBRARY as TIMER_LIBRARY
+from handlers.functions.timers import Due, DueEntry, DueReply, Fence
 from handlers.keys import Keys
 from handlers.offsets import OffsetStore
 from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect, connect_sync
-from handlers.scripts import DUE, TIMER_LIBRARY
 from handlers.triggers.members import timer_member, timer_value
 from tests.integration.test_profiles import converge, publish, simulated
 from tests.support import running_worker, text, wipe_redis
@@ -113,26 +114,26 @@ async def test_a_timer_walk_decides_nothing_on_a_redis_that_lost_writes(settings
     not fire it by the time read before; the partition is read again first."""
     client = connect(settings.redis)
     keys = Keys(settings.redis.key_prefix)
-    walk_keys = keys.partition(0).walk_keys()
     library = FunctionLibrary(client, TIMER_LIBRARY, "timers")
     member = timer_member("cart-abandoned", "tea-house", "c1")
 
-    async def walk(*fence: str) -> list[object]:
-        pipe = client.pipeline(transaction=False)
-        pipe.fcall(DUE, len(walk_keys), *walk_keys, 10_000, 100, "w1", 5_000, *fence)
-        return list((await library.execute(pipe))[0])
+    async def walk(*fence: Fence) -> DueReply:
+        (reply,) = await library.run([Due(keys.partition(0), 10_000, 100, "w1", 5_000, fence)])
+        assert isinstance(reply, DueReply)
+        return reply
 
     try:
         await client.zadd(keys.partition(0).timers, {member: 5_000})
         await client.hset(keys.partition(0).payloads, member, timer_value(5_000, 1_000, {}))
         await client.hset(keys.partition(0).offsets, mapping={"cart": 6, "order": 9})
-        assert await walk("cart", "7", "order", "9") == [-1, 0, 0]  # cart lost a write
-        assert await walk("cart", "6", "order", "") == [
-            member.encode(),
-            timer_value(5_000, 1_000, {}),
-            0,
-            1,  # taken, until the walker is done with it
-            0,
-        ]
+        lost = await walk(Fence("cart", "7"), Fence("order", "9"))  # cart lost a write
+        assert lost == DueReply([], cut_short=False, state_lost=True, waiting=0, cancelled=0)
+        assert await walk(Fence("cart", "6"), Fence("order", "")) == DueReply(
+            [DueEntry(member, timer_value(5_000, 1_000, {}))],
+            cut_short=False,
+            state_lost=False,
+            waiting=1,  # taken, until the walker is done with it
+            cancelled=0,
+        )
     finally:
         await client.aclose()

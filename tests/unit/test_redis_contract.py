@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from handlers.keys import CUSTOMER_KEYS, SEGMENT_KEYS, TRIGGER_KEYS, Keys
+from handlers.keys import CUSTOMER_KEYS, SEGMENT_KEYS, TRIGGER_KEYS
 
 LUA = Path(__file__).parents[2] / "handlers" / "lua"
 _CONSTANTS = re.compile(r"^local ([A-Z_, ]+) = ([0-9, ]+)$", re.MULTILINE)
@@ -29,8 +29,6 @@ def lua_constants(file: str, prefix: str) -> dict[str, int]:
     [
         ("profile.lua", "K_", CUSTOMER_KEYS._fields),
         ("triggers.lua", "S_", TRIGGER_KEYS._fields),
-        ("segments.lua", "S_", SEGMENT_KEYS._fields),
-        ("timers.lua", "K_", tuple(Keys("p").partition(0).__dataclass_fields__)),
     ],
 )
 def test_lua_numbers_each_key_as_python_names_it(
