@@ -1,5 +1,5 @@
 """Finding a customer by phone number, through the keyed hash the phone index keeps
-(lua/triggers.lua index_phones): the number itself is never stored."""
+(functions/upkeep.lua index_phones): the number itself is never stored."""
 
 from __future__ import annotations
 

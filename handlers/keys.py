@@ -45,8 +45,8 @@ class CustomerKeys(NamedTuple):
 
 
 class TriggerKeys(NamedTuple):
-    """The suffixes of one trigger shard's keys, by name, in the order lua/triggers.lua
-    numbers them; the per-customer ones (ending in ":") continue with "<shop>:<customer>"."""
+    """The suffixes of one trigger shard's keys, by name (functions/triggers.py writes them
+    into the Lua); the per-customer ones (ending in ":") continue with "<shop>:<customer>"."""
 
     outbox: str = "outbox"  # stream: triggers waiting for the relay
     held: str = "held"  # sorted set: trigger held by quiet hours → release (ms)
@@ -79,7 +79,6 @@ TRIGGER_KEYS: Final = TriggerKeys()
 SEGMENT_KEYS: Final = SegmentKeys()
 # The same, as the Functions take them: one argument each, comma-separated.
 CUSTOMER_SUFFIXES_ARG: Final = ",".join(CUSTOMER_KEYS)
-TRIGGER_SUFFIXES_ARG: Final = ",".join(TRIGGER_KEYS)
 # The consumer group the relays read the outboxes with (an erasure withdraws only what
 # it has not read yet).
 RELAY_GROUP: Final = "relay"
@@ -283,7 +282,7 @@ class Keys:
         return self.trigger_shard(shop, customer) + TRIGGER_KEYS.fired + f"{shop}:{customer}"
 
     def decision_log(self, shop: str, customer: str) -> str:
-        """List: the customer's last decisions, newest first (lua/triggers.lua log_decision)."""
+        """List: the customer's last decisions, newest first (triggers.lua log_decision)."""
         return self.trigger_shard(shop, customer) + TRIGGER_KEYS.decision_log + f"{shop}:{customer}"
 
     def phones(self, shard_base: str) -> str:

@@ -3,7 +3,7 @@
 Lift is the difference of two conversion rates, sent minus held out, with a 95%
 confidence interval from the two-proportion z-test's unpooled (Wald) standard
 error, and the test's two-sided p-value from the pooled one. Pure arithmetic on
-counts: the counts themselves are kept in Redis (lua/triggers.lua).
+counts: the counts themselves are kept in Redis (functions/emit.lua).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Final
 
 Z_95: Final = NormalDist().inv_cdf(0.975)
 
-# Outcomes a rule's decisions are counted under (lua/triggers.lua emit and goals).
+# Outcomes a rule's decisions are counted under (functions/emit.lua and upkeep.lua).
 SENT, HELD, HOLDOUT = "sent", "held", "holdout"
 SUPPRESSED: Final = ("consent", "cooldown", "capped", "expired")
 CONVERTED, CONVERTED_HOLDOUT = "converted", "converted_holdout"

@@ -59,7 +59,7 @@ class CompiledSegment:
 
 @dataclass(frozen=True)
 class SegmentSet:
-    """Enabled segments in a fixed order (the flags of lua/segments.lua follow it)."""
+    """Enabled segments in a fixed order (the flags of functions/segments.lua follow it)."""
 
     segments: tuple[CompiledSegment, ...]
     sections: frozenset[str] = field(init=False)  # of the profile, to build for them
@@ -68,7 +68,7 @@ class SegmentSet:
     # to CEL once, not once per segment, which is most of what a segment costs.
     together: Condition | None = field(init=False)
     timed_together: Condition | None = field(init=False)
-    # What lua/segments.lua is told of the set ("id:version,…"), and each one's flag position.
+    # What functions/segments.lua is told of the set ("id:version,…"), and each one's flag position.
     header: str = field(init=False)
     positions: dict[str, int] = field(init=False)
 

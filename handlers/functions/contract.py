@@ -27,7 +27,7 @@ import re
 import types
 import typing
 from collections.abc import Sequence
-from enum import Enum, IntEnum
+from enum import Enum, IntEnum, StrEnum
 from typing import Any, ClassVar, Final, TypeVar, get_args, get_origin, get_type_hints
 
 from handlers.redis_client import Arg
@@ -182,6 +182,8 @@ def _scalar(hint: Any, raw: Any) -> Any:  # noqa: ANN401 -- a type hint and a Re
         return raw in (1, b"1", "1")
     if hint is int or (isinstance(hint, type) and issubclass(hint, IntEnum)):
         return hint(int(raw))
+    if isinstance(hint, type) and issubclass(hint, StrEnum):
+        return hint(raw.decode() if isinstance(raw, bytes) else raw)
     if hint is str:
         return raw.decode() if isinstance(raw, bytes) else str(raw)
     if hint is bytes:

@@ -23,7 +23,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from crmstream.metrics import RedisTimer
 from handlers.functions.contract import Call, lua_layout
-from handlers.redis_client import RedisClient, fcall
+from handlers.redis_client import Arg, RedisClient, fcall
 
 log = logging.getLogger("crmstream.functions")
 
@@ -37,6 +37,7 @@ class Library:
     version: str
     calls: tuple[type[Call], ...]
     parts: tuple[str, ...]
+    written: str  # what its module wrote besides the layouts
 
     @classmethod
     def build(
@@ -63,7 +64,7 @@ class Library:
             for call in calls
         ]
         source = "\n".join([f"#!lua name={name}_{version}", body, *registered]) + "\n"
-        return cls(f"{name}_{version}", source, version, tuple(calls), tuple(parts))
+        return cls(f"{name}_{version}", source, version, tuple(calls), tuple(parts), written)
 
     def function(self, call: type[Call]) -> str:
         """The name ``call``'s Function is registered under (raises if not this library's)."""
@@ -112,33 +113,37 @@ class FunctionLibrary:
                 return library.function(type(call))
         raise ValueError(f"{self._name} has no function {call.FUNCTION}")
 
-    async def run(self, calls: Sequence[Call]) -> list[Any]:
+    async def run(self, calls: Sequence[Call], commands: Sequence[Sequence[Arg]] = ()) -> list[Any]:
         """The calls, in one pipeline (one round trip per node), each reply decoded; the
         libraries are loaded first if Redis lost them (restarted without persistence,
-        or flushed). The calls must be safe to repeat."""
-        if not calls:
+        or flushed). ``commands``: plain writes sent first in the same round trip, their
+        replies dropped. All must be safe to repeat."""
+        if not calls and not commands:
             return []
         if not self._loaded:
             await self.load()
         started = time.perf_counter()
         try:
             try:
-                raw = await self._pipeline(calls).execute()
+                raw = await self._pipeline(calls, commands).execute()
             except ResponseError as exc:
                 if "Function not found" not in str(exc):
                     raise
                 log.warning("%s functions missing in Redis; loading them again", self._name)
                 await self.load()
-                raw = await self._pipeline(calls).execute()
+                raw = await self._pipeline(calls, commands).execute()
         except (RedisError, OSError):
             self._timer.failed()
             raise
         finally:
             self._timer.observe(time.perf_counter() - started)
-        return [call.decode(reply) for call, reply in zip(calls, raw, strict=True)]
+        replies = raw[len(commands) :]
+        return [call.decode(reply) for call, reply in zip(calls, replies, strict=True)]
 
-    def _pipeline(self, calls: Sequence[Call]) -> Any:  # noqa: ANN401 -- a redis-py pipeline
+    def _pipeline(self, calls: Sequence[Call], commands: Sequence[Sequence[Arg]]) -> Any:  # noqa: ANN401 -- a redis-py pipeline
         pipe = self._client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
         for call in calls:
             keys, args = call.encode()
             fcall(pipe, self._function(call), keys, *args, read_only=call.READ_ONLY)

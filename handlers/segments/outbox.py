@@ -47,5 +47,5 @@ def render_change(fields: Fields) -> tuple[bytes, bytes, bytes]:
 
 
 def render_trigger(fields: Fields) -> tuple[bytes, bytes, bytes]:
-    """(key, value, id) of a trigger outbox entry: stored ready to send (lua/triggers.lua)."""
+    """(key, value, id) of a trigger outbox entry: stored ready to send (functions/emit.lua)."""
     return fields[b"key"], fields[b"event"], fields[b"id"]

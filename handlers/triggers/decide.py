@@ -3,20 +3,20 @@
 Consent and the channel are chosen here from the profile; quiet hours, the cap's
 local day and the holdout share are worked out here too, because they depend only
 on the customer's timezone and ids. What needs shared state (dedup, cooldown,
-cap counts) is decided atomically in Redis (lua/triggers.lua).
+cap counts) is decided atomically in Redis (functions/emit.lua).
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
+from handlers.functions.triggers import Candidate
 from rules.loader import CompiledRule
 from rules.model import QuietHours, parse_clock
 from schemas.triggers import MatchedCondition, Trigger, TriggerData
@@ -25,36 +25,6 @@ from schemas.triggers import MatchedCondition, Trigger, TriggerData
 TRIGGER_NAMESPACE: Final = uuid.UUID("6f1d7c9e-2b1a-5d0e-9a3c-63726d747267")
 _CHANNEL_CONSENT: Final = {"sms": "sms", "email": "email", "push": "push"}
 _FALLBACK_ZONE: Final = ZoneInfo("Asia/Shanghai")
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A trigger the rules want, before the shared guards (lua/triggers.lua: emit)."""
-
-    trigger_id: str
-    who: str  # "shop:customer": the outbox key, and the customer's part of the guard keys
-    rule_id: str
-    at_ms: int
-    cooldown_ms: int
-    channel: str  # "" when consent refused it: counted as suppressed, nothing sent
-    cap_day: str
-    cap: int
-    release_at_ms: int
-    payload: bytes
-    holdout: bool = False
-    goal_key: str = ""  # what converts it (rules/loader.py GoalSpec), within goal_window_ms
-    goal_window_ms: int = 0
-    expires_at_ms: int = 0  # decided after this, it is recorded as expired (0: never)
-    why: bytes = b"{}"  # the decision log's account of it (handlers/triggers/decisions.py)
-
-    def args(self) -> list[str | int | bytes]:
-        """The 15 fields lua/triggers.lua emit reads per candidate, in its order."""
-        return [
-            self.trigger_id, self.who, self.rule_id, self.at_ms, self.cooldown_ms, self.channel,
-            self.cap_day, self.cap, self.release_at_ms, self.payload,
-            "1" if self.holdout else "0", self.goal_key, self.goal_window_ms, self.expires_at_ms,
-            self.why,
-        ]  # fmt: skip
 
 
 def trigger_id(rule: CompiledRule, shop: str, customer: str, occurrence: str) -> str:

@@ -7,7 +7,7 @@ number (the console finds them by it). An index may hold a stale entry (a change
 birthday, an erased customer); the scheduler checks each against the profile
 and drops what no longer holds, so the events never need the old value.
 
-An erasure also takes the customer's trigger state (lua/triggers.lua erase): fired
+An erasure also takes the customer's trigger state (functions/upkeep.lua erase): fired
 ids, cooldowns, caps, conversion state, triggers held for quiet hours or not yet read
 by the relay, index entries; and, in their turn, the customer's absence timers.
 """
@@ -15,16 +15,15 @@ by the relay, index entries; and, in their turn, the customer's absence timers.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from dataclasses import dataclass, field
 
 from crmstream.privacy import phone_hash
-from handlers.functions.library import queue_call
-from handlers.functions.timers import LIBRARY as TIMER_LIBRARY
+from handlers.functions.contract import Call
 from handlers.functions.timers import Arm
-from handlers.keys import RELAY_GROUP, TRIGGER_SUFFIXES_ARG, Keys
+from handlers.functions.triggers import Erase, IndexPhones, Phone, ScheduleIndex
+from handlers.keys import RELAY_GROUP, Keys
 from handlers.profile.encode import epoch_ms
-from handlers.redis_client import fcall
-from handlers.scripts import ERASE, INDEX_PHONES
+from handlers.redis_client import Arg
 from handlers.triggers.members import erase_op, timer_member
 from schemas.events import (
     CustomerErasureRequested,
@@ -46,16 +45,25 @@ INDEXED_TYPES = frozenset(
 )
 
 
-def queue_index_updates(
-    pipe: Any,  # noqa: ANN401 -- a redis-py pipeline
+@dataclass
+class IndexWork:
+    """What a batch's events change in the indexes: plain writes, and Function calls (the
+    phone index, erasures), sent with the batch's trigger work."""
+
+    commands: list[tuple[Arg, ...]] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
+
+
+def index_updates(
     keys: Keys,
     events: Sequence[tuple[Envelope, int]],
     absence_rules: Iterable[str],
     hash_key: bytes | None = None,
-) -> None:
+) -> IndexWork:
     """``events``: each with the partition it was read from (where its timers live).
     ``hash_key`` hashes a phone number that came in clear, for the phone index."""
     absence = list(absence_rules)
+    work = IndexWork()
     for event, partition in events:
         if event.subject is None or event.type not in INDEXED_TYPES:  # type: ignore[attr-defined]
             continue
@@ -63,22 +71,22 @@ def queue_index_updates(
         base, who = keys.trigger_shard(shop, customer), f"{shop}:{customer}"
         match event:
             case CustomerRegistered() | CustomerUpdated():
-                _index_facts(pipe, keys, event, hash_key)
+                _index_facts(work, keys, event, hash_key)
             case OrderPlaced():
-                pipe.zadd(
-                    keys.schedule_index(base, "dormant"), {who: epoch_ms(event.time)}, gt=True
-                )
+                dormant = keys.schedule_index(base, "dormant")
+                work.commands.append(("ZADD", dormant, "GT", epoch_ms(event.time), who))
             case OrderDelivered():
-                at = epoch_ms(event.time)
-                pipe.zadd(keys.schedule_index(base, "after_delivery"), {who: at}, gt=True)
+                delivered = keys.schedule_index(base, "after_delivery")
+                work.commands.append(("ZADD", delivered, "GT", epoch_ms(event.time), who))
             case CustomerErasureRequested():
-                _erase(pipe, keys, event, partition, absence)
+                _erase(work, keys, event, partition, absence)
             case _:
                 pass
+    return work
 
 
 def _index_facts(
-    pipe: Any,  # noqa: ANN401 -- a redis-py pipeline
+    work: IndexWork,
     keys: Keys,
     event: CustomerRegistered | CustomerUpdated,
     hash_key: bytes | None,
@@ -86,20 +94,20 @@ def _index_facts(
     who = f"{event.shop}:{event.who}"
     base = keys.trigger_shard(event.shop, event.who)
     if isinstance(event, CustomerRegistered):
-        pipe.sadd(keys.schedule_index(base, "holiday"), who)
+        work.commands.append(("SADD", keys.schedule_index(base, "holiday"), who))
     phone = event.data.phone_hash
     if phone is None and event.data.phone is not None and hash_key is not None:
         phone = phone_hash(hash_key, event.data.phone)
     if phone is not None:
-        fcall(pipe, INDEX_PHONES, [base], TRIGGER_SUFFIXES_ARG, who, phone)
+        work.calls.append(IndexPhones(base, [Phone(who, phone)]))
     birthday = event.data.birthday
     if birthday is not None:
         mmdd = f"{birthday.month:02d}{birthday.day:02d}"
-        pipe.sadd(keys.schedule_index(base, "birthday", mmdd), who)
+        work.commands.append(("SADD", keys.schedule_index(base, "birthday", mmdd), who))
 
 
 def _erase(
-    pipe: Any,  # noqa: ANN401 -- a redis-py pipeline
+    work: IndexWork,
     keys: Keys,
     event: CustomerErasureRequested,
     partition: int,
@@ -108,15 +116,13 @@ def _erase(
     shop, customer = event.shop, event.who
     base = keys.trigger_shard(shop, customer)
     sets, sorted_sets = keys.erasure_indexes(base)
-    erasure_keys = [base, *sets, *sorted_sets]
-    fcall(
-        pipe, ERASE, erasure_keys,
-        TRIGGER_SUFFIXES_ARG, f"{shop}:{customer}", RELAY_GROUP, len(sets),
-    )  # fmt: skip
+    indexes = [ScheduleIndex(key, is_set=True) for key in sets]
+    indexes += [ScheduleIndex(key, is_set=False) for key in sorted_sets]
+    work.calls.append(Erase(base, f"{shop}:{customer}", RELAY_GROUP, indexes))
     if absence:
         # The timers, their values and the marks of when each was last armed go in their
         # turn, after the arms and cancels before the erasure.
         at_ms = epoch_ms(event.time)
         ops = [erase_op(timer_member(rule, shop, customer), at_ms, event_id=event.id)
                for rule in absence]  # fmt: skip
-        queue_call(pipe, TIMER_LIBRARY, Arm(keys.partition(partition), ops))
+        work.calls.append(Arm(keys.partition(partition), ops))

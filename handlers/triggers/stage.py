@@ -3,7 +3,7 @@
 Per batch, whatever its size, it costs two round trips: one reads the profiles
 of the customers whose events some rule listens to, one runs the guards and
 writes the outbox, timers and cancellations, shard by shard
-(lua/triggers.lua). Rules see the profile as of the end of their batch.
+(functions/emit.lua). Rules see the profile as of the end of their batch.
 """
 
 from __future__ import annotations
@@ -21,15 +21,15 @@ from handlers.functions import FunctionLibrary
 from handlers.functions.contract import Call
 from handlers.functions.timers import LIBRARY as TIMER_LIBRARY
 from handlers.functions.timers import Arm, PutOff
-from handlers.keys import TRIGGER_SUFFIXES_ARG, Keys
+from handlers.functions.triggers import LIBRARY as TRIGGER_LIBRARY
+from handlers.functions.triggers import Candidate, Emit, GoalEvent, Goals
+from handlers.keys import Keys
 from handlers.profile.encode import contact_free, epoch_ms
 from handlers.profile.read import SECTIONS, Profile, ProfileReader, build_profile
-from handlers.redis_client import RedisClient, fcall
-from handlers.scripts import EMIT, GOALS, TRIGGER_LIBRARY
+from handlers.redis_client import RedisClient
 from handlers.triggers import decide
 from handlers.triggers.clock import StreamTime
-from handlers.triggers.decide import Candidate
-from handlers.triggers.indexes import INDEXED_TYPES, queue_index_updates
+from handlers.triggers.indexes import INDEXED_TYPES, IndexWork, index_updates
 from handlers.triggers.members import (
     arm_op,
     cancel_op,
@@ -46,7 +46,6 @@ from schemas.events import Envelope
 
 log = logging.getLogger("crmstream.triggers")
 
-SUFFIXES = TRIGGER_SUFFIXES_ARG
 _DAY_MS = 86_400_000
 
 
@@ -103,9 +102,6 @@ class TriggerStage:
         self._hash_key = hash_key
         self.fired_window_ms = settings.fired_window_days * _DAY_MS
         self._library = FunctionLibrary(client, (TRIGGER_LIBRARY, TIMER_LIBRARY), "trigger")
-
-    async def execute(self, pipe: Any) -> list[Any]:  # noqa: ANN401 -- a redis-py pipeline
-        return await self._library.execute(pipe)
 
     async def run(self, calls: Sequence[Call]) -> list[Any]:
         return await self._library.run(calls)
@@ -170,9 +166,8 @@ class TriggerStage:
             self._evaluate(
                 event, at_ms, profile, shard=shard, ops=ops, put_off=put_off, outcomes=outcomes,
             )  # fmt: skip
-        pipe = self.client.pipeline(transaction=False)
-        queue_index_updates(pipe, self.keys, indexed, rules.absence_ids, self._hash_key)
-        outcomes.update(await self.submit(work, pipe))
+        indexing = index_updates(self.keys, indexed, rules.absence_ids, self._hash_key)
+        outcomes.update(await self.submit(work, indexing))
         return outcomes
 
     def _deciding(self, kind: str, deferring: bool) -> tuple[CompiledRule, ...]:
@@ -204,7 +199,8 @@ class TriggerStage:
                         )  # fmt: skip
                         continue
                 shard = work[self.keys.trigger_shard(event.shop, event.subject)]
-                shard.goal_ops += [f"{event.shop}:{event.subject}", spec.key, at_ms, event.id]
+                who = f"{event.shop}:{event.subject}"
+                shard.goal_events.append(GoalEvent(who, spec.key, at_ms, event.id))
 
     def _evaluate(
         self,
@@ -329,36 +325,32 @@ class TriggerStage:
         # Arms and cancels wait for the partition's event time, and meet in their order.
         return arm_op(member, value, absence.rearm, event_id=event.id)
 
-    async def submit(self, work: BatchWork, pipe: Any = None) -> Counter[str]:  # noqa: ANN401 -- a redis-py pipeline
-        """One round trip: the timer operations of every partition, then the candidates and
-        goals of every shard (after whatever ``pipe`` already holds)."""
-        if pipe is None:
-            pipe = self.client.pipeline(transaction=False)
-        emits: list[tuple[int, list[Candidate]]] = []
-        queued = len(pipe)
-        widest = self.rules.widest_goal_ms
-        for partition, ops in work.timer_ops.items():
-            if ops:
-                self._library.queue(pipe, Arm(self.keys.partition(partition), ops))
-                queued += 1
+    async def submit(self, work: BatchWork, indexing: IndexWork | None = None) -> Counter[str]:
+        """One round trip: the index writes, the entries each partition puts off, then the
+        candidates and goals of every shard."""
+        calls: list[Call] = list(indexing.calls) if indexing is not None else []
+        calls += [
+            Arm(self.keys.partition(partition), ops)
+            for partition, ops in work.timer_ops.items()
+            if ops
+        ]
         now_ms = self.wall_ms()
+        emits: list[tuple[int, list[Candidate]]] = []
         for base, shard in work.shards.items():
             if shard.candidates:
-                args = [arg for c in shard.candidates for arg in c.args()]
-                fcall(
-                    pipe, EMIT, [base], self.fired_window_ms, SUFFIXES, now_ms,
-                    self.settings.decision_log, *args,
+                emits.append((len(calls), shard.candidates))
+                calls.append(
+                    Emit(base, self.fired_window_ms, now_ms, self.settings.decision_log,
+                         shard.candidates)
                 )  # fmt: skip
-                emits.append((queued, shard.candidates))
-                queued += 1
-            if shard.goal_ops:
+            if shard.goal_events:
                 # After the emits: a trigger of this batch before its goal converts at once.
-                fcall(pipe, GOALS, [base], SUFFIXES, widest, *shard.goal_ops)
-                queued += 1
+                calls.append(Goals(base, self.rules.widest_goal_ms, shard.goal_events))
         outcomes: Counter[str] = Counter()
-        if not queued:
+        commands = indexing.commands if indexing is not None else []
+        if not calls and not commands:
             return outcomes
-        replies = await self.execute(pipe)
+        replies = await self._library.run(calls, commands)
         for position, candidates in emits:
-            count_decisions(candidates, replies[position], outcomes)
+            count_decisions(candidates, replies[position].decisions, outcomes)
         return +outcomes

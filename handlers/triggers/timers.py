@@ -21,15 +21,13 @@ from typing import Any, Final
 
 from crmstream import metrics
 from handlers.functions.timers import Decided, Done, Due, DueReply, Fence, LetGo
+from handlers.functions.triggers import Candidate, Release, Released
 from handlers.profile.read import Profile, build_profile
-from handlers.redis_client import fcall
-from handlers.scripts import RELEASE
 from handlers.triggers import decide
 from handlers.triggers.clock import StreamTime
-from handlers.triggers.decide import Candidate
 from handlers.triggers.members import PUT_OFF, parse_member, read_timer_value
 from handlers.triggers.reasons import absence_reason
-from handlers.triggers.stage import SUFFIXES, TriggerStage, profile_sections
+from handlers.triggers.stage import TriggerStage, profile_sections
 from handlers.triggers.work import BatchWork
 from rules.activation import activation, event_view, profile_view
 from rules.loader import CompiledRule
@@ -267,10 +265,10 @@ class TimerPump:
     async def release_held(self, now_ms: int) -> int:
         """Held triggers whose quiet hours are over go to the outbox; returns how many."""
         stage = self._stage
-        pipe = stage.client.pipeline(transaction=False)
-        for base in stage.keys.trigger_shards():
-            fcall(
-                pipe, RELEASE, [base], SUFFIXES, now_ms, self._limit,
-                stage.settings.decision_log, stage.fired_window_ms,
-            )  # fmt: skip
-        return sum(int(n) for n in await stage.execute(pipe))
+        settings = stage.settings
+        releases = [
+            Release(base, now_ms, self._limit, settings.decision_log, stage.fired_window_ms)
+            for base in stage.keys.trigger_shards()
+        ]
+        replies: list[Released] = await stage.run(releases)
+        return sum(reply.released for reply in replies)

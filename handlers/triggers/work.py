@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from crmstream import metrics
 from handlers.functions.timers import PutOff
-from handlers.triggers.decide import Candidate
+from handlers.functions.triggers import Candidate, Decision, GoalEvent
 
 # What the trigger functions answer → the outcome label of crmstream_triggers_total.
 OUTCOME_LABEL = {
@@ -25,11 +25,11 @@ OUTCOME_LABEL = {
 
 @dataclass
 class ShardWork:
-    """What one trigger shard is to do (lua/triggers.lua)."""
+    """What one trigger shard is to do (functions/triggers.py Emit and Goals)."""
 
     candidates: list[Candidate] = field(default_factory=list)
-    # Goal events (who, goal, at, event id): what converts the triggers sent before them.
-    goal_ops: list[str | int] = field(default_factory=list)
+    # What converts the triggers sent before them.
+    goal_events: list[GoalEvent] = field(default_factory=list)
 
 
 @dataclass
@@ -42,15 +42,15 @@ class BatchWork:
 
 
 def count_decisions(
-    candidates: Sequence[Candidate], statuses: Sequence[bytes], outcomes: Counter[str]
+    candidates: Sequence[Candidate], decisions: Sequence[Decision], outcomes: Counter[str]
 ) -> None:
     """What the guards decided, into ``outcomes`` and crmstream_triggers_total."""
     decided: Counter[tuple[str, str, str]] = Counter()
-    for candidate, status in zip(candidates, statuses, strict=True):
-        name = status.decode()
-        if name == "sent" and candidate.holdout:
+    for candidate, decision in zip(candidates, decisions, strict=True):
+        name = decision.value
+        if decision is Decision.SENT and candidate.holdout:
             name = "holdout"
-        if name == "skipped":  # refused for want of consent
+        if decision is Decision.SKIPPED:  # refused for want of consent
             name = "consent"
             outcomes["no_consent"] += 1
         else:

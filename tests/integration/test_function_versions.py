@@ -5,40 +5,43 @@ from __future__ import annotations
 import pytest
 
 from crmstream.settings import Settings
-from handlers.keys import TRIGGER_SUFFIXES_ARG, Keys
+from handlers.functions import Library
+from handlers.functions.offsets import Advance
+from handlers.functions.triggers import LIBRARY, Emit, EmitReply
+from handlers.keys import Keys
 from handlers.redis_client import connect
-from handlers.scripts import EMIT, TRIGGER_LIBRARY, Library
 
-SUFFIXES = TRIGGER_SUFFIXES_ARG
+
+def build(comment: str) -> Library:
+    """This library again, with ``comment`` added: another version of the same code."""
+    return Library.build("crmstream_triggers", LIBRARY.parts, LIBRARY.calls,
+                         LIBRARY.written + "\n" + comment)  # fmt: skip
 
 
 def test_a_library_and_its_functions_are_named_by_their_source() -> None:
-    changed = Library.from_text(TRIGGER_LIBRARY.source.replace("_" + TRIGGER_LIBRARY.version, ""))
-    assert changed.name == TRIGGER_LIBRARY.name  # the same source: the same names
-    other = Library.from_text(
-        TRIGGER_LIBRARY.source.replace("_" + TRIGGER_LIBRARY.version, "") + "\n-- next\n"
-    )
-    assert other.name != TRIGGER_LIBRARY.name
-    assert other.function("crm_emit") != EMIT
+    one, same, other = build("-- one"), build("-- one"), build("-- two")
+    assert (one.name, one.function(Emit)) == (same.name, same.function(Emit))
+    assert one.name != other.name
+    assert one.function(Emit) != other.function(Emit)
+    assert one.function(Emit).startswith("crm_emit_")
     with pytest.raises(ValueError, match="has no function"):
-        TRIGGER_LIBRARY.function("crm_nothing")
+        one.function(Advance)  # the offsets library's
 
 
 async def test_two_versions_loaded_side_by_side_both_answer(settings: Settings) -> None:
     client = connect(settings.redis)
-    base = Keys(settings.redis.key_prefix).trigger_shard_base(0)
-    unversioned = TRIGGER_LIBRARY.source.replace("_" + TRIGGER_LIBRARY.version, "")
-    # The next version changed what emit answers: its callers expect something else.
-    nxt = Library.from_text(unversioned.replace("return statuses", "return {'next'}"))
+    shard = Keys(settings.redis.key_prefix).trigger_shard_base(0)
+    this, following = LIBRARY, build("-- the following version")
+    call = Emit(shard, fired_window_ms=1, now_ms=0, log_size=50, candidates=[])
+    keys, args = call.encode()
     try:
-        await client.function_load(TRIGGER_LIBRARY.source, replace=True)
-        await client.function_load(nxt.source, replace=True)
+        await client.function_load(this.source, replace=True)
+        await client.function_load(following.source, replace=True)
         # Loading this version again (a worker restarting, a backtest) replaces only itself.
-        await client.function_load(TRIGGER_LIBRARY.source, replace=True)
-        assert await client.fcall(EMIT, 1, base, 0, SUFFIXES, 0, 50) == []
-        assert await client.fcall(nxt.function("crm_emit"), 1, base, 0, SUFFIXES, 0, 50) == [
-            b"next"
-        ]
+        await client.function_load(this.source, replace=True)
+        for library in (this, following):
+            raw = await client.fcall(library.function(Emit), len(keys), *keys, *args)
+            assert call.decode(raw) == EmitReply(decisions=[])
     finally:
-        await client.function_delete(nxt.name)
+        await client.function_delete(following.name)
         await client.aclose()

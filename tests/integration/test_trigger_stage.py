@@ -15,8 +15,8 @@ import pytest
 from crmstream.settings import Settings
 from handlers.customer_export import export_customer
 from handlers.customer_lookup import customer_by_phone
+from handlers.functions.triggers import LIBRARY as TRIGGER_LIBRARY
 from handlers.pipeline import ProfilesAndTriggers
-from handlers.scripts import TRIGGER_LIBRARY
 from handlers.segments.read import SegmentReader
 from handlers.triggers.decisions import DecisionReader
 from handlers.triggers.stats import read_rule_stats

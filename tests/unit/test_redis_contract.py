@@ -28,7 +28,6 @@ def lua_constants(file: str, prefix: str) -> dict[str, int]:
     ("file", "prefix", "names"),
     [
         ("profile.lua", "K_", CUSTOMER_KEYS._fields),
-        ("triggers.lua", "S_", TRIGGER_KEYS._fields),
     ],
 )
 def test_lua_numbers_each_key_as_python_names_it(
