@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 export CRMSTREAM_STACK_STATE_DIR ?= $(CURDIR)/.crmstream/state
 export CRMSTREAM_STACK_CACHE_DIR ?= $(CURDIR)/.crmstream/cache
 
-.PHONY: demo test test-cluster faults lint stack stack-cluster stack-down install system-deps clean
+.PHONY: demo test test-cluster faults lint stack stack-cluster stack-down install system-deps clean screenshots
 
 # What points the engine and the tests at the local Redis Cluster (stack up --redis-cluster).
 ON_CLUSTER := CRMSTREAM_REDIS_CLUSTER=true CRMSTREAM_REDIS_URL=redis://127.0.0.1:7000/0
@@ -28,6 +28,11 @@ test: lint stack stack-cluster
 # The integration suite and the whole fault suite on the local Redis Cluster.
 test-cluster: lint stack stack-cluster
 	$(ON_CLUSTER) $(BIN)/pytest -m "not single_redis" tests/integration tests/faults
+
+# The README's console screenshots (docs/console/), from the demo's traffic; tests never
+# write there.
+screenshots: stack
+	$(BIN)/python -m tools.screenshots
 
 # Fault injection (tests/faults): workers killed, rebalanced, Redis and the broker restarted.
 faults: stack

@@ -7,7 +7,7 @@ from importlib.resources import files
 
 from aiohttp import web
 
-from console import auth, backtests, customers, imports, shop_pages
+from console import auth, backtests, customers, imports, overview, shop_pages
 from console.context import CONSOLE_KEY, Console, render
 from console.i18n import translator
 from crmstream.settings import Settings
@@ -50,7 +50,7 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_get("/signin", auth.sign_in_page)
     app.router.add_post("/signin", auth.sign_in)
     app.router.add_post("/signout", auth.sign_out)
-    app.router.add_get("/", shop_pages.overview)
+    app.router.add_get("/", overview.overview)
     app.router.add_get("/customers", customers.find)
     app.router.add_get("/customers/{customer}", customers.customer)
     app.router.add_get("/segments", shop_pages.segments)

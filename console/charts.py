@@ -7,6 +7,9 @@ from html import escape
 
 from markupsafe import Markup
 
+from console.buckets import Series
+from console.time_axis import TimeAxis
+
 _ROW = 22
 _LABEL = 320
 _BAR = 320
@@ -36,26 +39,58 @@ def bars(title: str, rows: Sequence[tuple[str, float]]) -> Markup:
     return Markup("".join(parts))  # noqa: S704 -- every value above is escaped
 
 
-def columns(title: str, values: Sequence[float], first_label: str, last_label: str) -> Markup:
-    """A column per value, oldest first, with the first and last moments named below."""
-    width, height, gap = 420, 110, 1
-    top = max(values, default=0) or 1
-    step = width / max(len(values), 1)
+# A time chart: room for the scale on the left, the caption above, ticks and clock below.
+_LEFT, _PLOT_W, _RIGHT = 40, 440, 12
+_TOP, _PLOT_H, _BELOW = 26, 100, 40
+_EMPTY_STUB = 2  # an empty bucket's mark on the baseline: there, and nothing in it
+_GRID, _MUTED = "#d5dbe2", "#5b6775"
+
+
+def time_columns(chart_id: str, caption: str, series: Series, axis: TimeAxis) -> Markup:
+    """A column per bucket, oldest first, over a time axis with labelled ticks; an empty
+    bucket keeps its place as a stub on the baseline; the last, still filling, is paler.
+    The scale's top is the tallest column, and is not drawn when there is none."""
+    counts = series.counts
+    top = max(counts, default=0)
+    step = _PLOT_W / max(len(counts), 1)
+    base = _TOP + _PLOT_H
+    width = _LEFT + _PLOT_W + _RIGHT
     parts = [
-        f'<svg class="chart" role="img" aria-label="{escape(title)}" width="{width + 60}" '
-        f'height="{height + 24}" xmlns="http://www.w3.org/2000/svg">',
-        f"<title>{escape(title)}</title>",
-        f'<text x="{width + 4}" y="12">{top:g}</text>',
+        f'<svg id="{escape(chart_id)}" class="chart time-chart" role="img" '
+        f'aria-label="{escape(caption)}" width="{width}" height="{base + _BELOW}" '
+        'xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(caption)}</title>",
+        f'<text class="caption" x="0" y="14">{escape(caption)}</text>',
+        f'<text class="scale" x="{_LEFT - 6}" y="{base + 4}" text-anchor="end">0</text>',
     ]
-    for n, value in enumerate(values):
-        bar = height * value / top
+    if top:
+        parts += [
+            f'<line x1="{_LEFT}" y1="{_TOP}" x2="{_LEFT + _PLOT_W}" y2="{_TOP}" '
+            f'stroke="{_GRID}" stroke-dasharray="3 3"/>',
+            f'<text class="scale" x="{_LEFT - 6}" y="{_TOP + 4}" text-anchor="end">{top}</text>',
+        ]
+    for tick in axis.ticks:
+        x = _LEFT + tick.index * step
         parts.append(
-            f'<rect x="{n * step:.1f}" y="{height - bar:.1f}" width="{max(step - gap, 1):.1f}" '
-            f'height="{bar:.1f}" fill="{_PALETTE[0]}"><title>{value:g}</title></rect>'
+            f'<g class="tick"><line x1="{x:.1f}" y1="{_TOP}" x2="{x:.1f}" y2="{base + 4}" '
+            f'stroke="{_GRID}"/><text x="{x:.1f}" y="{base + 17}" text-anchor="middle">'
+            f"{escape(tick.label)}</text></g>"
+        )
+    last = len(counts) - 1
+    for n, (count, label) in enumerate(zip(counts, axis.bucket_labels, strict=True)):
+        height = _PLOT_H * count / top if count else _EMPTY_STUB
+        color = _PALETTE[0] if count else _GRID
+        paler = ' fill-opacity="0.55"' if n == last else ""
+        parts.append(
+            f'<rect class="bucket" data-count="{count}" x="{_LEFT + n * step:.1f}" '
+            f'y="{base - height:.1f}" width="{max(step - 1, 1):.1f}" height="{height:.1f}" '
+            f'fill="{color}"{paler}><title>{escape(label)} · {count}</title></rect>'
         )
     parts += [
-        f'<text x="0" y="{height + 18}">{escape(first_label)}</text>',
-        f'<text x="{width}" y="{height + 18}" text-anchor="end">{escape(last_label)}</text>',
+        f'<line x1="{_LEFT}" y1="{base}" x2="{_LEFT + _PLOT_W}" y2="{base}" stroke="{_MUTED}"/>',
+        f'<text class="zone" x="{_LEFT}" y="{base + 34}">{escape(axis.zone)}</text>',
+        f'<text class="now" x="{_LEFT + _PLOT_W}" y="{base + 34}" text-anchor="end">'
+        f"{escape(axis.now)}</text>",
         "</svg>",
     ]
     return Markup("".join(parts))  # noqa: S704 -- every value above is escaped

@@ -58,16 +58,23 @@ async def customer(request: web.Request) -> web.StreamResponse:
 
 def timeline(profile: dict[str, Any], decisions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Decisions and the moments the profile remembers, newest first. A decision reads
-    at its occurrence's time; what the customer did, at when they last did it."""
-    entries: list[dict[str, Any]] = [
-        {
-            **entry,
-            "kind": "decision",
-            "at": iso(entry["at"]),
-            "release_at": iso(entry.get("release_at")),
-        }
-        for entry in decisions
-    ]
+    at its occurrence's time, a release at when it went out; what the customer did, at
+    when they last did it."""
+    # A release logs only its trigger: the rule, channel and reason are its hold's.
+    held = {entry["trigger_id"]: entry for entry in decisions if entry["outcome"] == "held"}
+    entries: list[dict[str, Any]] = []
+    for logged in decisions:
+        entry = logged
+        if entry["outcome"] == "released":
+            entry = {**held.get(entry["trigger_id"], {}), **entry, "at": entry["decided_at"]}
+        entries.append(
+            {
+                **entry,
+                "kind": "decision",
+                "at": iso(entry.get("at", entry["decided_at"])),
+                "release_at": iso(entry.get("release_at")),
+            }
+        )
     for name in RECENCY:
         moment = profile["recency"].get(name)
         if moment is not None:

@@ -56,6 +56,8 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
     "rule": ("规则", "Rule"),
     "description": ("说明", "Description"),
     "trigger": ("触发", "Trigger"),
+    "goal": ("转化目标", "Counts as converted"),
+    "always": ("无（总是满足）", "none (always met)"),
     "condition": ("条件", "Condition"),
     "channels": ("渠道", "Channels"),
     "limits": ("限制", "Limits"),
@@ -63,7 +65,9 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
     "sent": ("发送", "Sent"),
     "held_out": ("对照组", "Held out"),
     "converted": ("转化", "Converted"),
-    "lift": ("提升 (95% 置信区间)", "Lift (95% interval)"),
+    "lift": ("转化率提升 (95% 置信区间)", "Conversion lift (95% interval)"),
+    # Lift is a difference of two conversion rates: percentage points, not percent.
+    "points": ("个百分点", "pts"),
     "suppressed": ("被拦截", "Suppressed"),
     "upload": ("上传客户表 (CSV 或 Excel)", "Upload a customer sheet (CSV or Excel)"),
     "upload_button": ("检查并导入", "Check and import"),
@@ -121,6 +125,10 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
     "dead_letters_per_minute": ("近一小时每分钟死信数", "Dead letters per minute, last hour"),
     "dead_letters_per_hour": ("近一天每小时死信数", "Dead letters per hour, last day"),
     "now": ("现在", "now"),
+    "now_at": ("现在 {clock}", "now {clock}"),
+    "time_zone": ("时区 {zone}", "time zone {zone}"),
+    "chart_total": ("{title}（共 {total}）", "{title} ({total} in all)"),
+    "month_day": ("{month}月{day}日", "{day} {month_name}"),
     "until": ("直到", "until"),
     "error": ("出错了", "Something went wrong"),
     "error_text": (
@@ -129,6 +137,36 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
     ),
     "not_found": ("页面不存在。", "There is no such page."),
     "at": ("时间", "When"),
+    # A rule in the merchant's words (console/rule_words.py puts these together).
+    "rule_on_event": ("{event}时", "{event}"),
+    "rule_absence": ("{after}后 {within}内未{missing}", "{after}, {missing} within {within}"),
+    "rule_at_clock": ("每天 {clock}（客户当地时间）", "at {clock} (customer’s local time)"),
+    "rule_birthday": ("生日当天", "on their birthday"),
+    "rule_holiday": ("节日当天：{dates}", "on the holidays {dates}"),
+    "rule_dormant": ("连续 {span}未下单", "after {span} without an order"),
+    "rule_after_delivery": ("签收 {span}后", "{span} after a delivery"),
+    "rule_cooldown": ("冷却 {span}", "cooldown {span}"),
+    "rule_quiet_hours": ("免打扰 {start}–{end}", "quiet hours {start}–{end}"),
+    "rule_quiet_hours_void": (
+        "免打扰起止都是 {start}，不生效",
+        "quiet hours start and end at {start}: none in effect",
+    ),
+    "rule_holdout": (
+        "{share} 对照组（不发送，用于衡量效果）",
+        "{share} held out as a control group",
+    ),
+    "rule_max_age": ("延迟超过 {span}则不再发送", "not sent if more than {span} late"),
+    "rule_marketing": (
+        "营销消息：需客户同意营销及该渠道，每个渠道每天最多 {cap} 条",
+        "marketing: needs consent to marketing and to the channel; at most {cap} a day per channel",
+    ),
+    "rule_transactional": (
+        "服务消息：无需营销授权，不计入每日上限",
+        "service message: needs no marketing consent, outside the daily cap",
+    ),
+    "rule_goal": ("{span}内{event}", "{event} within {span}"),
+    "list_separator": ("、", ", "),
+    "clause_separator": ("，", ", "),
     "outcome": ("结果", "Outcome"),
     "reason": ("原因", "Reason"),
 }
@@ -157,6 +195,49 @@ RECENCY: Final[dict[str, tuple[str, str]]] = {
     "last_review": ("最近评价", "last review"),
 }
 
+# Event types as a merchant says them: (Chinese, English, English for "it did not happen";
+# Chinese says that with 未 before the same words).
+EVENTS: Final[dict[str, tuple[str, str, str]]] = {
+    "item.viewed": ("浏览商品", "item viewed", "no item viewed"),
+    "item.favorited": ("收藏商品", "item favourited", "no item favourited"),
+    "search.performed": ("搜索", "search made", "no search"),
+    "cart.item_added": ("加购", "cart item added", "nothing added to the cart"),
+    "cart.item_removed": ("移出购物车", "cart item removed", "nothing removed from the cart"),
+    "cart.cleared": ("清空购物车", "cart cleared", "cart not cleared"),
+    "order.placed": ("下单", "order placed", "no order"),
+    "order.paid": ("付款", "order paid", "no payment"),
+    "order.shipped": ("发货", "order shipped", "nothing shipped"),
+    "order.delivered": ("签收", "order delivered", "no delivery"),
+    "order.cancelled": ("取消订单", "order cancelled", "no cancellation"),
+    "order.refunded": ("退款", "order refunded", "no refund"),
+    "review.posted": ("发表评价", "review posted", "no review"),
+    "customer.registered": ("注册", "customer registered", "no registration"),
+    "customer.updated": ("更新资料", "customer details updated", "no update of details"),
+    "customer.identified": ("识别身份", "customer identified", "not identified"),
+    "survey.answered": ("回答问卷", "survey answered", "no survey answer"),
+    "customer.erasure_requested": ("申请删除数据", "erasure requested", "no erasure request"),
+}
+
+CHANNELS: Final[dict[str, tuple[str, str]]] = {
+    "sms": ("短信", "SMS"),
+    "email": ("邮件", "e-mail"),
+    "push": ("推送", "push"),
+    "coupon": ("优惠券", "coupon"),
+    "in_app": ("站内信", "in-app message"),
+    "service_desk": ("客服工单", "service desk"),
+}
+
+# Units of a duration: (Chinese, English for one, English for more).
+UNITS: Final[dict[str, tuple[str, str, str]]] = {
+    "d": ("天", "day", "days"),
+    "h": ("小时", "hour", "hours"),
+    "m": ("分钟", "minute", "minutes"),
+    "s": ("秒", "second", "seconds"),
+}
+
+# Months in English dates ("5 Mar"); Chinese writes the number (3月5日).
+MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
 
 def language_of(asked: str | None) -> str:
     return asked if asked in LANGUAGES else DEFAULT
@@ -179,3 +260,23 @@ def outcome_label(language: str, outcome: str) -> str:
 
 def recency_label(language: str, name: str) -> str:
     return RECENCY[name][LANGUAGES.index(language_of(language))]
+
+
+def event_label(language: str, event_type: str, *, happened: bool = True) -> str:
+    """An event type in words; one the table does not know keeps its own name."""
+    words = EVENTS.get(event_type)
+    if words is None:
+        return event_type
+    if language_of(language) == "zh":
+        return words[0]
+    return words[1] if happened else words[2]
+
+
+def channel_label(language: str, channel: str) -> str:
+    labels = CHANNELS.get(channel)
+    return channel if labels is None else labels[LANGUAGES.index(language_of(language))]
+
+
+def month_day_label(language: str, month: int, day: int) -> str:
+    """1 Jan / 1月1日; a month out of the calendar is the caller's to refuse."""
+    return translator(language)("month_day", month=month, day=day, month_name=MONTHS[month - 1])

@@ -1,77 +1,23 @@
-"""The shop-wide pages: the overview, segments with their members, and the rules."""
+"""The shop-wide pages besides the overview: segments with their members, and the rules."""
 
 from __future__ import annotations
 
 import csv
 import io
-import time
-from collections import Counter
-from collections.abc import Mapping
 from typing import Final
 from urllib.parse import quote
 
 from aiohttp import web
 
-from console.charts import bars, columns
+from console.charts import bars
 from console.context import console_of, grant_of, language, render
 from console.i18n import outcome_label, translator
-from handlers.flow import shop_minutes, trigger_minutes
+from console.rule_words import channels_words, goal_words, limits_sentence, when_words
 from handlers.pipeline import load_rule_set
 from handlers.triggers.stats import read_rule_stats
 from rules.lift import SUPPRESSED
 
 PAGE: Final = 50
-
-
-def _last_hour_and_day(minutes: Mapping[int, int], now: float) -> tuple[list[float], list[float]]:
-    """Per minute over the last hour, and per hour over the last day, oldest first."""
-    this_minute = int(now) // 60
-    last_hour = [float(minutes.get(m, 0)) for m in range(this_minute - 59, this_minute + 1)]
-    this_hour = this_minute // 60
-    last_day = [
-        float(sum(minutes.get(hour * 60 + m, 0) for m in range(60)))
-        for hour in range(this_hour - 23, this_hour + 1)
-    ]
-    return last_hour, last_day
-
-
-async def overview(request: web.Request) -> web.StreamResponse:
-    console, shop, lang = console_of(request), grant_of(request).shop, language(request)
-    t = translator(lang)
-    client, keys, now = console.client, console.keys, time.time()
-    sizes = await console.segments.sizes(shop)
-    stats = await read_rule_stats(client, keys, shop)
-    by_outcome = [
-        (f"{entry.rule} · {outcome_label(lang, outcome)}", float(count))
-        for entry in stats
-        for outcome, count in sorted(entry.counts.items())
-        if count
-    ]
-    decided: Counter[int] = Counter()
-    for (_outcome, minute), count in (await trigger_minutes(client, keys, shop, now)).items():
-        decided[minute] += count
-    charts = []
-    for title, minutes in (
-        ("events", await shop_minutes(client, keys, shop, now)),
-        ("decisions", decided),
-        ("dead_letters", await shop_minutes(client, keys, shop, now, keys.dead_letter_minutes)),
-    ):
-        last_hour, last_day = _last_hour_and_day(minutes, now)
-        charts.append(
-            {
-                "id": title,
-                "total": int(sum(last_day)),
-                "hour": columns(t(f"{title}_per_minute"), last_hour, "-60 min", t("now")),
-                "day": columns(t(f"{title}_per_hour"), last_day, "-24 h", t("now")),
-            }
-        )
-    return render(
-        request,
-        "overview.html",
-        charts=charts,
-        sizes_chart=bars(t("segment_sizes"), [(name, float(n)) for name, n in sizes.items()]),
-        triggers_chart=bars(t("triggers_by_rule"), by_outcome),
-    )
 
 
 async def segments(request: web.Request) -> web.StreamResponse:
@@ -124,9 +70,10 @@ async def segment_csv(request: web.Request) -> web.StreamResponse:
 
 
 async def rules(request: web.Request) -> web.StreamResponse:
-    console, shop = console_of(request), grant_of(request).shop
-    t = translator(language(request))
+    console, shop, lang = console_of(request), grant_of(request).shop, language(request)
+    t = translator(lang)
     rule_set = load_rule_set(console.settings)
+    daily_cap = console.settings.triggers.daily_cap
     stats = {
         entry.rule: entry for entry in await read_rule_stats(console.client, console.keys, shop)
     }
@@ -137,13 +84,19 @@ async def rules(request: web.Request) -> web.StreamResponse:
         rows.append(
             {
                 "rule": rule,
+                "when": when_words(rule, lang),
+                "channels": channels_words(rule, lang),
+                "limits": limits_sentence(rule, lang, daily_cap),
+                "goal": goal_words(rule, lang),
                 "stats": None if entry is None else entry.as_dict(),
                 "chart": None
                 if entry is None
                 else bars(
                     f"{rule.id}: {t('fired')}",
                     [(t("sent"), float(entry.reached)), (t("held_out"), float(entry["holdout"]))]
-                    + [(t("suppressed") + f" · {r}", float(entry[r])) for r in SUPPRESSED],
+                    + [
+                        (outcome_label(lang, reason), float(entry[reason])) for reason in SUPPRESSED
+                    ],
                 ),
             }
         )

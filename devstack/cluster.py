@@ -90,9 +90,13 @@ class ClusterNode:
 class LocalCluster:
     """The nodes of the local cluster and the step that joins them into one."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, replicas_per_primary: int = REPLICAS_PER_PRIMARY
+    ) -> None:
         first = settings.stack.redis_cluster_first_port
-        self.nodes = [ClusterNode(settings, first + offset) for offset in range(NODES)]
+        size = PRIMARIES * (1 + replicas_per_primary)
+        self.nodes = [ClusterNode(settings, first + offset) for offset in range(size)]
+        self.replicas_per_primary = replicas_per_primary
         self.timeout_s = settings.stack.start_timeout_s
 
     @property
@@ -134,7 +138,7 @@ class LocalCluster:
                 "create",
                 *(node.address for node in self.nodes),
                 "--cluster-replicas",
-                str(REPLICAS_PER_PRIMARY),
+                str(self.replicas_per_primary),
                 "--cluster-yes",
             ]
             done = subprocess.run(command, capture_output=True, text=True, check=False)

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, TypeAlias, cast
@@ -77,42 +77,53 @@ async def backtest(
     """Run the rule of ``rule_file`` over ``events`` (JSON lines); timers run to the last
     event's time, or to ``until``; the earliest ``sample`` triggers are kept whole.
     Raises RuleSetError for a bad rule file."""
-    _entry, problems = compile_rule_file(rule_file, rule_samples)
-    if problems:  # said of the file as given, not of the scratch copy
+    entry, problems = compile_rule_file(rule_file, rule_samples)
+    if problems or entry is None:  # said of the file as given, not of the scratch copy
         raise RuleSetError(problems)
     folder = Path(tempfile.mkdtemp(prefix="crmstream-backtest-"))
     try:
         shutil.copy(rule_file, folder / rule_file.name)
-        (folder / "segments").mkdir()
-        scratch = _scratch_settings(settings, folder)
-        sink = ProfilesAndTriggers.from_settings(scratch)
-        # A decision's moment is the events' own time, as for a worker that was running
-        # live when they happened: max_age expires what a live run would have expired.
-        sink.triggers.wall_ms = lambda: sink.time.read_up_to_ms(_PARTITION[1])
-        (rule,) = sink.triggers.rules.rules
-        report = BacktestReport(rule.rule.id, sample_size=sample)
-        try:
-            await _run(sink, read_events(events, report), until)
-            await _collect(sink, report)
-        finally:
-            await _wipe(sink, Keys(scratch.redis.key_prefix))
-            await sink.close()
+        report = BacktestReport(entry.rule.id, sample_size=sample)
+        await run_rules(settings, folder, read_events(events, report), report, until)
         return report
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _scratch_settings(settings: Settings, folder: Path) -> Settings:
+async def run_rules(
+    settings: Settings,
+    rules_dir: Path,
+    events: Iterable[Envelope],
+    report: BacktestReport,
+    until: datetime | None = None,
+) -> None:
+    """Every rule of ``rules_dir`` over ``events``, with no segments, under a scratch key
+    prefix that is removed afterwards; what they decided goes into ``report``."""
+    with tempfile.TemporaryDirectory(prefix="crmstream-backtest-") as no_segments:
+        scratch = _scratch_settings(settings, rules_dir, Path(no_segments))
+        sink = ProfilesAndTriggers.from_settings(scratch)
+    # A decision's moment is the events' own time, as for a worker that was running
+    # live when they happened: max_age expires what a live run would have expired.
+    sink.triggers.wall_ms = lambda: sink.time.read_up_to_ms(_PARTITION[1])
+    try:
+        await _run(sink, iter(events), until)
+        await _collect(sink, report)
+    finally:
+        await _wipe(sink, Keys(scratch.redis.key_prefix))
+        await sink.close()
+
+
+def _scratch_settings(settings: Settings, rules_dir: Path, segments_dir: Path) -> Settings:
     prefix = f"{settings.redis.key_prefix}:backtest-{uuid.uuid4().hex[:12]}"
     triggers = settings.triggers.model_copy(
         # The clock is the events' own: it never moves on by itself while they are read.
-        update={"rules_dir": folder, "timer_idle_s": 10**9}
+        update={"rules_dir": rules_dir, "timer_idle_s": 10**9}
     )
     return settings.model_copy(
         update={
             "redis": settings.redis.model_copy(update={"key_prefix": prefix}),
             "triggers": triggers,
-            "segments": settings.segments.model_copy(update={"segments_dir": folder / "segments"}),
+            "segments": settings.segments.model_copy(update={"segments_dir": segments_dir}),
         }
     )
 

@@ -1,6 +1,6 @@
 """The offsets each partition's state reflects, kept in Redis with that state.
 
-A batch's effects are written first and its offsets last (lua/offsets.lua), so
+A batch's effects are written first and its offsets last (functions/offsets.lua), so
 the offsets Redis holds never run ahead of its state, whatever it lost. A worker
 resumes a partition from what Redis holds, and checks before every batch that
 Redis still holds what it recorded last: a Redis that lost recent writes is read
@@ -15,10 +15,10 @@ from collections.abc import Iterable, Mapping
 
 from crmstream.errors import StateBehindError
 from handlers.functions import FunctionLibrary
+from handlers.functions.offsets import LIBRARY, Advance, AdvanceReply, TopicOffsets
 from handlers.keys import Keys
-from handlers.redis_client import RedisClient, fcall
+from handlers.redis_client import RedisClient
 from handlers.replication import Replication
-from handlers.scripts import ADVANCE, OFFSET_LIBRARY
 
 TopicPartition = tuple[str, int]
 
@@ -32,7 +32,7 @@ class OffsetStore:
         # Offsets go down only once replicas hold the effects (a failover keeps both or
         # neither; handlers/replication.py).
         self._replication = replication
-        self._library = FunctionLibrary(client, OFFSET_LIBRARY, "offsets")
+        self._library = FunctionLibrary(client, LIBRARY, "offsets")
         # What this worker last recorded (or resumed from) per partition: what Redis must
         # still hold for the next batch to go on from there.
         self._expected: dict[TopicPartition, int | None] = {}
@@ -55,7 +55,7 @@ class OffsetStore:
 
     def fence(self, partition: int) -> list[str]:
         """Pairs of topic, offset last recorded, of ``partition``: what a timer walk checks
-        Redis still holds before it decides (lua/timers.lua: state_holds)."""
+        Redis still holds before it decides (timers.lua: state_holds)."""
         return [
             arg
             for (topic, number), at in self._expected.items()
@@ -83,22 +83,22 @@ class OffsetStore:
     async def _advance(
         self, offsets: Mapping[TopicPartition, int | None], *, check_only: bool
     ) -> None:
-        by_partition: defaultdict[int, list[str]] = defaultdict(list)
+        by_partition: defaultdict[int, list[TopicOffsets]] = defaultdict(list)
         for (topic, partition), at in offsets.items():
             expected = self._expected.get((topic, partition))
             held = "" if expected is None else str(expected)
-            by_partition[partition] += [topic, held, held if check_only or at is None else str(at)]
-        if not by_partition:
-            return
-        pipe = self._client.pipeline(transaction=False)
-        for partition, args in by_partition.items():
-            fcall(pipe, ADVANCE, [self._keys.partition(partition).offsets], *args)
+            following = held if check_only or at is None else str(at)
+            by_partition[partition].append(TopicOffsets(topic, held, following))
+        calls = [
+            Advance(self._keys.partition(partition).offsets, topics)
+            for partition, topics in by_partition.items()
+        ]
         behind: dict[TopicPartition, int] = {}
-        for partition, differ in zip(by_partition, await self._library.execute(pipe), strict=True):
-            for position in range(0, len(differ), 2):
-                topic, held = differ[position].decode(), differ[position + 1].decode()
+        replies: list[AdvanceReply] = await self._library.run(calls)
+        for partition, reply in zip(by_partition, replies, strict=True):
+            for differ in reply.differ:
                 # Nothing held at all: this Redis lost everything, so read it all again.
-                behind[topic, partition] = int(held) if held else 0
+                behind[differ.topic, partition] = int(differ.held) if differ.held else 0
         if behind:
             for tp, at in behind.items():
                 self._expected[tp] = at if at else None

@@ -72,6 +72,3 @@ LET_GO: Final = TIMER_LIBRARY.function("crm_let_go")
 
 SEGMENT_LIBRARY: Final = Library.of("segments.lua")
 SEGMENTS: Final = SEGMENT_LIBRARY.function("crm_segments")
-
-OFFSET_LIBRARY: Final = Library.of("offsets.lua")
-ADVANCE: Final = OFFSET_LIBRARY.function("crm_advance")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import heapq
 import random
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
@@ -34,6 +34,17 @@ REGIONS: Final = (
     ("华南", "广州", "Asia/Shanghai"),
     ("西南", "成都", "Asia/Shanghai"),
     ("港澳台", "香港", "Asia/Hong_Kong"),
+)
+# A cross-border shop's customers: half at home, half abroad, in time zones that keep some
+# of them awake at every hour of the day and some of them asleep (the demo's, so that at any
+# hour triggers go out at once and others wait for the customer's morning).
+CROSS_BORDER_REGIONS: Final = (
+    *REGIONS,
+    ("东南亚", "新加坡", "Asia/Singapore"),
+    ("欧洲", "伦敦", "Europe/London"),
+    ("北美", "纽约", "America/New_York"),
+    ("北美", "温哥华", "America/Vancouver"),
+    ("大洋洲", "悉尼", "Australia/Sydney"),
 )
 SEARCHES: Final = ("礼盒", "新品", "gift", "sale", "春茶", "防晒")
 
@@ -63,6 +74,9 @@ class SimulationConfig:
     # Live (demos at a --rate): events keep their simulated order, but each is stamped with
     # the wall clock as it leaves, so days of shopping play out in minutes, never ahead.
     live: bool = False
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # (region, city, time zone) a newcomer registers with, chosen evenly.
+    regions: tuple[tuple[str, str, str], ...] = REGIONS
     # Mixed into every event id: the same seed gives the same traffic, and another salt
     # gives it fresh ids (a second demo run is new events, not a replay of the first).
     id_salt: int = 0
@@ -92,7 +106,7 @@ class Simulator:
             if self._pending and self._pending[0][0] <= self.clock:
                 event = heapq.heappop(self._pending)[2]
                 if self.config.live:
-                    event["time"] = _rfc3339(datetime.now(UTC))
+                    event["time"] = _rfc3339(self.config.clock())
                 yield event
                 emitted += 1
 
@@ -155,7 +169,7 @@ class Simulator:
 
     def _register(self, shopper: Shopper, at: datetime) -> None:
         rng = self.rng
-        region, city, timezone = rng.choice(REGIONS)
+        region, city, timezone = rng.choice(self.config.regions)
         birthday = date(rng.randint(1960, 2006), rng.randint(1, 12), rng.randint(1, 28))
         shopper.registered = True
         self._event(shopper, at, "customer.registered", {
@@ -203,6 +217,16 @@ class Simulator:
             answered = delivered + timedelta(days=rng.randint(1, 3))
             survey = {"survey_id": "post-delivery", "score": score, "scale": 5}
             self._event(shopper, answered, "survey.answered", survey)
+
+
+def ending_at(config: SimulationConfig, count: int, end: datetime) -> SimulationConfig:
+    """``config`` moved in time so that the newest of its first ``count`` events is at
+    ``end``. How much time they span is known only by simulating them: the same seed
+    spans the same time from any start, so one dry run measures it."""
+    newest = config.start
+    for event in Simulator(replace(config, live=False)).events(count):
+        newest = datetime.fromisoformat(event["time"])
+    return replace(config, start=config.start + (end - newest))
 
 
 def _rfc3339(at: datetime) -> str:

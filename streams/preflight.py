@@ -1,7 +1,10 @@
-"""Before a worker starts: do Kafka and Redis accept the credentials it was given?
+"""Before a worker starts: do Kafka and Redis accept the credentials it was given, and
+does Redis have the replicas the worker is told to wait for?
 
-A wrong password or a certificate not signed by the configured CA gives one line that
-says which, within seconds, instead of clients that retry in the background for ever.
+A wrong password, a certificate not signed by the configured CA, or a Redis without the
+replicas that CRMSTREAM_REDIS_WAIT_REPLICAS asks for gives one line that says which,
+within seconds, instead of clients that retry in the background for ever (a batch's
+offsets wait for its replicas: with none, nothing would ever be taken in).
 A service that does not answer yet is not an error here: the worker waits for Redis
 (its readiness says so), and `topics create` reports a broker that never answers.
 """
@@ -11,7 +14,8 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Final
+from collections import Counter
+from typing import Any, Final
 
 import redis
 from confluent_kafka import KafkaError as RdKafkaError
@@ -24,6 +28,10 @@ from handlers.redis_client import SyncRedisClient, connect_sync
 
 log = logging.getLogger("crmstream.worker")
 
+_WAIT_REPLICAS: Final = "CRMSTREAM_REDIS_WAIT_REPLICAS"
+# A replica that restarts with its primary takes a moment to reconnect: that is not yet a
+# Redis without replicas.
+_REPLICAS_GRACE_S: Final = 5.0
 # librdkafka error codes that retrying will not cure.
 _REFUSED: Final = frozenset(
     {RdKafkaError._AUTHENTICATION, RdKafkaError._SSL, RdKafkaError.SASL_AUTHENTICATION_FAILED}
@@ -74,6 +82,7 @@ def check_redis(settings: Settings) -> None:
             raise RedisUnavailableError(
                 f"{where} is a Redis Cluster node: set CRMSTREAM_REDIS_CLUSTER=true"
             )
+        _check_replicas(client, settings, where)
     except redis.AuthenticationError as exc:
         raise RedisUnavailableError(f"{where} refused the credentials: {exc}") from None
     except redis.ResponseError as exc:  # WRONGPASS, NOPERM, NOAUTH
@@ -84,6 +93,54 @@ def check_redis(settings: Settings) -> None:
         log.warning("%s did not answer yet: %s", where, _one_line(str(exc)))
     finally:
         client.close()
+
+
+def _check_replicas(client: SyncRedisClient, settings: Settings, where: str) -> None:
+    wanted = settings.redis.replicas_to_wait_for
+    if wanted == 0:
+        return
+    deadline = time.monotonic() + _REPLICAS_GRACE_S
+    while (short := _primaries_short_of(client, wanted)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if not short:
+        return
+    remedy = f"add them, or set {_WAIT_REPLICAS}=0 to run without"
+    if not isinstance(client, redis.RedisCluster):
+        raise RedisUnavailableError(
+            f"{where} has {short['']} replica(s), and {_WAIT_REPLICAS} waits for {wanted}; "
+            + remedy
+        )
+    which = ", ".join(short)
+    if not any(short.values()):
+        raise RedisUnavailableError(
+            f"{where}: the cluster's primaries have no replicas ({which}); " + remedy
+        )
+    raise RedisUnavailableError(
+        f"{where}: the cluster's primaries {which} have fewer than the {wanted} replicas "
+        f"that {_WAIT_REPLICAS} waits for; " + remedy
+    )
+
+
+def _primaries_short_of(client: SyncRedisClient, wanted: int) -> dict[str, int]:
+    """The primaries (by address; one Redis is "") with fewer than ``wanted`` replicas,
+    and how many they have. A cluster's replicas count while they are away too (CLUSTER
+    NODES still lists them): the worker holds batches back until they return, as it
+    would for any short outage."""
+    if not isinstance(client, redis.RedisCluster):
+        info = client.info("replication")
+        count = int(info.get("connected_slaves", 0)) if isinstance(info, dict) else 0
+        return {} if count >= wanted else {"": count}
+    nodes: dict[str, dict[str, Any]] = client.cluster_nodes()
+    replicas: Counter[str] = Counter(
+        node["master_id"] for node in nodes.values() if "slave" in node["flags"].split(",")
+    )
+    return {
+        address: replicas[node["node_id"]]
+        for address, node in sorted(nodes.items())
+        if "master" in node["flags"].split(",")
+        and node["slots"]
+        and replicas[node["node_id"]] < wanted
+    }
 
 
 def _cluster_enabled(client: SyncRedisClient) -> bool:

@@ -20,14 +20,14 @@ from typing import Any
 import orjson
 import pytest
 from confluent_kafka import Consumer, Message, Producer
-from pydantic import BaseModel, RedisDsn, SecretStr
+from pydantic import RedisDsn
 
 from crmstream.admin import delete_topics, list_topics
 from crmstream.settings import Settings, StackSettings
 from devstack.redis import RedisServer
 from handlers.keys import Keys
 from handlers.redis_client import connect_sync
-from streams.cli.child_worker import start_worker, stop_worker
+from streams.cli.child_worker import settings_env, start_worker, stop_worker
 
 
 def isolated(base: Settings, namespace: str) -> Settings:
@@ -77,23 +77,20 @@ def _bindable(port: int) -> bool:
         return True
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The CRMSTREAM_* variables that rebuild ``settings`` in a child process."""
-    env: dict[str, str] = {}
-    for group_name in Settings.model_fields:
-        group = getattr(settings, group_name)
-        if not isinstance(group, BaseModel):
-            continue
-        for field_name in type(group).model_fields:
-            value = getattr(group, field_name)
-            if value is None:
-                continue
-            if isinstance(value, SecretStr):
-                value = value.get_secret_value()
-            elif isinstance(value, bool):
-                value = "true" if value else "false"
-            env[f"CRMSTREAM_{group_name}_{field_name}".upper()] = str(value)
-    return env
+def started_worker(settings: Settings, cwd: Path) -> tuple[int, str, float]:
+    """Start a worker and wait for it to give up: exit status, its last line, seconds."""
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "worker"],
+        env={**os.environ, **settings_env(settings)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=cwd,
+    )
+    lines = done.stderr.strip().splitlines()
+    return done.returncode, lines[-1] if lines else "", time.monotonic() - began
 
 
 def wipe(settings: Settings) -> None:

@@ -63,7 +63,10 @@ local function arm_timer(keys, member, value, rearm)
     local current = deadline_and_armed_at(stored)
     if current < armed_at then
       local due_member = member .. '\31' .. current
-      redis.call('ZADD', keys[K_TIMERS], current, due_member)
+      -- A timer a walk has already taken stays taken under its due name: that walk decides
+      -- it (done strikes the due name off), and only a walker that died first sees it again.
+      local taken = redis.call('ZSCORE', keys[K_TAKEN], member)
+      redis.call('ZADD', taken and keys[K_TAKEN] or keys[K_TIMERS], current, due_member)
       redis.call('HSET', keys[K_PAYLOADS], due_member, stored)
       drop(keys, member)
       stored = false
@@ -200,7 +203,9 @@ end
 
 -- ARGV: pairs of member, at (ms): entries the walker has decided (their triggers are in
 -- the outbox, or were refused). Each goes, unless an arm has reused the name for a new
--- timer since (its deadline differs). Returns how many went.
+-- timer since (its deadline differs); and if an arm met it while the walker had it, what
+-- the walker decided waits under its due name (see arm_timer): that goes too, whatever
+-- became of the new timer since. Returns how many went.
 local function done(keys, args)
   local gone = 0
   for i = 1, #args, 2 do
@@ -208,6 +213,11 @@ local function done(keys, args)
     local stored = redis.call('HGET', keys[K_PAYLOADS], member)
     if not stored or deadline_and_armed_at(stored) == at then
       drop(keys, member)
+      gone = gone + 1
+    end
+    local due_member = member .. '\31' .. args[i + 1]
+    if redis.call('ZSCORE', keys[K_TAKEN], due_member) then
+      drop(keys, due_member)
       gone = gone + 1
     end
   end

@@ -59,7 +59,9 @@ end
 local function suppressed(keys, fired, who, rule, trigger_id, at, reason)
   if redis.call('ZADD', fired, 'NX', at, reason .. ':' .. trigger_id) == 1 then
     count(keys, who, rule, reason)
+    return true
   end
+  return false
 end
 
 -- A customer's caps are one hash ("<channel>:<local day>" → sent), so that an erasure
@@ -143,23 +145,26 @@ local function emit(bases, args)
     local fired = keys[S_FIRED] .. who
     local cooldowns = keys[S_COOLDOWNS] .. who
     local status
+    -- Whether this decision is news: the same outcome of the same occurrence (a redelivery,
+    -- or another event of the occurrence) goes once into the log, the stats and the counts.
+    local new = true
     if redis.call('ZSCORE', fired, trigger_id) then
-      status = 'duplicate'
+      status, new = 'duplicate', false
     elseif expires_at > 0 and now > expires_at then
       -- Decided too late to be of use (a worker catching up after an outage): recorded.
-      suppressed(keys, fired, who, rule, trigger_id, at, 'expired')
+      new = suppressed(keys, fired, who, rule, trigger_id, at, 'expired')
       status = 'expired'
     elseif channel == '' then
-      suppressed(keys, fired, who, rule, trigger_id, at, 'consent')
+      new = suppressed(keys, fired, who, rule, trigger_id, at, 'consent')
       status = 'skipped'
     else
       local last = tonumber(redis.call('HGET', cooldowns, rule) or '')
       local cap_key, cap_field = keys[S_CAPS] .. who, channel .. ':' .. day
       if cooldown > 0 and last and at < last + cooldown and at > last - cooldown then
-        suppressed(keys, fired, who, rule, trigger_id, at, 'cooldown')
+        new = suppressed(keys, fired, who, rule, trigger_id, at, 'cooldown')
         status = 'cooldown'
       elseif cap > 0 and (tonumber(redis.call('HGET', cap_key, cap_field) or '0')) >= cap then
-        suppressed(keys, fired, who, rule, trigger_id, at, 'capped')
+        new = suppressed(keys, fired, who, rule, trigger_id, at, 'capped')
         status = 'capped'
       else
         if cap > 0 then
@@ -186,10 +191,12 @@ local function emit(bases, args)
       end
     end
     statuses[#statuses + 1] = status
-    local outcome = status == 'skipped' and 'consent' or status
-    if holdout and (status == 'sent' or status == 'held') then outcome = 'holdout' end
-    log_decision(keys, who, outcome, now, why, log_size, window)
-    if status ~= 'duplicate' then count_minute(keys, who, rule, outcome, now) end
+    if new then
+      local outcome = status == 'skipped' and 'consent' or status
+      if holdout and (status == 'sent' or status == 'held') then outcome = 'holdout' end
+      log_decision(keys, who, outcome, now, why, log_size, window)
+      count_minute(keys, who, rule, outcome, now)
+    end
   end
   return statuses
 end

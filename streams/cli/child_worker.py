@@ -1,4 +1,5 @@
-"""A worker in a child process, for the demo (and the tests that drive a real worker)."""
+"""A worker in a child process, for the demo (and the tests that drive a real worker), and
+the environment that gives a child process the same settings."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+
+from pydantic import BaseModel, SecretStr
+
+from crmstream.settings import Settings
 
 
 def start_worker(
@@ -33,3 +38,22 @@ def stop_worker(worker: subprocess.Popen[bytes], timeout_s: float = 30.0) -> Non
     except subprocess.TimeoutExpired:
         worker.kill()
         worker.wait()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The CRMSTREAM_* variables that rebuild ``settings`` in a child process."""
+    env: dict[str, str] = {}
+    for group_name in Settings.model_fields:
+        group = getattr(settings, group_name)
+        if not isinstance(group, BaseModel):
+            continue
+        for field_name in type(group).model_fields:
+            value = getattr(group, field_name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            env[f"CRMSTREAM_{group_name}_{field_name}".upper()] = str(value)
+    return env

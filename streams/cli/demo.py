@@ -12,6 +12,9 @@ import secrets
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
 
 import click
 from rich.console import Console, Group
@@ -26,12 +29,19 @@ from handlers.flow import DUPLICATE, events_taken, flow_counts
 from handlers.keys import Keys
 from handlers.redis_client import SyncRedisClient, connect_sync
 from storefront.publisher import Publisher, stream_of
-from storefront.simulator import SHOPS, SimulationConfig, Simulator
+from storefront.simulator import CROSS_BORDER_REGIONS, SHOPS, SimulationConfig, Simulator
 from streams.cli.child_worker import start_worker, stop_worker
 from streams.cli.pacing import Pacer
 from streams.cli.trigger_feed import TriggerFeed
 
 pass_settings = click.make_pass_decorator(Settings)
+
+
+def demo_traffic(seed: int, id_salt: int, clock: Callable[[], datetime] | None = None) -> Simulator:
+    """The demo's storefronts: a cross-border shop's customers, live (each event dated by
+    ``clock`` as it leaves, the wall clock unless a test fixes it)."""
+    config = SimulationConfig(seed=seed, live=True, id_salt=id_salt, regions=CROSS_BORDER_REGIONS)
+    return Simulator(config if clock is None else replace(config, clock=clock))
 
 
 class _Traffic(threading.Thread):
@@ -48,8 +58,7 @@ class _Traffic(threading.Thread):
     def run(self) -> None:
         # The seed shapes the traffic; the salt gives this run ids of its own, so a second
         # demo sends new events, not repeats of the first one's.
-        config = SimulationConfig(seed=self.seed, live=True, id_salt=secrets.randbits(128))
-        events = Simulator(config).events()
+        events = demo_traffic(self.seed, secrets.randbits(128)).events()
         pacer = Pacer(self.rate)
         with Publisher(self.settings) as publisher:
             for sent, event in enumerate(events, 1):

@@ -15,7 +15,7 @@ from pydantic import RedisDsn
 
 from crmstream.settings import Settings, StackSettings
 from devstack import Stack
-from devstack.cluster import NODES, ClusterNode, LocalCluster
+from devstack.cluster import PRIMARIES, REPLICAS_PER_PRIMARY, ClusterNode, LocalCluster
 from devstack.kafka import KafkaBroker
 from devstack.probe import kafka_answers, redis_answers
 from devstack.redis import RedisServer
@@ -98,11 +98,14 @@ def restart_broker(settings: Settings, broker: KafkaBroker) -> float:
 
 
 class OwnCluster:
-    """A Redis Cluster of the test's own (three primaries, three replicas, AOF on), on
-    ports no other test uses, so that a primary can be killed without touching theirs."""
+    """A Redis Cluster of the test's own (three primaries, three replicas unless told
+    otherwise, AOF on), on ports no other test uses, so that a primary can be killed
+    without touching theirs."""
 
-    def __init__(self, settings: Settings, home: Path) -> None:
-        first = free_port_run(NODES)
+    def __init__(
+        self, settings: Settings, home: Path, replicas_per_primary: int = REPLICAS_PER_PRIMARY
+    ) -> None:
+        first = free_port_run(PRIMARIES * (1 + replicas_per_primary))
         self.settings = settings.model_copy(
             update={
                 "redis": settings.redis.model_copy(
@@ -120,7 +123,7 @@ class OwnCluster:
                 ),
             }
         )
-        self.cluster = LocalCluster(self.settings)
+        self.cluster = LocalCluster(self.settings, replicas_per_primary)
 
     def start(self) -> None:
         for node in self.cluster.nodes:
@@ -171,8 +174,10 @@ class OwnCluster:
 
 
 @contextmanager
-def own_cluster(settings: Settings, home: Path) -> Iterator[OwnCluster]:
-    cluster = OwnCluster(settings, home)
+def own_cluster(
+    settings: Settings, home: Path, replicas_per_primary: int = REPLICAS_PER_PRIMARY
+) -> Iterator[OwnCluster]:
+    cluster = OwnCluster(settings, home, replicas_per_primary)
     cluster.start()
     try:
         yield cluster

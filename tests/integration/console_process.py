@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crmstream.settings import Settings
-from tests.support import free_port, settings_env
+from streams.cli.child_worker import settings_env
+from tests.support import free_port
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,9 @@ from handlers.keys import Keys
 from handlers.redis_client import connect
 from storefront.publisher import encode
 from storefront.simulator import SimulationConfig, Simulator
+from streams.cli.child_worker import settings_env
 from tests.integration.test_profiles import publish
-from tests.support import consume, running_worker, settings_env, value_bytes
+from tests.support import consume, running_worker, value_bytes
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 PACK = Path(__file__).resolve().parents[2] / "rules" / "pack"

@@ -1,10 +1,13 @@
 """The merchant console in a real headless Chromium (Debian's), against the real stack and
 a worker: sign in, look a customer up, read a suppressed trigger in the timeline, page
 through a segment, import a sheet with a bad row; a shop's token never shows another
-shop. The screenshots in the README are taken here."""
+shop. Each step leaves a screenshot in a temporary folder, to look at when one fails (the
+README's are `make screenshots`'s, from the demo's traffic)."""
 
 from __future__ import annotations
 
+import re
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,18 +24,15 @@ from handlers.keys import Keys
 from handlers.redis_client import connect_sync
 from tests.integration.console_process import running_console, wait_until
 from tests.integration.test_profiles import publish
-from tests.support import (
-    api_token,
-    produce,
-    require_tool,
-    running_worker,
-)
+from tests.support import api_token, produce, require_tool, running_worker
 
 pytestmark = [pytest.mark.single_redis, pytest.mark.slow, pytest.mark.timeout(300)]
 
-SCREENSHOTS = Path(__file__).parents[2] / "docs" / "console"
+SCREENSHOTS = Path(tempfile.gettempdir()) / "crmstream-console-test"
 MEMBERS = [f"c-{n:02d}" for n in range(60)]
 PHONE = "+86 139-0000-1234"
+# A tick reads a local time, or the date where a day begins: 14:30, 3月5日, 5 Mar.
+TICK = re.compile(r"^(\d{2}:\d{2}|\d{1,2}月\d{1,2}日|\d{1,2} [A-Z][a-z]{2})$")
 # Chromium as root in a sandbox of its own, kept off a network it cannot reach.
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -103,6 +103,7 @@ def test_the_console_in_a_real_browser(settings: Settings, tmp_path: Path) -> No
         signing_in(page, base, admin)
         looking_a_customer_up(page, base)
         paging_through_a_segment(page, base)
+        reading_the_rules(page, base)
         backtesting(page, base, tmp_path)
         importing_a_sheet(page, base, tmp_path)
         wait_until("the imported customers are in", lambda: redis.exists(
@@ -125,7 +126,29 @@ def signing_in(page: Page, base: str, token: str) -> None:
     assert int(page.locator("#events-total").inner_text()) >= 62
     assert int(page.locator("#decisions-total").inner_text()) >= 2
     assert int(page.locator("#dead_letters-total").inner_text()) == 1
+    reading_the_charts(page)
     page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
+    page.goto(base + "/?lang=en")
+    reading_the_charts(page)
+    expect(page.locator("#events-last-hour text.now")).to_contain_text("now")
+    page.goto(base + "/?lang=zh")
+    expect(page.locator("#events-last-hour text.now")).to_contain_text("现在")
+
+
+def reading_the_charts(page: Page) -> None:
+    """A bucket for every minute of the last hour and every hour of the last day, ticks
+    every 10 minutes and every 3 hours, and each card's bars adding up to its title."""
+    for card in ("events", "decisions", "dead_letters"):
+        for window, buckets, ticks in (("hour", 60, 6), ("day", 24, 8)):
+            chart = page.locator(f"#{card}-last-{window}")
+            expect(chart.locator("rect.bucket")).to_have_count(buckets)
+            labels = chart.locator("g.tick text").all_text_contents()
+            assert len(labels) == ticks, (card, window, labels)
+            assert all(TICK.match(label) for label in labels), (card, window, labels)
+        bars = page.locator(f"#{card}-last-day rect.bucket").evaluate_all(
+            "rects => rects.map(rect => Number(rect.getAttribute('data-count')))"
+        )
+        assert sum(bars) == int(page.locator(f"#{card}-total").inner_text()), card
 
 
 def looking_a_customer_up(page: Page, base: str) -> None:
@@ -169,6 +192,26 @@ def paging_through_a_segment(page: Page, base: str) -> None:
     page.goto(base + "/rules")
     expect(page.locator("#rule-new-customer-welcome")).to_be_visible()
     page.screenshot(path=str(SCREENSHOTS / "rules.png"), full_page=True)
+
+
+def reading_the_rules(page: Page, base: str) -> None:
+    """Triggers and limits in the merchant's words, in either language; nothing on the page
+    as Python would print it."""
+    for lang, cart, limits, birthday in (
+        ("zh", "加购后 30 分钟内未下单", "冷却 1 天，免打扰 22:00–08:00",
+         "每天 09:00（客户当地时间），生日当天"),
+        ("en", "cart item added, no order within 30 minutes",
+         "cooldown 1 day, quiet hours 22:00–08:00",
+         "at 09:00 (customer’s local time), on their birthday"),
+    ):  # fmt: skip
+        page.goto(base + f"/rules?lang={lang}")
+        expect(page.locator("#when-abandoned-cart-coupon")).to_have_text(cart)
+        expect(page.locator("#limits-abandoned-cart-coupon")).to_contain_text(limits)
+        expect(page.locator("#when-birthday-greeting")).to_have_text(birthday)
+        text = page.locator("body").inner_text()
+        for python in ("{'", "True", "False", "None"):
+            assert python not in text, (lang, python)
+    page.goto(base + "/rules?lang=zh")
 
 
 def backtesting(page: Page, base: str, tmp_path: Path) -> None:

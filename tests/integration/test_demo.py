@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from crmstream.settings import Settings
-from tests.support import settings_env
+from streams.cli.child_worker import settings_env
 
 pytestmark = pytest.mark.single_redis
 
@@ -37,17 +37,14 @@ def run_demo(settings: Settings) -> tuple[dict[str, int], str]:
 def test_demo_shows_events_flowing_end_to_end_and_again_the_second_time(
     settings: Settings,
 ) -> None:
-    held_before = 0
     for run in ("first", "second"):  # the same Redis and topics: a second demo is new traffic
         summary, segments = run_demo(settings)
         assert summary["published"] > 0, run
         assert 0 < summary["taken in"] <= summary["published"], (run, summary)
         assert summary["duplicates"] == 0, (run, summary)
         assert summary["dead letters"] == 0, (run, summary)
-        # Reviews, deliveries and new members are answered, or held until morning (the
-        # held count is what waits in Redis now: this run's are what it added).
-        held = summary["held for quiet hours"]
-        assert summary["triggers"] + (held - held_before) > 0, (run, summary)
-        held_before = held
+        # The demo's customers live in time zones around the world: at any hour some are
+        # answered at once (tests/integration/test_demo_hours.py holds every hour).
+        assert summary["triggers"] > 0, (run, summary)
         assert "segments (live): " in segments
         assert "north-region" in segments.split("segments (live): ")[1]

@@ -21,8 +21,9 @@ import pytest
 from crmstream.admin import create_topics
 from crmstream.settings import Settings
 from handlers.profile.read import ProfileReader
+from streams.cli.child_worker import settings_env
 from tests.integration.test_profiles import publish
-from tests.support import free_port, redis_holding, running_worker, settings_env
+from tests.support import free_port, redis_holding, running_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -28,14 +28,9 @@ from handlers.redis_client import connect
 from handlers.shop_configs import ShopConfigs
 from storefront.publisher import Publisher, encode
 from storefront.simulator import SimulationConfig, Simulator
+from streams.cli.child_worker import settings_env
 from tests.oracle.profiles import mismatches, owners
-from tests.support import (
-    api_token,
-    http_get,
-    redis_of_its_own,
-    running_worker,
-    settings_env,
-)
+from tests.support import api_token, http_get, redis_of_its_own, running_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

@@ -16,7 +16,8 @@ from crmstream.topics import TopicNames
 from schemas.errors import InvalidEventError, Reason
 from storefront.publisher import Publisher, encode
 from storefront.simulator import SimulationConfig, Simulator
-from tests.support import consume, settings_env, value_bytes
+from streams.cli.child_worker import settings_env
+from tests.support import consume, value_bytes
 
 
 def _run(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

@@ -23,8 +23,9 @@ from openpyxl import Workbook
 
 from crmstream.admin import create_topics
 from crmstream.settings import Settings
+from streams.cli.child_worker import settings_env
 from tests.integration.test_profiles import simulated
-from tests.support import require_tool, running_worker, settings_env
+from tests.support import require_tool, running_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

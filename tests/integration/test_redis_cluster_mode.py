@@ -1,7 +1,10 @@
-"""One Redis or a cluster: a worker pointed at the wrong kind says so in one line at start,
-and the cluster path spreads a batch over every primary, one Function call per slot."""
+"""One Redis or a cluster: a worker pointed at the wrong kind, or at one without the
+replicas it is told to wait for, says so in one line at start; and the cluster path
+spreads a batch over every primary, one Function call per slot."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from pydantic import RedisDsn
@@ -12,6 +15,8 @@ from devstack import Stack
 from devstack.cluster import LocalCluster
 from handlers.redis_client import connect, fcall, slot_groups
 from streams.preflight import check_redis
+from tests.faults.services import own_cluster
+from tests.support import started_worker
 
 pytestmark = pytest.mark.single_redis  # it brings up both kinds itself
 
@@ -58,3 +63,39 @@ async def test_function_calls_go_one_per_slot_to_the_node_serving_it(
         for key in keys:
             await client.delete(key)
         await client.aclose()
+
+
+def test_a_worker_on_a_cluster_without_replicas_exits_in_one_line(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """By default a worker on a cluster waits for one replica per write (failover loses
+    nothing); a cluster with none would stall it for ever, so it is refused at start."""
+    with own_cluster(settings, tmp_path / "cluster", replicas_per_primary=0) as cluster:
+        mine = cluster.settings
+        assert mine.redis.wait_replicas is None
+        status, last_line, seconds = started_worker(mine, tmp_path)
+        assert status == 1, last_line
+        assert last_line.startswith("error: "), last_line
+        assert "the cluster's primaries have no replicas" in last_line
+        assert "set CRMSTREAM_REDIS_WAIT_REPLICAS=0 to run without" in last_line
+        assert seconds < 30
+        # Told not to wait, the same cluster is taken as it is.
+        no_wait = mine.redis.model_copy(update={"wait_replicas": 0})
+        check_redis(mine.model_copy(update={"redis": no_wait}))
+
+
+def test_one_redis_told_to_wait_for_a_replica_it_lacks_is_refused(
+    settings: Settings, tmp_path: Path
+) -> None:
+    waits = settings.redis.model_copy(update={"wait_replicas": 1})
+    status, last_line, seconds = started_worker(
+        settings.model_copy(update={"redis": waits}), tmp_path
+    )
+    assert status == 1, last_line
+    assert "has 0 replica(s), and CRMSTREAM_REDIS_WAIT_REPLICAS waits for 1" in last_line
+    assert seconds < 30
+
+
+def test_the_stack_cluster_with_its_replicas_passes(settings: Settings, cluster_url: str) -> None:
+    on_cluster = settings.redis.model_copy(update={"url": RedisDsn(cluster_url), "cluster": True})
+    check_redis(settings.model_copy(update={"redis": on_cluster}))

@@ -18,8 +18,8 @@ from handlers.triggers.decide import in_holdout
 from handlers.triggers.stats import read_rule_stats
 from rules.lift import two_proportions
 from schemas.events import Envelope
+from streams.cli.child_worker import settings_env
 from tests.integration.test_trigger_stage import event, placed, started
-from tests.support import settings_env
 
 WELCOME = """
 id: welcome

@@ -29,10 +29,11 @@ from handlers.pipeline import ProfilesAndTriggers
 from handlers.redis_client import RedisClient
 from rules.shop_config import ShopConfig
 from storefront.simulator import SimulationConfig, Simulator
+from streams.cli.child_worker import settings_env
 from tests.integration.test_profiles import converge, publish
 from tests.oracle.profiles import ms
 from tests.oracle.segments import SEGMENTS, memberships
-from tests.support import api_token, http_get, running_worker, settings_env
+from tests.support import api_token, http_get, running_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

@@ -18,7 +18,8 @@ from crmstream.settings import KafkaSettings, RedisSettings, Settings, StackSett
 from devstack import ServiceState, Stack
 from devstack.cluster import NODES, PRIMARIES, LocalCluster
 from handlers.redis_client import connect_sync
-from tests.support import free_port, free_port_run, settings_env
+from streams.cli.child_worker import settings_env
+from tests.support import free_port, free_port_run
 
 pytestmark = pytest.mark.single_redis
 

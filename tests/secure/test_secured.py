@@ -4,10 +4,7 @@ one line, within seconds."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -28,25 +25,9 @@ from tests.integration.test_triggers_oracle import (
 from tests.integration.test_triggers_oracle import (
     test_exactly_the_triggers_the_reference_expects as test_triggers,
 )
-from tests.support import require_tool, settings_env
+from tests.support import require_tool, started_worker
 
 __all__ = ["events", "oracle_settings", "test_profiles", "test_round_trip", "test_triggers"]
-
-
-def started_worker(settings: Settings, tmp_path: Path) -> tuple[int, str, float]:
-    """Start a worker and wait for it to give up: exit status, its last line, seconds."""
-    began = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "worker"],
-        env={**os.environ, **settings_env(settings)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=tmp_path,
-    )
-    lines = done.stderr.strip().splitlines()
-    return done.returncode, lines[-1] if lines else "", time.monotonic() - began
 
 
 def with_kafka(settings: Settings, **changes: object) -> Settings:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).parents[2]
 # Each package and what it may import. crmstream/ is the floor: settings, errors, metrics,
-# topic names. The applications stand on it; bench/ (not installed) may use everything.
+# topic names. The applications stand on it; bench/ and tools/ (not installed) use them.
 ALLOWED = {
     "crmstream": set(),
     "schemas": {"crmstream"},
@@ -20,6 +20,7 @@ ALLOWED = {
     "console": {"crmstream", "handlers", "rules", "schemas", "storefront"},
     "streams": {"crmstream", "handlers", "rules", "schemas", "storefront", "devstack", "console"},
     "bench": {"crmstream", "handlers", "schemas", "storefront", "devstack", "streams"},
+    "tools": {"crmstream", "handlers", "storefront", "streams"},
 }
 
 

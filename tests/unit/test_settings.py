@@ -15,7 +15,7 @@ from crmstream.settings import (
     StackSettings,
     TopicSettings,
 )
-from tests.support import settings_env
+from streams.cli.child_worker import settings_env
 
 
 def test_variables_map_to_nested_groups(monkeypatch: pytest.MonkeyPatch) -> None:

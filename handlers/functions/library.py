@@ -1,0 +1,163 @@
+"""Redis Function libraries: built from their parts, named by their source, loaded, called.
+
+A library's source is shared.lua, then what its Python module writes (each call's
+layout, its reply's, the constants both sides use), then its own Lua files, then the
+registration of each call's callback. Each library and each of its functions is named
+with a digest of that source (``crm_emit_3f9a…``), so that workers of two versions can
+share one Redis during a rolling deploy: each calls the code it was built with, and
+loading one version never replaces the other's. ``rules backtest`` loads the same names
+as the workers of its own version, with the same code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Any, Final
+
+from redis.exceptions import RedisError, ResponseError
+
+from crmstream.metrics import RedisTimer
+from handlers.functions.contract import Call, lua_layout
+from handlers.redis_client import RedisClient, fcall
+
+log = logging.getLogger("crmstream.functions")
+
+_LUA: Final = files("handlers.functions")
+
+
+@dataclass(frozen=True, slots=True)
+class Library:
+    name: str  # as loaded, with its version
+    source: str  # as loaded
+    version: str
+    calls: tuple[type[Call], ...]
+    parts: tuple[str, ...]
+
+    @classmethod
+    def build(
+        cls, name: str, parts: Sequence[str], calls: Sequence[type[Call]], written: str = ""
+    ) -> Library:
+        """``parts``: the library's Lua files, in order; ``written``: what its module
+        writes besides the calls' layouts (constants, key families)."""
+        body = "\n".join(
+            [
+                "-- Built by handlers/functions/library.py; the layouts and constants below "
+                "are written from Python.",
+                _read("shared.lua"),
+                *(lua_layout(call) for call in calls),
+                written,
+                *(_read(part) for part in parts),
+            ]
+        )
+        version = hashlib.sha256(body.encode()).hexdigest()[:10]
+        registered = [
+            f"redis.register_function{{function_name = '{call.FUNCTION}_{version}', "
+            f"callback = {call.LUA}" + (", flags = {'no-writes'}}" if call.READ_ONLY else "}")
+            for call in calls
+        ]
+        source = "\n".join([f"#!lua name={name}_{version}", body, *registered]) + "\n"
+        return cls(f"{name}_{version}", source, version, tuple(calls), tuple(parts))
+
+    def function(self, call: type[Call]) -> str:
+        """The name ``call``'s Function is registered under (raises if not this library's)."""
+        if call not in self.calls:
+            raise ValueError(f"{self.name} has no function {call.FUNCTION}")
+        return f"{call.FUNCTION}_{self.version}"
+
+
+def _read(part: str) -> str:
+    return (_LUA / part).read_text(encoding="utf-8")
+
+
+def lua_sources(library: Library) -> str:
+    """The library's own Lua, without shared.lua and what Python wrote: what reads the
+    calls' names (tests/integration/test_function_contracts.py holds it to them)."""
+    return "\n".join(_read(part) for part in library.parts)
+
+
+class FunctionLibrary:
+    """Libraries as a stage uses them: loaded once, and again if Redis lost them."""
+
+    def __init__(self, client: RedisClient, library: Any, name: str) -> None:  # noqa: ANN401 -- one library or a tuple, of either kind
+        self._client = client
+        self._libraries: tuple[Any, ...] = library if isinstance(library, tuple) else (library,)
+        self._name = name
+        self._loaded = False
+        self._timer = RedisTimer(name)
+
+    async def load(self) -> None:
+        """On every primary of a cluster (redis-py sends FUNCTION LOAD to each): a
+        replica promoted later has them already, as they replicate like data."""
+        for library in self._libraries:
+            await self._client.function_load(library.source, replace=True)
+        self._loaded = True
+
+    def _function(self, call: Call) -> str:
+        for library in self._libraries:
+            if isinstance(library, Library) and type(call) in library.calls:
+                return library.function(type(call))
+        raise ValueError(f"{self._name} has no function {call.FUNCTION}")
+
+    async def run(self, calls: Sequence[Call]) -> list[Any]:
+        """The calls, in one pipeline (one round trip per node), each reply decoded; the
+        libraries are loaded first if Redis lost them (restarted without persistence,
+        or flushed). The calls must be safe to repeat."""
+        if not calls:
+            return []
+        if not self._loaded:
+            await self.load()
+        started = time.perf_counter()
+        try:
+            try:
+                raw = await self._pipeline(calls).execute()
+            except ResponseError as exc:
+                if "Function not found" not in str(exc):
+                    raise
+                log.warning("%s functions missing in Redis; loading them again", self._name)
+                await self.load()
+                raw = await self._pipeline(calls).execute()
+        except (RedisError, OSError):
+            self._timer.failed()
+            raise
+        finally:
+            self._timer.observe(time.perf_counter() - started)
+        return [call.decode(reply) for call, reply in zip(calls, raw, strict=True)]
+
+    def _pipeline(self, calls: Sequence[Call]) -> Any:  # noqa: ANN401 -- a redis-py pipeline
+        pipe = self._client.pipeline(transaction=False)
+        for call in calls:
+            keys, args = call.encode()
+            fcall(pipe, self._function(call), keys, *args, read_only=call.READ_ONLY)
+        return pipe
+
+    async def execute(self, pipe: Any) -> list[Any]:  # noqa: ANN401 -- a redis-py pipeline
+        """Run a pipeline of calls queued by hand (the libraries not yet written as
+        calls), loading the libraries first if Redis lost them."""
+        from handlers.redis_client import queued  # noqa: PLC0415 -- goes with this method
+
+        if not self._loaded:
+            await self.load()
+        commands = queued(pipe)  # execute() empties it, even when it fails
+        started = time.perf_counter()
+        try:
+            return list(await pipe.execute())
+        except ResponseError as exc:
+            if "Function not found" not in str(exc):
+                self._timer.failed()
+                raise
+            log.warning("%s functions missing in Redis; loading them again", self._name)
+            await self.load()
+            again = self._client.pipeline(transaction=False)
+            for args, options in commands:
+                again.execute_command(*args, **options)
+            return list(await again.execute())
+        except (RedisError, OSError):
+            self._timer.failed()
+            raise
+        finally:
+            self._timer.observe(time.perf_counter() - started)

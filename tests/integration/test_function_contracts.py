@@ -1,0 +1,88 @@
+"""Every Function call and reply holds to the one contract its Python module writes.
+
+Three ways one side could drift from the other, each caught here:
+- Lua reads a name Python does not send, or Python sends one that Lua never reads: the
+  first fails where it is read (read_call's tables answer only to the layout's names),
+  the second is found by reading the Lua source for every name;
+- a reply gains or loses a field on one side: Lua's ``reply`` refuses a field missing or
+  unknown, and Python's decode refuses a reply of another length;
+- a call with an argument missing or extra: refused by the Function, not read as zero.
+Each call then makes the round trip on a real Redis: Python's encoder, the Function,
+Python's decoder.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import fields
+
+import pytest
+from redis.exceptions import ResponseError
+
+from crmstream.settings import Settings
+from handlers.functions import FunctionLibrary, Library
+from handlers.functions.contract import Call, layout_of
+from handlers.functions.library import lua_sources
+from handlers.functions.offsets import LIBRARY as OFFSETS
+from handlers.functions.offsets import Advance, AdvanceReply, Held, TopicOffsets
+from handlers.keys import Keys
+from handlers.redis_client import RedisClient, connect
+
+LIBRARIES = [OFFSETS]
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[RedisClient]:
+    redis = connect(settings.redis)
+    yield redis
+    await redis.aclose()
+
+
+@pytest.mark.parametrize("library", LIBRARIES, ids=lambda library: library.name)
+def test_lua_reads_every_name_python_sends(library: Library) -> None:
+    lua = lua_sources(library)
+    for call in library.calls:
+        layout = layout_of(call)
+        names = [*layout.keys, *(name for name, _ in layout.args)]
+        if layout.item is not None:
+            names += [*layout.item.keys, *(name for name, _ in layout.item.args)]
+        unread = [name for name in names if not re.search(rf"\.{name}\b", lua)]
+        assert unread == [], f"{call.FUNCTION} sends what Lua never reads: {unread}"
+        assert re.search(rf"\bfunction {call.LUA}\(", lua), call.LUA
+
+
+async def test_advance_round_trip(settings: Settings, client: RedisClient) -> None:
+    offsets = Keys(settings.redis.key_prefix).partition(0).offsets
+    library = FunctionLibrary(client, OFFSETS, "offsets")
+    record = Advance(offsets, [TopicOffsets("a", "", "10"), TopicOffsets("b", "", "4")])
+    assert await library.run([record]) == [AdvanceReply(differ=[])]
+    assert await client.hgetall(offsets) == {b"a": b"10", b"b": b"4"}
+    stale = Advance(offsets, [TopicOffsets("a", "9", "12"), TopicOffsets("b", "4", "5")])
+    assert await library.run([stale]) == [AdvanceReply(differ=[Held("a", "10")])]
+    assert await client.hgetall(offsets) == {b"a": b"10", b"b": b"4"}  # nothing written
+
+
+@pytest.mark.parametrize("change", ["one argument missing", "one argument extra"])
+async def test_a_call_that_does_not_fit_its_layout_is_refused(
+    settings: Settings, client: RedisClient, change: str
+) -> None:
+    offsets = Keys(settings.redis.key_prefix).partition(0).offsets
+    keys, args = Advance(offsets, [TopicOffsets("a", "", "10")]).encode()
+    args = args[:-1] if change == "one argument missing" else [*args, "11"]
+    await FunctionLibrary(client, OFFSETS, "offsets").load()
+    with pytest.raises(ResponseError, match="do not fit its layout"):
+        await client.fcall(OFFSETS.function(Advance), len(keys), *keys, *args)
+    assert not await client.exists(offsets)
+
+
+def test_every_reply_field_is_decoded_by_name() -> None:
+    assert [f.name for f in fields(AdvanceReply)] == ["differ"]
+    assert AdvanceReply.decode([[[b"a", b"10"]]]) == AdvanceReply([Held("a", "10")])
+    with pytest.raises(ValueError, match="2 values for 1 fields"):
+        AdvanceReply.decode([[], []])
+
+
+def test_calls_lay_themselves_out_by_their_fields() -> None:
+    call: Call = Advance("k", [TopicOffsets("a", "1", "2"), TopicOffsets("b", "", "3")])
+    assert call.encode() == (["k"], ["a", "1", "2", "b", "", "3"])

@@ -1,0 +1,1 @@
+"""Tools for developing crmstream, not installed with it: the README's screenshots."""
