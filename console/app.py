@@ -37,7 +37,8 @@ async def healthz(_request: web.Request) -> web.StreamResponse:
 def build_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[friendly_errors, auth.signed_in],
-        client_max_size=imports.MAX_UPLOAD_BYTES + 1024 * 1024,
+        # Only the sign-in form is read whole; files stream to disk (console/uploads.py).
+        client_max_size=64 * 1024,
     )
     console = Console.of(settings)
     app[CONSOLE_KEY] = console

@@ -100,6 +100,19 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
     "unknown_columns": ("未导入的列", "Columns not imported"),
     "sheet": ("客户表文件", "Sheet file"),
     "bad_upload": ("无法读取这个文件：{why}", "This file cannot be read: {why}"),
+    "too_large": (
+        "文件超过 {size}，超出了上传的上限。",
+        "The file is larger than {size}, the limit.",
+    ),
+    "too_many_rows": (
+        "客户表超过 {limit} 行（{setting}），请拆分后分批导入。",
+        "The sheet has more than {limit} rows ({setting}); split it.",
+    ),
+    "more_bad_rows": ("另有 {more} 行有误，未列出。", "{more} more bad rows are not listed."),
+    "too_many_events": (
+        "事件文件超过 {limit} 个事件（{setting}），请拆分后分别回测。",
+        "The file has more than {limit} events ({setting}); split it.",
+    ),
     "triggers_by_rule": ("各规则触达结果", "Triggers by rule and outcome"),
     "segment_sizes": ("人群规模", "Segment sizes"),
     "events_title": ("近 24 小时处理的事件", "Events taken in, last 24 hours"),

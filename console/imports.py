@@ -1,33 +1,37 @@
 """The import page: a customer sheet (CSV or Excel) checked row by row, the bad rows
 reported by number, the good ones sent as customer.registered events. Importing writes,
-so it takes an admin token."""
+so it takes an admin token.
+
+The sheet streams to a scratch file under the byte cap, is read a row at a time and is
+sent as it is read, so the console's memory does not grow with the sheet; a cap on rows
+(CRMSTREAM_CONSOLE_MAX_IMPORT_ROWS) bounds how long the page waits."""
 
 from __future__ import annotations
 
 import asyncio
-import csv
 import tempfile
-import zipfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import web
-from openpyxl.utils.exceptions import InvalidFileException
 
 from console.context import console_of, grant_of, language, render
 from console.i18n import translator
+from console.uploads import FileRule, MissingFile, TooLarge, UploadRefused, receive_form
 from crmstream.settings import Settings
-from schemas.decode import Decoder
-from schemas.errors import InvalidEventError
-from storefront.importer import ColumnMapping, Importer, RowError, read_rows
-from storefront.publisher import Publisher, encode
+from storefront.importer import ColumnMapping, Importer
+from storefront.sheet_import import (
+    SheetCheck,
+    SheetReport,
+    TooManyRowsError,
+    refuse_beyond,
+    sheet_publisher,
+)
+from storefront.sheets import RowError, open_sheet
 
 MAX_UPLOAD_BYTES: Final = 20 * 1024 * 1024
-# A sheet that is not what its name says: bad text encoding, a broken CSV, not a workbook.
-_UNREADABLE: Final = (RowError, UnicodeDecodeError, csv.Error, zipfile.BadZipFile,
-                      InvalidFileException)  # fmt: skip
-_SUFFIXES: Final = (".csv", ".xlsx")
+MAX_ROWS_VARIABLE: Final = "CRMSTREAM_CONSOLE_MAX_IMPORT_ROWS"
+_SHEET: Final = FileRule(MAX_UPLOAD_BYTES, suffixes=(".csv", ".xlsx"))
 
 
 async def import_page(request: web.Request) -> web.StreamResponse:
@@ -36,61 +40,60 @@ async def import_page(request: web.Request) -> web.StreamResponse:
 
 async def import_sheet(request: web.Request) -> web.StreamResponse:
     t = translator(language(request))
-    grant = grant_of(request)
-    if grant.scope != "admin":
-        return render(request, "import.html", status=403, report=None, problem=t("needs_admin"))
-    form = await request.post()
-    upload = form.get("sheet")
-    if not isinstance(upload, web.FileField) or not upload.filename:
-        return render(request, "import.html", status=400, report=None,
-                      problem=t("bad_upload", why=t("no_file")))  # fmt: skip
-    suffix = Path(upload.filename).suffix.lower()
-    if suffix not in _SUFFIXES:
-        return render(request, "import.html", status=400, report=None,
-                      problem=t("bad_upload", why=".csv / .xlsx"))  # fmt: skip
-    content = upload.file.read(MAX_UPLOAD_BYTES + 1)
-    if len(content) > MAX_UPLOAD_BYTES:
-        return render(request, "import.html", status=413, report=None,
-                      problem=t("bad_upload", why="> 20 MB"))  # fmt: skip
-    settings = console_of(request).settings
-    dry_run = form.get("dry_run") == "on"
+    if grant_of(request).scope != "admin":
+        return _refused(request, 403, t("needs_admin"))
     try:
-        report = await asyncio.to_thread(_import, settings, grant.shop, suffix, content, dry_run)
-    except _UNREADABLE as exc:
-        why = str(exc) if isinstance(exc, RowError) else type(exc).__name__
-        return render(request, "import.html", status=400, report=None,
-                      problem=t("bad_upload", why=why))  # fmt: skip
+        with tempfile.TemporaryDirectory(prefix="crmstream-console-") as scratch:
+            report = await _received_and_imported(request, Path(scratch))
+    except TooLarge as exc:
+        return _refused(request, 413, t("too_large", size=exc.shown_size))
+    except TooManyRowsError as exc:
+        why = t("too_many_rows", limit=f"{exc.limit:,}", setting=MAX_ROWS_VARIABLE)
+        return _refused(request, 413, why)
+    except MissingFile:
+        return _refused(request, 400, t("bad_upload", why=t("no_file")))
+    except (UploadRefused, RowError) as exc:
+        return _refused(request, 400, t("bad_upload", why=str(exc)))
     return render(request, "import.html", status=200, report=report, problem=None)
 
 
-def _import(
-    settings: Settings, shop: str, suffix: str, content: bytes, dry_run: bool
-) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"sheet{suffix}"
-        path.write_bytes(content)
-        headers, rows = read_rows(path)
-        mapped, unknown = ColumnMapping({}).resolve(headers)
+async def _received_and_imported(request: web.Request, folder: Path) -> dict[str, Any]:
+    form = await receive_form(request, folder, {"sheet": _SHEET}, ("dry_run",))
+    sheet = form.file("sheet")
+    dry_run = form.fields.get("dry_run") == "on"
+    settings, shop = console_of(request).settings, grant_of(request).shop
+    return await asyncio.to_thread(_import, settings, shop, sheet.path, dry_run)
+
+
+def _refused(request: web.Request, status: int, problem: str) -> web.StreamResponse:
+    return render(request, "import.html", status=status, report=None, problem=problem)
+
+
+def _import(settings: Settings, shop: str, path: Path, dry_run: bool) -> dict[str, Any]:
+    """Check every row; unless ``dry_run``, send the good ones. A sheet over the row cap
+    is refused before anything is sent, so a refusal never leaves half a sheet sent."""
+    max_rows = settings.console.max_import_rows
+    if not dry_run:
+        with open_sheet(path) as sheet:
+            refuse_beyond(sheet.rows(), max_rows)
+    report = SheetReport()
+    with open_sheet(path) as sheet:
+        mapped, unknown = ColumnMapping({}).resolve(sheet.headers)
         importer = Importer(
-            shop=shop, source=f"console/{suffix[1:]}", mapping=mapped,
+            shop=shop, source=f"console/{path.suffix[1:]}", mapping=mapped,
             hash_key=settings.privacy_hash_key(),
         )  # fmt: skip
-        decoder = Decoder()
-        not_after = decoder.not_after(datetime.now(UTC))
-        good: list[bytes] = []
-        bad: list[tuple[int, str]] = []
-        for row in rows:
-            try:
-                value = encode(importer.event(row))
-                decoder.require(value, not_after)
-            except (RowError, InvalidEventError) as exc:
-                bad.append((row.number, str(exc)))
-                continue
-            good.append(value)
-    sent = 0
-    if not dry_run and good:
-        with Publisher(settings) as publisher:
-            for value in good:
-                publisher.publish_json(value)
-        sent = publisher.report.delivered
-    return {"good": len(good), "bad": bad, "sent": sent, "dry_run": dry_run, "unknown": unknown}
+        events = SheetCheck.of(settings, importer, max_rows).events(sheet.rows(), report)
+        sent = 0
+        if dry_run:
+            for _event in events:
+                pass
+        else:
+            with sheet_publisher(settings) as publisher:
+                for valid, value in events:
+                    publisher.publish_valid(valid, value)
+            sent = publisher.report.delivered
+    return {
+        "good": report.good, "bad_rows": report.bad_rows, "bad": report.bad, "sent": sent,
+        "dry_run": dry_run, "unknown": unknown,
+    }  # fmt: skip

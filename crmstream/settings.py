@@ -300,6 +300,23 @@ class WorkerSettings(BaseModel):
     )
 
 
+class ConsoleSettings(BaseModel):
+    """The merchant console (`crmstream console`): how much one upload may hold."""
+
+    model_config = _FROZEN
+
+    # Rows of one customer sheet on the import page. The sheet is read as it streams, so
+    # memory stays flat at any length; what grows is the page's wait (400,000 rows took
+    # 16 s to check and 26 s to check and send, on two cores) and the report. This admits
+    # the 400,000-row lists shops bring in one go; a longer one goes in parts, or through
+    # `crmstream import`, which has no cap.
+    max_import_rows: int = Field(default=500_000, ge=1, le=10_000_000)
+    # Events of one backtest upload. Each goes through the live engine on Redis, far
+    # slower than a sheet's row (50,000 events that all fired took 22 s), so fewer keep
+    # the page's wait under half a minute.
+    max_backtest_events: int = Field(default=50_000, ge=1, le=10_000_000)
+
+
 class Settings(BaseSettings):
     """Everything crmstream can be told, from ``CRMSTREAM_*`` variables (or a ``.env`` file)."""
 
@@ -323,6 +340,7 @@ class Settings(BaseSettings):
     profiles: ProfileSettings = Field(default_factory=ProfileSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     worker: WorkerSettings = WorkerSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     def privacy_hash_key(self) -> bytes | None:
         """The key phone numbers and e-mail addresses are hashed with: the configured one

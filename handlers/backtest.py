@@ -14,18 +14,19 @@ import shutil
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Final, TypeAlias, cast
 
 import orjson
 
 from crmstream.settings import Settings
+from handlers.backtest_report import BacktestReport
 from handlers.keys import Keys
 from handlers.pipeline import ProfilesAndTriggers
 from handlers.profile.encode import epoch_ms
+from handlers.redis_client import RedisClient
 from handlers.triggers.samples import rule_samples
 from handlers.triggers.stats import read_rule_stats
 from rules.lift import SUPPRESSED
@@ -34,69 +35,55 @@ from schemas.decode import Decoder, Rejected
 from schemas.events import Envelope
 
 _BATCH: Final = 1000
+_Entries: TypeAlias = list[tuple[bytes, dict[bytes, bytes]]]
 # One partition holds every event: the file is taken in its own order, as one stream.
 _PARTITION: Final = ("backtest", 0)
 
 
-@dataclass
-class BacktestReport:
-    rule: str
-    events: int = 0
-    invalid: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
-    triggers: list[dict[str, Any]] = field(default_factory=list)  # sent, held and held out
-    held_quiet_hours: int = 0
-    held_out: int = 0
-    suppressed: dict[str, int] = field(default_factory=dict)
-    waiting: int = 0  # absence timers still running at the end
+def event_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """The lines of a JSON-lines file that hold something, read one at a time, with
+    their numbers."""
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            if stripped := line.strip():
+                yield number, stripped
 
-    @property
-    def customers(self) -> int:
-        return len({(t["shop"], t["subject"]) for t in self.triggers})
 
-    def summary(self, sample: int = 5) -> dict[str, Any]:
-        return {
-            "rule": self.rule,
-            "events": self.events,
-            "invalid": [{"line": line, "reason": reason} for line, reason in self.invalid],
-            "triggers": len(self.triggers),
-            "customers": self.customers,
-            "held_quiet_hours": self.held_quiet_hours,
-            "held_out": self.held_out,
-            "suppressed": self.suppressed,
-            "timers_waiting": self.waiting,
-            "trigger_ids": sorted(t["id"] for t in self.triggers),
-            "sample": self.triggers[:sample],
-        }
+def more_events_than(path: Path, limit: int) -> bool:
+    """Whether the file holds more than ``limit`` events (valid or not); reads no further."""
+    return any(count > limit for count, _line in enumerate(event_lines(path), 1))
 
 
 def read_events(path: Path, report: BacktestReport) -> Iterator[Envelope]:
     """The valid events of a JSON-lines file; the others are noted by line number."""
     decoder = Decoder()
     not_after = decoder.not_after(datetime.now(UTC))
-    with path.open("rb") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            decoded = decoder.decode(line.strip(), None, None, not_after)
-            if isinstance(decoded, Rejected):
-                report.invalid.append((number, f"{decoded.reason.value}: {decoded.message}"))
-            else:
-                report.events += 1
-                yield decoded
+    for number, line in event_lines(path):
+        decoded = decoder.decode(line, None, None, not_after)
+        if isinstance(decoded, Rejected):
+            report.note_invalid(number, f"{decoded.reason.value}: {decoded.message}")
+        else:
+            report.events += 1
+            yield decoded
 
 
 async def backtest(
-    settings: Settings, rule_file: Path, events: Path, until: datetime | None = None
+    settings: Settings,
+    rule_file: Path,
+    events: Path,
+    until: datetime | None = None,
+    sample: int = 5,
 ) -> BacktestReport:
     """Run the rule of ``rule_file`` over ``events`` (JSON lines); timers run to the last
-    event's time, or to ``until``. Raises RuleSetError for a bad rule file."""
+    event's time, or to ``until``; the earliest ``sample`` triggers are kept whole.
+    Raises RuleSetError for a bad rule file."""
     entry, problems = compile_rule_file(rule_file, rule_samples)
     if problems or entry is None:  # said of the file as given, not of the scratch copy
         raise RuleSetError(problems)
     folder = Path(tempfile.mkdtemp(prefix="crmstream-backtest-"))
     try:
         shutil.copy(rule_file, folder / rule_file.name)
-        report = BacktestReport(entry.rule.id)
+        report = BacktestReport(entry.rule.id, sample_size=sample)
         await run_rules(settings, folder, read_events(events, report), report, until)
         return report
     finally:
@@ -169,24 +156,32 @@ async def _take(sink: ProfilesAndTriggers, batch: list[Envelope], newest: int) -
 
 
 async def _collect(sink: ProfilesAndTriggers, report: BacktestReport) -> None:
+    """The triggers the rule left in the scratch outbox and among the held ones, read a
+    page at a time into the report's tallies."""
     client, keys = sink.triggers.client, sink.triggers.keys
-    pipe = client.pipeline(transaction=False)
     for base in keys.trigger_shards():
-        pipe.xrange(keys.outbox(base))
-        pipe.hvals(keys.held_payloads(base))
-    pipe.zcard(keys.partition(_PARTITION[1]).timers)
-    *replies, waiting = await pipe.execute()
-    for outbox, held in zip(replies[::2], replies[1::2], strict=True):
-        report.triggers += [orjson.loads(fields[b"event"]) for _id, fields in outbox]
-        report.triggers += [orjson.loads(value.split(b"\n", 1)[1]) for value in held]
-        report.held_quiet_hours += len(held)
-    report.waiting = int(waiting)
-    report.triggers.sort(key=lambda trigger: (trigger["time"], trigger["id"]))
-    report.held_out = sum(1 for t in report.triggers if t["data"].get("holdout"))
+        async for entry in _pages(client, keys.outbox(base)):
+            report.note_trigger(orjson.loads(entry), held=False)
+        async for _field, value in client.hscan_iter(keys.held_payloads(base), count=_BATCH):
+            report.note_trigger(orjson.loads(value.split(b"\n", 1)[1]), held=True)
+    report.waiting = int(await client.zcard(keys.partition(_PARTITION[1]).timers))
     counts: Counter[str] = Counter()
     for stats in await read_rule_stats(client, keys):
         counts.update(stats.counts)
     report.suppressed = {reason: counts[reason] for reason in SUPPRESSED}
+
+
+async def _pages(client: RedisClient, stream: str) -> AsyncIterator[bytes]:
+    """The events of an outbox stream, _BATCH entries a round trip."""
+    start = "-"
+    while True:
+        # The client decodes nothing: ids and fields come back as bytes.
+        page = cast(_Entries, await client.xrange(stream, min=start, count=_BATCH))
+        for _id, fields in page:
+            yield fields[b"event"]
+        if len(page) < _BATCH:
+            return
+        start = "(" + page[-1][0].decode()
 
 
 async def _wipe(sink: ProfilesAndTriggers, keys: Keys) -> None:

@@ -9,19 +9,16 @@ as keyed hashes.
 
 from __future__ import annotations
 
-import csv
 import re
 import uuid
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from crmstream.errors import EventError
 from crmstream.privacy import email_hash, phone_hash
 from schemas.types import GENDER_SPELLINGS
+from storefront.sheets import Row, RowError
 
 # Header (lower-cased, spaces removed) → field. Unknown headers are reported, not guessed.
 DEFAULT_HEADERS: Final = {
@@ -56,16 +53,6 @@ _NAMESPACE: Final = uuid.UUID("6f1c3a52-3a0e-4d6b-9a34-1b0d5c7e9f21")
 SHOP_ZONE: Final = ZoneInfo("Asia/Shanghai")
 
 
-class RowError(EventError):
-    """One row that cannot become an event."""
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    number: int  # as the merchant sees it in the spreadsheet: the header is row 1
-    cells: Mapping[str, Any]
-
-
 @dataclass(slots=True)
 class ColumnMapping:
     """Which header feeds which field."""
@@ -94,50 +81,6 @@ class ColumnMapping:
 
 def _norm(header: str) -> str:
     return header.strip().lower().replace(" ", "")
-
-
-def read_rows(path: Path) -> tuple[list[str], Iterator[Row]]:
-    """Headers and rows of a .csv (UTF-8, with or without BOM) or .xlsx file."""
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return _csv_rows(path)
-    if suffix in (".xlsx", ".xlsm"):
-        return _xlsx_rows(path)
-    raise RowError(f"{path.name}: expected a .csv or .xlsx file")
-
-
-def _csv_rows(path: Path) -> tuple[list[str], Iterator[Row]]:
-    handle = path.open(newline="", encoding="utf-8-sig")
-    reader = csv.DictReader(handle)
-    headers = list(reader.fieldnames or [])
-
-    def rows() -> Iterator[Row]:
-        with handle:
-            for number, record in enumerate(reader, 2):
-                yield Row(number, record)
-
-    return headers, rows()
-
-
-def _xlsx_rows(path: Path) -> tuple[list[str], Iterator[Row]]:
-    from openpyxl import load_workbook  # noqa: PLC0415 -- only Excel imports pay for it
-
-    book = load_workbook(path, read_only=True, data_only=True)
-    sheet = book.worksheets[0]
-    lines = sheet.iter_rows(values_only=True)
-    first = next(lines, None) or ()
-    headers = [str(cell).strip() if cell is not None else "" for cell in first]
-
-    def rows() -> Iterator[Row]:
-        try:
-            for number, values in enumerate(lines, 2):
-                if all(value in (None, "") for value in values):
-                    continue
-                yield Row(number, dict(zip(headers, values, strict=False)))
-        finally:
-            book.close()
-
-    return headers, rows()
 
 
 @dataclass(frozen=True, slots=True)

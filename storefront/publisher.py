@@ -110,8 +110,12 @@ class Publisher:
     def publish_json(self, value: bytes) -> Envelope:
         """Validate one event given as JSON bytes and queue those very bytes."""
         valid = self.decoder.require(value, self.decoder.not_after(datetime.now(UTC)))
-        self.publish_raw(self.topics.event(valid.stream), partition_key(valid), value)
+        self.publish_valid(valid, value)
         return valid
+
+    def publish_valid(self, valid: Envelope, value: bytes) -> None:
+        """Queue the JSON bytes ``valid`` was decoded from, checked already."""
+        self.publish_raw(self.topics.event(valid.stream), partition_key(valid), value)
 
     def publish_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
         """Queue bytes as they are, unvalidated: for replays and for testing the DLQ."""

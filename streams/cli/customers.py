@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -12,6 +13,9 @@ from crmstream.settings import Settings
 from streams.cli.events import EXIT_BAD_INPUT, finish
 from streams.cli.names import shop_name
 from streams.cli.progress import progress
+
+if TYPE_CHECKING:
+    from schemas.events import Envelope
 
 pass_settings = click.make_pass_decorator(Settings)
 
@@ -52,47 +56,64 @@ def import_customers(
     hashes (CRMSTREAM_PRIVACY_HASH_KEY). Bad rows are reported by row number.
     Exit status: 0 all imported; 1 some rows bad; 3 the broker did not take them all.
     """
-    from schemas.decode import Decoder  # noqa: PLC0415
-    from schemas.errors import InvalidEventError  # noqa: PLC0415
-    from storefront.importer import ColumnMapping, Importer, RowError, read_rows  # noqa: PLC0415
-    from storefront.publisher import Publisher, encode  # noqa: PLC0415
+    from storefront.importer import ColumnMapping, Importer  # noqa: PLC0415
+    from storefront.sheet_import import SheetCheck, SheetReport, sheet_publisher  # noqa: PLC0415
+    from storefront.sheets import RowError, open_sheet  # noqa: PLC0415
+
+    def bad_row(number: int, reason: str) -> None:
+        click.echo(f"row {number}: {reason}", err=True)
 
     try:
-        headers, rows = read_rows(file)
-        mapped, unknown = ColumnMapping(_mapping(pairs)).resolve(headers)
+        with open_sheet(file) as sheet:
+            mapped, unknown = ColumnMapping(_mapping(pairs)).resolve(sheet.headers)
+        if unknown:
+            click.echo(f"columns not imported: {', '.join(unknown)}", err=True)
+        importer = Importer(
+            shop=shop,
+            source=f"import/{file.suffix.lower().lstrip('.')}",
+            mapping=mapped,
+            hash_key=settings.privacy_hash_key(),
+        )
+        check = SheetCheck.of(settings, importer)
+
+        def checked(report: SheetReport) -> Iterator[tuple[Envelope, bytes]]:
+            # Read again for each pass: a row at a time, never the whole sheet.
+            with open_sheet(file) as sheet:
+                yield from check.events(progress(sheet.rows(), "reading"), report)
+
+        if strict:
+            # Every row checked before the first is sent or written.
+            report = SheetReport(on_bad=bad_row)
+            for _event in checked(report):
+                pass
+            if report.bad_rows:
+                click.echo(f"{report.bad_rows} bad row(s); --strict: nothing sent", err=True)
+                sys.exit(EXIT_BAD_INPUT)
+        report = SheetReport(on_bad=bad_row)
+        if dry_run or out is not None:
+            written = _write(checked(report), out)
+            click.echo(
+                f"{report.good} good row(s), {report.bad_rows} bad"
+                + (f"; written to {written}" if written else "")
+            )
+            sys.exit(EXIT_BAD_INPUT if report.bad_rows else 0)
+        with sheet_publisher(settings) as publisher:
+            for valid, value in checked(report):
+                publisher.publish_valid(valid, value)
     except RowError as exc:
         raise click.ClickException(str(exc)) from exc
-    if unknown:
-        click.echo(f"columns not imported: {', '.join(unknown)}", err=True)
-    importer = Importer(
-        shop=shop,
-        source=f"import/{file.suffix.lower().lstrip('.')}",
-        mapping=mapped,
-        hash_key=settings.privacy_hash_key(),
-    )
-    decoder = Decoder()
-    not_after = decoder.not_after(datetime.now(UTC))
-    good: list[bytes] = []
-    bad = 0
-    for row in progress(rows, "reading"):
-        try:
-            value = encode(importer.event(row))
-            decoder.require(value, not_after)
-        except (RowError, InvalidEventError) as exc:
-            bad += 1
-            click.echo(f"row {row.number}: {exc}", err=True)
-            continue
-        good.append(value)
-    if bad and strict:
-        click.echo(f"{bad} bad row(s); --strict: nothing sent", err=True)
-        sys.exit(EXIT_BAD_INPUT)
-    if dry_run or out is not None:
-        if out is not None:
-            out.write_bytes(b"".join(line + b"\n" for line in good))
-        click.echo(f"{len(good)} good row(s), {bad} bad" + (f"; written to {out}" if out else ""))
-        sys.exit(EXIT_BAD_INPUT if bad else 0)
-    with Publisher(settings) as publisher:
-        for value in progress(good, "publishing"):
-            publisher.publish_json(value)
-    report = publisher.report
-    finish(report.delivered, report.failed, report.errors, bad)
+    delivery = publisher.report
+    finish(delivery.delivered, delivery.failed, delivery.errors, report.bad_rows)
+
+
+def _write(events: Iterator[tuple[Envelope, bytes]], out: Path | None) -> Path | None:
+    """The good events as JSON lines in ``out``, as they are checked; with no ``out``,
+    only checked."""
+    if out is None:
+        for _event in events:
+            pass
+        return None
+    with out.open("wb") as sink:
+        for _valid, value in events:
+            sink.write(value + b"\n")
+    return out

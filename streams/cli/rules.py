@@ -184,12 +184,12 @@ def backtest(
         except ValueError as exc:
             raise click.BadParameter(f"not an RFC 3339 time: {until}") from exc
     try:
-        report = asyncio.run(run_backtest(settings, rule_file, events_file, end))
+        report = asyncio.run(run_backtest(settings, rule_file, events_file, end, sample))
     except RuleSetError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)
         sys.exit(1)
-    summary = report.summary(sample)
+    summary = report.summary()
     if as_json:
         click.echo(orjson.dumps(summary).decode())
         return
@@ -198,11 +198,11 @@ def backtest(
         console.print(f"[yellow]line {line}[/]: {reason}")
     console.print(
         f"[bold]{report.rule}[/] over {report.events:,} events: "
-        f"[bold]{len(report.triggers):,}[/] triggers for {report.customers:,} customers "
+        f"[bold]{report.triggers:,}[/] triggers for {report.customers:,} customers "
         f"({report.held_out:,} held out, {report.held_quiet_hours:,} held for quiet hours); "
         "guards held back "
         + ", ".join(f"{count:,} by {reason}" for reason, count in report.suppressed.items())
-        + f"; {report.waiting:,} timers still running; {len(report.invalid):,} invalid lines"
+        + f"; {report.waiting:,} timers still running; {report.invalid_lines:,} invalid lines"
     )
     for trigger in summary["sample"]:
         data = trigger["data"]

@@ -6,15 +6,9 @@ README's are `make screenshots`'s, from the demo's traffic)."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,9 +22,9 @@ from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from handlers.keys import Keys
 from handlers.redis_client import connect_sync
-from streams.cli.child_worker import settings_env
+from tests.integration.console_process import running_console, wait_until
 from tests.integration.test_profiles import publish
-from tests.support import api_token, free_port, produce, require_tool, running_worker
+from tests.support import api_token, produce, require_tool, running_worker
 
 pytestmark = [pytest.mark.single_redis, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -66,41 +60,6 @@ def shop_events(now: datetime) -> list[dict[str, Any]]:
     return events
 
 
-def wait_until(what: str, check: Any, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"never: {what}"
-        time.sleep(0.5)
-
-
-@contextmanager
-def running_console(settings: Settings, log: Path) -> Iterator[str]:
-    port = free_port()
-    with log.open("ab") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "console", "--port", str(port)],
-            env={**os.environ, **settings_env(settings)},
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-
-        def answers() -> bool:
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=2):  # noqa: S310 -- loopback
-                    return True
-            except OSError:
-                return process.poll() is not None  # gave up: the assertion below says so
-
-        wait_until("the console answers", answers, 60)
-        assert process.poll() is None, log.read_text()[-2000:]
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-
-
 def sign_in(page: Page, base: str, token: str) -> None:
     page.goto(base + "/")
     expect(page).to_have_url(base + "/signin")
@@ -127,7 +86,7 @@ def test_the_console_in_a_real_browser(settings: Settings, tmp_path: Path) -> No
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with (
         running_worker(settings, tmp_path / "worker.log"),
-        running_console(settings, tmp_path / "console.log") as base,
+        running_console(settings, tmp_path / "console.log") as console,
         sync_playwright() as playwright,
     ):
         wait_until(
@@ -138,6 +97,7 @@ def test_the_console_in_a_real_browser(settings: Settings, tmp_path: Path) -> No
                 and redis.exists(keys.dead_letter_minutes("tea-house", int(time.time()) // 3600))
             ),
         )
+        base = console.base
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         signing_in(page, base, admin)

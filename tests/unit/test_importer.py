@@ -13,7 +13,8 @@ import pytest
 from openpyxl import Workbook
 
 from crmstream.privacy import phone_hash
-from storefront.importer import ColumnMapping, Importer, RowError, read_rows
+from storefront.importer import ColumnMapping, Importer
+from storefront.sheets import RowError, open_sheet
 
 KEY = b"k" * 32
 # A Chinese merchant's export: full-width separators and all.
@@ -34,9 +35,8 @@ def _importer(headers: list[str], key: bytes | None = KEY) -> Importer:
 def test_chinese_headers_map_to_profile_fields(tmp_path: Path) -> None:
     path = tmp_path / "customers.csv"
     path.write_text(CSV, encoding="utf-8-sig")
-    headers, rows = read_rows(path)
-    importer = _importer(headers)
-    first = importer.event(next(rows))
+    with open_sheet(path) as sheet:
+        first = _importer(sheet.headers).event(next(sheet.rows()))
 
     assert first["subject"] == "c001"
     assert first["source"] == "import/csv"
@@ -57,15 +57,15 @@ def test_chinese_headers_map_to_profile_fields(tmp_path: Path) -> None:
 def test_bad_rows_are_reported_by_number(tmp_path: Path) -> None:
     path = tmp_path / "customers.csv"
     path.write_text(CSV, encoding="utf-8")
-    headers, rows = read_rows(path)
-    importer = _importer(headers)
     outcomes: dict[int, str] = {}
-    for row in rows:
-        try:
-            importer.event(row)
-            outcomes[row.number] = "ok"
-        except RowError as exc:
-            outcomes[row.number] = str(exc)
+    with open_sheet(path) as sheet:
+        importer = _importer(sheet.headers)
+        for row in sheet.rows():
+            try:
+                importer.event(row)
+                outcomes[row.number] = "ok"
+            except RowError as exc:
+                outcomes[row.number] = str(exc)
     assert outcomes[2] == outcomes[3] == "ok"
     assert "birthday" in outcomes[4]
     assert "customer id is empty" in outcomes[5]
@@ -77,17 +77,16 @@ def test_the_same_row_gets_the_same_id(tmp_path: Path) -> None:
     path.write_text(CSV, encoding="utf-8")
     ids = []
     for _ in range(2):
-        headers, rows = read_rows(path)
-        ids.append(_importer(headers).event(next(rows))["id"])
+        with open_sheet(path) as sheet:
+            ids.append(_importer(sheet.headers).event(next(sheet.rows()))["id"])
     assert ids[0] == ids[1]
 
 
 def test_contact_details_need_a_key(tmp_path: Path) -> None:
     path = tmp_path / "customers.csv"
     path.write_text(CSV, encoding="utf-8")
-    headers, rows = read_rows(path)
-    with pytest.raises(RowError, match="CRMSTREAM_PRIVACY_HASH_KEY"):
-        _importer(headers, key=None).event(next(rows))
+    with open_sheet(path) as sheet, pytest.raises(RowError, match="CRMSTREAM_PRIVACY_HASH_KEY"):
+        _importer(sheet.headers, key=None).event(next(sheet.rows()))
 
 
 def test_excel_files_and_explicit_mapping(tmp_path: Path) -> None:
@@ -101,11 +100,11 @@ def test_excel_files_and_explicit_mapping(tmp_path: Path) -> None:
     path = tmp_path / "customers.xlsx"
     book.save(path)
 
-    headers, rows = read_rows(path)
-    mapping, unknown = ColumnMapping({"买家编号": "customer_id"}).resolve(headers)
-    assert unknown == []
-    importer = Importer("tea-house", "import/xlsx", mapping, None)
-    events = [importer.event(row) for row in rows]
+    with open_sheet(path) as opened:
+        mapping, unknown = ColumnMapping({"买家编号": "customer_id"}).resolve(opened.headers)
+        assert unknown == []
+        importer = Importer("tea-house", "import/xlsx", mapping, None)
+        events = [importer.event(row) for row in opened.rows()]
     assert [e["subject"] for e in events] == ["b-9", "1234567"]
     assert [e["data"]["birthday"] for e in events] == ["1979-02-03", "1979-02-03"]
 
@@ -130,4 +129,27 @@ def test_cli_dry_run_reports_rows_and_exits_1(tmp_path: Path) -> None:
         "row 4", "row 5", "row 6",
     ]  # fmt: skip
     assert "columns not imported" not in result.stderr
+    assert len(out.read_bytes().splitlines()) == 2
+
+
+def test_cli_strict_writes_nothing_while_a_row_is_bad(tmp_path: Path) -> None:
+    path = tmp_path / "customers.csv"
+    out = tmp_path / "events.jsonl"
+
+    def strict_import() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "streams.cli", "import", str(path), "--shop", "tea-house",
+             "--strict", "--out", str(out)],
+            env={**os.environ, "CRMSTREAM_PRIVACY_HASH_KEY": "secret"},
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    path.write_text(CSV, encoding="utf-8")
+    result = strict_import()
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines()[-1] == "3 bad row(s); --strict: nothing sent"
+    assert not out.exists()
+    path.write_text("\n".join(CSV.splitlines()[:3]) + "\n", encoding="utf-8")
+    result = strict_import()
+    assert result.returncode == 0, result.stderr
     assert len(out.read_bytes().splitlines()) == 2

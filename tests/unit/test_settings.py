@@ -7,6 +7,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 
 from crmstream.settings import (
+    ConsoleSettings,
     KafkaSettings,
     PrivacySettings,
     RedisSettings,
@@ -34,6 +35,15 @@ def test_variables_map_to_nested_groups(monkeypatch: pytest.MonkeyPatch) -> None
     assert settings.stack.redis_appendonly is False
     assert "s3cret" not in repr(settings)
     assert settings.kafka.librdkafka()["sasl.password"] == "s3cret"
+
+
+def test_the_consoles_caps_come_from_their_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRMSTREAM_CONSOLE_MAX_IMPORT_ROWS", "1000")
+    monkeypatch.setenv("CRMSTREAM_CONSOLE_MAX_BACKTEST_EVENTS", "50")
+    assert Settings().console == ConsoleSettings(max_import_rows=1000, max_backtest_events=50)
+    monkeypatch.setenv("CRMSTREAM_CONSOLE_MAX_IMPORT_ROWS", "0")
+    with pytest.raises(ValidationError, match="max_import_rows"):
+        Settings()
 
 
 def test_settings_are_frozen() -> None:
