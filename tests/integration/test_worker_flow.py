@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from handlers.keys import Keys
 from handlers.redis_client import connect_sync
 from storefront.publisher import Publisher, stream_of
 from storefront.simulator import SimulationConfig, Simulator
-from tests.support import running_worker
+from tests.support import backlog_read, eventually, running_worker
 
 
 def test_worker_counts_every_published_event(settings: Settings, tmp_path: Path) -> None:
@@ -24,17 +23,17 @@ def test_worker_counts_every_published_event(settings: Settings, tmp_path: Path)
         for event in events:
             publisher.publish(event)
 
-    redis = connect_sync(settings.redis)
-    flow_key = Keys(settings.redis.key_prefix).flow
-    taken: Counter[str] = Counter()
     with running_worker(settings, tmp_path / "worker.log") as worker:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and sum(taken.values()) < len(events):
+
+        def read_to_the_end() -> bool:
             assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
-            time.sleep(0.5)
-            taken = flow_counts(redis.hgetall(flow_key))
-        time.sleep(2)  # anything beyond the expected count would be a double count
-        taken = flow_counts(redis.hgetall(flow_key))
+            return backlog_read(settings)
+
+        # Once the group has committed every partition to its end, every event has been
+        # counted, and a double count would be there to see.
+        eventually(read_to_the_end, 90, "every event partition read to its end")
+    redis = connect_sync(settings.redis)
+    taken = flow_counts(redis.hgetall(Keys(settings.redis.key_prefix).flow))
     redis.close()
 
     assert taken == expected
