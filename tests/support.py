@@ -80,6 +80,15 @@ async def eventually_async(
         await asyncio.sleep(every_s)
 
 
+def chosen_seed(variable: str, default: int | None = None) -> int:
+    """The seed of a test's random choices: ``variable`` from the environment to replay a
+    run, else ``default``, else one from the clock so that runs differ. Printed either
+    way, as the assignment that replays it (pytest shows it with a failure)."""
+    seed = int(os.environ.get(variable, time.time_ns() % 2**32 if default is None else default))
+    print(f"{variable}={seed}")  # noqa: T201 -- a failure is replayed from it
+    return seed
+
+
 def isolated(base: Settings, namespace: str) -> Settings:
     """Settings whose topics, Redis keys, consumer group and web port belong to one test."""
     return base.model_copy(
