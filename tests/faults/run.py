@@ -230,7 +230,7 @@ async def profiles_converge(settings: Settings, events: list[Any]) -> tuple[int,
     reader = ProfileReader(client, Keys(settings.redis.key_prefix), shops)
     try:
         return await eventually_async(
-            lambda: mismatches(reader, events, shops), PROFILES_LIMIT_S,
+            lambda: mismatches(reader, events), PROFILES_LIMIT_S,
             "every profile as the reference has it", until=lambda seen: not seen[1], every_s=2,
         )  # fmt: skip
     except WaitError as never:

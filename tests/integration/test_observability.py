@@ -125,7 +125,7 @@ async def test_readyz_follows_a_redis_outage_and_no_event_is_lost(
                 resumed = time.monotonic()
                 came_back = await _until(readyz, 200, 60)
                 ready_after = time.monotonic() - resumed
-                await converge(reader, events, own, worker, log)  # nothing lost
+                await converge(reader, events, worker, log)  # nothing lost
         finally:
             await client.aclose()
     assert went_down, "/readyz stayed 200 with Redis stopped"

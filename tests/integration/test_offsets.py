@@ -90,7 +90,7 @@ async def test_a_redis_that_lost_everything_is_read_up_to_date_again(
     publish(settings, first)
     log = tmp_path / "worker.log"
     with running_worker(settings, log) as worker:
-        await converge(reader, first, settings, worker, log)
+        await converge(reader, first, worker, log)
         eventually(
             lambda: (committed(settings), recorded(settings)), 30,
             "Kafka's committed offsets following what Redis recorded",
@@ -100,7 +100,7 @@ async def test_a_redis_that_lost_everything_is_read_up_to_date_again(
         # Redis without persistence comes back from a restart. The worker goes on.
         wipe_redis(settings)
         publish(settings, rest)
-        await converge(reader, events, settings, worker, log)
+        await converge(reader, events, worker, log)
     assert "Redis lost recent writes; reading again from" in log.read_text()
 
 

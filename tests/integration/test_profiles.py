@@ -28,7 +28,8 @@ from handlers.shop_configs import ShopConfigs
 from storefront.publisher import Publisher, encode
 from storefront.simulator import SimulationConfig, Simulator
 from streams.cli.child_worker import settings_env
-from tests.oracle.profiles import mismatches, owners
+from tests.oracle.history import owners
+from tests.oracle.profiles import mismatches
 from tests.own_services import redis_of_its_own
 from tests.redis_contents import taken
 from tests.support import api_token, eventually, eventually_async, http_get, running_worker
@@ -51,16 +52,15 @@ def publish(settings: Settings, events: list[dict[str, Any]]) -> None:
 
 
 async def converge(
-    reader: ProfileReader, events: list[dict[str, Any]], settings: Settings, worker: Any, log: Path
+    reader: ProfileReader, events: list[dict[str, Any]], worker: Any, log: Path
 ) -> int:
     """Wait until Redis agrees with the reference on every profile: how many it compared.
     Fails with the differences left if it never does."""
-    shops = ShopConfigs(settings.profiles.shop_config_dir)
 
     async def differences() -> tuple[int, list[str]]:
         if worker.poll() is not None:
             pytest.fail(f"the worker exited; see {log}")
-        return await mismatches(reader, events, shops)
+        return await mismatches(reader, events)
 
     compared, _ = await eventually_async(
         differences, float(os.environ.get("CONVERGE_S", "300")),
@@ -81,7 +81,7 @@ async def live_run(
     create_topics(settings)
     publish(settings, events if published is None else published)
     with running_worker(settings, tmp_path / "worker.log") as worker:
-        await converge(reader, events, settings, worker, tmp_path / "worker.log")
+        await converge(reader, events, worker, tmp_path / "worker.log")
 
 
 async def test_every_field_of_every_profile_matches_the_reference(
@@ -117,7 +117,7 @@ async def test_a_worker_killed_mid_run_loses_and_doubles_nothing(
     # Mid-run means some but not all: a kill after the last event would test a restart.
     assert taken(settings) < len(events), "the worker was killed after it had taken everything"
     with running_worker(settings, tmp_path / "second.log") as second:
-        await converge(reader, events, settings, second, tmp_path / "second.log")
+        await converge(reader, events, second, tmp_path / "second.log")
 
 
 async def test_profiles_over_http_and_on_the_command_line(
@@ -131,7 +131,7 @@ async def test_profiles_over_http_and_on_the_command_line(
     base = f"http://{settings.worker.web_host}:{settings.worker.web_port}/profiles"
     token = api_token(settings, shop)
     with running_worker(settings, tmp_path / "worker.log") as worker:
-        await converge(reader, events, settings, worker, tmp_path / "worker.log")
+        await converge(reader, events, worker, tmp_path / "worker.log")
         at = urllib.parse.quote(as_of)
         status, document = http_get(f"{base}/{shop}/{who}/?as_of={at}", token)
         missing, _ = http_get(f"{base}/{shop}/nobody/", token)
@@ -245,7 +245,7 @@ async def test_redis_unreachable_for_a_while_loses_and_doubles_nothing(
                     60, "the worker retrying on a Redis away",
                 )  # fmt: skip
                 os.kill(pid, signal.SIGCONT)
-                await converge(reader, events, own, worker, log)
+                await converge(reader, events, worker, log)
         finally:
             await client.aclose()
     assert "retrying" in log.read_text()

@@ -26,11 +26,10 @@ from crmstream.topics import TopicNames
 from handlers.keys import Keys
 from handlers.pipeline import ProfilesAndTriggers
 from handlers.redis_client import RedisClient
-from rules.shop_config import ShopConfig
 from storefront.simulator import SimulationConfig, Simulator
 from streams.cli.child_worker import settings_env
 from tests.integration.test_profiles import converge, publish
-from tests.oracle.profiles import ms
+from tests.oracle.history import ms
 from tests.oracle.segments import SEGMENTS, memberships
 from tests.support import api_token, eventually, eventually_async, http_get, running_worker
 
@@ -129,13 +128,13 @@ async def test_memberships_equal_the_reference_and_the_changes_replay_to_them(
     reader, keys, client = sink.triggers.reader, sink.triggers.keys, sink.profiles.client
     try:
         with running_worker(settings, tmp_path / "worker.log") as worker:
-            await converge(reader, events, settings, worker, tmp_path / "worker.log")
+            await converge(reader, events, worker, tmp_path / "worker.log")
             # Time has moved since the events: the timed segments are brought to one moment.
             as_of = int(time.time() * 1000)
             await sink.segments.recheck(as_of)
             await drained(client, keys)
             changes = read_all(settings, TopicNames.from_settings(settings.topics).segments)
-        expected = memberships(events, as_of, ShopConfig())
+        expected = memberships(events, as_of)
         assert max(ms(e["time"]) for e in events) < as_of
         shops = {event["shop"] for event in events}
         for segment in SEGMENTS:
