@@ -1,6 +1,7 @@
 """A folder of segment files → a SegmentSet, or every problem with file, line and reason.
 
-A segment is a named condition over the profile (DESIGN.md §3)::
+A segment is a named condition over the profile (docs/DESIGN.md §3,
+"Rules and segments")::
 
     id: dormant
     version: 2
