@@ -63,7 +63,7 @@ class RedisUnavailableError(CrmStreamError):
 
 
 class EventError(CrmStreamError):
-    """An event breaks the contract of DESIGN.md §1."""
+    """An event breaks the contract (docs/DESIGN.md §1, "The event contract")."""
 
 
 class RuleError(CrmStreamError):

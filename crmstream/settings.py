@@ -121,7 +121,7 @@ class RedisSettings(BaseModel):
 
 
 class TopicSettings(BaseModel):
-    """Names and sizes of the topics of DESIGN.md.
+    """Names and sizes of the topics (docs/DESIGN.md §1, "The event contract").
 
     The prefix lets tests (and separate deployments) share one broker.
     """

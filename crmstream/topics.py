@@ -1,4 +1,4 @@
-"""The topic names of DESIGN.md, derived from one prefix (``crm`` unless configured)."""
+"""The topic names of docs/DESIGN.md, derived from one prefix (``crm`` unless configured)."""
 
 from __future__ import annotations
 

@@ -45,8 +45,8 @@ def _time(text: str | None) -> datetime | None:
 
 
 def profile_view(profile: Mapping[str, Any]) -> dict[str, Any]:
-    """The profile document of DESIGN.md §2 (whichever sections it has) with money as
-    doubles and times as timestamps."""
+    """The profile document (docs/DESIGN.md §2, "The live profile"), whichever sections it
+    has, with money as doubles and times as timestamps."""
     view = dict(profile)
     view["as_of"] = _time(profile["as_of"])
     if "counters" in profile:

@@ -1,4 +1,5 @@
-"""A rule file as data (DESIGN.md §3): when it fires, on what condition, what it sends.
+"""A rule file as data (docs/DESIGN.md §3, "Rules and segments"): when it fires, on
+what condition, what it sends.
 
 Three kinds of ``when``::
 

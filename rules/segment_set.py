@@ -1,11 +1,12 @@
 """A folder of segment files → a SegmentSet, or every problem with file, line and reason.
 
-A segment is a named condition over the profile (DESIGN.md §3)::
+A segment is a named condition over the profile (docs/DESIGN.md §3,
+"Rules and segments")::
 
     id: dormant
-    version: 1
+    version: 2
     description: Bought before, nothing for 91 to 180 days
-    if: profile.derived.lifecycle == "dormant"
+    if: profile.derived.lifecycle == "dormant" && profile.counters.orders > 0
 
 Membership is kept as of now. A condition that reads the clock (``now``,
 ``profile.as_of``), a sliding window or a derived score can change with no event

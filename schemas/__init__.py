@@ -1,4 +1,5 @@
 """The contract: CloudEvents envelopes, event payloads and the trigger message.
 
-DESIGN.md §1 and §4 are the source; these models are its executable form.
+docs/DESIGN.md §1 "The event contract" and §4 "The trigger contract" are the source;
+these models are its executable form.
 """

@@ -8,6 +8,7 @@ Nothing here raises on input: every message ends valid or refused.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -110,7 +111,29 @@ def _explain(value: bytes, exc: ValidationError) -> Rejected:
             return Rejected(Reason.NOT_JSON, f"not JSON: {bad}")
         # pydantic and orjson disagree only on exotic input (e.g. huge numbers).
         return Rejected(Reason.NOT_JSON, errors[0]["msg"])
+    if _names_a_constant(value):
+        return Rejected(Reason.NOT_JSON, "not JSON: NaN and Infinity are not JSON numbers")
     return _classify(errors)
+
+
+class _ConstantError(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> None:
+    raise _ConstantError(name)
+
+
+def _names_a_constant(value: bytes) -> bool:
+    """Whether the message holds NaN or Infinity, which pydantic's parser reads but JSON
+    does not have: without this, a bare ``Infinity`` would be refused as not an object."""
+    try:
+        json.loads(value, parse_constant=_refuse_constant)
+    except _ConstantError:
+        return True
+    except (ValueError, RecursionError):
+        return False  # whatever else the standard parser minds, pydantic's reading stands
+    return False
 
 
 def _classify(errors: list[ErrorDetails]) -> Rejected:

@@ -21,7 +21,7 @@ _MAX_EXTENSIONS: Final = 16
 
 
 class Envelope(BaseModel):
-    """The attributes every event carries (DESIGN.md §1)."""
+    """The attributes every event carries (docs/DESIGN.md §1, "The event contract")."""
 
     model_config = ConfigDict(strict=True, frozen=True, extra="allow")
 

@@ -1,4 +1,4 @@
-"""The ``data`` of every event type in the catalogue (DESIGN.md §1)."""
+"""The ``data`` of every event type in the catalogue (docs/DESIGN.md §1, "The event contract")."""
 
 from __future__ import annotations
 

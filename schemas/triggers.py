@@ -1,4 +1,5 @@
-"""The trigger message on ``crm.triggers`` (DESIGN.md §4): what marketing systems consume."""
+"""The trigger message on ``crm.triggers`` (docs/DESIGN.md §4, "The trigger contract"):
+what marketing systems consume."""
 
 from __future__ import annotations
 

@@ -178,7 +178,7 @@ def _date(value: Any) -> date:  # noqa: ANN401 -- cell values
 
 
 def _timestamp(value: Any) -> datetime:  # noqa: ANN401 -- cell values
-    # A spreadsheet's times carry no zone; they are the shop's (DESIGN.md: Asia/Shanghai).
+    # A spreadsheet's times carry no zone; they are the shop's (docs/DESIGN.md §2).
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=SHOP_ZONE)
     try:

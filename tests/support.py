@@ -1,10 +1,11 @@
-"""Helpers every test may use: isolated settings, real Kafka produce/consume, a worker process."""
+"""Helpers every test may use: isolated settings, real Kafka produce/consume, a worker
+process, and the one way to wait for something."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -12,22 +13,80 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, Message, Producer
-from pydantic import RedisDsn
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
 from crmstream.admin import delete_topics, list_topics
-from crmstream.settings import Settings, StackSettings
-from devstack.redis import RedisServer
+from crmstream.settings import Settings
+from crmstream.topics import TopicNames
 from handlers.keys import Keys
 from handlers.redis_client import connect_sync
 from streams.cli.child_worker import settings_env, start_worker, stop_worker
+
+Seen = TypeVar("Seen")
+
+
+class WaitError(AssertionError):
+    """What a test waited for did not come about in time."""
+
+    def __init__(self, what: str, timeout_s: float, seen: object) -> None:
+        super().__init__(f"never {what} within {timeout_s:g}s; last seen: {seen!r}")
+        self.seen = seen
+
+
+def eventually(
+    check: Callable[[], Seen],
+    timeout_s: float,
+    what: str,
+    *,
+    until: Callable[[Seen], object] = bool,
+    every_s: float = 0.2,
+) -> Seen:
+    """Call ``check`` until ``until`` holds for what it returns (by default: until it is
+    true), and return that value. Past ``timeout_s`` it raises WaitError with ``what``
+    and the last value seen: a wait that runs out can never pass for one that was met."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen = check()
+        if until(seen):
+            return seen
+        if time.monotonic() >= deadline:
+            raise WaitError(what, timeout_s, seen)
+        time.sleep(every_s)
+
+
+async def eventually_async(
+    check: Callable[[], Awaitable[Seen]],
+    timeout_s: float,
+    what: str,
+    *,
+    until: Callable[[Seen], object] = bool,
+    every_s: float = 0.2,
+) -> Seen:
+    """``eventually`` for a check that awaits (an async Redis client, say)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen = await check()
+        if until(seen):
+            return seen
+        if time.monotonic() >= deadline:
+            raise WaitError(what, timeout_s, seen)
+        await asyncio.sleep(every_s)
+
+
+def chosen_seed(variable: str, default: int | None = None) -> int:
+    """The seed of a test's random choices: ``variable`` from the environment to replay a
+    run, else ``default``, else one from the clock so that runs differ. Printed either
+    way, as the assignment that replays it (pytest shows it with a failure)."""
+    seed = int(os.environ.get(variable, time.time_ns() % 2**32 if default is None else default))
+    print(f"{variable}={seed}")  # noqa: T201 -- a failure is replayed from it
+    return seed
 
 
 def isolated(base: Settings, namespace: str) -> Settings:
@@ -52,29 +111,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def free_port_run(count: int) -> int:
-    """The first of ``count`` consecutive free ports whose Redis Cluster bus ports (+10000)
-    are free as well.
-
-    The search stays below the kernel's ephemeral range (32768 up, by default), where the
-    local end of any outgoing connection may sit; and a port counts as free only if it can
-    be bound, since a connect attempt says nothing of a port held by such a connection."""
-    for first in range(20_000, 22_768 - count, count):
-        ports = [*range(first, first + count), *range(first + 10_000, first + 10_000 + count)]
-        if all(_bindable(port) for port in ports):
-            return first
-    raise AssertionError("no run of free ports for a Redis Cluster")
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def started_worker(settings: Settings, cwd: Path) -> tuple[int, str, float]:
@@ -162,6 +198,31 @@ def consume(
     return messages
 
 
+def backlog_read(settings: Settings) -> bool:
+    """The workers' group has committed every event partition up to its end."""
+    names = TopicNames.from_settings(settings.topics).events
+    probe = Consumer(
+        {**settings.kafka.librdkafka(), "group.id": f"{settings.worker.app_id}.events"}
+    )
+    try:
+        partitions = [
+            TopicPartition(topic, n)
+            for topic, count in list_topics(settings).items()
+            if topic in names
+            for n in range(count)
+        ]
+        committed = probe.committed(partitions, timeout=10)
+        # A partition that never held a record has nothing to commit (offset -1001).
+        return all(
+            max(part.offset, 0) >= probe.get_watermark_offsets(part, timeout=10)[1]
+            for part in committed
+        )
+    except KafkaException:
+        return False
+    finally:
+        probe.close()
+
+
 @contextmanager
 def running_worker(
     settings: Settings, log: Path, loglevel: str = "warning"
@@ -210,36 +271,6 @@ def http_get(url: str, token: str | None = None) -> tuple[int, Any]:
         return 0, None
 
 
-@contextmanager
-def redis_of_its_own(settings: Settings, tmp_path: Path) -> Iterator[tuple[Settings, int]]:
-    """A Redis server of the test's own, to stop (SIGSTOP) and resume: the settings that
-    use it, and its pid. Resumed and shut down at the end, whatever happened."""
-    own = _with_own_redis(settings, tmp_path)
-    server = RedisServer(own)
-    pid = server.start()
-    try:
-        yield own, pid
-    finally:
-        with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGCONT)
-        server.process.stop()
-
-
-def _with_own_redis(settings: Settings, tmp_path: Path) -> Settings:
-    return settings.model_copy(
-        update={
-            "redis": settings.redis.model_copy(
-                update={
-                    "url": RedisDsn(f"redis://127.0.0.1:{free_port()}/0"),
-                    "cluster": False,
-                    "socket_timeout_s": 1.0,
-                }
-            ),
-            "stack": StackSettings(state_dir=tmp_path / "redis", cache_dir=tmp_path / "cache"),
-        }
-    )
-
-
 def require_tool(name: str, package: str) -> str:
     """The path of a program the test needs: a CI run fails without it, a local one skips."""
     found = shutil.which(name)
@@ -249,44 +280,3 @@ def require_tool(name: str, package: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return found
-
-
-def redis_holding(settings: Settings, needles: Iterable[bytes]) -> dict[str, list[str]]:
-    """Every key of a test (its prefix) whose name or value holds one of ``needles``:
-    needle → the keys, values read whole, whatever the type."""
-    wanted = list(needles)
-    found: dict[str, list[str]] = {}
-    client = connect_sync(settings.redis)
-    try:
-        pattern = Keys(settings.redis.key_prefix).pattern()
-        for raw_key in client.scan_iter(match=pattern, count=1000):
-            key = bytes(raw_key)
-            blob = key + b"\0" + _value_bytes(client, key)
-            for needle in wanted:
-                if needle in blob:
-                    found.setdefault(needle.decode(errors="replace"), []).append(text(key))
-    finally:
-        client.close()
-    return found
-
-
-def _value_bytes(client: Any, key: bytes) -> bytes:
-    kind = text(client.type(key))
-    parts: list[Any]
-    if kind == "string":
-        parts = [client.get(key) or b""]
-    elif kind == "hash":
-        parts = [item for pair in client.hgetall(key).items() for item in pair]
-    elif kind == "set":
-        parts = list(client.smembers(key))
-    elif kind == "zset":
-        parts = list(client.zrange(key, 0, -1))
-    elif kind == "list":
-        parts = list(client.lrange(key, 0, -1))
-    elif kind == "stream":
-        parts = [
-            item for _id, fields in client.xrange(key) for pair in fields.items() for item in pair
-        ]
-    else:
-        parts = []
-    return b"\0".join(part if isinstance(part, bytes) else str(part).encode() for part in parts)

@@ -109,7 +109,7 @@ SECTIONS: Final = (
 
 
 class ProfileReader:
-    """Builds the profile document of DESIGN.md §2 from Redis."""
+    """Builds the profile document (docs/DESIGN.md §2, "The live profile") from Redis."""
 
     def __init__(self, client: RedisClient, keys: Keys, shops: ShopConfigs) -> None:
         self._client = client

@@ -8,24 +8,23 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import orjson
 import redis
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from crmstream.admin import list_topics
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
-from handlers.flow import flow_counts
 from handlers.keys import Keys
 from handlers.redis_client import connect_sync
 from storefront.publisher import Publisher
 from tests.faults.scenario import Event
-from tests.support import free_port, running_worker, text
+from tests.redis_contents import applied, taken
+from tests.support import WaitError, eventually, free_port, running_worker, text
 
 # librdkafka's complaints while the broker restarts go to logging, not over the report.
 KAFKA_LOG = logging.getLogger("tests.faults.kafka")
@@ -56,14 +55,23 @@ class Feed(threading.Thread):
     ) -> None:
         super().__init__(daemon=True, name="feed")
         self.settings, self.events, self.chunks, self.pause_s = settings, events, chunks, pause_s
+        self.failure: WaitError | None = None  # the verdict reports it: a thread cannot fail
 
     def run(self) -> None:
         if not self.events:
             return
-        wait_for(lambda: taken(self.settings) > 0, 180, every_s=0.1)
+        try:
+            eventually(
+                lambda: taken(self.settings), 180, "the first event taken before the feed",
+                until=lambda count: count > 0, every_s=0.1,
+            )  # fmt: skip
+        except WaitError as never:
+            self.failure = never
+            return
         size = -(-len(self.events) // self.chunks)
         for start in range(0, len(self.events), size):
             publish(self.settings, self.events[start : start + size])
+            # Spacing the chunks is the point (live traffic, not a backlog), not a wait.
             time.sleep(self.pause_s)
 
 
@@ -85,6 +93,7 @@ class TriggerTap(threading.Thread):
         )
         self.found: list[dict[str, Any]] = []
         self.arrived_ms: dict[str, int] = {}  # trigger id → first read, epoch ms
+        self.read_to: dict[int, int] = {}  # partition → the offset after the last one read
         self._lock = threading.Lock()
         self._halt = threading.Event()
 
@@ -100,6 +109,9 @@ class TriggerTap(threading.Thread):
                     with self._lock:
                         self.found.append(trigger)
                         self.arrived_ms.setdefault(trigger["id"], int(time.time() * 1000))
+                        partition, offset = message.partition(), message.offset()
+                        if partition is not None and offset is not None:
+                            self.read_to[partition] = offset + 1
         finally:
             self.consumer.close()
 
@@ -107,21 +119,36 @@ class TriggerTap(threading.Thread):
         with self._lock:
             return set(self.arrived_ms)
 
+    def behind(self, settings: Settings) -> dict[str, int]:
+        """What is yet to reach the tap: triggers still in an outbox, and messages on the
+        topic not read yet, per partition. Empty once the tap has everything relayed."""
+        waiting = outboxed(settings)
+        with self._lock:
+            read_to = dict(self.read_to)
+        probe = Consumer({**settings.kafka.librdkafka(), "group.id": "faults-tap-probe"})
+        try:
+            for partition in range(list_topics(settings).get(self.topic, 0)):
+                end = probe.get_watermark_offsets(TopicPartition(self.topic, partition), 10)[1]
+                if end > read_to.get(partition, 0):
+                    waiting[f"partition {partition}"] = end - read_to.get(partition, 0)
+        finally:
+            probe.close()
+        return waiting
+
     def stop(self) -> None:
         self._halt.set()
         self.join(30)
 
 
-def taken(settings: Settings) -> int:
-    """Events the workers have taken in (their flow counters); -1 while Redis is away."""
+def outboxed(settings: Settings) -> dict[str, int]:
+    """Trigger shard → triggers in its outbox, for the shards that hold any."""
+    keys = Keys(settings.redis.key_prefix)
+    client = connect_sync(settings.redis)
     try:
-        client = connect_sync(settings.redis)
-        try:
-            return sum(flow_counts(client.hgetall(Keys(settings.redis.key_prefix).flow)).values())
-        finally:
-            client.close()
-    except redis.RedisError:
-        return -1
+        lengths = {base: int(client.xlen(keys.outbox(base))) for base in keys.trigger_shards()}
+    finally:
+        client.close()
+    return {f"outbox {base}": length for base, length in lengths.items() if length}
 
 
 def engine_state(settings: Settings) -> str:
@@ -151,46 +178,13 @@ def engine_state(settings: Settings) -> str:
     return f"Redis by kind of key: {kinds}"
 
 
-def backlog_read(settings: Settings) -> bool:
-    """The workers' group has committed every event partition up to its end."""
-    names = TopicNames.from_settings(settings.topics).events
-    probe = Consumer(
-        {**settings.kafka.librdkafka(), "group.id": f"{settings.worker.app_id}.events"}
-    )
-    try:
-        partitions = [
-            TopicPartition(topic, n)
-            for topic, count in list_topics(settings).items()
-            if topic in names
-            for n in range(count)
-        ]
-        committed = probe.committed(partitions, timeout=10)
-        # A partition that never held a record has nothing to commit (offset -1001).
-        return all(
-            max(part.offset, 0) >= probe.get_watermark_offsets(part, timeout=10)[1]
-            for part in committed
-        )
-    except KafkaException:
-        return False
-    finally:
-        probe.close()
-
-
-def wait_for(check: Callable[[], bool], timeout_s: float, every_s: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(every_s)
-    return False
-
-
 class Fleet:
     """The workers of one run: started, stopped and killed by name, each step written down
     with the number of events taken at that moment."""
 
-    def __init__(self, settings: Settings, logs: Path, exits: ExitStack) -> None:
+    def __init__(self, settings: Settings, logs: Path, exits: ExitStack, unique: int) -> None:
         self.settings, self.logs, self.exits = settings, logs, exits
+        self.unique = unique  # distinct events in the scenario: applied them all, drained
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.schedule: list[str] = []
         self.began = time.monotonic()
@@ -216,12 +210,39 @@ class Fleet:
 
     def stop(self, name: str, sig: signal.Signals) -> None:
         self.assert_alive(name)
-        self.note(f"{sig.name} to {name}")
+        self.fault(f"{sig.name} to {name}")
         self.procs[name].send_signal(sig)
         self.procs[name].wait(60)
 
-    def wait_taken(self, count: int, timeout_s: float = 180) -> None:
-        wait_for(lambda: taken(self.settings) >= count, timeout_s)
+    def fault(self, what: str) -> None:
+        """Note a fault about to land, which must land mid-drain: one after the drain would
+        test a restart, and the case would pass without testing what it names."""
+        self.note(what)
+        assert applied(self.settings) < self.unique, (
+            f"{what}: every one of the {self.unique} events already applied; schedule "
+            + "; ".join(self.schedule)
+        )
+
+    def wait_taken(self, count: int, timeout_s: float = 180) -> int:
+        """Wait until ``count`` events have been taken in; how many had been, then."""
+        return eventually(
+            lambda: taken(self.settings), timeout_s, f"{count} events taken",
+            until=lambda seen: seen >= count, every_s=0.05,
+        )  # fmt: skip
+
+    def wait_joined(self, name: str, timeout_s: float = 60) -> None:
+        """Wait until worker ``name`` has been given its share of the partitions."""
+        eventually(
+            lambda: self.tail(name, lines=3), timeout_s, f"{name} assigned its partitions",
+            until=lambda _: self.logged("assigned ", [name]) > 0,
+        )  # fmt: skip
+
+    def logged(self, word: str, names: list[str] | None = None) -> int:
+        """Lines of the workers' logs so far (of every worker's, unless ``names``) that
+        hold ``word``."""
+        paths = [self.logs / f"{name}.log" for name in names or self.procs]
+        texts = [path.read_text(errors="replace") for path in paths if path.exists()]
+        return sum(line.count(word) for text in texts for line in text.splitlines())
 
     def tail(self, name: str, lines: int = 25) -> str:
         path = self.logs / f"{name}.log"

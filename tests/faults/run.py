@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypeVar, cast
 
 import orjson
 
@@ -20,22 +21,15 @@ from handlers.keys import Keys
 from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect
 from handlers.shop_configs import ShopConfigs
-from tests.faults.harness import (
-    Feed,
-    Fleet,
-    TriggerTap,
-    backlog_read,
-    engine_state,
-    publish,
-    wait_for,
-)
+from tests.faults.harness import Feed, Fleet, TriggerTap, engine_state, publish
 from tests.faults.scenario import Scenario
 from tests.oracle.fault_triggers import Expected, expected_triggers
 from tests.oracle.profiles import mismatches
+from tests.support import WaitError, backlog_read, eventually, eventually_async
 
 ARRIVAL_BOUND_S = 60.0  # every expected trigger on the topic this long after the backlog is read
 DRAIN_LIMIT_S = 300.0
-GRACE_S = 10.0  # after the last expected trigger, for extra ones still on their way
+RELAY_LIMIT_S = 60.0  # for the outboxes to empty onto the topic and the tap to read it all
 PROFILES_LIMIT_S = 60.0
 # The share published before any worker starts (FAULTS_BACKLOG_SHARE overrides every case's);
 # the rest is fed in chunks while they run. A whole backlog is read in seconds, too soon for
@@ -45,6 +39,7 @@ FED: Final = 0.5
 FEED_CHUNKS, FEED_PAUSE_S = 10, 0.3
 
 Occurrence = tuple[str, str, str, str]
+Seen = TypeVar("Seen")
 
 
 def occurrence_of(trigger: dict[str, Any]) -> Occurrence:
@@ -140,7 +135,7 @@ class FaultRun:
         self.case, self.settings, self.scenario = case, settings, scenario
         self.backlog_share = float(os.environ.get("FAULTS_BACKLOG_SHARE", backlog_share))
         self.exits = ExitStack()
-        self.fleet = Fleet(settings, logs, self.exits)
+        self.fleet = Fleet(settings, logs, self.exits, scenario.unique)
         self.expected = expected_triggers(scenario.events)
 
     def __enter__(self) -> Self:
@@ -164,15 +159,44 @@ class FaultRun:
     ) -> None:
         self.exits.close()
 
+    @staticmethod
+    def _met(
+        waits: list[str],
+        check: Callable[[], Seen],
+        timeout_s: float,
+        what: str,
+        until: Callable[[Seen], object] = bool,
+    ) -> bool:
+        """Whether what the run waits for came about; if not, why goes into ``waits``,
+        which the verdict counts as failures."""
+        try:
+            eventually(check, timeout_s, what, until=until, every_s=0.25)
+        except WaitError as never:
+            waits.append(str(never))
+            return False
+        return True
+
     def judge(self) -> Verdict:
         """Wait for the backlog to be read and the triggers to arrive; compare."""
         self.feed.join(DRAIN_LIMIT_S)
-        drained = wait_for(lambda: backlog_read(self.settings), DRAIN_LIMIT_S, every_s=0.25)
+        waits: list[str] = [] if self.feed.failure is None else [str(self.feed.failure)]
+        drained = self._met(
+            waits, lambda: backlog_read(self.settings), DRAIN_LIMIT_S, "the backlog read"
+        )
         read_at_ms = int(time.time() * 1000)
         drained_after = time.monotonic() - self.fleet.began
         self.fleet.note("backlog read" if drained else "backlog NOT read")
-        wait_for(lambda: self.expected.keys() <= self.tap.ids(), ARRIVAL_BOUND_S, every_s=0.2)
-        time.sleep(GRACE_S)
+        # The verdict counts what is missing and what came late; the wait only bounds it.
+        self._met(
+            waits, lambda: self.expected.keys() - self.tap.ids(), ARRIVAL_BOUND_S,
+            "every expected trigger on the topic", until=lambda missing: not missing,
+        )  # fmt: skip
+        # Anything extra has been relayed and read by now, or is still to come: wait for
+        # the outboxes to empty onto the topic and the tap to read to its end.
+        self._met(
+            waits, lambda: self.tap.behind(self.settings), RELAY_LIMIT_S,
+            "every trigger relayed and read", until=lambda behind: not behind,
+        )  # fmt: skip
         # Kept beside the worker logs, to read a failure by (trigger ids, with the seed).
         (self.fleet.logs / "triggers.jsonl").write_bytes(
             b"".join(orjson.dumps(trigger) + b"\n" for trigger in self.tap.found)
@@ -193,21 +217,23 @@ class FaultRun:
         )
         verdict.profiles = asyncio.run(profiles_converge(self.settings, self.scenario.events))
         verdict.judge(read_at_ms)
+        verdict.failures += waits
         print(verdict.report())  # noqa: T201 -- the seed and schedule, pass or fail
         return verdict
 
 
 async def profiles_converge(settings: Settings, events: list[Any]) -> tuple[int, list[str]]:
-    """(profiles compared, the differences left) against tests/oracle/profiles.py."""
+    """(profiles compared, the differences left) against tests/oracle/profiles.py, once
+    they agree or PROFILES_LIMIT_S has passed: the verdict reports what is left."""
     client = connect(settings.redis)
     shops = ShopConfigs(settings.profiles.shop_config_dir)
     reader = ProfileReader(client, Keys(settings.redis.key_prefix), shops)
-    deadline = time.monotonic() + PROFILES_LIMIT_S
     try:
-        while True:
-            compared, found = await mismatches(reader, events, shops)
-            if not found or time.monotonic() > deadline:
-                return compared, found
-            await asyncio.sleep(2)
+        return await eventually_async(
+            lambda: mismatches(reader, events), PROFILES_LIMIT_S,
+            "every profile as the reference has it", until=lambda seen: not seen[1], every_s=2,
+        )  # fmt: skip
+    except WaitError as never:
+        return cast("tuple[int, list[str]]", never.seen)  # what mismatches returned last
     finally:
         await client.aclose()

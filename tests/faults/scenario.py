@@ -10,12 +10,13 @@ in the past (a 4-hour window ending an hour ago), so a backlog, not the clock, d
 
 from __future__ import annotations
 
-import os
 import random
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
+
+from tests.support import chosen_seed
 
 SHOPS: Final = ("tea-house", "wine-cellar")
 WINDOW: Final = timedelta(hours=4)
@@ -40,9 +41,7 @@ Event = dict[str, Any]
 
 def seed_of(default: int) -> int:
     """The case's own seed, or FAULTS_SEED to replay a failure; printed either way."""
-    seed = int(os.environ.get("FAULTS_SEED", default))
-    print(f"seed={seed}")  # noqa: T201 -- a failure is replayed from it
-    return seed
+    return chosen_seed("FAULTS_SEED", default)
 
 
 @dataclass

@@ -19,8 +19,8 @@ from devstack.cluster import PRIMARIES, REPLICAS_PER_PRIMARY, ClusterNode, Local
 from devstack.kafka import KafkaBroker
 from devstack.probe import kafka_answers, redis_answers
 from devstack.redis import RedisServer
-from tests.faults.harness import wait_for
-from tests.support import free_port, free_port_run
+from tests.own_services import free_port_run
+from tests.support import eventually, free_port
 
 
 class OwnRedis:
@@ -48,9 +48,11 @@ class OwnRedis:
 
     def start(self) -> None:
         self.pid = self.server.start()
-        assert wait_for(lambda: redis_answers(self.settings), 30, every_s=0.1), (
-            self.server.process.log_tail()
-        )
+        # Seen while it does not answer: the tail of its log, to read a failure by.
+        eventually(
+            lambda: redis_answers(self.settings) or self.server.process.log_tail(), 30,
+            "its own Redis answers", until=lambda seen: seen is True, every_s=0.1,
+        )  # fmt: skip
 
     def kill(self) -> None:
         os.kill(self.pid, signal.SIGKILL)
@@ -85,7 +87,7 @@ def broker_restored(settings: Settings) -> Iterator[KafkaBroker]:
         yield broker
     finally:
         Stack(settings).up()
-        assert wait_for(lambda: kafka_answers(settings), 120, every_s=0.5)
+        eventually(lambda: kafka_answers(settings), 120, "the broker answers", every_s=0.5)
 
 
 def restart_broker(settings: Settings, broker: KafkaBroker) -> float:
@@ -93,7 +95,7 @@ def restart_broker(settings: Settings, broker: KafkaBroker) -> float:
     began = time.monotonic()
     broker.process.stop()
     Stack(settings).up()
-    assert wait_for(lambda: kafka_answers(settings), 120, every_s=0.5)
+    eventually(lambda: kafka_answers(settings), 120, "the broker answers again", every_s=0.5)
     return time.monotonic() - began
 
 
@@ -130,9 +132,10 @@ class OwnCluster:
             if node.process.running_pid() is None:
                 node.start()
         nodes = self.cluster.nodes
-        if not wait_for(lambda: all(n.answers() for n in nodes), 30, every_s=0.1):
-            silent = [n for n in nodes if not n.answers()]
-            raise AssertionError("\n".join(f"{n.name}:\n{n.process.log_tail()}" for n in silent))
+        eventually(
+            lambda: {n.name: n.process.log_tail() for n in nodes if not n.answers()}, 30,
+            "every node answers", until=lambda silent: not silent, every_s=0.1,
+        )  # fmt: skip
         self.cluster.form()
 
     def primary_serving(self, key: str) -> ClusterNode:
@@ -158,6 +161,14 @@ class OwnCluster:
             for _ in range(size // len(chunk)):
                 client.set(filler, chunk)
             client.delete(filler)
+        finally:
+            client.close()
+
+    def replication_offset(self, node: ClusterNode) -> int:
+        """How far ``node`` has written its replication stream (bytes since it began)."""
+        client = redis.Redis(host="127.0.0.1", port=node.port, socket_timeout=10)
+        try:
+            return int(client.info("replication")["master_repl_offset"])
         finally:
             client.close()
 

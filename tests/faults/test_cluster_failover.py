@@ -7,19 +7,18 @@ reference's. With CRMSTREAM_REDIS_WAIT_REPLICAS=0 the same run loses profile upd
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from crmstream.settings import Settings
 from handlers.keys import Keys
-from tests.faults.harness import wait_for
 from tests.faults.run import FED, FaultRun
 from tests.faults.scenario import generate, seed_of
 from tests.faults.services import own_cluster
 from tests.faults.test_faults import verdict_holds
 from tests.oracle.fault_triggers import FAULT_RULES
+from tests.support import eventually
 
 pytestmark = [
     pytest.mark.redis_cluster,
@@ -28,9 +27,6 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.timeout(900),
 ]
-# How long the replica lags: every write of the primary in that time reaches it only if
-# the replica comes back before the primary dies, which here it does not.
-LAG_S = 2.0
 FILLER_BYTES = 64 * 2**20
 
 
@@ -53,21 +49,28 @@ def test_primary_killed_behind_its_replica_which_is_promoted(
             offsets = Keys(mine.redis.key_prefix).partition(partition).offsets
             victim = cluster.primary_serving(offsets)
             replica = cluster.replica_of(victim)
-            run.fleet.note(f"SIGSTOP to {replica.address}, the replica of {victim.address}")
+            run.fleet.fault(f"SIGSTOP to {replica.address}, the replica of {victim.address}")
             cluster.signal(replica, signal.SIGSTOP)
             # Past what the sockets between them buffer: what the primary writes from now on
             # waits in its own memory, and dies with it.
             cluster.fill_replication_link(victim, offsets, FILLER_BYTES)
-            time.sleep(LAG_S)
+            filled = cluster.replication_offset(victim)
+            eventually(
+                lambda: cluster.replication_offset(victim), 60,
+                "the workers writing to the primary past what its stopped replica holds",
+                until=lambda written: written > filled,
+            )  # fmt: skip
             run.fleet.note(f"SIGKILL to the primary {victim.address} (partition {partition})")
             cluster.kill(victim)
             cluster.signal(replica, signal.SIGCONT)
-            assert wait_for(lambda: cluster.primary_serving(offsets) is replica, 60), (
-                "the replica did not take over from the killed primary"
-            )
+            eventually(
+                lambda: cluster.primary_serving(offsets).address, 60,
+                f"{replica.address} taking over from the killed primary",
+                until=lambda serving: serving == replica.address,
+            )  # fmt: skip
             run.fleet.note(f"{replica.address} promoted")
             victim.start()  # it comes back as a replica of the one promoted
-            assert wait_for(victim.answers, 30)
+            eventually(victim.answers, 30, f"{victim.address} answering again")
             run.fleet.note(f"{victim.address} back, as a replica")
             verdict = run.judge()
     verdict_holds(verdict)

@@ -9,7 +9,6 @@ what reached the topic (tests/faults/run.py). FAULTS_SEED=<n> replays a printed 
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from tests.faults.run import FED, FaultRun, Verdict
 from tests.faults.scenario import generate, seed_of
 from tests.faults.services import broker_restored, own_redis, restart_broker
 from tests.oracle.fault_triggers import FAULT_RULES
+from tests.support import eventually
 
 pytestmark = [
     pytest.mark.faults,
@@ -27,7 +27,6 @@ pytestmark = [
     pytest.mark.timeout(900),
 ]
 LONG = pytest.mark.faults_long
-KILL_SPACING_S = 4.0
 
 
 @pytest.fixture
@@ -122,15 +121,17 @@ def test_three_sigkills_with_replacements(fault_settings: Settings, tmp_path: Pa
     with FaultRun("three SIGKILLs", fault_settings, scenario, tmp_path, FED) as run:
         run.fleet.start()
         run.fleet.start()
-        last = time.monotonic()
+        before, joining = 0, ""
         for at in kills:
-            run.fleet.wait_taken(at)
-            # Taken moves in whole batches: two points in one jump would be one crash, twice.
-            time.sleep(max(0.0, last + KILL_SPACING_S - time.monotonic()))
+            # Taken moves in whole batches: two points in one jump would be one crash, twice;
+            # so each kill waits for the last replacement to have joined the group and for
+            # the workers to have taken more since the last kill.
+            if joining:
+                run.fleet.wait_joined(joining)
+            before = run.fleet.wait_taken(max(at, before + 1))
             victim = rng.choice(sorted(run.fleet.alive()))
             run.fleet.stop(victim, signal.SIGKILL)
-            run.fleet.start()
-            last = time.monotonic()
+            joining = run.fleet.start()
         verdict = run.judge()
     verdict_holds(verdict)
 
@@ -147,9 +148,14 @@ def test_redis_killed_and_restarted_from_its_aof(fault_settings: Settings, tmp_p
             run.fleet.start()
             run.fleet.start()
             run.fleet.wait_taken(len(scenario.events) * 2 // 5)
-            run.fleet.note("SIGKILL to redis")
+            retries = run.fleet.logged("retrying")
+            run.fleet.fault("SIGKILL to redis")
             server.kill()
-            time.sleep(2)
+            # Down until the workers have felt it, not for a time they may not have used.
+            eventually(
+                lambda: run.fleet.logged("retrying"), 60, "a worker retrying on a Redis gone",
+                until=lambda count: count > retries,
+            )  # fmt: skip
             server.start()
             run.fleet.note("redis restarted from its AOF")
             verdict = run.judge()
@@ -166,7 +172,7 @@ def test_broker_restarted_mid_drain(fault_settings: Settings, tmp_path: Path) ->
         run.fleet.start()
         run.fleet.start()
         run.fleet.wait_taken(len(scenario.events) * 2 // 5)
-        run.fleet.note("broker stopping")
+        run.fleet.fault("broker stopping")
         down_s = restart_broker(fault_settings, broker)
         run.fleet.note(f"broker answering again after {down_s:.1f}s")
         verdict = run.judge()

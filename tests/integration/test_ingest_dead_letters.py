@@ -4,7 +4,6 @@ the dead-letter topic with their reason, and nothing else happens."""
 from __future__ import annotations
 
 import random
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from storefront.publisher import Publisher, partition_key
 from storefront.simulator import SimulationConfig, Simulator
 from streams import dead_letters as dlq
 from tests.sinks import accepted_key
-from tests.support import consume, running_worker, text, value_bytes
+from tests.support import backlog_read, consume, eventually, running_worker, text, value_bytes
 
 TOTAL = 20_000
 PER_KIND = 180  # of each of the 11 ways to be wrong: 1,980 invalid in all
@@ -102,12 +101,15 @@ def test_valid_to_the_sink_invalid_to_the_dlq_nothing_else(
     redis = connect_sync(settings.redis)
     accepted = accepted_key(settings)
     with running_worker(settings, tmp_path / "worker.log") as worker:
-        deadline = time.monotonic() + 150
-        while time.monotonic() < deadline and redis.scard(accepted) < len(expected_valid):
+
+        def read_to_the_end() -> bool:
             assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
-            time.sleep(0.5)
+            return backlog_read(settings)
+
+        # Once the group has committed every partition to its end, all it handed over and
+        # dead-lettered is in: anything extra would be there to see.
+        eventually(read_to_the_end, 150, "every event partition read to its end")
         dead = consume(settings, [names.dlq], count=invalid_count, timeout_s=60)
-        time.sleep(2)  # room for anything extra to show up
         handed_over = int(redis.get(accepted + ":count") or 0)
         recorded = {text(member) for member in redis.smembers(accepted)}
     redis.close()

@@ -8,7 +8,6 @@ import os
 import random
 import signal
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -29,8 +28,11 @@ from handlers.shop_configs import ShopConfigs
 from storefront.publisher import Publisher, encode
 from storefront.simulator import SimulationConfig, Simulator
 from streams.cli.child_worker import settings_env
-from tests.oracle.profiles import mismatches, owners
-from tests.support import api_token, http_get, redis_of_its_own, running_worker
+from tests.oracle.history import owners
+from tests.oracle.profiles import mismatches
+from tests.own_services import redis_of_its_own
+from tests.redis_contents import taken
+from tests.support import api_token, eventually, eventually_async, http_get, running_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -50,18 +52,21 @@ def publish(settings: Settings, events: list[dict[str, Any]]) -> None:
 
 
 async def converge(
-    reader: ProfileReader, events: list[dict[str, Any]], settings: Settings, worker: Any, log: Path
-) -> tuple[int, list[str]]:
-    """Wait until Redis agrees with the reference (or give up after a while)."""
-    shops = ShopConfigs(settings.profiles.shop_config_dir)
-    deadline = time.monotonic() + float(os.environ.get("CONVERGE_S", "300"))
-    while True:
+    reader: ProfileReader, events: list[dict[str, Any]], worker: Any, log: Path
+) -> int:
+    """Wait until Redis agrees with the reference on every profile: how many it compared.
+    Fails with the differences left if it never does."""
+
+    async def differences() -> tuple[int, list[str]]:
         if worker.poll() is not None:
             pytest.fail(f"the worker exited; see {log}")
-        compared, found = await mismatches(reader, events, shops)
-        if not found or time.monotonic() > deadline:
-            return compared, found
-        await asyncio.sleep(2)
+        return await mismatches(reader, events)
+
+    compared, _ = await eventually_async(
+        differences, float(os.environ.get("CONVERGE_S", "300")),
+        "every profile as the reference has it", until=lambda seen: not seen[1], every_s=2,
+    )  # fmt: skip
+    return compared
 
 
 async def live_run(
@@ -70,14 +75,13 @@ async def live_run(
     tmp_path: Path,
     events: list[dict[str, Any]],
     published: list[dict[str, Any]] | None = None,
-) -> list[str]:
+) -> None:
     """Publish (the events, or ``published``), run a worker until it agrees with the
-    reference on ``events``; the differences left, if it never does."""
+    reference on ``events``; fails with the differences left if it never does."""
     create_topics(settings)
     publish(settings, events if published is None else published)
     with running_worker(settings, tmp_path / "worker.log") as worker:
-        _, found = await converge(reader, events, settings, worker, tmp_path / "worker.log")
-    return found
+        await converge(reader, events, worker, tmp_path / "worker.log")
 
 
 async def test_every_field_of_every_profile_matches_the_reference(
@@ -85,7 +89,7 @@ async def test_every_field_of_every_profile_matches_the_reference(
 ) -> None:
     events = simulated(tmp_path / "events.jsonl", 100_000, seed=2026)
     assert len(owners(events)) > 500
-    assert await live_run(settings, reader, tmp_path, events) == []
+    await live_run(settings, reader, tmp_path, events)
 
 
 async def test_everything_twice_some_out_of_order_changes_nothing(
@@ -94,7 +98,7 @@ async def test_everything_twice_some_out_of_order_changes_nothing(
     events = simulated(tmp_path / "events.jsonl", 20_000, seed=7)
     again = list(events)
     random.Random(3).shuffle(again)
-    assert await live_run(settings, reader, tmp_path, events, events + again) == []
+    await live_run(settings, reader, tmp_path, events, events + again)
 
 
 async def test_a_worker_killed_mid_run_loses_and_doubles_nothing(
@@ -103,21 +107,17 @@ async def test_a_worker_killed_mid_run_loses_and_doubles_nothing(
     create_topics(settings)
     events = simulated(tmp_path / "events.jsonl", 40_000, seed=11)
     publish(settings, events)
-    flow_key = Keys(settings.redis.key_prefix).flow
-    client = connect(settings.redis)
     with running_worker(settings, tmp_path / "first.log") as first:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            taken = sum(int(v) for v in (await client.hgetall(flow_key)).values())
-            if taken > len(events) // 3:
-                break
-            await asyncio.sleep(0.2)
+        eventually(
+            lambda: taken(settings), 120, f"a third of the {len(events)} events taken",
+            until=lambda count: count > len(events) // 3,
+        )  # fmt: skip
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
-    await client.aclose()
+    # Mid-run means some but not all: a kill after the last event would test a restart.
+    assert taken(settings) < len(events), "the worker was killed after it had taken everything"
     with running_worker(settings, tmp_path / "second.log") as second:
-        _, found = await converge(reader, events, settings, second, tmp_path / "second.log")
-    assert found == []
+        await converge(reader, events, second, tmp_path / "second.log")
 
 
 async def test_profiles_over_http_and_on_the_command_line(
@@ -131,7 +131,7 @@ async def test_profiles_over_http_and_on_the_command_line(
     base = f"http://{settings.worker.web_host}:{settings.worker.web_port}/profiles"
     token = api_token(settings, shop)
     with running_worker(settings, tmp_path / "worker.log") as worker:
-        await converge(reader, events, settings, worker, tmp_path / "worker.log")
+        await converge(reader, events, worker, tmp_path / "worker.log")
         at = urllib.parse.quote(as_of)
         status, document = http_get(f"{base}/{shop}/{who}/?as_of={at}", token)
         missing, _ = http_get(f"{base}/{shop}/nobody/", token)
@@ -177,7 +177,7 @@ async def test_replay_equals_live(
     settings: Settings, reader: ProfileReader, tmp_path: Path
 ) -> None:
     events = simulated(tmp_path / "events.jsonl", 10_000, seed=13)
-    assert await live_run(settings, reader, tmp_path, events) == []
+    await live_run(settings, reader, tmp_path, events)
     live = await _snapshot(reader, events)
 
     keys = Keys(settings.redis.key_prefix)
@@ -229,24 +229,25 @@ async def test_redis_unreachable_for_a_while_loses_and_doubles_nothing(
             client, Keys(own.redis.key_prefix), ShopConfigs(own.profiles.shop_config_dir)
         )
         try:
-            for _ in range(100):
-                if await _answers(client):
-                    break
-                await asyncio.sleep(0.1)
+            await eventually_async(lambda: _answers(client), 10, "its own Redis answers")
             create_topics(own)
             events = simulated(tmp_path / "events.jsonl", 30_000, seed=17)
             log = tmp_path / "worker.log"
             with running_worker(own, log) as worker:
                 publish(own, events[:10_000])
-                await asyncio.sleep(3)
+                # Mid-run: the worker has taken some of the events and has more to take.
+                eventually(lambda: taken(own), 60, "the first events taken", until=lambda n: n > 0)
                 os.kill(pid, signal.SIGSTOP)
                 publish(own, events[10_000:])
-                await asyncio.sleep(8)
+                # Unreachable for as long as it takes the worker to notice and retry.
+                eventually(
+                    lambda: [line for line in log.read_text().splitlines() if "retrying" in line],
+                    60, "the worker retrying on a Redis away",
+                )  # fmt: skip
                 os.kill(pid, signal.SIGCONT)
-                _, found = await converge(reader, events, own, worker, log)
+                await converge(reader, events, worker, log)
         finally:
             await client.aclose()
-    assert found == []
     assert "retrying" in log.read_text()
 
 

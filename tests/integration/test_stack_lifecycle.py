@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,11 @@ from crmstream.admin import create_topics
 from crmstream.settings import KafkaSettings, RedisSettings, Settings, StackSettings
 from devstack import ServiceState, Stack
 from devstack.cluster import NODES, PRIMARIES, LocalCluster
+from devstack.redis import RedisServer
 from handlers.redis_client import connect_sync
 from streams.cli.child_worker import settings_env
-from tests.support import free_port, free_port_run
+from tests.own_services import free_port_run
+from tests.support import eventually, free_port
 
 pytestmark = pytest.mark.single_redis
 
@@ -43,9 +44,16 @@ def _sigkill(pid: int | None, program: str) -> None:
     """SIGKILL ``pid`` and wait until no ``program`` process has it any more."""
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and pid in _processes_mentioning(program):
-        time.sleep(0.1)
+    eventually(
+        lambda: _processes_mentioning(program), 10, f"{program} pid {pid} gone",
+        until=lambda pids: pid not in pids, every_s=0.1,
+    )  # fmt: skip
+
+
+def _appended(home: Path, needle: bytes) -> list[str]:
+    """The append-only files under a Redis's ``home`` that hold ``needle``: once written
+    there, the page cache keeps it through a SIGKILL of the server."""
+    return [aof.name for aof in home.rglob("*.aof") if needle in aof.read_bytes()]
 
 
 @pytest.fixture
@@ -89,15 +97,18 @@ def test_up_is_idempotent_recovers_from_a_killed_broker_and_down_cleans_up(
         outcome = create_topics(settings, [NewTopic("after-recovery", 1, 1)])
         assert outcome[0].created
 
-        # Durable by default: Redis SIGKILLed keeps what was fsynced (every second).
+        # Durable by default: Redis SIGKILLed keeps what reached its append-only file.
         client = connect_sync(settings.redis)
-        client.set("kept", "yes")
+        client.set("kept", "durable-by-default")
         client.close()
-        time.sleep(1.5)
+        eventually(
+            lambda: _appended(RedisServer(settings).home, b"durable-by-default"), 10,
+            "the write in the append-only file",
+        )  # fmt: skip
         _sigkill(recovered["redis"].pid, "redis-server")
         assert {s.name: s for s in local.up()}["redis"].state is ServiceState.STARTED
         client = connect_sync(settings.redis)
-        assert client.get("kept") == b"yes"
+        assert client.get("kept") == b"durable-by-default"
         client.close()
     finally:
         stopped = local.down()

@@ -17,8 +17,8 @@ from typing import Any, Final
 
 import yaml
 
-from handlers.triggers.decide import TRIGGER_NAMESPACE  # the id derivation is the contract
-from tests.oracle.profiles import unique_in_time_order
+from tests.oracle.history import unique_in_time_order
+from tests.oracle.triggers import TRIGGER_NAMESPACE
 
 FAULT_RULES: Final = Path(__file__).parents[1] / "data" / "fault_rules"
 CART_WINDOW_MS: Final = 30 * 60_000

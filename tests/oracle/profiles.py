@@ -1,25 +1,23 @@
 """The reference: every profile field computed the plain way, from the whole event history.
 
 No buckets, no Lua, no incremental state: each field is what its definition says
-over the events a customer owns. The engine must agree with it field by field.
+(docs/DESIGN.md §2, "The live profile") over the events a customer owns, for a shop on
+the default settings. Nothing is imported from the engine. The engine must agree with
+it field by field.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import orjson
 
-from handlers.profile.identity import is_junk
-from handlers.profile.read import iso, money
-from rules.derived import derive
-from rules.shop_config import ShopConfig
+from tests.oracle.derived import CURRENCY, TIMEZONE, derived, points
+from tests.oracle.history import EPOCH, ms, owners
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 WEIGHTS = {"view": 1, "favorite": 3, "cart": 5, "order": 10}
@@ -27,53 +25,21 @@ RECENT_VIEWS = 20
 FAVORITES = 100
 
 
-def ms(time: str) -> int:
-    """Epoch milliseconds, rounded down, exactly (no float on the way)."""
-    return (datetime.fromisoformat(time) - EPOCH) // timedelta(milliseconds=1)
+def iso(at_ms: int | None) -> str | None:
+    """UTC, with microseconds only when there are any, as ``datetime.isoformat`` writes."""
+    if at_ms is None:
+        return None
+    return (EPOCH + timedelta(milliseconds=at_ms)).isoformat().replace("+00:00", "Z")
 
 
-def unique_in_time_order(events: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
-    """The first delivery of each id, ordered by event time (then by first publication)."""
-    seen: set[str] = set()
-    ordered: list[tuple[int, int, dict[str, Any]]] = []
-    for n, event in enumerate(events):
-        if event["id"] not in seen and event.get("subject"):
-            seen.add(event["id"])
-            ordered.append((ms(event["time"]), n, event))
-    ordered.sort(key=lambda entry: (entry[0], entry[1]))
-    return [(at, event) for at, _, event in ordered]
+def money(amount_cents: int) -> str:
+    sign = "-" if amount_cents < 0 else ""
+    whole, cents_left = divmod(abs(amount_cents), 100)
+    return f"{sign}{whole}.{cents_left:02d}"
 
 
 def cents(amount: Any) -> int:
     return int(Decimal(str(amount)) * 100)
-
-
-def owners(events: Iterable[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """Each customer's events: their own, and those of anonymous ids merged into them."""
-    unique: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for event in events:
-        if event["id"] not in seen:
-            seen.add(event["id"])
-            unique.append(event)
-    alias: dict[tuple[str, str], str] = {}
-    for event in unique:
-        if event["type"] == "customer.identified":
-            anonymous = event["data"]["anonymousid"]
-            if not is_junk(anonymous):
-                alias.setdefault((event["shop"], anonymous), event["subject"])
-    owned: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for event in unique:
-        shop = event["shop"]
-        if event.get("subject"):
-            owner = event["subject"]
-        else:
-            anonymous = event["anonymousid"]
-            if is_junk(anonymous):
-                continue
-            owner = alias.get((shop, anonymous), anonymous)
-        owned[(shop, owner)].append(event)
-    return owned
 
 
 def _window(times_values: list[tuple[int, int]], as_of: int, size: int, count: int) -> int:
@@ -87,7 +53,7 @@ def _top(latest: dict[str, int], limit: int) -> list[str]:
 
 
 def reference_profile(  # noqa: PLR0912, PLR0915 -- one plain pass over the history, on purpose
-    shop: str, who: str, events: list[dict[str, Any]], as_of: int, config: ShopConfig
+    shop: str, who: str, events: list[dict[str, Any]], as_of: int
 ) -> dict[str, Any]:
     counters: dict[str, int] = defaultdict(int)
     spend = 0
@@ -144,14 +110,14 @@ def reference_profile(  # noqa: PLR0912, PLR0915 -- one plain pass over the hist
         elif kind == "order.paid":
             paid = cents(data["total"])
             counters["paid_orders"] += 1
-            counters["points"] += config.points_for(paid)
+            counters["points"] += points(paid)
             spend += paid
             spends.append((at, paid))
             latest("last_paid", at)
         elif kind == "order.refunded":
             back = cents(data["amount"])
             counters["refunds"] += 1
-            counters["points"] -= config.points_for(back)
+            counters["points"] -= points(back)
             spend -= back
             spends.append((at, -back))
         elif kind == "order.cancelled":
@@ -181,19 +147,6 @@ def reference_profile(  # noqa: PLR0912, PLR0915 -- one plain pass over the hist
             _, price, category = cart_price[item]
             lines.append({"item_id": item, "qty": qty, "price": money(price), "category": category})
             cart_value += qty * price
-    derived = derive(
-        as_of_ms=as_of,
-        first_seen_ms=min(times),
-        last_order_ms=last.get("last_order"),
-        orders=counters["orders"],
-        paid_orders=counters["paid_orders"],
-        spend_cents=spend,
-        points=counters["points"],
-        views=counters["views"],
-        favorites=counters["favorites"],
-        cart_adds=counters["cart_adds"],
-        config=config,
-    )
     consents = facts.get("consents", {})
     return {
         "shop": shop,
@@ -205,12 +158,12 @@ def reference_profile(  # noqa: PLR0912, PLR0915 -- one plain pass over the hist
             "region": facts.get("region"),
             "city": facts.get("city"),
             "member_level": facts.get("member_level"),
-            "timezone": facts.get("timezone", config.timezone),
+            "timezone": facts.get("timezone", TIMEZONE),
             "tags": sorted(set(facts.get("tags", []))),
             "consents": {c: consents.get(c) is True for c in ("marketing", "sms", "email", "push")},
             "phone_hash": facts.get("phone_hash"),
             "email_hash": facts.get("email_hash"),
-            "currency": config.currency,
+            "currency": CURRENCY,
         },
         "counters": {
             **{
@@ -271,7 +224,7 @@ def reference_profile(  # noqa: PLR0912, PLR0915 -- one plain pass over the hist
         "affinity": dict(sorted(affinity.items(), key=lambda kv: (-kv[1], kv[0]))),
         "recently_viewed": _top(viewed, RECENT_VIEWS),
         "favorites": _top(favorited, FAVORITES),
-        "derived": derived.as_dict(),
+        "derived": derived(as_of, min(times), last.get("last_order"), counters, spend),
     }
 
 
@@ -280,14 +233,14 @@ def load(path_bytes: bytes) -> list[dict[str, Any]]:
 
 
 async def mismatches(
-    reader: Any, events: list[dict[str, Any]], shops: Any, limit: int = 5
+    reader: Any, events: list[dict[str, Any]], limit: int = 5
 ) -> tuple[int, list[str]]:
     """(profiles compared, the first differences found) between Redis and the reference."""
     as_of = max(ms(event["time"]) for event in events)
     owned = owners(events)
     found: list[str] = []
     for (shop, who), history in owned.items():
-        expected = reference_profile(shop, who, history, as_of, shops.for_shop(shop))
+        expected = reference_profile(shop, who, history, as_of)
         actual = await reader.read(shop, who, as_of)
         if actual is None:
             found.append(f"{shop}/{who}: no profile")
