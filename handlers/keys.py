@@ -22,9 +22,8 @@ from schemas.types import SHOP_ID_RULE, is_shop_id
 
 
 class CustomerKeys(NamedTuple):
-    """The suffixes of one customer's keys, by name; their order is the one the profile
-    Functions number them in (lua/profile.lua: K_PROFILE = 1, …), so a field is never
-    appended anywhere but at the end."""
+    """The suffixes of one customer's keys, by name (functions/profile.py writes them into
+    the Lua)."""
 
     profile: str = "p"  # hash: facts, counters, recency
     windows: str = "w"  # hash: event-time buckets of the sliding windows
@@ -38,10 +37,6 @@ class CustomerKeys(NamedTuple):
     old_tombstone: str = "x"
     alias: str = "al"  # string: for an anonymous shopper, the customer it was merged into
     erased_aliases: str = "xa"  # set: after an erasure, merged ids whose aliases are to go
-
-    def lua_position(self, name: str) -> int:
-        """Where the Lua side finds the key ``name`` among a customer's keys (from 1)."""
-        return self._fields.index(name) + 1
 
 
 class TriggerKeys(NamedTuple):
@@ -77,8 +72,6 @@ class SegmentKeys(NamedTuple):
 CUSTOMER_KEYS: Final = CustomerKeys()
 TRIGGER_KEYS: Final = TriggerKeys()
 SEGMENT_KEYS: Final = SegmentKeys()
-# The same, as the Functions take them: one argument each, comma-separated.
-CUSTOMER_SUFFIXES_ARG: Final = ",".join(CUSTOMER_KEYS)
 # The consumer group the relays read the outboxes with (an erasure withdraws only what
 # it has not read yet).
 RELAY_GROUP: Final = "relay"

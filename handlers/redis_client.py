@@ -98,11 +98,3 @@ def slot_groups(client: RedisClient | SyncRedisClient, keys: Sequence[str]) -> l
 
 def is_cluster(client: RedisClient | SyncRedisClient) -> bool:
     return isinstance(client, redis.asyncio.RedisCluster | redis.RedisCluster)
-
-
-def queued(pipe: Any) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:  # noqa: ANN401 -- a redis-py pipeline
-    """The commands a pipeline holds (to send them again once a lost library is back)."""
-    if isinstance(pipe, ClusterPipeline):
-        strategy: Any = pipe._execution_strategy
-        return [(command.args, dict(command.kwargs)) for command in strategy._command_queue]
-    return [(args, dict(options)) for args, options in pipe.command_stack]

@@ -26,7 +26,7 @@ import dataclasses
 import re
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import Enum, IntEnum, StrEnum
 from typing import Any, ClassVar, Final, TypeVar, get_args, get_origin, get_type_hints
 
@@ -239,7 +239,7 @@ def lua_reply_layout(reply: type[Reply]) -> list[str]:
     return lines
 
 
-def lua_constants(name: str, values: type[Enum] | dict[str, str | int]) -> str:
+def lua_constants(name: str, values: type[Enum] | Mapping[str, str | int]) -> str:
     """An enum or a table of constants as a Lua table of the same names."""
     pairs = (
         [(member.name, member.value) for member in values]

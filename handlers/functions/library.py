@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any, Final
@@ -23,7 +23,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from crmstream.metrics import RedisTimer
 from handlers.functions.contract import Call, lua_layout
-from handlers.redis_client import Arg, RedisClient, fcall
+from handlers.redis_client import RedisClient, fcall
 
 log = logging.getLogger("crmstream.functions")
 
@@ -73,13 +73,6 @@ class Library:
         return f"{call.FUNCTION}_{self.version}"
 
 
-def queue_call(pipe: Any, library: Library, call: Call) -> None:  # noqa: ANN401 -- a redis-py pipeline
-    """Queue ``call`` on a pipeline run by :meth:`FunctionLibrary.execute` (its reply comes
-    back raw: ``call.decode`` reads it)."""
-    keys, args = call.encode()
-    fcall(pipe, library.function(type(call)), keys, *args, read_only=call.READ_ONLY)
-
-
 def _read(part: str) -> str:
     return (_LUA / part).read_text(encoding="utf-8")
 
@@ -93,9 +86,11 @@ def lua_sources(library: Library) -> str:
 class FunctionLibrary:
     """Libraries as a stage uses them: loaded once, and again if Redis lost them."""
 
-    def __init__(self, client: RedisClient, library: Any, name: str) -> None:  # noqa: ANN401 -- one library or a tuple, of either kind
+    def __init__(
+        self, client: RedisClient, library: Library | tuple[Library, ...], name: str
+    ) -> None:
         self._client = client
-        self._libraries: tuple[Any, ...] = library if isinstance(library, tuple) else (library,)
+        self._libraries = library if isinstance(library, tuple) else (library,)
         self._name = name
         self._loaded = False
         self._timer = RedisTimer(name)
@@ -109,75 +104,57 @@ class FunctionLibrary:
 
     def _function(self, call: Call) -> str:
         for library in self._libraries:
-            if isinstance(library, Library) and type(call) in library.calls:
+            if type(call) in library.calls:
                 return library.function(type(call))
         raise ValueError(f"{self._name} has no function {call.FUNCTION}")
 
-    async def run(self, calls: Sequence[Call], commands: Sequence[Sequence[Arg]] = ()) -> list[Any]:
+    async def run(
+        self,
+        calls: Sequence[Call],
+        *,
+        before: Callable[[Any], None] | None = None,
+        after: Callable[[Any], None] | None = None,
+    ) -> list[Any]:
         """The calls, in one pipeline (one round trip per node), each reply decoded; the
         libraries are loaded first if Redis lost them (restarted without persistence,
-        or flushed). ``commands``: plain writes sent first in the same round trip, their
-        replies dropped. All must be safe to repeat."""
-        if not calls and not commands:
-            return []
+        or flushed). ``before`` and ``after`` queue plain commands around the calls, in
+        the same round trip, their replies dropped. All must be safe to repeat."""
         if not self._loaded:
             await self.load()
         started = time.perf_counter()
         try:
             try:
-                raw = await self._pipeline(calls, commands).execute()
+                plain, raw = await self._pipeline(calls, before, after)
             except ResponseError as exc:
                 if "Function not found" not in str(exc):
                     raise
                 log.warning("%s functions missing in Redis; loading them again", self._name)
                 await self.load()
-                raw = await self._pipeline(calls, commands).execute()
+                plain, raw = await self._pipeline(calls, before, after)
         except (RedisError, OSError):
             self._timer.failed()
             raise
         finally:
             self._timer.observe(time.perf_counter() - started)
-        replies = raw[len(commands) :]
+        replies = raw[plain : plain + len(calls)]
         return [call.decode(reply) for call, reply in zip(calls, replies, strict=True)]
 
-    def _pipeline(self, calls: Sequence[Call], commands: Sequence[Sequence[Arg]]) -> Any:  # noqa: ANN401 -- a redis-py pipeline
+    async def _pipeline(
+        self,
+        calls: Sequence[Call],
+        before: Callable[[Any], None] | None,
+        after: Callable[[Any], None] | None,
+    ) -> tuple[int, list[Any]]:
+        """How many plain commands went before the calls, and every reply."""
         pipe = self._client.pipeline(transaction=False)
-        for command in commands:
-            pipe.execute_command(*command)
+        if before is not None:
+            before(pipe)
+        plain = len(pipe)
         for call in calls:
             keys, args = call.encode()
             fcall(pipe, self._function(call), keys, *args, read_only=call.READ_ONLY)
-        return pipe
-
-    def queue(self, pipe: Any, call: Call) -> None:  # noqa: ANN401 -- a redis-py pipeline
-        """Queue ``call`` on a pipeline run by :meth:`execute` (its reply comes back raw:
-        ``call.decode`` reads it)."""
-        keys, args = call.encode()
-        fcall(pipe, self._function(call), keys, *args, read_only=call.READ_ONLY)
-
-    async def execute(self, pipe: Any) -> list[Any]:  # noqa: ANN401 -- a redis-py pipeline
-        """Run a pipeline of calls queued by hand (the libraries not yet written as
-        calls), loading the libraries first if Redis lost them."""
-        from handlers.redis_client import queued  # noqa: PLC0415 -- goes with this method
-
-        if not self._loaded:
-            await self.load()
-        commands = queued(pipe)  # execute() empties it, even when it fails
-        started = time.perf_counter()
-        try:
-            return list(await pipe.execute())
-        except ResponseError as exc:
-            if "Function not found" not in str(exc):
-                self._timer.failed()
-                raise
-            log.warning("%s functions missing in Redis; loading them again", self._name)
-            await self.load()
-            again = self._client.pipeline(transaction=False)
-            for args, options in commands:
-                again.execute_command(*args, **options)
-            return list(await again.execute())
-        except (RedisError, OSError):
-            self._timer.failed()
-            raise
-        finally:
-            self._timer.observe(time.perf_counter() - started)
+        if after is not None:
+            after(pipe)
+        if len(pipe) == 0:
+            return 0, []
+        return plain, list(await pipe.execute())

@@ -1,7 +1,8 @@
 """Events as the profile function's arguments, packed: one argument per customer.
 
 Each event is (digest, time, type, a, b, c, d), packed as unpack_events in
-handlers/lua/profile.lua reads it; what a..d hold depends on the type, as below.
+functions/profile_state.lua reads it (functions/profile.py PACKED_FIELDS); what a..d
+hold depends on the type, as below.
 Money goes over as integer cents, loyalty points already computed with the
 shop's rate. Packing matters: redis-py spends microseconds on every argument,
 and a batch would otherwise have seven per event.
@@ -16,12 +17,12 @@ from typing import Final
 import orjson
 
 from crmstream.privacy import email_hash, phone_hash
+from handlers.functions.profile import SEPARATOR as _SEPARATOR
 from rules.shop_config import ShopConfig
 from schemas import events as ev
 from schemas.events import Envelope
 from schemas.payloads import CustomerFacts
 
-_SEPARATOR: Final = "\x1f"  # ASCII unit separator; ids and numbers never hold it
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MS: Final = timedelta(milliseconds=1)
 
@@ -114,6 +115,7 @@ def encode_event(
             a, b = event.data.anonymousid, merged
         case _:
             pass
+    # PACKED_FIELDS, each ended by the separator (ids and numbers never hold it).
     head = f"{epoch_ms(event.time)}\x1f{event.type}\x1f{a}\x1f{c}\x1f{d}\x1f".encode()  # type: ignore[attr-defined]
     # b goes last and runs to the end: it may hold any byte (a merged history does).
     body = digest(event.id) + head + (b if isinstance(b, bytes) else b.encode())

@@ -11,9 +11,10 @@ from typing import Any, Final
 import orjson
 
 from handlers.functions import FunctionLibrary
-from handlers.keys import CUSTOMER_KEYS, CUSTOMER_SUFFIXES_ARG, Keys
-from handlers.redis_client import RedisClient, fcall, slot_groups
-from handlers.scripts import PROFILE_LIBRARY, READ_PROFILES
+from handlers.functions.profile import CART_LINE, LIBRARY, Bucket, CustomerBase, ReadProfiles
+from handlers.functions.profile import Stored as StoredKeys
+from handlers.keys import Keys
+from handlers.redis_client import RedisClient, slot_groups
 from handlers.shop_configs import ShopConfigs
 from rules.derived import derive
 from rules.shop_config import ShopConfig
@@ -32,13 +33,13 @@ COUNTERS: Final = (
 )  # fmt: skip
 # (name in the profile, bucket prefix, bucket size, how many buckets)
 WINDOWS: Final = (
-    ("views_24h", "vh", HOUR_MS, 24),
-    ("views_7d", "vd", DAY_MS, 7),
-    ("cart_adds_24h", "ch", HOUR_MS, 24),
-    ("orders_30d", "od", DAY_MS, 30),
-    ("orders_90d", "od", DAY_MS, 90),
-    ("spend_90d", "sd", DAY_MS, 90),
-    ("spend_365d", "sd", DAY_MS, 365),
+    ("views_24h", Bucket.VIEWS_HOUR, HOUR_MS, 24),
+    ("views_7d", Bucket.VIEWS_DAY, DAY_MS, 7),
+    ("cart_adds_24h", Bucket.CART_ADDS_HOUR, HOUR_MS, 24),
+    ("orders_30d", Bucket.ORDERS_DAY, DAY_MS, 30),
+    ("orders_90d", Bucket.ORDERS_DAY, DAY_MS, 90),
+    ("spend_90d", Bucket.SPEND_DAY, DAY_MS, 90),
+    ("spend_365d", Bucket.SPEND_DAY, DAY_MS, 365),
 )
 FACTS: Final = ("birthday", "gender", "region", "city", "member_level")
 
@@ -78,8 +79,12 @@ def window_sum(
 def cart_lines(raw: Mapping[str, str]) -> list[dict[str, Any]]:
     lines = []
     for item, encoded in sorted(raw.items()):
-        price, _price_ts, category, _removed_at, entries = encoded.split("|", 4)
-        qty = sum(int(entry.split(":")[1]) for entry in entries.split(";") if entry)
+        price, _price_ts, category, _removed_at, entries = encoded.split(CART_LINE["FIELD"], 4)
+        qty = sum(
+            int(entry.split(CART_LINE["DELTA"])[1])
+            for entry in entries.split(CART_LINE["ENTRY"])
+            if entry
+        )
         if qty > 0:
             lines.append(
                 {"item_id": item, "qty": qty, "price_cents": int(price), "category": category}
@@ -100,8 +105,6 @@ _KEY_SECTIONS: Final = {
     "recent": frozenset({"recently_viewed"}),
     "favorites": frozenset({"favorites"}),
 }
-# Where each key kind sits among a customer's keys, as lua/profile.lua numbers them.
-_KEY_POSITIONS: Final = {kind: CUSTOMER_KEYS.lua_position(kind) for kind in _KEY_SECTIONS}
 SECTIONS: Final = (
     "facts", "counters", "recency", "windows", "cart", "affinity", "recently_viewed",
     "favorites", "derived",
@@ -115,7 +118,7 @@ class ProfileReader:
         self._client = client
         self._keys = keys
         self._shops = shops
-        self._library = FunctionLibrary(client, PROFILE_LIBRARY, "profile")
+        self._library = FunctionLibrary(client, LIBRARY, "profile")
 
     async def read(self, shop: str, who: str, as_of_ms: int | None = None) -> Profile | None:
         """The profile, or None for a customer never seen or forgotten on request."""
@@ -143,16 +146,16 @@ class ProfileReader:
         if not wanted:
             return {}
         kinds = [kind for kind, needed_by in _KEY_SECTIONS.items() if needed_by & set(sections)]
-        positions = ",".join(str(_KEY_POSITIONS[kind]) for kind in kinds)
-        pipe = self._client.pipeline(transaction=False)
         bases = [self._keys.customer_base(shop, who) for shop, who in wanted]
-        calls = slot_groups(self._client, bases)
-        for members in calls:
-            keys = [bases[index] for index in members]
-            fcall(pipe, READ_PROFILES, keys, CUSTOMER_SUFFIXES_ARG, positions, read_only=True)
+        groups = slot_groups(self._client, bases)
+        calls = [
+            ReadProfiles(",".join(kinds), [CustomerBase(bases[index]) for index in members])
+            for members in groups
+        ]
+        replies: list[StoredKeys] = await self._library.run(calls)
         rows: list[Any] = [None] * len(wanted)
-        for members, reply in zip(calls, await self._library.execute(pipe), strict=True):
-            for index, row in zip(members, reply, strict=True):
+        for members, reply in zip(groups, replies, strict=True):
+            for index, row in zip(members, reply.rows, strict=True):
                 rows[index] = row
         found: dict[tuple[str, str], Stored | None] = {}
         for customer, row in zip(wanted, rows, strict=True):

@@ -14,16 +14,25 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final
+from functools import partial
+from typing import Any, Final
 
 from crmstream.settings import ProfileSettings, Settings
 from handlers.flow import count_flow, count_shop_minutes
 from handlers.functions import FunctionLibrary
-from handlers.keys import CUSTOMER_SUFFIXES_ARG, Keys
+from handlers.functions.profile import (
+    LIBRARY,
+    Applied,
+    ApplyBatch,
+    CustomerEvents,
+    Detach,
+    ForgetDetached,
+    History,
+)
+from handlers.keys import Keys
 from handlers.profile.encode import EncodedEvent, encode_event
 from handlers.profile.identity import AliasCache, is_junk
-from handlers.redis_client import RedisClient, connect, fcall, slot_groups
-from handlers.scripts import APPLY_BATCH, DETACH, FORGET_DETACHED, PROFILE_LIBRARY
+from handlers.redis_client import RedisClient, connect, slot_groups
 from handlers.shop_configs import ShopConfigs
 from schemas.events import CustomerIdentified, Envelope
 
@@ -52,7 +61,7 @@ class BatchOutcome:
 
 @dataclass(slots=True)
 class _Replies:
-    """What the profile Function answered for a batch, by group (see lua/profile.lua)."""
+    """What the profile Function answered for a batch, by group (functions/profile.py Applied)."""
 
     statuses: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     # (group, the customer it was merged into, whether the merge is settled)
@@ -82,20 +91,23 @@ def _touch(
         touched[key] = (at, event_id)
 
 
-def _header(settings: ProfileSettings) -> list[int]:
+def _apply_batch(settings: ProfileSettings) -> partial[ApplyBatch]:
+    """The batch call with its settings filled in: what is left is now and the customers."""
     lateness = settings.lateness_s
-    return [
-        settings.dedup_window_s * 1000,
-        24 + -(-lateness // _HOUR_S),  # hourly buckets kept: the 24h window plus lateness
-        365 + -(-lateness // _DAY_S),  # daily buckets kept: the 365d window plus lateness
-        settings.recent_views,
-        settings.favorites,
-        settings.categories,
-        settings.weight_view,
-        settings.weight_favorite,
-        settings.weight_cart,
-        settings.weight_order,
-    ]
+    return partial(
+        ApplyBatch,
+        dedup_window_ms=settings.dedup_window_s * 1000,
+        keep_hours=24 + -(-lateness // _HOUR_S),  # the 24h window plus lateness
+        keep_days=365 + -(-lateness // _DAY_S),  # the 365d window plus lateness
+        max_recent=settings.recent_views,
+        max_favorites=settings.favorites,
+        max_categories=settings.categories,
+        view_weight=settings.weight_view,
+        favorite_weight=settings.weight_favorite,
+        cart_weight=settings.weight_cart,
+        order_weight=settings.weight_order,
+        max_cart_markers=settings.cart_markers,
+    )
 
 
 class ProfileStage:
@@ -111,12 +123,11 @@ class ProfileStage:
     ) -> None:
         self._client = client
         self._keys = keys
-        self._header = _header(settings)
+        self._apply_batch = _apply_batch(settings)
         self._shops = shops
         self._hash_key = hash_key
         self._aliases = AliasCache()
-        self._max_cart_markers = settings.cart_markers
-        self._library = FunctionLibrary(client, PROFILE_LIBRARY, "profile")
+        self._library = FunctionLibrary(client, LIBRARY, "profile")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProfileStage:
@@ -270,15 +281,16 @@ class ProfileStage:
                     logins.append(event)
         if not logins:
             return {}
-        pipe = self._client.pipeline(transaction=False)
-        for login in logins:
-            base = self._keys.customer_base(login.shop, login.data.anonymousid)
-            fcall(pipe, DETACH, [base], login.who, CUSTOMER_SUFFIXES_ARG)
+        calls = [
+            Detach(self._keys.customer_base(login.shop, login.data.anonymousid), login.who)
+            for login in logins
+        ]
         merges: dict[str, bytes] = {}
-        for login, (status, payload) in zip(logins, await self._library.execute(pipe), strict=True):
-            if status == b"ok":
+        replies: list[History] = await self._library.run(calls)
+        for login, history in zip(logins, replies, strict=True):
+            if not history.taken_by:
                 # Bytes as they came: the history holds binary dedup digests.
-                merges[login.id] = payload
+                merges[login.id] = history.state
             else:
                 log.warning(
                     "anonymous id %s of shop %s already belongs to another customer; "
@@ -298,25 +310,28 @@ class ProfileStage:
     ) -> None:
         """Once the batch is in: drop the merged anonymous copies, cut the aliases of erased
         customers (so an old device id no longer leads to them), count the flow per stream."""
-        pipe = self._client.pipeline(transaction=False)
-        for event in events:
-            if event.id in merges and isinstance(event, CustomerIdentified):
-                base = self._keys.customer_base(event.shop, event.data.anonymousid)
-                fcall(pipe, FORGET_DETACHED, [base], CUSTOMER_SUFFIXES_ARG)
-        for shop, _customer, anonymous_id in unlinked:
-            self._aliases.forget(shop, anonymous_id)
-            pipe.delete(self._keys.alias(shop, anonymous_id))
-        # The list goes last: until every alias is gone, a retried batch finds it again.
-        for shop, customer in dict.fromkeys((shop, customer) for shop, customer, _ in unlinked):
-            pipe.delete(self._keys.erased_aliases(shop, customer))
-        count_flow(pipe, self._keys.flow, (event.stream for event in events), duplicates)
-        count_shop_minutes(pipe, self._keys, (event.shop for event in events), time.time())
-        await pipe.execute()
+        forget = [
+            ForgetDetached(self._keys.customer_base(event.shop, event.data.anonymousid))
+            for event in events
+            if event.id in merges and isinstance(event, CustomerIdentified)
+        ]
+
+        def upkeep(pipe: Any) -> None:  # noqa: ANN401 -- a redis-py pipeline
+            for shop, _customer, anonymous_id in unlinked:
+                self._aliases.forget(shop, anonymous_id)
+                pipe.delete(self._keys.alias(shop, anonymous_id))
+            # The list goes last: until every alias is gone, a retried batch finds it again.
+            for shop, customer in dict.fromkeys((s, c) for s, c, _ in unlinked):
+                pipe.delete(self._keys.erased_aliases(shop, customer))
+            count_flow(pipe, self._keys.flow, (event.stream for event in events), duplicates)
+            count_shop_minutes(pipe, self._keys, (event.shop for event in events), time.time())
+
+        await self._library.run(forget, after=upkeep)
 
     async def _send(
         self,
         order: list[tuple[str, str]],
-        groups: dict[tuple[str, str], list[EncodedEvent]],
+        groups_of: dict[tuple[str, str], list[EncodedEvent]],
         routes: dict[tuple[str, str], Route],
     ) -> _Replies:
         owners = [
@@ -324,39 +339,40 @@ class ProfileStage:
             for shop, who in order
         ]
         bases = [self._keys.customer_base(*owner) for owner in owners]
-        calls = slot_groups(self._client, bases)
+        groups = slot_groups(self._client, bases)
         now_ms = int(time.time() * 1000)
-        pipe = self._client.pipeline(transaction=False)
-        for members in calls:
-            keys = [bases[index] for index in members]
-            keys += [self._keys.tombstone(*owners[index], self._hash_key) for index in members]
-            cached = "".join(
-                "1" if order[index] in routes and routes[order[index]].cached else "0"
-                for index in members
+        calls = [
+            self._apply_batch(
+                now_ms=now_ms,
+                customers=[
+                    CustomerEvents(
+                        bases[index],
+                        self._keys.tombstone(*owners[index], self._hash_key),
+                        order[index] in routes and routes[order[index]].cached,
+                        b"".join(groups_of[order[index]]),
+                    )
+                    for index in members
+                ],
             )
-            packed = [b"".join(groups[order[index]]) for index in members]
-            fcall(
-                pipe, APPLY_BATCH, keys, *self._header, now_ms, self._max_cart_markers,
-                CUSTOMER_SUFFIXES_ARG, cached, *packed,
-            )  # fmt: skip
+            for members in groups
+        ]
         replies = _Replies()
-        for members, reply in zip(calls, await self._library.execute(pipe), strict=True):
-            # Indexes in a reply count from 1 among the groups of that call.
+        applied: list[Applied] = await self._library.run(calls)
+        for members, reply in zip(groups, applied, strict=True):
+            # Indexes in a reply count from 1 among the customers of that call.
             group_at = [order[index] for index in members]
-            statuses, redirected, erased, bounced = reply
             position = 0
             for group in group_at:
-                count = len(groups[group])
-                replies.statuses[group] = [int(s) for s in statuses[position : position + count]]
+                count = len(groups_of[group])
+                replies.statuses[group] = [
+                    int(s) for s in reply.statuses[position : position + count]
+                ]
                 position += count
-            for at in range(0, len(redirected), 3):
-                customer, settled = redirected[at + 1].decode(), bool(int(redirected[at + 2]))
-                replies.redirects.append((group_at[int(redirected[at]) - 1], customer, settled))
-            replies.bounced += [group_at[int(index) - 1] for index in bounced]
-            replies.unlinked += [
-                (group_at[int(erased[at]) - 1], erased[at + 1].decode())
-                for at in range(0, len(erased), 2)
+            replies.redirects += [
+                (group_at[r.index - 1], r.customer, r.settled) for r in reply.redirects
             ]
+            replies.bounced += [group_at[index - 1] for index in reply.bounced]
+            replies.unlinked += [(group_at[u.index - 1], u.anonymous_id) for u in reply.unlinked]
         return replies
 
     async def close(self) -> None:

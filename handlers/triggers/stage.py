@@ -350,7 +350,12 @@ class TriggerStage:
         commands = indexing.commands if indexing is not None else []
         if not calls and not commands:
             return outcomes
-        replies = await self._library.run(calls, commands)
+
+        def index_writes(pipe: Any) -> None:  # noqa: ANN401 -- a redis-py pipeline
+            for command in commands:
+                pipe.execute_command(*command)
+
+        replies = await self._library.run(calls, before=index_writes)
         for position, candidates in emits:
             count_decisions(candidates, replies[position].decisions, outcomes)
         return +outcomes

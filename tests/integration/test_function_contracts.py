@@ -26,13 +26,14 @@ from handlers.functions.contract import Call, layout_of
 from handlers.functions.library import lua_sources
 from handlers.functions.offsets import LIBRARY as OFFSETS
 from handlers.functions.offsets import Advance, AdvanceReply, Held, TopicOffsets
+from handlers.functions.profile import LIBRARY as PROFILE
 from handlers.functions.segments import LIBRARY as SEGMENTS
 from handlers.functions.timers import LIBRARY as TIMERS
 from handlers.functions.triggers import LIBRARY as TRIGGERS
 from handlers.keys import Keys
 from handlers.redis_client import RedisClient, connect
 
-LIBRARIES = [OFFSETS, SEGMENTS, TIMERS, TRIGGERS]
+LIBRARIES = [OFFSETS, SEGMENTS, TIMERS, TRIGGERS, PROFILE]
 
 
 @pytest.fixture

@@ -1,0 +1,187 @@
+"""Live profiles (profile_*.lua), as calls: a batch's events applied, login merges, reads.
+
+Every call works on customers of one slot (one call per slot on a Redis Cluster). A
+customer's keys share one base ("<prefix>:{shop:customer}:", which carries the hash tag)
+and continue with the suffixes of handlers/keys.py CustomerKeys, written into the Lua by
+name. Times are epoch milliseconds of event time, except the worker's clock (now_ms).
+
+Everything that can arrive out of order is kept order-free: counters add, windows add
+into event-time buckets, recency is min/max, recent views and favourites are scored by
+event time, and a cart line only counts the changes made after the last order or clear
+that took it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from typing import ClassVar, Final
+
+from handlers.functions.contract import ITEMS, KEY, Call, Reply, lua_constants
+from handlers.functions.library import Library
+from handlers.keys import CUSTOMER_KEYS
+
+
+class Status(IntEnum):
+    """What became of one event of a batch."""
+
+    DUPLICATE = 0  # seen within the dedup window
+    APPLIED = 1
+    ERASED = 2  # its customer was forgotten on request after it happened
+    REDIRECTED = 3  # an anonymous shopper's, merged into a customer: it belongs there
+
+
+class Bucket(StrEnum):
+    """The prefixes of a customer's window buckets: "<prefix><hour or day since epoch>"; the
+    second letter says which (prune_windows reads it)."""
+
+    VIEWS_HOUR = "vh"
+    VIEWS_DAY = "vd"
+    CART_ADDS_HOUR = "ch"
+    ORDERS_DAY = "od"
+    SPEND_DAY = "sd"  # in cents, net of refunds
+
+
+# A cart line: "price|price_ts|category|removed_at|ts:delta;ts:delta…", price in cents.
+CART_LINE: Final = {"FIELD": "|", "ENTRY": ";", "DELTA": ":"}
+# A packed event (handlers/profile/encode.py): its 6-hex-digit length, its 8-byte digest,
+# then these fields each ended by SEPARATOR, then b, which runs to the end of the event.
+PACKED_FIELDS: Final = ("ts", "kind", "a", "c", "d")
+SEPARATOR: Final = "\x1f"
+DIGEST_BYTES: Final = 8
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerEvents:
+    base: str = field(metadata=KEY)  # the customer's keys' base
+    tombstone: str = field(metadata=KEY)  # Keys.tombstone: in the customer's slot
+    # The events came through a worker's cache of aliases, which an erasure elsewhere may
+    # have made stale: an anonymous shopper's, sent to the customer it was merged into.
+    cached_route: bool
+    events: bytes  # packed, back to back
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect(Reply):
+    index: int  # of the customer in the call, from 1: an anonymous shopper merged already
+    customer: str  # whom it was merged into: its events belong there
+    settled: bool  # the anonymous copy is gone: send there directly from now on
+
+
+@dataclass(frozen=True, slots=True)
+class Unlinked(Reply):
+    index: int  # of a customer erased in the batch
+    anonymous_id: str  # once merged into it: its alias lives in another slot, to be cut
+
+
+@dataclass(frozen=True, slots=True)
+class Applied(Reply):
+    statuses: list[Status]  # one per event, in the order sent
+    redirects: list[Redirect]
+    unlinked: list[Unlinked]
+    # Customers whose cached route led to an erased customer: the cache is stale, and their
+    # events go to the anonymous shopper's own keys, whose alias says where they belong now.
+    bounced: list[int]
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyBatch(Call):
+    FUNCTION: ClassVar[str] = "crm_apply_batch"
+    LUA: ClassVar[str] = "apply_batch"
+    REPLY: ClassVar[type[Reply]] = Applied
+
+    dedup_window_ms: int
+    keep_hours: int  # hourly buckets kept: the longest hourly window plus lateness
+    keep_days: int  # daily buckets kept: the longest daily window plus lateness
+    max_recent: int
+    max_favorites: int
+    max_categories: int
+    view_weight: int  # the affinity each kind of event adds to its category
+    favorite_weight: int
+    cart_weight: int
+    order_weight: int
+    # The worker's clock: dedup marks are scored by when an event was seen, since a
+    # redelivery comes soon after the first delivery, however old the event itself is.
+    now_ms: int
+    max_cart_markers: int  # lines taken by an order or a clear, kept against late adds
+    customers: Sequence[CustomerEvents] = field(metadata=ITEMS)
+
+
+@dataclass(frozen=True, slots=True)
+class History(Reply):
+    taken_by: str  # "" when detached; else the other customer the shopper belongs to
+    state: bytes  # the anonymous history as JSON ("" when taken)
+
+
+@dataclass(frozen=True, slots=True)
+class Detach(Call):
+    """Login, step one, on the anonymous shopper's own keys: point it at ``customer`` (once;
+    a second customer is refused) and hand back its history, frozen from now on."""
+
+    FUNCTION: ClassVar[str] = "crm_detach"
+    LUA: ClassVar[str] = "detach"
+    REPLY: ClassVar[type[Reply]] = History
+
+    base: str = field(metadata=KEY)
+    customer: str
+
+
+@dataclass(frozen=True, slots=True)
+class Forgotten(Reply):
+    forgotten: int
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetDetached(Call):
+    """Login, last step: once the customer has the history, the anonymous copy goes (the
+    alias stays)."""
+
+    FUNCTION: ClassVar[str] = "crm_forget_detached"
+    LUA: ClassVar[str] = "forget_detached"
+    REPLY: ClassVar[type[Reply]] = Forgotten
+
+    base: str = field(metadata=KEY)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerBase:
+    base: str = field(metadata=KEY)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored(Reply):
+    # Per customer, per key wanted: a hash as HGETALL gives it, a sorted set as its
+    # members, newest first.
+    rows: list[list[list[bytes]]]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadProfiles(Call):
+    """The keys named in ``wanted`` of every customer, in one call: a pipeline of reads costs
+    the worker a reply to parse per key."""
+
+    FUNCTION: ClassVar[str] = "crm_read_profiles"
+    LUA: ClassVar[str] = "read_profiles"
+    READ_ONLY: ClassVar[bool] = True
+    REPLY: ClassVar[type[Reply]] = Stored
+
+    wanted: str  # CustomerKeys names, comma-separated
+    customers: Sequence[CustomerBase] = field(metadata=ITEMS)
+
+
+LIBRARY: Final = Library.build(
+    "crmstream_profile",
+    ["profile_state.lua", "profile_events.lua", "profile_batch.lua", "profile_read.lua"],
+    [ApplyBatch, Detach, ForgetDetached, ReadProfiles],
+    "\n".join(
+        [
+            lua_constants("CUSTOMER_KEYS", CUSTOMER_KEYS._asdict()),
+            lua_constants("STATUS", Status),
+            lua_constants("BUCKET", Bucket),
+            lua_constants("CART_LINE", CART_LINE),
+            "local PACKED_FIELDS = {" + ", ".join(f"'{name}'" for name in PACKED_FIELDS) + "}",
+            lua_constants("NAMES", {"SEPARATOR": SEPARATOR, "DIGEST_BYTES": DIGEST_BYTES}),
+        ]
+    ),
+)

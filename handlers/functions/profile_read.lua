@@ -1,0 +1,48 @@
+-- Live profiles, part four: login merges on the anonymous shopper's side, and reads.
+
+local function detach(keys, args)
+  local call = read_call(DETACH, keys, args)
+  local ckeys = keys_under(call.base, CUSTOMER_KEYS)
+  local alias = redis.call('GET', ckeys.alias)
+  if alias and alias ~= call.customer then
+    return reply(HISTORY, {taken_by = alias, state = ''})
+  end
+  if not alias then redis.call('SET', ckeys.alias, call.customer) end
+  local state = {
+    p = redis.call('HGETALL', ckeys.profile),
+    w = redis.call('HGETALL', ckeys.windows),
+    c = redis.call('HGETALL', ckeys.cart),
+    a = redis.call('HGETALL', ckeys.affinity),
+    r = redis.call('ZRANGE', ckeys.recent, 0, -1, 'WITHSCORES'),
+    f = redis.call('ZRANGE', ckeys.favorites, 0, -1, 'WITHSCORES'),
+    d = redis.call('ZRANGE', ckeys.dedup, 0, -1, 'WITHSCORES'),
+  }
+  return reply(HISTORY, {taken_by = '', state = cjson.encode(state)})
+end
+
+local function forget_detached(keys, args)
+  local call = read_call(FORGET_DETACHED, keys, args)
+  erase_data(keys_under(call.base, CUSTOMER_KEYS))
+  return reply(FORGOTTEN, {forgotten = 1})
+end
+
+-- Per customer, one reply per key wanted: a hash as HGETALL gives it, a sorted set (recent
+-- views, favourites) as its members, newest first.
+local function read_profiles(keys, args)
+  local call = read_call(READ_PROFILES, keys, args)
+  local wanted = nonempty_pieces(call.wanted, ',')
+  local rows = {}
+  for n = 1, call.count do
+    local ckeys = keys_under(read_item(READ_PROFILES, keys, args, n).base, CUSTOMER_KEYS)
+    local row = {}
+    for j, name in ipairs(wanted) do
+      if name == 'recent' or name == 'favorites' then
+        row[j] = redis.call('ZRANGE', ckeys[name], 0, -1, 'REV')
+      else
+        row[j] = redis.call('HGETALL', ckeys[name])
+      end
+    end
+    rows[n] = row
+  end
+  return reply(STORED, {rows = rows})
+end

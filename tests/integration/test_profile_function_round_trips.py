@@ -1,0 +1,133 @@
+"""The profile library's calls make the round trip on a real Redis: a batch applied (with
+a duplicate, a redirect through an alias and an erasure), read back by name, and the two
+steps of a login merge."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from functools import partial
+
+import orjson
+import pytest
+
+from crmstream.settings import Settings
+from handlers.functions import FunctionLibrary
+from handlers.functions.library import lua_sources
+from handlers.functions.profile import (
+    LIBRARY,
+    Applied,
+    ApplyBatch,
+    CustomerBase,
+    CustomerEvents,
+    Detach,
+    ForgetDetached,
+    Forgotten,
+    History,
+    ReadProfiles,
+    Redirect,
+    Status,
+    Stored,
+    Unlinked,
+)
+from handlers.keys import Keys
+from handlers.profile.encode import encode_event
+from handlers.redis_client import RedisClient, connect
+from rules.shop_config import ShopConfig
+from schemas.decode import Decoder
+from schemas.events import EVENT_TYPES, Envelope
+
+BATCH = partial(
+    ApplyBatch, dedup_window_ms=86_400_000, keep_hours=48, keep_days=400, max_recent=20,
+    max_favorites=100, max_categories=50, view_weight=1, favorite_weight=3, cart_weight=5,
+    order_weight=10, max_cart_markers=100,
+)  # fmt: skip
+_ids = iter(range(10**6))
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[RedisClient]:
+    redis = connect(settings.redis)
+    yield redis
+    await redis.aclose()
+
+
+def event(kind: str, who: str, data: dict[str, object], event_id: str = "") -> Envelope:
+    raw = {
+        "specversion": "1.0", "id": event_id or f"e{next(_ids)}", "source": "test",
+        "type": kind, "time": "2026-03-01T04:00:00Z", "shop": "s1", "subject": who,
+        "data": data,
+    }  # fmt: skip
+    return Decoder().require(orjson.dumps(raw), datetime.now(UTC))
+
+
+def packed(*events: Envelope, merged: bytes = b"") -> bytes:
+    config = ShopConfig()
+    return b"".join(encode_event(e, config, None, merged) for e in events)
+
+
+def test_every_event_type_has_a_handler_or_is_the_batchs_own() -> None:
+    handled = set(re.findall(r"\['([a-z_.]+)'\] = function", lua_sources(LIBRARY)))
+    # An erasure is the batch's own business (profile_batch.lua), not a profile change.
+    assert handled | {"customer.erasure_requested"} == set(EVENT_TYPES)
+
+
+async def test_a_batch_applied_and_read_back(settings: Settings, client: RedisClient) -> None:
+    keys = Keys(settings.redis.key_prefix)
+    library = FunctionLibrary(client, LIBRARY, "profile")
+    view = viewed("c1", "tea")
+    add = event("cart.item_added", "c1", {"item_id": "tea", "category": "tea", "qty": 2,
+                                           "price": "9.90"})  # fmt: skip
+    c1 = customer(keys, "c1", view, add, view)
+    (applied,) = await library.run([BATCH(now_ms=1_000, customers=[c1])])
+    assert applied == Applied([Status.APPLIED, Status.APPLIED, Status.DUPLICATE], [], [], [])
+    read = ReadProfiles("profile,cart,recent", [CustomerBase(c1.base)])
+    ((profile, cart, recent),) = (await library.run([read]))[0].rows
+    fields = dict(zip(profile[::2], profile[1::2], strict=True))
+    assert (fields[b"views"], fields[b"cart_adds"]) == (b"1", b"1")
+    assert cart[0] == b"tea"
+    assert cart[1].startswith(b"990|")
+    assert recent == [b"tea"]
+    assert await library.run([ReadProfiles("profile", [])]) == [Stored([])]
+
+
+def customer(keys: Keys, who: str, *events: Envelope, merged: bytes = b"") -> CustomerEvents:
+    return CustomerEvents(
+        keys.customer_base("s1", who),
+        keys.tombstone("s1", who, None),
+        cached_route=False,
+        events=packed(*events, merged=merged),
+    )
+
+
+def viewed(who: str, item: str) -> Envelope:
+    return event("item.viewed", who, {"item_id": item, "category": "tea"})
+
+
+async def test_a_login_merge_then_redirects_and_an_erasure(
+    settings: Settings, client: RedisClient
+) -> None:
+    keys = Keys(settings.redis.key_prefix)
+    library = FunctionLibrary(client, LIBRARY, "profile")
+    anonymous = customer(keys, "a1", viewed("a1", "x"))
+    await library.run([BATCH(now_ms=1_000, customers=[anonymous])])
+    (history,) = await library.run([Detach(anonymous.base, "c1")])
+    assert history.taken_by == ""
+    # JSON that Lua's cjson reads back; its dedup digests are binary, so Python's would not.
+    assert history.state.startswith(b"{")
+    assert all(f'"{part}":'.encode() in history.state for part in "pwcarfd")
+    assert (await library.run([Detach(anonymous.base, "c2")]))[0] == History("c1", b"")
+    login = event("customer.identified", "c1", {"anonymousid": "a1"})
+    merge = customer(keys, "c1", login, merged=history.state)
+    await library.run([BATCH(now_ms=2_000, customers=[merge])])
+    assert await library.run([ForgetDetached(anonymous.base)]) == [Forgotten(1)]
+    late = customer(keys, "a1", viewed("a1", "y"))
+    erasure = customer(keys, "c1", event("customer.erasure_requested", "c1", {}))
+    (applied,) = await library.run([BATCH(now_ms=3_000, customers=[late, erasure])])
+    assert applied == Applied(
+        statuses=[Status.REDIRECTED, Status.APPLIED],
+        redirects=[Redirect(1, "c1", settled=True)],
+        unlinked=[Unlinked(2, "a1")],
+        bounced=[],
+    )
