@@ -280,6 +280,16 @@ class PrivacySettings(BaseModel):
     hash_key: SecretStr | None = None
 
 
+class ConsoleSettings(BaseModel):
+    """The merchant console (`crmstream console`)."""
+
+    model_config = _FROZEN
+
+    # Its cookies carry a shop's API token: behind a TLS-terminating proxy they are marked
+    # Secure, so that no browser ever sends them over plain HTTP.
+    secure_cookie: bool = False
+
+
 class WorkerSettings(BaseModel):
     """The Faust worker."""
 
@@ -323,6 +333,7 @@ class Settings(BaseSettings):
     profiles: ProfileSettings = Field(default_factory=ProfileSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     worker: WorkerSettings = WorkerSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     def privacy_hash_key(self) -> bytes | None:
         """The key phone numbers and e-mail addresses are hashed with: the configured one
