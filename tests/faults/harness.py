@@ -8,6 +8,8 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 import orjson
 import redis
 from confluent_kafka import Consumer, KafkaException, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from crmstream.admin import list_topics
 from crmstream.settings import Settings
@@ -192,6 +195,7 @@ class Fleet:
     def __init__(self, settings: Settings, logs: Path, exits: ExitStack) -> None:
         self.settings, self.logs, self.exits = settings, logs, exits
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.web_ports: dict[str, int] = {}
         self.schedule: list[str] = []
         self.began = time.monotonic()
 
@@ -202,8 +206,10 @@ class Fleet:
     def start(self) -> str:
         name = f"w{len(self.procs) + 1}"
         log = self.logs / f"{name}.log"
+        worker_settings = own_port(self.settings)
+        self.web_ports[name] = worker_settings.worker.web_port
         self.procs[name] = self.exits.enter_context(
-            running_worker(own_port(self.settings), log, loglevel="info")
+            running_worker(worker_settings, log, loglevel="info")
         )
         self.note(f"started {name}")
         return name
@@ -219,6 +225,25 @@ class Fleet:
         self.note(f"{sig.name} to {name}")
         self.procs[name].send_signal(sig)
         self.procs[name].wait(60)
+
+    def metric(self, name: str) -> float:
+        """A metric summed over the workers alive, from their /metrics (a worker that does
+        not answer yet counts nothing): what each has counted since it started."""
+        total = 0.0
+        for worker in self.alive():
+            url = f"http://127.0.0.1:{self.web_ports[worker]}/metrics"
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    page = response.read().decode()
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                continue
+            total += sum(
+                sample.value
+                for family in text_string_to_metric_families(page)
+                for sample in family.samples
+                if sample.name == name
+            )
+        return total
 
     def wait_taken(self, count: int, timeout_s: float = 180) -> None:
         wait_for(lambda: taken(self.settings) >= count, timeout_s)
