@@ -1,6 +1,6 @@
 """Signing in with a shop's API token. The token travels in an HttpOnly, SameSite=Strict
-cookie and is checked on every request, so a revoked token signs the console out at
-once; every page reads the shop from it, never from the address."""
+cookie (Secure behind TLS) and is checked on every request, so a revoked token signs the
+console out at once; every page reads the shop from it, never from the address."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from typing import Final
 
 from aiohttp import web
 
-from console.context import console_of, language, render
+from console.context import (
+    GRANT_KEY,
+    clear_private_cookie,
+    console_of,
+    language,
+    render,
+    set_private_cookie,
+)
 from console.i18n import translator
 from crmstream import metrics
 
@@ -31,7 +38,7 @@ async def signed_in(request: web.Request, handler: Handler) -> web.StreamRespons
     grant = await console_of(request).tokens.verify(token) if token else None
     if grant is None:
         raise web.HTTPSeeOther("/signin")
-    request["grant"] = grant
+    request[GRANT_KEY] = grant
     return await handler(request)
 
 
@@ -49,11 +56,11 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         problem = translator(language(request))("bad_token")
         return render(request, "signin.html", status=401, problem=problem)
     signed = web.HTTPSeeOther("/")
-    signed.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict", path="/")
+    set_private_cookie(signed, request, TOKEN_COOKIE, token)
     raise signed
 
 
 async def sign_out(request: web.Request) -> web.StreamResponse:
     out = web.HTTPSeeOther("/signin")
-    out.del_cookie(TOKEN_COOKIE, path="/")
+    clear_private_cookie(out, request, TOKEN_COOKIE)
     raise out

@@ -55,10 +55,27 @@ class Console:
 
 
 CONSOLE_KEY: web.AppKey[Console] = web.AppKey("console", Console)
+# The signed-in shop's grant, put on the request by auth.signed_in.
+GRANT_KEY: web.RequestKey[Grant] = web.RequestKey("grant", Grant)
 
 
 def console_of(request: web.Request) -> Console:
     return request.app[CONSOLE_KEY]
+
+
+def set_private_cookie(
+    response: web.StreamResponse, request: web.Request, name: str, value: str
+) -> None:
+    """A cookie script cannot read and other sites never send, and, once the console is
+    served behind TLS (CRMSTREAM_CONSOLE_SECURE_COOKIE), never sent over plain HTTP."""
+    secure = console_of(request).settings.console.secure_cookie
+    response.set_cookie(name, value, httponly=True, samesite="Strict", secure=secure, path="/")
+
+
+def clear_private_cookie(response: web.StreamResponse, request: web.Request, name: str) -> None:
+    """Expires a cookie set by set_private_cookie, under the same attributes."""
+    secure = console_of(request).settings.console.secure_cookie
+    response.del_cookie(name, httponly=True, samesite="Strict", secure=secure, path="/")
 
 
 def language(request: web.Request) -> str:
@@ -66,8 +83,7 @@ def language(request: web.Request) -> str:
 
 
 def grant_of(request: web.Request) -> Grant:
-    grant: Grant = request["grant"]
-    return grant
+    return request[GRANT_KEY]
 
 
 def render(request: web.Request, template: str, status: int = 200, **values: Any) -> web.Response:  # noqa: ANN401 -- template values of any kind
@@ -78,11 +94,11 @@ def render(request: web.Request, template: str, status: int = 200, **values: Any
         lang=lang,
         outcome=lambda name: outcome_label(lang, name),
         recency=lambda name: recency_label(lang, name),
-        grant=request.get("grant"),
+        grant=request.get(GRANT_KEY),
         path=request.path,
         **values,
     )
     response = web.Response(text=body, status=status, content_type="text/html")
     if "lang" in request.query:
-        response.set_cookie(LANGUAGE_COOKIE, lang, httponly=True, samesite="Strict")
+        set_private_cookie(response, request, LANGUAGE_COOKIE, lang)
     return response

@@ -23,15 +23,25 @@ from crmstream.topics import TopicNames
 _DAY_MS: Final = 24 * 3600 * 1000
 _WEEK_MS: Final = 7 * _DAY_MS
 
+# Kafka deletes whole segments, once their newest record is older than retention.ms: a
+# segment rolled daily keeps a record at most a day past it, where the broker's default
+# (a week) would keep it up to twice as long. The event topics and the dead-letter topic
+# hold what storefronts sent, contact details included; they are rolled daily.
+_SEGMENT: Final = {"segment.ms": str(_DAY_MS)}
 _TOPIC_CONFIG: Final = {
-    "events": {"retention.ms": str(_WEEK_MS)},
+    "events": {"retention.ms": str(_WEEK_MS), **_SEGMENT},
     "output": {"retention.ms": str(_WEEK_MS)},
 }
 
 
+def event_config() -> dict[str, str]:
+    """Events are kept as storefronts sent them, for a week."""
+    return dict(_TOPIC_CONFIG["events"])
+
+
 def dlq_config(settings: Settings) -> dict[str, str]:
     """Dead letters are kept as they came, for as long as the operator set."""
-    return {"retention.ms": str(settings.topics.dlq_retention_days * _DAY_MS)}
+    return {"retention.ms": str(settings.topics.dlq_retention_days * _DAY_MS), **_SEGMENT}
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,24 +102,35 @@ def create_topics(
             created = False
         outcomes.append(TopicOutcome(topic.topic, topic.num_partitions, created))
     if topics is None:
-        _keep_dlq_retention(client, settings, timeout_s)
+        _keep_retention(client, settings, timeout_s)
     return outcomes
 
 
-def _keep_dlq_retention(client: AdminClient, settings: Settings, timeout_s: float) -> None:
-    """A dead-letter topic made earlier takes the retention set now."""
-    name = TopicNames.from_settings(settings.topics).dlq
-    entries = [
-        ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
-        for key, value in dlq_config(settings).items()
+def _keep_retention(client: AdminClient, settings: Settings, timeout_s: float) -> None:
+    """Topics made earlier that hold what storefronts sent (the event topics, the
+    dead-letter topic) take the retention set now: how long Kafka keeps a customer's
+    contact details is then what the README says."""
+    names = TopicNames.from_settings(settings.topics)
+    wanted = {name: event_config() for name in names.events} | {names.dlq: dlq_config(settings)}
+    resources = [
+        ConfigResource(
+            ResourceType.TOPIC,
+            name,
+            incremental_configs=[
+                ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+                for key, value in config.items()
+            ],
+        )
+        for name, config in wanted.items()
     ]
-    resource = ConfigResource(ResourceType.TOPIC, name, incremental_configs=entries)
-    futures = client.incremental_alter_configs([resource], request_timeout=timeout_s)
-    try:
-        for future in futures.values():
+    futures = client.incremental_alter_configs(resources, request_timeout=timeout_s)
+    for resource, future in futures.items():
+        try:
             future.result()
-    except KafkaException as exc:
-        raise TopicError(f"cannot set the retention of {name}: {exc.args[0].str()}") from exc
+        except KafkaException as exc:
+            raise TopicError(
+                f"cannot set the retention of {resource.name}: {exc.args[0].str()}"
+            ) from exc
 
 
 def topic_config(settings: Settings, name: str, timeout_s: float = 10.0) -> dict[str, str]:

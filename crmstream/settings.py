@@ -301,9 +301,14 @@ class WorkerSettings(BaseModel):
 
 
 class ConsoleSettings(BaseModel):
-    """The merchant console (`crmstream console`): how much one upload may hold."""
+    """The merchant console (`crmstream console`): its cookies, and how much one upload
+    may hold."""
 
     model_config = _FROZEN
+
+    # Its cookies carry a shop's API token: behind a TLS-terminating proxy they are marked
+    # Secure, so that no browser ever sends them over plain HTTP.
+    secure_cookie: bool = False
 
     # Rows of one customer sheet on the import page. The sheet is read as it streams, so
     # memory stays flat at any length; what grows is the page's wait (400,000 rows took

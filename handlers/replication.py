@@ -10,6 +10,9 @@ triggers must be safe before the timers are struck off.
 ``WAIT`` waits for the writes of its own connection only, so each primary gets a
 small write of its own followed by ``WAIT`` on one connection: the write's
 replication offset is past every earlier write to that primary, whoever sent it.
+That connection reads for the wait's timeout longer than any other: a socket timeout
+that ended first would turn a short wait into a connection error, which holds the
+batch back as well, but uncounted.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from crmstream import metrics
 from crmstream.errors import ReplicasBehindError
 from crmstream.settings import RedisSettings
 from handlers.keys import Keys, slot_tag
-from handlers.redis_client import RedisClient, connect_node
+from handlers.redis_client import RedisClient, connect, connect_node
 
 _MARK_TTL_MS: Final = 60_000
 
@@ -37,7 +40,9 @@ class Replication:
     def __init__(self, client: RedisClient, keys: Keys, settings: RedisSettings) -> None:
         self._client = client
         self._keys = keys
-        self._settings = settings
+        self._settings = settings.model_copy(
+            update={"socket_timeout_s": settings.socket_timeout_s + settings.wait_timeout_ms / 1000}
+        )
         self._replicas = settings.replicas_to_wait_for
         self._timeout_ms = settings.wait_timeout_ms
         # Primary (host:port) → a slot it serves, where its mark is written.
@@ -61,9 +66,8 @@ class Replication:
                 mark = self._keys.replication_mark(slot_tag(self._slot_of(client, node.name)))
                 waits.append((node.name, self._mark_and_wait(self._direct(node), mark)))
         else:
-            waits.append(
-                ("redis", self._mark_and_wait(client, self._keys.replication_mark(slot_tag(0))))
-            )
+            mark = self._keys.replication_mark(slot_tag(0))
+            waits.append(("redis", self._mark_and_wait(self._single(), mark)))
         replies = await asyncio.gather(*(wait for _, wait in waits))
         names = [name for name, _ in waits]
         short = [
@@ -91,6 +95,15 @@ class Replication:
         if direct is None:
             direct = connect_node(self._settings, node.host, int(node.port))
             self._direct_clients[node.name] = direct
+        return direct
+
+    def _single(self) -> redis.asyncio.Redis:
+        """One Redis: a connection of its own, for the longer read timeout."""
+        direct = self._direct_clients.get("redis")
+        if direct is None:
+            single = connect(self._settings)
+            assert isinstance(single, redis.asyncio.Redis)  # noqa: S101 -- not a cluster here
+            direct = self._direct_clients["redis"] = single
         return direct
 
     async def close(self) -> None:

@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import cel
 
+from rules.activation import AMOUNT, CENTS_SUFFIX, MONEY_NAMES
 from schemas.triggers import Scalar
 
 Activation = Mapping[str, Any]
@@ -28,7 +29,10 @@ Activation = Mapping[str, Any]
 # profile.x.y / event.data.z: the paths a condition reads, for the trigger's reason.
 _PATH: Final = re.compile(r"\b(?:profile|event)(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 # Each use of a variable, the fields it goes down through, and whether a call follows.
-_USE: Final = re.compile(r"\b(profile|event|now)\b((?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*(\()?")
+_USE: Final = re.compile(r"\b(profile|event|now|cents)\b((?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*(\()?")
+# cents() is called with an amount written out: every call, and those with a literal.
+_CENTS_CALL: Final = re.compile(r"\bcents\s*\(")
+_CENTS_LITERAL: Final = re.compile(r"""\bcents\s*\(\s*(['"])([^'"]*)\1\s*\)""")
 ALL: Final = frozenset({"*"})
 _UNDEFINED: Final = re.compile(r"Undefined variable or function: '(\w+)'")
 
@@ -46,6 +50,7 @@ class Condition:
             self._program = cel.compile(self.text)
         except ValueError as exc:
             raise ConditionError(f"CEL syntax error: {_first_line(exc)}") from exc
+        _check_amounts(self.text)
         self._paths = tuple(dict.fromkeys(_PATH.findall(self.text)))
         self.always = self.text == "true"
         # What the condition reads of each variable, two levels down (profile.counters.orders):
@@ -131,6 +136,19 @@ def _read(shape: dict[str, _Fields], variable: str, chain: list[str], *, called:
     shape[variable] = fields
 
 
+def _check_amounts(text: str) -> None:
+    """cents() with anything but an amount written out would fail on every event, and
+    only then: refuse it when the condition loads."""
+    amounts = [amount for _, amount in _CENTS_LITERAL.findall(text)]
+    bad = [amount for amount in amounts if not AMOUNT.match(amount)]
+    if bad or len(amounts) != len(_CENTS_CALL.findall(text)):
+        shown = f", not {bad[0]!r}" if bad else ""
+        raise ConditionError(
+            "cents() takes an amount in the major unit written out, up to 12 digits and "
+            f"2 decimals, such as cents('100.00'){shown}"
+        )
+
+
 def _scalar(value: Any) -> Scalar:  # noqa: ANN401 -- any document value
     if value is None or isinstance(value, str | int | float | bool):
         return value
@@ -148,11 +166,20 @@ def _first_line(exc: Exception) -> str:
 
 def _explain(exc: Exception) -> str:
     if isinstance(exc, KeyError):
-        return f"unknown field {exc.args[0]!r}"
+        name = exc.args[0]
+        if name in MONEY_NAMES:
+            return (
+                f"unknown field {name!r}: money reads in exact cents, as "
+                f"{name}{CENTS_SUFFIX} (cents('100.00') is 10000)"
+            )
+        return f"unknown field {name!r}"
     text = str(exc)
     undefined = _UNDEFINED.search(text)
     if undefined:
-        return f"unknown variable {undefined.group(1)!r} (conditions see event, profile and now)"
+        return (
+            f"unknown variable {undefined.group(1)!r} "
+            "(conditions see event, profile, now and cents())"
+        )
     if isinstance(exc, TypeError):
         return f"type error: {text.split('. ', 1)[0]}"
     return text.splitlines()[0] if text else type(exc).__name__

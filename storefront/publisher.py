@@ -10,6 +10,9 @@ partition, in order.
     with Publisher(settings) as publisher:
         publisher.publish({"specversion": "1.0", "type": "item.viewed", ...})
     print(publisher.report.delivered)
+
+``Publisher(settings, hash_contacts=True)`` sends phone numbers and e-mail addresses as
+the keyed hashes the engine keeps (storefront/contacts.py), never in clear.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from schemas.decode import Decoder
 from schemas.events import STREAM_OF_TYPE, Envelope
+from storefront.contacts import required_key, without_clear_contacts
 
 _log = logging.getLogger("crmstream.publisher")
 
@@ -83,8 +87,17 @@ class DeliveryReport:
 class Publisher:
     """Validates and sends events to their topic. Leaving the ``with`` block flushes."""
 
-    def __init__(self, settings: Settings, **overrides: str | int | float | bool) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        hash_contacts: bool = False,
+        producer: Mapping[str, str | int | float | bool] | None = None,
+    ) -> None:
+        """``producer``: librdkafka settings over the publisher's own."""
         self.topics = TopicNames.from_settings(settings.topics)
+        # Checked before anything is sent: without the key no event could go out hashed.
+        self._contacts_key = required_key(settings.privacy_hash_key()) if hash_contacts else None
         self.decoder = Decoder(
             max_bytes=settings.ingest.max_event_bytes,
             future_skew=timedelta(seconds=settings.ingest.future_skew_s),
@@ -99,7 +112,7 @@ class Publisher:
             # librdkafka's own lines go through logging instead of straight to stderr.
             "logger": _log,
         }
-        conf.update(overrides)
+        conf.update(producer or {})
         self._producer = Producer(conf)
         self.report = DeliveryReport()
 
@@ -108,13 +121,17 @@ class Publisher:
         return self.publish_json(encode(event))
 
     def publish_json(self, value: bytes) -> Envelope:
-        """Validate one event given as JSON bytes and queue those very bytes."""
+        """Validate one event given as JSON bytes and queue those very bytes (with contact
+        details hashed, if asked)."""
         valid = self.decoder.require(value, self.decoder.not_after(datetime.now(UTC)))
         self.publish_valid(valid, value)
         return valid
 
     def publish_valid(self, valid: Envelope, value: bytes) -> None:
-        """Queue the JSON bytes ``valid`` was decoded from, checked already."""
+        """Queue the JSON bytes ``valid`` was decoded from, checked already (with contact
+        details hashed, if asked)."""
+        if self._contacts_key is not None:
+            value = without_clear_contacts(value, valid, self._contacts_key)
         self.publish_raw(self.topics.event(valid.stream), partition_key(valid), value)
 
     def publish_raw(self, topic: str, key: bytes | None, value: bytes) -> None:

@@ -96,4 +96,4 @@ def refuse_beyond(rows: Iterable[Row], limit: int) -> None:
 
 def sheet_publisher(settings: Settings) -> Publisher:
     """A publisher whose queue holds SEND_QUEUE events at most."""
-    return Publisher(settings, **{"queue.buffering.max.messages": SEND_QUEUE})
+    return Publisher(settings, producer={"queue.buffering.max.messages": SEND_QUEUE})

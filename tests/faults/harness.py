@@ -8,6 +8,8 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import orjson
 import redis
 from confluent_kafka import Consumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from crmstream.admin import list_topics
 from crmstream.settings import Settings
@@ -186,6 +189,7 @@ class Fleet:
         self.settings, self.logs, self.exits = settings, logs, exits
         self.unique = unique  # distinct events in the scenario: applied them all, drained
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.web_ports: dict[str, int] = {}
         self.schedule: list[str] = []
         self.began = time.monotonic()
 
@@ -196,8 +200,10 @@ class Fleet:
     def start(self) -> str:
         name = f"w{len(self.procs) + 1}"
         log = self.logs / f"{name}.log"
+        worker_settings = own_port(self.settings)
+        self.web_ports[name] = worker_settings.worker.web_port
         self.procs[name] = self.exits.enter_context(
-            running_worker(own_port(self.settings), log, loglevel="info")
+            running_worker(worker_settings, log, loglevel="info")
         )
         self.note(f"started {name}")
         return name
@@ -243,6 +249,25 @@ class Fleet:
         paths = [self.logs / f"{name}.log" for name in names or self.procs]
         texts = [path.read_text(errors="replace") for path in paths if path.exists()]
         return sum(line.count(word) for text in texts for line in text.splitlines())
+
+    def metric(self, name: str) -> float:
+        """A metric summed over the workers alive, from their /metrics (a worker that does
+        not answer yet counts nothing): what each has counted since it started."""
+        total = 0.0
+        for worker in self.alive():
+            url = f"http://127.0.0.1:{self.web_ports[worker]}/metrics"
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    page = response.read().decode()
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                continue
+            total += sum(
+                sample.value
+                for family in text_string_to_metric_families(page)
+                for sample in family.samples
+                if sample.name == name
+            )
+        return total
 
     def tail(self, name: str, lines: int = 25) -> str:
         path = self.logs / f"{name}.log"

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import redis
 from pydantic import RedisDsn
@@ -141,6 +142,30 @@ class OwnCluster:
     def primary_serving(self, key: str) -> ClusterNode:
         port = int(self.cluster.primary_for(key).rsplit(":", 1)[1])
         return next(node for node in self.cluster.nodes if node.port == port)
+
+    def node_timeout_s(self) -> float:
+        """cluster-node-timeout as the nodes run with it: how long a primary may be silent
+        before the others take it for dead and its replica stands for election."""
+        (timeout_ms,) = {self._config(node, "cluster-node-timeout") for node in self.cluster.nodes}
+        return int(timeout_ms) / 1000
+
+    def is_primary(self, node: ClusterNode) -> bool:
+        """The node's own word (ROLE), which needs no other node to answer."""
+        try:
+            return bool(self._ask(node, "ROLE")[0] == b"master")
+        except redis.RedisError:
+            return False
+
+    def _ask(self, node: ClusterNode, *command: str) -> Any:
+        client = redis.Redis(host="127.0.0.1", port=node.port, socket_timeout=2)
+        try:
+            return client.execute_command(*command)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        finally:
+            client.close()
+
+    def _config(self, node: ClusterNode, name: str) -> str:
+        value = self._ask(node, "CONFIG", "GET", name)[name.encode()]
+        return value.decode() if isinstance(value, bytes) else str(value)
 
     def replica_of(self, primary: ClusterNode) -> ClusterNode:
         (address,) = self.cluster.replicas_of(primary.address)

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from typing import Final
 
+from confluent_kafka.admin import (  # type: ignore[attr-defined]  # exported only implicitly
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+)
 from confluent_kafka.cimpl import NewTopic
 
-from crmstream.admin import create_topics, list_topics, topic_config
+from crmstream.admin import admin_client, create_topics, list_topics, topic_config
 from crmstream.errors import TopicError
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from tests.support import consume, produce
+
+DAY_MS: Final = 86_400_000
+SET: Final = AlterConfigOpType.SET
 
 
 def test_ten_thousand_messages_come_back_exactly(settings: Settings) -> None:
@@ -53,16 +64,43 @@ def test_the_dead_letter_retention_is_the_operators_and_follows_a_change(
     retention_becomes(settings, dlq, 3)
 
 
+def test_what_storefronts_sent_is_kept_for_a_bounded_time(settings: Settings) -> None:
+    """The event topics and the dead-letter topic hold contact details as storefronts
+    sent them: a week and the operator's days, in segments rolled daily (Kafka deletes
+    whole segments), also on an event topic whose retention was changed by hand."""
+    names = TopicNames.from_settings(settings.topics)
+    create_topics(settings)
+    for topic in names.events:
+        config_becomes(settings, topic, {"retention.ms": 7 * DAY_MS, "segment.ms": DAY_MS})
+    config_becomes(settings, names.dlq, {"retention.ms": 28 * DAY_MS, "segment.ms": DAY_MS})
+
+    by_hand = names.event("customer")
+    entry = ConfigEntry("retention.ms", str(90 * DAY_MS), incremental_operation=SET)
+    resource = ConfigResource(ResourceType.TOPIC, by_hand, incremental_configs=[entry])
+    client = admin_client(settings)  # kept referenced until the change is answered
+    for future in client.incremental_alter_configs([resource]).values():
+        future.result()
+    config_becomes(settings, by_hand, {"retention.ms": 90 * DAY_MS})
+    create_topics(settings)
+    config_becomes(settings, by_hand, {"retention.ms": 7 * DAY_MS, "segment.ms": DAY_MS})
+
+
 def retention_becomes(settings: Settings, topic: str, days: int) -> None:
+    config_becomes(settings, topic, {"retention.ms": days * DAY_MS})
+
+
+def config_becomes(settings: Settings, topic: str, wanted: dict[str, int]) -> None:
     """A broker takes a topic's new configuration in a moment, not at once."""
     deadline = time.monotonic() + 15
-    while (found := _retention(settings, topic)) != str(days * 86_400_000):
-        assert time.monotonic() < deadline, found
+    expected = {name: str(value) for name, value in wanted.items()}
+    while (found := _config(settings, topic, expected.keys())) != expected:
+        assert time.monotonic() < deadline, (topic, found)
         time.sleep(0.2)
 
 
-def _retention(settings: Settings, topic: str) -> str | None:
+def _config(settings: Settings, topic: str, names: Iterable[str]) -> dict[str, str] | None:
     try:
-        return topic_config(settings, topic).get("retention.ms")
+        config = topic_config(settings, topic)
     except TopicError:  # just made: not every part of the broker knows it yet
         return None
+    return {name: config[name] for name in names if name in config}

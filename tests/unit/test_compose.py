@@ -48,9 +48,22 @@ def test_crmstream_services_use_variables_that_settings_understand(
         assert env["CRMSTREAM_PRIVACY_HASH_KEY"].startswith("${CRMSTREAM_PRIVACY_HASH_KEY:?")
 
 
-def test_the_worker_s_api_is_published_on_the_host_s_loopback_only() -> None:
-    assert _compose()["services"]["worker"]["ports"] == ["127.0.0.1:6066:6066"]
-    assert _compose()["services"]["console"]["ports"] == ["127.0.0.1:6070:6070"]
+def test_every_published_port_is_bound_to_the_host_s_loopback() -> None:
+    """Kafka and Redis take anyone without a password here, Grafana lets viewers in
+    anonymously: none of them may answer on the host's other interfaces."""
+    published = {name: service.get("ports", []) for name, service in _compose()["services"].items()}
+    assert published["worker"] == ["127.0.0.1:6066:6066"]
+    assert published["console"] == ["127.0.0.1:6070:6070"]
+    assert published["kafka"] == ["127.0.0.1:9092:9094"]
+    assert published["redis"] == ["127.0.0.1:6379:6379"]
+    # The long form (a mapping with host_ip) or a bare "PORT" would escape the check.
+    open_to_all = [
+        f"{name}: {port}"
+        for name, ports in published.items()
+        for port in ports
+        if not (isinstance(port, str) and port.startswith("127.0.0.1:") and port.count(":") == 2)
+    ]
+    assert open_to_all == []
 
 
 def test_the_image_holds_every_installed_package() -> None:

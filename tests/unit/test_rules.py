@@ -23,6 +23,8 @@ EXPECTED = {
     "cel-syntax.yaml": (5, "if: CEL syntax error"),
     "cel-type.yaml": (5, "if (on order.paid): type error"),
     "cel-unknown-field.yaml": (5, "unknown field 'order_count'"),
+    "cents-not-an-amount.yaml": (5, "if: cents() takes an amount in the major unit written out"),
+    "money-in-major-units.yaml": (5, "unknown field 'total': money reads in exact cents"),
     "not-yaml.yaml": (4, "not valid YAML"),
     "unknown-channel.yaml": (6, "then.channels.1: unknown channel"),
     "unknown-event.yaml": (4, "when.event: unknown event type 'order.teleported'"),
@@ -76,10 +78,13 @@ def test_durations(text: str, seconds: int) -> None:
 
 
 def test_a_condition_names_the_values_it_read() -> None:
-    condition = Condition("profile.cart.value >= 100.0 && event.data.qty > 1")
-    context = {"profile": {"cart": {"value": 120.5}}, "event": {"data": {"qty": 2}}}
+    condition = Condition("profile.cart.value_cents >= 10000 && event.data.qty > 1")
+    context = {"profile": {"cart": {"value_cents": 12050}}, "event": {"data": {"qty": 2}}}
     assert condition.holds(context)
-    assert condition.values_read(context) == {"profile.cart.value": 120.5, "event.data.qty": 2}
+    assert condition.values_read(context) == {
+        "profile.cart.value_cents": 12050,
+        "event.data.qty": 2,
+    }
 
 
 def test_a_condition_that_is_not_boolean_is_an_error() -> None:
