@@ -9,15 +9,12 @@ Redis itself refuses one that would not (no ``allow-cross-slot-keys`` flag).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 import redis
 import redis.asyncio
-from redis.asyncio.cluster import ClusterPipeline
 from redis.crc import key_slot
-from redis.exceptions import RedisClusterException
 
 from crmstream.settings import RedisSettings
 
@@ -59,30 +56,6 @@ def connect_sync(settings: RedisSettings) -> SyncRedisClient:
     if settings.cluster:
         return redis.RedisCluster.from_url(str(settings.url), **_options(settings))
     return redis.Redis.from_url(str(settings.url), **_options(settings))
-
-
-def fcall(
-    pipe: Any,  # noqa: ANN401 -- a redis-py pipeline, of one Redis or of a cluster
-    function: str,
-    keys: Sequence[str],
-    *args: Arg,
-    read_only: bool = False,
-) -> None:
-    """Queue a Function call on ``pipe``, whose ``keys`` all lie in one slot.
-
-    On a cluster the call is addressed to the node that serves that slot: left to
-    itself, redis-py would ask a server for the keys of every FCALL (COMMAND GETKEYS,
-    twice per call), which costs more than the calls themselves. Before the client
-    has learnt the slot map, or when the slot moved, redis-py routes it as usual.
-    """
-    command = "FCALL_RO" if read_only else "FCALL"
-    if isinstance(pipe, ClusterPipeline):
-        with contextlib.suppress(RedisClusterException, KeyError, IndexError):
-            node = pipe.cluster_client.get_node_from_key(keys[0])
-            if node is not None:
-                pipe.execute_command(command, function, len(keys), *keys, *args, target_nodes=node)
-                return
-    pipe.execute_command(command, function, len(keys), *keys, *args)
 
 
 def slot_groups(client: RedisClient | SyncRedisClient, keys: Sequence[str]) -> list[list[int]]:

@@ -52,7 +52,7 @@ local function attribute(k, who, rule, trigger_id, at, goal, window, group)
   local known = redis.call('ZRANGE', k.goals .. who, '(' .. at, at + window, 'BYSCORE')
   for _, member in ipairs(known) do
     if string.sub(member, 1, #goal + 1) == goal .. SEP then
-      count(k, who, rule, group == 'h' and 'converted_holdout' or 'converted')
+      count(k, who, rule, group == 'h' and COUNTED.CONVERTED_HOLDOUT or COUNTED.CONVERTED)
       return
     end
   end

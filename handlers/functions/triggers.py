@@ -19,6 +19,7 @@ from typing import ClassVar, Final
 from handlers.functions.contract import ITEMS, KEY, Call, Reply, lua_constants
 from handlers.functions.library import Library
 from handlers.keys import TRIGGER_KEYS
+from rules.lift import CONVERTED, CONVERTED_HOLDOUT
 
 
 class Decision(StrEnum):
@@ -199,6 +200,10 @@ LIBRARY: Final = Library.build(
             lua_constants("TRIGGER_KEYS", TRIGGER_KEYS._asdict()),
             lua_constants("DECISION", Decision),
             lua_constants("LOGGED", Logged),
+            # The stats a conversion adds to (rules/lift.py reads them).
+            lua_constants(
+                "COUNTED", {"CONVERTED": CONVERTED, "CONVERTED_HOLDOUT": CONVERTED_HOLDOUT}
+            ),
             lua_constants("NAMES", {"SEPARATOR": SEPARATOR, "SUPPRESSED_MARK": SUPPRESSED_MARK}),
         ]
     ),

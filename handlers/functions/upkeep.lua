@@ -17,7 +17,7 @@ local function goals(keys, args)
         local rule, its_goal, window, group = parts[1], parts[2], tonumber(parts[3]), parts[4]
         if its_goal == goal and tonumber(waiting[j + 1]) + window >= at then
           redis.call('ZREM', open, waiting[j])
-          count(k, who, rule, group == 'h' and 'converted_holdout' or 'converted')
+          count(k, who, rule, group == 'h' and COUNTED.CONVERTED_HOLDOUT or COUNTED.CONVERTED)
           converted = converted + 1
         end
       end

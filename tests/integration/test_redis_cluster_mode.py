@@ -4,7 +4,9 @@ spreads a batch over every primary, one Function call per slot."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from pydantic import RedisDsn
@@ -13,7 +15,9 @@ from crmstream.errors import RedisUnavailableError
 from crmstream.settings import Settings
 from devstack import Stack
 from devstack.cluster import LocalCluster
-from handlers.redis_client import connect, fcall, slot_groups
+from handlers.functions.contract import Call
+from handlers.functions.library import queue_function
+from handlers.redis_client import Arg, connect, slot_groups
 from streams.preflight import check_redis
 from tests.faults.services import own_cluster
 from tests.support import started_worker
@@ -41,6 +45,19 @@ def test_a_cluster_node_without_the_setting_is_refused_in_one_line(
         check_redis(settings.model_copy(update={"redis": node}))
 
 
+@dataclass(frozen=True, slots=True)
+class Probe(Call):
+    """A call of a Function no library registers: where it lands is what is probed."""
+
+    FUNCTION: ClassVar[str] = "crm_probe_missing"
+    LUA: ClassVar[str] = "probe"
+
+    keys: tuple[str, ...]  # a run of keys of one slot, each its own KEYS entry
+
+    def encode(self) -> tuple[list[str], list[Arg]]:
+        return list(self.keys), []
+
+
 async def test_function_calls_go_one_per_slot_to_the_node_serving_it(
     settings: Settings, cluster_url: str
 ) -> None:
@@ -54,7 +71,7 @@ async def test_function_calls_go_one_per_slot_to_the_node_serving_it(
     try:
         pipe = client.pipeline(transaction=False)
         for group in groups:
-            fcall(pipe, "crm_probe_missing", [keys[index] for index in group])
+            queue_function(pipe, Probe.FUNCTION, Probe(tuple(keys[index] for index in group)))
         replies = await pipe.execute(raise_on_error=False)
         # Each call reached a node that serves its slot: Redis answers that the Function
         # is unknown, not that the keys are elsewhere (MOVED) or span slots (CROSSSLOT).
