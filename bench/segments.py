@@ -77,7 +77,7 @@ async def load(sink: ProfilesAndTriggers, customers: int, live: int) -> dict[str
     not_after = decoder.not_after(now)
     batch: list[Envelope] = []
     spent = {"profiles_s": 0.0, "segments_s": 0.0, "live_events": 0.0, "events": 0.0}
-    keys = sink.triggers.keys
+    keys = sink.keys
 
     async def flush(with_segments: bool) -> None:
         started = time.perf_counter()

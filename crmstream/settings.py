@@ -226,7 +226,7 @@ class TriggerSettings(BaseModel):
     # Decisions kept per customer (the decision log: outcome, rule, reason), newest first.
     decision_log: int = Field(default=50, ge=0, le=1000)
     timer_tick_s: float = Field(default=0.1, gt=0, le=60)
-    # Absence deadlines follow each partition's event time (handlers/triggers/clock.py),
+    # Absence deadlines follow each partition's event time (handlers/timing/clock.py),
     # less this allowance for events written a little out of order.
     timer_disorder_s: float = Field(default=0.25, ge=0)
     # How long a record may take from the storefront's write (its Kafka timestamp) to the
@@ -236,6 +236,11 @@ class TriggerSettings(BaseModel):
     # A replay of old events, quiet on every topic for this long, is over: the clock moves
     # its partition's time on to now. Live traffic keeps pace with the clock regardless.
     timer_idle_s: float = Field(default=10.0, gt=0)
+    # The broker answers a caught-up partition's fetch at least every fetch.max.wait.ms: no
+    # answer for longer than this, it was away (or this worker stalled), and what was
+    # written meanwhile may still come late (handlers/timing/clock.py; streams/consumer.py
+    # reports so old a word as unknown).
+    broker_away_s: float = Field(default=1.5, gt=0)
     # Schedule rules (birthdays, dormancy…) look for due customers this often; a daily rule
     # fires at most this long after its local time.
     schedule_every_s: int = Field(default=300, ge=10, le=3600)

@@ -104,7 +104,7 @@ async def run_rules(
         sink = ProfilesAndTriggers.from_settings(scratch)
     # A decision's moment is the events' own time, as for a worker that was running
     # live when they happened: max_age expires what a live run would have expired.
-    sink.triggers.wall_ms = lambda: sink.time.read_up_to_ms(_PARTITION[1])
+    sink.writer.wall_ms = lambda: sink.time.read_up_to_ms(_PARTITION[1])
     try:
         await _run(sink, iter(events), until)
         await _collect(sink, report)
@@ -158,7 +158,7 @@ async def _take(sink: ProfilesAndTriggers, batch: list[Envelope], newest: int) -
 async def _collect(sink: ProfilesAndTriggers, report: BacktestReport) -> None:
     """The triggers the rule left in the scratch outbox and among the held ones, read a
     page at a time into the report's tallies."""
-    client, keys = sink.triggers.client, sink.triggers.keys
+    client, keys = sink.client, sink.keys
     for base in keys.trigger_shards():
         async for entry in _pages(client, keys.outbox(base)):
             report.note_trigger(orjson.loads(entry), held=False)
@@ -185,7 +185,7 @@ async def _pages(client: RedisClient, stream: str) -> AsyncIterator[bytes]:
 
 
 async def _wipe(sink: ProfilesAndTriggers, keys: Keys) -> None:
-    client = sink.triggers.client
+    client = sink.client
     doomed = [key async for key in client.scan_iter(match=keys.pattern(), count=1000)]
     for start in range(0, len(doomed), 1000):
         await client.unlink(*doomed[start : start + 1000])

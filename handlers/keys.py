@@ -8,16 +8,14 @@ change them together.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import zlib
 from dataclasses import dataclass
-from functools import cache
 from typing import Final, NamedTuple
 
-from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+from redis.crc import key_slot
 
 from crmstream.errors import InvalidShopError
+from handlers.key_tags import slot_tag, tombstone_digest
 from schemas.types import SHOP_ID_RULE, is_shop_id
 
 
@@ -87,32 +85,6 @@ SCHEDULE_INDEX_SUFFIXES: Final = {
 TRIGGER_SHARDS: Final = 16
 
 
-@cache
-def _slot_tags() -> tuple[str, ...]:
-    """For each Redis Cluster slot, a short hash tag that falls in it (about 0.2 s, once)."""
-    tags: dict[int, str] = {}
-    candidate = 0
-    while len(tags) < REDIS_CLUSTER_HASH_SLOTS:
-        tag = format(candidate, "x")
-        tags.setdefault(key_slot(tag.encode()), tag)
-        candidate += 1
-    return tuple(tags[slot] for slot in range(REDIS_CLUSTER_HASH_SLOTS))
-
-
-def slot_tag(slot: int) -> str:
-    """A hash tag whose keys fall in Redis Cluster slot ``slot``."""
-    return _slot_tags()[slot]
-
-
-def tombstone_digest(hash_key: bytes | None, shop: str, customer: str) -> str:
-    """Who was erased, as a keyed hash: the tombstone must not name them. Without a key
-    (a development setup) the hash is plain SHA-256, which a guess of the id can match."""
-    subject = f"tombstone\x1f{shop}\x1f{customer}".encode()
-    if hash_key:
-        return hmac.digest(hash_key, subject, "sha256").hex()[:32]
-    return hashlib.sha256(subject).hexdigest()[:32]
-
-
 @dataclass(frozen=True, slots=True)
 class PartitionKeys:
     """The keys of one partition's timing, all under the hash tag ``{p<n>}``.
@@ -176,7 +148,7 @@ class Keys:
         there), so the profile function reads it with the customer's other keys."""
         slot = key_slot(f"{shop}:{customer}".encode())
         digest = tombstone_digest(hash_key, shop, customer)
-        return f"{self.prefix}:{{{_slot_tags()[slot]}}}:x:{digest}"
+        return f"{self.prefix}:{{{slot_tag(slot)}}}:x:{digest}"
 
     def tombstone_pattern(self) -> str:
         """Matches every tombstone (replay keeps them, tests find them)."""

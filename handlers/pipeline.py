@@ -30,11 +30,14 @@ from handlers.redis_client import RedisClient
 from handlers.replication import Replication
 from handlers.segments.read import SegmentReader
 from handlers.segments.stage import SegmentStage
-from handlers.triggers.clock import StreamTime
+from handlers.timing import Allowances, PartitionTiming, timers_library
+from handlers.triggers.batch import TriggerBatch
+from handlers.triggers.due import DueDecider
+from handlers.triggers.held import HeldTriggers
 from handlers.triggers.samples import rule_samples
 from handlers.triggers.schedules import Scheduler
 from handlers.triggers.stage import TriggerStage
-from handlers.triggers.timers import TimerPump
+from handlers.triggers.writer import TriggerWriter
 from rules.loader import RuleSet, RuleSetError, load_rules
 from rules.segment_set import SegmentSet, load_segments
 from schemas.events import Envelope
@@ -54,35 +57,54 @@ def load_segment_set(settings: Settings) -> SegmentSet:
 
 class ProfilesAndTriggers:
     """An EventSink: the profile stage, then the segment and trigger stages, on the same
-    Redis client."""
+    Redis client; the partitions' time (handlers/timing) owned in one place."""
 
     def __init__(
         self,
         profiles: ProfileStage,
-        triggers: TriggerStage,
+        stage: TriggerStage,
         segments: SegmentStage,
         settings: Settings,
+        reader: ProfileReader,
     ) -> None:
         self.profiles = profiles
-        self.triggers = triggers
+        self.stage = stage
         self.segments = segments
-        self.segment_reader = SegmentReader(profiles.client, triggers.keys)
+        keys, client = stage.keys, profiles.client
+        self.keys = keys
+        self.segment_reader = SegmentReader(client, keys)
+        self.reader = reader
         # What the guards decided since start, by outcome (sent, held, cooldown, capped…).
         self.outcomes: Counter[str] = Counter()
         self.settings = settings
-        trigger_settings = settings.triggers
-        self.schedules = Scheduler(triggers, every_s=trigger_settings.schedule_every_s)
-        # The one owner of event time and of what is due when (handlers/triggers/clock.py).
-        self.time = triggers.time
-        self.replication = Replication(profiles.client, triggers.keys, settings.redis)
-        self.offsets = OffsetStore(profiles.client, triggers.keys, self.replication)
-        self.timers = TimerPump(
-            triggers,
-            self.time,
-            limit=trigger_settings.relay_batch,
+        triggers = settings.triggers
+        self.replication = Replication(client, keys, settings.redis)
+        self.offsets = OffsetStore(client, keys, self.replication)
+        self.time = PartitionTiming(
+            timers_library(client),
+            keys,
+            Allowances(
+                disorder_ms=int(triggers.timer_disorder_s * 1000),
+                idle_ms=int(triggers.timer_idle_s * 1000),
+                write_delay_ms=int(triggers.timer_write_delay_s * 1000),
+                away_ms=int(triggers.broker_away_s * 1000),
+            ),
             worker=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
+            limit=triggers.relay_batch,
             fence=self.offsets.fence,
             settle=self.replication.settle,
+        )
+        self.writer = TriggerWriter(
+            client, triggers, self.time, widest_goal_ms=lambda: self.stage.rules.widest_goal_ms
+        )
+        self.triggers = TriggerBatch(
+            stage, reader=self.reader, timing=self.time, writer=self.writer, keys=keys,
+            hash_key=settings.privacy_hash_key(),
+        )  # fmt: skip
+        self.decide_due = DueDecider(stage, self.reader, self.writer)
+        self.held = HeldTriggers(self.writer, keys, limit=triggers.relay_batch)
+        self.schedules = Scheduler(
+            stage, self.reader, self.writer, every_s=triggers.schedule_every_s
         )
 
     @classmethod
@@ -93,18 +115,11 @@ class ProfilesAndTriggers:
         profiles = ProfileStage.from_settings(settings)
         keys = Keys(settings.redis.key_prefix)
         reader = ProfileReader(profiles.client, keys, profiles.shops)
-        time = StreamTime(
-            disorder_ms=int(settings.triggers.timer_disorder_s * 1000),
-            idle_s=settings.triggers.timer_idle_s,
-            write_delay_ms=int(settings.triggers.timer_write_delay_s * 1000),
-        )
-        triggers = TriggerStage(
-            profiles.client,
+        stage = TriggerStage(
             keys=keys,
-            reader=reader,
             rules=rules,
             settings=settings.triggers,
-            time=time,
+            config_of=reader.config_of,
             hash_key=settings.privacy_hash_key(),
         )
         segments = SegmentStage(
@@ -115,7 +130,7 @@ class ProfilesAndTriggers:
             horizon_days=settings.segments.recheck_horizon_days,
         )
         metrics.RULES_LOADED.set(sum(1 for r in rules.rules if r.rule.enabled))
-        return cls(profiles, triggers, segments, settings)
+        return cls(profiles, stage, segments, settings, reader)
 
     async def handle(
         self, events: Sequence[Envelope], partitions: Sequence[int] | None = None
@@ -138,14 +153,12 @@ class ProfilesAndTriggers:
 
     async def catch_up(self) -> None:
         """Partitions that have caught up take the decisions they put off, in order."""
-        caught_up = self.time.catching_up()
-        if caught_up:
-            self.outcomes.update(await self.timers.catch_up(caught_up))
+        self.outcomes.update(await self.time.catch_up(self.decide_due))
 
     async def fire_due(self) -> Counter[str]:
         """What is due by each partition's event time (the timers chore, every tick)."""
         await self.catch_up()
-        fired = await self.timers.fire_due()
+        fired = await self.time.fire_due(self.decide_due)
         self.outcomes.update(fired)
         return fired
 
@@ -171,7 +184,7 @@ class ProfilesAndTriggers:
     async def partitions_revoked(self, partitions: Sequence[TopicPartition]) -> None:
         """These partitions go to another worker: no walk of theirs is left in flight."""
         self.offsets.forget(partitions)
-        await self.timers.let_go({partition for _, partition in partitions})
+        await self.time.revoke({partition for _, partition in partitions})
 
     async def check_offsets(self, partitions: Iterable[TopicPartition]) -> None:
         await self._rewinding(self.offsets.check(partitions))
@@ -190,7 +203,7 @@ class ProfilesAndTriggers:
 
     async def release_held(self) -> int:
         """Held triggers whose quiet hours are over go to the outbox; returns how many."""
-        released = await self.timers.release_held(int(_wall.time() * 1000))
+        released = await self.held.release(int(_wall.time() * 1000))
         self.outcomes["released"] += released
         return released
 
@@ -213,14 +226,14 @@ class ProfilesAndTriggers:
     async def backlog(self) -> Backlog:
         """What waits in Redis (outboxes, timers, held triggers, segment sizes)."""
         return await read_backlog(
-            self.triggers.client,
-            self.triggers.keys,
+            self.client,
+            self.keys,
             int(_wall.time() * 1000),
             self.settings.topics.event_partitions,
         )
 
     async def segment_sizes_by_shop(self) -> Counter[tuple[str, str]]:
-        return await read_sizes_by_shop(self.triggers.client, self.triggers.keys)
+        return await read_sizes_by_shop(self.client, self.keys)
 
     def reload_rules(self) -> RuleSet | None:
         """Load the rules and segments again; on a problem keep the current ones and say why."""
@@ -229,7 +242,7 @@ class ProfilesAndTriggers:
             segments = load_segment_set(self.settings)
         except RuleSetError as exc:
             # The problems are the message: a traceback would bury them.
-            kept = len(self.triggers.rules.rules)
+            kept = len(self.stage.rules.rules)
             log.error(  # noqa: TRY400
                 "rules and segments not reloaded; the %d rules and %d segments loaded stay:\n%s",
                 kept,
@@ -238,7 +251,7 @@ class ProfilesAndTriggers:
             )
             metrics.RULE_RELOADS.labels("failed").inc()
             return None
-        self.triggers.rules = rules
+        self.stage.rules = rules
         self.segments.segments = segments
         metrics.RULE_RELOADS.labels("ok").inc()
         metrics.RULES_LOADED.set(sum(1 for r in rules.rules if r.rule.enabled))
@@ -251,7 +264,7 @@ class ProfilesAndTriggers:
 
     async def close(self) -> None:
         try:
-            await self.timers.let_go(self.time.partitions)
+            await self.time.revoke(self.time.partitions)
         finally:
             await self.replication.close()
             await self.profiles.close()

@@ -28,7 +28,8 @@ from redis.crc import key_slot
 from crmstream import metrics
 from crmstream.errors import ReplicasBehindError
 from crmstream.settings import RedisSettings
-from handlers.keys import Keys, slot_tag
+from handlers.key_tags import slot_tag
+from handlers.keys import Keys
 from handlers.redis_client import RedisClient, connect, connect_node
 
 _MARK_TTL_MS: Final = 60_000

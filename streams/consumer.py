@@ -44,9 +44,6 @@ from streams.app import aiokafka_options
 from streams.ingest import Decoded, Ingest
 
 log = logging.getLogger("crmstream.consumer")
-# A caught-up partition answers every fetch (at least every fetch.max.wait.ms): its last
-# answer older than this, the broker is not answering.
-_HEARD_WITHIN_MS = 1500
 _IDLE_FETCH_MS = 100
 _IDLE_STATE_CHECK_S = 1.0
 
@@ -85,6 +82,7 @@ class EventConsumer(Service):
     def __init__(self, settings: Settings, ingest: Ingest, **kwargs: Any) -> None:  # noqa: ANN401 -- mode's Service options
         super().__init__(**kwargs)
         self._settings = settings
+        self._away_ms = settings.triggers.broker_away_s * 1000
         self.ingest = ingest
         # Held by a batch from its hand-over to its commit, and by a rebalance.
         self.lock = asyncio.Lock()
@@ -113,7 +111,7 @@ class EventConsumer(Service):
             auto_offset_reset="earliest",
             max_poll_records=worker.batch_max,
             # A caught-up partition's event time moves on with the broker's answers that it
-            # has nothing more (handlers/triggers/clock.py): an idle fetch answers this soon.
+            # has nothing more (handlers/timing/clock.py): an idle fetch answers this soon.
             fetch_max_wait_ms=_IDLE_FETCH_MS,
             session_timeout_ms=int(worker.session_timeout_s * 1000),
             heartbeat_interval_ms=int(min(3.0, worker.session_timeout_s / 3) * 1000),
@@ -155,7 +153,7 @@ class EventConsumer(Service):
                     (tp.topic, tp.partition): max(r.timestamp for r in part)
                     for tp, part in fetched.items()
                 }
-                decoded.behind, decoded.heard = await _standing(consumer)
+                decoded.behind, decoded.heard = await _standing(consumer, self._away_ms)
                 offsets = {
                     partition: OffsetAndMetadata(part[-1].offset + 1, "")
                     for partition, part in fetched.items()
@@ -178,7 +176,7 @@ class EventConsumer(Service):
         if self._read_again:
             self._rewind(consumer, {})
         await self._check_state(consumer)
-        behind, heard = await _standing(consumer)
+        behind, heard = await _standing(consumer, self._away_ms)
         self.ingest.observe({}, behind, {}, heard)
 
     async def _check_state(self, consumer: AIOKafkaConsumer) -> None:
@@ -261,12 +259,12 @@ class EventConsumer(Service):
 
 
 async def _standing(
-    consumer: AIOKafkaConsumer,
+    consumer: AIOKafkaConsumer, away_ms: float
 ) -> tuple[dict[tuple[str, int], int | None], dict[tuple[str, int], int]]:
     """Where each assigned partition stands: those with records past what was handed out,
     and how many (None: unknown, since not fetched from yet, or caught up by a word of the
-    broker's that is not fresh: a broker away must not pass for a quiet one); and those
-    caught up, with when the broker last answered so (epoch ms)."""
+    broker's older than ``away_ms``: a broker away must not pass for a quiet one); and
+    those caught up, with when the broker last answered so (epoch ms)."""
     lagging: dict[tuple[str, int], int | None] = {}
     heard: dict[tuple[str, int], int] = {}
     now_ms = time.time() * 1000
@@ -279,7 +277,7 @@ async def _standing(
             continue  # taken away by a rebalance meanwhile
         if lag is not None:
             metrics.CONSUMER_LAG.labels(partition.topic, str(partition.partition)).set(lag)
-            if lag == 0 and (heard_ms is None or now_ms - heard_ms > _HEARD_WITHIN_MS):
+            if lag == 0 and (heard_ms is None or now_ms - heard_ms > away_ms):
                 lag = None
         if lag is None or lag > 0:
             lagging[(partition.topic, partition.partition)] = lag

@@ -4,7 +4,7 @@ a worker was behind, and the arms and cancels that wait for the partition's even
 Every call works on one partition's keys (handlers/keys.py PartitionKeys), all under the
 hash tag "{p<n>}": a customer's events travel in partition n of every event topic, so
 what is due for them depends on how far partition n has been read and nothing else. Only
-the worker that owns the partition calls these (handlers/triggers/timers.py).
+the worker that owns the partition calls these (handlers/timing).
 """
 
 from __future__ import annotations

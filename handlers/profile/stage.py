@@ -14,36 +14,21 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
-from typing import Any, Final
+from typing import Any
 
 from crmstream.settings import ProfileSettings, Settings
 from handlers.flow import count_flow, count_shop_minutes
 from handlers.functions import FunctionLibrary
-from handlers.functions.profile import (
-    LIBRARY,
-    Applied,
-    ApplyBatch,
-    CustomerEvents,
-    Detach,
-    ForgetDetached,
-    History,
-)
+from handlers.functions.profile import LIBRARY, Detach, ForgetDetached, History, Status
 from handlers.keys import Keys
 from handlers.profile.encode import EncodedEvent, encode_event
 from handlers.profile.identity import AliasCache, is_junk
-from handlers.redis_client import RedisClient, connect, slot_groups
+from handlers.profile.send import BatchSender, Route
+from handlers.redis_client import RedisClient, connect
 from handlers.shop_configs import ShopConfigs
 from schemas.events import CustomerIdentified, Envelope
 
 log = logging.getLogger("crmstream.profiles")
-
-APPLIED: Final = 1
-DUPLICATE: Final = 0
-ERASED: Final = 2
-REDIRECTED: Final = 3
-_HOUR_S: Final = 3600
-_DAY_S: Final = 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,27 +44,6 @@ class BatchOutcome:
     duplicates_by_type: Counter[str] = field(default_factory=Counter)
 
 
-@dataclass(slots=True)
-class _Replies:
-    """What the profile Function answered for a batch, by group (functions/profile.py Applied)."""
-
-    statuses: dict[tuple[str, str], list[int]] = field(default_factory=dict)
-    # (group, the customer it was merged into, whether the merge is settled)
-    redirects: list[tuple[tuple[str, str], str, bool]] = field(default_factory=list)
-    bounced: list[tuple[str, str]] = field(default_factory=list)  # a stale cached route
-    unlinked: list[tuple[tuple[str, str], str]] = field(default_factory=list)  # erased alias
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """Where an anonymous shopper's events go: the customer it was merged into."""
-
-    customer: str
-    # Known from this worker's cache (which another worker's erasure may have made stale),
-    # not from Redis within this batch.
-    cached: bool
-
-
 def _touch(
     touched: dict[tuple[str, str], tuple[datetime, str]],
     key: tuple[str, str],
@@ -89,25 +53,6 @@ def _touch(
     newest = touched.get(key)
     if newest is None or at >= newest[0]:
         touched[key] = (at, event_id)
-
-
-def _apply_batch(settings: ProfileSettings) -> partial[ApplyBatch]:
-    """The batch call with its settings filled in: what is left is now and the customers."""
-    lateness = settings.lateness_s
-    return partial(
-        ApplyBatch,
-        dedup_window_ms=settings.dedup_window_s * 1000,
-        keep_hours=24 + -(-lateness // _HOUR_S),  # the 24h window plus lateness
-        keep_days=365 + -(-lateness // _DAY_S),  # the 365d window plus lateness
-        max_recent=settings.recent_views,
-        max_favorites=settings.favorites,
-        max_categories=settings.categories,
-        view_weight=settings.weight_view,
-        favorite_weight=settings.weight_favorite,
-        cart_weight=settings.weight_cart,
-        order_weight=settings.weight_order,
-        max_cart_markers=settings.cart_markers,
-    )
 
 
 class ProfileStage:
@@ -123,7 +68,7 @@ class ProfileStage:
     ) -> None:
         self._client = client
         self._keys = keys
-        self._apply_batch = _apply_batch(settings)
+        self._sender = BatchSender(client, keys, settings, hash_key)
         self._shops = shops
         self._hash_key = hash_key
         self._aliases = AliasCache()
@@ -202,7 +147,7 @@ class ProfileStage:
         while groups:
             done, groups, kinds, routes = await self._apply_groups(groups, kinds, routes, unlinked)
             statuses.extend(status for status, _kind in done)
-            duplicates.update(kind for status, kind in done if status == DUPLICATE)
+            duplicates.update(kind for status, kind in done if status == Status.DUPLICATE)
             for shop, who in groups:  # an alias this worker did not know of yet, or a stale one
                 owner = routes[(shop, who)].customer if (shop, who) in routes else who
                 _touch(touched, (shop, owner), *max(touched.values()))
@@ -211,9 +156,9 @@ class ProfileStage:
             self._aliases.put(shop, anonymous_id, customer)
             touched.setdefault((shop, anonymous_id), touched[(shop, customer)])
         return BatchOutcome(
-            applied=statuses.count(APPLIED),
-            duplicates=statuses.count(DUPLICATE),
-            erased=statuses.count(ERASED),
+            applied=statuses.count(Status.APPLIED),
+            duplicates=statuses.count(Status.DUPLICATE),
+            erased=statuses.count(Status.ERASED),
             unattributed=unattributed,
             touched=touched,
             duplicates_by_type=duplicates,
@@ -239,7 +184,7 @@ class ProfileStage:
         id) for each alias an erasure cut.
         """
         order = list(groups)
-        replies = await self._send(order, groups, routes)
+        replies = await self._sender.send(order, groups, routes)
         again: dict[tuple[str, str], list[EncodedEvent]] = {}
         again_routes: dict[tuple[str, str], Route] = {}
         for group, customer, settled in replies.redirects:
@@ -259,7 +204,7 @@ class ProfileStage:
             for encoded, kind, status in zip(
                 groups[group], kinds[group], replies.statuses[group], strict=True
             ):
-                if status == REDIRECTED:
+                if status == Status.REDIRECTED:
                     again.setdefault(group, []).append(encoded)
                     again_kinds.setdefault(group, []).append(kind)
                 else:
@@ -327,53 +272,6 @@ class ProfileStage:
             count_shop_minutes(pipe, self._keys, (event.shop for event in events), time.time())
 
         await self._library.run(forget, after=upkeep)
-
-    async def _send(
-        self,
-        order: list[tuple[str, str]],
-        groups_of: dict[tuple[str, str], list[EncodedEvent]],
-        routes: dict[tuple[str, str], Route],
-    ) -> _Replies:
-        owners = [
-            (shop, routes[(shop, who)].customer if (shop, who) in routes else who)
-            for shop, who in order
-        ]
-        bases = [self._keys.customer_base(*owner) for owner in owners]
-        groups = slot_groups(self._client, bases)
-        now_ms = int(time.time() * 1000)
-        calls = [
-            self._apply_batch(
-                now_ms=now_ms,
-                customers=[
-                    CustomerEvents(
-                        bases[index],
-                        self._keys.tombstone(*owners[index], self._hash_key),
-                        order[index] in routes and routes[order[index]].cached,
-                        b"".join(groups_of[order[index]]),
-                    )
-                    for index in members
-                ],
-            )
-            for members in groups
-        ]
-        replies = _Replies()
-        applied: list[Applied] = await self._library.run(calls)
-        for members, reply in zip(groups, applied, strict=True):
-            # Indexes in a reply count from 1 among the customers of that call.
-            group_at = [order[index] for index in members]
-            position = 0
-            for group in group_at:
-                count = len(groups_of[group])
-                replies.statuses[group] = [
-                    int(s) for s in reply.statuses[position : position + count]
-                ]
-                position += count
-            replies.redirects += [
-                (group_at[r.index - 1], r.customer, r.settled) for r in reply.redirects
-            ]
-            replies.bounced += [group_at[index - 1] for index in reply.bounced]
-            replies.unlinked += [(group_at[u.index - 1], u.anonymous_id) for u in reply.unlinked]
-        return replies
 
     async def close(self) -> None:
         await self._client.aclose()

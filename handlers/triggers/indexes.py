@@ -14,17 +14,18 @@ by the relay, index entries; and, in their turn, the customer's absence timers.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from crmstream.privacy import phone_hash
 from handlers.functions.contract import Call
-from handlers.functions.timers import Arm
+from handlers.functions.timers import PutOff
 from handlers.functions.triggers import Erase, IndexPhones, Phone, ScheduleIndex
 from handlers.keys import RELAY_GROUP, Keys
 from handlers.profile.encode import epoch_ms
 from handlers.redis_client import Arg
-from handlers.triggers.members import erase_op, timer_member
+from handlers.timing.members import erase_op, timer_member
 from schemas.events import (
     CustomerErasureRequested,
     CustomerRegistered,
@@ -52,6 +53,8 @@ class IndexWork:
 
     commands: list[tuple[Arg, ...]] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
+    # Per partition, the erasures of customers' timers, in their turn among its arms.
+    timer_ops: defaultdict[int, list[PutOff]] = field(default_factory=lambda: defaultdict(list))
 
 
 def index_updates(
@@ -123,6 +126,7 @@ def _erase(
         # The timers, their values and the marks of when each was last armed go in their
         # turn, after the arms and cancels before the erasure.
         at_ms = epoch_ms(event.time)
-        ops = [erase_op(timer_member(rule, shop, customer), at_ms, event_id=event.id)
-               for rule in absence]  # fmt: skip
-        work.calls.append(Arm(keys.partition(partition), ops))
+        work.timer_ops[partition] += [
+            erase_op(timer_member(rule, shop, customer), at_ms, event_id=event.id)
+            for rule in absence
+        ]

@@ -18,10 +18,11 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from handlers.profile.read import Profile
+from handlers.profile.read import Profile, ProfileReader
 from handlers.triggers import decide
 from handlers.triggers.stage import TriggerStage
 from handlers.triggers.work import BatchWork
+from handlers.triggers.writer import TriggerWriter
 from rules.activation import activation, profile_view
 from rules.expressions import ConditionError
 from rules.loader import CompiledRule
@@ -42,8 +43,12 @@ def local_dates(now: datetime) -> set[str]:
 
 
 class Scheduler:
-    def __init__(self, stage: TriggerStage, every_s: int) -> None:
+    def __init__(
+        self, stage: TriggerStage, reader: ProfileReader, writer: TriggerWriter, every_s: int
+    ) -> None:
         self._stage = stage
+        self._reader = reader
+        self._writer = writer
         self._every_s = every_s
 
     async def run(self, now_ms: int) -> Counter[str]:
@@ -64,7 +69,7 @@ class Scheduler:
         outcomes: Counter[str] = Counter()
         for start in range(0, len(candidates), _CHUNK):
             chunk = candidates[start : start + _CHUNK]
-            profiles = await self._stage.reader.read_many(chunk, as_of_ms=now_ms)
+            profiles = await self._reader.read_many(chunk, as_of_ms=now_ms)
             work = BatchWork()
             stale: list[tuple[str, str]] = []
             for (shop, customer), profile in profiles.items():
@@ -93,7 +98,7 @@ class Scheduler:
                 )
                 base = self._stage.keys.trigger_shard(shop, customer)
                 work.shards[base].candidates.append(candidate)
-            outcomes.update(await self._stage.submit(work))
+            outcomes.update(await self._writer.submit(work))
             await self._forget(schedule, stale)
         return outcomes
 
@@ -101,7 +106,7 @@ class Scheduler:
         self, rule: CompiledRule, schedule: Schedule, now_ms: int
     ) -> list[tuple[str, str]]:
         """Customers of this rule's index in the shards this worker takes this time slot."""
-        keys, client = self._stage.keys, self._stage.client
+        keys, client = self._stage.keys, self._writer.client
         now = datetime.fromtimestamp(now_ms / 1000, UTC)
         today = local_dates(now)
         if schedule.occasion == "holiday" and not today & set(schedule.dates):
@@ -160,7 +165,7 @@ class Scheduler:
     async def _forget(self, schedule: Schedule, customers: Iterable[tuple[str, str]]) -> None:
         """Drop index entries of customers who are gone (erased)."""
         keys = self._stage.keys
-        pipe = self._stage.client.pipeline(transaction=False)
+        pipe = self._writer.client.pipeline(transaction=False)
         queued = 0
         for shop, customer in customers:
             base, who = keys.trigger_shard(shop, customer), f"{shop}:{customer}"

@@ -1,15 +1,12 @@
-"""The rule stage: after a batch's profiles are in, which triggers it causes.
-
-Per batch, whatever its size, it costs two round trips: one reads the profiles
-of the customers whose events some rule listens to, one runs the guards and
-writes the outbox, timers and cancellations, shard by shard
-(functions/emit.lua). Rules see the profile as of the end of their batch.
+"""The rule stage: from a batch's events and the profiles they read, which triggers the
+batch causes, which timers it arms and cancels, and which decisions wait for their
+partition's time. Pure: what it works out is written by handlers/triggers/batch.py.
+Rules see the profile as of each event's own moment.
 """
 
 from __future__ import annotations
 
 import logging
-import time as _time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -17,31 +14,25 @@ from typing import Any
 
 from crmstream.logcontext import where
 from crmstream.settings import TriggerSettings
-from handlers.functions import FunctionLibrary
-from handlers.functions.contract import Call
-from handlers.functions.timers import LIBRARY as TIMER_LIBRARY
-from handlers.functions.timers import Arm, PutOff
-from handlers.functions.triggers import LIBRARY as TRIGGER_LIBRARY
-from handlers.functions.triggers import Candidate, Emit, GoalEvent, Goals
+from handlers.functions.timers import PutOff
+from handlers.functions.triggers import Candidate, GoalEvent
 from handlers.keys import Keys
 from handlers.profile.encode import contact_free, epoch_ms
-from handlers.profile.read import SECTIONS, Profile, ProfileReader, build_profile
-from handlers.redis_client import RedisClient
-from handlers.triggers import decide
-from handlers.triggers.clock import StreamTime
-from handlers.triggers.indexes import INDEXED_TYPES, IndexWork, index_updates
-from handlers.triggers.members import (
+from handlers.profile.read import SECTIONS, Profile, Stored, build_profile
+from handlers.timing.members import (
     arm_op,
     cancel_op,
     deferred_member,
     timer_member,
     timer_value,
 )
+from handlers.triggers import decide
 from handlers.triggers.reasons import log_position, on_event_reason
-from handlers.triggers.work import BatchWork, ShardWork, count_decisions
+from handlers.triggers.work import BatchWork, ShardWork
 from rules.activation import activation, event_view, profile_view
 from rules.expressions import ALL, ConditionError
 from rules.loader import CompiledRule, RuleSet
+from rules.shop_config import ShopConfig
 from schemas.events import Envelope
 
 log = logging.getLogger("crmstream.triggers")
@@ -77,73 +68,61 @@ def items_of(event: Envelope) -> list[str]:
 
 
 class TriggerStage:
-    """Evaluates the rules for a batch of applied events and hands triggers to the outbox."""
+    """The rules, over events and profiles: candidates, arms, cancels and decisions put off."""
 
     def __init__(
         self,
-        client: RedisClient,
         *,
         keys: Keys,
-        reader: ProfileReader,
         rules: RuleSet,
         settings: TriggerSettings,
-        time: StreamTime,
-        wall_ms: Callable[[], int] = lambda: int(_time.time() * 1000),
+        config_of: Callable[[str], ShopConfig],
         hash_key: bytes | None = None,
     ) -> None:
-        self.client = client
         self.keys = keys
-        self.reader = reader
         self.rules = rules
         self.settings = settings
-        self.time = time
-        # When a decision is taken, for max_age: the clock live; a backtest's event time.
-        self.wall_ms = wall_ms
+        self._config_of = config_of
         self._hash_key = hash_key
-        self.fired_window_ms = settings.fired_window_days * _DAY_MS
-        self._library = FunctionLibrary(client, (TRIGGER_LIBRARY, TIMER_LIBRARY), "trigger")
 
-    async def run(self, calls: Sequence[Call]) -> list[Any]:
-        return await self._library.run(calls)
-
-    async def on_events(
-        self, events: Sequence[Envelope], partitions: Sequence[int] | None = None
-    ) -> Counter[str]:
-        """Arm, cancel and emit what this batch causes; returns outcomes by name.
-        ``partitions``: the partition each event was read from (all 0 if not given)."""
-        rules = self.rules
-        listened = rules.event_types
-        where = partitions if partitions is not None else [0] * len(events)
+    def relevant(
+        self, events: Sequence[Envelope], partitions: Sequence[int]
+    ) -> list[tuple[Envelope, int]]:
+        """The events some rule listens to, with their partitions, in the order they
+        happened: a batch holds several topics side by side."""
+        listened = self.rules.event_types
         relevant = [
             (event, partition)
-            for event, partition in zip(events, where, strict=True)
+            for event, partition in zip(events, partitions, strict=True)
             if event.subject is not None and event.type in listened  # type: ignore[attr-defined]
         ]
-        # A batch holds several topics side by side: rules take its events as they happened.
         relevant.sort(key=_time_of)
-        indexed = [
-            (event, partition)
-            for event, partition in zip(events, where, strict=True)
-            if event.type in INDEXED_TYPES  # type: ignore[attr-defined]
-        ]
-        outcomes: Counter[str] = Counter()
-        work = BatchWork()
-        self._goals(events, work.shards)
-        if not relevant and not indexed and not work.shards:
-            return outcomes
-        # Behind on a partition, its decisions wait for its event time (timers.py).
-        deferring = {p: self.time.deferring(p) for p in {p for _, p in relevant}}
-        sections = profile_sections(
+        return relevant
+
+    def sections(
+        self, relevant: Iterable[tuple[Envelope, int]], deferring: Mapping[int, bool]
+    ) -> frozenset[str]:
+        """The profile sections the rules deciding these events now read."""
+        return profile_sections(
             rule
             for event, partition in relevant
             for rule in self._deciding(event.type, deferring[partition])  # type: ignore[attr-defined]
         )
-        customers = [(e.shop, e.who) for e, _ in relevant]
-        stored = await self.reader.read_stored(customers, sections) if relevant else {}
+
+    def evaluate(
+        self,
+        relevant: Sequence[tuple[Envelope, int]],
+        deferring: Mapping[int, bool],
+        stored: Mapping[tuple[str, str], Stored | None],
+        work: BatchWork,
+    ) -> Counter[str]:
+        """Into ``work``: what these events cause, each against its customer's profile as of
+        the event; decisions of a partition that defers go into its timing instead."""
+        rules = self.rules
+        outcomes: Counter[str] = Counter()
         for event, partition in relevant:
             shop, customer, kind = event.shop, event.who, event.type  # type: ignore[attr-defined]
             at_ms = epoch_ms(event.time)
-            put_off = deferring[partition]
             ops = work.timer_ops[partition]
             for rule in rules.cancelling.get(kind, ()):
                 member = timer_member(rule.rule.id, shop, customer)
@@ -151,23 +130,17 @@ class TriggerStage:
             state = stored.get((shop, customer))
             if state is None:
                 continue  # forgotten on request since: nothing to send
-            deciding = self._deciding(kind, deferring[partition])
             # Windows and scores as of the event itself, whatever else its batch holds; only
             # what the rules read (and the facts, for consent), for speed.
             profile = build_profile(
-                shop,
-                customer,
-                at_ms,
-                state,
-                self.reader.config_of(shop),
-                sections=profile_sections(deciding),
-            )
+                shop, customer, at_ms, state, self._config_of(shop),
+                sections=profile_sections(self._deciding(kind, deferring[partition])),
+            )  # fmt: skip
             shard = work.shards[self.keys.trigger_shard(shop, customer)]
             self._evaluate(
-                event, at_ms, profile, shard=shard, ops=ops, put_off=put_off, outcomes=outcomes,
+                event, at_ms, profile, shard=shard, ops=ops, put_off=deferring[partition],
+                outcomes=outcomes,
             )  # fmt: skip
-        indexing = index_updates(self.keys, indexed, rules.absence_ids, self._hash_key)
-        outcomes.update(await self.submit(work, indexing))
         return outcomes
 
     def _deciding(self, kind: str, deferring: bool) -> tuple[CompiledRule, ...]:
@@ -176,7 +149,7 @@ class TriggerStage:
         arming = self.rules.arming.get(kind, ())
         return arming if deferring else (*arming, *self.rules.on_event.get(kind, ()))
 
-    def _goals(self, events: Sequence[Envelope], work: Mapping[str, ShardWork]) -> None:
+    def goals(self, events: Sequence[Envelope], work: Mapping[str, ShardWork]) -> None:
         """Queue the goal events of the batch: each converts the triggers it follows."""
         goals = self.rules.goals
         for event in events:
@@ -227,7 +200,7 @@ class TriggerStage:
         for rule in rules.on_event.get(kind, ()):
             if put_off:
                 # Behind on this partition: decided once its event time has passed this
-                # event (handlers/triggers/timers.py), with everything before it known.
+                # event (handlers/triggers/due.py), with everything before it known.
                 ops.append(self._deferred(rule, event, at_ms))
                 outcomes["deferred"] += 1
                 continue
@@ -324,38 +297,3 @@ class TriggerStage:
         value = timer_value(deadline, at_ms, armed)
         # Arms and cancels wait for the partition's event time, and meet in their order.
         return arm_op(member, value, absence.rearm, event_id=event.id)
-
-    async def submit(self, work: BatchWork, indexing: IndexWork | None = None) -> Counter[str]:
-        """One round trip: the index writes, the entries each partition puts off, then the
-        candidates and goals of every shard."""
-        calls: list[Call] = list(indexing.calls) if indexing is not None else []
-        calls += [
-            Arm(self.keys.partition(partition), ops)
-            for partition, ops in work.timer_ops.items()
-            if ops
-        ]
-        now_ms = self.wall_ms()
-        emits: list[tuple[int, list[Candidate]]] = []
-        for base, shard in work.shards.items():
-            if shard.candidates:
-                emits.append((len(calls), shard.candidates))
-                calls.append(
-                    Emit(base, self.fired_window_ms, now_ms, self.settings.decision_log,
-                         shard.candidates)
-                )  # fmt: skip
-            if shard.goal_events:
-                # After the emits: a trigger of this batch before its goal converts at once.
-                calls.append(Goals(base, self.rules.widest_goal_ms, shard.goal_events))
-        outcomes: Counter[str] = Counter()
-        commands = indexing.commands if indexing is not None else []
-        if not calls and not commands:
-            return outcomes
-
-        def index_writes(pipe: Any) -> None:  # noqa: ANN401 -- a redis-py pipeline
-            for command in commands:
-                pipe.execute_command(*command)
-
-        replies = await self._library.run(calls, before=index_writes)
-        for position, candidates in emits:
-            count_decisions(candidates, replies[position].decisions, outcomes)
-        return +outcomes

@@ -32,7 +32,7 @@ PARTITION = ("test", 0)
 
 async def entries(sink: ProfilesAndTriggers, who: str = "c1") -> Counter[tuple[str, str, str]]:
     """(rule, trigger id, outcome) → how many times the customer's log holds it."""
-    log = await DecisionReader(sink.triggers.client, sink.triggers.keys).log("s1", who)
+    log = await DecisionReader(sink.client, sink.keys).log("s1", who)
     return Counter((entry.get("rule", "?"), entry["trigger_id"], entry["outcome"]) for entry in log)
 
 
@@ -83,18 +83,18 @@ async def test_a_timer_met_by_a_later_arm_in_the_same_walk(sink: ProfilesAndTrig
     await sink.triggers.on_events(events)
     advance(sink, 200)
     # Decided once each: nothing comes back as a duplicate of the walk's own work.
-    assert await sink.timers.fire_due() == Counter({"sent": 2})
-    assert not await sink.timers.fire_due()
+    assert await sink.fire_due() == Counter({"sent": 2})
+    assert not await sink.fire_due()
     await sink.triggers.on_events(events)  # delivered again
     advance(sink, 400)
-    await sink.timers.fire_due()
+    await sink.fire_due()
     log = await entries(sink)
     once_each(log)
     assert sorted(outcome for _, _, outcome in log) == ["sent", "sent"]
     assert len(await outbox(sink)) == 2
-    timing = sink.triggers.keys.partition(0)
-    assert await sink.triggers.client.zcard(timing.timers) == 0
-    assert await sink.triggers.client.zcard(timing.taken) == 0
+    timing = sink.keys.partition(0)
+    assert await sink.client.zcard(timing.timers) == 0
+    assert await sink.client.zcard(timing.taken) == 0
 
 
 async def test_a_timer_met_by_a_later_arm_that_an_order_then_cancels(
@@ -105,12 +105,12 @@ async def test_a_timer_met_by_a_later_arm_that_an_order_then_cancels(
     await sink.handle([registered(0)])
     await sink.triggers.on_events([cart_add(1), cart_add(45), placed(50)])
     advance(sink, 200)
-    assert await sink.timers.fire_due() == Counter({"sent": 1, "cancelled": 1})
-    timing = sink.triggers.keys.partition(0)
-    client = sink.triggers.client
+    assert await sink.fire_due() == Counter({"sent": 1, "cancelled": 1})
+    timing = sink.keys.partition(0)
+    client = sink.client
     assert await client.zcard(timing.taken) == 0
     advance(sink, 400)
-    assert not await sink.timers.fire_due()
+    assert not await sink.fire_due()
     log = await entries(sink)
     once_each(log)
     assert [outcome for _, _, outcome in log] == ["sent"]
@@ -123,8 +123,8 @@ async def test_held_for_quiet_hours_then_released(sink: ProfilesAndTriggers) -> 
     assert (await sink.triggers.on_events([delivered]))["held"] == 1
     await sink.triggers.on_events([delivered])
     opens = int((T0 + timedelta(minutes=night, hours=9)).timestamp() * 1000)
-    assert await sink.timers.release_held(opens) == 1
-    assert await sink.timers.release_held(opens + 60_000) == 0
+    assert await sink.held.release(opens) == 1
+    assert await sink.held.release(opens + 60_000) == 0
     await sink.triggers.on_events([delivered])  # redelivered after its release
     log = await entries(sink)
     once_each(log)
@@ -140,12 +140,12 @@ async def test_an_expired_occurrence_decided_again(rule_settings: Settings) -> N
         add = cart_add(1)
         await sink.handle([add])
         advance(sink, 60)
-        assert (await sink.timers.fire_due())["expired"] == 1
+        assert (await sink.fire_due())["expired"] == 1
         review = event("review.posted", 70, {"item_id": "tea-1", "rating": 1})
         for _ in range(3):
             await sink.handle([add, review])
         advance(sink, 120)
-        await sink.timers.fire_due()
+        await sink.fire_due()
         log = await entries(sink)
         once_each(log)
         assert sorted(outcome for _, _, outcome in log) == ["expired", "expired"]

@@ -28,7 +28,7 @@ from handlers.functions.timers import (
 )
 from handlers.keys import Keys
 from handlers.redis_client import RedisClient, connect
-from handlers.triggers.members import arm_op, timer_member, timer_value
+from handlers.timing.members import arm_op, timer_member, timer_value
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from handlers.keys import Keys
 from handlers.offsets import OffsetStore
 from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect, connect_sync
-from handlers.triggers.members import timer_member, timer_value
+from handlers.timing.members import timer_member, timer_value
 from tests.integration.test_profiles import converge, publish, simulated
 from tests.support import eventually, running_worker, text, wipe_redis
 

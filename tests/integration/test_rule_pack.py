@@ -51,7 +51,7 @@ async def test_abandoned_cart_coupon_and_the_order_that_cancels_it(
     await pack.handle([registered(0), registered(0, who="c2")])
     await pack.handle([cart_add(1), cart_add(2, who="c2"), placed(20, who="c2")])
     advance(pack, 60)
-    await pack.timers.fire_due()
+    await pack.fire_due()
     coupons = [t for t in await outbox(pack) if t["data"]["rule"] == "abandoned-cart-coupon"]
     assert [t["subject"] for t in coupons] == ["c1"]
     assert coupons[0]["data"]["offer"]["code"] == "CART10"
@@ -109,7 +109,7 @@ async def test_browse_abandonment_needs_three_views_and_no_cart(
     await pack.handle([cart_add(30, who="c2")])
     await pack.handle([event("item.viewed", 5, view, who="c3") for _ in range(2)])
     advance(pack, 2 * 1440)
-    await pack.timers.fire_due()
+    await pack.fire_due()
     reminders = [t for t in await outbox(pack) if t["data"]["rule"] == "browse-abandonment"]
     assert [t["subject"] for t in reminders] == ["c1"]
 

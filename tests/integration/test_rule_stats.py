@@ -94,14 +94,14 @@ async def test_fired_sent_held_out_and_converted_are_exact(sink: ProfilesAndTrig
         "converted_holdout": converted_out,
     }
     assert 60 < len(control) < 120  # the split is what the share says, roughly
-    (stats,) = await read_rule_stats(sink.triggers.client, sink.triggers.keys, "s1")
+    (stats,) = await read_rule_stats(sink.client, sink.keys, "s1")
     shown = stats.as_dict()
     assert {name: shown[name] for name in expected} == expected
     lift = two_proportions(converted, len(treated), converted_out, len(control))
     assert shown["conversion_rate"] == converted / len(treated)
     assert shown["lift"] == lift.lift
     assert shown["lift_ci95"] == [lift.ci_low, lift.ci_high]
-    assert await read_rule_stats(sink.triggers.client, sink.triggers.keys, "another-shop") == []
+    assert await read_rule_stats(sink.client, sink.keys, "another-shop") == []
 
 
 async def _cli(env: dict[str, str], *args: str) -> bytes:

@@ -34,7 +34,7 @@ def at(sink: ProfilesAndTriggers, days: float) -> None:
 
 
 async def changes(sink: ProfilesAndTriggers) -> list[SegmentChange]:
-    client, keys = sink.triggers.client, sink.triggers.keys
+    client, keys = sink.client, sink.keys
     found = []
     for base in keys.trigger_shards():
         for _id, fields in await client.xrange(keys.segment_outbox(base)) or []:

@@ -125,7 +125,7 @@ async def test_memberships_equal_the_reference_and_the_changes_replay_to_them(
     create_topics(settings)
     publish(settings, events)
     sink = ProfilesAndTriggers.from_settings(settings)
-    reader, keys, client = sink.triggers.reader, sink.triggers.keys, sink.profiles.client
+    reader, keys, client = sink.triggers.reader, sink.keys, sink.profiles.client
     try:
         with running_worker(settings, tmp_path / "worker.log") as worker:
             await converge(reader, events, worker, tmp_path / "worker.log")

@@ -106,7 +106,7 @@ def started(settings: Settings, *, live_then: bool = True) -> ProfilesAndTrigger
     sink = ProfilesAndTriggers.from_settings(settings)
     sink.observe_event_time({("test", 0): T0}, behind={}, written={}, heard={})
     if live_then:
-        sink.triggers.wall_ms = lambda: sink.time.read_up_to_ms(0)
+        sink.writer.wall_ms = lambda: sink.time.read_up_to_ms(0)
     return sink
 
 
@@ -125,7 +125,7 @@ def advance(sink: ProfilesAndTriggers, minutes: float) -> None:
 
 
 async def outbox(sink: ProfilesAndTriggers) -> list[dict[str, Any]]:
-    client, keys = sink.triggers.client, sink.triggers.keys
+    client, keys = sink.client, sink.keys
     found = []
     for base in keys.trigger_shards():
         for _id, fields in await client.xrange(keys.outbox(base)) or []:
@@ -137,23 +137,23 @@ async def outbox(sink: ProfilesAndTriggers) -> list[dict[str, Any]]:
 async def test_an_abandoned_cart_fires_once_at_its_deadline(sink: ProfilesAndTriggers) -> None:
     await sink.handle([registered(0), cart_add(1)])
     advance(sink, 30)
-    assert not await sink.timers.fire_due()  # due at 31 minutes, not before
+    assert not await sink.fire_due()  # due at 31 minutes, not before
     advance(sink, 31)
-    outcomes = await sink.timers.fire_due()
+    outcomes = await sink.fire_due()
     assert outcomes["sent"] == 1
     (trigger,) = await outbox(sink)
     assert trigger["type"] == "trigger.abandoned"
     assert trigger["time"].startswith("2026-03-01T04:31:00")
     assert trigger["data"]["items"] == ["tea-1"]
     assert "not followed by order.placed within 30m" in trigger["data"]["reason"][-1]["condition"]
-    assert not await sink.timers.fire_due()  # gone once fired
+    assert not await sink.fire_due()  # gone once fired
 
 
 async def test_an_order_inside_the_window_cancels_the_coupon(sink: ProfilesAndTriggers) -> None:
     await sink.handle([registered(0), cart_add(1)])
     await sink.triggers.on_events([placed(20)])
     advance(sink, 120)
-    assert await sink.timers.fire_due() == {"cancelled": 1}
+    assert await sink.fire_due() == {"cancelled": 1}
     assert await outbox(sink) == []
 
 
@@ -166,7 +166,7 @@ async def test_an_order_read_before_the_cart_add_it_follows_still_cancels(
     await sink.triggers.on_events([placed(20)])
     await sink.triggers.on_events([cart_add(1)])
     advance(sink, 120)
-    assert await sink.timers.fire_due() == {"cancelled": 1}
+    assert await sink.fire_due() == {"cancelled": 1}
     assert await outbox(sink) == []
 
 
@@ -194,12 +194,12 @@ async def test_cooldown_and_quiet_hours(sink: ProfilesAndTriggers) -> None:
     assert held["held"] == 1
     assert len(await outbox(sink)) == 1
     opens = T0 + timedelta(minutes=night) + timedelta(hours=9)
-    assert await sink.timers.release_held(int(opens.timestamp() * 1000) - 1) == 0
-    assert await sink.timers.release_held(int(opens.timestamp() * 1000)) == 1
+    assert await sink.held.release(int(opens.timestamp() * 1000) - 1) == 0
+    assert await sink.held.release(int(opens.timestamp() * 1000)) == 1
     assert len(await outbox(sink)) == 2
 
     # The customer's decision log says what became of each, newest first, and why.
-    decisions = DecisionReader(sink.triggers.client, sink.triggers.keys)
+    decisions = DecisionReader(sink.client, sink.keys)
     log = await decisions.log("s1", "c1")
     assert [entry["outcome"] for entry in log] == ["released", "held", "cooldown", "sent"]
     assert {entry["rule"] for entry in log[1:]} == {"survey"}
@@ -212,7 +212,7 @@ async def test_cooldown_and_quiet_hours(sink: ProfilesAndTriggers) -> None:
     fired = await decisions.fired("s1", "c1")
     assert [entry["outcome"] for entry in fired] == ["decided", "cooldown", "decided"]
     reader = sink.triggers.reader
-    groups = SegmentReader(sink.triggers.client, sink.triggers.keys)
+    groups = SegmentReader(sink.client, sink.keys)
     document = await export_customer(reader, groups, decisions, "s1", "c1")
     assert document is not None
     assert document["facts"]["consents"]["sms"] is True
@@ -230,7 +230,7 @@ async def test_the_decision_log_keeps_the_last_few(rule_settings: Settings) -> N
             await sink.triggers.on_events(
                 [event("order.delivered", 60 + day * 24 * 60, {"order_id": f"o{day}"})]
             )
-        log = await DecisionReader(sink.triggers.client, sink.triggers.keys).log("s1", "c1")
+        log = await DecisionReader(sink.client, sink.keys).log("s1", "c1")
         assert [entry["outcome"] for entry in log] == ["cooldown", "cooldown", "cooldown"]
         days = [(entry["at"] - int(T0.timestamp() * 1000)) // 86_400_000 for entry in log]
         assert days == [4, 3, 2]
@@ -252,10 +252,10 @@ async def test_a_daily_cap_per_channel_in_local_days(rule_settings: Settings) ->
         await sink.handle([registered(0), registered(0, who="c2")])
         await sink.handle([cart_add(1)])
         advance(sink, 40)
-        await sink.timers.fire_due()  # push, once today
+        await sink.fire_due()  # push, once today
         await sink.handle([cart_add(50)])
         advance(sink, 90)
-        outcomes = await sink.timers.fire_due()
+        outcomes = await sink.fire_due()
         assert outcomes["capped"] == 1
         assert len(await outbox(sink)) == 1
     finally:
@@ -270,7 +270,7 @@ async def test_workers_racing_on_due_timers_fire_each_once(rule_settings: Settin
         await sinks[0].handle([cart_add(1, who) for who in customers])
         for sink in sinks:
             advance(sink, 60)
-        results = await asyncio.gather(*(sink.timers.fire_due() for sink in sinks))
+        results = await asyncio.gather(*(sink.fire_due() for sink in sinks))
         assert sum(result["sent"] for result in results) == len(customers)
         triggers = await outbox(sinks[0])
         assert len(triggers) == len(customers)
@@ -339,7 +339,7 @@ async def test_a_due_timer_fires_as_it_stands_whatever_comes_after_its_deadline(
     # new cart add after it arms afresh instead of moving the due timer.
     await sink.triggers.on_events([cart_add(1), placed(40), cart_add(45)])
     advance(sink, 200)
-    outcomes = await sink.timers.fire_due()
+    outcomes = await sink.fire_due()
     assert outcomes["sent"] == 2
     assert "cancelled" not in outcomes
     times = sorted(t["time"][11:16] for t in await outbox(sink))
@@ -363,13 +363,13 @@ async def test_an_occurrence_decided_later_than_its_max_age_is_expired_not_sent(
         assert await outbox(sink) == []
         # Decided again (a batch delivered twice): expired again, but counted once.
         assert await sink.triggers.on_events([review]) == Counter({"expired": 1})
-        (stats,) = await read_rule_stats(sink.triggers.client, sink.triggers.keys)
+        (stats,) = await read_rule_stats(sink.client, sink.keys)
         assert (stats.rule, stats["expired"], stats.reached, stats.fired) == ("bad-review", 1, 0, 1)
         # An absence rule's deadline is its occurrence: months ago, so it expires too
         # (the default max_age, a day).
         await sink.handle([cart_add(10)])
         advance(sink, 60)
-        assert (await sink.timers.fire_due())["expired"] == 1
+        assert (await sink.fire_due())["expired"] == 1
     finally:
         await sink.close()
 
@@ -378,7 +378,7 @@ async def test_trigger_functions_come_back_after_redis_lost_them(
     sink: ProfilesAndTriggers,
 ) -> None:
     await sink.handle([registered(0)])
-    await sink.triggers.client.function_delete(TRIGGER_LIBRARY.name)
+    await sink.client.function_delete(TRIGGER_LIBRARY.name)
     outcomes = await sink.triggers.on_events(
         [event("review.posted", 5, {"item_id": "t", "rating": 1})]
     )
@@ -389,18 +389,18 @@ async def test_an_erasure_takes_the_customers_timers_and_their_marks(
     sink: ProfilesAndTriggers,
 ) -> None:
     await sink.handle([registered(0), cart_add(1)])
-    timing = sink.triggers.keys.partition(0)
-    client = sink.triggers.client
+    timing = sink.keys.partition(0)
+    client = sink.client
     advance(sink, 2)
-    await sink.timers.fire_due()
+    await sink.fire_due()
     assert await client.zcard(timing.timers) == 1
     await sink.handle([event("customer.erasure_requested", 5)])
     advance(sink, 6)
-    await sink.timers.fire_due()
+    await sink.fire_due()
     assert await client.zcard(timing.timers) == 0
     assert await client.hlen(timing.payloads) == 0  # no value, no mark naming the customer
     advance(sink, 60)
-    assert not await sink.timers.fire_due()
+    assert not await sink.fire_due()
 
 
 async def test_an_arm_delivered_again_after_its_cancel_changes_nothing(
@@ -410,17 +410,17 @@ async def test_an_arm_delivered_again_after_its_cancel_changes_nothing(
     add = cart_add(1)
     await sink.handle([add, placed(10)])  # the order cancels the timer
     advance(sink, 15)
-    assert await sink.timers.fire_due() == {"cancelled": 1}
+    assert await sink.fire_due() == {"cancelled": 1}
     await sink.handle([add])  # the cart add again, as a producer retry would send it
     advance(sink, 60)
-    assert not await sink.timers.fire_due()
+    assert not await sink.fire_due()
     assert await outbox(sink) == []
 
 
 async def test_a_customer_is_found_by_phone_until_the_number_changes_or_they_are_erased(
     sink: ProfilesAndTriggers, settings: Settings
 ) -> None:
-    client, keys = sink.triggers.client, sink.triggers.keys
+    client, keys = sink.client, sink.keys
     hash_key = settings.privacy_hash_key()
     assert hash_key is not None
 

@@ -1,15 +1,22 @@
-"""Event time per partition (handlers/triggers/clock.py), driven as the consumer drives it:
-the topics of a partition lined up by when their records were written, and moved on by
-the broker's answers, never by time passing alone."""
+"""Event time per partition (handlers/timing), driven as the consumer drives it: the topics
+of a partition lined up by when their records were written, and moved on by the broker's
+answers, never by time passing alone. Redis is not asked here: the walks' calls go to a
+stand-in that finds nothing due."""
 
 from __future__ import annotations
 
 import os
 import random
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
-from handlers.triggers.clock import StreamTime
+from handlers.functions.contract import Call
+from handlers.functions.timers import Count, Due, DueReply
+from handlers.keys import Keys
+from handlers.timing import Allowances, PartitionTiming
 
 WALL_S = 1_000_000.0  # the wall clock's start, in seconds
 NOW = int(WALL_S * 1000)
@@ -28,11 +35,34 @@ class Wall:
         return int(self.now * 1000)
 
 
-def clock(wall: Wall, *, idle_s: float = 10, write_delay_ms: int = 250) -> StreamTime:
-    return StreamTime(disorder_ms=0, idle_s=idle_s, write_delay_ms=write_delay_ms, wall=wall)
+class NothingDue:
+    """Answers a walk that nothing is due and nothing waits; a hand-over, that it let go."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+
+    async def run(self, calls: Sequence[Call]) -> list[Any]:
+        self.calls += calls
+        return [
+            DueReply([], cut_short=False, state_lost=False, waiting=0, cancelled=0)
+            if isinstance(call, Due)
+            else Count(1)
+            for call in calls
+        ]
 
 
-def polls(time: StreamTime, wall: Wall, seconds: float, *tps: tuple[str, int]) -> None:
+def clock(wall: Wall, *, idle_s: float = 10, write_delay_ms: int = 250) -> PartitionTiming:
+    allowances = Allowances(
+        disorder_ms=0, idle_ms=int(idle_s * 1000), write_delay_ms=write_delay_ms, away_ms=1_500
+    )
+    return PartitionTiming(NothingDue(), Keys("t"), allowances, worker="w", limit=10, wall=wall)
+
+
+async def nothing_to_decide(_due: object) -> Counter[str]:
+    return Counter()
+
+
+def polls(time: PartitionTiming, wall: Wall, seconds: float, *tps: tuple[str, int]) -> None:
     """The consumer polling for ``seconds``, every 100 ms, the broker answering each time
     that ``tps`` have nothing more."""
     for _ in range(round(seconds * 10)):
@@ -83,7 +113,7 @@ def test_a_topic_with_records_to_read_holds_time_at_what_was_written_before_it()
     )
     # A record written a moment before the newest one read may still land behind it.
     assert time.due_ms(0) == 0
-    assert time.deferring(0)
+    assert time.defer(0)
     time.observe({("order", 0): 4_200}, {("order", 0): 500}, written={("order", 0): NOW + 300})
     assert time.due_ms(0) == 4_000  # the cart add, written at +200, waits for order to pass it
     time.observe({("order", 0): 4_500}, {}, written={("order", 0): NOW + 600}, heard={})
@@ -165,7 +195,7 @@ def test_an_empty_partition_moves_on_by_the_clock_once_confirmed_quiet() -> None
     assert time.due_ms(3) == wall.ms - 250
 
 
-def test_each_partition_keeps_its_own_time_and_a_rewind_starts_it_over() -> None:
+async def test_each_partition_keeps_its_own_time_and_a_rewind_starts_it_over() -> None:
     wall = Wall()
     time = clock(wall)
     time.assign([0, 1, 2])
@@ -179,27 +209,36 @@ def test_each_partition_keeps_its_own_time_and_a_rewind_starts_it_over() -> None
     assert time.due_ms(0) == 9_250  # written as it happened: on with the broker's answer
     assert time.due_ms(1) == 1_000
     assert time.due_ms(2) == 0
-    assert time.deferring(1)
-    assert not time.deferring(0)
-    time.revoke([1])
+    assert time.defer(1)
+    assert not time.defer(0)
+    await time.revoke([1])
     assert time.partitions == [0, 2]
     time.rewind([0])
     assert time.behind(0)
     assert time.due_ms(0) == 0
 
 
-def test_a_partition_settles_only_once_caught_up() -> None:
+async def test_a_partition_settles_only_once_caught_up() -> None:
     wall = Wall()
     time = clock(wall)
     tp = ("a", 0)
     time.observe({tp: NOW - HOUR}, {tp: 10}, written={tp: NOW}, heard={})
-    assert time.deferring(0)
-    time.settled(0)
-    assert time.deferring(0)  # still behind
+    assert time.defer(0)
+    await time.catch_up(nothing_to_decide)
+    assert time.defer(0)  # still behind: nothing walked
     time.observe({tp: NOW - HOUR + 5}, {}, written={tp: NOW}, heard={tp: NOW})
     assert time.catching_up() == [0]
-    time.settled(0)
-    assert not time.deferring(0)
+    await time.catch_up(nothing_to_decide)  # nothing put off waits any more
+    assert not time.defer(0)
+
+
+def test_a_partition_not_owned_always_defers_and_is_not_made_ours_by_asking() -> None:
+    time = clock(Wall())
+    time.assign([1])
+    assert time.defer(0)
+    assert time.behind(0)
+    assert time.due_ms(0) == 0
+    assert time.partitions == [1]
 
 
 # A storefront writing on five topics, each record reaching the broker within the write
@@ -304,14 +343,14 @@ def test_a_gap_in_the_brokers_answers_is_an_absence_too() -> None:
     assert time.due_ms(0) == NOW - HOUR
 
 
-def test_a_poll_taken_before_a_rebalance_does_not_give_back_a_partition_given_up() -> None:
+async def test_a_poll_taken_before_a_rebalance_does_not_give_back_a_partition_given_up() -> None:
     """The consumer's word on partitions it polled just before a rebalance may come after
     it: a partition given up must stay given up, or its walks would keep its new owner
     out."""
     wall = Wall()
     time = clock(wall)
     time.assign([0, 1])
-    time.revoke([0])
+    await time.revoke([0])
     time.observe(
         {("a", 0): 5}, {}, written={("a", 0): 5}, heard={("a", 0): wall.ms, ("a", 1): wall.ms}
     )

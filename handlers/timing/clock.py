@@ -35,29 +35,31 @@ allowance for events written a little out of order (``disorder``).
 from __future__ import annotations
 
 import heapq
-import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-TopicPartition = tuple[str, int]
 _LIVE_LAG: Final = 200  # records
 _LIVE_WINDOW_MS: Final = 10_000
-# The broker answers a caught-up partition's fetch at least every fetch.max.wait.ms: no
-# answer for longer than this, it was away (streams/consumer.py reports a word this old
-# as unknown).
-_AWAY_MS: Final = 1_500
-_NOTHING: Final[Mapping[TopicPartition, int]] = {}
 
 
 class PartitionClock:
     """How far one partition has been read, over every event topic."""
 
     def __init__(
-        self, disorder_ms: int, idle_ms: int, write_delay_ms: int, wall: Callable[[], float]
+        self,
+        disorder_ms: int,
+        idle_ms: int,
+        write_delay_ms: int,
+        away_ms: int,
+        wall: Callable[[], float],
     ) -> None:
         self._disorder_ms = disorder_ms
+        # The broker answers a caught-up partition's fetch at least every fetch.max.wait.ms:
+        # no answer for longer than this, it was away (the consumer reports a word this old
+        # as unknown, by the same setting).
+        self._away_ms = away_ms
         self._idle_ms = idle_ms
         self._write_delay_ms = write_delay_ms
         self._wall = wall
@@ -112,7 +114,7 @@ class PartitionClock:
         for topic, at in heard.items():
             self._lagging.pop(topic, None)
             answered = self._heard.get(topic)
-            if answered is not None and at - answered > _AWAY_MS:
+            if answered is not None and at - answered > self._away_ms:
                 # No word from the broker in between (away, or this worker stalled): the
                 # same as a poll that found its word stale.
                 self._away_since = min(answered, self._away_since or answered)
@@ -190,7 +192,7 @@ class PartitionClock:
 
 
 @dataclass(slots=True)
-class _Poll:
+class Poll:
     """One poll's word on one partition, by topic."""
 
     newest: dict[str, int] = field(default_factory=dict)
@@ -199,117 +201,20 @@ class _Poll:
     heard: dict[str, int] = field(default_factory=dict)
 
 
-class StreamTime:
-    """This worker's partitions and their clocks, and which of them defer decisions.
-
-    The consumer says which partitions the worker owns (``assign``/``revoke``), and
-    from then on a poll's word on any other partition is ignored: a poll taken just
-    before a rebalance must not make a worker walk a partition it has given up (its
-    walks would keep the new owner out). Without a consumer (a backtest, a test
-    driving the sink by hand), a partition observed is owned from then on.
-    """
-
-    def __init__(
-        self,
-        disorder_ms: int,
-        idle_s: float,
-        write_delay_ms: int = 0,
-        wall: Callable[[], float] = time.time,
-    ) -> None:
-        self._disorder_ms = disorder_ms
-        self._idle_ms = int(idle_s * 1000)
-        self._write_delay_ms = write_delay_ms
-        self._wall = wall
-        self._clocks: dict[int, PartitionClock] = {}
-        self._assigned = False  # a consumer says which partitions are owned
-        # Partitions whose decisions wait in event-time order: behind, or with decisions
-        # put off while they were and not yet taken.
-        self._deferring: set[int] = set()
-
-    def assign(self, partitions: Iterable[int]) -> None:
-        self._assigned = True
-        for partition in partitions:
-            self._clock(partition)
-
-    def revoke(self, partitions: Iterable[int]) -> None:
-        for partition in partitions:
-            self._clocks.pop(partition, None)
-            self._deferring.discard(partition)
-
-    def rewind(self, partitions: Iterable[int]) -> None:
-        """These partitions are read again from further back (their state lost writes):
-        their time starts over, as on a fresh assignment, so that a timer armed again
-        waits for what cancels it to be read again too."""
-        for partition in partitions:
-            if partition in self._clocks:
-                self._clocks[partition] = self._new_clock()
-
-    @property
-    def partitions(self) -> list[int]:
-        return sorted(self._clocks)
-
-    def owns(self, partition: int) -> bool:
-        return partition in self._clocks
-
-    def observe(
-        self,
-        newest: Mapping[TopicPartition, int],
-        behind: Mapping[TopicPartition, int | None],
-        *,
-        written: Mapping[TopicPartition, int] = _NOTHING,
-        heard: Mapping[TopicPartition, int] = _NOTHING,
-    ) -> None:
-        """A poll of the consumer, per topic partition: the newest event time and record
-        timestamp read; those with records still to read, and how many (None: unknown);
-        those caught up, with when the broker last answered so (ms)."""
-        polls: defaultdict[int, _Poll] = defaultdict(_Poll)
-        for (topic, partition), at in newest.items():
-            polls[partition].newest[topic] = at
-        for (topic, partition), at in written.items():
-            polls[partition].written[topic] = at
-        for (topic, partition), lag in behind.items():
-            polls[partition].lagging[topic] = lag
-        for (topic, partition), at in heard.items():
-            polls[partition].heard[topic] = at
-        for partition, poll in polls.items():
-            clock = self._clocks.get(partition)
-            if clock is None:
-                if self._assigned:
-                    continue  # not ours (any more)
-                clock = self._clock(partition)
-            clock.observe(poll.newest, poll.written, poll.lagging, poll.heard)
-
-    def behind(self, partition: int) -> bool:
-        return self._clock(partition).behind
-
-    def due_ms(self, partition: int) -> int:
-        return self._clock(partition).due_ms()
-
-    def read_up_to_ms(self, partition: int) -> int:
-        return self._clock(partition).read_up_to_ms()
-
-    def deferring(self, partition: int) -> bool:
-        """Decisions about this partition's events wait for its event time (and stay in
-        event-time order with what waits already)."""
-        if self._clock(partition).behind:
-            self._deferring.add(partition)
-        return partition in self._deferring
-
-    def settled(self, partition: int) -> None:
-        """Nothing put off waits for this partition any more: decide at once again."""
-        clock = self._clocks.get(partition)
-        if clock is not None and not clock.behind:
-            self._deferring.discard(partition)
-
-    def catching_up(self) -> list[int]:
-        """Partitions caught up whose put-off decisions are still to be taken."""
-        return [p for p in sorted(self._deferring) if p in self._clocks and not self.behind(p)]
-
-    def _clock(self, partition: int) -> PartitionClock:
-        clock = self._clocks.get(partition)
-        if clock is None:
-            clock = self._clocks[partition] = self._new_clock()
-        return clock
-
-    def _new_clock(self) -> PartitionClock:
-        return PartitionClock(self._disorder_ms, self._idle_ms, self._write_delay_ms, self._wall)
+def by_partition(
+    newest: Mapping[tuple[str, int], int],
+    behind: Mapping[tuple[str, int], int | None],
+    written: Mapping[tuple[str, int], int],
+    heard: Mapping[tuple[str, int], int],
+) -> dict[int, Poll]:
+    """A poll's word on every topic partition, split by partition."""
+    polls: defaultdict[int, Poll] = defaultdict(Poll)
+    for (topic, partition), at in newest.items():
+        polls[partition].newest[topic] = at
+    for (topic, partition), at in written.items():
+        polls[partition].written[topic] = at
+    for (topic, partition), lag in behind.items():
+        polls[partition].lagging[topic] = lag
+    for (topic, partition), at in heard.items():
+        polls[partition].heard[topic] = at
+    return polls

@@ -1,0 +1,67 @@
+"""The rules over one batch of applied events, in two round trips whatever its size: one
+reads the profiles of the customers whose events some rule listens to, one writes what
+the rules decided (handlers/triggers/writer.py): the guards and the outbox, timers and
+cancellations, the schedules' indexes, shard by shard and partition by partition."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from handlers.keys import Keys
+from handlers.profile.read import ProfileReader
+from handlers.timing import PartitionTiming
+from handlers.triggers.indexes import INDEXED_TYPES, index_updates
+from handlers.triggers.stage import TriggerStage
+from handlers.triggers.work import BatchWork
+from handlers.triggers.writer import TriggerWriter
+from schemas.events import Envelope
+
+
+class TriggerBatch:
+    def __init__(
+        self,
+        stage: TriggerStage,
+        *,
+        reader: ProfileReader,
+        timing: PartitionTiming,
+        writer: TriggerWriter,
+        keys: Keys,
+        hash_key: bytes | None,
+    ) -> None:
+        self.stage = stage
+        self.reader = reader
+        self.timing = timing
+        self.writer = writer
+        self.keys = keys
+        self._hash_key = hash_key
+
+    async def on_events(
+        self, events: Sequence[Envelope], partitions: Sequence[int] | None = None
+    ) -> Counter[str]:
+        """Arm, cancel and emit what this batch causes; returns outcomes by name.
+        ``partitions``: the partition each event was read from (all 0 if not given)."""
+        stage = self.stage
+        where = partitions if partitions is not None else [0] * len(events)
+        relevant = stage.relevant(events, where)
+        indexed = [
+            (event, partition)
+            for event, partition in zip(events, where, strict=True)
+            if event.type in INDEXED_TYPES  # type: ignore[attr-defined]
+        ]
+        work = BatchWork()
+        stage.goals(events, work.shards)
+        if not relevant and not indexed and not work.shards:
+            return Counter()
+        # Behind on a partition, its decisions wait for its event time (handlers/timing).
+        deferring = {p: self.timing.defer(p) for p in {p for _, p in relevant}}
+        customers = [(event.shop, event.who) for event, _ in relevant]
+        sections = stage.sections(relevant, deferring)
+        stored = await self.reader.read_stored(customers, sections) if relevant else {}
+        outcomes = stage.evaluate(relevant, deferring, stored, work)
+        absence = stage.rules.absence_ids
+        indexing = index_updates(self.keys, indexed, absence, self._hash_key)
+        for partition, ops in indexing.timer_ops.items():
+            work.timer_ops[partition].extend(ops)
+        outcomes.update(await self.writer.submit(work, indexing))
+        return outcomes
