@@ -5,6 +5,8 @@ adds this command when it runs from a checkout (streams/cli/__init__.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from bench.labels import SCENARIOS
@@ -24,8 +26,18 @@ from bench.labels import SCENARIOS
     type=float,
     help="latency: the rate its loads are shares of [default: the last `full` result].",
 )
-def bench(
-    scenarios: tuple[str, ...], events: int, runs: int, seconds: float, max_rate: float | None
+@click.option(
+    "--against",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="ingest/profiles/full: also run another checkout's workers (its .venv), in turn.",
+)
+def bench(  # noqa: PLR0917 -- click passes one argument per option
+    scenarios: tuple[str, ...],
+    events: int,
+    runs: int,
+    seconds: float,
+    max_rate: float | None,
+    against: Path | None,
 ) -> None:
     """Measure crmstream against its ceiling and its peers; write bench/results and BENCHMARKS.md.
 
@@ -52,6 +64,8 @@ def bench(
     chosen = SCENARIOS if "all" in scenarios else scenarios
     if runs < 1 or events < 1:
         raise click.BadParameter("--runs and --events must be at least 1")
-    options = suite.Options(events=events, runs=runs, seconds=seconds, max_rate=max_rate)
+    options = suite.Options(
+        events=events, runs=runs, seconds=seconds, max_rate=max_rate, against=against
+    )
     for path in suite.run(chosen, options):
         click.echo(f"wrote {path}")

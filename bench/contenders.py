@@ -24,6 +24,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from confluent_kafka import Consumer
 
+from bench.cost import Cost, Snapshot, between, snapshot
 from bench.harness import Workspace, drain
 from crmstream.errors import BenchError
 from handlers.keys import Keys
@@ -100,6 +101,7 @@ class WorkerRun:
 
     rate: float
     keys: Keys
+    cost: Cost
 
 
 def crmstream(
@@ -114,11 +116,13 @@ def crmstream(
     wrap: Callable[[list[str]], list[str]] | None = None,
     stop: Callable[[subprocess.Popen[bytes]], None] = stop_worker,
     on_progress: Callable[[int, list[subprocess.Popen[bytes]]], None] | None = None,
+    tree: Path | None = None,
 ) -> WorkerRun:
     """``workers`` crmstream workers in one group, in a fresh key space unless given ``keys``;
     ``settle``: until every decision is relayed too. The key space is removed afterwards
     unless ``keep``. ``wrap`` runs the worker under another program (a profiler), which
-    ``stop`` then stops."""
+    ``stop`` then stops. ``tree``: the workers run another checkout's code (its own
+    .venv), to compare two versions in one run."""
     keys = keys or space.key_space()
     env = space.worker_env(keys, sink, **(extra_env or {}))
     procs = []
@@ -128,20 +132,26 @@ def crmstream(
                 **env,
                 "CRMSTREAM_WORKER_WEB_PORT": str(int(env["CRMSTREAM_WORKER_WEB_PORT"]) + n),
             }
-            procs.append(_start(space.logs / f"{keys.prefix}-{n}.log", own, wrap))
+            procs.append(_start(space.logs / f"{keys.prefix}-{n}.log", own, wrap, tree))
         group = f"{env['CRMSTREAM_WORKER_APP_ID']}.events"
+        pids = [proc.pid for proc in procs]
+        first: list[tuple[int, Snapshot]] = []  # events handled, and the cost so far
 
         def done() -> bool:
             return space.committed_all(group) and (not settle or space.settled(keys))
 
+        def progress(seen: int) -> None:
+            if seen and not first:
+                first.append((seen, snapshot(space.client, pids)))
+            if on_progress is not None:
+                on_progress(seen, procs)
+
         rate = drain(
-            lambda: space.taken(keys),
-            space.loaded,
-            procs,
-            _LIMIT_S,
-            done=done,
-            on_progress=(lambda seen: on_progress(seen, procs)) if on_progress else None,
-        )
+            lambda: space.taken(keys), space.loaded, procs, _LIMIT_S, done=done,
+            on_progress=progress,
+        )  # fmt: skip
+        seen_first, at_first = first[0]
+        cost = between(at_first, snapshot(space.client, pids), space.loaded - seen_first)
     finally:
         for proc in procs:
             stop(proc)
@@ -151,22 +161,28 @@ def crmstream(
         )
         if not keep:
             space.forget(keys.pattern())
-    return WorkerRun(rate, keys)
+    return WorkerRun(rate, keys, cost)
 
 
 def _start(
-    log: Path, env: Mapping[str, str], wrap: Callable[[list[str]], list[str]] | None
+    log: Path,
+    env: Mapping[str, str],
+    wrap: Callable[[list[str]], list[str]] | None,
+    tree: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    if wrap is None:
+    if wrap is None and tree is None:
         return start_worker(log, env)
-    argv = wrap([sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"])
+    python = str(tree / ".venv" / "bin" / "python") if tree is not None else sys.executable
+    argv = [python, "-m", "streams.cli", "worker", "--loglevel", "warning"]
+    log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as sink:
         return subprocess.Popen(
-            argv,
+            wrap(argv) if wrap is not None else argv,
             env={**os.environ, **env},
             stdin=subprocess.DEVNULL,
             stdout=sink,
             stderr=subprocess.STDOUT,
+            cwd=tree,
         )
 
 

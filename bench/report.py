@@ -100,6 +100,29 @@ def _throughput(result: Mapping[str, Any]) -> list[str]:
         )
     for name, why in result.get("unavailable", {}).items():
         out.append(f"| {name} | not run: {why} | | |")
+    return [*out, "", *_cost(result)]
+
+
+def _cost(result: Mapping[str, Any]) -> list[str]:
+    """What each crmstream run cost per event (bench/cost.py), and the runs before."""
+    costs = result.get("cost_per_event") or {}
+    history = result.get("history") or []
+    if not costs and not history:
+        return []
+    out = [
+        "Cost per event, from the workers' own CPU time and Redis's `INFO cpu` and "
+        "`INFO commandstats` between the first event handled and the last (medians):",
+        "",
+        "| measured | version | events/s | worker µs/event | Redis µs/event "
+        "| Function calls/event | µs per call |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    out += [
+        f"| {row['measured_at'][:10]} | {row['version']} | {row['events_per_second']:,.0f} "
+        f"| {row['worker_us_per_event']:,.0f} | {row['redis_us_per_event']:,.0f} "
+        f"| {row['fcall_calls_per_event']:.3f} | {row['fcall_us_per_call']:,.0f} |"
+        for row in history
+    ]
     return [*out, ""]
 
 

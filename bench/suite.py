@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import latency, memory, report, scaling, throughput
+from bench import history, latency, memory, report, scaling, throughput
 from bench.labels import CRMSTREAM, SCENARIOS
 from bench.record import read_results, write_results
 from crmstream.admin import list_topics
@@ -25,11 +25,14 @@ class Options:
     customers_per_shop: int = 5_000
     seconds: float = 30.0  # of steady load per latency level
     max_rate: float | None = None  # latency: the full rate its loads are shares of
+    against: Path | None = None  # throughput: another checkout's workers, in the same turns
 
     def command(self, scenario: str) -> str:
         words = ["crmstream bench", scenario]
         if scenario in (*throughput.SCENARIOS, "scaling"):
             words += [f"--events {self.events}", f"--runs {self.runs}"]
+        if scenario in throughput.SCENARIOS and self.against is not None:
+            words.append("--against <a checkout of the version compared>")
         if scenario == "latency":
             words.append(f"--seconds {self.seconds:g}")
             if self.max_rate is not None:
@@ -49,6 +52,8 @@ def run(names: Sequence[str], options: Options) -> list[Path]:
             print(f"{name}: failed: {exc!r}", flush=True)
             fields = {"failed": f"{type(exc).__name__}: {exc}"}
         fields["wall_seconds"] = round(time.monotonic() - started, 1)
+        if name in throughput.SCENARIOS:
+            fields["history"] = history.extended(name, fields)
         written.append(write_results(name, options.command(name), **fields))
         print(f"{name}: done in {fields['wall_seconds']:.0f} s → {written[-1]}", flush=True)
     page, plot = report.write()
@@ -59,7 +64,11 @@ def run(names: Sequence[str], options: Options) -> list[Path]:
 def _measure(name: str, options: Options) -> dict[str, Any]:
     if name in throughput.SCENARIOS:
         return throughput.run(
-            throughput.SCENARIOS[name], options.events, options.runs, options.customers_per_shop
+            throughput.SCENARIOS[name],
+            options.events,
+            options.runs,
+            options.customers_per_shop,
+            options.against,
         )
     if name == "latency":
         logs = Path(tempfile.mkdtemp(prefix="crmstream-bench-latency-"))

@@ -9,12 +9,15 @@ to crmstream's.
 from __future__ import annotations
 
 import statistics
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 from bench import profiling
 from bench.contenders import ceiling_aiokafka, ceiling_confluent, crmstream, naive, peer
+from bench.cost import Cost
 from bench.harness import FULL, INGEST, PROFILES, Workspace, summary
 from bench.labels import (
     BYTEWAX,
@@ -70,8 +73,27 @@ SCENARIOS: Final = {
 }
 
 
-def run(scenario: Scenario, events: int, runs: int, customers_per_shop: int) -> dict[str, Any]:
-    rates: dict[str, list[float]] = {CRMSTREAM: [], **{name: [] for name in scenario.others}}
+def against_label(tree: Path) -> str:
+    """The contender a checkout's workers are shown as: its commit."""
+    commit = subprocess.run(
+        ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    return f"{CRMSTREAM} @ {commit}"
+
+
+def run(
+    scenario: Scenario,
+    events: int,
+    runs: int,
+    customers_per_shop: int,
+    against: Path | None = None,
+) -> dict[str, Any]:
+    """Every contender over the same pre-loaded events, taken in turn ``runs`` times;
+    ``against``: another checkout's workers too, in the same turns."""
+    ours_too = {against_label(against): against} if against is not None else {}
+    rates: dict[str, list[float]] = {name: [] for name in (CRMSTREAM, *ours_too, *scenario.others)}
+    costs: dict[str, list[Cost]] = {name: [] for name in (CRMSTREAM, *ours_too)}
     unavailable: dict[str, str] = {}
     result: dict[str, Any] = {"scenario": scenario.name, "what": scenario.what}
     with Workspace.open(scenario.name) as space:
@@ -82,10 +104,12 @@ def run(scenario: Scenario, events: int, runs: int, customers_per_shop: int) -> 
                 if name in unavailable:
                     continue
                 try:
-                    if name == CRMSTREAM:
-                        keep = n == 0 and scenario.sink != INGEST
-                        done = crmstream(space, scenario.sink, settle=scenario.settle, keep=keep)
+                    if name in costs:
+                        keep = n == 0 and name == CRMSTREAM and scenario.sink != INGEST
+                        done = crmstream(space, scenario.sink, settle=scenario.settle, keep=keep,
+                                         tree=ours_too.get(name))  # fmt: skip
                         rate = done.rate
+                        costs[name].append(done.cost)
                         if keep:
                             result["redis_bytes_per_profile"] = profile_bytes(
                                 space.client, done.keys
@@ -94,13 +118,18 @@ def run(scenario: Scenario, events: int, runs: int, customers_per_shop: int) -> 
                     else:
                         rate = _OTHERS[name](space)
                 except BenchError as exc:
-                    if name == CRMSTREAM:
+                    if name in costs:
                         raise
                     unavailable[name] = str(exc)
                     print(f"  {name}: {exc}", flush=True)
                     continue
                 measured.append(rate)
-                print(f"  run {n + 1}/{runs}  {name:<46} {rate:>10,.0f} ev/s", flush=True)
+                line = f"  run {n + 1}/{runs}  {name:<46} {rate:>10,.0f} ev/s"
+                if name in costs:
+                    cost = costs[name][-1]
+                    line += (f"  worker {cost.worker_us:,.0f} µs/ev, Redis {cost.redis_us:,.0f}"
+                             f" µs/ev, {cost.fcall_calls:.3f} calls/ev")  # fmt: skip
+                print(line, flush=True)
         if scenario.profiled:
             print(f"{scenario.name}: one more crmstream run under py-spy", flush=True)
             try:
@@ -117,6 +146,14 @@ def run(scenario: Scenario, events: int, runs: int, customers_per_shop: int) -> 
             for name, values in rates.items()
             if values
         },
+        "cost_per_event": {name: _median_cost(values) for name, values in costs.items() if values},
         "unavailable": unavailable,
     }
     return result
+
+
+def _median_cost(costs: list[Cost]) -> dict[str, float]:
+    """The median of each figure over the runs (each run's own figures kept too)."""
+    fields = [cost.as_dict() for cost in costs]
+    medians = {key: statistics.median(f[key] for f in fields) for key in fields[0]}
+    return {**medians, "runs": fields}  # type: ignore[dict-item]  # the runs beside the medians
