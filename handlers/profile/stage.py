@@ -34,6 +34,7 @@ from handlers.profile.encode import EncodedEvent, encode_event
 from handlers.profile.identity import AliasCache, is_junk
 from handlers.redis_client import RedisClient, connect, slot_groups
 from handlers.shop_configs import ShopConfigs
+from rules.folders import shop_configs_folder
 from schemas.events import CustomerIdentified, Envelope
 
 log = logging.getLogger("crmstream.profiles")
@@ -135,7 +136,7 @@ class ProfileStage:
             connect(settings.redis),
             Keys(settings.redis.key_prefix),
             settings.profiles,
-            ShopConfigs(settings.profiles.shop_config_dir),
+            ShopConfigs(shop_configs_folder(settings.profiles)),
             settings.privacy_hash_key(),
         )
 
