@@ -18,7 +18,7 @@ COPY devstack ./devstack
 RUN pip install . && useradd --system --home /app crmstream && mkdir -p /var/lib/crmstream \
     && chown crmstream /var/lib/crmstream
 USER crmstream
-ENV CRMSTREAM_STACK_STATE_DIR=/var/lib/crmstream
+ENV CRMSTREAM_WORKER_DATA_DIR=/var/lib/crmstream/faust
 
 EXPOSE 6066 6070
 ENTRYPOINT ["crmstream"]

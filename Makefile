@@ -6,9 +6,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-# The stack's state, jars and logs stay inside the checkout (ignored by git).
+# The stack's state, jars and logs stay inside the checkout (ignored by git), and so does
+# the local data of the workers started here.
 export CRMSTREAM_STACK_STATE_DIR ?= $(CURDIR)/.crmstream/state
 export CRMSTREAM_STACK_CACHE_DIR ?= $(CURDIR)/.crmstream/cache
+export CRMSTREAM_WORKER_DATA_DIR ?= $(CURDIR)/.crmstream/state/faust
 
 .PHONY: demo test test-cluster faults lint stack stack-cluster stack-down install system-deps clean screenshots
 

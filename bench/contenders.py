@@ -106,7 +106,7 @@ class WorkerRun:
 
 def crmstream(
     space: Workspace,
-    sink: str,
+    sink: str | None,
     *,
     workers: int = 1,
     keys: Keys | None = None,
@@ -156,7 +156,7 @@ def crmstream(
         for proc in procs:
             stop(proc)
         shutil.rmtree(
-            space.settings.stack.state_dir / "faust" / env["CRMSTREAM_WORKER_APP_ID"],
+            space.settings.worker.data_dir / env["CRMSTREAM_WORKER_APP_ID"],
             ignore_errors=True,
         )
         if not keep:
@@ -194,7 +194,7 @@ def naive(space: Workspace) -> float:
         return _counting(space, argv, env, f"{keys.prefix}:naive:taken", "naive")
     finally:
         shutil.rmtree(
-            space.settings.stack.state_dir / "faust" / env["CRMSTREAM_WORKER_APP_ID"],
+            space.settings.worker.data_dir / env["CRMSTREAM_WORKER_APP_ID"],
             ignore_errors=True,
         )
         space.forget(keys.pattern())

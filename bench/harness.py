@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from confluent_kafka import Consumer, TopicPartition
 from pydantic import RedisDsn
@@ -36,10 +36,11 @@ from handlers.redis_client import SyncRedisClient, connect_sync
 from storefront.publisher import Publisher, encode
 from storefront.simulator import SimulationConfig, Simulator
 
-# The sinks a crmstream worker is started with, scenario by scenario.
-INGEST = "handlers.flow:FlowRecorder.from_settings"
-PROFILES = "handlers.profile.stage:ProfileStage.from_settings"
-FULL = "handlers.pipeline:ProfilesAndTriggers.from_settings"
+# The sinks a crmstream worker is started with, scenario by scenario; None: the engine as
+# the worker wires it when no sink is named, which is what a deployment runs.
+INGEST: Final = "handlers.flow:FlowRecorder.from_settings"
+PROFILES: Final = "handlers.profile.stage:ProfileStage.from_settings"
+FULL: Final = None
 
 _POLL_S = 0.05
 
@@ -146,14 +147,14 @@ class Workspace:
         self._spaces += 1
         return Keys(f"{self.settings.redis.key_prefix}-{self._spaces}")
 
-    def worker_env(self, keys: Keys, sink: str, **extra: str) -> dict[str, str]:
+    def worker_env(self, keys: Keys, sink: str | None, **extra: str) -> dict[str, str]:
         """A crmstream worker in a group of its own, on these topics, writing under ``keys``."""
         return {
             "CRMSTREAM_TOPICS_PREFIX": self.settings.topics.prefix,
             "CRMSTREAM_REDIS_KEY_PREFIX": keys.prefix,
             "CRMSTREAM_WORKER_APP_ID": f"{keys.prefix}-app",
             "CRMSTREAM_WORKER_WEB_PORT": str(free_port()),
-            "CRMSTREAM_WORKER_EVENT_SINK": sink,
+            **({} if sink is None else {"CRMSTREAM_WORKER_EVENT_SINK": sink}),
             "CRMSTREAM_WORKER_LOG_FORMAT": "text",
             # A recheck pass in the middle of a timed run would be measured as event work.
             "CRMSTREAM_SEGMENTS_RECHECK_EVERY_S": "86400",

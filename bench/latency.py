@@ -32,6 +32,7 @@ from confluent_kafka import Consumer
 from bench.harness import FULL, Workspace
 from crmstream.errors import BenchError
 from crmstream.settings import Settings
+from rules import PACKAGED_RULES
 from storefront.publisher import Publisher, encode
 from storefront.simulator import SimulationConfig, Simulator
 from streams.cli.child_worker import start_worker, stop_worker
@@ -163,7 +164,7 @@ def bench_rules(folder: Path) -> Path:
     """The rule pack without quiet hours (which would hold triggers by the time of day the
     benchmark runs), and the bench timer beside it."""
     folder.mkdir(parents=True, exist_ok=True)
-    for source in Settings().triggers.rules_dir.glob("*.yaml"):
+    for source in PACKAGED_RULES.glob("*.yaml"):
         rule = yaml.safe_load(source.read_text(encoding="utf-8"))
         rule.get("limits", {}).pop("quiet_hours", None)
         (folder / source.name).write_text(yaml.safe_dump(rule, allow_unicode=True))

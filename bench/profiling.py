@@ -44,7 +44,7 @@ def py_spy() -> str:
     return found
 
 
-def profile(space: Workspace, sink: str, rate_hz: int = 100) -> dict[str, Any]:
+def profile(space: Workspace, sink: str | None, rate_hz: int = 100) -> dict[str, Any]:
     """One more drain of the scenario's topics, sampled; the summary of where time went."""
     raw = space.logs / "profile.txt"
     command = [py_spy(), "record", "--rate", str(rate_hz), "--format", "raw", "--output", str(raw)]

@@ -32,7 +32,7 @@ import redis
 
 from bench.contenders import crmstream
 from bench.harness import FULL, Workspace, summary
-from devstack import Stack
+from devstack import Stack, StackSettings
 from devstack.cluster import PRIMARIES, LocalCluster
 from handlers.keys import Keys
 from handlers.profile.stage import ProfileStage
@@ -55,8 +55,9 @@ def workers(events: int, runs: int, customers_per_shop: int) -> dict[str, Any]:
         print(f"scaling: pre-loading {events:,} events", flush=True)
         space.preload(events, customers_per_shop)
         # The local cluster (three primaries, three replicas), started if it is not running.
-        cluster = LocalCluster(space.settings)
-        Stack(space.settings, redis_cluster=True).up()
+        local = StackSettings()
+        cluster = LocalCluster(local)
+        Stack(space.settings, local, redis_cluster=True).up()
         with space.on_cluster(cluster.url) as clustered:
             for n in range(runs):
                 for count, label, where in (

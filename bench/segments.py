@@ -35,6 +35,7 @@ from handlers.pipeline import ProfilesAndTriggers
 from handlers.profile.encode import epoch_ms
 from schemas.decode import Decoder
 from schemas.events import Envelope
+from streams.cli.local_stack import with_local_hash_key
 
 SHOP = "bench-shop"
 REGIONS = ("华东", "华北", "华南", "西南")
@@ -111,7 +112,8 @@ async def load(sink: ProfilesAndTriggers, customers: int, live: int) -> dict[str
 
 
 async def run(customers: int) -> dict[str, Any]:
-    base = Settings()
+    # In this process, as a worker the command line starts: with the local stack's key.
+    base = with_local_hash_key(Settings())
     run_id = uuid.uuid4().hex[:8]
     settings = base.model_copy(
         update={"redis": base.redis.model_copy(update={"key_prefix": f"bench-seg-{run_id}"})}

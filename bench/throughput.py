@@ -43,7 +43,7 @@ _OTHERS: Final[dict[str, Callable[[Workspace], float]]] = {
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    sink: str
+    sink: str | None
     what: str
     others: tuple[str, ...]
     settle: bool = False  # also wait until every trigger and segment change is relayed

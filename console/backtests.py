@@ -17,6 +17,7 @@ from console.context import console_of, language, render
 from console.i18n import translator
 from console.uploads import FileRule, Form, TooLarge, UploadRefused, receive_form
 from handlers.backtest import backtest, more_events_than
+from rules.folders import rules_folder
 from rules.loader import RuleSetError
 
 MAX_EVENTS_BYTES: Final = 20 * 1024 * 1024
@@ -40,7 +41,7 @@ async def run_backtest(request: web.Request) -> web.StreamResponse:
             return _page(request, 413, problem=t("too_large", size=exc.shown_size))
         except UploadRefused as exc:
             return _page(request, 400, problem=t("bad_upload", why=str(exc)))
-        rule_file = _rule_file(form, console.settings.triggers.rules_dir, folder)
+        rule_file = _rule_file(form, rules_folder(console.settings.triggers), folder)
         events = form.files.get("events")
         if rule_file is None or events is None:
             return _page(request, 400, problem=t("backtest_needs"))
@@ -76,7 +77,7 @@ def _shown_name(form: Form, rule_file: Path) -> str:
 
 
 def _page(request: web.Request, status: int, **values: object) -> web.StreamResponse:
-    rules_dir = console_of(request).settings.triggers.rules_dir
+    rules_dir = rules_folder(console_of(request).settings.triggers)
     return render(
         request,
         "backtest.html",

@@ -18,6 +18,7 @@ from handlers.segments.read import SegmentReader
 from handlers.shop_configs import ShopConfigs
 from handlers.tokens import Grant, TokenStore
 from handlers.triggers.decisions import DecisionReader
+from rules.folders import shop_configs_folder
 
 LANGUAGE_COOKIE = "crm_lang"
 
@@ -47,7 +48,9 @@ class Console:
             client=client,
             keys=keys,
             tokens=TokenStore(client, keys, settings.privacy_hash_key()),
-            profiles=ProfileReader(client, keys, ShopConfigs(settings.profiles.shop_config_dir)),
+            profiles=ProfileReader(
+                client, keys, ShopConfigs(shop_configs_folder(settings.profiles))
+            ),
             segments=SegmentReader(client, keys),
             decisions=DecisionReader(client, keys),
             templates=templates,

@@ -5,6 +5,10 @@ module reads the environment on its own. Nested groups map to variables with
 one underscore after the group name, so ``kafka.bootstrap`` is
 ``CRMSTREAM_KAFKA_BOOTSTRAP`` and ``redis.url`` is ``CRMSTREAM_REDIS_URL``.
 Secrets are :class:`~pydantic.SecretStr`: they never show in a repr or a log.
+
+These are the engine's settings alone: the local development stack keeps its own
+(``CRMSTREAM_STACK_*``, devstack/settings.py), and an unset folder of rules, segments or
+shop configurations means the ones shipped with them (rules/folders.py).
 """
 
 from __future__ import annotations
@@ -12,112 +16,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, RedisDsn, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from crmstream.connections import KafkaSettings, RedisSettings
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 
 def _state_home() -> Path:
     return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "crmstream"
-
-
-def _cache_home() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "crmstream"
-
-
-class KafkaSettings(BaseModel):
-    """How to reach the brokers. SASL and TLS are optional and off by default."""
-
-    model_config = _FROZEN
-
-    bootstrap: str = "127.0.0.1:9092"
-    client_id: str = "crmstream"
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    ssl_cafile: Path | None = None
-    ssl_certfile: Path | None = None
-    ssl_keyfile: Path | None = None
-
-    @field_validator("bootstrap")
-    @classmethod
-    def _hosts_have_ports(cls, value: str) -> str:
-        for host in value.split(","):
-            _, sep, port = host.strip().rpartition(":")
-            if not sep or not port.isdigit():
-                raise ValueError(f"expected host:port[,host:port...], got {value!r}")
-        return value
-
-    @property
-    def first_host_port(self) -> tuple[str, int]:
-        host, _, port = self.bootstrap.split(",")[0].strip().rpartition(":")
-        return host.strip("[]"), int(port)
-
-    def librdkafka(self) -> dict[str, str | int | float | bool]:
-        """Client properties for confluent-kafka (librdkafka names)."""
-        conf: dict[str, str | int | float | bool] = {
-            "bootstrap.servers": self.bootstrap,
-            "client.id": self.client_id,
-            "security.protocol": self.security_protocol,
-        }
-        if self.sasl_mechanism:
-            conf["sasl.mechanism"] = self.sasl_mechanism
-        if self.sasl_username:
-            conf["sasl.username"] = self.sasl_username
-        if self.sasl_password:
-            conf["sasl.password"] = self.sasl_password.get_secret_value()
-        for key, path in (
-            ("ssl.ca.location", self.ssl_cafile),
-            ("ssl.certificate.location", self.ssl_certfile),
-            ("ssl.key.location", self.ssl_keyfile),
-        ):
-            if path:
-                conf[key] = str(path)
-        return conf
-
-
-class RedisSettings(BaseModel):
-    """Where Redis lives, as a DSN (``rediss://`` for TLS), and the key space used there."""
-
-    model_config = _FROZEN
-
-    url: RedisDsn = RedisDsn("redis://127.0.0.1:6379/0")
-    # AUTH password kept out of the URL so that it stays secret in logs and reprs.
-    password: SecretStr | None = None
-    username: str | None = None
-    ssl_ca_certs: Path | None = None
-    key_prefix: str = "crm"
-    socket_timeout_s: float = Field(default=5.0, gt=0)
-    # A Redis Cluster: ``url`` names any one node; the client finds the rest.
-    cluster: bool = False
-    # Replicas that must hold a batch's writes before its offsets are recorded, so that a
-    # failover to one loses nothing (handlers/replication.py). None: 1 on a cluster, 0 on
-    # one Redis (give it 1 when a replica and Sentinel stand behind it).
-    wait_replicas: int | None = Field(default=None, ge=0, le=5)
-    wait_timeout_ms: int = Field(default=2000, ge=1)
-
-    @property
-    def replicas_to_wait_for(self) -> int:
-        if self.wait_replicas is not None:
-            return self.wait_replicas
-        return 1 if self.cluster else 0
-
-    @field_validator("key_prefix")
-    @classmethod
-    def _prefix_chars(cls, value: str) -> str:
-        # Braces would open a Redis Cluster hash tag of their own.
-        if not value or any(c in value for c in "{}: \t\n"):
-            raise ValueError("key_prefix must be non-empty, without braces, colons or spaces")
-        return value
-
-    @property
-    def host_port(self) -> tuple[str, int]:
-        parts = urlsplit(str(self.url))
-        return parts.hostname or "127.0.0.1", parts.port or 6379
 
 
 class TopicSettings(BaseModel):
@@ -144,34 +53,6 @@ class TopicSettings(BaseModel):
         return value
 
 
-class StackSettings(BaseModel):
-    """The local development stack started by ``crmstream stack up``."""
-
-    model_config = _FROZEN
-
-    state_dir: Path = Field(default_factory=_state_home)
-    cache_dir: Path = Field(default_factory=_cache_home)
-    # The pom that lists the broker's jars; by default the one in this checkout.
-    kafka_pom: Path | None = None
-    kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
-    kafka_heap: str = Field(default="512m", pattern=r"^\d+[kmg]$")
-    # Durable by default: an append-only file, fsynced every second (a crash loses at most
-    # that; the offsets kept with the state read it again from Kafka).
-    redis_appendonly: bool = True
-    start_timeout_s: float = Field(default=90.0, gt=0)
-    # The secured stack (`stack up --secure`): its own broker and Redis, TLS only.
-    secure_kafka_port: int = Field(default=9192, ge=1, le=65535)
-    secure_kafka_controller_port: int = Field(default=9193, ge=1, le=65535)
-    secure_redis_port: int = Field(default=6390, ge=1, le=65535)
-    # The local Redis Cluster (`stack up --redis-cluster`): six nodes from this port on.
-    redis_cluster_first_port: int = Field(default=7000, ge=1, le=65530)
-
-
-def local_hash_key_file(stack: StackSettings) -> Path:
-    """Where the local stack keeps the privacy hash key it made for itself."""
-    return stack.state_dir / "privacy-hash-key"
-
-
 class IngestSettings(BaseModel):
     """What the front door accepts."""
 
@@ -180,10 +61,6 @@ class IngestSettings(BaseModel):
     max_event_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     # Clocks of storefronts drift; an event further ahead than this is refused.
     future_skew_s: float = Field(default=300.0, ge=0)
-
-
-def _packaged_shop_configs() -> Path:
-    return Path(__file__).resolve().parents[1] / "rules" / "shops"
 
 
 class ProfileSettings(BaseModel):
@@ -205,11 +82,8 @@ class ProfileSettings(BaseModel):
     weight_favorite: int = Field(default=3, ge=0)
     weight_cart: int = Field(default=5, ge=0)
     weight_order: int = Field(default=10, ge=0)
-    shop_config_dir: Path = Field(default_factory=_packaged_shop_configs)
-
-
-def _packaged_rules() -> Path:
-    return Path(__file__).resolve().parents[1] / "rules" / "pack"
+    # Unset: the shipped default (rules/folders.py), resolved by whoever reads the folder.
+    shop_config_dir: Path | None = None
 
 
 class TriggerSettings(BaseModel):
@@ -217,7 +91,8 @@ class TriggerSettings(BaseModel):
 
     model_config = _FROZEN
 
-    rules_dir: Path = Field(default_factory=_packaged_rules)
+    # Unset: the shipped rule pack (rules/folders.py).
+    rules_dir: Path | None = None
     # Marketing messages a customer gets per channel per local day (transactional rules
     # are not counted).
     daily_cap: int = Field(default=3, ge=1, le=1000)
@@ -249,16 +124,13 @@ class TriggerSettings(BaseModel):
     relay_claim_idle_s: float = Field(default=30.0, ge=1)
 
 
-def _packaged_segments() -> Path:
-    return Path(__file__).resolve().parents[1] / "rules" / "segments"
-
-
 class SegmentSettings(BaseModel):
     """Live customer groups."""
 
     model_config = _FROZEN
 
-    segments_dir: Path = Field(default_factory=_packaged_segments)
+    # Unset: the shipped segments (rules/folders.py).
+    segments_dir: Path | None = None
     # Segments that time alone can change (days since the last order, sliding windows,
     # lifecycle) are evaluated again this often, for customers active within the horizon.
     recheck_every_s: float = Field(default=3600.0, gt=0)
@@ -299,10 +171,13 @@ class WorkerSettings(BaseModel):
     session_timeout_s: float = Field(default=10.0, ge=6, le=300)
     # Logs as JSON lines, as readable text, or JSON unless on a terminal.
     log_format: Literal["auto", "json", "text"] = "auto"
-    # "module:callable" taking Settings and returning the stage valid events go to.
-    event_sink: str = Field(
-        default="handlers.pipeline:ProfilesAndTriggers.from_settings", pattern=r"^[\w.]+:[\w.]+$"
-    )
+    # Where Faust keeps its local data, a folder per app id (tables live in Redis, so it
+    # stays small, but it must be writable: /var/lib/crmstream/faust in the image).
+    data_dir: Path = Field(default_factory=lambda: _state_home() / "faust")
+    # Unset: the engine, which streams/worker.py wires itself, since these settings may not
+    # name the layers above them. Tests and experiments put another stage in its place
+    # with "module:callable", a callable taking Settings and returning an EventSink.
+    event_sink: str | None = Field(default=None, pattern=r"^[\w.]+:[\w.]+$")
 
 
 class ConsoleSettings(BaseModel):
@@ -344,21 +219,16 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     ingest: IngestSettings = IngestSettings()
     privacy: PrivacySettings = PrivacySettings()
-    triggers: TriggerSettings = Field(default_factory=TriggerSettings)
-    segments: SegmentSettings = Field(default_factory=SegmentSettings)
+    triggers: TriggerSettings = TriggerSettings()
+    segments: SegmentSettings = SegmentSettings()
     metrics: MetricsSettings = MetricsSettings()
-    profiles: ProfileSettings = Field(default_factory=ProfileSettings)
-    stack: StackSettings = Field(default_factory=StackSettings)
-    worker: WorkerSettings = WorkerSettings()
+    profiles: ProfileSettings = ProfileSettings()
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
     console: ConsoleSettings = ConsoleSettings()
 
     def privacy_hash_key(self) -> bytes | None:
-        """The key phone numbers and e-mail addresses are hashed with: the configured one
-        (``CRMSTREAM_PRIVACY_HASH_KEY``, which production must set), else the one the local
-        stack made for itself (``crmstream stack up``), else none."""
-        if self.privacy.hash_key is not None:
-            return self.privacy.hash_key.get_secret_value().encode()
-        try:
-            return local_hash_key_file(self.stack).read_bytes().strip() or None
-        except FileNotFoundError:
+        """The key phone numbers and e-mail addresses are hashed with
+        (``CRMSTREAM_PRIVACY_HASH_KEY``, which production must set), else none."""
+        if self.privacy.hash_key is None:
             return None
+        return self.privacy.hash_key.get_secret_value().encode()

@@ -6,5 +6,6 @@ already answers at the configured address is used as it is.
 """
 
 from devstack.manager import ServiceState, ServiceStatus, Stack
+from devstack.settings import StackSettings
 
-__all__ = ["ServiceState", "ServiceStatus", "Stack"]
+__all__ = ["ServiceState", "ServiceStatus", "Stack", "StackSettings"]

@@ -16,10 +16,10 @@ from pathlib import Path
 import redis
 
 from crmstream.errors import StackStartError
-from crmstream.settings import Settings
 from devstack.probe import port_open
 from devstack.process import ManagedProcess
 from devstack.redis import server_config, start_server
+from devstack.settings import StackSettings
 from devstack.tools import require
 
 PRIMARIES = 3
@@ -28,17 +28,17 @@ NODES = PRIMARIES * (1 + REPLICAS_PER_PRIMARY)
 _HOST = "127.0.0.1"
 
 
-def cluster_home(settings: Settings) -> Path:
-    return settings.stack.state_dir / "redis-cluster"
+def cluster_home(stack: StackSettings) -> Path:
+    return stack.state_dir / "redis-cluster"
 
 
 class ClusterNode:
     """One redis-server of the local cluster."""
 
-    def __init__(self, settings: Settings, port: int) -> None:
-        self.settings = settings
+    def __init__(self, stack: StackSettings, port: int) -> None:
+        self.stack = stack
         self.port = port
-        self.home = cluster_home(settings) / str(port)
+        self.home = cluster_home(stack) / str(port)
         self.conf = self.home / "redis.conf"
         self.process = ManagedProcess(
             name=f"redis-{port}",
@@ -58,7 +58,7 @@ class ClusterNode:
 
     def config(self) -> str:
         lines = [
-            *server_config(_HOST, self.port, self.home, self.settings),
+            *server_config(_HOST, self.port, self.home, self.stack),
             "cluster-enabled yes",
             "cluster-config-file nodes.conf",
             # A primary that stops answering is replaced within seconds, not the default
@@ -91,13 +91,13 @@ class LocalCluster:
     """The nodes of the local cluster and the step that joins them into one."""
 
     def __init__(
-        self, settings: Settings, replicas_per_primary: int = REPLICAS_PER_PRIMARY
+        self, stack: StackSettings, replicas_per_primary: int = REPLICAS_PER_PRIMARY
     ) -> None:
-        first = settings.stack.redis_cluster_first_port
+        first = stack.redis_cluster_first_port
         size = PRIMARIES * (1 + replicas_per_primary)
-        self.nodes = [ClusterNode(settings, first + offset) for offset in range(size)]
+        self.nodes = [ClusterNode(stack, first + offset) for offset in range(size)]
         self.replicas_per_primary = replicas_per_primary
-        self.timeout_s = settings.stack.start_timeout_s
+        self.timeout_s = stack.start_timeout_s
 
     @property
     def url(self) -> str:

@@ -19,6 +19,7 @@ from typing import Final
 from crmstream.errors import StackError
 from crmstream.settings import Settings
 from devstack.process import ManagedProcess
+from devstack.settings import StackSettings
 from devstack.tools import require
 
 _JVM_PERFORMANCE_OPTS: Final = (
@@ -54,11 +55,12 @@ def default_pom() -> Path:
 class KafkaBroker:
     """The broker of the local stack: jars, storage, configuration, process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, stack: StackSettings) -> None:
         self.settings = settings
-        self.home = settings.stack.state_dir / "kafka"
+        self.stack = stack
+        self.home = stack.state_dir / "kafka"
         self.host, self.port = settings.kafka.first_host_port
-        self.controller_port = settings.stack.kafka_controller_port
+        self.controller_port = stack.kafka_controller_port
         self.properties = self.home / "server.properties"
         self.process = ManagedProcess(
             name="kafka",
@@ -73,7 +75,7 @@ class KafkaBroker:
 
     # ------------------------------------------------------------------ jars
     def pom(self) -> Path:
-        pom = self.settings.stack.kafka_pom or default_pom()
+        pom = self.stack.kafka_pom or default_pom()
         if not pom.is_file():
             raise StackError(
                 f"Kafka pom not found at {pom}: run from a crmstream checkout "
@@ -85,7 +87,7 @@ class KafkaBroker:
         """The broker's classpath folder, resolved with Maven on first use and cached."""
         pom = self.pom()
         digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:12]
-        libs = self.settings.stack.cache_dir / "kafka" / digest / "libs"
+        libs = self.stack.cache_dir / "kafka" / digest / "libs"
         done = libs.parent / ".complete"
         if done.exists():
             return libs
@@ -202,6 +204,6 @@ class KafkaBroker:
         self.write_config()
         self.format_storage(libs)
         argv = self._java_argv(
-            libs, "kafka.Kafka", str(self.properties), heap=self.settings.stack.kafka_heap
+            libs, "kafka.Kafka", str(self.properties), heap=self.stack.kafka_heap
         )
         return self.process.spawn(argv)

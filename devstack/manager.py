@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from crmstream.errors import StackStartError
-from crmstream.settings import Settings, local_hash_key_file
+from crmstream.settings import Settings
 from devstack.cluster import LocalCluster, cluster_home
 from devstack.kafka import KafkaBroker
 from devstack.probe import kafka_answers, redis_answers
@@ -24,6 +24,7 @@ from devstack.secure import (
     secure_settings,
     write_env,
 )
+from devstack.settings import StackSettings, local_hash_key_file
 
 _SECURED = ("+tls", "+sasl_ssl")
 _CLUSTER_NODE = "redis-"
@@ -61,21 +62,28 @@ class _Service:
 
 
 class Stack:
-    """The local Kafka broker and Redis, as configured by :class:`Settings`."""
+    """The local Kafka broker and Redis at the addresses of :class:`Settings`, kept as
+    :class:`StackSettings` say."""
 
     def __init__(
-        self, settings: Settings, *, secure: bool = False, redis_cluster: bool = False
+        self,
+        settings: Settings,
+        stack: StackSettings,
+        *,
+        secure: bool = False,
+        redis_cluster: bool = False,
     ) -> None:
         """``secure``: the secured broker and Redis as well (devstack/secure.py);
         ``redis_cluster``: the local Redis Cluster as well (devstack/cluster.py).
         Whenever either runs, it is reported and stopped with the rest."""
         self.settings = settings
-        broker = KafkaBroker(settings)
-        server = RedisServer(settings)
+        self.stack = stack
+        broker = KafkaBroker(settings, stack)
+        server = RedisServer(settings, stack)
         self._secure = secure
         # Settings that point the engine at a cluster want the cluster, not a single Redis.
         redis_cluster = redis_cluster or settings.redis.cluster
-        self._cluster = LocalCluster(settings) if redis_cluster else None
+        self._cluster = LocalCluster(stack) if redis_cluster else None
         services = [
             _Service(
                 "kafka", broker.address, broker.process, lambda: kafka_answers(settings),
@@ -90,28 +98,28 @@ class Stack:
                     server.start,
                 ),
             )  # fmt: skip
-        if secure or secure_home(settings).exists():
-            secured = self._secured(settings)
+        if secure or secure_home(stack).exists():
+            secured = self._secured(settings, stack)
             if secure or any(service.process.running_pid() for service in secured):
                 services += secured
-        if redis_cluster or cluster_home(settings).exists():
+        if redis_cluster or cluster_home(stack).exists():
             nodes = [
                 _Service(node.name, node.address, node.process, node.answers, node.start)
-                for node in LocalCluster(settings).nodes
+                for node in LocalCluster(stack).nodes
             ]
             if redis_cluster or any(service.process.running_pid() for service in nodes):
                 services += nodes
         self._services = tuple(services)
 
     @staticmethod
-    def _secured(settings: Settings) -> list[_Service]:
-        broker, server = SecureKafka(settings), SecureRedis(settings)
+    def _secured(settings: Settings, stack: StackSettings) -> list[_Service]:
+        broker, server = SecureKafka(settings, stack), SecureRedis(settings, stack)
 
         def clients() -> Settings:
-            return secure_settings(settings)
+            return secure_settings(settings, stack)
 
         def start_redis() -> int:
-            write_env(settings)
+            write_env(settings, stack)
             return server.start()
 
         return [
@@ -130,9 +138,9 @@ class Stack:
 
     def up(self) -> list[ServiceStatus]:
         """Start what does not answer yet; wait until everything answers."""
-        ensure_local_hash_key(self.settings)
+        ensure_local_hash_key(self.stack)
         if self._secure:
-            Material(self.settings).ensure()
+            Material(self.stack).ensure()
         results = []
         for service in self._services:
             optional = (service.name.endswith(_SECURED) and not self._secure) or (
@@ -176,7 +184,7 @@ class Stack:
     def _start(self, service: _Service) -> ServiceStatus:
         began = time.monotonic()
         pid = service.start()
-        deadline = began + self.settings.stack.start_timeout_s
+        deadline = began + self.stack.start_timeout_s
         while time.monotonic() < deadline:
             if service.answers():
                 return ServiceStatus(
@@ -195,15 +203,16 @@ class Stack:
         service.process.stop()
         raise StackStartError(
             f"{service.name} did not answer at {service.address} within "
-            f"{self.settings.stack.start_timeout_s:.0f}s; see {service.process.log_file}"
+            f"{self.stack.start_timeout_s:.0f}s; see {service.process.log_file}"
         )
 
 
-def ensure_local_hash_key(settings: Settings) -> None:
+def ensure_local_hash_key(stack: StackSettings) -> None:
     """The local stack's own privacy hash key, made once (mode 0600) and kept in its state
-    folder, so that importing a sheet with phone numbers works out of the box. Production
-    sets CRMSTREAM_PRIVACY_HASH_KEY instead, which always wins."""
-    path = local_hash_key_file(settings.stack)
+    folder, so that importing a sheet with phone numbers works out of the box (the command
+    line uses it when no key is configured). Production sets CRMSTREAM_PRIVACY_HASH_KEY
+    instead, which always wins."""
+    path = local_hash_key_file(stack)
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)

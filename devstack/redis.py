@@ -7,15 +7,17 @@ from pathlib import Path
 
 from crmstream.settings import Settings
 from devstack.process import ManagedProcess
+from devstack.settings import StackSettings
 from devstack.tools import require
 
 
 class RedisServer:
     """The Redis of the local stack."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, stack: StackSettings) -> None:
         self.settings = settings
-        self.home = settings.stack.state_dir / "redis"
+        self.stack = stack
+        self.home = stack.state_dir / "redis"
         self.host, self.port = settings.redis.host_port
         self.conf = self.home / "redis.conf"
         self.process = ManagedProcess(
@@ -31,7 +33,7 @@ class RedisServer:
         return f"{self.host}:{self.port}"
 
     def config(self) -> str:
-        lines = server_config(self.host, self.port, self.home, self.settings)
+        lines = server_config(self.host, self.port, self.home, self.stack)
         if self.settings.redis.password:
             # In a 0600 file rather than on the command line, where `ps` would show it.
             lines.append(f'requirepass "{self.settings.redis.password.get_secret_value()}"')
@@ -41,7 +43,7 @@ class RedisServer:
         return start_server(self.process, self.conf, self.config())
 
 
-def server_config(host: str, port: int, home: Path, settings: Settings) -> list[str]:
+def server_config(host: str, port: int, home: Path, stack: StackSettings) -> list[str]:
     """The lines every redis-server of the stack starts with (a cluster node adds its own)."""
     return [
         f"bind {host}",
@@ -49,7 +51,7 @@ def server_config(host: str, port: int, home: Path, settings: Settings) -> list[
         f'dir "{home}"',
         "daemonize no",
         'save ""',
-        f"appendonly {'yes' if settings.stack.redis_appendonly else 'no'}",
+        f"appendonly {'yes' if stack.redis_appendonly else 'no'}",
         "appendfsync everysec",
         # Profiles, timers and the outbox must never be evicted to make room.
         "maxmemory-policy noeviction",

@@ -21,10 +21,12 @@ from typing import Final
 
 from pydantic import RedisDsn, SecretStr
 
+from crmstream.connections import KafkaSettings
 from crmstream.errors import StackError
-from crmstream.settings import KafkaSettings, Settings
+from crmstream.settings import Settings
 from devstack.kafka import KafkaBroker
 from devstack.redis import RedisServer
+from devstack.settings import StackSettings
 from devstack.tools import require
 
 SCRAM: Final = "SCRAM-SHA-512"
@@ -32,8 +34,8 @@ _ADMIN: Final = "broker"
 _CLIENT: Final = "crmstream"
 
 
-def secure_home(settings: Settings) -> Path:
-    return settings.stack.state_dir / "secure"
+def secure_home(stack: StackSettings) -> Path:
+    return stack.state_dir / "secure"
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -46,8 +48,8 @@ def _write_private(path: Path, text: str) -> None:
 class Material:
     """The CA, the server's key and certificate, and the passwords: made once, kept."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.home = secure_home(settings)
+    def __init__(self, stack: StackSettings) -> None:
+        self.home = secure_home(stack)
         self.pki = self.home / "pki"
         self.ca = self.pki / "ca.pem"
         self.key = self.pki / "server.key"
@@ -92,12 +94,11 @@ class Material:
         _write_private(self.bundle, self.key.read_text() + self.cert.read_text())
 
 
-def secure_settings(settings: Settings) -> Settings:
+def secure_settings(settings: Settings, stack: StackSettings) -> Settings:
     """``settings`` pointed at the secured services, as a client of theirs (the same
     values as :func:`write_env`)."""
-    material = Material(settings)
+    material = Material(stack)
     passwords = material.read_passwords()
-    stack = settings.stack
     kafka = KafkaSettings(
         bootstrap=f"127.0.0.1:{stack.secure_kafka_port}",
         client_id=settings.kafka.client_id,
@@ -118,9 +119,9 @@ def secure_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"kafka": kafka, "redis": redis})
 
 
-def write_env(settings: Settings) -> Path:
+def write_env(settings: Settings, stack: StackSettings) -> Path:
     """``<state>/secure/env``: the variables of :func:`secure_settings`, to source."""
-    secured = secure_settings(settings)
+    secured = secure_settings(settings, stack)
     values: dict[str, object] = {
         **{f"CRMSTREAM_KAFKA_{name.upper()}": value for name, value in secured.kafka},
         **{f"CRMSTREAM_REDIS_{name.upper()}": value for name, value in secured.redis},
@@ -130,7 +131,7 @@ def write_env(settings: Settings) -> Path:
         for name, value in values.items()
         if value is not None
     ]
-    path = secure_home(settings) / "env"
+    path = secure_home(stack) / "env"
     _write_private(path, "".join(lines))
     return path
 
@@ -138,18 +139,18 @@ def write_env(settings: Settings) -> Path:
 class SecureKafka(KafkaBroker):
     """The broker with a SASL_SSL listener only (its controller listens on loopback)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.material = Material(settings)
-        stack = settings.stack.model_copy(
+    def __init__(self, settings: Settings, stack: StackSettings) -> None:
+        self.material = Material(stack)
+        own = stack.model_copy(
             update={
-                "state_dir": secure_home(settings),
-                "kafka_controller_port": settings.stack.secure_kafka_controller_port,
+                "state_dir": secure_home(stack),
+                "kafka_controller_port": stack.secure_kafka_controller_port,
             }
         )
         kafka = settings.kafka.model_copy(
-            update={"bootstrap": f"127.0.0.1:{settings.stack.secure_kafka_port}"}
+            update={"bootstrap": f"127.0.0.1:{stack.secure_kafka_port}"}
         )
-        super().__init__(settings.model_copy(update={"stack": stack, "kafka": kafka}))
+        super().__init__(settings.model_copy(update={"kafka": kafka}), own)
 
     def listener_config(self) -> dict[str, str]:
         passwords = self.material.ensure()
@@ -184,16 +185,16 @@ class SecureKafka(KafkaBroker):
 class SecureRedis(RedisServer):
     """Redis on a TLS port only, with an ACL user for crmstream and the default user off."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.material = Material(settings)
-        stack = settings.stack.model_copy(update={"state_dir": secure_home(settings)})
+    def __init__(self, settings: Settings, stack: StackSettings) -> None:
+        self.material = Material(stack)
+        own = stack.model_copy(update={"state_dir": secure_home(stack)})
         redis = settings.redis.model_copy(
             update={
-                "url": RedisDsn(f"rediss://127.0.0.1:{settings.stack.secure_redis_port}/0"),
+                "url": RedisDsn(f"rediss://127.0.0.1:{stack.secure_redis_port}/0"),
                 "password": None,
             }
         )
-        super().__init__(settings.model_copy(update={"stack": stack, "redis": redis}))
+        super().__init__(settings.model_copy(update={"redis": redis}), own)
 
     def config(self) -> str:
         passwords = self.material.ensure()

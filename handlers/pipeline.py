@@ -38,6 +38,7 @@ from handlers.triggers.samples import rule_samples
 from handlers.triggers.schedules import Scheduler
 from handlers.triggers.stage import TriggerStage
 from handlers.triggers.writer import TriggerWriter
+from rules.folders import rules_folder, segments_folder
 from rules.loader import RuleSet, RuleSetError, load_rules
 from rules.segment_set import SegmentSet, load_segments
 from schemas.events import Envelope
@@ -47,12 +48,12 @@ log = logging.getLogger("crmstream.pipeline")
 
 def load_rule_set(settings: Settings) -> RuleSet:
     """The configured rules, checked; raises RuleSetError naming every problem."""
-    return load_rules(settings.triggers.rules_dir, rule_samples)
+    return load_rules(rules_folder(settings.triggers), rule_samples)
 
 
 def load_segment_set(settings: Settings) -> SegmentSet:
     """The configured segments, checked; raises RuleSetError naming every problem."""
-    return load_segments(settings.segments.segments_dir, rule_samples(None))
+    return load_segments(segments_folder(settings.segments), rule_samples(None))
 
 
 class ProfilesAndTriggers:

@@ -16,7 +16,7 @@ import redis
 import redis.asyncio
 from redis.crc import key_slot
 
-from crmstream.settings import RedisSettings
+from crmstream.connections import RedisSettings
 
 RedisClient: TypeAlias = redis.asyncio.Redis | redis.asyncio.RedisCluster
 SyncRedisClient: TypeAlias = redis.Redis | redis.RedisCluster

@@ -26,8 +26,8 @@ from redis.asyncio.cluster import ClusterNode
 from redis.crc import key_slot
 
 from crmstream import metrics
+from crmstream.connections import RedisSettings
 from crmstream.errors import ReplicasBehindError
-from crmstream.settings import RedisSettings
 from handlers.key_tags import slot_tag
 from handlers.keys import Keys
 from handlers.redis_client import RedisClient, connect, connect_node

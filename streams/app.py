@@ -8,7 +8,8 @@ from typing import Any
 import faust
 from faust.types.auth import CredentialsT
 
-from crmstream.settings import KafkaSettings, Settings
+from crmstream.connections import KafkaSettings
+from crmstream.settings import Settings
 
 
 def _credentials(kafka: KafkaSettings) -> CredentialsT | ssl.SSLContext | None:
@@ -34,7 +35,7 @@ def _credentials(kafka: KafkaSettings) -> CredentialsT | ssl.SSLContext | None:
 
 def create_app(settings: Settings) -> faust.App:
     """A Faust app that speaks raw bytes: validation is pydantic's job, not Faust's models'."""
-    datadir = settings.stack.state_dir / "faust" / settings.worker.app_id
+    datadir = settings.worker.data_dir / settings.worker.app_id
     # Faust creates only the last level of its data folder.
     datadir.mkdir(parents=True, exist_ok=True)
     brokers = [f"kafka://{host.strip()}" for host in settings.kafka.bootstrap.split(",")]

@@ -22,6 +22,7 @@ from handlers.shop_configs import ShopConfigs
 from handlers.tokens import Grant, Scope, TokenStore
 from handlers.triggers.decisions import DecisionReader
 from handlers.triggers.stats import read_rule_stats
+from rules.folders import shop_configs_folder
 from schemas.types import SHOP_ID_RULE, is_customer_id, is_shop_id
 from streams.health import Readiness
 
@@ -56,7 +57,7 @@ def _route(app: faust.App, path: str, name: str) -> Callable[[type[View]], type[
 def register_views(app: faust.App, settings: Settings, readiness: Readiness) -> None:
     client = connect(settings.redis)
     keys = Keys(settings.redis.key_prefix)
-    reader = ProfileReader(client, keys, ShopConfigs(settings.profiles.shop_config_dir))
+    reader = ProfileReader(client, keys, ShopConfigs(shop_configs_folder(settings.profiles)))
     groups = SegmentReader(client, keys)
     tokens = TokenStore(client, keys, settings.privacy_hash_key())
     decisions = DecisionReader(client, keys)

@@ -18,7 +18,7 @@ from handlers.flow import DeadLetterCounts
 from handlers.keys import Keys
 from handlers.pipeline import ProfilesAndTriggers
 from handlers.redis_client import connect
-from handlers.sink import load_sink
+from handlers.sink import EventSink, load_sink
 from streams.app import create_app
 from streams.consumer import EventConsumer
 from streams.dead_letters import DeadLetters
@@ -32,6 +32,14 @@ from streams.views import register_views
 _READY_EVERY_S = 5.0
 
 
+def event_sink(settings: Settings) -> EventSink:
+    """The stage valid events go to: the engine, unless the settings name another (a test's
+    or an experiment's) to put in its place."""
+    if settings.worker.event_sink is None:
+        return ProfilesAndTriggers.from_settings(settings)
+    return load_sink(settings.worker.event_sink, settings)
+
+
 def register_ingest(app: faust.App, settings: Settings) -> tuple[Ingest, EventConsumer]:
     """Start the batch consumer of the five event topics with the app; close the sink after."""
     names = TopicNames.from_settings(settings.topics)
@@ -39,9 +47,7 @@ def register_ingest(app: faust.App, settings: Settings) -> tuple[Ingest, EventCo
         names.dlq, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
     counts = DeadLetterCounts(connect(settings.redis), Keys(settings.redis.key_prefix))
-    ingest = Ingest(
-        settings, load_sink(settings.worker.event_sink, settings), DeadLetters(dlq_topic, counts)
-    )
+    ingest = Ingest(settings, event_sink(settings), DeadLetters(dlq_topic, counts))
     consumer = EventConsumer(settings, ingest, loop=app.loop, beacon=app.beacon)
     if isinstance(ingest.sink, ProfilesAndTriggers):
         register_triggers(app, settings, ingest.sink)

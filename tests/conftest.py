@@ -13,11 +13,13 @@ import pytest
 
 from crmstream.errors import CrmStreamError
 from crmstream.settings import Settings
-from devstack import ServiceStatus, Stack
+from devstack import ServiceStatus, Stack, StackSettings
 from handlers.keys import Keys
 from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect
 from handlers.shop_configs import ShopConfigs
+from rules.folders import shop_configs_folder
+from streams.cli.local_stack import with_local_hash_key
 from tests.support import isolated, new_namespace, wipe
 
 
@@ -27,10 +29,15 @@ def base_settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def stack(base_settings: Settings) -> list[ServiceStatus]:
+def stack_settings() -> StackSettings:
+    return StackSettings()
+
+
+@pytest.fixture(scope="session")
+def stack(base_settings: Settings, stack_settings: StackSettings) -> list[ServiceStatus]:
     """The real Kafka and Redis, started if nothing answers at the configured addresses."""
     try:
-        return Stack(base_settings).up()
+        return Stack(base_settings, stack_settings).up()
     except CrmStreamError as exc:
         pytest.fail(f"integration tests need the real Kafka and Redis: {exc}", pytrace=False)
 
@@ -42,10 +49,15 @@ def namespace() -> str:
 
 @pytest.fixture
 def settings(
-    stack: list[ServiceStatus], base_settings: Settings, namespace: str
+    stack: list[ServiceStatus],
+    base_settings: Settings,
+    stack_settings: StackSettings,
+    namespace: str,
 ) -> Iterator[Settings]:
-    """Settings with this test's own topics, Redis keys, consumer group and web port."""
-    mine = isolated(base_settings, namespace)
+    """Settings with this test's own topics, Redis keys, consumer group and web port, and
+    the privacy hash key as the command line has it (the local stack's, made by `stack up`,
+    unless one is configured)."""
+    mine = isolated(with_local_hash_key(base_settings, stack_settings), namespace)
     yield mine
     wipe(mine)
 
@@ -56,6 +68,6 @@ async def reader(settings: Settings) -> AsyncIterator[ProfileReader]:
     stack ``settings`` points at)."""
     client = connect(settings.redis)
     yield ProfileReader(
-        client, Keys(settings.redis.key_prefix), ShopConfigs(settings.profiles.shop_config_dir)
+        client, Keys(settings.redis.key_prefix), ShopConfigs(shop_configs_folder(settings.profiles))
     )
     await client.aclose()

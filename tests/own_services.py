@@ -12,7 +12,8 @@ from pathlib import Path
 
 from pydantic import RedisDsn
 
-from crmstream.settings import Settings, StackSettings
+from crmstream.settings import Settings
+from devstack import StackSettings
 from devstack.redis import RedisServer
 from tests.support import free_port
 
@@ -44,8 +45,10 @@ def _bindable(port: int) -> bool:
 def redis_of_its_own(settings: Settings, tmp_path: Path) -> Iterator[tuple[Settings, int]]:
     """A Redis server of the test's own, to stop (SIGSTOP) and resume: the settings that
     use it, and its pid. Resumed and shut down at the end, whatever happened."""
-    own = _with_own_redis(settings, tmp_path)
-    server = RedisServer(own)
+    own = _with_own_redis(settings)
+    server = RedisServer(
+        own, StackSettings(state_dir=tmp_path / "redis", cache_dir=tmp_path / "cache")
+    )
     pid = server.start()
     try:
         yield own, pid
@@ -55,7 +58,7 @@ def redis_of_its_own(settings: Settings, tmp_path: Path) -> Iterator[tuple[Setti
         server.process.stop()
 
 
-def _with_own_redis(settings: Settings, tmp_path: Path) -> Settings:
+def _with_own_redis(settings: Settings) -> Settings:
     return settings.model_copy(
         update={
             "redis": settings.redis.model_copy(
@@ -65,6 +68,5 @@ def _with_own_redis(settings: Settings, tmp_path: Path) -> Settings:
                     "socket_timeout_s": 1.0,
                 }
             ),
-            "stack": StackSettings(state_dir=tmp_path / "redis", cache_dir=tmp_path / "cache"),
         }
     )

@@ -25,6 +25,7 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPa
 from crmstream.admin import delete_topics, list_topics
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
+from devstack import StackSettings
 from handlers.keys import Keys
 from handlers.redis_client import connect_sync
 from streams.cli.child_worker import settings_env, start_worker, stop_worker
@@ -100,6 +101,16 @@ def isolated(base: Settings, namespace: str) -> Settings:
             ),
         }
     )
+
+
+def stack_env(stack: StackSettings) -> dict[str, str]:
+    """The CRMSTREAM_STACK_* variables that give a `crmstream stack` child ``stack``."""
+    env: dict[str, str] = {}
+    for name, value in stack:
+        if value is not None:
+            shown = ("true" if value else "false") if isinstance(value, bool) else str(value)
+            env[f"CRMSTREAM_STACK_{name.upper()}"] = shown
+    return env
 
 
 def new_namespace() -> str:

@@ -32,6 +32,7 @@ from handlers.triggers.decisions import parse_decision
 from storefront.publisher import Publisher
 from streams.cli.child_worker import settings_env, start_worker, stop_worker
 from streams.cli.demo import demo_traffic
+from streams.cli.local_stack import with_local_hash_key
 from streams.cli.pacing import Pacer
 
 OUT: Final = Path(__file__).parents[1] / "docs" / "console"
@@ -187,7 +188,9 @@ def main() -> None:
     chromium = shutil.which("chromium")
     if chromium is None:
         raise SystemExit("screenshots: Debian's chromium is needed (make system-deps)")
-    settings = own_settings(Settings())
+    # The key `crmstream` commands use on this machine: the worker and the console started
+    # here, and the token made here, must hash alike.
+    settings = own_settings(with_local_hash_key(Settings()))
     redis = connect_sync(settings.redis)
     forget_earlier_runs(settings, redis)
     create_topics(settings)

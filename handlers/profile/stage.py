@@ -26,6 +26,7 @@ from handlers.profile.identity import AliasCache, is_junk
 from handlers.profile.send import BatchSender, Route
 from handlers.redis_client import RedisClient, connect
 from handlers.shop_configs import ShopConfigs
+from rules.folders import shop_configs_folder
 from schemas.events import CustomerIdentified, Envelope
 
 log = logging.getLogger("crmstream.profiles")
@@ -80,7 +81,7 @@ class ProfileStage:
             connect(settings.redis),
             Keys(settings.redis.key_prefix),
             settings.profiles,
-            ShopConfigs(settings.profiles.shop_config_dir),
+            ShopConfigs(shop_configs_folder(settings.profiles)),
             settings.privacy_hash_key(),
         )
 

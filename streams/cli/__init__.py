@@ -16,10 +16,12 @@ from pydantic import ValidationError
 from crmstream import __version__
 from crmstream.errors import CrmStreamError
 from crmstream.settings import Settings
+from devstack.settings import StackSettings
 from streams.cli.console import console
 from streams.cli.customers import import_customers
 from streams.cli.demo import demo
 from streams.cli.events import publish, schemas, simulate
+from streams.cli.local_stack import keep_stack_settings, with_local_hash_key
 from streams.cli.ops import stack, topics, worker
 from streams.cli.privacy import export, forget
 from streams.cli.profiles import profile, replay
@@ -37,9 +39,13 @@ def cli(ctx: click.Context) -> None:
     Configuration comes from CRMSTREAM_* environment variables (see README).
     """
     try:
-        ctx.obj = Settings()
+        stack = StackSettings()
+        # A development machine's commands hash with the key its stack made, unless one is
+        # configured; the engine's settings alone never look for it (local_stack.py).
+        ctx.obj = with_local_hash_key(Settings(), stack)
     except ValidationError as exc:
         raise click.ClickException(f"invalid configuration: {exc}") from exc
+    keep_stack_settings(ctx, stack)
 
 
 for command in (

@@ -30,7 +30,8 @@ from handlers.keys import Keys
 from handlers.redis_client import SyncRedisClient, connect_sync
 from storefront.publisher import Publisher, stream_of
 from storefront.simulator import CROSS_BORDER_REGIONS, SHOPS, SimulationConfig, Simulator
-from streams.cli.child_worker import start_worker, stop_worker
+from streams.cli.child_worker import settings_env, start_worker, stop_worker
+from streams.cli.local_stack import stack_settings, with_local_hash_key
 from streams.cli.pacing import Pacer
 from streams.cli.trigger_feed import TriggerFeed
 
@@ -129,20 +130,23 @@ def _held(redis: SyncRedisClient, settings: Settings) -> int:
 def demo(settings: Settings, rate: float, seed: int, duration: float | None) -> None:
     """Run stack, worker and simulated storefronts together, and show the flow live."""
     console = Console()
-    log = settings.stack.state_dir / "demo" / "worker.log"
+    stack = stack_settings()
+    log = stack.state_dir / "demo" / "worker.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     # Client libraries log retries while the broker warms up; they belong in a file, not on
     # the live table.
     logging.basicConfig(filename=log.with_name("demo.log"), level=logging.INFO)
-    for status in Stack(settings).up():
+    for status in Stack(settings, stack).up():
         console.print(status.describe())
+    # A first `stack up` makes the key only now; the worker gets it with the rest of these.
+    settings = with_local_hash_key(settings, stack)
     create_topics(settings)
     redis = connect_sync(settings.redis)
     flow_key = Keys(settings.redis.key_prefix).flow
     # Counts from earlier runs stay in Redis; the table shows this run's.
     baseline = flow_counts(redis.hgetall(flow_key))
     console.print(f"worker log: {log}")
-    worker = start_worker(log)
+    worker = start_worker(log, settings_env(settings))
     traffic = _Traffic(settings, rate, seed)
     traffic.start()
     feed = TriggerFeed(settings)

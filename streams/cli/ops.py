@@ -6,6 +6,7 @@ import click
 
 from crmstream.settings import Settings
 from devstack import ServiceState, Stack
+from streams.cli.local_stack import stack_settings
 
 pass_settings = click.make_pass_decorator(Settings)
 
@@ -33,23 +34,23 @@ def stack() -> None:
 @pass_settings
 def stack_up(settings: Settings, aof: bool, secure: bool, redis_cluster: bool) -> None:
     """Start Kafka and Redis unless something already answers at their addresses."""
+    local = stack_settings()
     if aof:
-        stack_settings = settings.stack.model_copy(update={"redis_appendonly": True})
-        settings = settings.model_copy(update={"stack": stack_settings})
-    click.echo(f"state in {settings.stack.state_dir}")
-    for status in Stack(settings, secure=secure, redis_cluster=redis_cluster).up():
+        local = local.model_copy(update={"redis_appendonly": True})
+    click.echo(f"state in {local.state_dir}")
+    for status in Stack(settings, local, secure=secure, redis_cluster=redis_cluster).up():
         click.echo(status.describe())
     if secure:
         from devstack.secure import secure_home  # noqa: PLC0415
 
-        click.echo(f"clients of the secured services: source {secure_home(settings) / 'env'}")
+        click.echo(f"clients of the secured services: source {secure_home(local) / 'env'}")
 
 
 @stack.command("down")
 @pass_settings
 def stack_down(settings: Settings) -> None:
     """Stop what `stack up` started; services we did not start are left alone."""
-    for status in Stack(settings).down():
+    for status in Stack(settings, stack_settings()).down():
         click.echo(status.describe())
 
 
@@ -57,7 +58,7 @@ def stack_down(settings: Settings) -> None:
 @pass_settings
 def stack_status(settings: Settings) -> None:
     """Say what answers where; exit 1 unless both services answer."""
-    statuses = Stack(settings).status()
+    statuses = Stack(settings, stack_settings()).status()
     for status in statuses:
         click.echo(status.describe())
     healthy = {ServiceState.RUNNING, ServiceState.EXTERNAL}

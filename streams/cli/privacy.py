@@ -77,12 +77,13 @@ async def _export(settings: Settings, shop: str, customer: str) -> dict[str, Any
     from handlers.segments.read import SegmentReader  # noqa: PLC0415
     from handlers.shop_configs import ShopConfigs  # noqa: PLC0415
     from handlers.triggers.decisions import DecisionReader  # noqa: PLC0415
+    from rules.folders import shop_configs_folder  # noqa: PLC0415
 
     client = connect(settings.redis)
     keys = Keys(settings.redis.key_prefix)
     try:
         return await export_customer(
-            ProfileReader(client, keys, ShopConfigs(settings.profiles.shop_config_dir)),
+            ProfileReader(client, keys, ShopConfigs(shop_configs_folder(settings.profiles))),
             SegmentReader(client, keys),
             DecisionReader(client, keys),
             shop,

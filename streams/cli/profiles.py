@@ -31,6 +31,7 @@ def profile(settings: Settings, shop: str, customer: str, as_of: str | None, as_
     from handlers.redis_client import connect  # noqa: PLC0415
     from handlers.segments.read import SegmentReader  # noqa: PLC0415
     from handlers.shop_configs import ShopConfigs  # noqa: PLC0415
+    from rules.folders import shop_configs_folder  # noqa: PLC0415
 
     moment = None
     if as_of:
@@ -43,7 +44,9 @@ def profile(settings: Settings, shop: str, customer: str, as_of: str | None, as_
         client = connect(settings.redis)
         try:
             keys = Keys(settings.redis.key_prefix)
-            reader = ProfileReader(client, keys, ShopConfigs(settings.profiles.shop_config_dir))
+            reader = ProfileReader(
+                client, keys, ShopConfigs(shop_configs_folder(settings.profiles))
+            )
             document = await reader.read(shop, customer, moment)
             if document is not None:
                 document["segments"] = await SegmentReader(client, keys).of_customer(shop, customer)

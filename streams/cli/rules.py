@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from crmstream.settings import Settings
+from rules.folders import rules_folder
 from streams.cli.names import shop_name
 
 pass_settings = click.make_pass_decorator(Settings)
@@ -21,7 +22,7 @@ def rules() -> None:
 
 
 def _folder(settings: Settings, folder: Path | None) -> Path:
-    return folder if folder is not None else settings.triggers.rules_dir
+    return folder if folder is not None else rules_folder(settings.triggers)
 
 
 @rules.command()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from pathlib import Path
 
 import click
 from rich.console import Console
@@ -40,10 +39,11 @@ def segments(
     from handlers.redis_client import connect  # noqa: PLC0415
     from handlers.segments.read import MemberPage, SegmentReader  # noqa: PLC0415
     from handlers.triggers.samples import rule_samples  # noqa: PLC0415
+    from rules.folders import segments_folder  # noqa: PLC0415
     from rules.loader import RuleSetError  # noqa: PLC0415
     from rules.segment_set import load_segments  # noqa: PLC0415
 
-    folder: Path = settings.segments.segments_dir
+    folder = segments_folder(settings.segments)
     try:
         loaded = load_segments(folder, rule_samples(None))
     except RuleSetError as exc:

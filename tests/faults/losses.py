@@ -11,6 +11,7 @@ from handlers.keys import Keys
 from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect
 from handlers.shop_configs import ShopConfigs
+from rules.folders import shop_configs_folder
 from tests.oracle.history import ms, owners
 from tests.oracle.profiles import reference_profile
 
@@ -36,7 +37,7 @@ class Losses:
 
 async def profile_losses(settings: Settings, events: list[dict[str, Any]]) -> Losses:
     client = connect(settings.redis)
-    shops = ShopConfigs(settings.profiles.shop_config_dir)
+    shops = ShopConfigs(shop_configs_folder(settings.profiles))
     reader = ProfileReader(client, Keys(settings.redis.key_prefix), shops)
     as_of = max(ms(event["time"]) for event in events)
     owned = owners(events)

@@ -21,6 +21,7 @@ from handlers.keys import Keys
 from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect
 from handlers.shop_configs import ShopConfigs
+from rules.folders import shop_configs_folder
 from tests.faults.harness import Feed, Fleet, TriggerTap, engine_state, publish
 from tests.faults.scenario import Scenario
 from tests.oracle.fault_triggers import Expected, expected_triggers
@@ -226,7 +227,7 @@ async def profiles_converge(settings: Settings, events: list[Any]) -> tuple[int,
     """(profiles compared, the differences left) against tests/oracle/profiles.py, once
     they agree or PROFILES_LIMIT_S has passed: the verdict reports what is left."""
     client = connect(settings.redis)
-    shops = ShopConfigs(settings.profiles.shop_config_dir)
+    shops = ShopConfigs(shop_configs_folder(settings.profiles))
     reader = ProfileReader(client, Keys(settings.redis.key_prefix), shops)
     try:
         return await eventually_async(

@@ -14,8 +14,8 @@ from typing import Any
 import redis
 from pydantic import RedisDsn
 
-from crmstream.settings import Settings, StackSettings
-from devstack import Stack
+from crmstream.settings import Settings
+from devstack import Stack, StackSettings
 from devstack.cluster import PRIMARIES, REPLICAS_PER_PRIMARY, ClusterNode, LocalCluster
 from devstack.kafka import KafkaBroker
 from devstack.probe import kafka_answers, redis_answers
@@ -38,12 +38,12 @@ class OwnRedis:
                         "socket_timeout_s": 1.0,
                     }
                 ),
-                "stack": StackSettings(
-                    state_dir=home / "state", cache_dir=home / "cache", redis_appendonly=True
-                ),
             }
         )
-        self.server = RedisServer(self.settings)
+        self.stack = StackSettings(
+            state_dir=home / "state", cache_dir=home / "cache", redis_appendonly=True
+        )
+        self.server = RedisServer(self.settings, self.stack)
         assert "appendfsync everysec" in self.server.config()
         self.pid = 0
 
@@ -75,19 +75,19 @@ def own_redis(settings: Settings, home: Path) -> Iterator[OwnRedis]:
 
 
 @contextmanager
-def broker_restored(settings: Settings) -> Iterator[KafkaBroker]:
+def broker_restored(settings: Settings, stack: StackSettings) -> Iterator[KafkaBroker]:
     """The shared local broker, ours to restart (started by `crmstream stack up` with this
     state folder); up and answering again on the way out, whatever happened, since every
     other test runs against it."""
-    broker = KafkaBroker(settings)
+    broker = KafkaBroker(settings, stack)
     assert broker.process.running_pid() is not None, (
-        f"the broker at {broker.address} was not started from {settings.stack.state_dir}: "
+        f"the broker at {broker.address} was not started from {stack.state_dir}: "
         "run with CRMSTREAM_STACK_STATE_DIR set as the Makefile does"
     )
     try:
         yield broker
     finally:
-        Stack(settings).up()
+        Stack(settings, stack).up()
         eventually(lambda: kafka_answers(settings), 120, "the broker answers", every_s=0.5)
 
 
@@ -95,7 +95,7 @@ def restart_broker(settings: Settings, broker: KafkaBroker) -> float:
     """Stop the broker (SIGTERM, a controlled shutdown) and start it again; seconds down."""
     began = time.monotonic()
     broker.process.stop()
-    Stack(settings).up()
+    Stack(settings, broker.stack).up()
     eventually(lambda: kafka_answers(settings), 120, "the broker answers again", every_s=0.5)
     return time.monotonic() - began
 
@@ -118,15 +118,15 @@ class OwnCluster:
                         "socket_timeout_s": 1.0,
                     }
                 ),
-                "stack": StackSettings(
-                    state_dir=home / "state",
-                    cache_dir=home / "cache",
-                    redis_appendonly=True,
-                    redis_cluster_first_port=first,
-                ),
             }
         )
-        self.cluster = LocalCluster(self.settings, replicas_per_primary)
+        stack = StackSettings(
+            state_dir=home / "state",
+            cache_dir=home / "cache",
+            redis_appendonly=True,
+            redis_cluster_first_port=first,
+        )
+        self.cluster = LocalCluster(stack, replicas_per_primary)
 
     def start(self) -> None:
         for node in self.cluster.nodes:

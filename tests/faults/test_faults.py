@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from crmstream.settings import Settings
+from devstack import StackSettings
 from tests.faults.run import FED, FaultRun, Verdict
 from tests.faults.scenario import generate, seed_of
 from tests.faults.services import broker_restored, own_redis, restart_broker
@@ -163,10 +164,12 @@ def test_redis_killed_and_restarted_from_its_aof(fault_settings: Settings, tmp_p
 
 
 @LONG
-def test_broker_restarted_mid_drain(fault_settings: Settings, tmp_path: Path) -> None:
+def test_broker_restarted_mid_drain(
+    fault_settings: Settings, stack_settings: StackSettings, tmp_path: Path
+) -> None:
     scenario = generate(seed_of(109))
     with (
-        broker_restored(fault_settings) as broker,
+        broker_restored(fault_settings, stack_settings) as broker,
         FaultRun("broker restart", fault_settings, scenario, tmp_path, FED) as run,
     ):
         run.fleet.start()

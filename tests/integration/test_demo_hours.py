@@ -14,6 +14,7 @@ import pytest
 from crmstream.settings import Settings
 from handlers.backtest import read_events, run_rules
 from handlers.backtest_report import BacktestReport
+from rules import PACKAGED_RULES
 from storefront.publisher import encode
 from streams.cli.demo import demo_traffic
 
@@ -52,7 +53,7 @@ async def test_the_demo_sends_triggers_and_holds_some_at_any_hour(
         for event in demo_traffic(seed=7, id_salt=0, clock=SteppingClock(start)).events(EVENTS):
             sink.write(encode(event) + b"\n")
     report = BacktestReport("the rule pack")
-    await run_rules(settings, settings.triggers.rules_dir, read_events(traffic, report), report)
+    await run_rules(settings, PACKAGED_RULES, read_events(traffic, report), report)
     assert report.events == EVENTS
     assert not report.invalid
     held = report.held_quiet_hours

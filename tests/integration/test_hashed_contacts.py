@@ -27,6 +27,7 @@ from handlers.keys import Keys
 from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect
 from handlers.shop_configs import ShopConfigs
+from rules.folders import shop_configs_folder
 from storefront.publisher import Publisher
 from streams.cli.child_worker import settings_env
 from tests.support import consume, running_worker, value_bytes
@@ -90,7 +91,7 @@ async def test_clear_and_hashed_contacts_make_the_same_profile_and_index(
 
     client = connect(settings.redis)
     keys = Keys(settings.redis.key_prefix)
-    reader = ProfileReader(client, keys, ShopConfigs(settings.profiles.shop_config_dir))
+    reader = ProfileReader(client, keys, ShopConfigs(shop_configs_folder(settings.profiles)))
     try:
         with running_worker(settings, tmp_path / "worker.log"):
             facts = await _facts_once_applied(reader, list(SENT))
@@ -106,12 +107,7 @@ async def test_clear_and_hashed_contacts_make_the_same_profile_and_index(
 
 
 def test_hashing_without_the_key_is_refused_before_anything_is_sent(settings: Settings) -> None:
-    keyless = settings.model_copy(
-        update={
-            "privacy": PrivacySettings(hash_key=None),
-            "stack": settings.stack.model_copy(update={"state_dir": Path("/nonexistent")}),
-        }
-    )
+    keyless = settings.model_copy(update={"privacy": PrivacySettings(hash_key=None)})
     with pytest.raises(ConfigError, match="CRMSTREAM_PRIVACY_HASH_KEY"):
         Publisher(keyless, hash_contacts=True)
 

@@ -28,6 +28,7 @@ from crmstream.admin import create_topics
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from handlers.triggers.work import OUTCOME_LABEL
+from rules.folders import rules_folder, segments_folder
 from schemas.errors import Reason
 from schemas.events import STREAM_OF_TYPE
 from schemas.triggers import Channel
@@ -68,10 +69,10 @@ def allowed_values(settings: Settings) -> dict[str, Callable[[str], bool]]:
         "outcome": one_of({"processed", "duplicate", "invalid", *OUTCOME_LABEL.values()}),
         "reason": one_of({reason.value for reason in Reason} | {"missing", "invalid"}),
         "stage": one_of(REDIS_STAGES),
-        "rule": one_of(ids_in(settings.triggers.rules_dir)),
+        "rule": one_of(ids_in(rules_folder(settings.triggers))),
         "channel": one_of({*get_args(Channel), "none"}),
         "outbox": one_of({"triggers", "segments"}),
-        "segment": one_of(ids_in(settings.segments.segments_dir)),
+        "segment": one_of(ids_in(segments_folder(settings.segments))),
         "result": one_of({"ok", "failed"}),
         "le": lambda value: value == "+Inf" or re.fullmatch(r"\d+(\.\d+)?", value) is not None,
         "version": lambda value: re.fullmatch(r"[\w.+-]+", value) is not None,

@@ -22,6 +22,7 @@ from handlers.keys import Keys
 from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect
 from handlers.shop_configs import ShopConfigs
+from rules.folders import shop_configs_folder
 from tests.integration.test_profiles import converge, publish, simulated
 from tests.own_services import redis_of_its_own
 from tests.support import (
@@ -105,7 +106,7 @@ async def test_readyz_follows_a_redis_outage_and_no_event_is_lost(
     with redis_of_its_own(settings, tmp_path) as (own, pid):
         client = connect(own.redis)
         reader = ProfileReader(
-            client, Keys(own.redis.key_prefix), ShopConfigs(own.profiles.shop_config_dir)
+            client, Keys(own.redis.key_prefix), ShopConfigs(shop_configs_folder(own.profiles))
         )
         readyz = f"http://{own.worker.web_host}:{own.worker.web_port}/readyz"
         try:

@@ -14,6 +14,7 @@ from handlers.keys import Keys
 from handlers.profile.read import ProfileReader
 from handlers.profile.stage import ProfileStage
 from handlers.shop_configs import ShopConfigs
+from rules.folders import shop_configs_folder
 from schemas.decode import Decoder
 from schemas.events import Envelope
 
@@ -60,7 +61,7 @@ def reader(stage: ProfileStage, settings: Settings) -> ProfileReader:
     return ProfileReader(
         stage._client,
         Keys(settings.redis.key_prefix),
-        ShopConfigs(settings.profiles.shop_config_dir),
+        ShopConfigs(shop_configs_folder(settings.profiles)),
     )
 
 

@@ -25,6 +25,7 @@ from handlers.profile.encode import epoch_ms
 from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect
 from handlers.shop_configs import ShopConfigs
+from rules.folders import shop_configs_folder
 from storefront.publisher import Publisher, encode
 from storefront.simulator import SimulationConfig, Simulator
 from streams.cli.child_worker import settings_env
@@ -226,7 +227,7 @@ async def test_redis_unreachable_for_a_while_loses_and_doubles_nothing(
     with redis_of_its_own(settings, tmp_path) as (own, pid):
         client = connect(own.redis)
         reader = ProfileReader(
-            client, Keys(own.redis.key_prefix), ShopConfigs(own.profiles.shop_config_dir)
+            client, Keys(own.redis.key_prefix), ShopConfigs(shop_configs_folder(own.profiles))
         )
         try:
             await eventually_async(lambda: _answers(client), 10, "its own Redis answers")

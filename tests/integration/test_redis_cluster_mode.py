@@ -13,7 +13,7 @@ from pydantic import RedisDsn
 
 from crmstream.errors import RedisUnavailableError
 from crmstream.settings import Settings
-from devstack import Stack
+from devstack import Stack, StackSettings
 from devstack.cluster import LocalCluster
 from handlers.functions.contract import Call
 from handlers.functions.library import queue_function
@@ -26,9 +26,9 @@ pytestmark = pytest.mark.single_redis  # it brings up both kinds itself
 
 
 @pytest.fixture
-def cluster_url(settings: Settings) -> str:
-    Stack(settings, redis_cluster=True).up()
-    return LocalCluster(settings).url
+def cluster_url(settings: Settings, stack_settings: StackSettings) -> str:
+    Stack(settings, stack_settings, redis_cluster=True).up()
+    return LocalCluster(stack_settings).url
 
 
 def test_a_cluster_setting_on_one_redis_is_refused_in_one_line(settings: Settings) -> None:

@@ -14,6 +14,7 @@ from handlers.pipeline import ProfilesAndTriggers
 from handlers.profile.encode import epoch_ms
 from handlers.segments.outbox import change_id, render_change
 from handlers.segments.read import MemberPage
+from rules import PACKAGED_SEGMENTS
 from schemas.events import Envelope
 from schemas.segments import SegmentChange
 from tests.integration.test_trigger_stage import T0, event, placed, registered, started
@@ -137,8 +138,7 @@ async def test_a_new_segment_fills_up_at_the_next_recheck(
 ) -> None:
     folder = tmp_path / "segments"
     folder.mkdir()
-    shipped = settings.segments.segments_dir
-    (folder / "vip-list.yaml").write_text((shipped / "vip-list.yaml").read_text())
+    (folder / "vip-list.yaml").write_text((PACKAGED_SEGMENTS / "vip-list.yaml").read_text())
     mine = settings.model_copy(
         update={"segments": settings.segments.model_copy(update={"segments_dir": folder})}
     )
@@ -148,7 +148,9 @@ async def test_a_new_segment_fills_up_at_the_next_recheck(
         north = event("customer.updated", 0, {"region": "华北"}, "c-north")
         await sink.handle([north, tagged(0, ["vip-list"], "c-vip")])
         await sink.segments.recheck(epoch_ms(T0))  # nothing timed, nothing new: a no-op
-        (folder / "north-region.yaml").write_text((shipped / "north-region.yaml").read_text())
+        (folder / "north-region.yaml").write_text(
+            (PACKAGED_SEGMENTS / "north-region.yaml").read_text()
+        )
         assert sink.reload_rules() is not None
         report = await sink.segments.recheck(epoch_ms(T0))
         assert report.customers == 2

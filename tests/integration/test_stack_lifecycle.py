@@ -13,14 +13,15 @@ from confluent_kafka.cimpl import NewTopic
 from pydantic import RedisDsn
 
 from crmstream.admin import create_topics
-from crmstream.settings import KafkaSettings, RedisSettings, Settings, StackSettings
-from devstack import ServiceState, Stack
+from crmstream.connections import KafkaSettings, RedisSettings
+from crmstream.settings import Settings
+from devstack import ServiceState, Stack, StackSettings
 from devstack.cluster import NODES, PRIMARIES, LocalCluster
 from devstack.redis import RedisServer
 from handlers.redis_client import connect_sync
 from streams.cli.child_worker import settings_env
 from tests.own_services import free_port_run
-from tests.support import eventually, free_port
+from tests.support import eventually, free_port, stack_env
 
 pytestmark = pytest.mark.single_redis
 
@@ -57,27 +58,30 @@ def _appended(home: Path, needle: bytes) -> list[str]:
 
 
 @pytest.fixture
-def own_stack_settings(base_settings: Settings, tmp_path: Path) -> Settings:
-    return base_settings.model_copy(
+def own_stack_settings(
+    base_settings: Settings, stack_settings: StackSettings, tmp_path: Path
+) -> tuple[Settings, StackSettings]:
+    addresses = base_settings.model_copy(
         update={
             "kafka": KafkaSettings(bootstrap=f"127.0.0.1:{free_port()}"),
             "redis": RedisSettings(url=RedisDsn(f"redis://127.0.0.1:{free_port()}/0")),
-            "stack": StackSettings(
-                state_dir=tmp_path / "state",
-                cache_dir=base_settings.stack.cache_dir,  # the jars are shared, not fetched again
-                kafka_controller_port=free_port(),
-            ),
         }
     )
+    own = StackSettings(
+        state_dir=tmp_path / "state",
+        cache_dir=stack_settings.cache_dir,  # the jars are shared, not fetched again
+        kafka_controller_port=free_port(),
+    )
+    return addresses, own
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_up_is_idempotent_recovers_from_a_killed_broker_and_down_cleans_up(
-    own_stack_settings: Settings, stack: object
+    own_stack_settings: tuple[Settings, StackSettings], stack: object
 ) -> None:
-    settings = own_stack_settings
-    local = Stack(settings)
+    settings, own = own_stack_settings
+    local = Stack(settings, own)
     try:
         first = {s.name: s for s in local.up()}
         assert {s.state for s in first.values()} == {ServiceState.STARTED}
@@ -102,7 +106,7 @@ def test_up_is_idempotent_recovers_from_a_killed_broker_and_down_cleans_up(
         client.set("kept", "durable-by-default")
         client.close()
         eventually(
-            lambda: _appended(RedisServer(settings).home, b"durable-by-default"), 10,
+            lambda: _appended(RedisServer(settings, own).home, b"durable-by-default"), 10,
             "the write in the append-only file",
         )  # fmt: skip
         _sigkill(recovered["redis"].pid, "redis-server")
@@ -114,26 +118,28 @@ def test_up_is_idempotent_recovers_from_a_killed_broker_and_down_cleans_up(
         stopped = local.down()
 
     assert {s.state for s in stopped} == {ServiceState.STOPPED}
-    assert _processes_mentioning(str(settings.stack.state_dir)) == []
+    assert _processes_mentioning(str(own.state_dir)) == []
 
 
 def test_up_uses_services_that_already_answer(
     base_settings: Settings, tmp_path: Path, stack: object
 ) -> None:
     """The suite's stack answers at the default addresses: a second state folder starts nothing."""
-    other = base_settings.model_copy(
-        update={"stack": StackSettings(state_dir=tmp_path / "other", cache_dir=tmp_path / "c")}
-    )
-    statuses = Stack(other).up()
+    other = StackSettings(state_dir=tmp_path / "other", cache_dir=tmp_path / "c")
+    statuses = Stack(base_settings, other).up()
     assert {s.state for s in statuses} == {ServiceState.EXTERNAL}
     # ...and stops nothing either.
-    assert {s.state for s in Stack(other).down()} == {ServiceState.EXTERNAL}
+    assert {s.state for s in Stack(base_settings, other).down()} == {ServiceState.EXTERNAL}
 
 
-def test_missing_program_is_one_clear_line(own_stack_settings: Settings) -> None:
+def test_missing_program_is_one_clear_line(
+    own_stack_settings: tuple[Settings, StackSettings],
+) -> None:
+    settings, own = own_stack_settings
     env = {
         **os.environ,
-        **settings_env(own_stack_settings),
+        **settings_env(settings),
+        **stack_env(own),
         "PATH": str(Path(sys.executable).parent),
     }
     result = subprocess.run(
@@ -154,39 +160,35 @@ def test_missing_program_is_one_clear_line(own_stack_settings: Settings) -> None
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_redis_cluster_up_twice_reported_node_by_node_and_down(
-    base_settings: Settings, tmp_path: Path, stack: object
+    base_settings: Settings, stack_settings: StackSettings, tmp_path: Path, stack: object
 ) -> None:
     """`stack up --redis-cluster` on ports of its own: six nodes joined into one cluster;
     again, nothing new starts; `stack status` names every node; `down` stops them all."""
-    settings = base_settings.model_copy(
-        update={
-            "stack": StackSettings(
-                state_dir=tmp_path / "state",
-                cache_dir=base_settings.stack.cache_dir,
-                redis_cluster_first_port=free_port_run(NODES),
-            )
-        }
+    own = StackSettings(
+        state_dir=tmp_path / "state",
+        cache_dir=stack_settings.cache_dir,
+        redis_cluster_first_port=free_port_run(NODES),
     )
-    first = {s.name: s.state for s in Stack(settings, redis_cluster=True).up()}
-    nodes = [node.name for node in LocalCluster(settings).nodes]
+    first = {s.name: s.state for s in Stack(base_settings, own, redis_cluster=True).up()}
+    nodes = [node.name for node in LocalCluster(own).nodes]
     assert [first[name] for name in nodes] == [ServiceState.STARTED] * NODES
-    cluster = LocalCluster(settings)
+    cluster = LocalCluster(own)
     assert cluster.formed()
     assert len({cluster.primary_for(f"{{{tag}}}") for tag in range(200)}) == PRIMARIES
 
-    again = {s.name: s.state for s in Stack(settings, redis_cluster=True).up()}
+    again = {s.name: s.state for s in Stack(base_settings, own, redis_cluster=True).up()}
     assert [again[name] for name in nodes] == [ServiceState.RUNNING] * NODES
     status = subprocess.run(
         [sys.executable, "-m", "streams.cli", "stack", "status"],
-        env={**os.environ, **settings_env(settings)},
+        env={**os.environ, **settings_env(base_settings), **stack_env(own)},
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    for node in LocalCluster(settings).nodes:
+    for node in LocalCluster(own).nodes:
         assert f"{node.name:<14} {node.address:<21} running" in status.stdout, status.stdout
 
-    down = {s.name: s.state for s in Stack(settings).down()}
+    down = {s.name: s.state for s in Stack(base_settings, own).down()}
     assert [down[name] for name in nodes] == [ServiceState.STOPPED] * NODES
-    assert _processes_mentioning(str(settings.stack.state_dir)) == []
+    assert _processes_mentioning(str(own.state_dir)) == []

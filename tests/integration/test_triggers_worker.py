@@ -14,6 +14,7 @@ import orjson
 from crmstream.admin import create_topics
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
+from rules import PACKAGED_RULES
 from storefront.publisher import Publisher
 from tests.support import consume, running_worker, value_bytes
 
@@ -83,7 +84,7 @@ def test_rules_reload_on_change_and_sighup_and_a_bad_set_is_refused(
     settings: Settings, tmp_path: Path
 ) -> None:
     rules = tmp_path / "rules"
-    shutil.copytree(settings.triggers.rules_dir, rules)
+    shutil.copytree(PACKAGED_RULES, rules)
     reloading = settings.model_copy(
         update={"triggers": settings.triggers.model_copy(update={"rules_dir": rules})}
     )

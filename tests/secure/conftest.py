@@ -10,8 +10,9 @@ import pytest
 
 from crmstream.errors import CrmStreamError
 from crmstream.settings import Settings
-from devstack import Stack
+from devstack import Stack, StackSettings
 from devstack.secure import secure_settings
+from streams.cli.local_stack import with_local_hash_key
 from tests.support import isolated, wipe
 
 
@@ -23,12 +24,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def secured_base(base_settings: Settings) -> Settings:
+def secured_base(base_settings: Settings, stack_settings: StackSettings) -> Settings:
     try:
-        Stack(base_settings, secure=True).up()
+        Stack(base_settings, stack_settings, secure=True).up()
     except CrmStreamError as exc:
         pytest.fail(f"the secured tests need the secured stack: {exc}", pytrace=False)
-    return secure_settings(base_settings)
+    return with_local_hash_key(secure_settings(base_settings, stack_settings), stack_settings)
 
 
 @pytest.fixture

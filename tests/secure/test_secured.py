@@ -11,6 +11,7 @@ import pytest
 from pydantic import RedisDsn, SecretStr
 
 from crmstream.settings import Settings
+from devstack import StackSettings
 from devstack.probe import kafka_answers, redis_answers
 from tests.integration.test_kafka_roundtrip import (
     test_ten_thousand_messages_come_back_exactly as test_round_trip,
@@ -79,9 +80,11 @@ def test_a_wrong_secret_is_refused_at_start_in_one_line(
     assert seconds < 30
 
 
-def test_the_secured_services_take_nothing_in_clear(settings: Settings) -> None:
+def test_the_secured_services_take_nothing_in_clear(
+    settings: Settings, stack_settings: StackSettings
+) -> None:
     """No plain connection, no default user: only TLS with the stack's users."""
-    env = settings.stack.state_dir / "secure" / "env"
+    env = stack_settings.state_dir / "secure" / "env"
     assert env.stat().st_mode & 0o777 == 0o600
     assert "CRMSTREAM_KAFKA_SASL_PASSWORD=" in env.read_text()
     plain_kafka = settings.kafka.model_copy(update={"security_protocol": "PLAINTEXT"})

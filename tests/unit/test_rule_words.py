@@ -17,14 +17,14 @@ from console.rule_words import (
     limits_words,
     when_words,
 )
-from crmstream.settings import Settings
 from handlers.triggers.samples import rule_samples
+from rules import PACKAGED_RULES
 from rules.loader import load_rules
 from rules.model import Rule
 from schemas.events import EVENT_TYPES
 from schemas.triggers import Channel
 
-RULE_SET = load_rules(Settings().triggers.rules_dir, rule_samples)
+RULE_SET = load_rules(PACKAGED_RULES, rule_samples)
 PACK = {compiled.rule.id: compiled.rule for compiled in RULE_SET.rules}
 CAP = 3
 # What Python would show: a dict, a string's quotes, its constants, a raw event type.

@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from crmstream.settings import Settings
 from handlers.triggers.samples import rule_samples
+from rules import PACKAGED_RULES
 from rules.expressions import Condition, ConditionError
 from rules.loader import RuleSetError, load_rules
 from rules.model import parse_duration
 from streams.cli import cli
 
 BROKEN = Path(__file__).parents[1] / "data" / "broken_rules"
-PACK = Settings().triggers.rules_dir
+PACK = PACKAGED_RULES
 
 # file → (line, what the reason must say)
 EXPECTED = {

@@ -1,20 +1,15 @@
 from __future__ import annotations
 
-import stat
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
-from crmstream.settings import (
-    ConsoleSettings,
-    KafkaSettings,
-    PrivacySettings,
-    RedisSettings,
-    Settings,
-    StackSettings,
-    TopicSettings,
-)
+from crmstream.connections import KafkaSettings, RedisSettings
+from crmstream.settings import ConsoleSettings, Settings, TopicSettings
+from devstack import StackSettings
+from rules import PACKAGED_RULES, PACKAGED_SEGMENTS, PACKAGED_SHOP_CONFIGS
+from rules.folders import rules_folder, segments_folder, shop_configs_folder
 from streams.cli.child_worker import settings_env
 
 
@@ -24,7 +19,6 @@ def test_variables_map_to_nested_groups(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("CRMSTREAM_KAFKA_SASL_PASSWORD", "s3cret")
     monkeypatch.setenv("CRMSTREAM_REDIS_URL", "rediss://cache.internal:6380/2")
     monkeypatch.setenv("CRMSTREAM_TOPICS_EVENT_PARTITIONS", "16")
-    monkeypatch.setenv("CRMSTREAM_STACK_REDIS_APPENDONLY", "false")
 
     settings = Settings()
 
@@ -32,7 +26,6 @@ def test_variables_map_to_nested_groups(monkeypatch: pytest.MonkeyPatch) -> None
     assert settings.kafka.first_host_port == ("k1", 9092)
     assert settings.redis.host_port == ("cache.internal", 6380)
     assert settings.topics.event_partitions == 16
-    assert settings.stack.redis_appendonly is False
     assert "s3cret" not in repr(settings)
     assert settings.kafka.librdkafka()["sasl.password"] == "s3cret"
 
@@ -79,29 +72,57 @@ def test_environment_round_trip(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings() == original
 
 
-def test_the_local_stack_makes_its_own_privacy_key_once_and_a_configured_one_wins(
-    tmp_path: Path,
+def test_the_local_stack_has_settings_of_its_own_under_the_same_variables(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from devstack.manager import ensure_local_hash_key  # noqa: PLC0415 -- under test
-
-    local = Settings(
-        stack=StackSettings(state_dir=tmp_path / "state", cache_dir=tmp_path),
-        privacy=PrivacySettings(),  # whatever the environment says
-    )
-    assert local.privacy_hash_key() is None
-    ensure_local_hash_key(local)
-    key_file = tmp_path / "state" / "privacy-hash-key"
-    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    made = local.privacy_hash_key()
-    assert made is not None
-    assert len(made) == 64
-    ensure_local_hash_key(local)  # kept from then on
-    assert local.privacy_hash_key() == made
-    configured = local.model_copy(
-        update={"privacy": PrivacySettings(hash_key=SecretStr("production-key"))}
-    )
-    assert configured.privacy_hash_key() == b"production-key"
+    monkeypatch.setenv("CRMSTREAM_STACK_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("CRMSTREAM_STACK_REDIS_APPENDONLY", "false")
+    monkeypatch.setenv("CRMSTREAM_STACK_REDIS_CLUSTER_FIRST_PORT", "7100")
+    stack = StackSettings()
+    assert stack.state_dir == tmp_path / "state"
+    assert stack.redis_appendonly is False
+    assert stack.redis_cluster_first_port == 7100
+    assert "stack" not in Settings.model_fields
+    with pytest.raises(ValidationError):
+        stack.state_dir = tmp_path  # type: ignore[misc]  # frozen, which is under test
 
 
-def test_the_local_redis_is_durable_by_default() -> None:
-    assert Settings().stack.redis_appendonly is True
+def test_the_local_redis_is_durable_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CRMSTREAM_STACK_REDIS_APPENDONLY", raising=False)
+    assert StackSettings().redis_appendonly is True
+
+
+def test_unset_folders_are_the_packaged_ones_and_a_configured_one_wins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for variable in ("TRIGGERS_RULES_DIR", "SEGMENTS_SEGMENTS_DIR", "PROFILES_SHOP_CONFIG_DIR"):
+        monkeypatch.delenv(f"CRMSTREAM_{variable}", raising=False)
+    shipped = Settings()
+    assert (shipped.triggers.rules_dir, shipped.segments.segments_dir) == (None, None)
+    assert shipped.profiles.shop_config_dir is None
+    assert rules_folder(shipped.triggers) == PACKAGED_RULES
+    assert segments_folder(shipped.segments) == PACKAGED_SEGMENTS
+    assert shop_configs_folder(shipped.profiles) == PACKAGED_SHOP_CONFIGS
+    assert any(PACKAGED_RULES.glob("*.yaml"))
+    assert any(PACKAGED_SEGMENTS.glob("*.yaml"))
+    assert (PACKAGED_SHOP_CONFIGS / "default.yaml").is_file()
+
+    monkeypatch.setenv("CRMSTREAM_TRIGGERS_RULES_DIR", str(tmp_path / "rules"))
+    monkeypatch.setenv("CRMSTREAM_SEGMENTS_SEGMENTS_DIR", str(tmp_path / "segments"))
+    monkeypatch.setenv("CRMSTREAM_PROFILES_SHOP_CONFIG_DIR", str(tmp_path / "shops"))
+    mine = Settings()
+    assert rules_folder(mine.triggers) == tmp_path / "rules"
+    assert segments_folder(mine.segments) == tmp_path / "segments"
+    assert shop_configs_folder(mine.profiles) == tmp_path / "shops"
+    # A child process left unset finds the packaged ones of its own.
+    assert "CRMSTREAM_TRIGGERS_RULES_DIR" not in settings_env(shipped)
+
+
+def test_the_event_sink_is_unset_unless_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CRMSTREAM_WORKER_EVENT_SINK", raising=False)
+    assert Settings().worker.event_sink is None
+    monkeypatch.setenv("CRMSTREAM_WORKER_EVENT_SINK", "tests.sinks:RecordingSink.from_settings")
+    assert Settings().worker.event_sink == "tests.sinks:RecordingSink.from_settings"
+    monkeypatch.setenv("CRMSTREAM_WORKER_EVENT_SINK", "not a module path")
+    with pytest.raises(ValidationError, match="event_sink"):
+        Settings()

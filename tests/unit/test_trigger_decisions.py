@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from crmstream.settings import Settings
 from handlers.triggers import decide
 from handlers.triggers.samples import rule_samples
+from rules import PACKAGED_RULES
 from rules.loader import load_rules
 from rules.model import QuietHours
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-RULES = load_rules(Settings().triggers.rules_dir, rule_samples)
+RULES = load_rules(PACKAGED_RULES, rule_samples)
 
 
 def profile_with(**consents: bool) -> dict[str, object]:
