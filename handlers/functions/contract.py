@@ -23,12 +23,11 @@ boolean in Lua), ``str`` and ``bytes`` (sent as they are).
 from __future__ import annotations
 
 import dataclasses
-import re
 import types
 import typing
-from collections.abc import Mapping, Sequence
-from enum import Enum, IntEnum, StrEnum
-from typing import Any, ClassVar, Final, TypeVar, get_args, get_origin, get_type_hints
+from collections.abc import Callable, Sequence
+from enum import IntEnum, StrEnum
+from typing import Any, ClassVar, Final, TypeAlias, TypeVar, get_args, get_origin, get_type_hints
 
 from handlers.redis_client import Arg
 
@@ -104,14 +103,6 @@ def _item_type(hint: Any) -> type:  # noqa: ANN401 -- a type hint
     return item
 
 
-def _arg(value: object) -> Arg:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int | str | bytes):
-        return value
-    raise TypeError(f"{value!r} is not a scalar a Function takes")
-
-
 class Call:
     """One Function call. Subclasses are frozen dataclasses; class variables name the
     Function (``FUNCTION``, as registered), its Lua callback (``LUA``), whether it writes
@@ -124,29 +115,74 @@ class Call:
 
     def encode(self) -> tuple[list[str], list[Arg]]:
         """KEYS and ARGV: the call's keys, then each item's; the header, then each item's."""
-        layout = layout_of(type(self))
-        keys = _keys_of(self)
-        args = [_arg(getattr(self, name)) for name, _ in layout.args]
-        if layout.items is not None and layout.item is not None:
-            for entry in getattr(self, layout.items):
-                keys += _keys_of(entry)
-                args += [_arg(getattr(entry, name)) for name, _ in layout.item.args]
+        plan = _plan(type(self))
+        keys = plan.keys(self)
+        args = plan.args(self)
+        if plan.items is not None and plan.item is not None:
+            item = plan.item
+            for entry in getattr(self, plan.items):
+                if item.has_keys:
+                    keys += item.keys(entry)
+                args += item.args(entry)
         return keys, args
 
     def decode(self, raw: Any) -> Any:  # noqa: ANN401 -- a Redis reply, typed by REPLY
         return raw if self.REPLY is None else self.REPLY.decode(raw)
 
 
-def _keys_of(record: object) -> list[str]:
-    keys: list[str] = []
-    for field in dataclasses.fields(record):  # type: ignore[arg-type]  # calls are dataclasses
-        if field.metadata.get(_ROLE) == "key":
-            value = getattr(record, field.name)
-            if dataclasses.is_dataclass(value) and not isinstance(value, type):
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Plan:
+    """How a record's keys and arguments are read off it, worked out once per class: a
+    batch lays out a record per customer or candidate."""
+
+    key_fields: tuple[tuple[str, bool], ...]  # name, and whether it is a family of keys
+    arg_names: tuple[str, ...]
+    flags: tuple[int, ...]  # positions of the booleans among the arguments
+    items: str | None
+    item: _Plan | None
+
+    @property
+    def has_keys(self) -> bool:
+        return bool(self.key_fields)
+
+    def keys(self, record: object) -> list[str]:
+        keys: list[str] = []
+        for name, family in self.key_fields:
+            value = getattr(record, name)
+            if family:
                 keys += dataclasses.astuple(value)
             else:
                 keys.append(value)
-    return keys
+        return keys
+
+    def args(self, record: object) -> list[Arg]:
+        args: list[Arg] = [getattr(record, name) for name in self.arg_names]
+        for at in self.flags:
+            args[at] = "1" if args[at] else "0"
+        return args
+
+
+_PLANS: dict[type, _Plan] = {}
+
+
+def _plan(cls: type) -> _Plan:
+    known = _PLANS.get(cls)
+    if known is None:
+        layout, hints = layout_of(cls), get_type_hints(cls)
+        family = {
+            f.name: dataclasses.is_dataclass(hints[f.name])
+            for f in dataclasses.fields(cls)
+            if f.metadata.get(_ROLE) == "key"
+        }
+        item = _plan(_item_type(hints[layout.items])) if layout.items is not None else None
+        known = _PLANS[cls] = _Plan(
+            key_fields=tuple(family.items()),
+            arg_names=tuple(name for name, _ in layout.args),
+            flags=tuple(at for at, (_, kind) in enumerate(layout.args) if kind == "b"),
+            items=layout.items,
+            item=item,
+        )
+    return known
 
 
 class Reply:
@@ -155,98 +191,65 @@ class Reply:
 
     @classmethod
     def decode(cls: type[R], raw: Any) -> R:  # noqa: ANN401 -- a Redis reply
+        decoders = _reply_decoders(cls)
         if not isinstance(raw, list):
             raise TypeError(f"{cls.__name__}: a reply is a list, not {raw!r}")
+        if len(raw) != len(decoders):
+            raise ValueError(f"{cls.__name__}: {len(raw)} values for {len(decoders)} fields")
+        return cls(*(decode(value) for decode, value in zip(decoders, raw, strict=True)))
+
+
+Decoder: TypeAlias = Callable[[Any], Any]
+# Worked out once per class: a reply is decoded on every round trip, often with a value
+# per event in it.
+_DECODERS: dict[type, tuple[Decoder, ...]] = {}
+
+
+def _reply_decoders(cls: type) -> tuple[Decoder, ...]:
+    known = _DECODERS.get(cls)
+    if known is None:
         hints = get_type_hints(cls)
-        fields = dataclasses.fields(cls)  # type: ignore[arg-type]  # Reply subclasses are dataclasses
-        if len(raw) != len(fields):
-            raise ValueError(f"{cls.__name__}: {len(raw)} values for {len(fields)} fields")
-        values = {f.name: _value(hints[f.name], v) for f, v in zip(fields, raw, strict=True)}
-        return cls(**values)
+        fields = dataclasses.fields(cls)
+        known = _DECODERS[cls] = tuple(_decoder(hints[field.name]) for field in fields)
+    return known
 
 
-def _value(hint: Any, raw: Any) -> Any:  # noqa: ANN401 -- a type hint and a Redis reply
+def _same(raw: Any) -> Any:  # noqa: ANN401 -- bytes as Redis gives them
+    return raw
+
+
+def _decoder(hint: Any) -> Decoder:  # noqa: ANN401, PLR0911 -- a type hint; one case each
     origin = get_origin(hint)
     if origin in (list, Sequence, typing.Sequence):
         (element,) = get_args(hint)
-        return [_value(element, each) for each in raw]
+        each = _decoder(element)
+        # Lists of bytes (hashes as HGETALL gives them) stay as Redis gave them.
+        return _same if each is _same else lambda raw: [each(value) for value in raw]
     if origin in (types.UnionType, typing.Union):  # X | None: what Lua's false or nil gives
-        return None if raw is None else _value(get_args(hint)[0], raw)
+        inner = _decoder(get_args(hint)[0])
+        return lambda raw: None if raw is None else inner(raw)
     if isinstance(hint, type) and issubclass(hint, Reply):
-        return hint.decode(raw)
-    return _scalar(hint, raw)
-
-
-def _scalar(hint: Any, raw: Any) -> Any:  # noqa: ANN401 -- a type hint and a Redis reply
+        return hint.decode
     if hint is bool:
-        return raw in (1, b"1", "1")
-    if hint is int or (isinstance(hint, type) and issubclass(hint, IntEnum)):
-        return hint(int(raw))
-    if isinstance(hint, type) and issubclass(hint, StrEnum):
-        return hint(raw.decode() if isinstance(raw, bytes) else raw)
+        return lambda raw: raw in (1, b"1", "1")
+    if isinstance(hint, type) and issubclass(hint, IntEnum | StrEnum):
+        members = {_wire(member.value): member for member in hint}
+        return lambda raw: members[raw if isinstance(raw, int) else _wire(raw)]
+    if hint is int:
+        return int
     if hint is str:
-        return raw.decode() if isinstance(raw, bytes) else str(raw)
+        return lambda raw: raw.decode() if isinstance(raw, bytes) else str(raw)
     if hint is bytes:
-        return raw if isinstance(raw, bytes) else str(raw).encode()
+        return _same
     raise TypeError(f"a reply field cannot be {hint}")
 
 
-def lua_name(name: str) -> str:
-    """A Python class or constant name as a Lua table name: EmitReply → EMIT_REPLY."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).upper()
-
-
-def _lua_string(value: str | bytes) -> str:
-    data = value.encode() if isinstance(value, str) else value
-    plain = "".join(chr(b) if 32 <= b < 127 and b not in b"'\\" else f"\\{b:03d}" for b in data)
-    return f"'{plain}'"
-
-
-def _lua_fields(layout: Layout) -> str:
-    keys = ", ".join(f"'{name}'" for name in layout.keys)
-    args = ", ".join(f"{{'{name}', '{kind}'}}" for name, kind in layout.args)
+def _wire(value: object) -> object:
+    """A value as it comes back from Redis: integers as they are, text as bytes."""
     return (
-        f"keys = {{{keys}}}, args = {{{args}}}, "
-        f"key_count = {len(layout.keys)}, arg_count = {len(layout.args)}"
+        value
+        if isinstance(value, int)
+        else str(value).encode()
+        if isinstance(value, str)
+        else value
     )
-
-
-def lua_layout(call: type[Call]) -> str:
-    """The Lua table shared.lua's ``read_call`` reads ``call`` by, and its reply's. All of
-    it is written out here: a library's code runs without the standard functions when
-    Redis loads it."""
-    layout = layout_of(call)
-    item = f", item = {{{_lua_fields(layout.item)}}}" if layout.item is not None else ""
-    lines = [f"local {lua_name(call.__name__)} = {{name = '{call.FUNCTION}', "
-             f"{_lua_fields(layout)}{item}}}"]  # fmt: skip
-    if call.REPLY is not None:
-        lines += lua_reply_layout(call.REPLY)
-    return "\n".join(lines)
-
-
-def lua_reply_layout(reply: type[Reply]) -> list[str]:
-    """The reply's fields by name, and those of the records it holds, for ``reply``."""
-    hints = get_type_hints(reply)
-    fields = dataclasses.fields(reply)  # type: ignore[arg-type]  # Reply subclasses are dataclasses
-    names = ", ".join(f"'{field.name}'" for field in fields)
-    known = ", ".join(f"{field.name} = true" for field in fields)
-    lines = [f"local {lua_name(reply.__name__)} = {{names = {{{names}}}, known = {{{known}}}}}"]
-    for field in fields:
-        hint = hints[field.name]
-        element = get_args(hint)[0] if get_origin(hint) in (list, Sequence) else hint
-        if isinstance(element, type) and issubclass(element, Reply):
-            lines += lua_reply_layout(element)
-    return lines
-
-
-def lua_constants(name: str, values: type[Enum] | Mapping[str, str | int]) -> str:
-    """An enum or a table of constants as a Lua table of the same names."""
-    pairs = (
-        [(member.name, member.value) for member in values]
-        if isinstance(values, type)
-        else list(values.items())
-    )
-    body = ", ".join(
-        f"{k} = {_lua_string(v) if isinstance(v, str | bytes) else int(v)}" for k, v in pairs
-    )
-    return f"local {name} = {{{body}}}"

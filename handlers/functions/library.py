@@ -24,7 +24,8 @@ from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from crmstream.metrics import RedisTimer
-from handlers.functions.contract import Call, lua_layout
+from handlers.functions.contract import Call
+from handlers.functions.lua_layouts import lua_layout
 from handlers.redis_client import RedisClient
 
 log = logging.getLogger("crmstream.functions")

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import ClassVar, Final
 
-from handlers.functions.contract import ITEMS, KEY, Call, Reply, lua_constants
+from handlers.functions.contract import ITEMS, KEY, Call, Reply
 from handlers.functions.library import Library
+from handlers.functions.lua_layouts import lua_constants
 from handlers.keys import CUSTOMER_KEYS
 
 

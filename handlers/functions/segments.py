@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Final
 
-from handlers.functions.contract import ITEMS, KEY, Call, Reply, lua_constants
+from handlers.functions.contract import ITEMS, KEY, Call, Reply
 from handlers.functions.library import Library
+from handlers.functions.lua_layouts import lua_constants
 from handlers.keys import SEGMENT_KEYS
 
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar, Final
 
-from handlers.functions.contract import ITEMS, KEY, Call, Reply, lua_constants
+from handlers.functions.contract import ITEMS, KEY, Call, Reply
 from handlers.functions.library import Library
+from handlers.functions.lua_layouts import lua_constants
 from handlers.keys import PartitionKeys
 
 
