@@ -77,7 +77,8 @@ CONSUMER_LAG: Final = Gauge(
 )
 REDIS_SECONDS: Final = Histogram(
     "crmstream_redis_call_duration_seconds",
-    "One round trip to Redis (a pipeline of Function calls), by stage.",
+    "One round trip to Redis (a pipeline of Function calls), by stage: profile, segment, "
+    "trigger, timers, offsets.",
     ["stage"],
     buckets=_FAST,
     registry=REGISTRY,

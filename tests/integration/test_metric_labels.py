@@ -39,8 +39,9 @@ from tests.support import consume, produce, running_worker, value_bytes
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 EVENTS: Final = 1_500
-# The names crmstream/handlers give their Redis Function libraries (FunctionLibrary).
-REDIS_STAGES: Final = {"profile", "segment", "offsets", "trigger"}
+# The names crmstream/handlers give their Redis Function libraries (FunctionLibrary): the
+# partitions' walks (handlers/timing) are "timers".
+REDIS_STAGES: Final = {"profile", "segment", "offsets", "trigger", "timers"}
 
 
 def allowed_values(settings: Settings) -> dict[str, Callable[[str], bool]]:
