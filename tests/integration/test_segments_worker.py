@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from crmstream.admin import create_topics, list_topics
 from crmstream.settings import Settings
@@ -77,12 +77,32 @@ async def drained(client: RedisClient, keys: Keys, timeout_s: float = 60) -> Non
     )  # fmt: skip
 
 
+def _end_of(consumer: Consumer, partition: TopicPartition) -> int:
+    """The partition's end offset; the broker may say for a moment that it is not the
+    leader (a partition's leadership settling after the topic was made): asked again."""
+
+    def end() -> int | None:
+        try:
+            return int(consumer.get_watermark_offsets(partition, timeout=10)[1])
+        except KafkaException as exc:
+            if not exc.args[0].retriable():
+                raise
+            return None
+
+    found = eventually(
+        end, 30, f"the end of {partition.topic}[{partition.partition}]",
+        until=lambda offset: offset is not None,
+    )  # fmt: skip
+    assert found is not None
+    return found
+
+
 def read_all(settings: Settings, topic: str) -> list[dict[str, Any]]:
     """Every message on ``topic`` up to its end as it stands now (no quiet period: what
     a drained outbox relayed is all there)."""
     consumer = Consumer({**settings.kafka.librdkafka(), "group.id": f"reader-{time.time_ns()}"})
     partitions = [TopicPartition(topic, n) for n in range(list_topics(settings)[topic])]
-    ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}
+    ends = {tp.partition: _end_of(consumer, tp) for tp in partitions}
     consumer.assign([TopicPartition(topic, n, OFFSET_BEGINNING) for n in ends])
     read_to = dict.fromkeys(ends, 0)
     found: list[dict[str, Any]] = []
