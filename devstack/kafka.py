@@ -47,6 +47,18 @@ log4j.logger.kafka.request.logger=WARN
 """
 
 
+def new_cluster_id() -> str:
+    """A base64 UUID of 22 characters, as ``kafka-storage random-uuid`` prints.
+
+    Like Kafka's own ``Uuid.randomUuid``, it never starts with "-": one id in 64
+    would, and command-line parsers take such an argument for an option.
+    """
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
 def default_pom() -> Path:
     """deploy/kafka/pom.xml of the checkout this package runs from."""
     return Path(__file__).resolve().parents[1] / "deploy" / "kafka" / "pom.xml"
@@ -175,8 +187,7 @@ class KafkaBroker:
         path = self.home / "cluster.id"
         if path.exists():
             return path.read_text().strip()
-        # KRaft wants a base64 UUID of 22 characters, as kafka-storage random-uuid prints.
-        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cid = new_cluster_id()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(cid + "\n")
         return cid
@@ -187,8 +198,9 @@ class KafkaBroker:
             libs,
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            self.cluster_id(),
+            # One argument, so that an id an older state folder kept with a leading
+            # "-" is not read by the tool's parser as an option.
+            f"--cluster-id={self.cluster_id()}",
             "-c",
             str(self.properties),
             "--ignore-formatted",

@@ -17,6 +17,7 @@ from crmstream.connections import KafkaSettings, RedisSettings
 from crmstream.settings import Settings
 from devstack import ServiceState, Stack, StackSettings
 from devstack.cluster import NODES, PRIMARIES, LocalCluster
+from devstack.kafka import KafkaBroker, new_cluster_id
 from devstack.redis import RedisServer
 from handlers.redis_client import connect_sync
 from streams.cli.child_worker import settings_env
@@ -192,3 +193,19 @@ def test_a_redis_cluster_up_twice_reported_node_by_node_and_down(
     down = {s.name: s.state for s in Stack(base_settings, own).down()}
     assert [down[name] for name in nodes] == [ServiceState.STOPPED] * NODES
     assert _processes_mentioning(str(own.state_dir)) == []
+
+
+@pytest.mark.timeout(120)
+def test_a_cluster_id_that_starts_with_a_dash_formats_storage(
+    own_stack_settings: tuple[Settings, StackSettings], stack: object
+) -> None:
+    """One random id in 64 starts with "-"; the storage tool once took it for an option."""
+    settings, own = own_stack_settings
+    broker = KafkaBroker(settings, own)
+    kept = "-" + new_cluster_id()[1:]
+    (broker.home / "cluster.id").parent.mkdir(parents=True)
+    (broker.home / "cluster.id").write_text(kept + "\n")
+    broker.write_config()
+    broker.format_storage(broker.libs())
+    meta = (broker.home / "data" / "meta.properties").read_text()
+    assert f"cluster.id={kept}" in meta
