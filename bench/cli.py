@@ -29,7 +29,7 @@ from bench.labels import SCENARIOS
 @click.option(
     "--against",
     type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="ingest/profiles/full: also run another checkout's workers (its .venv), in turn.",
+    help="ingest/profiles/full/latency: also run another checkout's workers (its .venv), in turn.",
 )
 def bench(  # noqa: PLR0917 -- click passes one argument per option
     scenarios: tuple[str, ...],

@@ -132,7 +132,7 @@ def crmstream(
                 **env,
                 "CRMSTREAM_WORKER_WEB_PORT": str(int(env["CRMSTREAM_WORKER_WEB_PORT"]) + n),
             }
-            procs.append(_start(space.logs / f"{keys.prefix}-{n}.log", own, wrap, tree))
+            procs.append(start(space.logs / f"{keys.prefix}-{n}.log", own, wrap, tree))
         group = f"{env['CRMSTREAM_WORKER_APP_ID']}.events"
         pids = [proc.pid for proc in procs]
         first: list[tuple[int, Snapshot]] = []  # events handled, and the cost so far
@@ -164,7 +164,7 @@ def crmstream(
     return WorkerRun(rate, keys, cost)
 
 
-def _start(
+def start(
     log: Path,
     env: Mapping[str, str],
     wrap: Callable[[list[str]], list[str]] | None,

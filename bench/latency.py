@@ -10,6 +10,9 @@ same run how late a timer fires: its trigger's arrival minus its deadline. Quiet
 are taken out of the pack's copy, or the figures would depend on the time of day in
 Shanghai when the benchmark runs. Every trigger is counted: the load stops, then the
 worker drains what it still holds before the reader stops.
+
+With ``--against``, another checkout's worker takes each load level too, right after
+this one's: the two versions' figures come from the same run.
 """
 
 from __future__ import annotations
@@ -29,13 +32,14 @@ import orjson
 import yaml
 from confluent_kafka import Consumer
 
+from bench.contenders import start
 from bench.harness import FULL, Workspace
 from crmstream.errors import BenchError
 from crmstream.settings import Settings
 from rules import PACKAGED_RULES
 from storefront.publisher import Publisher, encode
 from storefront.simulator import SimulationConfig, Simulator
-from streams.cli.child_worker import start_worker, stop_worker
+from streams.cli.child_worker import stop_worker
 from streams.cli.pacing import Pacer
 
 LOADS: Final = (0.25, 0.50, 0.75)
@@ -94,8 +98,9 @@ def _ms(text: str) -> int:
     return int(datetime.fromisoformat(text).timestamp() * 1000)
 
 
-def at_rate(rate: float, seconds: float, rules: Path) -> dict[str, Any]:
-    """One load level, on topics and a key space of its own."""
+def at_rate(rate: float, seconds: float, rules: Path, tree: Path | None = None) -> dict[str, Any]:
+    """One load level, on topics and a key space of its own; ``tree``: the worker runs
+    another checkout's code."""
     with Workspace.open("latency") as space:
         keys = space.key_space()
         env = space.worker_env(keys, FULL, CRMSTREAM_TRIGGERS_RULES_DIR=str(rules))
@@ -103,7 +108,7 @@ def at_rate(rate: float, seconds: float, rules: Path) -> dict[str, Any]:
         reader.start()
         worker = None
         try:
-            worker = start_worker(space.logs / "latency.log", env)
+            worker = start(space.logs / "latency.log", env, None, tree)
             _wait_ready(int(env["CRMSTREAM_WORKER_WEB_PORT"]))
             sent, offered_s = _offer(space.settings, rate, seconds)
             # Until every event is taken and every decision relayed, and the last timers due.
@@ -172,10 +177,16 @@ def bench_rules(folder: Path) -> Path:
     return folder
 
 
-def run(max_rate: float, seconds: float, logs: Path) -> dict[str, Any]:
+def run(max_rate: float, seconds: float, logs: Path, against: Path | None = None) -> dict[str, Any]:
     rules = bench_rules(logs / "rules")
-    levels = []
+    levels, compared = [], []
     for load in LOADS:
         print(f"latency: {load:.0%} of {max_rate:,.0f} ev/s for {seconds:.0f} s", flush=True)
         levels.append({"load": load, **at_rate(max_rate * load, seconds, rules)})
-    return {"max_rate": max_rate, "levels": levels}
+        if against is not None:
+            print(f"latency: the same, by {against}", flush=True)
+            compared.append({"load": load, **at_rate(max_rate * load, seconds, rules, against)})
+    result: dict[str, Any] = {"max_rate": max_rate, "levels": levels}
+    if against is not None:
+        result["against"] = {"tree": str(against), "levels": compared}
+    return result

@@ -6,7 +6,7 @@ scenario regenerates both with the new figures beside the ones left from before.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -152,15 +152,26 @@ def _latency(result: Mapping[str, Any]) -> list[str]:
         "| load | ev/s | triggers | p50 ms | p95 ms | p99 ms | max ms | timer late p50 / p99 ms |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for level in result["levels"]:
+    header = out[-2:]
+    out += _latency_rows(result["levels"])
+    against = result.get("against")
+    if against is not None:
+        out += ["", "The version compared (`--against`), each level right after this one's:"]
+        out += ["", *header, *_latency_rows(against["levels"])]
+    return [*out, ""]
+
+
+def _latency_rows(levels: Sequence[Mapping[str, Any]]) -> list[str]:
+    rows = []
+    for level in levels:
         lat, late = level["latency"], level["timer_lateness"]
-        out.append(
+        rows.append(
             f"| {level['load']:.0%} | {level['rate']:,.0f} | {lat['count']:,} | "
             f"{lat.get('p50_ms', 0):,.0f} | {lat.get('p95_ms', 0):,.0f} | "
             f"{lat.get('p99_ms', 0):,.0f} | {lat.get('max_ms', 0):,.0f} | "
             f"{late.get('p50_ms', 0):,.0f} / {late.get('p99_ms', 0):,.0f} |"
         )
-    return [*out, ""]
+    return rows
 
 
 def _scaling(result: Mapping[str, Any]) -> list[str]:

@@ -31,7 +31,7 @@ class Options:
         words = ["crmstream bench", scenario]
         if scenario in (*throughput.SCENARIOS, "scaling"):
             words += [f"--events {self.events}", f"--runs {self.runs}"]
-        if scenario in throughput.SCENARIOS and self.against is not None:
+        if scenario in (*throughput.SCENARIOS, "latency") and self.against is not None:
             words.append("--against <a checkout of the version compared>")
         if scenario == "latency":
             words.append(f"--seconds {self.seconds:g}")
@@ -72,7 +72,7 @@ def _measure(name: str, options: Options) -> dict[str, Any]:
         )
     if name == "latency":
         logs = Path(tempfile.mkdtemp(prefix="crmstream-bench-latency-"))
-        return latency.run(options.max_rate or _full_rate(), options.seconds, logs)
+        return latency.run(options.max_rate or _full_rate(), options.seconds, logs, options.against)
     if name == "scaling":
         half = max(options.events // 2, 10_000)
         return {

@@ -165,6 +165,27 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
         "service message: needs no marketing consent, outside the daily cap",
     ),
     "rule_goal": ("{span}内{event}", "{event} within {span}"),
+    # When a rule decides (rules/ordering.py): at once, or once earlier events are read.
+    "ordering_on_arrival": ("收到事件即决策", "decided on arrival"),
+    "ordering_in_event_time_order": ("按事件时间顺序决策", "decided in event-time order"),
+    "ordering_absence": ("等待{detail}是否发生", "waits to see whether “{detail}” happens"),
+    "ordering_by_the_clock": ("按时钟决策", "decided by the clock"),
+    "ordering_schedule": ("每日定时", "a daily schedule"),
+    "ordering_marketing": (
+        "营销消息：授权与每日上限随其他事件变化",
+        "a marketing send: consent and the daily cap change with other events",
+    ),
+    "ordering_quiet_hours": (
+        "免打扰按客户时区，时区随客户事件变化",
+        "quiet hours follow the customer's time zone, which customer events set",
+    ),
+    "ordering_profile": (
+        "读取客户档案（{detail}），其他事件会改变它",
+        "reads the profile ({detail}), which other events change",
+    ),
+    "ordering_own_event": ("服务消息，只看本事件", "a service send on its own event alone"),
+    "decided": ("决策时机", "Decided"),
+    "colon": ("：", ": "),
     "list_separator": ("、", ", "),
     "clause_separator": ("，", ", "),
     "outcome": ("结果", "Outcome"),

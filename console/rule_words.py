@@ -7,6 +7,7 @@ from datetime import date
 
 from console.i18n import UNITS, channel_label, event_label, language_of, month_day_label, translator
 from rules.model import Limits, Rule, Schedule
+from rules.ordering import Ordering
 
 # Largest first: a duration is said in the largest unit that divides it (90m stays 90 minutes).
 _UNIT_S = (("d", 86_400), ("h", 3600), ("m", 60), ("s", 1))
@@ -122,3 +123,15 @@ def limits_sentence(rule: Rule, language: str, daily_cap: int) -> str:
     """The limits as one sentence: 'cooldown 1 day, quiet hours 22:00 to 08:00, ...'."""
     separator = translator(language)("clause_separator")
     return separator.join(limits_words(rule, language, daily_cap))
+
+
+def ordering_words(ordering: Ordering, language: str) -> str:
+    """'decided on arrival: a service send on its own event alone', or in event-time
+    order and why (rules/ordering.py)."""
+    t = translator(language)
+    reasons = []
+    for code, detail in ordering.reasons:
+        said = event_label(language, detail) if code == "absence" else detail
+        reasons.append(t(f"ordering_{code}", detail=said))
+    name = t("ordering_" + ordering.name.replace(" ", "_").replace("-", "_"))
+    return f"{name}{t('colon')}{t('clause_separator').join(reasons)}"

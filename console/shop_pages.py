@@ -12,7 +12,13 @@ from aiohttp import web
 from console.charts import bars
 from console.context import console_of, grant_of, language, render
 from console.i18n import outcome_label, translator
-from console.rule_words import channels_words, goal_words, limits_sentence, when_words
+from console.rule_words import (
+    channels_words,
+    goal_words,
+    limits_sentence,
+    ordering_words,
+    when_words,
+)
 from handlers.pipeline import load_rule_set
 from handlers.triggers.stats import read_rule_stats
 from rules.lift import SUPPRESSED
@@ -87,6 +93,7 @@ async def rules(request: web.Request) -> web.StreamResponse:
                 "when": when_words(rule, lang),
                 "channels": channels_words(rule, lang),
                 "limits": limits_sentence(rule, lang, daily_cap),
+                "decided": ordering_words(compiled.ordering, lang),
                 "goal": goal_words(rule, lang),
                 "stats": None if entry is None else entry.as_dict(),
                 "chart": None

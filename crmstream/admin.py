@@ -28,14 +28,18 @@ _WEEK_MS: Final = 7 * _DAY_MS
 # (a week) would keep it up to twice as long. The event topics and the dead-letter topic
 # hold what storefronts sent, contact details included; they are rolled daily.
 _SEGMENT: Final = {"segment.ms": str(_DAY_MS)}
+# Each event record carries the broker's append time beside the event's own time: how
+# late storefronts' writes reach the broker is then measured, and a partition's decisions
+# wait just that long (handlers/timing/allowance.py).
+_APPEND_TIME: Final = {"message.timestamp.type": "LogAppendTime"}
 _TOPIC_CONFIG: Final = {
-    "events": {"retention.ms": str(_WEEK_MS), **_SEGMENT},
+    "events": {"retention.ms": str(_WEEK_MS), **_SEGMENT, **_APPEND_TIME},
     "output": {"retention.ms": str(_WEEK_MS)},
 }
 
 
 def event_config() -> dict[str, str]:
-    """Events are kept as storefronts sent them, for a week."""
+    """Events are kept as storefronts sent them, for a week, stamped with their append time."""
     return dict(_TOPIC_CONFIG["events"])
 
 
@@ -102,14 +106,15 @@ def create_topics(
             created = False
         outcomes.append(TopicOutcome(topic.topic, topic.num_partitions, created))
     if topics is None:
-        _keep_retention(client, settings, timeout_s)
+        _keep_config(client, settings, timeout_s)
     return outcomes
 
 
-def _keep_retention(client: AdminClient, settings: Settings, timeout_s: float) -> None:
+def _keep_config(client: AdminClient, settings: Settings, timeout_s: float) -> None:
     """Topics made earlier that hold what storefronts sent (the event topics, the
-    dead-letter topic) take the retention set now: how long Kafka keeps a customer's
-    contact details is then what the README says."""
+    dead-letter topic) take the configuration set now: how long Kafka keeps a customer's
+    contact details is then what the README says, and event records written from now on
+    carry their append time."""
     names = TopicNames.from_settings(settings.topics)
     wanted = {name: event_config() for name in names.events} | {names.dlq: dlq_config(settings)}
     resources = [
@@ -129,7 +134,7 @@ def _keep_retention(client: AdminClient, settings: Settings, timeout_s: float) -
             future.result()
         except KafkaException as exc:
             raise TopicError(
-                f"cannot set the retention of {resource.name}: {exc.args[0].str()}"
+                f"cannot set the configuration of {resource.name}: {exc.args[0].str()}"
             ) from exc
 
 
@@ -144,6 +149,26 @@ def topic_config(settings: Settings, name: str, timeout_s: float = 10.0) -> dict
     except KafkaException as exc:
         raise TopicError(f"cannot describe topic {name}: {exc.args[0].str()}") from exc
     return {key: entry.value for key, entry in described.items()}
+
+
+def appended_topics(settings: Settings, timeout_s: float = 10.0) -> frozenset[str]:
+    """The event topics whose records the broker stamps with their append time."""
+    names = TopicNames.from_settings(settings.topics)
+    resources = [ConfigResource(ResourceType.TOPIC, name) for name in names.events]
+    client = admin_client(settings)
+    futures = client.describe_configs(resources, request_timeout=timeout_s)
+    stamped = set()
+    for resource, future in futures.items():
+        try:
+            described = future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() == RdKafkaError.UNKNOWN_TOPIC_OR_PART:
+                continue  # not made yet: it stamps nothing
+            raise TopicError(f"cannot describe topic {resource.name}: {exc.args[0].str()}") from exc
+        entry = described.get("message.timestamp.type")
+        if entry is not None and entry.value == "LogAppendTime":
+            stamped.add(resource.name)
+    return frozenset(stamped)
 
 
 def delete_topics(settings: Settings, names: list[str], timeout_s: float = 30.0) -> None:

@@ -69,6 +69,14 @@ EVENT_LAG: Final = Histogram(
     buckets=_LAG,
     registry=REGISTRY,
 )
+EVENT_TIME_ALLOWANCE: Final = Gauge(
+    "crmstream_event_time_allowance_seconds",
+    "How long a partition's decisions wait for storefront writes still on their way to "
+    "the broker: the largest (append time - event time) of the last moments, between a "
+    "floor and a ceiling.",
+    ["partition"],
+    registry=REGISTRY,
+)
 CONSUMER_LAG: Final = Gauge(
     "crmstream_consumer_lag",
     "Records not read yet, per partition: high watermark minus position.",
@@ -141,6 +149,14 @@ TIMERS_PENDING: Final = Gauge(
 HELD: Final = Gauge(
     "crmstream_triggers_held",
     "Triggers held for the end of their customers' quiet hours.",
+    registry=REGISTRY,
+)
+DECISION_DELAY: Final = Histogram(
+    "crmstream_decision_delay_seconds",
+    "From an event's time to the decision of an on-event rule about it (on the wall clock): "
+    "decided on arrival, or in event-time order once its partition's time has passed it.",
+    ["decided"],
+    buckets=_FAST,
     registry=REGISTRY,
 )
 TIMER_DELAY: Final = Histogram(

@@ -107,7 +107,13 @@ class TriggerSettings(BaseModel):
     # How long a record may take from the storefront's write (its Kafka timestamp) to the
     # broker: the event topics of a partition are lined up by when their records were
     # written, and a topic caught up counts as read up to this long before its last fetch.
+    # On topics the broker stamps with append times, the most the measured allowance for
+    # writes still on their way may be.
     timer_write_delay_s: float = Field(default=2.0, ge=0)
+    # The least that allowance may be (the network and clocks between broker and worker),
+    # and how long one late write keeps it up (handlers/timing/allowance.py).
+    timer_allowance_floor_s: float = Field(default=0.05, ge=0)
+    timer_allowance_window_s: float = Field(default=10.0, gt=0)
     # A replay of old events, quiet on every topic for this long, is over: the clock moves
     # its partition's time on to now. Live traffic keeps pace with the clock regardless.
     timer_idle_s: float = Field(default=10.0, gt=0)

@@ -14,7 +14,7 @@ import socket
 import time as _wall
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 
 from crmstream import metrics
@@ -89,12 +89,15 @@ class ProfilesAndTriggers:
                 idle_ms=int(triggers.timer_idle_s * 1000),
                 write_delay_ms=int(triggers.timer_write_delay_s * 1000),
                 away_ms=int(triggers.broker_away_s * 1000),
+                floor_ms=int(triggers.timer_allowance_floor_s * 1000),
+                window_ms=int(triggers.timer_allowance_window_s * 1000),
             ),
             worker=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
             limit=triggers.relay_batch,
             fence=self.offsets.fence,
             settle=self.replication.settle,
         )
+        self._allowances_shown: dict[int, int] = {}  # partition → last set on the gauge
         self.writer = TriggerWriter(
             client, triggers, self.time, widest_goal_ms=lambda: self.stage.rules.widest_goal_ms
         )
@@ -170,10 +173,20 @@ class ProfilesAndTriggers:
         *,
         written: Mapping[TopicPartition, int],
         heard: Mapping[TopicPartition, int],
+        late: Mapping[TopicPartition, int] | None = None,
+        appended: Collection[str] | None = None,
     ) -> None:
-        self.time.observe(
-            {tp: epoch_ms(at) for tp, at in newest.items()}, behind, written=written, heard=heard
-        )
+        timing = self.time
+        timing.observe(
+            {tp: epoch_ms(at) for tp, at in newest.items()}, behind,
+            written=written, heard=heard, late=late or {}, appended=appended,
+        )  # fmt: skip
+        shown = self._allowances_shown
+        for partition in timing.partitions:
+            allowance = timing.allowance_ms(partition)
+            if allowance is not None and shown.get(partition) != allowance:
+                shown[partition] = allowance
+                metrics.EVENT_TIME_ALLOWANCE.labels(str(partition)).set(allowance / 1000)
 
     async def partitions_assigned(
         self, partitions: Sequence[TopicPartition]

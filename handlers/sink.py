@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol, cast, runtime_checkable
 
@@ -48,11 +48,15 @@ class WatchesEventTime(Protocol):
         *,
         written: Mapping[tuple[str, int], int],
         heard: Mapping[tuple[str, int], int],
+        late: Mapping[tuple[str, int], int] | None = None,
+        appended: Collection[str] | None = None,
     ) -> None:
         """Per topic partition: ``newest``, the batch's newest event time, and ``written``,
         its newest record timestamp (ms); ``behind``, those not caught up, with how many
         records are left (None: unknown); ``heard``, those caught up, with when the broker
-        last answered so (ms)."""
+        last answered so (ms); ``late``, those whose records all carried the broker's
+        append time, with the largest (append time - event time) among them (ms).
+        ``appended``: the topics the broker stamps with append times."""
 
 
 @runtime_checkable

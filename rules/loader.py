@@ -18,8 +18,9 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from crmstream.errors import RuleError
-from rules.expressions import Activation, Condition, ConditionError
+from rules.expressions import ALL, Activation, Condition, ConditionError
 from rules.model import Goal, Rule
+from rules.ordering import Ordering, ordering
 from rules.yaml_lines import Path as YamlPath
 from rules.yaml_lines import line_of, load_with_lines
 
@@ -69,6 +70,16 @@ class CompiledRule:
     occurrence: Condition | None
     source: str
     goal: GoalSpec
+    # Whether its decision waits for the partition's event time (rules/ordering.py).
+    ordering: Ordering = field(init=False)
+
+    def __post_init__(self) -> None:
+        reads: dict[str, frozenset[str]] = {}
+        for condition in (self.condition, self.occurrence):
+            for variable, fields in (condition.reads if condition is not None else {}).items():
+                seen = reads.get(variable, frozenset())
+                reads[variable] = ALL if ALL in (seen, fields) else seen | fields
+        object.__setattr__(self, "ordering", ordering(self.rule, reads))
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,9 @@ class RuleSet:
     by_id: dict[str, CompiledRule] = field(init=False)
     event_types: frozenset[str] = field(init=False)  # what the rule stage looks at at all
     absence_ids: frozenset[str] = field(init=False)
+    # By event type: the on-event rules decided on arrival, however far behind their
+    # partition is read (rules/ordering.py).
+    on_arrival: dict[str, tuple[CompiledRule, ...]] = field(init=False)
     goals: dict[str, tuple[GoalSpec, ...]] = field(init=False)  # by goal event type
     widest_goal_ms: int = field(init=False)
 
@@ -93,6 +107,11 @@ class RuleSet:
         object.__setattr__(self, "event_types", types)
         absence = frozenset(r.rule.id for group in self.arming.values() for r in group)
         object.__setattr__(self, "absence_ids", absence)
+        arrival = {
+            kind: tuple(rule for rule in rules if rule.ordering.on_arrival)
+            for kind, rules in self.on_event.items()
+        }
+        object.__setattr__(self, "on_arrival", {k: v for k, v in arrival.items() if v})
         specs = {entry.goal.key: entry.goal for entry in self.rules if entry.rule.enabled}
         goals: defaultdict[str, list[GoalSpec]] = defaultdict(list)
         for spec in specs.values():

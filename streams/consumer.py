@@ -36,7 +36,8 @@ from mode import Service
 from redis.exceptions import RedisError
 
 from crmstream import metrics
-from crmstream.errors import StateBehindError
+from crmstream.admin import appended_topics
+from crmstream.errors import CrmStreamError, StateBehindError
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from handlers.sink import KeepsOffsets
@@ -104,6 +105,23 @@ class EventConsumer(Service):
 
     async def on_start(self) -> None:
         worker = self._settings.worker
+        try:
+            self.ingest.appended = await asyncio.get_running_loop().run_in_executor(
+                None, appended_topics, self._settings
+            )
+        except CrmStreamError as exc:
+            # Safe without: every topic then waits the fixed write delay, as records
+            # stamped by their producer do.
+            log.warning("cannot read the event topics' timestamp type: %s", exc)
+        stamped_by_producer = set(TopicNames.from_settings(self._settings.topics).events)
+        stamped_by_producer -= self.ingest.appended
+        if stamped_by_producer:
+            log.warning(
+                "records of %s carry their producer's timestamp: decisions there wait "
+                "CRMSTREAM_TRIGGERS_TIMER_WRITE_DELAY_S for writes still on their way "
+                "(`crmstream topics create` sets message.timestamp.type=LogAppendTime)",
+                ", ".join(sorted(stamped_by_producer)),
+            )
         consumer = AIOKafkaConsumer(
             **aiokafka_options(self._settings.kafka),
             group_id=f"{worker.app_id}.events",

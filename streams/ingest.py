@@ -23,6 +23,7 @@ from streams.records import Record
 
 log = logging.getLogger("crmstream.ingest")
 
+_LOG_APPEND_TIME: Final = 1  # a record's timestamp_type when the broker stamped it
 _RETRY_FIRST_S: Final = 0.2
 _RETRY_MAX_S: Final = 10.0
 
@@ -43,6 +44,9 @@ class Decoded:
     # and those caught up, with when the broker last answered so (ms); set by the consumer.
     behind: dict[tuple[str, int], int | None] = field(default_factory=dict)
     heard: dict[tuple[str, int], int] = field(default_factory=dict)
+    # Per (topic, partition) whose valid records all carried the broker's append time: the
+    # largest (append time - event time) among them, ms (handlers/timing/allowance.py).
+    late: dict[tuple[str, int], int] = field(default_factory=dict)
     # Event type → valid events of the batch (a type travels on one topic only).
     kinds: Counter[str] = field(default_factory=Counter)
     # The record each valid event came from, aligned with ``valid`` (for log lines).
@@ -59,6 +63,7 @@ class Decoded:
         kept.newest = {tp: at for tp, at in self.newest.items() if tp in owned}
         kept.written = {tp: at for tp, at in self.written.items() if tp in owned}
         kept.heard = {tp: at for tp, at in self.heard.items() if tp in owned}
+        kept.late = {tp: ms for tp, ms in self.late.items() if tp in owned}
         for event, record, partition in zip(self.valid, self.sources, self.partitions, strict=True):
             if (record.topic, record.partition) in owned:
                 kept.valid.append(event)
@@ -82,6 +87,9 @@ class Ingest:
         self.sink = sink
         self.dead_letters = dead_letters
         self.metrics = settings.metrics.enabled
+        # The event topics the broker stamps with append times (set by the consumer, from
+        # their configuration): how late writes are is measured on them.
+        self.appended: frozenset[str] = frozenset()
         # Since when the sink has been failing (Redis down…): the worker is not ready then.
         self.failing_since: float | None = None
 
@@ -97,7 +105,8 @@ class Ingest:
             decoded.newest,
             decoded.kinds,
         )
-        sources, partitions = decoded.sources, decoded.partitions
+        sources, partitions, late = decoded.sources, decoded.partitions, decoded.late
+        producer_stamped: set[tuple[str, int]] = set()
         for record in batch:
             result = decode(
                 record.value or b"", record.key, stream_of_topic.get(record.topic), not_after
@@ -114,6 +123,14 @@ class Ingest:
                 seen = newest.get(partition)
                 if seen is None or event.time > seen:
                     newest[partition] = event.time
+                if record.timestamp_type == _LOG_APPEND_TIME:
+                    lateness = record.timestamp - int(event.time.timestamp() * 1000)
+                    if lateness > late.get(partition, lateness - 1):
+                        late[partition] = lateness
+                else:
+                    producer_stamped.add(partition)
+        for partition in producer_stamped:
+            late.pop(partition, None)
         return decoded
 
     async def deliver(
@@ -147,7 +164,7 @@ class Ingest:
                     await keeper.record_offsets(offsets)
 
             await _until_done(hand_over, "event sink", batch, self)
-        self.observe(decoded.newest, decoded.behind, decoded.written, decoded.heard)
+        self.observe(decoded.newest, decoded.behind, decoded.written, decoded.heard, decoded.late)
         if self.metrics:
             _measure(decoded, handled, time.perf_counter() - started, self.topic_of_type)
 
@@ -157,10 +174,13 @@ class Ingest:
         behind: Mapping[tuple[str, int], int | None],
         written: Mapping[tuple[str, int], int],
         heard: Mapping[tuple[str, int], int],
+        late: Mapping[tuple[str, int], int] | None = None,
     ) -> None:
         """How far each partition has been read, for a sink that keeps event time."""
         if isinstance(self.sink, WatchesEventTime):
-            self.sink.observe_event_time(newest, behind, written=written, heard=heard)
+            self.sink.observe_event_time(
+                newest, behind, written=written, heard=heard, late=late, appended=self.appended
+            )
 
     async def process(self, batch: Sequence[Record]) -> None:
         await self.deliver(self.decode(batch))

@@ -16,6 +16,8 @@ class Record(Protocol):
     @property
     def timestamp(self) -> int: ...  # milliseconds
     @property
+    def timestamp_type(self) -> int: ...  # 0: the producer's (CreateTime), 1: LogAppendTime
+    @property
     def key(self) -> bytes | None: ...
     @property
     def value(self) -> bytes | None: ...

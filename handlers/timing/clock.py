@@ -30,15 +30,27 @@ and a pause in a replay of old events moves it on by the pause, not by hours.
 Once every topic has been confirmed quiet for ``idle`` a replay is taken as
 over, and the clock moves time on to now. Less, in every case, a small
 allowance for events written a little out of order (``disorder``).
+
+Topics set to ``message.timestamp.type=LogAppendTime`` need no ``write_delay``: each
+record carries the broker's append time, which only grows along a topic partition, so
+a topic read up to a record is read up to its append time exactly, and a topic caught
+up up to the broker's answer, less a small margin for the network and the two clocks
+(``floor``). What an event may still be on its way is then measured, not assumed:
+the allowance is the largest (append time - event time) of the last moments
+(allowance.py), and decisions wait that long past what has been read, tens of
+milliseconds on a healthy stack. A poll that read records stamped by their producer
+(written before the topic was set so) falls back to ``write_delay`` for them.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Final
+
+from handlers.timing.allowance import WriteLateness
 
 _LIVE_LAG: Final = 200  # records
 _LIVE_WINDOW_MS: Final = 10_000
@@ -54,6 +66,10 @@ class PartitionClock:
         write_delay_ms: int,
         away_ms: int,
         wall: Callable[[], float],
+        *,
+        floor_ms: int = 0,
+        window_ms: int = 10_000,
+        lateness: WriteLateness | None = None,
     ) -> None:
         self._disorder_ms = disorder_ms
         # The broker answers a caught-up partition's fetch at least every fetch.max.wait.ms:
@@ -62,7 +78,14 @@ class PartitionClock:
         self._away_ms = away_ms
         self._idle_ms = idle_ms
         self._write_delay_ms = write_delay_ms
+        self._margin_ms = floor_ms
         self._wall = wall
+        # Shared by a worker's partitions: a storefront that lags, lags on all of them.
+        self._lateness = lateness or WriteLateness(floor_ms, write_delay_ms, window_ms)
+        self._appended: Collection[str] = frozenset()  # topics the broker stamps
+        # topic → whether what was last read there carried append times.
+        self._stamped: dict[str, bool] = {}
+        self._live_time = False  # time kept pace with the clock at its last reading
         self._newest: dict[str, int] = {}  # topic → newest event time read
         self._written: dict[str, int] = {}  # topic → newest record timestamp read
         # topic → the record timestamp up to which everything on it has been read.
@@ -90,10 +113,30 @@ class PartitionClock:
         written: Mapping[str, int],
         lagging: Mapping[str, int | None],
         heard: Mapping[str, int],
+        *,
+        late: Mapping[str, int] | None = None,
+        appended: Collection[str] | None = None,
     ) -> None:
         """A poll: per topic, the newest event time and record timestamp read, how many
         records are still to read (None: unknown), or, caught up, when the broker last
-        answered so. A record timestamp not given is taken to be its event time."""
+        answered so. A record timestamp not given is taken to be its event time.
+
+        ``late``: per topic whose records read in this poll all carried the broker's
+        append time, the largest (append time - event time) among them. ``appended``:
+        the topics the broker stamps so (from their configuration)."""
+        if appended is not None:
+            self._appended = appended
+        late = late or {}
+        ceiling = self._lateness.ceiling_ms
+        measures = [ms for ms in late.values() if ms <= ceiling]
+        if measures:
+            self._lateness.add(max(measures), int(self._wall() * 1000))
+        for topic in newest:
+            # A replayed or very late record read: its topic is lined up with the fixed
+            # write delay again. A burst of old events reaches the broker in batches per
+            # topic, and a batch appended a moment after another may hold what came first:
+            # hours of event time, where live traffic's lateness covers it.
+            self._stamped[topic] = late.get(topic, ceiling + 1) <= ceiling
         for topic, at in newest.items():
             wrote = written.get(topic, at)
             heapq.heappush(self._pending, (wrote, at))
@@ -103,14 +146,13 @@ class PartitionClock:
             self._written[topic] = max(wrote, self._written.get(topic, wrote))
         if newest or written:
             self._read_at_ms = int(self._wall() * 1000)
-        delay = self._write_delay_ms
         for topic, lag in lagging.items():
             self._lagging[topic] = lag
             answered = self._heard.pop(topic, None)
             if lag is None and answered is not None:
                 self._away_since = min(answered, self._away_since or answered)
                 self._back_at = None
-            self._horizon[topic] = max(0, self._written.get(topic, 0) - delay)
+            self._horizon[topic] = self._written.get(topic, 0)
         for topic, at in heard.items():
             self._lagging.pop(topic, None)
             answered = self._heard.get(topic)
@@ -120,7 +162,7 @@ class PartitionClock:
                 self._away_since = min(answered, self._away_since or answered)
                 self._back_at = None
             self._heard[topic] = at
-            self._horizon[topic] = max(self._written.get(topic, 0), at) - delay
+            self._horizon[topic] = max(self._written.get(topic, 0), at)
         for topic in newest.keys() - lagging.keys() - heard.keys():
             # Read by hand (a backtest, a test): caught up as far as it was written.
             self._lagging.pop(topic, None)
@@ -131,14 +173,28 @@ class PartitionClock:
         self._settle()
 
     def _horizon_ms(self) -> int:
-        """The record timestamp up to which every topic has been read."""
-        horizon = min(self._horizon.values(), default=0)
+        """The record timestamp up to which every topic has been read: on a topic with
+        records to read, the newest read; on one caught up, the broker's last answer;
+        less, with records stamped by their producer, the time a write may take to reach
+        the broker, and with append times only a margin for the answer's own journey."""
+        measured = self.measured
+        delay, margin = self._write_delay_ms, self._margin_ms
+        lagging, heard = self._lagging, self._heard
+        horizon: int | None = None
+        for topic, read_up_to in self._horizon.items():
+            if topic in lagging:
+                at = read_up_to if measured else max(0, read_up_to - delay)
+            elif topic in heard:
+                at = read_up_to - (margin if measured else delay)
+            else:
+                at = read_up_to  # read by hand: as far as it was written
+            horizon = at if horizon is None or at < horizon else horizon
         away, back = self._away_since, self._back_at
         if away is not None:
             if back is None or int(self._wall() * 1000) < back + self._idle_ms:
-                return min(horizon, away - self._write_delay_ms)
+                return min(horizon or 0, away - (margin if measured else delay))
             self._away_since = self._back_at = None
-        return horizon
+        return horizon or 0
 
     def _settle(self) -> None:
         horizon = self._horizon_ms()
@@ -166,22 +222,44 @@ class PartitionClock:
             and newest >= wall_ms - _LIVE_WINDOW_MS
         )
 
+    def _exact(self, topic: str) -> bool:
+        """The broker stamps this topic, and what was last read there carried its stamp."""
+        return topic in self._appended and self._stamped.get(topic, True)
+
+    @property
+    def measured(self) -> bool:
+        """Every topic is stamped by the broker: what may still be on its way is measured."""
+        return bool(self._horizon) and all(self._exact(topic) for topic in self._horizon)
+
+    def allowance_ms(self) -> int:
+        """How far behind what has been read decisions wait, for writes still on their way."""
+        if not self.measured:
+            return self._write_delay_ms
+        return self._lateness.allowance_ms(int(self._wall() * 1000))
+
     def due_ms(self) -> int:
         """Event time deadlines are due by."""
-        return self._time_ms() - self._disorder_ms
+        time = self._time_ms()
+        if not self.measured:
+            return time - self._disorder_ms
+        allowance = self.allowance_ms()
+        # Old events replayed keep the allowance for a replay's own disorder.
+        return time - (allowance if self._live_time else max(allowance, self._disorder_ms))
 
     def read_up_to_ms(self) -> int:
-        """Event time up to which every event has been read: all of it once caught up."""
-        return self.due_ms() if self.behind else self._time_ms()
+        """Event time up to which every event has been read: all of it once caught up
+        (measured, only what no write still on its way can come before)."""
+        return self.due_ms() if self.behind or self.measured else self._time_ms()
 
     def _time_ms(self) -> int:
         self._settle()
         at = self._settled_ms
+        last = self._last
+        self._live_time = last is not None and last[0] - last[1] <= _LIVE_WINDOW_MS
         if self._horizon and not self._lagging and len(self._heard) == len(self._horizon):
             horizon = self._horizon_ms()
             quiet_ms = min(self._heard.values()) - max(self._read_at_ms, self._back_at or 0)
-            last = self._last
-            if last is not None and last[0] - last[1] <= _LIVE_WINDOW_MS:
+            if last is not None and self._live_time:
                 # Written as it happened: time keeps pace with the clock.
                 at = max(at, last[1] + horizon - last[0])
             elif quiet_ms >= self._idle_ms:
@@ -199,6 +277,7 @@ class Poll:
     written: dict[str, int] = field(default_factory=dict)
     lagging: dict[str, int | None] = field(default_factory=dict)
     heard: dict[str, int] = field(default_factory=dict)
+    late: dict[str, int] = field(default_factory=dict)
 
 
 def by_partition(
@@ -206,6 +285,7 @@ def by_partition(
     behind: Mapping[tuple[str, int], int | None],
     written: Mapping[tuple[str, int], int],
     heard: Mapping[tuple[str, int], int],
+    late: Mapping[tuple[str, int], int],
 ) -> dict[int, Poll]:
     """A poll's word on every topic partition, split by partition."""
     polls: defaultdict[int, Poll] = defaultdict(Poll)
@@ -217,4 +297,6 @@ def by_partition(
         polls[partition].lagging[topic] = lag
     for (topic, partition), at in heard.items():
         polls[partition].heard[topic] = at
+    for (topic, partition), ms in late.items():
+        polls[partition].late[topic] = ms
     return polls

@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -42,6 +42,7 @@ from handlers.functions.timers import (
 )
 from handlers.keys import Keys
 from handlers.redis_client import RedisClient
+from handlers.timing.allowance import WriteLateness
 from handlers.timing.clock import PartitionClock, by_partition
 from handlers.timing.members import read_timer_value
 
@@ -78,6 +79,11 @@ class Allowances:
     idle_ms: int
     write_delay_ms: int
     away_ms: int
+    # On topics the broker stamps with append times: the least and the most the allowance
+    # for writes still on their way may be, and how long a late write keeps it up
+    # (allowance.py). The most is write_delay_ms.
+    floor_ms: int = 50
+    window_ms: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +120,12 @@ class PartitionTiming:
         self._wall = wall
         self._library = library  # the timers library (functions/timers.py)
         self._clocks: dict[int, PartitionClock] = {}
+        # How late writes reach the broker, over every partition: a storefront server that
+        # starts lagging writes to them all, and its first late record read on any of them
+        # raises the allowance of each (allowance.py).
+        self._lateness = WriteLateness(
+            allowances.floor_ms, allowances.write_delay_ms, allowances.window_ms
+        )
         self._assigned = False  # a consumer says which partitions are owned
         # Partitions whose decisions wait in event-time order: behind, or with decisions
         # put off while they were and not yet taken.
@@ -162,18 +174,31 @@ class PartitionTiming:
         *,
         written: Mapping[TopicPartition, int] = _NOTHING,
         heard: Mapping[TopicPartition, int] = _NOTHING,
+        late: Mapping[TopicPartition, int] = _NOTHING,
+        appended: Collection[str] | None = None,
     ) -> None:
         """A poll of the consumer, per topic partition: the newest event time and record
         timestamp read; those with records still to read, and how many (None: unknown);
-        those caught up, with when the broker last answered so (ms)."""
-        polls = by_partition(newest, behind, written, heard)
+        those caught up, with when the broker last answered so (ms); those whose records
+        all carried append times, with the largest (append time - event time) among them.
+        ``appended``: the topics the broker stamps with append times."""
+        polls = by_partition(newest, behind, written, heard, late)
         for partition, poll in polls.items():
             clock = self._clocks.get(partition)
             if clock is None:
                 if self._assigned:
                     continue  # not ours (any more)
                 clock = self._clocks[partition] = self._new_clock()
-            clock.observe(poll.newest, poll.written, poll.lagging, poll.heard)
+            clock.observe(
+                poll.newest, poll.written, poll.lagging, poll.heard,
+                late=poll.late, appended=appended,
+            )  # fmt: skip
+
+    def allowance_ms(self, partition: int) -> int | None:
+        """How long decisions of ``partition`` wait for writes still on their way (None for
+        one not owned)."""
+        clock = self._clocks.get(partition)
+        return None if clock is None else clock.allowance_ms()
 
     def behind(self, partition: int) -> bool:
         """Reading a backlog (or not this worker's, or not told yet): decisions wait."""
@@ -295,4 +320,7 @@ class PartitionTiming:
 
     def _new_clock(self) -> PartitionClock:
         a = self._allowances
-        return PartitionClock(a.disorder_ms, a.idle_ms, a.write_delay_ms, a.away_ms, self._wall)
+        return PartitionClock(
+            a.disorder_ms, a.idle_ms, a.write_delay_ms, a.away_ms, self._wall,
+            floor_ms=a.floor_ms, window_ms=a.window_ms, lateness=self._lateness,
+        )  # fmt: skip

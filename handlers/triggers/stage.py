@@ -7,11 +7,13 @@ Rules see the profile as of each event's own moment.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from crmstream import metrics
 from crmstream.logcontext import where
 from crmstream.settings import TriggerSettings
 from handlers.functions.timers import PutOff
@@ -145,9 +147,12 @@ class TriggerStage:
 
     def _deciding(self, kind: str, deferring: bool) -> tuple[CompiledRule, ...]:
         """The rules an event of ``kind`` is evaluated for now: those it arms, and its
-        on-event rules unless their decision is put off."""
-        arming = self.rules.arming.get(kind, ())
-        return arming if deferring else (*arming, *self.rules.on_event.get(kind, ()))
+        on-event rules unless their decision is put off (those decided on arrival never
+        are)."""
+        rules = self.rules
+        arming = rules.arming.get(kind, ())
+        now = rules.on_arrival if deferring else rules.on_event
+        return (*arming, *now.get(kind, ()))
 
     def goals(self, events: Sequence[Envelope], work: Mapping[str, ShardWork]) -> None:
         """Queue the goal events of the batch: each converts the triggers it follows."""
@@ -198,7 +203,7 @@ class TriggerStage:
         view = event_view(event) if reads_event else None
         context = activation(view, profile_view(profile), at_ms)
         for rule in rules.on_event.get(kind, ()):
-            if put_off:
+            if put_off and not rule.ordering.on_arrival:
                 # Behind on this partition: decided once its event time has passed this
                 # event (handlers/triggers/due.py), with everything before it known.
                 ops.append(self._deferred(rule, event, at_ms))
@@ -224,6 +229,9 @@ class TriggerStage:
         """The trigger an on-event rule wants for this event, or None."""
         if not self._holds(rule, context, event, outcomes):
             return None
+        # A replay's events are old on the wall clock, which is what this measures in them.
+        decided = "on_arrival" if rule.ordering.on_arrival else "in_order"
+        metrics.DECISION_DELAY.labels(decided).observe(max(0.0, time.time() - at_ms / 1000))
         occurrence = self._occurrence(rule, context, default=event.id)
         if occurrence is None:
             outcomes["error"] += 1

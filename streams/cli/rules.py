@@ -51,12 +51,13 @@ def check(settings: Settings, folder: Path | None) -> None:
 @click.argument("folder", type=click.Path(path_type=Path), required=False)
 @pass_settings
 def list_rules(settings: Settings, folder: Path | None) -> None:
-    """Show the rules in FOLDER: what starts them, their condition, where they go."""
+    """Show the rules in FOLDER: what starts them, their condition, where they go, and
+    whether they are decided on arrival or in event-time order (and why)."""
     from handlers.triggers.samples import rule_samples  # noqa: PLC0415 -- keeps --help fast
     from rules.loader import load_rules  # noqa: PLC0415
 
     loaded = load_rules(_folder(settings, folder), rule_samples)
-    table = Table("rule", "v", "on", "if", "channels", "limits")
+    table = Table("rule", "v", "on", "if", "channels", "limits", "decided")
     for entry in loaded.rules:
         rule = entry.rule
         when = rule.when
@@ -84,6 +85,7 @@ def list_rules(settings: Settings, folder: Path | None) -> None:
             rule.condition,
             ", ".join(rule.then.channels),
             ", ".join(part for part in shown if part),
+            entry.ordering.describe(),
         )
     Console().print(table)
 

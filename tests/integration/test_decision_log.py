@@ -57,17 +57,18 @@ async def test_put_off_while_behind_then_decided_once(rule_settings: Settings) -
     sink = started(rule_settings)
     try:
         await sink.handle([registered(0)])
-        # Behind: the partition's newest event is read, but more waits after it.
-        review = event("review.posted", 5, {"item_id": "tea-1", "rating": 1})
+        # Behind: the partition's newest event is read, but more waits after it. The survey
+        # (a marketing send) is decided in event-time order.
+        delivered = event("order.delivered", 5, {"order_id": "o1"})
         behind = {PARTITION: 100}
         at = T0 + timedelta(minutes=5)
         sink.observe_event_time({PARTITION: at}, behind=behind, written={}, heard={})
-        await sink.handle([review])
-        await sink.handle([review])  # delivered twice while still behind
+        await sink.handle([delivered])
+        await sink.handle([delivered])  # delivered twice while still behind
         assert await entries(sink) == Counter()  # nothing decided yet
         sink.observe_event_time({PARTITION: at}, behind={}, written={}, heard={})
         await sink.fire_due()
-        await sink.handle([review])  # and again once caught up
+        await sink.handle([delivered])  # and again once caught up
         log = await entries(sink)
         once_each(log)
         assert [outcome for _, _, outcome in log] == ["sent"]

@@ -14,11 +14,17 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # exported on
 )
 from confluent_kafka.cimpl import NewTopic
 
-from crmstream.admin import admin_client, create_topics, list_topics, topic_config
+from crmstream.admin import (
+    admin_client,
+    appended_topics,
+    create_topics,
+    list_topics,
+    topic_config,
+)
 from crmstream.errors import TopicError
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
-from tests.support import consume, produce
+from tests.support import consume, eventually, produce
 
 DAY_MS: Final = 86_400_000
 SET: Final = AlterConfigOpType.SET
@@ -104,3 +110,21 @@ def _config(settings: Settings, topic: str, names: Iterable[str]) -> dict[str, s
     except TopicError:  # just made: not every part of the broker knows it yet
         return None
     return {name: config[name] for name in names if name in config}
+
+
+def test_event_records_carry_their_append_time_also_on_a_topic_made_before(
+    settings: Settings,
+) -> None:
+    """How late storefronts' writes are is measured from the broker's append time: every
+    event topic is set so, also one made earlier with the producer's timestamps."""
+    names = TopicNames.from_settings(settings.topics)
+    older = names.event("order")
+    producer_stamped = {"message.timestamp.type": "CreateTime"}
+    create_topics(settings, [NewTopic(older, 1, 1, config=producer_stamped)])
+    assert older not in appended_topics(settings)
+    create_topics(settings)
+    every = set(names.events)
+    eventually(
+        lambda: appended_topics(settings), 15, "every event topic stamped with append times",
+        until=lambda stamped: stamped == every,
+    )  # fmt: skip

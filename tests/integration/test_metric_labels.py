@@ -75,6 +75,7 @@ def allowed_values(settings: Settings) -> dict[str, Callable[[str], bool]]:
         "outbox": one_of({"triggers", "segments"}),
         "segment": one_of(ids_in(segments_folder(settings.segments))),
         "result": one_of({"ok", "failed"}),
+        "decided": one_of({"on_arrival", "in_order"}),
         "le": lambda value: value == "+Inf" or re.fullmatch(r"\d+(\.\d+)?", value) is not None,
         "version": lambda value: re.fullmatch(r"[\w.+-]+", value) is not None,
         "python": lambda value: re.fullmatch(r"\d+\.\d+\.\d+\w*", value) is not None,

@@ -440,3 +440,24 @@ async def test_a_customer_is_found_by_phone_until_the_number_changes_or_they_are
     assert await by_phone("13900139000") is None
     for base in keys.trigger_shards():
         assert await client.hlen(keys.phones(base)) == 0
+
+
+async def test_a_rule_decided_on_arrival_does_not_wait_for_a_partition_read_behind(
+    sink: ProfilesAndTriggers,
+) -> None:
+    """A partition read behind puts decisions off until its event time passes them; a
+    service follow-up on its own event (rules/ordering.py) cannot be changed by an event
+    still to read, and goes at once. The survey, a marketing send, waits."""
+    assert sink.stage.rules.by_id["bad-review"].ordering.on_arrival
+    assert not sink.stage.rules.by_id["survey"].ordering.on_arrival
+    await sink.handle([registered(0)])
+    sink.observe_event_time(
+        {("test", 0): T0 + timedelta(minutes=1)}, behind={("test", 0): 5_000}, written={},
+        heard={},
+    )  # fmt: skip
+    assert sink.time.defer(0)
+    review = event("review.posted", 2, {"item_id": "tea-1", "rating": 1})
+    delivered = event("order.delivered", 2, {"order_id": "o1"})
+    outcomes = await sink.triggers.on_events([review, delivered], [0, 0])
+    assert (outcomes["sent"], outcomes["deferred"]) == (1, 1), outcomes
+    assert [trigger["data"]["rule"] for trigger in await outbox(sink)] == ["bad-review"]

@@ -26,6 +26,7 @@ class FakeRecord:
     partition: int = 0
     offset: int = 0
     timestamp: int = 0
+    timestamp_type: int = 0
     headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 

@@ -42,7 +42,7 @@ def test_every_alert_has_a_unit_test_and_a_runbook_entry() -> None:
     ]
     tests = (DEPLOY / "alerts_test.yml").read_text()
     runbook = (DEPLOY / "runbook.md").read_text()
-    assert len(alerts) == 8
+    assert len(alerts) == 10
     for alert in alerts:
         assert f"alertname: {alert}\n        exp_alerts:\n          - exp_labels" in tests, alert
         assert f"## {alert}\n" in runbook, alert
