@@ -2,9 +2,9 @@
 names and values of its timing entries in Redis (members.py), and every call that moves
 them (functions/timers.py)."""
 
+from handlers.timing.allowance import Allowances
+from handlers.timing.members import DueEntry
 from handlers.timing.partition_timing import (
-    Allowances,
-    DueEntry,
     PartitionTiming,
     Runner,
     Walked,

@@ -18,6 +18,22 @@ allowance past the ceiling, and it is handled as late events always are.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Allowances:
+    """How a partition's clock reads its topics (clock.py), in milliseconds."""
+
+    disorder_ms: int
+    idle_ms: int
+    write_delay_ms: int
+    away_ms: int
+    # On topics the broker stamps with append times: the least and the most the allowance
+    # for writes still on their way may be, and how long a late write keeps it up
+    # (WriteLateness below). The most is write_delay_ms.
+    floor_ms: int = 50
+    window_ms: int = 10_000
 
 
 class WriteLateness:

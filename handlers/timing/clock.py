@@ -45,12 +45,10 @@ milliseconds on a healthy stack. A poll that read records stamped by their produ
 from __future__ import annotations
 
 import heapq
-from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
 from typing import Final
 
-from handlers.timing.allowance import WriteLateness
+from handlers.timing.allowance import Allowances, WriteLateness
 
 _LIVE_LAG: Final = 200  # records
 _LIVE_WINDOW_MS: Final = 10_000
@@ -61,16 +59,14 @@ class PartitionClock:
 
     def __init__(
         self,
-        disorder_ms: int,
-        idle_ms: int,
-        write_delay_ms: int,
-        away_ms: int,
+        allowances: Allowances,
         wall: Callable[[], float],
-        *,
-        floor_ms: int = 0,
-        window_ms: int = 10_000,
         lateness: WriteLateness | None = None,
     ) -> None:
+        a = allowances
+        disorder_ms, idle_ms, write_delay_ms, away_ms = (
+            a.disorder_ms, a.idle_ms, a.write_delay_ms, a.away_ms
+        )  # fmt: skip
         self._disorder_ms = disorder_ms
         # The broker answers a caught-up partition's fetch at least every fetch.max.wait.ms:
         # no answer for longer than this, it was away (the consumer reports a word this old
@@ -78,10 +74,10 @@ class PartitionClock:
         self._away_ms = away_ms
         self._idle_ms = idle_ms
         self._write_delay_ms = write_delay_ms
-        self._margin_ms = floor_ms
+        self._margin_ms = a.floor_ms
         self._wall = wall
         # Shared by a worker's partitions: a storefront that lags, lags on all of them.
-        self._lateness = lateness or WriteLateness(floor_ms, write_delay_ms, window_ms)
+        self._lateness = lateness or WriteLateness(a.floor_ms, write_delay_ms, a.window_ms)
         self._appended: Collection[str] = frozenset()  # topics the broker stamps
         # topic → whether what was last read there carried append times.
         self._stamped: dict[str, bool] = {}
@@ -267,36 +263,3 @@ class PartitionClock:
                 at = max(at, horizon)
         self._floor_ms = max(self._floor_ms, at)
         return self._floor_ms
-
-
-@dataclass(slots=True)
-class Poll:
-    """One poll's word on one partition, by topic."""
-
-    newest: dict[str, int] = field(default_factory=dict)
-    written: dict[str, int] = field(default_factory=dict)
-    lagging: dict[str, int | None] = field(default_factory=dict)
-    heard: dict[str, int] = field(default_factory=dict)
-    late: dict[str, int] = field(default_factory=dict)
-
-
-def by_partition(
-    newest: Mapping[tuple[str, int], int],
-    behind: Mapping[tuple[str, int], int | None],
-    written: Mapping[tuple[str, int], int],
-    heard: Mapping[tuple[str, int], int],
-    late: Mapping[tuple[str, int], int],
-) -> dict[int, Poll]:
-    """A poll's word on every topic partition, split by partition."""
-    polls: defaultdict[int, Poll] = defaultdict(Poll)
-    for (topic, partition), at in newest.items():
-        polls[partition].newest[topic] = at
-    for (topic, partition), at in written.items():
-        polls[partition].written[topic] = at
-    for (topic, partition), lag in behind.items():
-        polls[partition].lagging[topic] = lag
-    for (topic, partition), at in heard.items():
-        polls[partition].heard[topic] = at
-    for (topic, partition), ms in late.items():
-        polls[partition].late[topic] = ms
-    return polls

@@ -16,11 +16,18 @@ before the timer fires, as the reference (tests/oracle/triggers.py) has it.
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any, Final
 
 import orjson
 
-from handlers.functions.timers import Entry, Op, PutOff
+from handlers.functions.timers import DueReply, Entry, Op, PutOff
+
+log = logging.getLogger("crmstream.timers")
+
+DueEntry = tuple[str, int, dict[str, Any]]  # member, deadline (or event time), what armed it
 
 ABSENCE: Final = Entry.ABSENCE.value
 PUT_OFF: Final = Entry.PUT_OFF.value
@@ -73,3 +80,28 @@ def erase_op(member: str, at_ms: int, *, event_id: str) -> PutOff:
 def _put_off(kind: Op, member: str, at_ms: int, event_id: str, tail: bytes) -> PutOff:
     name = f"{Entry.OP}\x1f{member[2:]}\x1f{event_id}\x1f{kind}"
     return PutOff(name, at_ms, f"{kind}\n{member}\n".encode() + tail)
+
+
+def read_walks(
+    partitions: Sequence[int], replies: Sequence[DueReply]
+) -> tuple[Counter[str], dict[int, tuple[bool, int]], dict[int, list[DueEntry]]]:
+    """One walk's replies, partition by partition: how many cancels it applied, whether
+    its limit cut it short and how many decisions put off still wait, and what is due."""
+    outcomes: Counter[str] = Counter()
+    waiting: dict[int, tuple[bool, int]] = {}
+    due: dict[int, list[DueEntry]] = {}
+    for partition, reply in zip(partitions, replies, strict=True):
+        if reply.cancelled:
+            outcomes["cancelled"] += reply.cancelled
+        if reply.state_lost:
+            # Read again from where Redis stands (the consumer finds it so before its next
+            # batch): until then, nothing of this partition's is decided.
+            log.warning("partition %d: its state lost writes; no timer walked", partition)
+            waiting[partition] = (False, reply.waiting)
+            continue
+        waiting[partition] = (reply.cut_short, reply.waiting)
+        for entry in reply.entries:
+            if entry.value:
+                deadline, armed = read_timer_value(entry.value)
+                due.setdefault(partition, []).append((entry.member, deadline, armed))
+    return outcomes, waiting, due

@@ -42,14 +42,14 @@ from handlers.functions.timers import (
 )
 from handlers.keys import Keys
 from handlers.redis_client import RedisClient
-from handlers.timing.allowance import WriteLateness
-from handlers.timing.clock import PartitionClock, by_partition
-from handlers.timing.members import read_timer_value
+from handlers.timing.allowance import Allowances, WriteLateness
+from handlers.timing.clock import PartitionClock
+from handlers.timing.members import DueEntry, read_walks
+from handlers.timing.polls import by_partition
 
 log = logging.getLogger("crmstream.timers")
 
 TopicPartition = tuple[str, int]
-DueEntry = tuple[str, int, dict[str, Any]]  # member, deadline (or event time), what armed it
 Decide = Callable[[list[DueEntry]], Awaitable[Counter[str]]]
 _NOTHING: Final[Mapping[TopicPartition, int]] = {}
 # A partition's walker keeps it while it comes back within this long; it lets go at once
@@ -69,21 +69,6 @@ class Runner(Protocol):
 
 def timers_library(client: RedisClient) -> FunctionLibrary:
     return FunctionLibrary(client, LIBRARY, "timers")
-
-
-@dataclass(frozen=True, slots=True)
-class Allowances:
-    """How a partition's clock reads its topics (clock.py), in milliseconds."""
-
-    disorder_ms: int
-    idle_ms: int
-    write_delay_ms: int
-    away_ms: int
-    # On topics the broker stamps with append times: the least and the most the allowance
-    # for writes still on their way may be, and how long a late write keeps it up
-    # (allowance.py). The most is write_delay_ms.
-    floor_ms: int = 50
-    window_ms: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,23 +272,7 @@ class PartitionTiming:
                 for p in owned
             ]  # fmt: skip
             replies: list[DueReply] = await self._library.run(walks)
-            outcomes: Counter[str] = Counter()
-            waiting: dict[int, tuple[bool, int]] = {}
-            due: dict[int, list[DueEntry]] = {}
-            for partition, reply in zip(owned, replies, strict=True):
-                if reply.cancelled:
-                    outcomes["cancelled"] += reply.cancelled
-                if reply.state_lost:
-                    # Read again from where Redis stands (the consumer finds it so before its
-                    # next batch): until then, nothing of this partition's is decided.
-                    log.warning("partition %d: its state lost writes; no timer walked", partition)
-                    waiting[partition] = (False, reply.waiting)
-                    continue
-                waiting[partition] = (reply.cut_short, reply.waiting)
-                for entry in reply.entries:
-                    if entry.value:
-                        deadline, armed = read_timer_value(entry.value)
-                        due.setdefault(partition, []).append((entry.member, deadline, armed))
+            outcomes, waiting, due = read_walks(owned, replies)
             if not due:
                 return Walked(+outcomes, waiting)
             outcomes.update(await decide([entry for entries in due.values() for entry in entries]))
@@ -319,8 +288,4 @@ class PartitionTiming:
             return Walked(outcomes, waiting)
 
     def _new_clock(self) -> PartitionClock:
-        a = self._allowances
-        return PartitionClock(
-            a.disorder_ms, a.idle_ms, a.write_delay_ms, a.away_ms, self._wall,
-            floor_ms=a.floor_ms, window_ms=a.window_ms, lateness=self._lateness,
-        )  # fmt: skip
+        return PartitionClock(self._allowances, self._wall, self._lateness)

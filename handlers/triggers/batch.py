@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from handlers.keys import Keys
 from handlers.profile.read import ProfileReader
 from handlers.timing import PartitionTiming
+from handlers.triggers.goals import queue_goals
 from handlers.triggers.indexes import INDEXED_TYPES, index_updates
 from handlers.triggers.stage import TriggerStage
 from handlers.triggers.work import BatchWork
@@ -50,7 +51,7 @@ class TriggerBatch:
             if event.type in INDEXED_TYPES  # type: ignore[attr-defined]
         ]
         work = BatchWork()
-        stage.goals(events, work.shards)
+        queue_goals(stage.rules, stage.keys, events, work.shards)
         if not relevant and not indexed and not work.shards:
             return Counter()
         # Behind on a partition, its decisions wait for its event time (handlers/timing).

@@ -17,7 +17,7 @@ from crmstream import metrics
 from crmstream.logcontext import where
 from crmstream.settings import TriggerSettings
 from handlers.functions.timers import PutOff
-from handlers.functions.triggers import Candidate, GoalEvent
+from handlers.functions.triggers import Candidate
 from handlers.keys import Keys
 from handlers.profile.encode import contact_free, epoch_ms
 from handlers.profile.read import SECTIONS, Profile, Stored, build_profile
@@ -153,32 +153,6 @@ class TriggerStage:
         arming = rules.arming.get(kind, ())
         now = rules.on_arrival if deferring else rules.on_event
         return (*arming, *now.get(kind, ()))
-
-    def goals(self, events: Sequence[Envelope], work: Mapping[str, ShardWork]) -> None:
-        """Queue the goal events of the batch: each converts the triggers it follows."""
-        goals = self.rules.goals
-        for event in events:
-            specs = goals.get(event.type)  # type: ignore[attr-defined]
-            if not specs or event.subject is None:
-                continue  # a conversion is a known customer's
-            at_ms = epoch_ms(event.time)
-            context: dict[str, Any] | None = None
-            for spec in specs:
-                if not spec.condition.always:
-                    context = context or activation(event_view(event), {}, at_ms)
-                    try:
-                        if not spec.condition.holds(context):
-                            continue
-                    except ConditionError as exc:
-                        at = where(event.id)
-                        log.warning(
-                            "goal %s on event %s at %s: %s", spec.event, event.id, at, exc,
-                            extra={"event_id": event.id, **log_position(at)},
-                        )  # fmt: skip
-                        continue
-                shard = work[self.keys.trigger_shard(event.shop, event.subject)]
-                who = f"{event.shop}:{event.subject}"
-                shard.goal_events.append(GoalEvent(who, spec.key, at_ms, event.id))
 
     def _evaluate(
         self,
