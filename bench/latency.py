@@ -36,7 +36,9 @@ from bench.contenders import start
 from bench.harness import FULL, Workspace
 from crmstream.errors import BenchError
 from crmstream.settings import Settings
+from handlers.triggers.samples import rule_samples
 from rules import PACKAGED_RULES
+from rules.loader import load_rules
 from storefront.publisher import Publisher, encode
 from storefront.simulator import SimulationConfig, Simulator
 from streams.cli.child_worker import stop_worker
@@ -123,16 +125,37 @@ def at_rate(rate: float, seconds: float, rules: Path, tree: Path | None = None) 
             reader.join()
             if worker is not None:
                 stop_worker(worker)
-    latency: list[float] = []
-    lateness: list[float] = []
-    for broker_ms, trigger in reader.seen:
-        delay = broker_ms - _ms(trigger["time"])
-        (lateness if trigger["data"]["rule"] == "bench-timer" else latency).append(delay)
     return {
         "rate": sent / offered_s,
         "events": sent,
         "seconds": offered_s,
+        **measured(reader.seen, classes_of(rules)),
+    }
+
+
+def classes_of(rules: Path) -> dict[str, str]:
+    """Rule id → when it is decided (rules/ordering.py): on arrival, in event-time order,
+    by the clock."""
+    return {entry.rule.id: entry.ordering.name for entry in load_rules(rules, rule_samples).rules}
+
+
+def measured(seen: Sequence[tuple[int, dict[str, Any]]], classes: dict[str, str]) -> dict[str, Any]:
+    """On-event triggers: their arrival less their event's time, in all and per class;
+    absence timers: their arrival less their deadline (an absence trigger's time)."""
+    latency: list[float] = []
+    by_class: dict[str, list[float]] = {}
+    lateness: list[float] = []
+    for broker_ms, trigger in seen:
+        delay = broker_ms - _ms(trigger["time"])
+        rule = trigger["data"]["rule"]
+        if rule == "bench-timer":
+            lateness.append(delay)
+            continue
+        latency.append(delay)
+        by_class.setdefault(classes.get(rule, "unknown"), []).append(delay)
+    return {
         "latency": percentiles(latency),
+        "latency_by_class": {name: percentiles(found) for name, found in sorted(by_class.items())},
         "timer_lateness": percentiles(lateness),
     }
 
