@@ -91,6 +91,7 @@ class PartitionClock:
         # decide before it has read what came first.
         self._lagging: dict[str, int | None] = {}
         self._heard: dict[str, int] = {}  # caught-up topic → the broker's last answer (ms)
+        self._caught_at: dict[str, int] = {}  # topic → when it was last caught up (ms)
         # The broker stopped answering (ms, its last answer before) and answered again on
         # every topic (ms): storefronts resend what they held meanwhile, late, so until
         # idle has passed since, what was written after it stopped may still arrive.
@@ -157,7 +158,7 @@ class PartitionClock:
                 # same as a poll that found its word stale.
                 self._away_since = min(answered, self._away_since or answered)
                 self._back_at = None
-            self._heard[topic] = at
+            self._heard[topic] = self._caught_at[topic] = at
             self._horizon[topic] = max(self._written.get(topic, 0), at)
         for topic in newest.keys() - lagging.keys() - heard.keys():
             # Read by hand (a backtest, a test): caught up as far as it was written.
@@ -210,13 +211,14 @@ class PartitionClock:
         return any(not self._live(topic, lag, wall_ms) for topic, lag in self._lagging.items())
 
     def _live(self, topic: str, lag: int | None, wall_ms: int) -> bool:
+        """A few records to read, on a topic that was read fresh or caught up a moment ago:
+        live traffic, not a backlog. A quiet topic's newest event may be minutes old (a
+        shop's reviews are sparse) while what just came to it is new."""
+        if lag is None or lag > _LIVE_LAG:
+            return False
         newest = self._newest.get(topic)
-        return (
-            lag is not None
-            and newest is not None
-            and lag <= _LIVE_LAG
-            and newest >= wall_ms - _LIVE_WINDOW_MS
-        )
+        recent = wall_ms - _LIVE_WINDOW_MS
+        return (newest is not None and newest >= recent) or self._caught_at.get(topic, 0) >= recent
 
     def _exact(self, topic: str) -> bool:
         """The broker stamps this topic, and what was last read there carried its stamp."""

@@ -185,6 +185,21 @@ def test_a_few_fresh_records_behind_is_live_traffic_not_a_backlog() -> None:
     assert time.behind(0)  # an hour-old event with more to read: a backlog
 
 
+def test_a_record_new_to_a_quiet_topic_caught_up_a_moment_ago_is_live_too() -> None:
+    """A shop's reviews are sparse: the newest read is minutes old when the next comes."""
+    wall = Wall()
+    time = clock(wall)
+    reviews = ("reviews", 0)
+    time.observe({reviews: NOW - 5 * 60_000}, {}, written={reviews: NOW - 5 * 60_000},
+                 heard={reviews: wall.ms})  # fmt: skip
+    wall.now += 1
+    time.observe({}, {reviews: 1})
+    assert not time.behind(0)
+    wall.now += 11  # no word of it caught up for longer than the live window
+    time.observe({}, {reviews: 1})
+    assert time.behind(0)
+
+
 def test_an_empty_partition_moves_on_by_the_clock_once_confirmed_quiet() -> None:
     wall = Wall()
     time = clock(wall, idle_s=2)
