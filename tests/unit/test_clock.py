@@ -17,6 +17,7 @@ from handlers.functions.contract import Call
 from handlers.functions.timers import Count, Due, DueReply
 from handlers.keys import Keys
 from handlers.timing import Allowances, PartitionTiming
+from tests.unit.fetching import FetchingConsumer
 
 WALL_S = 1_000_000.0  # the wall clock's start, in seconds
 NOW = int(WALL_S * 1000)
@@ -278,37 +279,12 @@ def test_time_never_passes_an_event_not_yet_read(lateness_ms: int, run: int) -> 
         at += rng.choice((0, 1, 5, 20, 200, 2_000, 6_000))  # bursts and pauses < idle
         event = at - lateness_ms - rng.randint(0, disorder_ms)
         arrivals.append((at + rng.randint(0, WRITE_DELAY_MS), rng.choice(TOPICS), at, event))
-    arrivals.sort()
-    unread: dict[str, list[tuple[int, int]]] = {topic: [] for topic in TOPICS}
-    upcoming = list(arrivals)
-    # What the consumer last learnt of each topic (its highwater and the time of the
-    # broker's answer): a topic the latest fetch did not cover is reported as it was.
-    standing: dict[str, tuple[int | None, int]] = dict.fromkeys(TOPICS, (None, 0))
-    while upcoming or any(unread.values()):
+    consumer = FetchingConsumer(TOPICS, arrivals)
+    while not consumer.done:
         wall.now += rng.choice((0.001, 0.01, 0.05, 0.1))
-        while upcoming and upcoming[0][0] <= wall.ms:
-            _, topic, written, event = upcoming.pop(0)
-            unread[topic].append((written, event))
-        # The fetch answers for some topics; each hands over part of what it holds.
-        newest, wrote = {}, {}
-        for topic in rng.sample(TOPICS, rng.randint(1, len(TOPICS))):
-            taken = unread[topic][: rng.randint(0, len(unread[topic]))]
-            del unread[topic][: len(taken)]
-            if taken:
-                newest[topic, 0] = max(event for _, event in taken)
-                wrote[topic, 0] = max(written for written, _ in taken)
-            standing[topic] = (len(unread[topic]), wall.ms)
-        lagging: dict[tuple[str, int], int | None] = {}
-        heard: dict[tuple[str, int], int] = {}
-        for topic, (lag, answered) in standing.items():
-            if lag == 0:
-                heard[topic, 0] = answered
-            else:
-                lagging[topic, 0] = lag
-        time.observe(newest, lagging, written=wrote, heard=heard)
-        pending = [event for records in unread.values() for _, event in records]
-        pending += [event for _, _, _, event in upcoming]
-        if pending:
+        poll = consumer.poll(rng, wall.ms)
+        time.observe(poll.newest, poll.lagging, written=poll.written, heard=poll.heard)
+        if pending := consumer.pending():
             assert time.due_ms(0) - disorder_ms <= min(pending), (seed, wall.ms)
 
 

@@ -11,6 +11,7 @@ import pytest
 from handlers.keys import Keys
 from handlers.timing import Allowances, PartitionTiming
 from handlers.timing.allowance import WriteLateness
+from tests.unit.fetching import FetchingConsumer
 from tests.unit.test_clock import HOUR, NOW, NothingDue, Wall
 
 TOPICS = ("browse", "cart", "order", "review", "customer")
@@ -157,37 +158,21 @@ def test_stamped_time_never_passes_an_event_not_yet_read(most_late_ms: int, run:
             continue
         lateness = most_late_ms if n == 0 else rng.randint(0, most_late_ms)
         arrivals.append((happened + lateness, rng.choice(TOPICS), happened))
-    arrivals.sort()
+    # The broker stamps each record with its append time, which only grows along a topic.
     last_appended = dict.fromkeys(TOPICS, 0)
-    unread: dict[str, list[tuple[int, int]]] = {topic: [] for topic in TOPICS}
-    upcoming = list(arrivals)
-    standing: dict[str, tuple[int | None, int]] = dict.fromkeys(TOPICS, (None, 0))
-    while upcoming or any(unread.values()):
+    stamped = []
+    for reached, topic, event in sorted(arrivals):
+        appended = last_appended[topic] = max(reached, last_appended[topic])
+        stamped.append((appended, topic, appended, event))
+    consumer = FetchingConsumer(TOPICS, stamped)
+    while not consumer.done:
         wall.now += rng.choice((0.001, 0.01, 0.05, 0.1))
-        while upcoming and upcoming[0][0] <= wall.ms:
-            appended, topic, event = upcoming.pop(0)
-            # The broker's append times only grow along a topic partition.
-            appended = last_appended[topic] = max(appended, last_appended[topic])
-            unread[topic].append((appended, event))
-        newest, wrote, late = {}, {}, {}
-        for topic in rng.sample(TOPICS, rng.randint(1, len(TOPICS))):
-            taken = unread[topic][: rng.randint(0, len(unread[topic]))]
-            del unread[topic][: len(taken)]
-            if taken:
-                newest[topic, 0] = max(event for _, event in taken)
-                wrote[topic, 0] = max(appended for appended, _ in taken)
-                late[topic, 0] = max(appended - event for appended, event in taken)
-            standing[topic] = (len(unread[topic]), wall.ms)
-        lagging: dict[tuple[str, int], int | None] = {}
-        heard: dict[tuple[str, int], int] = {}
-        for topic, (lag, answered) in standing.items():
-            if lag == 0:
-                heard[topic, 0] = answered
-            else:
-                lagging[topic, 0] = lag
-        time.observe(newest, lagging, written=wrote, heard=heard, late=late, appended=APPENDED)
-        pending = [event for records in unread.values() for _, event in records]
-        pending += [event for _, _, event in upcoming]
+        poll = consumer.poll(rng, wall.ms)
+        time.observe(
+            poll.newest, poll.lagging, written=poll.written, heard=poll.heard, late=poll.late,
+            appended=APPENDED,
+        )  # fmt: skip
+        pending = consumer.pending()
         if pending and (time.allowance_ms(0) or 0) >= most_late_ms:
             assert time.due_ms(0) <= min(pending), (seed, wall.ms)
             assert time.read_up_to_ms(0) <= min(pending), (seed, wall.ms)
