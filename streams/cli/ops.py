@@ -74,7 +74,9 @@ def topics() -> None:
 @topics.command("create")
 @pass_settings
 def topics_create(settings: Settings) -> None:
-    """Create the missing topics; existing ones are left as they are."""
+    """Create the missing topics. Existing event and dead-letter topics take the retention
+    set now, and event topics stamp records with the broker's append time (how late
+    storefronts' writes are is measured from it); partition counts are left as they are."""
     from crmstream.admin import create_topics  # noqa: PLC0415 -- keeps `--help` fast
 
     for outcome in create_topics(settings):
