@@ -15,6 +15,7 @@ from crmstream import logcontext, metrics
 from crmstream.errors import StateBehindError
 from crmstream.settings import Settings
 from crmstream.topics import EVENT_STREAMS, TopicNames
+from handlers.profile.encode import epoch_ms
 from handlers.sink import EventSink, KeepsOffsets, SortsDuplicates, WatchesEventTime
 from schemas.decode import Decoder, Rejected
 from schemas.events import STREAM_OF_TYPE, Envelope
@@ -124,8 +125,8 @@ class Ingest:
                 if seen is None or event.time > seen:
                     newest[partition] = event.time
                 if record.timestamp_type == _LOG_APPEND_TIME:
-                    lateness = record.timestamp - int(event.time.timestamp() * 1000)
-                    if lateness > late.get(partition, lateness - 1):
+                    lateness = record.timestamp - epoch_ms(event.time)
+                    if partition not in late or lateness > late[partition]:
                         late[partition] = lateness
                 else:
                     producer_stamped.add(partition)

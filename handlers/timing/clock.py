@@ -64,20 +64,17 @@ class PartitionClock:
         lateness: WriteLateness | None = None,
     ) -> None:
         a = allowances
-        disorder_ms, idle_ms, write_delay_ms, away_ms = (
-            a.disorder_ms, a.idle_ms, a.write_delay_ms, a.away_ms
-        )  # fmt: skip
-        self._disorder_ms = disorder_ms
+        self._disorder_ms = a.disorder_ms
         # The broker answers a caught-up partition's fetch at least every fetch.max.wait.ms:
         # no answer for longer than this, it was away (the consumer reports a word this old
         # as unknown, by the same setting).
-        self._away_ms = away_ms
-        self._idle_ms = idle_ms
-        self._write_delay_ms = write_delay_ms
+        self._away_ms = a.away_ms
+        self._idle_ms = a.idle_ms
+        self._write_delay_ms = a.write_delay_ms
         self._margin_ms = a.floor_ms
         self._wall = wall
         # Shared by a worker's partitions: a storefront that lags, lags on all of them.
-        self._lateness = lateness or WriteLateness(a.floor_ms, write_delay_ms, a.window_ms)
+        self._lateness = lateness or WriteLateness(a.floor_ms, a.write_delay_ms, a.window_ms)
         self._appended: Collection[str] = frozenset()  # topics the broker stamps
         # topic → whether what was last read there carried append times.
         self._stamped: dict[str, bool] = {}
@@ -240,7 +237,7 @@ class PartitionClock:
         time = self._time_ms()
         if not self.measured:
             return time - self._disorder_ms
-        allowance = self.allowance_ms()
+        allowance = self._lateness.allowance_ms(int(self._wall() * 1000))
         # Old events replayed keep the allowance for a replay's own disorder.
         return time - (allowance if self._live_time else max(allowance, self._disorder_ms))
 
