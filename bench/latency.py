@@ -11,6 +11,11 @@ are taken out of the pack's copy, or the figures would depend on the time of day
 Shanghai when the benchmark runs. Every trigger is counted: the load stops, then the
 worker drains what it still holds before the reader stops.
 
+Each level starts with a warm-up of ``WARM_UP_S`` at its rate, not counted: the figures
+are those of a worker and a storefront producer that are running already, as they are in
+production for days, not of their first seconds (a worker's first batches load its rules'
+programs and Functions; a producer's first records wait for its connection).
+
 With ``--against``, another checkout's worker takes each load level too, right after
 this one's: the two versions' figures come from the same run.
 """
@@ -56,6 +61,7 @@ limits: {transactional: true}
 _READY_LIMIT_S: Final = 60.0
 _TAIL_LIMIT_S: Final = 120.0  # an overloaded worker's backlog, drained before counting
 _TIMER_S: Final = 5  # the bench timer's window: the last ones fall due this much later
+WARM_UP_S: Final = 5.0
 
 
 class _Triggers(threading.Thread):
@@ -112,7 +118,7 @@ def at_rate(rate: float, seconds: float, rules: Path, tree: Path | None = None) 
         try:
             worker = start(space.logs / "latency.log", env, None, tree)
             _wait_ready(int(env["CRMSTREAM_WORKER_WEB_PORT"]))
-            sent, offered_s = _offer(space.settings, rate, seconds)
+            sent, offered_s, counted_from_ms = _offer(space.settings, rate, seconds)
             # Until every event is taken and every decision relayed, and the last timers due.
             tail = time.monotonic() + _TAIL_LIMIT_S
             while time.monotonic() < tail and not (
@@ -129,7 +135,7 @@ def at_rate(rate: float, seconds: float, rules: Path, tree: Path | None = None) 
         "rate": sent / offered_s,
         "events": sent,
         "seconds": offered_s,
-        **measured(reader.seen, classes_of(rules)),
+        **measured(reader.seen, classes_of(rules), counted_from_ms),
     }
 
 
@@ -139,14 +145,20 @@ def classes_of(rules: Path) -> dict[str, str]:
     return {entry.rule.id: entry.ordering.name for entry in load_rules(rules, rule_samples).rules}
 
 
-def measured(seen: Sequence[tuple[int, dict[str, Any]]], classes: dict[str, str]) -> dict[str, Any]:
+def measured(
+    seen: Sequence[tuple[int, dict[str, Any]]], classes: dict[str, str], from_ms: int = 0
+) -> dict[str, Any]:
     """On-event triggers: their arrival less their event's time, in all and per class;
-    absence timers: their arrival less their deadline (an absence trigger's time)."""
+    absence timers: their arrival less their deadline (an absence trigger's time). Only
+    triggers whose time is ``from_ms`` or later count (the warm-up's do not)."""
     latency: list[float] = []
     by_class: dict[str, list[float]] = {}
     lateness: list[float] = []
     for broker_ms, trigger in seen:
-        delay = broker_ms - _ms(trigger["time"])
+        at_ms = _ms(trigger["time"])
+        if at_ms < from_ms:
+            continue
+        delay = broker_ms - at_ms
         rule = trigger["data"]["rule"]
         if rule == "bench-timer":
             lateness.append(delay)
@@ -172,20 +184,23 @@ def _wait_ready(port: int) -> None:
     raise BenchError(f"the worker was not ready within {_READY_LIMIT_S:.0f} s")
 
 
-def _offer(settings: Settings, rate: float, seconds: float) -> tuple[int, float]:
-    """Events sent at ``rate`` for ``seconds``: how many, and over how long."""
+def _offer(settings: Settings, rate: float, seconds: float) -> tuple[int, float, int]:
+    """Events sent at ``rate`` for the warm-up and then ``seconds``: how many, over how
+    long, and when the warm-up ended (epoch ms)."""
     events = Simulator(SimulationConfig(seed=9, customers_per_shop=2000, live=True)).events()
-    pacer, sent = Pacer(rate), 0
+    sent = 0
     with Publisher(settings) as publisher:
-        started = time.monotonic()
+        publisher.connect()
+        pacer, started = Pacer(rate), time.monotonic()
+        counted_from_ms = int((time.time() + WARM_UP_S) * 1000)
         for event in events:
             publisher.publish_json(encode(event))
             sent += 1
             pacer.wait(sent)
-            if time.monotonic() - started > seconds:
+            if time.monotonic() - started > WARM_UP_S + seconds:
                 break
         elapsed = time.monotonic() - started
-    return sent, elapsed
+    return sent, elapsed, counted_from_ms
 
 
 def bench_rules(folder: Path) -> Path:

@@ -27,6 +27,7 @@ from typing import Any, Self
 
 import orjson
 from confluent_kafka import KafkaError as RdKafkaError
+from confluent_kafka import KafkaException as RdKafkaException
 from confluent_kafka import Message, Producer
 
 from crmstream.errors import KafkaError
@@ -115,6 +116,14 @@ class Publisher:
         conf.update(producer or {})
         self._producer = Producer(conf)
         self.report = DeliveryReport()
+
+    def connect(self, timeout_s: float = 10.0) -> None:
+        """Wait until the broker has answered: a long-lived storefront producer is
+        connected already when its traffic comes."""
+        try:
+            self._producer.list_topics(timeout=timeout_s)
+        except RdKafkaException as exc:
+            raise KafkaError(f"the broker did not answer within {timeout_s:.0f}s: {exc}") from exc
 
     def publish(self, event: Mapping[str, Any] | Envelope) -> Envelope:
         """Validate one event and queue it; raises InvalidEventError for a bad one."""

@@ -12,6 +12,7 @@ message sent twice under the same id, which consumers deduplicate on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -52,14 +53,18 @@ class OutboxRelay(Service):
         outbox: Callable[[str], str],
         topic: str,
         render: Render,
+        written: asyncio.Event | None = None,
         **kwargs: Any,  # noqa: ANN401 -- mode's Service options
     ) -> None:
+        """``written``: set by this worker's stages when they add to the outbox, so that an
+        idle relay sends at once what they wrote; another worker's entries wait for a poll."""
         super().__init__(**kwargs)
         self._client = client
         self._keys = Keys(settings.redis.key_prefix)
         self._outbox = outbox
         self._topic = topic
         self._render = render
+        self._written = written or asyncio.Event()
         self._batch = settings.triggers.relay_batch
         self._claim_idle_ms = int(settings.triggers.relay_claim_idle_s * 1000)
         self._consumer = f"{settings.worker.app_id}-{socket.gethostname()}-{os.getpid()}"
@@ -73,6 +78,7 @@ class OutboxRelay(Service):
             }
         )
         self.relayed = 0
+        self.rounds = 0  # reads of the outbox done
         self.relayed_metric: CounterChild | None = None
 
     @classmethod
@@ -81,6 +87,7 @@ class OutboxRelay(Service):
         outbox: Literal["triggers", "segments"],
         settings: Settings,
         client: RedisClient,
+        written: asyncio.Event | None = None,
         **kwargs: Any,  # noqa: ANN401 -- mode's Service options
     ) -> OutboxRelay:
         """The relay of the trigger outboxes, or of the segment change outboxes."""
@@ -89,7 +96,9 @@ class OutboxRelay(Service):
             stream, topic, render = keys.outbox, topics.triggers, render_trigger
         else:
             stream, topic, render = keys.segment_outbox, topics.segments, render_change
-        relay = cls(settings, client, outbox=stream, topic=topic, render=render, **kwargs)
+        relay = cls(
+            settings, client, outbox=stream, topic=topic, render=render, written=written, **kwargs
+        )
         relay.relayed_metric = metrics.RELAYED.labels(outbox)
         return relay
 
@@ -109,14 +118,13 @@ class OutboxRelay(Service):
         await asyncio.to_thread(self._producer.flush, _FLUSH_TIMEOUT_S)
 
     async def _run(self) -> None:
-        rounds = 0
         grouped = False
         while not self.should_stop:
             try:
                 if not grouped:
                     await self._create_groups()
                     grouped = True
-                claim = rounds % 100 == 0  # now and then, take over a dead relay's entries
+                claim = self.rounds % 100 == 0  # now and then, take over a dead relay's entries
                 moved = await self.relay_once(claim=claim)
             except (RedisError, OSError) as exc:
                 log.warning("outbox relay: Redis failed (%s); retrying", exc)
@@ -126,9 +134,16 @@ class OutboxRelay(Service):
                 log.exception("outbox relay: a round failed; its entries stay in the outbox")
                 await asyncio.sleep(_ERROR_SLEEP_S)
                 continue
-            rounds += 1
+            self.rounds += 1
             if not moved:
-                await asyncio.sleep(_IDLE_SLEEP_S)
+                await self._idle()
+
+    async def _idle(self) -> None:
+        """Until this worker writes to the outbox, or the next poll (for other workers'
+        entries, and a dead relay's)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._written.wait(), _IDLE_SLEEP_S)
+        self._written.clear()
 
     async def relay_once(self, *, claim: bool = False) -> int:
         """Send what the outbox holds for this relay; returns how many were acknowledged."""

@@ -34,6 +34,9 @@ _RULES_POLL_S = 2.0
 _SCHEDULE_POLL_S = 10.0
 _REPORT_EVERY_S = 10.0
 _GAUGES_EVERY_S = 5.0
+# Walks follow the polls that move time, at most this often: a busy worker polls every few
+# milliseconds, and each walk is a round trip.
+_WAKE_SPACING_S = 0.02
 
 
 def _rules_stamp(*folders: Path) -> tuple[tuple[str, float], ...]:
@@ -73,11 +76,16 @@ class TriggerChores(Service):
         asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
 
     async def _every(
-        self, what: str, interval_s: float, chore: Callable[[], Awaitable[None]]
+        self,
+        what: str,
+        interval_s: float,
+        chore: Callable[[], Awaitable[None]],
+        wake: asyncio.Event | None = None,
     ) -> None:
-        """Run ``chore`` every ``interval_s`` until the worker stops. Redis away is said and
-        waited out; a bug is said with its traceback, and the chore runs again: it must not
-        stop every timer, schedule or gauge with it."""
+        """Run ``chore`` every ``interval_s`` until the worker stops, and sooner once ``wake``
+        is set (no sooner than ``_WAKE_SPACING_S`` after the last run). Redis away is said
+        and waited out; a bug is said with its traceback, and the chore runs again: it must
+        not stop every timer, schedule or gauge with it."""
         while not self.should_stop:
             try:
                 await chore()
@@ -85,7 +93,13 @@ class TriggerChores(Service):
                 log.warning("%s: Redis failed (%s); retrying", what, exc)
             except Exception:
                 log.exception("%s: a pass failed; it runs again", what)
-            await asyncio.sleep(interval_s)
+            if wake is None:
+                await asyncio.sleep(interval_s)
+                continue
+            await asyncio.sleep(_WAKE_SPACING_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), max(0.0, interval_s - _WAKE_SPACING_S))
+            wake.clear()
 
     async def _timers(self) -> None:
         sink = self._sink
@@ -105,7 +119,9 @@ class TriggerChores(Service):
                         reported = now
                     next_report = time.monotonic() + _REPORT_EVERY_S
 
-        await self._every("timers", self._tick_s, tick)
+        # A poll that moves a partition's time may make something due: walked then, not at
+        # the next tick.
+        await self._every("timers", self._tick_s, tick, sink.time.moved)
 
     async def _schedules(self) -> None:
         await self._every("schedules", _SCHEDULE_POLL_S, self._sink.run_schedules)
@@ -157,8 +173,12 @@ def register_triggers(app: faust.App, settings: Settings, sink: ProfilesAndTrigg
     chores = TriggerChores(settings, sink, loop=app.loop, beacon=app.beacon)
     client = sink.client
     relays = [
-        OutboxRelay.of(outbox, settings, client, loop=app.loop, beacon=app.beacon)
-        for outbox in ("triggers", "segments")
+        OutboxRelay.of(
+            "triggers", settings, client, sink.writer.sent, loop=app.loop, beacon=app.beacon
+        ),
+        OutboxRelay.of(
+            "segments", settings, client, sink.segments.changed, loop=app.loop, beacon=app.beacon
+        ),
     ]
 
     async def start() -> None:

@@ -13,6 +13,7 @@ active within the horizon, found through each shard's ``seen`` index.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import defaultdict
@@ -67,6 +68,8 @@ class SegmentStage:
         self.wall = wall  # the clock memberships are as of (tests set it)
         self._library = FunctionLibrary(client, LIBRARY, "segment")
         self.errors = 0  # conditions that could not be evaluated (logged)
+        # Set when changes reach the outbox: its relay on this worker sends them at once.
+        self.changed = asyncio.Event()
 
     async def on_batch(self, touched: Mapping[Customer, tuple[datetime, str]]) -> int:
         """Evaluate every segment for the customers a batch changed; returns the changes."""
@@ -103,7 +106,10 @@ class SegmentStage:
         header = self.segments.header
         calls = [ApplySegments(base, header, each) for base, each in by_shard.items()]
         replies: list[SegmentsReply] = await self._library.run(calls)
-        return sum(reply.changes for reply in replies)
+        changes = sum(reply.changes for reply in replies)
+        if changes:
+            self.changed.set()
+        return changes
 
     def _flags(self, shop: str, who: str, stored: Stored | None, work: _Evaluation) -> str:
         """One character per segment of the set: 1 in, 0 out, - not evaluated (or failed)."""

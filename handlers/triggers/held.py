@@ -23,4 +23,7 @@ class HeldTriggers:
             for base in self._keys.trigger_shards()
         ]  # fmt: skip
         replies: list[Released] = await writer.run(releases)
-        return sum(reply.released for reply in replies)
+        released = sum(reply.released for reply in replies)
+        if released:
+            writer.sent.set()
+        return released

@@ -4,6 +4,7 @@ candidates through the guards and the goal events of every shard (functions/emit
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -42,6 +43,9 @@ class TriggerWriter:
         self.wall_ms = wall_ms
         self.fired_window_ms = settings.fired_window_days * _DAY_MS
         self._library = FunctionLibrary(client, (TRIGGER_LIBRARY, TIMER_LIBRARY), "trigger")
+        # Set when triggers reach the outbox: its relay on this worker sends them at once
+        # instead of at its next poll.
+        self.sent = asyncio.Event()
 
     async def run(self, calls: Sequence[Call]) -> list[Any]:
         return await self._library.run(calls)
@@ -73,4 +77,6 @@ class TriggerWriter:
         replies = await self._library.run(calls, before=index_writes)
         for position, candidates in emits:
             count_decisions(candidates, replies[position].decisions, outcomes)
+        if outcomes["sent"]:
+            self.sent.set()
         return +outcomes
