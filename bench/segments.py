@@ -82,10 +82,10 @@ async def load(sink: ProfilesAndTriggers, customers: int, live: int) -> dict[str
 
     async def flush(with_segments: bool) -> None:
         started = time.perf_counter()
-        applied = await sink.profiles.apply(batch)
+        applied = await sink.profiles.apply(batch, sink.segments.watched)
         middle = time.perf_counter()
         if with_segments:
-            await sink.segments.on_batch(applied.touched)
+            await sink.segments.on_batch(applied.touched, applied.changed)
             spent["profiles_s"] += middle - started
             spent["segments_s"] += time.perf_counter() - middle
             spent["live_events"] += len(batch)

@@ -140,11 +140,12 @@ class ProfilesAndTriggers:
         self, events: Sequence[Envelope], partitions: Sequence[int] | None = None
     ) -> BatchOutcome:
         """``partitions``: the partition each event was read from (all 0 if not given)."""
-        applied = await self.profiles.apply(events)
+        segments = self.segments
+        applied = await self.profiles.apply(events, segments.watched)
         # Segments and rules read the same applied profiles and write apart: side by side,
         # each one's Redis round trips overlap the other's Python work.
         changes, _ = await asyncio.gather(
-            self.segments.on_batch(applied.touched), self._decide(events, partitions)
+            segments.on_batch(applied.touched, applied.changed), self._decide(events, partitions)
         )
         self.outcomes["segment_changes"] += changes
         if changes:

@@ -64,6 +64,14 @@ class Condition:
             for variable, fields in self._shape.items()
         }
 
+    def paths(self, variable: str) -> dict[str, frozenset[str]] | None:
+        """What the condition reads of ``variable``, field by field: of each field, the
+        fields below it that it reads (ALL: the field whole). None: the variable whole."""
+        shape = self._shape.get(variable)
+        if shape is None:
+            return {}
+        return dict(shape) if isinstance(shape, dict) else None
+
     def _trimmed(self, activation: Activation) -> dict[str, Any]:
         trimmed: dict[str, Any] = {}
         for variable, fields in self._shape.items():

@@ -53,6 +53,14 @@ SEPARATOR: Final = "\x1f"
 DIGEST_BYTES: Final = 8
 
 
+class Watch(StrEnum):
+    """How ApplyBatch's ``watched`` names what is not a field of the profile hash."""
+
+    ALL = "*"
+    WINDOW = "w:"  # + a Bucket prefix: a window bucket of that kind
+    KEY = "k:"  # + a CustomerKeys name: the cart, affinity, recent views, favourites
+
+
 @dataclass(frozen=True, slots=True)
 class CustomerEvents:
     base: str = field(metadata=KEY)  # the customer's keys' base
@@ -84,6 +92,9 @@ class Applied(Reply):
     # Customers whose cached route led to an erased customer: the cache is stale, and their
     # events go to the anonymous shopper's own keys, whose alias says where they belong now.
     bounced: list[int]
+    # Customers the batch changed something ``watched`` of, or erased; or for whom it held
+    # a duplicate, whose first delivery's follow-ups may not all have happened.
+    changed: list[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +117,9 @@ class ApplyBatch(Call):
     # redelivery comes soon after the first delivery, however old the event itself is.
     now_ms: int
     max_cart_markers: int  # lines taken by an order or a clear, kept against late adds
+    # What to report changes of (handlers/profile/inputs.py): hash fields, WATCH.WINDOW plus
+    # a bucket prefix, WATCH.KEY plus a key's name, comma-separated; WATCH.ALL: anything.
+    watched: str
     customers: Sequence[CustomerEvents] = field(metadata=ITEMS)
 
 
@@ -181,6 +195,7 @@ LIBRARY: Final = Library.build(
             lua_constants("STATUS", Status),
             lua_constants("BUCKET", Bucket),
             lua_constants("CART_LINE", CART_LINE),
+            lua_constants("WATCH", Watch),
             "local PACKED_FIELDS = {" + ", ".join(f"'{name}'" for name in PACKED_FIELDS) + "}",
             lua_constants("NAMES", {"SEPARATOR": SEPARATOR, "DIGEST_BYTES": DIGEST_BYTES}),
         ]

@@ -19,6 +19,8 @@ local function save_customer(ctx, call, marks, latest)
     redis.call('ZREMRANGEBYSCORE', keys.dedup, '-inf', '(' .. (now - call.dedup_window_ms))
     p:set('dedup_pruned_at', now)
   end
+  if #ctx.recent > 0 then ctx.touched[WATCH.KEY .. 'recent'] = true end
+  if #ctx.favorites > 0 then ctx.touched[WATCH.KEY .. 'favorites'] = true end
   if #ctx.recent > 0 and redis.call('ZADD', keys.recent, 'GT', unpack(ctx.recent)) > 0 then
     redis.call('ZREMRANGEBYRANK', keys.recent, 0, -(call.max_recent + 1))
   end
@@ -26,6 +28,7 @@ local function save_customer(ctx, call, marks, latest)
     redis.call('ZREMRANGEBYRANK', keys.favorites, 0, -(call.max_favorites + 1))
   end
   if ctx.cart_state then
+    if next(ctx.cart_state.changed) ~= nil then ctx.touched[WATCH.KEY .. 'cart'] = true end
     ctx.cart_state:save(call.max_cart_markers)
     if ctx.cart_state.cleared_at > 0 then p:max('cart_cleared_at', ctx.cart_state.cleared_at) end
   end
@@ -38,15 +41,35 @@ local function save_customer(ctx, call, marks, latest)
   p:save()
 end
 
+-- `watched` (ApplyBatch): true for anything, or a set of WATCH names.
+local function watch_set(text)
+  if text == WATCH.ALL then return true end
+  local set = {}
+  for _, name in ipairs(nonempty_pieces(text, ',')) do set[name] = true end
+  return set
+end
+
+local function changed_watched(ctx, watched)
+  if ctx.everything then return true end
+  local dirty, touched = ctx.profile.dirty, ctx.touched
+  if watched == true then return next(dirty) ~= nil or next(touched) ~= nil end
+  for name in pairs(dirty) do if watched[name] then return true end end
+  for name in pairs(touched) do if watched[name] then return true end end
+  return false
+end
+
 -- One customer's events, in order, when they are not routed elsewhere; returns whether the
--- batch erased them (their aliases are then to be cut).
-local function apply_customer(call, keys, tombstone, erased_at, events, seen, statuses)
+-- batch erased them (their aliases are then to be cut), and whether it changed anything
+-- watched of theirs (an erasure and a duplicate count: see Applied.changed).
+local function apply_customer(call, keys, tombstone, erased_at, events, seen, statuses, watched)
   local ctx = new_context(keys, call)
   local fresh, marks, latest, erasing = ctx.fresh, {}, 0, false
+  local changed = false
   for e, event in ipairs(events) do
     local digest, ts = event.digest, event.ts
     if seen[e] or fresh[digest] then
       statuses[#statuses + 1] = STATUS.DUPLICATE
+      changed = true
     elseif erased_at and ts <= erased_at then
       -- Forgotten on request: late events must not bring the old profile back.
       statuses[#statuses + 1] = STATUS.ERASED
@@ -75,12 +98,13 @@ local function apply_customer(call, keys, tombstone, erased_at, events, seen, st
     end
   end
   if #marks > 0 then save_customer(ctx, call, marks, latest) end
-  return erasing
+  return erasing, changed or erasing or changed_watched(ctx, watched)
 end
 
 local function apply_batch(keys, args)
   local call = read_call(APPLY_BATCH, keys, args)
-  local statuses, redirects, unlinked, bounced = {}, {}, {}, {}
+  local statuses, redirects, unlinked, bounced, changed = {}, {}, {}, {}, {}
+  local watched = watch_set(call.watched)
   for index = 1, call.count do
     local customer = read_item(APPLY_BATCH, keys, args, index)
     local events = unpack_events(customer.events)
@@ -103,18 +127,26 @@ local function apply_batch(keys, args)
     elseif alias then
       -- Merged into a customer already: its events belong there now, except those this
       -- shopper has seen itself (a merge may still be on its way to the customer).
+      local duplicate = false
       for e = 1, #events do
         statuses[#statuses + 1] = seen[e] and STATUS.DUPLICATE or STATUS.REDIRECTED
+        duplicate = duplicate or seen[e] ~= false
       end
+      if duplicate then changed[#changed + 1] = index end
       -- Settled once the anonymous copy is gone: then the caller may route there directly.
       local settled = redis.call('EXISTS', ckeys.profile, ckeys.dedup) == 0 and 1 or 0
       redirects[#redirects + 1] = reply(REDIRECT, {index = index, customer = alias, settled = settled})
-    elseif apply_customer(call, ckeys, tombstone, erased_at, events, seen, statuses) then
-      for _, anonymous_id in ipairs(redis.call('SMEMBERS', ckeys.erased_aliases)) do
-        unlinked[#unlinked + 1] = reply(UNLINKED, {index = index, anonymous_id = anonymous_id})
+    else
+      local erasing, changes = apply_customer(
+        call, ckeys, tombstone, erased_at, events, seen, statuses, watched)
+      if erasing then
+        for _, anonymous_id in ipairs(redis.call('SMEMBERS', ckeys.erased_aliases)) do
+          unlinked[#unlinked + 1] = reply(UNLINKED, {index = index, anonymous_id = anonymous_id})
+        end
       end
+      if changes then changed[#changed + 1] = index end
     end
   end
   return reply(APPLIED, {statuses = statuses, redirects = redirects, unlinked = unlinked,
-    bounced = bounced})
+    bounced = bounced, changed = changed})
 end

@@ -7,15 +7,18 @@
 local function bump_windows(ctx, ts, hour_fields, day_fields)
   local key = ctx.keys.windows
   local hour, day = math.floor(ts / 3600000), math.floor(ts / 86400000)
+  local touched = ctx.touched
   for _, pair in ipairs(hour_fields) do
     if redis.call('HINCRBY', key, pair[1] .. hour, pair[2]) == pair[2] then
       ctx.profile:incr('window_fields', 1)
     end
+    touched[WATCH.WINDOW .. pair[1]] = true
   end
   for _, pair in ipairs(day_fields) do
     if redis.call('HINCRBY', key, pair[1] .. day, pair[2]) == pair[2] then
       ctx.profile:incr('window_fields', 1)
     end
+    touched[WATCH.WINDOW .. pair[1]] = true
   end
 end
 
@@ -35,6 +38,7 @@ end
 
 local function touch_affinity(ctx, category, weight)
   if category == nil or category == '' then return end
+  ctx.touched[WATCH.KEY .. 'affinity'] = true
   local key = ctx.keys.affinity
   local score = redis.call('HINCRBY', key, category, weight)
   if score == weight and redis.call('HLEN', key) > ctx.max_categories then
@@ -72,6 +76,9 @@ local function new_context(keys, call)
   return setmetatable({
     keys = keys, profile = load_profile(keys.profile), call = call,
     max_categories = call.max_categories, recent = {}, favorites = {}, fresh = {},
+    -- What the batch changed besides the profile hash's fields (those are its dirty ones):
+    -- WATCH names; `everything` once a merge brought a whole history.
+    touched = {}, everything = false,
   }, Context)
 end
 
@@ -92,6 +99,7 @@ local MERGE_ADD = {
 -- remembered, so that an erasure can later cut the alias that leads here.
 local function merge(ctx, state, anonymous_id)
   local p = ctx.profile
+  ctx.everything = true
   local merged_ids = p.fields['merged_ids']
   if merged_ids == nil then
     p:set('merged_ids', anonymous_id)

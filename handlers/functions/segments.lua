@@ -19,10 +19,14 @@ local function apply(keys, args)
     local memberships = shard.memberships .. who
     local sizes = shard.sizes .. shop
     local all_sizes = shard.sizes -- every shop together (no shop id is empty)
-    local stored = redis.call('HGETALL', memberships)
+    -- A customer only seen (nothing they are evaluated on changed) costs the seen mark alone.
+    local evaluated = string.find(customer.flags, '[01]') ~= nil
     local counts = {}
-    for j = 1, #stored, 2 do counts[stored[j]] = tonumber(stored[j + 1]) end
-    for j, segment in ipairs(segments) do
+    if evaluated then
+      local stored = redis.call('HGETALL', memberships)
+      for j = 1, #stored, 2 do counts[stored[j]] = tonumber(stored[j + 1]) end
+    end
+    for j, segment in ipairs(evaluated and segments or {}) do
       local flag = string.sub(customer.flags, j, j)
       if flag ~= '-' then
         local count = counts[segment] or 0

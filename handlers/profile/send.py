@@ -38,6 +38,8 @@ class Replies:
     redirects: list[tuple[tuple[str, str], str, bool]] = field(default_factory=list)
     bounced: list[tuple[str, str]] = field(default_factory=list)  # a stale cached route
     unlinked: list[tuple[tuple[str, str], str]] = field(default_factory=list)  # erased alias
+    # Groups whose batch changed something watched (functions/profile.py Applied.changed).
+    changed: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _apply_batch(settings: ProfileSettings) -> partial[ApplyBatch]:
@@ -74,6 +76,7 @@ class BatchSender:
         order: list[tuple[str, str]],
         groups_of: dict[tuple[str, str], list[EncodedEvent]],
         routes: dict[tuple[str, str], Route],
+        watched: str,
     ) -> Replies:
         owners = [
             (shop, routes[(shop, who)].customer if (shop, who) in routes else who)
@@ -85,6 +88,7 @@ class BatchSender:
         calls = [
             self._apply_batch(
                 now_ms=now_ms,
+                watched=watched,
                 customers=[
                     CustomerEvents(
                         bases[index],
@@ -114,4 +118,5 @@ class BatchSender:
             ]
             replies.bounced += [group_at[index - 1] for index in reply.bounced]
             replies.unlinked += [(group_at[u.index - 1], u.anonymous_id) for u in reply.unlinked]
+            replies.changed += [group_at[index - 1] for index in reply.changed]
         return replies

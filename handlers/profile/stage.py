@@ -19,7 +19,7 @@ from typing import Any
 from crmstream.settings import ProfileSettings, Settings
 from handlers.flow import count_flow, count_shop_minutes
 from handlers.functions import FunctionLibrary
-from handlers.functions.profile import LIBRARY, Detach, ForgetDetached, History, Status
+from handlers.functions.profile import LIBRARY, Detach, ForgetDetached, History, Status, Watch
 from handlers.keys import Keys
 from handlers.profile.encode import EncodedEvent, encode_event
 from handlers.profile.identity import AliasCache, is_junk
@@ -43,6 +43,9 @@ class BatchOutcome:
     touched: dict[tuple[str, str], tuple[datetime, str]] = field(default_factory=dict)
     # Event type → how many of the batch's events of that type were duplicates (metrics).
     duplicates_by_type: Counter[str] = field(default_factory=Counter)
+    # Of ``touched``, the profiles the batch changed something watched of (``apply``), or
+    # erased, forgot, or met a duplicate for (functions/profile.py Applied.changed).
+    changed: set[tuple[str, str]] = field(default_factory=set)
 
 
 def _touch(
@@ -96,8 +99,10 @@ class ProfileStage:
     async def handle(self, events: Sequence[Envelope]) -> BatchOutcome:
         return await self.apply(events)
 
-    async def apply(self, events: Sequence[Envelope]) -> BatchOutcome:
-        """Apply a batch; raises (and applies nothing more) if Redis fails."""
+    async def apply(self, events: Sequence[Envelope], watched: str = Watch.ALL) -> BatchOutcome:
+        """Apply a batch; raises (and applies nothing more) if Redis fails. ``watched``:
+        what of the profiles the outcome's ``changed`` is about (handlers/profile/inputs.py),
+        by default anything."""
         merges = await self._detach_merged(events)
         # Logins of this batch route their anonymous events straight to the customer; the
         # lasting cache learns them only once the batch is in (a retried batch detaches again).
@@ -145,8 +150,11 @@ class ProfileStage:
         statuses: list[int] = []
         duplicates: Counter[str] = Counter()
         unlinked: list[tuple[str, str, str]] = []
+        changed: set[tuple[str, str]] = set()
         while groups:
-            done, groups, kinds, routes = await self._apply_groups(groups, kinds, routes, unlinked)
+            done, groups, kinds, routes = await self._apply_groups(
+                groups, kinds, routes, unlinked=unlinked, changed=changed, watched=watched
+            )
             statuses.extend(status for status, _kind in done)
             duplicates.update(kind for status, kind in done if status == Status.DUPLICATE)
             for shop, who in groups:  # an alias this worker did not know of yet, or a stale one
@@ -156,6 +164,7 @@ class ProfileStage:
         for (shop, anonymous_id), customer in merged_now.items():
             self._aliases.put(shop, anonymous_id, customer)
             touched.setdefault((shop, anonymous_id), touched[(shop, customer)])
+            changed.add((shop, anonymous_id))  # its copy is forgotten
         return BatchOutcome(
             applied=statuses.count(Status.APPLIED),
             duplicates=statuses.count(Status.DUPLICATE),
@@ -163,6 +172,7 @@ class ProfileStage:
             unattributed=unattributed,
             touched=touched,
             duplicates_by_type=duplicates,
+            changed=changed,
         )
 
     async def _apply_groups(
@@ -170,7 +180,10 @@ class ProfileStage:
         groups: dict[tuple[str, str], list[EncodedEvent]],
         kinds: dict[tuple[str, str], list[str]],
         routes: dict[tuple[str, str], Route],
+        *,
         unlinked: list[tuple[str, str, str]],
+        changed: set[tuple[str, str]],
+        watched: str,
     ) -> tuple[
         list[tuple[int, str]],
         dict[tuple[str, str], list[EncodedEvent]],
@@ -182,10 +195,14 @@ class ProfileStage:
 
         Returns (status, event type) of each event applied, then the groups to send again,
         their event types and their routes. ``unlinked`` gains (shop, customer, anonymous
-        id) for each alias an erasure cut.
+        id) for each alias an erasure cut; ``changed``, the profiles (shop, customer) the
+        calls changed something ``watched`` of.
         """
         order = list(groups)
-        replies = await self._sender.send(order, groups, routes)
+        replies = await self._sender.send(order, groups, routes, watched)
+        for shop, who in replies.changed:
+            route = routes.get((shop, who))
+            changed.add((shop, who if route is None else route.customer))
         again: dict[tuple[str, str], list[EncodedEvent]] = {}
         again_routes: dict[tuple[str, str], Route] = {}
         for group, customer, settled in replies.redirects:

@@ -1,7 +1,8 @@
-"""The segment stage: memberships evaluated again for every profile a batch changed.
+"""The segment stage: memberships evaluated again for every profile in which a batch
+changed something a segment reads (``watched``, handlers/profile/inputs.py).
 
-Per batch: one round trip reads the changed profiles (only the sections the
-segment conditions read), one applies the memberships, shard by shard, in a
+Per batch: one round trip reads those profiles (only the sections the segment
+conditions read), one applies the memberships, shard by shard, in a
 Function call that also keeps member lists and sizes and writes the change
 outbox (functions/segments.lua). Memberships are as of now: who is in a segment is a
 question about the present, whatever the time of the event that changed it.
@@ -17,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -26,6 +27,7 @@ from handlers.functions import FunctionLibrary
 from handlers.functions.segments import LIBRARY, ApplySegments, CustomerSegments, SegmentsReply
 from handlers.keys import Keys
 from handlers.profile.encode import epoch_ms
+from handlers.profile.inputs import built_from, watched_text
 from handlers.profile.read import SECTIONS, ProfileReader, Stored, build_profile
 from handlers.redis_client import RedisClient
 from rules.activation import activation, profile_view
@@ -70,31 +72,69 @@ class SegmentStage:
         self.errors = 0  # conditions that could not be evaluated (logged)
         # Set when changes reach the outbox: its relay on this worker sends them at once.
         self.changed = asyncio.Event()
+        # The segment set and what its conditions are built from (``watched``).
+        self._watched: tuple[SegmentSet | None, str] = (None, "")
 
-    async def on_batch(self, touched: Mapping[Customer, tuple[datetime, str]]) -> int:
-        """Evaluate every segment for the customers a batch changed; returns the changes."""
+    @property
+    def watched(self) -> str:
+        """What of a profile the segments are built from, as the profile Function is told
+        it (functions/profile.py ApplyBatch): a batch that changed none of it for a
+        customer changed none of their memberships, except through the clock."""
+        segments = self.segments
+        if self._watched[0] is not segments:
+            together = segments.together
+            inputs = built_from(together.paths("profile")) if together else frozenset()
+            self._watched = (segments, watched_text(inputs))
+        return self._watched[1]
+
+    async def on_batch(
+        self,
+        touched: Mapping[Customer, tuple[datetime, str]],
+        changed: Collection[Customer] | None = None,
+    ) -> int:
+        """Evaluate every segment for the customers a batch changed what they read of
+        (``changed``; None: every customer touched); returns the changes. The others are
+        only marked seen, for the recheck: time alone may still move them."""
         if not self.segments.segments or not touched:
             return 0
-        changed = {
-            customer: Touch(epoch_ms(at), event_id) for customer, (at, event_id) in touched.items()
-        }
-        newest = max(touch.last_event_ms for touch in changed.values())
-        # As of now; an event stamped ahead of this clock counts from its own time.
-        now_ms = max(int(self.wall() * 1000), newest)
-        return await self.evaluate(changed, self.segments.segments, now_ms)
+        evaluated: dict[Customer, Touch] = {}
+        seen: list[CustomerSegments] = []
+        unevaluated = "-" * len(self.segments.positions)
+        for (shop, who), (at, event_id) in touched.items():
+            touch = Touch(epoch_ms(at), event_id)
+            if changed is None or (shop, who) in changed:
+                evaluated[(shop, who)] = touch
+            else:
+                last = touch.last_event_ms
+                seen.append(
+                    CustomerSegments(shop, who, last, last, unevaluated, event_id, forget=False)
+                )
+        if evaluated:
+            newest = max(touch.last_event_ms for touch in evaluated.values())
+            # As of now; an event stamped ahead of this clock counts from its own time.
+            now_ms = max(int(self.wall() * 1000), newest)
+            return await self.evaluate(evaluated, self.segments.segments, now_ms, also=seen)
+        await self._apply(seen)
+        return 0
 
     async def evaluate(
         self,
         customers: Mapping[Customer, Touch],
         segments: Sequence[CompiledSegment],
         now_ms: int,
+        *,
+        also: Sequence[CustomerSegments] = (),
     ) -> int:
+        """Memberships of ``customers`` as of ``now_ms``, written with ``also`` (customers
+        only seen) in one round trip; returns the changes."""
         chosen = tuple(segments)
         sections = self.segments.sections
         wanted = SECTIONS if "*" in sections else sections
         work = _Evaluation(chosen, self.segments.program(chosen), frozenset(wanted), now_ms)
         stored = await self.reader.read_stored(list(customers), wanted)
         by_shard: defaultdict[str, list[CustomerSegments]] = defaultdict(list)
+        for entry in also:
+            by_shard[self.keys.trigger_shard(entry.shop, entry.customer)].append(entry)
         for (shop, who), touch in customers.items():
             state = stored.get((shop, who))
             flags = self._flags(shop, who, state, work)
@@ -103,6 +143,15 @@ class SegmentStage:
                     shop, who, now_ms, touch.last_event_ms, flags, touch.cause, state is None
                 )
             )
+        return await self._apply_by_shard(by_shard)
+
+    async def _apply(self, entries: Sequence[CustomerSegments]) -> int:
+        by_shard: defaultdict[str, list[CustomerSegments]] = defaultdict(list)
+        for entry in entries:
+            by_shard[self.keys.trigger_shard(entry.shop, entry.customer)].append(entry)
+        return await self._apply_by_shard(by_shard)
+
+    async def _apply_by_shard(self, by_shard: Mapping[str, list[CustomerSegments]]) -> int:
         header = self.segments.header
         calls = [ApplySegments(base, header, each) for base, each in by_shard.items()]
         replies: list[SegmentsReply] = await self._library.run(calls)

@@ -41,7 +41,7 @@ from schemas.events import EVENT_TYPES, Envelope
 BATCH = partial(
     ApplyBatch, dedup_window_ms=86_400_000, keep_hours=48, keep_days=400, max_recent=20,
     max_favorites=100, max_categories=50, view_weight=1, favorite_weight=3, cart_weight=5,
-    order_weight=10, max_cart_markers=100,
+    order_weight=10, max_cart_markers=100, watched="*",
 )  # fmt: skip
 _ids = iter(range(10**6))
 
@@ -81,7 +81,10 @@ async def test_a_batch_applied_and_read_back(settings: Settings, client: RedisCl
                                            "price": "9.90"})  # fmt: skip
     c1 = customer(keys, "c1", view, add, view)
     (applied,) = await library.run([BATCH(now_ms=1_000, customers=[c1])])
-    assert applied == Applied([Status.APPLIED, Status.APPLIED, Status.DUPLICATE], [], [], [])
+    # A duplicate: reported changed (its first delivery's follow-ups may not have happened).
+    assert applied == Applied(
+        [Status.APPLIED, Status.APPLIED, Status.DUPLICATE], [], [], [], changed=[1]
+    )
     read = ReadProfiles("profile,cart,recent", [CustomerBase(c1.base)])
     ((profile, cart, recent),) = (await library.run([read]))[0].rows
     fields = dict(zip(profile[::2], profile[1::2], strict=True))
@@ -128,5 +131,46 @@ async def test_a_login_merge_then_redirects_and_an_erasure(
     redirected, erased = await library.run(
         [BATCH(now_ms=3_000, customers=[late]), BATCH(now_ms=3_000, customers=[erasure])]
     )
-    assert redirected == Applied([Status.REDIRECTED], [Redirect(1, "c1", settled=True)], [], [])
-    assert erased == Applied([Status.APPLIED], [], [Unlinked(1, "a1")], [])
+    assert redirected == Applied(
+        [Status.REDIRECTED], [Redirect(1, "c1", settled=True)], [], [], changed=[]
+    )
+    assert erased == Applied([Status.APPLIED], [], [Unlinked(1, "a1")], [], changed=[1])
+
+
+@pytest.mark.parametrize(
+    ("watched", "kind", "changed"),
+    [
+        ("orders,first_seen,last_order", "item.viewed", False),
+        ("views", "item.viewed", True),
+        ("w:vh", "item.viewed", True),
+        ("w:od", "item.viewed", False),
+        ("k:recent", "item.viewed", True),
+        ("k:affinity", "item.viewed", True),
+        ("k:cart", "item.viewed", False),
+        ("orders,first_seen,last_order", "order.placed", True),
+        ("w:od", "order.placed", True),
+        ("k:cart", "order.placed", True),
+        ("", "order.placed", False),
+        ("*", "search.performed", True),
+    ],
+)
+async def test_a_batch_reports_the_customers_it_changed_something_watched_of(
+    settings: Settings, client: RedisClient, watched: str, kind: str, changed: bool
+) -> None:
+    keys = Keys(settings.redis.key_prefix)
+    library = FunctionLibrary(client, LIBRARY, "profile")
+    first = event("customer.registered", "c1", {})
+    await library.run([BATCH(now_ms=1_000, customers=[customer(keys, "c1", first)])])
+    line = {"item_id": "tea", "category": "tea", "qty": 1, "price": "9.90"}
+    data_of: dict[str, dict[str, object]] = {
+        "item.viewed": {"item_id": "tea", "category": "tea"},
+        "order.placed": {"order_id": "o1", "items": [line], "total": "9.90"},
+        "search.performed": {"query": "tea"},
+    }
+    data = data_of[kind]
+    # At the registration's moment: first_seen and last_seen stay as they were.
+    later = event(kind, "c1", data)
+    (applied,) = await library.run(
+        [BATCH(now_ms=2_000, watched=watched, customers=[customer(keys, "c1", later)])]
+    )
+    assert applied.changed == ([1] if changed else [])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 
@@ -161,3 +161,45 @@ async def test_a_new_segment_fills_up_at_the_next_recheck(
         assert again.customers == 0  # filled once; nothing in it changes with time
     finally:
         await sink.close()
+
+
+def viewed(minutes: float, who: str = "c1") -> Envelope:
+    return event("item.viewed", minutes, {"item_id": "tea-1", "category": "tea"}, who)
+
+
+async def test_a_batch_that_changes_nothing_segments_read_only_marks_the_customer_seen(
+    sink: ProfilesAndTriggers,
+) -> None:
+    await sink.handle([registered(0), tagged(0, ["vip-list"])])
+    reads: list[int] = []
+    read_stored = sink.segments.reader.read_stored
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        reads.append(len(args[0]))
+        return await read_stored(*args, **kwargs)
+
+    sink.segments.reader.read_stored = counted  # type: ignore[method-assign]
+    # Views change counters and windows no pack segment reads (derived.aipl would).
+    applied = await sink.profiles.apply([viewed(60), viewed(61)], sink.segments.watched)
+    assert applied.changed == set()
+    await sink.segments.on_batch(applied.touched, applied.changed)
+    assert reads == []  # no profile read, nothing evaluated
+    seen = sink.keys.segment_seen(sink.keys.trigger_shard("s1", "c1"))
+    assert await sink.client.zscore(seen, "s1:c1") == epoch_ms(T0 + timedelta(minutes=61))
+    assert await sink.segment_reader.of_customer("s1", "c1") == ["vip-list"]
+    # What a segment reads changes: evaluated again.
+    await sink.handle([tagged(1, [])])
+    assert reads == [1]
+    assert await sink.segment_reader.of_customer("s1", "c1") == []
+
+
+async def test_a_batch_delivered_again_evaluates_what_its_first_delivery_may_not_have(
+    sink: ProfilesAndTriggers,
+) -> None:
+    """A worker killed between a batch's profile update and its segments: the batch comes
+    again, every event a duplicate, and the memberships it changed are still worked out."""
+    batch = [registered(0), tagged(0, ["vip-list"])]
+    await sink.profiles.apply(batch, sink.segments.watched)  # and then the worker died
+    assert await sink.segment_reader.of_customer("s1", "c1") == []
+    await sink.handle(batch)
+    assert await sink.segment_reader.of_customer("s1", "c1") == ["vip-list"]
