@@ -116,8 +116,8 @@ class PartitionTiming:
         # put off while they were and not yet taken.
         self._deferring: set[int] = set()
         self._walking = asyncio.Lock()
-        # Set by a poll that moved an owned partition's time: what it made due is walked
-        # then (the timers chore), not at the next tick.
+        # Set by a poll that moved a live partition's time: what it made due is walked then
+        # (the timers chore), not at the next tick.
         self.moved = asyncio.Event()
 
     # ------------------------------------------------------------------ ownership
@@ -181,7 +181,8 @@ class PartitionTiming:
                 poll.newest, poll.written, poll.lagging, poll.heard,
                 late=poll.late, appended=appended,
             )  # fmt: skip
-            self.moved.set()
+            if not clock.behind:  # a backlog's timers wait for it to be read anyway
+                self.moved.set()
 
     def allowance_ms(self, partition: int) -> int | None:
         """How long decisions of ``partition`` wait for writes still on their way (None for

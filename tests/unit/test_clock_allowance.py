@@ -178,11 +178,13 @@ def test_stamped_time_never_passes_an_event_not_yet_read(most_late_ms: int, run:
             assert time.read_up_to_ms(0) <= min(pending), (seed, wall.ms)
 
 
-def test_a_poll_on_an_owned_partition_wakes_the_walk() -> None:
+def test_a_poll_on_an_owned_live_partition_wakes_the_walk() -> None:
     wall = Wall()
     time = measured(wall)
-    time.assign([0])
+    time.assign([0, 2])
     time.observe({}, {}, heard={("cart", 1): wall.ms}, appended=APPENDED)
     assert not time.moved.is_set()  # not this worker's partition
+    time.observe({}, {("cart", 2): 100_000}, appended=APPENDED)
+    assert not time.moved.is_set()  # a backlog: its timers wait for it to be read
     time.observe({}, {}, heard={("cart", 0): wall.ms}, appended=APPENDED)
     assert time.moved.is_set()
