@@ -12,7 +12,6 @@ message sent twice under the same id, which consumers deduplicate on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -32,6 +31,7 @@ from crmstream.topics import TopicNames
 from handlers.keys import RELAY_GROUP, Keys
 from handlers.redis_client import RedisClient
 from handlers.segments.outbox import Fields, render_change, render_trigger
+from streams.wakeups import nudged_or_after
 
 log = logging.getLogger("crmstream.relay")
 
@@ -141,9 +141,7 @@ class OutboxRelay(Service):
     async def _idle(self) -> None:
         """Until this worker writes to the outbox, or the next poll (for other workers'
         entries, and a dead relay's)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._written.wait(), _IDLE_SLEEP_S)
-        self._written.clear()
+        await nudged_or_after(self._written, _IDLE_SLEEP_S)
 
     async def relay_once(self, *, claim: bool = False) -> int:
         """Send what the outbox holds for this relay; returns how many were acknowledged."""

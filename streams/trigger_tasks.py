@@ -26,6 +26,7 @@ from crmstream.settings import Settings
 from handlers.pipeline import ProfilesAndTriggers
 from rules.folders import rules_folder, segments_folder
 from streams.relay import OutboxRelay
+from streams.wakeups import nudged_or_after
 
 log = logging.getLogger("crmstream.triggers")
 
@@ -97,9 +98,7 @@ class TriggerChores(Service):
                 await asyncio.sleep(interval_s)
                 continue
             await asyncio.sleep(_WAKE_SPACING_S)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), max(0.0, interval_s - _WAKE_SPACING_S))
-            wake.clear()
+            await nudged_or_after(wake, interval_s - _WAKE_SPACING_S)
 
     async def _timers(self) -> None:
         sink = self._sink

@@ -61,6 +61,14 @@ class Watch(StrEnum):
     KEY = "k:"  # + a CustomerKeys name: the cart, affinity, recent views, favourites
 
 
+# The Watch names of each kind of window bucket and of the keys besides the profile hash,
+# written into the Lua once: it marks what a batch touched by them, event by event.
+WATCHED_WINDOWS: Final = {bucket.value: Watch.WINDOW + bucket.value for bucket in Bucket}
+WATCHED_KEYS: Final = {
+    name: Watch.KEY + name for name in ("cart", "affinity", "recent", "favorites")
+}
+
+
 @dataclass(frozen=True, slots=True)
 class CustomerEvents:
     base: str = field(metadata=KEY)  # the customer's keys' base
@@ -196,6 +204,8 @@ LIBRARY: Final = Library.build(
             lua_constants("BUCKET", Bucket),
             lua_constants("CART_LINE", CART_LINE),
             lua_constants("WATCH", Watch),
+            lua_constants("WATCHED_WINDOWS", WATCHED_WINDOWS),
+            lua_constants("WATCHED_KEYS", WATCHED_KEYS),
             "local PACKED_FIELDS = {" + ", ".join(f"'{name}'" for name in PACKED_FIELDS) + "}",
             lua_constants("NAMES", {"SEPARATOR": SEPARATOR, "DIGEST_BYTES": DIGEST_BYTES}),
         ]

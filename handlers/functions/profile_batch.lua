@@ -19,8 +19,8 @@ local function save_customer(ctx, call, marks, latest)
     redis.call('ZREMRANGEBYSCORE', keys.dedup, '-inf', '(' .. (now - call.dedup_window_ms))
     p:set('dedup_pruned_at', now)
   end
-  if #ctx.recent > 0 then ctx.touched[WATCH.KEY .. 'recent'] = true end
-  if #ctx.favorites > 0 then ctx.touched[WATCH.KEY .. 'favorites'] = true end
+  if #ctx.recent > 0 then ctx.touched[WATCHED_KEYS.recent] = true end
+  if #ctx.favorites > 0 then ctx.touched[WATCHED_KEYS.favorites] = true end
   if #ctx.recent > 0 and redis.call('ZADD', keys.recent, 'GT', unpack(ctx.recent)) > 0 then
     redis.call('ZREMRANGEBYRANK', keys.recent, 0, -(call.max_recent + 1))
   end
@@ -28,7 +28,7 @@ local function save_customer(ctx, call, marks, latest)
     redis.call('ZREMRANGEBYRANK', keys.favorites, 0, -(call.max_favorites + 1))
   end
   if ctx.cart_state then
-    if next(ctx.cart_state.changed) ~= nil then ctx.touched[WATCH.KEY .. 'cart'] = true end
+    if next(ctx.cart_state.changed) ~= nil then ctx.touched[WATCHED_KEYS.cart] = true end
     ctx.cart_state:save(call.max_cart_markers)
     if ctx.cart_state.cleared_at > 0 then p:max('cart_cleared_at', ctx.cart_state.cleared_at) end
   end

@@ -12,13 +12,13 @@ local function bump_windows(ctx, ts, hour_fields, day_fields)
     if redis.call('HINCRBY', key, pair[1] .. hour, pair[2]) == pair[2] then
       ctx.profile:incr('window_fields', 1)
     end
-    touched[WATCH.WINDOW .. pair[1]] = true
+    touched[WATCHED_WINDOWS[pair[1]]] = true
   end
   for _, pair in ipairs(day_fields) do
     if redis.call('HINCRBY', key, pair[1] .. day, pair[2]) == pair[2] then
       ctx.profile:incr('window_fields', 1)
     end
-    touched[WATCH.WINDOW .. pair[1]] = true
+    touched[WATCHED_WINDOWS[pair[1]]] = true
   end
 end
 
@@ -38,7 +38,7 @@ end
 
 local function touch_affinity(ctx, category, weight)
   if category == nil or category == '' then return end
-  ctx.touched[WATCH.KEY .. 'affinity'] = true
+  ctx.touched[WATCHED_KEYS.affinity] = true
   local key = ctx.keys.affinity
   local score = redis.call('HINCRBY', key, category, weight)
   if score == weight and redis.call('HLEN', key) > ctx.max_categories then

@@ -14,19 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from handlers.functions.profile import Bucket, Watch
+from handlers.functions.profile import WATCHED_KEYS, WATCHED_WINDOWS, Watch
 from handlers.profile.read import COUNTERS, FACTS, RECENCY, WINDOWS
 
 Inputs = frozenset[str]
-
-
-def _window(bucket: Bucket) -> str:
-    return Watch.WINDOW + bucket
-
-
-def _key(name: str) -> str:
-    return Watch.KEY + name
-
 
 _CONSENTS: Final = ("marketing", "sms", "email", "push")
 
@@ -49,11 +40,13 @@ BUILT_FROM: Final[Mapping[str, Mapping[str, Inputs]]] = {
         "csat": frozenset({"surveys", "satisfied"}),
     },
     "recency": {name: frozenset({name}) for name in RECENCY},
-    "windows": {name: frozenset({_window(bucket)}) for name, bucket, _size, _count in WINDOWS},
-    "cart": {"*": frozenset({_key("cart")})},
-    "affinity": {"*": frozenset({_key("affinity")})},
-    "recently_viewed": {"*": frozenset({_key("recent")})},
-    "favorites": {"*": frozenset({_key("favorites")})},
+    "windows": {
+        name: frozenset({WATCHED_WINDOWS[bucket]}) for name, bucket, _size, _count in WINDOWS
+    },
+    "cart": {"*": frozenset({WATCHED_KEYS["cart"]})},
+    "affinity": {"*": frozenset({WATCHED_KEYS["affinity"]})},
+    "recently_viewed": {"*": frozenset({WATCHED_KEYS["recent"]})},
+    "favorites": {"*": frozenset({WATCHED_KEYS["favorites"]})},
     "derived": {
         "recency_score": frozenset({"last_order"}),
         "days_since_last_order": frozenset({"last_order"}),

@@ -114,8 +114,7 @@ class SegmentStage:
             # As of now; an event stamped ahead of this clock counts from its own time.
             now_ms = max(int(self.wall() * 1000), newest)
             return await self.evaluate(evaluated, self.segments.segments, now_ms, also=seen)
-        await self._apply(seen)
-        return 0
+        return await self._apply(seen)
 
     async def evaluate(
         self,
@@ -132,26 +131,22 @@ class SegmentStage:
         wanted = SECTIONS if "*" in sections else sections
         work = _Evaluation(chosen, self.segments.program(chosen), frozenset(wanted), now_ms)
         stored = await self.reader.read_stored(list(customers), wanted)
-        by_shard: defaultdict[str, list[CustomerSegments]] = defaultdict(list)
-        for entry in also:
-            by_shard[self.keys.trigger_shard(entry.shop, entry.customer)].append(entry)
+        entries = list(also)
         for (shop, who), touch in customers.items():
             state = stored.get((shop, who))
             flags = self._flags(shop, who, state, work)
-            by_shard[self.keys.trigger_shard(shop, who)].append(
+            entries.append(
                 CustomerSegments(
                     shop, who, now_ms, touch.last_event_ms, flags, touch.cause, state is None
                 )
             )
-        return await self._apply_by_shard(by_shard)
+        return await self._apply(entries)
 
     async def _apply(self, entries: Sequence[CustomerSegments]) -> int:
+        """Memberships written shard by shard, in one round trip; returns the changes."""
         by_shard: defaultdict[str, list[CustomerSegments]] = defaultdict(list)
         for entry in entries:
             by_shard[self.keys.trigger_shard(entry.shop, entry.customer)].append(entry)
-        return await self._apply_by_shard(by_shard)
-
-    async def _apply_by_shard(self, by_shard: Mapping[str, list[CustomerSegments]]) -> int:
         header = self.segments.header
         calls = [ApplySegments(base, header, each) for base, each in by_shard.items()]
         replies: list[SegmentsReply] = await self._library.run(calls)
