@@ -24,7 +24,8 @@ from handlers.backlog import Backlog, read_backlog, read_sizes_by_shop
 from handlers.keys import Keys
 from handlers.offsets import OffsetStore, TopicPartition
 from handlers.profile.encode import epoch_ms
-from handlers.profile.read import ProfileReader
+from handlers.profile.read import ProfileReader, ReadBack, key_kinds
+from handlers.profile.send import ReadRequest
 from handlers.profile.stage import BatchOutcome, ProfileStage
 from handlers.redis_client import RedisClient
 from handlers.replication import Replication
@@ -141,20 +142,38 @@ class ProfilesAndTriggers:
     ) -> BatchOutcome:
         """``partitions``: the partition each event was read from (all 0 if not given)."""
         segments = self.segments
-        applied = await self.profiles.apply(events, segments.watched)
+        applied = await self.profiles.apply(
+            events, segments.watched, self._read_request(events, partitions)
+        )
+        known = applied.read_back
         # Segments and rules read the same applied profiles and write apart: side by side,
         # each one's Redis round trips overlap the other's Python work.
         changes, _ = await asyncio.gather(
-            segments.on_batch(applied.touched, applied.changed), self._decide(events, partitions)
+            segments.on_batch(applied.touched, applied.changed, known),
+            self._decide(events, partitions, known),
         )
         self.outcomes["segment_changes"] += changes
         if changes:
             metrics.SEGMENT_CHANGES.inc(changes)
         return applied
 
-    async def _decide(self, events: Sequence[Envelope], partitions: Sequence[int] | None) -> None:
+    def _read_request(
+        self, events: Sequence[Envelope], partitions: Sequence[int] | None
+    ) -> ReadRequest:
+        """What the segments and the rules will read of the batch's profiles: the profile
+        call gives it back, so that neither reads again."""
+        rule_sections, customers = self.triggers.read_request(events, partitions)
+        sections = rule_sections | self.segments.sections
+        return ReadRequest(key_kinds(sections), customers) if sections else ReadRequest()
+
+    async def _decide(
+        self,
+        events: Sequence[Envelope],
+        partitions: Sequence[int] | None,
+        known: ReadBack | None,
+    ) -> None:
         await self.catch_up()
-        self.outcomes.update(await self.triggers.on_events(events, partitions))
+        self.outcomes.update(await self.triggers.on_events(events, partitions, known))
 
     async def catch_up(self) -> None:
         """Partitions that have caught up take the decisions they put off, in order."""

@@ -76,6 +76,9 @@ class CustomerEvents:
     # The events came through a worker's cache of aliases, which an erasure elsewhere may
     # have made stale: an anonymous shopper's, sent to the customer it was merged into.
     cached_route: bool
+    # Its keys named in ApplyBatch.read_back come back in the reply even if the batch
+    # changed nothing watched of theirs (a rule listens to its events).
+    read_back: bool
     events: bytes  # packed, back to back
 
 
@@ -103,6 +106,11 @@ class Applied(Reply):
     # Customers the batch changed something ``watched`` of, or erased; or for whom it held
     # a duplicate, whose first delivery's follow-ups may not all have happened.
     changed: list[int]
+    # Customers whose keys came back (``read``, indexes as above) and, in the same order,
+    # those keys as ReadProfiles gives them (Stored.rows), as the batch left them: those the
+    # call applied events to and flagged ``read_back``, or changed something watched of.
+    read: list[int]
+    rows: list[list[list[bytes]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +136,9 @@ class ApplyBatch(Call):
     # What to report changes of (handlers/profile/inputs.py): hash fields, WATCH.WINDOW plus
     # a bucket prefix, WATCH.KEY plus a key's name, comma-separated; WATCH.ALL: anything.
     watched: str
+    # The keys to give back (CustomerKeys names, comma-separated, the profile hash first;
+    # "": none), so that what reads the profiles next needs no round trip of its own.
+    read_back: str
     customers: Sequence[CustomerEvents] = field(metadata=ITEMS)
 
 

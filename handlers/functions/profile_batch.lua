@@ -8,6 +8,20 @@ local function erase_data(keys)
   for _, name in ipairs(DATA_KEYS) do redis.call('DEL', keys[name]) end
 end
 
+-- A customer's keys named in `wanted`, one reply each: a hash as HGETALL gives it, a sorted
+-- set (recent views, favourites) as its members, newest first.
+local function read_row(ckeys, wanted)
+  local row = {}
+  for j, name in ipairs(wanted) do
+    if name == 'recent' or name == 'favorites' then
+      row[j] = redis.call('ZRANGE', ckeys[name], 0, -1, 'REV')
+    else
+      row[j] = redis.call('HGETALL', ckeys[name])
+    end
+  end
+  return row
+end
+
 -- After the batch's events: the dedup marks, recent views, favourites, cart and windows,
 -- each written once, and the profile hash.
 local function save_customer(ctx, call, marks, latest)
@@ -104,7 +118,9 @@ end
 local function apply_batch(keys, args)
   local call = read_call(APPLY_BATCH, keys, args)
   local statuses, redirects, unlinked, bounced, changed = {}, {}, {}, {}, {}
+  local read, rows = {}, {}
   local watched = watch_set(call.watched)
+  local read_back = nonempty_pieces(call.read_back, ',')
   for index = 1, call.count do
     local customer = read_item(APPLY_BATCH, keys, args, index)
     local events = unpack_events(customer.events)
@@ -145,8 +161,12 @@ local function apply_batch(keys, args)
         end
       end
       if changes then changed[#changed + 1] = index end
+      if #read_back > 0 and (changes or customer.read_back) then
+        read[#read + 1] = index
+        rows[#rows + 1] = read_row(ckeys, read_back)
+      end
     end
   end
   return reply(APPLIED, {statuses = statuses, redirects = redirects, unlinked = unlinked,
-    bounced = bounced, changed = changed})
+    bounced = bounced, changed = changed, read = read, rows = rows})
 end

@@ -26,23 +26,14 @@ local function forget_detached(keys, args)
   return reply(FORGOTTEN, {forgotten = 1})
 end
 
--- Per customer, one reply per key wanted: a hash as HGETALL gives it, a sorted set (recent
--- views, favourites) as its members, newest first.
+-- Per customer, one reply per key wanted (read_row).
 local function read_profiles(keys, args)
   local call = read_call(READ_PROFILES, keys, args)
   local wanted = nonempty_pieces(call.wanted, ',')
   local rows = {}
   for n = 1, call.count do
-    local ckeys = keys_under(read_item(READ_PROFILES, keys, args, n).base, CUSTOMER_KEYS)
-    local row = {}
-    for j, name in ipairs(wanted) do
-      if name == 'recent' or name == 'favorites' then
-        row[j] = redis.call('ZRANGE', ckeys[name], 0, -1, 'REV')
-      else
-        row[j] = redis.call('HGETALL', ckeys[name])
-      end
-    end
-    rows[n] = row
+    local base = read_item(READ_PROFILES, keys, args, n).base
+    rows[n] = read_row(keys_under(base, CUSTOMER_KEYS), wanted)
   end
   return reply(STORED, {rows = rows})
 end

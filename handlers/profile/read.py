@@ -137,15 +137,24 @@ class ProfileReader:
         }
 
     async def read_stored(
-        self, customers: Sequence[tuple[str, str]], sections: Collection[str] = SECTIONS
+        self,
+        customers: Sequence[tuple[str, str]],
+        sections: Collection[str] = SECTIONS,
+        known: ReadBack | None = None,
     ) -> dict[tuple[str, str], Stored | None]:
         """Customers' keys as stored, in one Function call; build_profile makes documents of
         them as of any moment (the rule stage wants each event's own). Only the keys
-        ``sections`` are built from are read; the others come back empty."""
+        ``sections`` are built from are read; the others come back empty. What ``known``
+        holds of them already (read back by the batch that changed them) is not read again."""
         wanted = list(dict.fromkeys(customers))
+        kinds = key_kinds(sections)
+        found: dict[tuple[str, str], Stored | None] = {}
+        if known is not None and known.covers(kinds):
+            held = known.stored
+            found = {customer: held[customer] for customer in wanted if customer in held}
+            wanted = [customer for customer in wanted if customer not in held]
         if not wanted:
-            return {}
-        kinds = [kind for kind, needed_by in _KEY_SECTIONS.items() if needed_by & set(sections)]
+            return found
         bases = [self._keys.customer_base(shop, who) for shop, who in wanted]
         groups = slot_groups(self._client, bases)
         calls = [
@@ -153,29 +162,48 @@ class ProfileReader:
             for members in groups
         ]
         replies: list[StoredKeys] = await self._library.run(calls)
-        rows: list[Any] = [None] * len(wanted)
         for members, reply in zip(groups, replies, strict=True):
             for index, row in zip(members, reply.rows, strict=True):
-                rows[index] = row
-        found: dict[tuple[str, str], Stored | None] = {}
-        for customer, row in zip(wanted, rows, strict=True):
-            got = dict(zip(kinds, row, strict=True))
-            found[customer] = (
-                Stored(
-                    fields=_pairs(got["profile"]),
-                    buckets=_pairs(got.get("windows", ())),
-                    cart=_pairs(got.get("cart", ())),
-                    affinity=_pairs(got.get("affinity", ())),
-                    recent=[member.decode() for member in got.get("recent", ())],
-                    favorites=[member.decode() for member in got.get("favorites", ())],
-                )
-                if got["profile"]
-                else None
-            )
+                found[wanted[index]] = stored_of(kinds, row)
         return found
 
     def config_of(self, shop: str) -> ShopConfig:
         return self._shops.for_shop(shop)
+
+
+def key_kinds(sections: Collection[str]) -> tuple[str, ...]:
+    """The customer's keys (CustomerKeys names) that ``sections`` are built from, the
+    profile hash first."""
+    wanted = set(sections)
+    return tuple(kind for kind, needed_by in _KEY_SECTIONS.items() if needed_by & wanted)
+
+
+def stored_of(kinds: Sequence[str], row: Sequence[Sequence[bytes]]) -> Stored | None:
+    """One customer's keys as a Function gives them back (one reply per kind), or None for
+    a customer without a profile."""
+    got = dict(zip(kinds, row, strict=True))
+    if not got["profile"]:
+        return None
+    return Stored(
+        fields=_pairs(got["profile"]),
+        buckets=_pairs(got.get("windows", ())),
+        cart=_pairs(got.get("cart", ())),
+        affinity=_pairs(got.get("affinity", ())),
+        recent=[member.decode() for member in got.get("recent", ())],
+        favorites=[member.decode() for member in got.get("favorites", ())],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBack:
+    """Profiles a batch's own profile call gave back as it left them (functions/profile.py
+    Applied.rows): the keys ``kinds`` of the customers in ``stored``."""
+
+    kinds: frozenset[str]
+    stored: dict[tuple[str, str], Stored | None]
+
+    def covers(self, kinds: Collection[str]) -> bool:
+        return self.kinds.issuperset(kinds)
 
 
 @dataclass(frozen=True, slots=True)

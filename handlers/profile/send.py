@@ -29,6 +29,19 @@ class Route:
     cached: bool
 
 
+@dataclass(frozen=True, slots=True)
+class ReadRequest:
+    """What to read back in the same call (ApplyBatch.read_back): these keys of every
+    customer the call changed something watched of, and of ``customers`` in any case."""
+
+    kinds: tuple[str, ...] = ()  # CustomerKeys names, the profile hash first
+    customers: frozenset[tuple[str, str]] = frozenset()
+
+    @property
+    def kinds_text(self) -> str:
+        return ",".join(self.kinds)
+
+
 @dataclass(slots=True)
 class Replies:
     """What the profile Function answered for a batch, by group (functions/profile.py Applied)."""
@@ -40,6 +53,10 @@ class Replies:
     unlinked: list[tuple[tuple[str, str], str]] = field(default_factory=list)  # erased alias
     # Groups whose batch changed something watched (functions/profile.py Applied.changed).
     changed: list[tuple[str, str]] = field(default_factory=list)
+    # Each customer whose keys a call took, in call order, with its keys as the call left
+    # them if they came back (Applied.rows), or None: what was read back of it before is
+    # stale now, or may be.
+    rows: list[tuple[tuple[str, str], list[list[bytes]] | None]] = field(default_factory=list)
 
 
 def _apply_batch(settings: ProfileSettings) -> partial[ApplyBatch]:
@@ -77,6 +94,7 @@ class BatchSender:
         groups_of: dict[tuple[str, str], list[EncodedEvent]],
         routes: dict[tuple[str, str], Route],
         watched: str,
+        read_back: ReadRequest,
     ) -> Replies:
         owners = [
             (shop, routes[(shop, who)].customer if (shop, who) in routes else who)
@@ -89,11 +107,13 @@ class BatchSender:
             self._apply_batch(
                 now_ms=now_ms,
                 watched=watched,
+                read_back=read_back.kinds_text,
                 customers=[
                     CustomerEvents(
                         bases[index],
                         self._keys.tombstone(*owners[index], self._hash_key),
                         order[index] in routes and routes[order[index]].cached,
+                        order[index] in read_back.customers and order[index] not in routes,
                         b"".join(groups_of[order[index]]),
                     )
                     for index in members
@@ -119,4 +139,9 @@ class BatchSender:
             replies.bounced += [group_at[index - 1] for index in reply.bounced]
             replies.unlinked += [(group_at[u.index - 1], u.anonymous_id) for u in reply.unlinked]
             replies.changed += [group_at[index - 1] for index in reply.changed]
+            came_back = dict(zip(reply.read, reply.rows, strict=True))
+            replies.rows += [
+                (owners[index], came_back.get(position))
+                for position, index in enumerate(members, 1)
+            ]
         return replies

@@ -23,7 +23,8 @@ from handlers.functions.profile import LIBRARY, Detach, ForgetDetached, History,
 from handlers.keys import Keys
 from handlers.profile.encode import EncodedEvent, encode_event
 from handlers.profile.identity import AliasCache, is_junk
-from handlers.profile.send import BatchSender, Route
+from handlers.profile.read import ReadBack, stored_of
+from handlers.profile.send import BatchSender, ReadRequest, Route
 from handlers.redis_client import RedisClient, connect
 from handlers.shop_configs import ShopConfigs
 from rules.folders import shop_configs_folder
@@ -46,6 +47,8 @@ class BatchOutcome:
     # Of ``touched``, the profiles the batch changed something watched of (``apply``), or
     # erased, forgot, or met a duplicate for (functions/profile.py Applied.changed).
     changed: set[tuple[str, str]] = field(default_factory=set)
+    # Profiles as the batch left them, given back by its own calls (``apply``'s read_back).
+    read_back: ReadBack | None = None
 
 
 def _touch(
@@ -99,10 +102,16 @@ class ProfileStage:
     async def handle(self, events: Sequence[Envelope]) -> BatchOutcome:
         return await self.apply(events)
 
-    async def apply(self, events: Sequence[Envelope], watched: str = Watch.ALL) -> BatchOutcome:
+    async def apply(
+        self,
+        events: Sequence[Envelope],
+        watched: str = Watch.ALL,
+        read_back: ReadRequest = ReadRequest(),  # noqa: B008 -- frozen, shared safely
+    ) -> BatchOutcome:
         """Apply a batch; raises (and applies nothing more) if Redis fails. ``watched``:
         what of the profiles the outcome's ``changed`` is about (handlers/profile/inputs.py),
-        by default anything."""
+        by default anything; ``read_back``: the profiles to give back as the batch leaves
+        them, in the outcome's ``read_back``."""
         merges = await self._detach_merged(events)
         # Logins of this batch route their anonymous events straight to the customer; the
         # lasting cache learns them only once the batch is in (a retried batch detaches again).
@@ -151,10 +160,13 @@ class ProfileStage:
         duplicates: Counter[str] = Counter()
         unlinked: list[tuple[str, str, str]] = []
         changed: set[tuple[str, str]] = set()
+        # Rows given back, by customer; a later call that took the same keys replaces them.
+        rows: dict[tuple[str, str], list[list[bytes]] | None] = {}
         while groups:
             done, groups, kinds, routes = await self._apply_groups(
-                groups, kinds, routes, unlinked=unlinked, changed=changed, watched=watched
-            )
+                groups, kinds, routes, unlinked=unlinked, changed=changed, watched=watched,
+                read_back=read_back, rows=rows,
+            )  # fmt: skip
             statuses.extend(status for status, _kind in done)
             duplicates.update(kind for status, kind in done if status == Status.DUPLICATE)
             for shop, who in groups:  # an alias this worker did not know of yet, or a stale one
@@ -165,6 +177,7 @@ class ProfileStage:
             self._aliases.put(shop, anonymous_id, customer)
             touched.setdefault((shop, anonymous_id), touched[(shop, customer)])
             changed.add((shop, anonymous_id))  # its copy is forgotten
+            rows.pop((shop, anonymous_id), None)
         return BatchOutcome(
             applied=statuses.count(Status.APPLIED),
             duplicates=statuses.count(Status.DUPLICATE),
@@ -173,6 +186,7 @@ class ProfileStage:
             touched=touched,
             duplicates_by_type=duplicates,
             changed=changed,
+            read_back=_read_back(read_back.kinds, rows),
         )
 
     async def _apply_groups(
@@ -184,6 +198,8 @@ class ProfileStage:
         unlinked: list[tuple[str, str, str]],
         changed: set[tuple[str, str]],
         watched: str,
+        read_back: ReadRequest,
+        rows: dict[tuple[str, str], list[list[bytes]] | None],
     ) -> tuple[
         list[tuple[int, str]],
         dict[tuple[str, str], list[EncodedEvent]],
@@ -196,10 +212,11 @@ class ProfileStage:
         Returns (status, event type) of each event applied, then the groups to send again,
         their event types and their routes. ``unlinked`` gains (shop, customer, anonymous
         id) for each alias an erasure cut; ``changed``, the profiles (shop, customer) the
-        calls changed something ``watched`` of.
+        calls changed something ``watched`` of; ``rows``, what they gave back.
         """
         order = list(groups)
-        replies = await self._sender.send(order, groups, routes, watched)
+        replies = await self._sender.send(order, groups, routes, watched, read_back)
+        rows.update(replies.rows)
         for shop, who in replies.changed:
             route = routes.get((shop, who))
             changed.add((shop, who if route is None else route.customer))
@@ -293,3 +310,14 @@ class ProfileStage:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _read_back(
+    kinds: Sequence[str], rows: dict[tuple[str, str], list[list[bytes]] | None]
+) -> ReadBack | None:
+    if not kinds:
+        return None
+    return ReadBack(
+        frozenset(kinds),
+        {customer: stored_of(kinds, row) for customer, row in rows.items() if row is not None},
+    )

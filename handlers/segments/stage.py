@@ -1,11 +1,12 @@
 """The segment stage: memberships evaluated again for every profile in which a batch
 changed something a segment reads (``watched``, handlers/profile/inputs.py).
 
-Per batch: one round trip reads those profiles (only the sections the segment
-conditions read), one applies the memberships, shard by shard, in a
-Function call that also keeps member lists and sizes and writes the change
-outbox (functions/segments.lua). Memberships are as of now: who is in a segment is a
-question about the present, whatever the time of the event that changed it.
+Per batch: the profile call gives back those profiles as it leaves them (only the
+sections the segment conditions read; a round trip reads any it did not), and one
+round trip applies the memberships, shard by shard, in a Function call that also keeps
+member lists and sizes and writes the change outbox (functions/segments.lua).
+Memberships are as of now: who is in a segment is a question about the present,
+whatever the time of the event that changed it.
 
 Time alone moves the timed segments (days since the last order, sliding
 windows): :meth:`SegmentStage.recheck` evaluates those again for the customers
@@ -28,7 +29,7 @@ from handlers.functions.segments import LIBRARY, ApplySegments, CustomerSegments
 from handlers.keys import Keys
 from handlers.profile.encode import epoch_ms
 from handlers.profile.inputs import built_from, watched_text
-from handlers.profile.read import SECTIONS, ProfileReader, Stored, build_profile
+from handlers.profile.read import SECTIONS, ProfileReader, ReadBack, Stored, build_profile
 from handlers.redis_client import RedisClient
 from rules.activation import activation, profile_view
 from rules.expressions import Condition, ConditionError
@@ -87,14 +88,24 @@ class SegmentStage:
             self._watched = (segments, watched_text(inputs))
         return self._watched[1]
 
+    @property
+    def sections(self) -> frozenset[str]:
+        """The profile sections the segments read (none without segments)."""
+        if not self.segments.segments:
+            return frozenset()
+        sections = self.segments.sections
+        return frozenset(SECTIONS if "*" in sections else sections)
+
     async def on_batch(
         self,
         touched: Mapping[Customer, tuple[datetime, str]],
         changed: Collection[Customer] | None = None,
+        known: ReadBack | None = None,
     ) -> int:
         """Evaluate every segment for the customers a batch changed what they read of
         (``changed``; None: every customer touched); returns the changes. The others are
-        only marked seen, for the recheck: time alone may still move them."""
+        only marked seen, for the recheck: time alone may still move them. ``known``:
+        profiles read back already, as the batch left them."""
         if not self.segments.segments or not touched:
             return 0
         evaluated: dict[Customer, Touch] = {}
@@ -113,7 +124,9 @@ class SegmentStage:
             newest = max(touch.last_event_ms for touch in evaluated.values())
             # As of now; an event stamped ahead of this clock counts from its own time.
             now_ms = max(int(self.wall() * 1000), newest)
-            return await self.evaluate(evaluated, self.segments.segments, now_ms, also=seen)
+            return await self.evaluate(
+                evaluated, self.segments.segments, now_ms, also=seen, known=known
+            )
         return await self._apply(seen)
 
     async def evaluate(
@@ -123,14 +136,14 @@ class SegmentStage:
         now_ms: int,
         *,
         also: Sequence[CustomerSegments] = (),
+        known: ReadBack | None = None,
     ) -> int:
         """Memberships of ``customers`` as of ``now_ms``, written with ``also`` (customers
-        only seen) in one round trip; returns the changes."""
+        only seen) in one round trip (two if ``known`` lacks some); returns the changes."""
         chosen = tuple(segments)
-        sections = self.segments.sections
-        wanted = SECTIONS if "*" in sections else sections
-        work = _Evaluation(chosen, self.segments.program(chosen), frozenset(wanted), now_ms)
-        stored = await self.reader.read_stored(list(customers), wanted)
+        wanted = self.sections
+        work = _Evaluation(chosen, self.segments.program(chosen), wanted, now_ms)
+        stored = await self.reader.read_stored(list(customers), wanted, known)
         entries = list(also)
         for (shop, who), touch in customers.items():
             state = stored.get((shop, who))

@@ -216,6 +216,11 @@ class PartitionTiming:
             self._deferring.add(partition)
         return partition in self._deferring
 
+    def would_defer(self, partition: int) -> bool:
+        """What ``defer`` would answer now, without noting anything: a guess ahead of time."""
+        clock = self._clocks.get(partition)
+        return clock is None or clock.behind or partition in self._deferring
+
     def catching_up(self) -> list[int]:
         """Partitions caught up whose put-off decisions are still to be taken."""
         return [p for p in sorted(self._deferring) if not self.behind(p)]

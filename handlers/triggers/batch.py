@@ -1,6 +1,6 @@
-"""The rules over one batch of applied events, in two round trips whatever its size: one
-reads the profiles of the customers whose events some rule listens to, one writes what
-the rules decided (handlers/triggers/writer.py): the guards and the outbox, timers and
+"""The rules over one batch of applied events, in one round trip whatever its size (two
+if the profile call did not give back every profile they read, ``read_request``): one
+writes what the rules decided (handlers/triggers/writer.py): the guards and the outbox, timers and
 cancellations, the schedules' indexes, shard by shard and partition by partition."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from handlers.keys import Keys
-from handlers.profile.read import ProfileReader
+from handlers.profile.read import ProfileReader, ReadBack
 from handlers.timing import PartitionTiming
 from handlers.triggers.goals import queue_goals
 from handlers.triggers.indexes import INDEXED_TYPES, index_updates
@@ -37,11 +37,30 @@ class TriggerBatch:
         self.keys = keys
         self._hash_key = hash_key
 
-    async def on_events(
+    def read_request(
         self, events: Sequence[Envelope], partitions: Sequence[int] | None = None
+    ) -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
+        """What ``on_events`` will read of these events' profiles, as far as it can be told
+        before they are applied: the sections (the partitions' timing may still move) and
+        the customers."""
+        stage = self.stage
+        where = partitions if partitions is not None else [0] * len(events)
+        relevant = stage.relevant(events, where)
+        if not relevant:
+            return frozenset(), frozenset()
+        deferring = {p: self.timing.would_defer(p) for p in {p for _, p in relevant}}
+        customers = frozenset((event.shop, event.who) for event, _ in relevant)
+        return stage.sections(relevant, deferring), customers
+
+    async def on_events(
+        self,
+        events: Sequence[Envelope],
+        partitions: Sequence[int] | None = None,
+        known: ReadBack | None = None,
     ) -> Counter[str]:
         """Arm, cancel and emit what this batch causes; returns outcomes by name.
-        ``partitions``: the partition each event was read from (all 0 if not given)."""
+        ``partitions``: the partition each event was read from (all 0 if not given);
+        ``known``: profiles read back already, as the batch left them."""
         stage = self.stage
         where = partitions if partitions is not None else [0] * len(events)
         relevant = stage.relevant(events, where)
@@ -58,7 +77,7 @@ class TriggerBatch:
         deferring = {p: self.timing.defer(p) for p in {p for _, p in relevant}}
         customers = [(event.shop, event.who) for event, _ in relevant]
         sections = stage.sections(relevant, deferring)
-        stored = await self.reader.read_stored(customers, sections) if relevant else {}
+        stored = await self.reader.read_stored(customers, sections, known) if relevant else {}
         outcomes = stage.evaluate(relevant, deferring, stored, work)
         absence = stage.rules.absence_ids
         indexing = index_updates(self.keys, indexed, absence, self._hash_key)

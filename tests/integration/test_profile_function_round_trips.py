@@ -41,7 +41,7 @@ from schemas.events import EVENT_TYPES, Envelope
 BATCH = partial(
     ApplyBatch, dedup_window_ms=86_400_000, keep_hours=48, keep_days=400, max_recent=20,
     max_favorites=100, max_categories=50, view_weight=1, favorite_weight=3, cart_weight=5,
-    order_weight=10, max_cart_markers=100, watched="*",
+    order_weight=10, max_cart_markers=100, watched="*", read_back="",
 )  # fmt: skip
 _ids = iter(range(10**6))
 
@@ -83,8 +83,9 @@ async def test_a_batch_applied_and_read_back(settings: Settings, client: RedisCl
     (applied,) = await library.run([BATCH(now_ms=1_000, customers=[c1])])
     # A duplicate: reported changed (its first delivery's follow-ups may not have happened).
     assert applied == Applied(
-        [Status.APPLIED, Status.APPLIED, Status.DUPLICATE], [], [], [], changed=[1]
-    )
+        [Status.APPLIED, Status.APPLIED, Status.DUPLICATE], [], [], [], changed=[1],
+        read=[], rows=[],
+    )  # fmt: skip
     read = ReadProfiles("profile,cart,recent", [CustomerBase(c1.base)])
     ((profile, cart, recent),) = (await library.run([read]))[0].rows
     fields = dict(zip(profile[::2], profile[1::2], strict=True))
@@ -95,11 +96,14 @@ async def test_a_batch_applied_and_read_back(settings: Settings, client: RedisCl
     assert await library.run([ReadProfiles("profile", [])]) == [Stored([])]
 
 
-def customer(keys: Keys, who: str, *events: Envelope, merged: bytes = b"") -> CustomerEvents:
+def customer(
+    keys: Keys, who: str, *events: Envelope, merged: bytes = b"", read_back: bool = False
+) -> CustomerEvents:
     return CustomerEvents(
         keys.customer_base("s1", who),
         keys.tombstone("s1", who, None),
         cached_route=False,
+        read_back=read_back,
         events=packed(*events, merged=merged),
     )
 
@@ -132,9 +136,48 @@ async def test_a_login_merge_then_redirects_and_an_erasure(
         [BATCH(now_ms=3_000, customers=[late]), BATCH(now_ms=3_000, customers=[erasure])]
     )
     assert redirected == Applied(
-        [Status.REDIRECTED], [Redirect(1, "c1", settled=True)], [], [], changed=[]
+        [Status.REDIRECTED], [Redirect(1, "c1", settled=True)], [], [], changed=[], read=[],
+        rows=[],
+    )  # fmt: skip
+    assert erased == Applied(
+        [Status.APPLIED], [], [Unlinked(1, "a1")], [], changed=[1], read=[], rows=[]
     )
-    assert erased == Applied([Status.APPLIED], [], [Unlinked(1, "a1")], [], changed=[1])
+
+
+async def test_a_batch_gives_back_the_profiles_asked_for_or_changed_as_it_left_them(
+    settings: Settings, client: RedisClient
+) -> None:
+    """Flagged customers come back changed or not, others only if changed; an alias's
+    redirect never (its events are applied elsewhere); each row is what a read right after
+    the call gives."""
+    keys = Keys(settings.redis.key_prefix)
+    library = FunctionLibrary(client, LIBRARY, "profile")
+    await library.run([BATCH(now_ms=1_000, customers=[customer(keys, "a9", viewed("a9", "x"))])])
+    (history,) = await library.run([Detach(keys.customer_base("s1", "a9"), "c9")])
+    login = event("customer.identified", "c9", {"anonymousid": "a9"})
+    merge = customer(keys, "c9", login, merged=history.state)
+    await library.run([BATCH(now_ms=1_500, customers=[merge])])
+    first = event("customer.registered", "c2", {})
+    await library.run([BATCH(now_ms=1_000, customers=[customer(keys, "c2", first)])])
+    search = event("search.performed", "c1", {"query": "tea"})
+    calls = [
+        customer(keys, "c1", search),  # changes nothing watched, not asked for: no row
+        customer(keys, "c2", first, read_back=True),  # a duplicate, asked for: a row
+        customer(keys, "c3", viewed("c3", "tea")),  # views watched: a row
+        customer(keys, "a9", viewed("a9", "y"), read_back=True),  # merged: redirected
+        customer(keys, "c4", event("customer.erasure_requested", "c4", {}), read_back=True),
+    ]
+    (applied,) = await library.run(
+        [BATCH(now_ms=2_000, watched="views", read_back="profile,recent", customers=calls)]
+    )
+    assert applied.read == [2, 3, 5]
+    bases = [CustomerBase(calls[index - 1].base) for index in applied.read]
+    (after,) = await library.run([ReadProfiles("profile,recent", bases)])
+    assert applied.rows == after.rows
+    c2, c3, c4 = applied.rows
+    assert c3[1] == [b"tea"]
+    assert dict(zip(c2[0][::2], c2[0][1::2], strict=True))[b"registered_at"]
+    assert c4 == [[], []]  # erased: no profile
 
 
 @pytest.mark.parametrize(

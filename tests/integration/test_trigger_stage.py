@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,8 @@ import pytest
 from crmstream.settings import Settings
 from handlers.customer_export import export_customer
 from handlers.customer_lookup import customer_by_phone
+from handlers.functions import FunctionLibrary
+from handlers.functions.profile import ReadProfiles
 from handlers.functions.triggers import LIBRARY as TRIGGER_LIBRARY
 from handlers.pipeline import ProfilesAndTriggers
 from handlers.segments.read import SegmentReader
@@ -461,3 +463,29 @@ async def test_a_rule_decided_on_arrival_does_not_wait_for_a_partition_read_behi
     outcomes = await sink.triggers.on_events([review, delivered], [0, 0])
     assert (outcomes["sent"], outcomes["deferred"]) == (1, 1), outcomes
     assert [trigger["data"]["rule"] for trigger in await outbox(sink)] == ["bad-review"]
+
+
+async def test_a_batch_reads_its_profiles_back_in_its_own_profile_call(
+    sink: ProfilesAndTriggers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rules and segments read the profiles the profile call gave back: no read of their
+    own. Only a profile it did not give back is read."""
+    reads: list[ReadProfiles] = []
+    run = FunctionLibrary.run
+
+    async def counted(self: FunctionLibrary, calls: Sequence[Any], **kwargs: Any) -> Any:
+        reads.extend(call for call in calls if isinstance(call, ReadProfiles))
+        return await run(self, calls, **kwargs)
+
+    monkeypatch.setattr(FunctionLibrary, "run", counted)
+    review = event("review.posted", 2, {"item_id": "tea-1", "rating": 1}, who="c2")
+    applied = await sink.handle([registered(0), registered(1, "c2"), cart_add(1), review])
+    assert applied.read_back is not None
+    assert set(applied.read_back.stored) >= {("s1", "c1"), ("s1", "c2")}
+    assert reads == []
+    assert [trigger["data"]["rule"] for trigger in await outbox(sink)] == ["bad-review"]
+    known = applied.read_back
+    stored = await sink.reader.read_stored([("s1", "c1"), ("s1", "c3")], {"facts"}, known)
+    assert stored[("s1", "c3")] is None
+    assert len(reads) == 1
+    assert [base.base for base in reads[0].customers] == [sink.keys.customer_base("s1", "c3")]
