@@ -75,3 +75,62 @@ async def test_valid_to_the_sink_after_a_retry_invalid_to_dead_letters() -> None
         (50, Reason.NOT_JSON),
         (51, Reason.NOT_OBJECT),
     ]
+
+
+@dataclass
+class TwoStepSink:
+    """An AppliesAhead sink that fails its first ``follow`` once, if told to."""
+
+    fail_follow: int = 0
+    steps: list[tuple[str, int]] = field(default_factory=list)
+
+    async def apply(self, events: Sequence[Envelope], partitions: Sequence[int]) -> int:
+        self.steps.append(("apply", len(events)))
+        return len(events)
+
+    async def follow(
+        self, events: Sequence[Envelope], partitions: Sequence[int], applied: object
+    ) -> None:
+        if self.fail_follow:
+            self.fail_follow -= 1
+            raise ConnectionError("redis went away")
+        self.steps.append(("follow", cast(int, applied)))
+
+    async def handle(
+        self, events: Sequence[Envelope], partitions: Sequence[int] | None = None
+    ) -> None:
+        self.steps.append(("handle", len(events)))
+
+    async def close(self) -> None:
+        pass
+
+
+def records(count: int) -> list[FakeRecord]:
+    return [
+        FakeRecord(f"crm.events.{STREAM_OF_TYPE[e['type']]}", partition_key(e),
+                   orjson.dumps(e), offset=n)
+        for n, e in enumerate(Simulator().events(count))
+    ]  # fmt: skip
+
+
+async def test_a_batch_applied_ahead_is_followed_and_a_retry_takes_both_steps() -> None:
+    sink = TwoStepSink()
+    ingest = Ingest(Settings(), sink, cast(DeadLetters, FakeDeadLetters()))
+    decoded = ingest.decode(records(5))
+    ahead = await ingest.apply_ahead(decoded)
+    await ingest.deliver(decoded, ahead=ahead)
+    assert sink.steps == [("apply", 5), ("follow", 5)]
+    # A follow that fails does not reuse what was applied: the retry takes the whole batch.
+    sink.steps.clear()
+    sink.fail_follow = 1
+    decoded = ingest.decode(records(3))
+    await ingest.deliver(decoded, ahead=await ingest.apply_ahead(decoded))
+    assert sink.steps == [("apply", 3), ("handle", 3)]
+    # Applied for a batch of which only a part is delivered (a rebalance took the rest):
+    # the part is handled whole.
+    sink.steps.clear()
+    ahead = await ingest.apply_ahead(decoded)
+    part = decoded.only({(decoded.batch[0].topic, decoded.batch[0].partition)})
+    assert 0 < len(part.valid) < 3, "the records come from more than one topic"
+    await ingest.deliver(part, ahead=ahead)
+    assert sink.steps == [("apply", 3), ("handle", len(part.valid))]
