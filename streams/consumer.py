@@ -12,11 +12,10 @@ So the hot path is a Faust-managed service around an aiokafka consumer:
   the batch (the sink is idempotent) and nothing is lost;
 - a worker resumes a partition from the offsets the sink's store holds, and reads
   again from there whenever the store turns out to have lost recent writes;
-- while Redis applies one batch, the next is fetched and decoded; while a backlog of
-  many batches waits, its profiles are applied too while the one before finishes its
-  segments and rules (profiles are atomic per customer and order-free:
-  handlers/sink.py AppliesAhead); everything else of a batch, its offsets and its
-  commit follow strictly one after the other;
+- while Redis applies one batch, the next is fetched and decoded, and its profiles
+  are applied while the one before finishes its segments and rules (profiles are
+  atomic per customer and order-free: handlers/sink.py AppliesAhead); everything
+  else of a batch, its offsets and its commit follow strictly one after the other;
 - if Redis is down the batch is retried with backoff: consumption simply waits,
   and the group keeps its members alive through aiokafka's background heartbeat;
 - a rebalance waits for the batch in flight, which commits before it lets go.
@@ -52,9 +51,6 @@ from streams.ingest import Decoded, Ingest
 log = logging.getLogger("crmstream.consumer")
 _IDLE_FETCH_MS = 100
 _IDLE_STATE_CHECK_S = 1.0
-# Batches' worth of records waiting past a batch from which the next batch's profiles are
-# applied while it finishes (a replay, a restart), not in live traffic's jitter.
-_AHEAD_BATCHES = 10
 
 
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -160,8 +156,8 @@ class EventConsumer(Service):
                 await self._consumer.stop()
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
-        """Fetch and decode the next batch while Redis works on the one before it; in a
-        backlog, apply its profiles while the one before finishes (``_finish``)."""
+        """Fetch and decode the next batch while Redis works on the one before it; apply
+        its profiles while the one before finishes (``_finish``)."""
         within_ms = int(self._settings.worker.batch_within_s * 1000)
         batch_max = self._settings.worker.batch_max
         in_flight: deque[_InFlight] = deque()
@@ -184,12 +180,8 @@ class EventConsumer(Service):
                     for partition, part in fetched.items()
                 }
                 # At most one batch finishing and one applying: the newest waits for the
-                # oldest to be done, and for the one before it to have applied. Otherwise
-                # one at a time: a batch applied beside the one before slows that one
-                # down, which pays only in a backlog of many batches (bench latency and
-                # full measure both).
-                keep = 1 if _backlog(decoded.behind) >= _AHEAD_BATCHES * batch_max else 0
-                while len(in_flight) > keep:
+                # oldest to be done, and for the one before it to have applied.
+                while len(in_flight) > 1:
                     await in_flight.popleft().task
                 if in_flight:
                     await in_flight[-1].applied.wait()
@@ -326,11 +318,6 @@ class EventConsumer(Service):
 class _InFlight:
     task: asyncio.Future[None]
     applied: asyncio.Event  # set once its first step is done (or was not taken)
-
-
-def _backlog(behind: dict[tuple[str, int], int | None]) -> int:
-    """Records known to wait past a batch, over its partitions."""
-    return sum(lag for lag in behind.values() if lag is not None)
 
 
 async def _standing(
