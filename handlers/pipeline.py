@@ -141,28 +141,15 @@ class ProfilesAndTriggers:
         self, events: Sequence[Envelope], partitions: Sequence[int] | None = None
     ) -> BatchOutcome:
         """``partitions``: the partition each event was read from (all 0 if not given)."""
-        where = partitions if partitions is not None else [0] * len(events)
-        return await self.follow(events, where, await self.apply(events, where))
-
-    async def apply(self, events: Sequence[Envelope], partitions: Sequence[int]) -> BatchOutcome:
-        """The profiles, given back as the batch leaves them for what ``follow`` reads. Its
-        Function calls are atomic per customer and order-free: the consumer runs this while
-        the batch before is still in ``follow`` (handlers/sink.py AppliesAhead)."""
-        return await self.profiles.apply(
-            events, self.segments.watched, self._read_request(events, partitions)
+        segments = self.segments
+        applied = await self.profiles.apply(
+            events, segments.watched, self._read_request(events, partitions)
         )
-
-    async def follow(
-        self, events: Sequence[Envelope], partitions: Sequence[int], applied: object
-    ) -> BatchOutcome:
-        """The segments and rules of a batch whose profiles ``apply`` wrote, in batch order."""
-        if not isinstance(applied, BatchOutcome):
-            raise TypeError(f"follow takes what apply returned, not {type(applied).__name__}")
         known = applied.read_back
         # Segments and rules read the same applied profiles and write apart: side by side,
         # each one's Redis round trips overlap the other's Python work.
         changes, _ = await asyncio.gather(
-            self.segments.on_batch(applied.touched, applied.changed, known),
+            segments.on_batch(applied.touched, applied.changed, known),
             self._decide(events, partitions, known),
         )
         self.outcomes["segment_changes"] += changes

@@ -30,22 +30,6 @@ class EventSink(Protocol):
 
 
 @runtime_checkable
-class AppliesAhead(Protocol):
-    """A sink whose ``handle`` is two steps, the first of which (``apply``) may run while
-    the batch before is still in its second (``follow``): the consumer overlaps them.
-
-    ``apply`` must be idempotent and order-free (it may also run again, or after a later
-    batch's); ``follow`` takes the batches in order, each after its own ``apply``, and what
-    it returns is what ``handle`` would."""
-
-    async def apply(self, events: Sequence[Envelope], partitions: Sequence[int]) -> object: ...
-
-    async def follow(
-        self, events: Sequence[Envelope], partitions: Sequence[int], applied: object
-    ) -> object: ...
-
-
-@runtime_checkable
 class SortsDuplicates(Protocol):
     """What a sink's ``handle`` may return: how many events of each type were repeats."""
 

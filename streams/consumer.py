@@ -12,10 +12,8 @@ So the hot path is a Faust-managed service around an aiokafka consumer:
   the batch (the sink is idempotent) and nothing is lost;
 - a worker resumes a partition from the offsets the sink's store holds, and reads
   again from there whenever the store turns out to have lost recent writes;
-- while Redis applies one batch, the next is fetched and decoded, and its profiles
-  are applied while the one before finishes its segments and rules (profiles are
-  atomic per customer and order-free: handlers/sink.py AppliesAhead); everything
-  else of a batch, its offsets and its commit follow strictly one after the other;
+- while Redis applies one batch, the next is fetched and decoded; batches still
+  reach Redis, and commit, strictly one after the other;
 - if Redis is down the batch is retried with backoff: consumption simply waits,
   and the group keeps its members alive through aiokafka's background heartbeat;
 - a rebalance waits for the batch in flight, which commits before it lets go.
@@ -27,9 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -156,18 +152,19 @@ class EventConsumer(Service):
                 await self._consumer.stop()
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
-        """Fetch and decode the next batch while Redis works on the one before it; apply
-        its profiles while the one before finishes (``_finish``)."""
+        """Fetch and decode the next batch while Redis works on the one before it."""
         within_ms = int(self._settings.worker.batch_within_s * 1000)
         batch_max = self._settings.worker.batch_max
-        in_flight: deque[_InFlight] = deque()
+        in_flight: asyncio.Task[None] | None = None
         try:
             while not self.should_stop:
                 fetched = await consumer.getmany(timeout_ms=within_ms, max_records=batch_max)
-                while in_flight and (not fetched or in_flight[0].task.done()):
-                    await in_flight.popleft().task
+                if in_flight is not None and (not fetched or in_flight.done()):
+                    await in_flight
+                    in_flight = None
                 if not fetched:
-                    await self._idle(consumer)
+                    if in_flight is None:
+                        await self._idle(consumer)
                     continue
                 decoded = self.ingest.decode([r for part in fetched.values() for r in part])
                 decoded.written = {
@@ -179,26 +176,17 @@ class EventConsumer(Service):
                     partition: OffsetAndMetadata(part[-1].offset + 1, "")
                     for partition, part in fetched.items()
                 }
-                # At most one batch finishing and one applying: the newest waits for the
-                # oldest to be done, and for the one before it to have applied.
-                while len(in_flight) > 1:
-                    await in_flight.popleft().task
-                if in_flight:
-                    await in_flight[-1].applied.wait()
+                if in_flight is not None:
+                    # Batches reach Redis and commit one after the other, in order.
+                    await in_flight
                 if self._read_again:
-                    while in_flight:
-                        await in_flight.popleft().task
                     self._rewind(consumer, fetched)
+                    in_flight = None
                     continue
-                before = in_flight[-1].task if in_flight else None
-                applied = asyncio.Event()
-                task = asyncio.ensure_future(
-                    self._finish(consumer, decoded, offsets, before=before, applied=applied)
-                )
-                in_flight.append(_InFlight(task, applied))
+                in_flight = asyncio.ensure_future(self._finish(consumer, decoded, offsets))
         finally:
-            while in_flight:
-                await in_flight.popleft().task
+            if in_flight is not None:
+                await in_flight
 
     async def _idle(self, consumer: AIOKafkaConsumer) -> None:
         """Nothing came: the assigned partitions are caught up or quiet, and their event
@@ -249,31 +237,8 @@ class EventConsumer(Service):
         consumer: AIOKafkaConsumer,
         decoded: Decoded,
         offsets: dict[TopicPartition, OffsetAndMetadata],
-        *,
-        before: asyncio.Future[None] | None = None,
-        applied: asyncio.Event | None = None,
     ) -> None:
-        """A batch's first step (its profiles) at once, the rest once the batch ``before``
-        it is done: in order, and under the lock a rebalance waits for, up to its commit."""
-        try:
-            ahead = None
-            # The first step is atomic per customer and order-free (AppliesAhead): taken
-            # again by a next owner, or by a reading again, it changes nothing twice.
-            assigned = consumer.assignment()
-            if not self._read_again and all(tp in assigned for tp in offsets):
-                ahead = await self.ingest.apply_ahead(decoded)
-        finally:
-            if applied is not None:
-                applied.set()
-        if before is not None:
-            await asyncio.wait([before])
-            if before.cancelled() or before.exception() is not None:
-                return  # the loop raises it; nothing of this batch past its profiles is done
         async with self.lock:
-            if self._read_again:
-                # The batch before found the store behind: this one is read again too.
-                self._read_again_from(decoded.batch)
-                return
             # A rebalance can take partitions between this batch's fetch and its turn here:
             # their next owner reads them from what their state recorded, and this worker
             # must not touch their state any more. Only what is still ours goes on.
@@ -291,7 +256,7 @@ class EventConsumer(Service):
                 return
             try:
                 await self.ingest.deliver(
-                    decoded, {(tp.topic, tp.partition): at.offset for tp, at in ours.items()}, ahead
+                    decoded, {(tp.topic, tp.partition): at.offset for tp, at in ours.items()}
                 )
             except StateBehindError as behind:
                 log.warning("%s", behind)
@@ -300,24 +265,15 @@ class EventConsumer(Service):
                     TopicPartition(t, p): at for (t, p), at in behind.positions.items()
                 }
                 # The rest of the batch is read again too: none of it may be assumed.
-                self._read_again_from(decoded.batch)
+                for record in decoded.batch:
+                    tp = TopicPartition(record.topic, record.partition)
+                    self._read_again.setdefault(tp, record.offset)
+                    self._read_again[tp] = min(self._read_again[tp], record.offset)
                 return
             try:
                 await consumer.commit(ours)
             except (CommitFailedError, IllegalStateError):
                 log.warning("a commit was refused by a rebalance; the next owner replays it")
-
-    def _read_again_from(self, batch: Sequence[Any]) -> None:
-        """Read ``batch`` again too, from its first record in each partition."""
-        for record in batch:
-            tp = TopicPartition(record.topic, record.partition)
-            self._read_again[tp] = min(self._read_again.get(tp, record.offset), record.offset)
-
-
-@dataclass(frozen=True, slots=True)
-class _InFlight:
-    task: asyncio.Future[None]
-    applied: asyncio.Event  # set once its first step is done (or was not taken)
 
 
 async def _standing(

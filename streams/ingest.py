@@ -16,13 +16,7 @@ from crmstream.errors import StateBehindError
 from crmstream.settings import Settings
 from crmstream.topics import EVENT_STREAMS, TopicNames
 from handlers.profile.encode import epoch_ms
-from handlers.sink import (
-    AppliesAhead,
-    EventSink,
-    KeepsOffsets,
-    SortsDuplicates,
-    WatchesEventTime,
-)
+from handlers.sink import EventSink, KeepsOffsets, SortsDuplicates, WatchesEventTime
 from schemas.decode import Decoder, Rejected
 from schemas.events import STREAM_OF_TYPE, Envelope
 from streams.dead_letters import DeadLetters, position
@@ -78,15 +72,6 @@ class Decoded:
                 kept.partitions.append(partition)
                 kept.kinds[event.type] += 1  # type: ignore[attr-defined]
         return kept
-
-
-@dataclass(frozen=True, slots=True)
-class Ahead:
-    """A batch's first step, taken before its turn (handlers/sink.py AppliesAhead)."""
-
-    decoded: Decoded  # the batch it was taken for: a part of it taken back needs it again
-    applied: object  # what the sink's ``apply`` returned, for its ``follow``
-    started: float  # perf_counter when it began
 
 
 class Ingest:
@@ -149,39 +134,16 @@ class Ingest:
             late.pop(partition, None)
         return decoded
 
-    async def apply_ahead(self, decoded: Decoded) -> Ahead | None:
-        """The first step of a sink that takes batches in two (AppliesAhead), for a batch
-        whose turn comes once the one before is delivered; None for any other sink or a
-        batch with nothing valid. Retried until it is done, like ``deliver``."""
-        sink = self.sink
-        if not isinstance(sink, AppliesAhead) or not decoded.valid:
-            return None
-        started = time.perf_counter()
-        applied: list[object] = []
-
-        async def step() -> None:
-            logcontext.handling(_Ids(decoded.valid), lambda n: position(decoded.sources[n]))
-            applied[:] = [await sink.apply(decoded.valid, decoded.partitions)]
-
-        await _until_done(step, "event sink", decoded.batch, self)
-        return Ahead(decoded, applied[0], started)
-
     async def deliver(
-        self,
-        decoded: Decoded,
-        offsets: Mapping[tuple[str, int], int] | None = None,
-        ahead: Ahead | None = None,
+        self, decoded: Decoded, offsets: Mapping[tuple[str, int], int] | None = None
     ) -> None:
         """Returns once every record is either with the sink or in the dead-letter topic,
         and ``offsets`` (the next offset of each partition of the batch) are recorded by a
         sink that keeps them. Raises StateBehindError when that sink's store lost writes
-        it had recorded: the partitions it names are to be read again. ``ahead``: this
-        batch's first step, taken already (``apply_ahead``)."""
+        it had recorded: the partitions it names are to be read again."""
         batch = decoded.batch
-        started = ahead.started if ahead is not None else time.perf_counter()
+        started = time.perf_counter()
         sink = self.sink
-        if ahead is not None and ahead.decoded is not decoded:
-            ahead = None  # taken for the whole batch, of which only a part is still ours
         keeper = sink if offsets and isinstance(sink, KeepsOffsets) else None
         keeps = offsets if keeper is not None else None
         if keeper is not None and offsets:
@@ -194,17 +156,11 @@ class Ingest:
         if decoded.valid or keeps is not None:
 
             async def hand_over() -> None:
-                nonlocal handled, ahead
+                nonlocal handled
                 if decoded.valid:
                     # A stage that logs a problem with an event can say where it came from.
                     logcontext.handling(_Ids(decoded.valid), lambda n: position(decoded.sources[n]))
-                    first, ahead = ahead, None  # a retry takes both steps again
-                    if first is not None and isinstance(sink, AppliesAhead):
-                        handled = await sink.follow(
-                            decoded.valid, decoded.partitions, first.applied
-                        )
-                    else:
-                        handled = await sink.handle(decoded.valid, decoded.partitions)
+                    handled = await sink.handle(decoded.valid, decoded.partitions)
                 if keeper is not None and offsets:
                     await keeper.record_offsets(offsets)
 
