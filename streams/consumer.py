@@ -62,6 +62,8 @@ class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
                 metrics.CONSUMER_LAG.remove(partition.topic, str(partition.partition))
         async with self._owner.lock:
             log.info("giving up %d partition(s)", len(revoked))
+            for partition in revoked:
+                self._owner.resumed.pop(partition, None)
             sink = self._owner.ingest.sink
             if isinstance(sink, KeepsOffsets):
                 await sink.partitions_revoked([(tp.topic, tp.partition) for tp in revoked])
@@ -75,6 +77,7 @@ class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
         consumer = self._owner.consumer
         for (topic, partition), offset in positions.items():
             consumer.seek(TopicPartition(topic, partition), offset)
+            self._owner.resumed[TopicPartition(topic, partition)] = offset
 
 
 class EventConsumer(Service):
@@ -91,6 +94,10 @@ class EventConsumer(Service):
         # Set by a batch whose sink found its store behind: where to read again from.
         self._read_again: dict[TopicPartition, int] = {}
         self._next_state_check = 0.0  # monotonic
+        # Partitions taken up where the sink's store said, until a commit covers them: an
+        # owner that recorded its last batch and stopped before committing it to Kafka left
+        # the store ahead, and with nothing more to read no batch would commit it.
+        self.resumed: dict[TopicPartition, int] = {}
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -194,6 +201,7 @@ class EventConsumer(Service):
         if self._read_again:
             self._rewind(consumer, {})
         await self._check_state(consumer)
+        await self._commit_resumed(consumer)
         behind, heard = await _standing(consumer, self._away_ms)
         self.ingest.observe({}, behind, {}, heard)
 
@@ -215,6 +223,23 @@ class EventConsumer(Service):
             self._read_again = {TopicPartition(t, p): at for (t, p), at in behind.positions.items()}
         except (RedisError, OSError) as error:
             log.debug("state not checked while idle: %s", error)  # the next batch waits
+
+    async def _commit_resumed(self, consumer: AIOKafkaConsumer) -> None:
+        """Idle: Kafka's committed offsets catch up with where partitions were taken up (the
+        store holds those as done), or the group's lag would show them behind for good."""
+        if not self.resumed:
+            return
+        async with self.lock:
+            assigned = consumer.assignment()
+            pending = {tp: OffsetAndMetadata(at, "") for tp, at in self.resumed.items()
+                       if tp in assigned}  # fmt: skip
+            self.resumed.clear()
+            if not pending:
+                return
+            try:
+                await consumer.commit(pending)
+            except (CommitFailedError, IllegalStateError):
+                log.warning("a commit was refused by a rebalance; the next owner makes it")
 
     def _rewind(self, consumer: AIOKafkaConsumer, unread: dict[TopicPartition, list[Any]]) -> None:
         """The store lost writes: read its partitions again from where it stands, and the
@@ -272,6 +297,8 @@ class EventConsumer(Service):
                 return
             try:
                 await consumer.commit(ours)
+                for partition in ours:
+                    self.resumed.pop(partition, None)
             except (CommitFailedError, IllegalStateError):
                 log.warning("a commit was refused by a rebalance; the next owner replays it")
 

@@ -132,8 +132,14 @@ class FaultRun:
         scenario: Scenario,
         logs: Path,
         backlog_share: float = BACKLOG,
+        *,
+        feed_s: float = FEED_CHUNKS * FEED_PAUSE_S,
     ) -> None:
+        """``feed_s``: how long the part of the scenario not in the backlog takes to publish
+        (a case whose faults take longer to land than the engine takes to drain needs the
+        drain fed that long, or its last fault would land after it)."""
         self.case, self.settings, self.scenario = case, settings, scenario
+        self.feed_chunks = max(FEED_CHUNKS, round(feed_s / FEED_PAUSE_S))
         self.backlog_share = float(os.environ.get("FAULTS_BACKLOG_SHARE", backlog_share))
         self.exits = ExitStack()
         self.fleet = Fleet(settings, logs, self.exits, scenario.unique)
@@ -144,7 +150,7 @@ class FaultRun:
         events = self.scenario.events
         head = int(len(events) * self.backlog_share)
         publish(self.settings, events[:head])
-        self.feed = Feed(self.settings, events[head:], FEED_CHUNKS, FEED_PAUSE_S)
+        self.feed = Feed(self.settings, events[head:], self.feed_chunks, FEED_PAUSE_S)
         self.feed.start()
         self.tap = TriggerTap(self.settings)
         self.tap.start()

@@ -119,7 +119,9 @@ def test_three_sigkills_with_replacements(fault_settings: Settings, tmp_path: Pa
     scenario = generate(seed_of(105))
     total, rng = len(scenario.events), scenario.rng
     kills = sorted(int(rng.uniform(0.1, 0.85) * total) for _ in range(3))
-    with FaultRun("three SIGKILLs", fault_settings, scenario, tmp_path, FED) as run:
+    # Each replacement's join takes seconds while the others drain: fed for 30 s, the
+    # drain is still going when the last kill lands, however fast the engine reads.
+    with FaultRun("three SIGKILLs", fault_settings, scenario, tmp_path, FED, feed_s=30) as run:
         run.fleet.start()
         run.fleet.start()
         before, joining = 0, ""

@@ -105,6 +105,45 @@ async def test_a_redis_that_lost_everything_is_read_up_to_date_again(
     assert "Redis lost recent writes; reading again from" in log.read_text()
 
 
+def ends(settings: Settings) -> dict[tuple[str, int], int]:
+    """Each event partition's end offset, for those that hold a record."""
+    topics = TopicNames.from_settings(settings.topics).events
+    probe = Consumer({**settings.kafka.librdkafka(), "group.id": "offsets-probe"})
+    try:
+        found = {
+            (topic, n): probe.get_watermark_offsets(TopicPartition(topic, n), timeout=10)[1]
+            for topic in topics
+            for n in range(settings.topics.event_partitions)
+        }
+    finally:
+        probe.close()
+    return {partition: end for partition, end in found.items() if end > 0}
+
+
+async def test_kafka_commits_reach_what_the_store_holds_with_nothing_left_to_read(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """An owner that recorded its last batch and was killed before committing it to Kafka
+    leaves the store ahead. The partition's next owner has nothing more to read there, so
+    no batch of its commits; it commits what the store holds once idle, or the group's lag
+    would show the partition behind for good."""
+    create_topics(settings)
+    publish(settings, simulated(tmp_path / "events.jsonl", 300, seed=43))
+    done = ends(settings)
+    keys = Keys(settings.redis.key_prefix)
+    client = connect_sync(settings.redis)
+    try:
+        for (topic, n), end in done.items():
+            client.hset(keys.partition(n).offsets, topic, end)
+    finally:
+        client.close()
+    with running_worker(settings, tmp_path / "worker.log"):
+        eventually(
+            lambda: committed(settings), 60, "Kafka's committed offsets at the store's",
+            until=lambda seen: all(seen[partition] == end for partition, end in done.items()),
+        )  # fmt: skip
+
+
 async def test_a_timer_walk_decides_nothing_on_a_redis_that_lost_writes(settings: Settings) -> None:
     """A cancel lost with the last second of writes leaves its timer behind: the walk must
     not fire it by the time read before; the partition is read again first."""
