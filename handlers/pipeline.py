@@ -142,38 +142,37 @@ class ProfilesAndTriggers:
     ) -> BatchOutcome:
         """``partitions``: the partition each event was read from (all 0 if not given)."""
         segments = self.segments
-        applied = await self.profiles.apply(
-            events, segments.watched, self._read_request(events, partitions)
-        )
+        where = partitions if partitions is not None else [0] * len(events)
+        relevant = self.stage.relevant(events, where)
+        applied = await self.profiles.apply(events, segments.watched, self._read_request(relevant))
         known = applied.read_back
         # Segments and rules read the same applied profiles and write apart: side by side,
         # each one's Redis round trips overlap the other's Python work.
         changes, _ = await asyncio.gather(
             segments.on_batch(applied.touched, applied.changed, known),
-            self._decide(events, partitions, known),
+            self._decide(events, where, known, relevant),
         )
         self.outcomes["segment_changes"] += changes
         if changes:
             metrics.SEGMENT_CHANGES.inc(changes)
         return applied
 
-    def _read_request(
-        self, events: Sequence[Envelope], partitions: Sequence[int] | None
-    ) -> ReadRequest:
+    def _read_request(self, relevant: Sequence[tuple[Envelope, int]]) -> ReadRequest:
         """What the segments and the rules will read of the batch's profiles: the profile
         call gives it back, so that neither reads again."""
-        rule_sections, customers = self.triggers.read_request(events, partitions)
+        rule_sections, customers = self.triggers.read_request(relevant)
         sections = rule_sections | self.segments.sections
         return ReadRequest(key_kinds(sections), customers) if sections else ReadRequest()
 
     async def _decide(
         self,
         events: Sequence[Envelope],
-        partitions: Sequence[int] | None,
+        partitions: Sequence[int],
         known: ReadBack | None,
+        relevant: Sequence[tuple[Envelope, int]],
     ) -> None:
         await self.catch_up()
-        self.outcomes.update(await self.triggers.on_events(events, partitions, known))
+        self.outcomes.update(await self.triggers.on_events(events, partitions, known, relevant))
 
     async def catch_up(self) -> None:
         """Partitions that have caught up take the decisions they put off, in order."""

@@ -38,14 +38,12 @@ class TriggerBatch:
         self._hash_key = hash_key
 
     def read_request(
-        self, events: Sequence[Envelope], partitions: Sequence[int] | None = None
+        self, relevant: Sequence[tuple[Envelope, int]]
     ) -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
-        """What ``on_events`` will read of these events' profiles, as far as it can be told
-        before they are applied: the sections (the partitions' timing may still move) and
-        the customers."""
+        """What ``on_events`` will read of the profiles of ``relevant`` events (as
+        TriggerStage.relevant gives them), as far as it can be told before they are applied:
+        the sections (the partitions' timing may still move) and the customers."""
         stage = self.stage
-        where = partitions if partitions is not None else [0] * len(events)
-        relevant = stage.relevant(events, where)
         if not relevant:
             return frozenset(), frozenset()
         deferring = {p: self.timing.would_defer(p) for p in {p for _, p in relevant}}
@@ -57,13 +55,16 @@ class TriggerBatch:
         events: Sequence[Envelope],
         partitions: Sequence[int] | None = None,
         known: ReadBack | None = None,
+        relevant: Sequence[tuple[Envelope, int]] | None = None,
     ) -> Counter[str]:
         """Arm, cancel and emit what this batch causes; returns outcomes by name.
         ``partitions``: the partition each event was read from (all 0 if not given);
-        ``known``: profiles read back already, as the batch left them."""
+        ``known``: profiles read back already, as the batch left them; ``relevant``: what
+        TriggerStage.relevant gives for them, if worked out already."""
         stage = self.stage
         where = partitions if partitions is not None else [0] * len(events)
-        relevant = stage.relevant(events, where)
+        if relevant is None:
+            relevant = stage.relevant(events, where)
         indexed = [
             (event, partition)
             for event, partition in zip(events, where, strict=True)
