@@ -230,8 +230,10 @@ class ProfileStage:
             again_routes[group] = Route(customer, cached=False)
         for group in replies.bounced:
             # The cached alias led to an erased customer: the anonymous shopper's own keys
-            # say where its events go now.
+            # say where its events go now. The erased customer was touched on the way, so
+            # they count as changed: the segments then drop them (never mark them seen).
             self._aliases.forget(*group)
+            changed.add((group[0], routes[group].customer))
         unlinked += [(*group, anonymous_id) for group, anonymous_id in replies.unlinked]
         done: list[tuple[int, str]] = []
         again_kinds: dict[tuple[str, str], list[str]] = {}

@@ -245,6 +245,9 @@ async def test_another_workers_cached_alias_does_not_bring_an_erased_customer_ba
 
         outcome = await other.apply([event("item.viewed", 5, view, anonymousid="dev-3")])
         assert outcome.applied == 1
+        # Touched on the way to the device, the erased customer must count as changed: the
+        # segments mark seen only what did not change, and a seen mark would name them.
+        assert ("s1", "c1") in outcome.changed
         assert await reader.read("s1", "c1") is None
         device = await reader.read("s1", "dev-3")
         assert device is not None
