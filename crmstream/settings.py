@@ -93,6 +93,8 @@ class TriggerSettings(BaseModel):
 
     # Unset: the shipped rule pack (rules/folders.py).
     rules_dir: Path | None = None
+    # Unset: the shipped journeys (rules/folders.py).
+    journeys_dir: Path | None = None
     # Marketing messages a customer gets per channel per local day (transactional rules
     # are not counted).
     daily_cap: int = Field(default=3, ge=1, le=1000)

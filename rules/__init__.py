@@ -1,5 +1,10 @@
 """The rule and segment engine; pure computation, no I/O."""
 
-from rules.folders import PACKAGED_RULES, PACKAGED_SEGMENTS, PACKAGED_SHOP_CONFIGS
+from rules.folders import (
+    PACKAGED_JOURNEYS,
+    PACKAGED_RULES,
+    PACKAGED_SEGMENTS,
+    PACKAGED_SHOP_CONFIGS,
+)
 
-__all__ = ["PACKAGED_RULES", "PACKAGED_SEGMENTS", "PACKAGED_SHOP_CONFIGS"]
+__all__ = ["PACKAGED_JOURNEYS", "PACKAGED_RULES", "PACKAGED_SEGMENTS", "PACKAGED_SHOP_CONFIGS"]

@@ -1,4 +1,4 @@
-"""The rule pack, segments and shop configurations shipped in this package, and the folder
+"""The rule pack, journeys, segments and shop configurations shipped in this package, and the folder
 a deployment's settings choose instead.
 
 The settings leave a folder unset to mean the shipped one: where that lies is this
@@ -14,6 +14,7 @@ from crmstream.settings import ProfileSettings, SegmentSettings, TriggerSettings
 
 _HERE: Final = Path(__file__).resolve().parent
 PACKAGED_RULES: Final = _HERE / "pack"
+PACKAGED_JOURNEYS: Final = _HERE / "journeys"
 PACKAGED_SEGMENTS: Final = _HERE / "segments"
 PACKAGED_SHOP_CONFIGS: Final = _HERE / "shops"
 
@@ -21,6 +22,11 @@ PACKAGED_SHOP_CONFIGS: Final = _HERE / "shops"
 def rules_folder(triggers: TriggerSettings) -> Path:
     """CRMSTREAM_TRIGGERS_RULES_DIR, else the shipped rule pack."""
     return PACKAGED_RULES if triggers.rules_dir is None else triggers.rules_dir
+
+
+def journeys_folder(triggers: TriggerSettings) -> Path:
+    """CRMSTREAM_TRIGGERS_JOURNEYS_DIR, else the shipped journeys."""
+    return PACKAGED_JOURNEYS if triggers.journeys_dir is None else triggers.journeys_dir
 
 
 def segments_folder(segments: SegmentSettings) -> Path:

@@ -53,7 +53,7 @@ def _positive_duration(value: str) -> str:
     return value
 
 
-def _event_type(name: str) -> str:
+def known_event_type(name: str) -> str:
     if name not in EVENT_TYPES:
         raise ValueError(f"unknown event type {name!r}")
     return name
@@ -71,7 +71,7 @@ class Absence(_Strict):
     # first one stands until it fires or is cancelled.
     rearm: bool = True
 
-    _check_types = field_validator("after", "missing")(_event_type)
+    _check_types = field_validator("after", "missing")(known_event_type)
     _check_within = field_validator("within")(_positive_duration)
 
     @property
@@ -111,7 +111,7 @@ class When(_Strict):
     @field_validator("event")
     @classmethod
     def _event(cls, value: str | None) -> str | None:
-        return None if value is None else _event_type(value)
+        return None if value is None else known_event_type(value)
 
     @model_validator(mode="after")
     def _one(self) -> When:
@@ -179,7 +179,7 @@ class Goal(_Strict):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    _check_event = field_validator("event")(_event_type)
+    _check_event = field_validator("event")(known_event_type)
     _check_within = field_validator("within")(_positive_duration)
 
     @property

@@ -21,6 +21,7 @@ from streams.cli.console import console
 from streams.cli.customers import import_customers
 from streams.cli.demo import demo
 from streams.cli.events import publish, schemas, simulate
+from streams.cli.journeys import journeys
 from streams.cli.local_stack import keep_stack_settings, with_local_hash_key
 from streams.cli.ops import stack, topics, worker
 from streams.cli.privacy import export, forget
@@ -50,7 +51,7 @@ def cli(ctx: click.Context) -> None:
 
 for command in (
     stack, topics, worker, publish, simulate, import_customers, profile, replay, schemas,
-    demo, rules, segments, tokens, forget, export, console,
+    demo, rules, journeys, segments, tokens, forget, export, console,
 ):  # fmt: skip
     cli.add_command(command)
 

@@ -8,8 +8,8 @@ from pydantic import ValidationError
 from crmstream.connections import KafkaSettings, RedisSettings
 from crmstream.settings import ConsoleSettings, Settings, TopicSettings
 from devstack import StackSettings
-from rules import PACKAGED_RULES, PACKAGED_SEGMENTS, PACKAGED_SHOP_CONFIGS
-from rules.folders import rules_folder, segments_folder, shop_configs_folder
+from rules import PACKAGED_JOURNEYS, PACKAGED_RULES, PACKAGED_SEGMENTS, PACKAGED_SHOP_CONFIGS
+from rules.folders import journeys_folder, rules_folder, segments_folder, shop_configs_folder
 from streams.cli.child_worker import settings_env
 
 
@@ -95,23 +95,30 @@ def test_the_local_redis_is_durable_by_default(monkeypatch: pytest.MonkeyPatch) 
 def test_unset_folders_are_the_packaged_ones_and_a_configured_one_wins(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    for variable in ("TRIGGERS_RULES_DIR", "SEGMENTS_SEGMENTS_DIR", "PROFILES_SHOP_CONFIG_DIR"):
+    for variable in (
+        "TRIGGERS_RULES_DIR", "TRIGGERS_JOURNEYS_DIR", "SEGMENTS_SEGMENTS_DIR",
+        "PROFILES_SHOP_CONFIG_DIR",
+    ):  # fmt: skip
         monkeypatch.delenv(f"CRMSTREAM_{variable}", raising=False)
     shipped = Settings()
     assert (shipped.triggers.rules_dir, shipped.segments.segments_dir) == (None, None)
     assert shipped.profiles.shop_config_dir is None
     assert rules_folder(shipped.triggers) == PACKAGED_RULES
+    assert journeys_folder(shipped.triggers) == PACKAGED_JOURNEYS
     assert segments_folder(shipped.segments) == PACKAGED_SEGMENTS
     assert shop_configs_folder(shipped.profiles) == PACKAGED_SHOP_CONFIGS
     assert any(PACKAGED_RULES.glob("*.yaml"))
+    assert any(PACKAGED_JOURNEYS.glob("*.yaml"))
     assert any(PACKAGED_SEGMENTS.glob("*.yaml"))
     assert (PACKAGED_SHOP_CONFIGS / "default.yaml").is_file()
 
     monkeypatch.setenv("CRMSTREAM_TRIGGERS_RULES_DIR", str(tmp_path / "rules"))
+    monkeypatch.setenv("CRMSTREAM_TRIGGERS_JOURNEYS_DIR", str(tmp_path / "journeys"))
     monkeypatch.setenv("CRMSTREAM_SEGMENTS_SEGMENTS_DIR", str(tmp_path / "segments"))
     monkeypatch.setenv("CRMSTREAM_PROFILES_SHOP_CONFIG_DIR", str(tmp_path / "shops"))
     mine = Settings()
     assert rules_folder(mine.triggers) == tmp_path / "rules"
+    assert journeys_folder(mine.triggers) == tmp_path / "journeys"
     assert segments_folder(mine.segments) == tmp_path / "segments"
     assert shop_configs_folder(mine.profiles) == tmp_path / "shops"
     # A child process left unset finds the packaged ones of its own.

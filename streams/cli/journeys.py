@@ -1,0 +1,79 @@
+"""`crmstream journeys check|list`: journey files checked before they are published."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from crmstream.settings import Settings
+from rules.folders import journeys_folder
+
+pass_settings = click.make_pass_decorator(Settings)
+
+
+@click.group()
+def journeys() -> None:
+    """Journeys (YAML files, one journey each): multi-step care, checked and listed."""
+
+
+def _folder(settings: Settings, folder: Path | None) -> Path:
+    return folder if folder is not None else journeys_folder(settings.triggers)
+
+
+@journeys.command()
+@click.argument("folder", type=click.Path(path_type=Path), required=False)
+@pass_settings
+def check(settings: Settings, folder: Path | None) -> None:
+    """Report every problem in FOLDER (default: the configured journeys) as
+    file:line: reason. Exit 0 when all journeys are usable, 1 otherwise."""
+    from handlers.triggers.samples import rule_samples  # noqa: PLC0415 -- keeps --help fast
+    from rules.journey_loader import load_journeys  # noqa: PLC0415
+    from rules.loader import RuleSetError  # noqa: PLC0415
+
+    target = _folder(settings, folder)
+    try:
+        loaded = load_journeys(target, rule_samples)
+    except RuleSetError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        click.secho(f"{len(exc.problems)} problem(s) in {target}", fg="red", err=True)
+        sys.exit(1)
+    click.echo(f"{len(loaded.journeys)} journey(s) in {target}: all usable")
+
+
+@journeys.command(name="list")
+@click.argument("folder", type=click.Path(path_type=Path), required=False)
+@pass_settings
+def list_journeys(settings: Settings, folder: Path | None) -> None:
+    """Show the journeys in FOLDER: how customers enter, the steps, what takes them out."""
+    from handlers.triggers.samples import rule_samples  # noqa: PLC0415 -- keeps --help fast
+    from rules.journey_loader import load_journeys  # noqa: PLC0415
+    from rules.journey_model import Step  # noqa: PLC0415
+
+    def shown(step: Step) -> str:
+        if step.send is not None:
+            return f"send {step.send.template}"
+        if step.wait is not None:
+            return f"wait {step.wait if isinstance(step.wait, str) else step.wait.until}"
+        if step.wait_for is not None:
+            return f"wait for {step.wait_for.event} ≤ {step.wait_for.timeout}"
+        return step.kind
+
+    loaded = load_journeys(_folder(settings, folder), rule_samples)
+    table = Table("journey", "v", "priority", "enters on", "steps", "exits on")
+    for entry in loaded.journeys:
+        journey = entry.journey
+        enters = f"{journey.entry.event} ({journey.entry.reentry})"
+        table.add_row(
+            journey.id + ("" if journey.enabled else " (off)"),
+            str(journey.version),
+            f"{journey.priority} {journey.category}",
+            enters,
+            " → ".join(shown(step) for step in journey.steps),
+            ", ".join(each.event for each in journey.exit_on),
+        )
+    Console().print(table)
