@@ -38,7 +38,8 @@ from schemas.triggers import Channel, RuleId
 
 EXIT: Final = "exit"  # the target that takes the customer out
 STEP_KINDS: Final = ("send", "wait", "wait_for", "branch", "split", "exit")
-SEND_OUTCOMES: Final = ("sent", "held", "capped", "no_consent")
+SendOutcome = Literal["sent", "held", "capped", "no_consent"]
+SEND_OUTCOMES: Final[tuple[SendOutcome, ...]] = ("sent", "held", "capped", "no_consent")
 DEFAULT_LIFETIME: Final = "90d"
 
 Target = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,63}$")]
@@ -63,9 +64,7 @@ class Send(_Strict):
     # A service message inside a marketing journey (a follow-up after a bad survey).
     category: Literal["marketing", "service"] | None = None
     # Where each outcome leads; an outcome not named goes on like ``sent``.
-    outcomes: dict[Literal["sent", "held", "capped", "no_consent"], Target] = Field(
-        default_factory=dict
-    )
+    outcomes: dict[SendOutcome, Target] = Field(default_factory=dict)
 
 
 class WaitUntil(_Strict):

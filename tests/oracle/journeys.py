@@ -1,0 +1,224 @@
+"""What the two pack journeys (rules/journeys/) must send and when customers leave them,
+worked out the plain way: one customer at a time, events in time order, each journey
+spelt out here as the steps its file describes, and nothing of the engine imported.
+
+A wait ends at its own time: an event stamped at that very moment still comes first.
+The steps are counted as a customer enters them (the ``visit``), as the send ids say.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+DAY_MS: Final = 86_400_000
+# The namespace of every journey send id: the derivation is the contract, so it is
+# spelt out here rather than imported.
+SEND_NAMESPACE: Final = uuid.UUID("0b7c2f4e-8d1a-5c3e-9f60-6a6f75726e79")
+ONBOARDING: Final = "new-member-onboarding"
+CARE: Final = "post-purchase-care"
+MARKETING_STEPS: Final = {"welcome", "coupon", "thanks", "survey", "repurchase"}
+
+Event = dict[str, Any]  # customer, type, ms, data
+Gate = Callable[[str, str], str]  # (customer, step) → sent, held, capped or no_consent
+
+
+@dataclass(frozen=True, order=True)
+class Sent:
+    customer: str
+    journey: str
+    key: str
+    step: str
+    visit: int
+    at_ms: int
+    id: str
+
+
+@dataclass(frozen=True, order=True)
+class Left:
+    customer: str
+    journey: str
+    key: str
+    reason: str
+    at_ms: int
+
+
+def send_id(shop: str, customer: str, journey: str, where: tuple[str, str, int]) -> str:
+    """``where``: the instance key, the step and the visit."""
+    key, step, visit = where
+    name = "\x1f".join((shop, customer, journey, "1", key, step, str(visit)))
+    return str(uuid.uuid5(SEND_NAMESPACE, name))
+
+
+@dataclass
+class _Instance:
+    key: str
+    entered_ms: int
+    step: str
+    visit: int
+    until_ms: int
+    low_score_ms: int | None = None  # a score of 2 or less, since entry
+
+
+@dataclass
+class _Customer:
+    shop: str
+    who: str
+    gate: Gate
+    sent: list[Sent] = field(default_factory=list)
+    left: list[Left] = field(default_factory=list)
+    orders: int = 0  # order.placed so far: the profile's counter
+    onboarded: bool = False
+    onboarding: _Instance | None = None
+    care: dict[str, _Instance] = field(default_factory=dict)
+
+    def send(self, journey: str, instance: _Instance, at_ms: int) -> str:
+        where = (instance.key, instance.step, instance.visit)
+        sid = send_id(self.shop, self.who, journey, where)
+        self.sent.append(
+            Sent(self.who, journey, instance.key, instance.step, instance.visit, at_ms, sid)
+        )
+        return self.gate(self.who, instance.step)
+
+    def go(self, instance: _Instance, step: str) -> None:
+        instance.step, instance.visit = step, instance.visit + 1
+
+    # ---------------------------------------------------------------- onboarding
+    def onboard(self, at_ms: int) -> None:
+        if self.onboarded:
+            return
+        self.onboarded = True
+        instance = _Instance("", at_ms, "welcome", 1, 0)
+        self.send(ONBOARDING, instance, at_ms)
+        self.go(instance, "settle-in")
+        instance.until_ms = at_ms + 3 * DAY_MS
+        self.onboarding = instance
+
+    def onboarding_due(self, instance: _Instance) -> None:
+        at_ms = instance.until_ms
+        if instance.step == "settle-in":
+            self.go(instance, "bought-already")
+            if self.orders > 0:
+                return self._done(instance, at_ms)
+            self.go(instance, "coupon")
+            if self.send(ONBOARDING, instance, at_ms) == "no_consent":
+                return self._done(instance, at_ms)
+            self.go(instance, "first-order")
+            instance.until_ms = at_ms + 7 * DAY_MS
+            return None
+        return self._done(instance, at_ms)  # first-order timed out
+
+    def onboarding_order(self, instance: _Instance, at_ms: int) -> None:
+        if instance.step == "first-order":
+            self.go(instance, "thanks")
+            self.send(ONBOARDING, instance, at_ms)
+            self._done(instance, at_ms)
+
+    def _done(self, instance: _Instance, at_ms: int) -> None:
+        self.go(instance, "done")
+        self.left.append(Left(self.who, ONBOARDING, "", "finished", at_ms))
+        self.onboarding = None
+
+    # ---------------------------------------------------------------- post-purchase care
+    def delivered(self, order: str, at_ms: int) -> None:
+        if order in self.care or len(self.care) >= 3:
+            return
+        self.care[order] = _Instance(order, at_ms, "unpack", 1, at_ms + 2 * DAY_MS)
+
+    def care_due(self, instance: _Instance) -> None:
+        at_ms = instance.until_ms
+        if instance.step == "unpack":
+            self.go(instance, "survey")
+            self.send(CARE, instance, at_ms)
+            self.go(instance, "low-score")
+            if instance.low_score_ms is not None:
+                return self._call_back(instance, at_ms)
+            instance.until_ms = at_ms + 5 * DAY_MS
+            return None
+        if instance.step == "low-score":
+            return self._until_repurchase(instance, at_ms)
+        self.go(instance, "repurchase")
+        self.send(CARE, instance, at_ms)
+        self.left.append(Left(self.who, CARE, instance.key, "finished", at_ms))
+        del self.care[instance.key]
+        return None
+
+    def low_score(self, at_ms: int) -> None:
+        for instance in list(self.care.values()):
+            if instance.low_score_ms is None:
+                instance.low_score_ms = at_ms
+                if instance.step == "low-score":
+                    self._call_back(instance, at_ms)
+
+    def _call_back(self, instance: _Instance, at_ms: int) -> None:
+        self.go(instance, "call-back")
+        self.send(CARE, instance, at_ms)
+        self._until_repurchase(instance, at_ms)
+
+    def _until_repurchase(self, instance: _Instance, at_ms: int) -> None:
+        self.go(instance, "until-repurchase")
+        instance.until_ms = at_ms + 23 * DAY_MS
+
+    def refunded(self, order: str, at_ms: int) -> None:
+        if self.care.pop(order, None) is not None:
+            self.left.append(Left(self.who, CARE, order, "exit_on order.refunded", at_ms))
+
+    # ---------------------------------------------------------------- time
+    def fire_before(self, at_ms: int) -> None:
+        """Every wait that ended before ``at_ms``, in time order."""
+        while True:
+            waiting = [
+                (instance.until_ms, 0 if journey == ONBOARDING else 1, instance.key, journey)
+                for journey, instance in self._instances()
+            ]
+            due = min((entry for entry in waiting if entry[0] < at_ms), default=None)
+            if due is None:
+                return
+            if due[3] == ONBOARDING:
+                assert self.onboarding is not None
+                self.onboarding_due(self.onboarding)
+            else:
+                self.care_due(self.care[due[2]])
+
+    def _instances(self) -> Iterable[tuple[str, _Instance]]:
+        if self.onboarding is not None:
+            yield ONBOARDING, self.onboarding
+        for instance in self.care.values():
+            yield CARE, instance
+
+    def take(self, event: Event) -> None:
+        at_ms, kind, data = event["ms"], event["type"], event.get("data", {})
+        self.fire_before(at_ms)
+        if kind == "order.placed":
+            self.orders += 1
+            if self.onboarding is not None:
+                self.onboarding_order(self.onboarding, at_ms)
+        elif kind == "order.refunded":
+            self.refunded(data["order_id"], at_ms)
+        elif kind == "survey.answered" and data["score"] <= 2:
+            self.low_score(at_ms)
+        elif kind == "customer.registered":
+            self.onboard(at_ms)
+        elif kind == "order.delivered":
+            self.delivered(data["order_id"], at_ms)
+
+
+def expected(
+    shop: str, events: Iterable[Event], gate: Gate, until_ms: int
+) -> tuple[list[Sent], list[Left]]:
+    """Every send and every exit of the pack journeys over ``events`` (each customer's in
+    the order given), with waits running on to ``until_ms``."""
+    customers: dict[str, _Customer] = {}
+    for event in events:
+        who = event["customer"]
+        customer = customers.setdefault(who, _Customer(shop, who, gate))
+        customer.take(event)
+    sent: list[Sent] = []
+    left: list[Left] = []
+    for customer in customers.values():
+        customer.fire_before(until_ms + 1)
+        sent += customer.sent
+        left += customer.left
+    return sorted(sent), sorted(left)
