@@ -203,6 +203,7 @@ OUTCOMES: Final[dict[str, tuple[str, str]]] = {
     "expired": ("决策过晚，已过期", "expired: decided too late"),
     "duplicate": ("重复，已忽略", "duplicate, ignored"),
     "decided": ("已决策", "decided"),
+    "journey": ("离开旅程", "left a journey"),
 }
 
 RECENCY: Final[dict[str, tuple[str, str]]] = {

@@ -53,6 +53,8 @@ class TriggerKeys(NamedTuple):
     decision_log: str = "log:"  # list per customer: their last decisions, newest first
     phones: str = "phones"  # hash: "<shop> US <phone hash>" → customer, and back
     minutes: str = "tpm:"  # hash per shop and hour: "<rule> US <outcome> US <minute>" → count
+    journeys: str = "jn:"  # hash per customer: journey instance → its position; entries
+    journey_stats: str = "jstats"  # hash: "<shop> US <journey> US <version> US <what>" → count
 
 
 class SegmentKeys(NamedTuple):
@@ -249,6 +251,13 @@ class Keys:
     def decision_log(self, shop: str, customer: str) -> str:
         """List: the customer's last decisions, newest first (triggers.lua log_decision)."""
         return self.trigger_shard(shop, customer) + TRIGGER_KEYS.decision_log + f"{shop}:{customer}"
+
+    def journeys(self, shop: str, customer: str) -> str:
+        """Hash: the customer's journey instances and entries (journeys.lua)."""
+        return self.trigger_shard(shop, customer) + TRIGGER_KEYS.journeys + f"{shop}:{customer}"
+
+    def journey_stats(self, shard_base: str) -> str:
+        return shard_base + TRIGGER_KEYS.journey_stats
 
     def phones(self, shard_base: str) -> str:
         """Hash: customers by the keyed hash of their phone number, per shard (the console

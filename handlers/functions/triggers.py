@@ -1,5 +1,5 @@
 """Triggers (triggers.lua and its parts), as calls: the shared guards and the outbox, held
-triggers, conversions, the phone index and erasure.
+triggers, conversions, the phone index, erasure, and journey moves.
 
 Every call works on one trigger shard: ``shard`` is its base ("<prefix>:{t<n>}:"), whose
 hash tag keeps all its keys in one Redis Cluster slot; a customer always falls in the
@@ -46,12 +46,16 @@ class Logged(StrEnum):
     COOLDOWN = "cooldown"
     CAPPED = "capped"
     CONSENT = "consent"
+    JOURNEY = "journey"  # a journey instance left: why is in the entry
 
 
 # Between the parts of a stats field, a goal event, an open goal and a decision-log entry.
 SEPARATOR: Final = "\x1f"
 # A suppressed occurrence is kept among the fired ids as "<outcome>:<trigger id>".
 SUPPRESSED_MARK: Final = ":"
+# A customer's journeys hash: "<journey> US <key>" → "<visit> US <decision> US <position>",
+# and "<journey> US #" → "<entries> US <last entry, ms>".
+ENTRIES_MARK: Final = "#"
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,10 +196,47 @@ class Erase(Call):
     indexes: Sequence[ScheduleIndex] = field(metadata=ITEMS)
 
 
+@dataclass(frozen=True, slots=True)
+class JourneyMoved(Reply):
+    moved: bool  # False: the instance was not where the caller read it
+    decision: Decision | None  # the send's, when the move sent
+    stored: bytes | None  # the instance's record when the move was refused (None: none)
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyMove(Call):
+    """One journey instance's move (journeys.lua), from ``expected_visit`` (0: no
+    instance) to ``visit`` with ``position`` (b"": it leaves), sending ``send`` (none, or
+    one) through the guards on the way. The position lives in the customer's shard, so
+    the move and what it does are one write; a move worked out twice finds the instance
+    moved on and changes nothing (the reply gives where it is)."""
+
+    FUNCTION: ClassVar[str] = "crm_journey_move"
+    LUA: ClassVar[str] = "journey_move"
+    REPLY: ClassVar[type[Reply]] = JourneyMoved
+
+    shard: str = field(metadata=KEY)
+    who: str  # "shop:customer"
+    journey: str
+    version: int
+    key: str  # the instance's ("" unless keyed)
+    expected_visit: int
+    visit: int
+    position: bytes  # what the caller keeps of the instance (JSON)
+    entered: bool  # a new instance: the customer's entries into the journey count it
+    counted: str  # the journey's stats this move adds to, by comma ("-name" takes one off)
+    why: bytes  # the decision log's account of the move (b"": nothing logged)
+    at_ms: int  # the event time the move is made at
+    now_ms: int  # the wall clock: what the guards and the log go by
+    fired_window_ms: int
+    log_size: int
+    send: Sequence[Candidate] = field(metadata=ITEMS)
+
+
 LIBRARY: Final = Library.build(
     "crmstream_triggers",
-    ["triggers.lua", "emit.lua", "upkeep.lua"],
-    [Emit, Release, Goals, IndexPhones, Erase],
+    ["triggers.lua", "emit.lua", "upkeep.lua", "journeys.lua"],
+    [Emit, Release, Goals, IndexPhones, Erase, JourneyMove],
     "\n".join(
         [
             lua_constants("TRIGGER_KEYS", TRIGGER_KEYS._asdict()),
@@ -205,7 +246,14 @@ LIBRARY: Final = Library.build(
             lua_constants(
                 "COUNTED", {"CONVERTED": CONVERTED, "CONVERTED_HOLDOUT": CONVERTED_HOLDOUT}
             ),
-            lua_constants("NAMES", {"SEPARATOR": SEPARATOR, "SUPPRESSED_MARK": SUPPRESSED_MARK}),
+            lua_constants(
+                "NAMES",
+                {
+                    "SEPARATOR": SEPARATOR,
+                    "SUPPRESSED_MARK": SUPPRESSED_MARK,
+                    "ENTRIES_MARK": ENTRIES_MARK,
+                },
+            ),
         ]
     ),
 )

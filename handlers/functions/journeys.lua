@@ -1,0 +1,56 @@
+-- A journey instance's move (handlers/functions/triggers.py JourneyMove). The customer's
+-- journeys hash, "<journey> US <key>" → "<visit> US <decision> US <position>", moves only
+-- from the visit the caller read; the send goes through the guards (emit.lua ``guard``),
+-- and its decision is kept with the position, so that a caller that died before reading
+-- the reply finds it there. "<journey> US #" → "<entries> US <last entry, ms>".
+
+-- The number before the first separator of a record.
+local function leading_number(record)
+  return tonumber(string.sub(record, 1, string.find(record, SEP, 1, true) - 1))
+end
+
+local function journey_move(keys, args)
+  local call = read_call(JOURNEY_MOVE, keys, args)
+  local k = keys_under(call.shard, TRIGGER_KEYS)
+  local who = call.who
+  local hash = k.journeys .. who
+  local slot = call.journey .. SEP .. call.key
+  local stored = redis.call('HGET', hash, slot)
+  local visit = 0
+  if stored then visit = leading_number(stored) end
+  if visit ~= call.expected_visit then
+    return reply(JOURNEY_MOVED, {moved = 0, decision = false, stored = stored or false})
+  end
+  local decision = ''
+  if call.count == 1 then
+    local send = read_item(JOURNEY_MOVE, keys, args, 1)
+    decision = guard(k, send, call.now_ms, call.fired_window_ms, call.log_size)
+  end
+  if call.position == '' then
+    redis.call('HDEL', hash, slot)
+  else
+    redis.call('HSET', hash, slot, call.visit .. SEP .. decision .. SEP .. call.position)
+  end
+  if call.entered then
+    local entries = call.journey .. SEP .. NAMES.ENTRIES_MARK
+    local before = redis.call('HGET', hash, entries)
+    local count = before and leading_number(before) or 0
+    redis.call('HSET', hash, entries, (count + 1) .. SEP .. call.at_ms)
+  end
+  if call.counted ~= '' then
+    local base = shop_of(who) .. SEP .. call.journey .. SEP .. call.version .. SEP
+    for _, name in ipairs(fields_of(call.counted, ',')) do
+      if string.sub(name, 1, 1) == '-' then
+        redis.call('HINCRBY', k.journey_stats, base .. string.sub(name, 2), -1)
+      else
+        redis.call('HINCRBY', k.journey_stats, base .. name, 1)
+      end
+    end
+  end
+  if call.why ~= '' then
+    log_decision(k, who, LOGGED.JOURNEY, call.now_ms, call.why, call.log_size, call.fired_window_ms)
+  end
+  local sent = false -- nil in the reply: no send
+  if decision ~= '' then sent = decision end
+  return reply(JOURNEY_MOVED, {moved = 1, decision = sent, stored = false})
+end

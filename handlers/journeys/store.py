@@ -1,0 +1,143 @@
+"""A customer's journey instances in Redis (journeys.lua): read, and moved one stop at a
+time, each stop one Function call with what it does (the send, the counts, the log)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from handlers.functions import FunctionLibrary
+from handlers.functions.triggers import (
+    ENTRIES_MARK,
+    LIBRARY,
+    SEPARATOR,
+    Candidate,
+    Decision,
+    JourneyMove,
+    JourneyMoved,
+)
+from handlers.keys import Keys
+from handlers.redis_client import RedisClient
+from rules.journey_entry import Entries
+from rules.journey_machine import Position
+
+_SEP: Final = SEPARATOR.encode()
+_DAY_MS: Final = 86_400_000
+
+
+def encode_position(position: Position) -> bytes:
+    return orjson.dumps(
+        {
+            "journey": position.journey, "version": position.version, "key": position.key,
+            "step": position.step, "visit": position.visit, "entered": position.entered_ms,
+            "since": position.since_ms, "until": position.until_ms, "entry": position.entry,
+            "matched": position.matched,
+        }
+    )  # fmt: skip
+
+
+def decode_position(raw: bytes) -> Position:
+    data: dict[str, Any] = orjson.loads(raw)
+    return Position(
+        journey=data["journey"], version=data["version"], key=data["key"], step=data["step"],
+        visit=data["visit"], entered_ms=data["entered"], since_ms=data["since"],
+        until_ms=data["until"], entry=data["entry"], matched=data["matched"],
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """One instance as Redis holds it."""
+
+    position: Position
+    decision: Decision | None  # what the guards made of its send, when it stopped at one
+
+
+def decode_stored(raw: bytes) -> Stored:
+    _visit, decision, position = raw.split(_SEP, 2)
+    return Stored(decode_position(position), Decision(decision.decode()) if decision else None)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerJourneys:
+    instances: dict[tuple[str, str], Stored]  # by (journey, key)
+    entries: dict[str, Entries]  # by journey
+
+
+class JourneyStore:
+    def __init__(
+        self, client: RedisClient, keys: Keys, *, fired_window_days: int, log_size: int
+    ) -> None:
+        self._client = client
+        self._keys = keys
+        self._library = FunctionLibrary(client, LIBRARY, "triggers")
+        self._window_ms = fired_window_days * _DAY_MS
+        self._log_size = log_size
+
+    async def read(self, shop: str, customer: str) -> CustomerJourneys:
+        raw = await self._client.hgetall(self._keys.journeys(shop, customer))
+        instances: dict[tuple[str, str], Stored] = {}
+        entries: dict[str, Entries] = {}
+        for slot, value in raw.items():
+            journey, key = _text(slot).split(SEPARATOR, 1)
+            if key == ENTRIES_MARK:
+                count, last = _text(value).split(SEPARATOR)
+                entries[journey] = Entries(int(count), int(last))
+            else:
+                instances[(journey, key)] = decode_stored(_bytes(value))
+        return CustomerJourneys(instances, entries)
+
+    def call(
+        self,
+        shop: str,
+        customer: str,
+        before: Position | None,
+        after: Position | None,
+        *,
+        at_ms: int,
+        counted: Sequence[str] = (),
+        why: bytes = b"",
+        send: Candidate | None = None,
+        now_ms: int | None = None,
+    ) -> JourneyMove:
+        """The call that moves one instance from ``before`` (None: it enters) to ``after``
+        (None: it leaves); ``at_ms`` is the event time the move is made at, ``now_ms`` the
+        wall clock (by default, now)."""
+        moved = after if after is not None else before
+        if moved is None:
+            raise ValueError("a move needs a position before or after it")
+        return JourneyMove(
+            shard=self._keys.trigger_shard(shop, customer),
+            who=f"{shop}:{customer}",
+            journey=moved.journey,
+            version=moved.version,
+            key=moved.key,
+            expected_visit=0 if before is None else before.visit,
+            visit=0 if after is None else after.visit,
+            position=b"" if after is None else encode_position(after),
+            entered=before is None,
+            counted=",".join(counted),
+            why=why,
+            at_ms=at_ms,
+            now_ms=int(time.time() * 1000) if now_ms is None else now_ms,
+            fired_window_ms=self._window_ms,
+            log_size=self._log_size,
+            send=[] if send is None else [send],
+        )
+
+    async def run(self, calls: Sequence[JourneyMove]) -> list[JourneyMoved]:
+        """The calls in one round trip; each reply says whether it moved."""
+        replies: list[JourneyMoved] = await self._library.run(calls)
+        return replies
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
