@@ -55,6 +55,7 @@ class Position:
     journey: str
     version: int
     key: str  # "" unless the entry is keyed
+    instance: str  # the id of the event that entered it: with the step and visit, a send's id
     step: str
     visit: int  # steps entered so far: with the step, it names each send
     entered_ms: int
@@ -105,7 +106,7 @@ Move = Held | Exited | Sending
 
 def send_id(shop: str, customer: str, position: Position) -> str:
     name = "\x1f".join(
-        (shop, customer, position.journey, str(position.version), position.key,
+        (shop, customer, position.journey, str(position.version), position.instance,
          position.step, str(position.visit))
     )  # fmt: skip
     return str(uuid.uuid5(SEND_NAMESPACE, name))
@@ -114,9 +115,10 @@ def send_id(shop: str, customer: str, position: Position) -> str:
 def enter(
     journey: CompiledJourney, who: Customer, entry: Mapping[str, Any], key: str, at_ms: int
 ) -> Move:
-    """A new instance, moved from its first step."""
+    """A new instance, moved from its first step; ``entry`` is the event as conditions see
+    it (its ``id`` names the instance)."""
     spec = journey.journey
-    start = Position(spec.id, spec.version, key, "", 0, at_ms, at_ms, 0, entry)
+    start = Position(spec.id, spec.version, key, str(entry["id"]), "", 0, at_ms, at_ms, 0, entry)
     return arrive(journey, who, start, spec.steps[0].id, at_ms)
 
 

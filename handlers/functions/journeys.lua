@@ -18,7 +18,14 @@ local function journey_move(keys, args)
   local stored = redis.call('HGET', hash, slot)
   local visit = 0
   if stored then visit = leading_number(stored) end
-  if visit ~= call.expected_visit then
+  local refused = visit ~= call.expected_visit
+  if call.entered and not refused then
+    -- An instance is made once for its entry event, though the event be walked again (a
+    -- worker died after the move, before the walk was done) and the instance gone since.
+    local made = NAMES.ENTERED_MARK .. call.journey .. SEP .. call.instance
+    refused = redis.call('ZADD', k.fired .. who, 'NX', call.at_ms, made) == 0
+  end
+  if refused then
     return reply(JOURNEY_MOVED, {moved = 0, decision = false, stored = stored or false})
   end
   local decision = ''

@@ -56,6 +56,8 @@ SUPPRESSED_MARK: Final = ":"
 # A customer's journeys hash: "<journey> US <key>" → "<visit> US <decision> US <position>",
 # and "<journey> US #" → "<entries> US <last entry, ms>".
 ENTRIES_MARK: Final = "#"
+# An instance made is kept among the customer's fired ids as "J:<journey> US <instance>".
+ENTERED_MARK: Final = "J:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,10 +222,13 @@ class JourneyMove(Call):
     journey: str
     version: int
     key: str  # the instance's ("" unless keyed)
+    instance: str  # the id of the event that entered it: an entry is made once
     expected_visit: int
     visit: int
     position: bytes  # what the caller keeps of the instance (JSON)
-    entered: bool  # a new instance: the customer's entries into the journey count it
+    # A new instance: made once for its entry event, and counted among the customer's
+    # entries into the journey.
+    entered: bool
     counted: str  # the journey's stats this move adds to, by comma ("-name" takes one off)
     why: bytes  # the decision log's account of the move (b"": nothing logged)
     at_ms: int  # the event time the move is made at
@@ -252,6 +257,7 @@ LIBRARY: Final = Library.build(
                     "SEPARATOR": SEPARATOR,
                     "SUPPRESSED_MARK": SUPPRESSED_MARK,
                     "ENTRIES_MARK": ENTRIES_MARK,
+                    "ENTERED_MARK": ENTERED_MARK,
                 },
             ),
         ]

@@ -33,6 +33,7 @@ def encode_position(position: Position) -> bytes:
     return orjson.dumps(
         {
             "journey": position.journey, "version": position.version, "key": position.key,
+            "instance": position.instance,
             "step": position.step, "visit": position.visit, "entered": position.entered_ms,
             "since": position.since_ms, "until": position.until_ms, "entry": position.entry,
             "matched": position.matched,
@@ -43,7 +44,8 @@ def encode_position(position: Position) -> bytes:
 def decode_position(raw: bytes) -> Position:
     data: dict[str, Any] = orjson.loads(raw)
     return Position(
-        journey=data["journey"], version=data["version"], key=data["key"], step=data["step"],
+        journey=data["journey"], version=data["version"], key=data["key"],
+        instance=data["instance"], step=data["step"],
         visit=data["visit"], entered_ms=data["entered"], since_ms=data["since"],
         until_ms=data["until"], entry=data["entry"], matched=data["matched"],
     )  # fmt: skip
@@ -116,6 +118,7 @@ class JourneyStore:
             journey=moved.journey,
             version=moved.version,
             key=moved.key,
+            instance=moved.instance,
             expected_visit=0 if before is None else before.visit,
             visit=0 if after is None else after.visit,
             position=b"" if after is None else encode_position(after),

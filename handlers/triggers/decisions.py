@@ -9,6 +9,7 @@ from typing import Any, Final
 
 import orjson
 
+from handlers.functions.triggers import ENTERED_MARK
 from handlers.keys import Keys
 from handlers.redis_client import RedisClient
 
@@ -16,6 +17,7 @@ _SEP: Final = b"\x1f"
 # Outcomes a guard records in the fired ids as "<outcome>:<trigger id>"; a bare id went
 # out (or was held for quiet hours, or held out).
 _SUPPRESSED: Final = ("expired", "consent", "cooldown", "capped")
+_ENTERED: Final = ENTERED_MARK.encode()
 
 
 def _bytes(value: bytes | str) -> bytes:
@@ -50,4 +52,9 @@ class DecisionReader:
         members: list[tuple[bytes, float]] = await self._client.zrange(  # type: ignore[assignment]  # WITHSCORES pairs
             self._keys.fired(shop, customer), 0, -1, withscores=True
         )
-        return [parse_fired(member, at) for member, at in members]
+        # The journey instances made are kept there too (journeys.lua), but are no trigger.
+        return [
+            parse_fired(member, at)
+            for member, at in members
+            if not _bytes(member).startswith(_ENTERED)
+        ]

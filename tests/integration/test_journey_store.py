@@ -42,7 +42,8 @@ def store(settings: Settings, client: RedisClient) -> JourneyStore:
 
 def at_step(step: str, visit: int, **changes: object) -> Position:
     position = Position(
-        journey="onboarding", version=1, key="", step=step, visit=visit, entered_ms=AT,
+        journey="onboarding", version=1, key="", instance="ev-1", step=step, visit=visit,
+        entered_ms=AT,
         since_ms=AT, until_ms=0, entry={"type": "customer.registered", "data": {}},
     )  # fmt: skip
     return replace(position, **changes)  # type: ignore[arg-type]  # Position's own fields
@@ -105,6 +106,12 @@ async def test_an_entry_a_send_and_an_exit_each_move_once(
     log = await DecisionReader(client, keys).log("s1", "c1")
     assert [entry["outcome"] for entry in log] == ["journey", "capped", "sent"]
     assert log[0]["reason"] == "finished"
+    # The instance is gone, but its entry event cannot make it again.
+    (again,) = await store.run([enter])
+    assert not again.moved
+    assert (await store.read("s1", "c1")).instances == {}
+    fired = await DecisionReader(client, keys).fired("s1", "c1")
+    assert [entry["trigger_id"] for entry in fired] == ["j-1", "j-2"]  # no journey marks
     stats = await client.hgetall(keys.journey_stats(keys.trigger_shard("s1", "c1"))) or {}
     counted = {text(name).split("\x1f", 3)[3]: int(v) for name, v in stats.items()}
     assert counted == {"entered": 1, "sent:welcome": 1, "exit:finished": 1}

@@ -21,7 +21,7 @@ ONBOARDING: Final = "new-member-onboarding"
 CARE: Final = "post-purchase-care"
 MARKETING_STEPS: Final = {"welcome", "coupon", "thanks", "survey", "repurchase"}
 
-Event = dict[str, Any]  # customer, type, ms, data
+Event = dict[str, Any]  # id, customer, type, ms, data
 Gate = Callable[[str, str], str]  # (customer, step) → sent, held, capped or no_consent
 
 
@@ -46,15 +46,16 @@ class Left:
 
 
 def send_id(shop: str, customer: str, journey: str, where: tuple[str, str, int]) -> str:
-    """``where``: the instance key, the step and the visit."""
-    key, step, visit = where
-    name = "\x1f".join((shop, customer, journey, "1", key, step, str(visit)))
+    """``where``: the instance (the id of the event that entered it), the step, the visit."""
+    instance, step, visit = where
+    name = "\x1f".join((shop, customer, journey, "1", instance, step, str(visit)))
     return str(uuid.uuid5(SEND_NAMESPACE, name))
 
 
 @dataclass
 class _Instance:
     key: str
+    instance: str  # the entry event's id
     entered_ms: int
     step: str
     visit: int
@@ -75,7 +76,7 @@ class _Customer:
     care: dict[str, _Instance] = field(default_factory=dict)
 
     def send(self, journey: str, instance: _Instance, at_ms: int) -> str:
-        where = (instance.key, instance.step, instance.visit)
+        where = (instance.instance, instance.step, instance.visit)
         sid = send_id(self.shop, self.who, journey, where)
         self.sent.append(
             Sent(self.who, journey, instance.key, instance.step, instance.visit, at_ms, sid)
@@ -86,11 +87,11 @@ class _Customer:
         instance.step, instance.visit = step, instance.visit + 1
 
     # ---------------------------------------------------------------- onboarding
-    def onboard(self, at_ms: int) -> None:
+    def onboard(self, event_id: str, at_ms: int) -> None:
         if self.onboarded:
             return
         self.onboarded = True
-        instance = _Instance("", at_ms, "welcome", 1, 0)
+        instance = _Instance("", event_id, at_ms, "welcome", 1, 0)
         self.send(ONBOARDING, instance, at_ms)
         self.go(instance, "settle-in")
         instance.until_ms = at_ms + 3 * DAY_MS
@@ -122,10 +123,10 @@ class _Customer:
         self.onboarding = None
 
     # ---------------------------------------------------------------- post-purchase care
-    def delivered(self, order: str, at_ms: int) -> None:
+    def delivered(self, order: str, event_id: str, at_ms: int) -> None:
         if order in self.care or len(self.care) >= 3:
             return
-        self.care[order] = _Instance(order, at_ms, "unpack", 1, at_ms + 2 * DAY_MS)
+        self.care[order] = _Instance(order, event_id, at_ms, "unpack", 1, at_ms + 2 * DAY_MS)
 
     def care_due(self, instance: _Instance) -> None:
         at_ms = instance.until_ms
@@ -200,9 +201,9 @@ class _Customer:
         elif kind == "survey.answered" and data["score"] <= 2:
             self.low_score(at_ms)
         elif kind == "customer.registered":
-            self.onboard(at_ms)
+            self.onboard(event["id"], at_ms)
         elif kind == "order.delivered":
-            self.delivered(data["order_id"], at_ms)
+            self.delivered(data["order_id"], event["id"], at_ms)
 
 
 def expected(

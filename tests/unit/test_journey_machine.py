@@ -63,7 +63,7 @@ class _Run:
         self.fire_before(customer, at_ms)
         if kind == "order.placed":
             self.orders[customer] = self.orders.get(customer, 0) + 1
-        view = {"type": kind, "data": event.get("data", {})}
+        view = {"id": event["id"], "type": kind, "data": event.get("data", {})}
         held = self.positions.setdefault(customer, {})
         for journey in self.journeys.awaited.get(kind, ()):
             for slot, position in sorted(held.items(), key=lambda item: item[1].entered_ms):
@@ -154,7 +154,10 @@ def _history(seed: int, customers: int) -> tuple[list[oracle.Event], frozenset[s
                 score = {"survey_id": "s", "score": rng.randint(1, 5)}
                 answer = {"customer": who, "type": "survey.answered", "data": score}
                 events.append((answered, len(events), answer))
-    ordered = [event | {"ms": at} for at, _, event in sorted(events, key=lambda e: (e[0], e[1]))]
+    ordered = [
+        event | {"ms": at, "id": f"ev-{n}"}
+        for at, n, event in sorted(events, key=lambda e: (e[0], e[1]))
+    ]
     return ordered, frozenset(no_consent)
 
 
@@ -213,7 +216,8 @@ def test_a_wait_until_a_time_of_day_ends_then_in_the_customers_zone(
     )
     at_ms = int(datetime.fromisoformat(registered).timestamp() * 1000)
     who = Customer(SHOP, "c1", {}, ZoneInfo(zone))
-    moved = enter(journey, who, {"type": "customer.registered", "data": {}}, "", at_ms)
+    entry = {"id": "ev-1", "type": "customer.registered", "data": {}}
+    moved = enter(journey, who, entry, "", at_ms)
     assert isinstance(moved, Held)
     assert moved.position.until_ms == int(datetime.fromisoformat(fires).timestamp() * 1000)
     sending = on_due(journey, who, moved.position)
@@ -231,7 +235,7 @@ def test_a_split_sends_a_customer_the_same_way_each_time_and_holds_some_out(
         "    split: {paths: [{weight: 80, go: hello}, {weight: 20, holdout: true}]}\n"
         "  - {id: hello, send: {channels: [sms], template: hello}}\n",
     )
-    entry: Mapping[str, Any] = {"type": "customer.registered", "data": {}}
+    entry: Mapping[str, Any] = {"id": "ev-1", "type": "customer.registered", "data": {}}
     control = 0
     for n in range(2000):
         who = Customer(SHOP, f"c{n}", {}, SHANGHAI)
@@ -264,7 +268,7 @@ def test_keyed_instances_stop_at_the_most_allowed_and_exit_each_by_its_own_key(
         if may_enter(journey, active, Entries(len(active), T0), key, T0):
             active.append(key)
     assert active == ["o1", "o2"]
-    held = enter(journey, who, {"data": {"order_id": "o1"}}, "o1", T0)
+    held = enter(journey, who, {"id": "ev-1", "data": {"order_id": "o1"}}, "o1", T0)
     assert isinstance(held, Held)
     other = {"type": "order.refunded", "data": {"order_id": "o2"}}
     assert on_event(journey, who, held.position, other, T0 + 1) is None
@@ -277,8 +281,8 @@ def test_keyed_instances_stop_at_the_most_allowed_and_exit_each_by_its_own_key(
 def test_an_order_in_the_middle_of_the_wait_means_no_coupon(tmp_path: Path) -> None:
     journeys = load_journeys(PACKAGED_JOURNEYS, rule_samples)
     run = _Run(journeys, frozenset())
-    registered = {"customer": "c1", "type": "customer.registered", "ms": T0}
-    ordered = {"customer": "c1", "type": "order.placed", "ms": T0 + DAY_MS}
+    registered = {"id": "ev-1", "customer": "c1", "type": "customer.registered", "ms": T0}
+    ordered = {"id": "ev-2", "customer": "c1", "type": "order.placed", "ms": T0 + DAY_MS}
     for event in (registered, ordered):
         run.take(event)
     run.fire_before("c1", T0 + 30 * DAY_MS)
