@@ -21,6 +21,9 @@ from crmstream import metrics
 from crmstream.errors import StateBehindError
 from crmstream.settings import Settings
 from handlers.backlog import Backlog, read_backlog, read_sizes_by_shop
+from handlers.functions.timers import PutOff
+from handlers.journeys.runner import JOURNEY_KINDS, JourneyRunner
+from handlers.journeys.store import JourneyStore
 from handlers.keys import Keys
 from handlers.offsets import OffsetStore, TopicPartition
 from handlers.profile.encode import epoch_ms
@@ -31,7 +34,7 @@ from handlers.redis_client import RedisClient
 from handlers.replication import Replication
 from handlers.segments.read import SegmentReader
 from handlers.segments.stage import SegmentStage
-from handlers.timing import Allowances, PartitionTiming, timers_library
+from handlers.timing import Allowances, DueEntry, PartitionTiming, timers_library
 from handlers.triggers.batch import TriggerBatch
 from handlers.triggers.due import DueDecider
 from handlers.triggers.held import HeldTriggers
@@ -39,7 +42,8 @@ from handlers.triggers.samples import rule_samples
 from handlers.triggers.schedules import Scheduler
 from handlers.triggers.stage import TriggerStage
 from handlers.triggers.writer import TriggerWriter
-from rules.folders import rules_folder, segments_folder
+from rules.folders import journeys_folder, rules_folder, segments_folder
+from rules.journey_loader import JourneySet, load_journeys
 from rules.loader import RuleSet, RuleSetError, load_rules
 from rules.segment_set import SegmentSet, load_segments
 from schemas.events import Envelope
@@ -50,6 +54,11 @@ log = logging.getLogger("crmstream.pipeline")
 def load_rule_set(settings: Settings) -> RuleSet:
     """The configured rules, checked; raises RuleSetError naming every problem."""
     return load_rules(rules_folder(settings.triggers), rule_samples)
+
+
+def load_journey_set(settings: Settings) -> JourneySet:
+    """The configured journeys, checked; raises RuleSetError naming every problem."""
+    return load_journeys(journeys_folder(settings.triggers), rule_samples)
 
 
 def load_segment_set(settings: Settings) -> SegmentSet:
@@ -68,6 +77,8 @@ class ProfilesAndTriggers:
         segments: SegmentStage,
         settings: Settings,
         reader: ProfileReader,
+        *,
+        journeys: JourneySet | None = None,
     ) -> None:
         self.profiles = profiles
         self.stage = stage
@@ -106,7 +117,16 @@ class ProfilesAndTriggers:
             stage, reader=self.reader, timing=self.time, writer=self.writer, keys=keys,
             hash_key=settings.privacy_hash_key(),
         )  # fmt: skip
-        self.decide_due = DueDecider(stage, self.reader, self.writer)
+        self.decide_rules = DueDecider(stage, self.reader, self.writer)
+        self.journeys = JourneyRunner(
+            journeys if journeys is not None else JourneySet(()),
+            JourneyStore(client, keys, fired_window_days=triggers.fired_window_days,
+                         log_size=triggers.decision_log),
+            self.reader, self._arm_waits, daily_cap=triggers.daily_cap,
+            hash_key=settings.privacy_hash_key(),
+            wall_ms=lambda: self.writer.wall_ms(),  # noqa: PLW0108 -- read late: a backtest sets it after
+            sent=self.writer.sent,
+        )  # fmt: skip
         self.held = HeldTriggers(self.writer, keys, limit=triggers.relay_batch)
         self.schedules = Scheduler(
             stage, self.reader, self.writer, every_s=triggers.schedule_every_s
@@ -135,7 +155,8 @@ class ProfilesAndTriggers:
             horizon_days=settings.segments.recheck_horizon_days,
         )
         metrics.RULES_LOADED.set(sum(1 for r in rules.rules if r.rule.enabled))
-        return cls(profiles, stage, segments, settings, reader)
+        journeys = load_journey_set(settings)
+        return cls(profiles, stage, segments, settings, reader, journeys=journeys)
 
     async def handle(
         self, events: Sequence[Envelope], partitions: Sequence[int] | None = None
@@ -172,7 +193,25 @@ class ProfilesAndTriggers:
         relevant: Sequence[tuple[Envelope, int]],
     ) -> None:
         await self.catch_up()
-        self.outcomes.update(await self.triggers.on_events(events, partitions, known, relevant))
+        journeys = self.journeys.put_off(events, partitions)
+        self.outcomes.update(
+            await self.triggers.on_events(events, partitions, known, relevant, journeys)
+        )
+
+    async def decide_due(self, due: list[DueEntry]) -> Counter[str]:
+        """What a partition walk hands over: the rules' timers and decisions put off, and
+        the journeys' events and waits, each customer's in their order."""
+        journeys = [entry for entry in due if entry[0][:1] in JOURNEY_KINDS]
+        if not journeys:
+            return await self.decide_rules(due)
+        rules = [entry for entry in due if entry[0][:1] not in JOURNEY_KINDS]
+        outcomes = await self.journeys(journeys)
+        if rules:
+            outcomes.update(await self.decide_rules(rules))
+        return outcomes
+
+    async def _arm_waits(self, entries: Mapping[int, Sequence[PutOff]]) -> None:
+        await self.writer.run(self.time.arm_calls(entries))
 
     async def catch_up(self) -> None:
         """Partitions that have caught up take the decisions they put off, in order."""

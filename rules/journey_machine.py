@@ -179,6 +179,18 @@ def after_send(
     return arrive(journey, who, sending.position, sending.then[outcome], sending.at_ms)
 
 
+def after_decision(
+    journey: CompiledJourney, who: Customer, position: Position, outcome: SendOutcome
+) -> Move:
+    """An instance kept at a send whose outcome is known (the walk that sent it stopped
+    there): on to where the outcome leads, at the send's time."""
+    step = _step(journey, position.step)
+    if step.send is None:
+        raise ValueError(f"step {step.id} of {journey.journey.id} sends nothing")
+    target = step.send.outcomes.get(outcome, _onward(journey, step.id))
+    return arrive(journey, who, position, target, position.since_ms)
+
+
 def arrive(
     journey: CompiledJourney, who: Customer, position: Position, target: str, at_ms: int
 ) -> Move:

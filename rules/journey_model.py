@@ -43,6 +43,8 @@ SEND_OUTCOMES: Final[tuple[SendOutcome, ...]] = ("sent", "held", "capped", "no_c
 DEFAULT_LIFETIME: Final = "90d"
 
 Target = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,63}$")]
+# Counted by in the journey's stats, one a line: no control characters.
+ExitReason = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f]+$")]
 
 
 def _duration(value: str) -> str:
@@ -128,7 +130,7 @@ class Step(_Strict):
     wait_for: WaitFor | None = None
     branch: Branch | None = None
     split: Split | None = None
-    exit: Annotated[str, Field(min_length=1, max_length=64)] | None = None  # the reason
+    exit: ExitReason | None = None  # why the customer leaves here
 
     @model_validator(mode="before")
     @classmethod

@@ -69,6 +69,9 @@ class ShopConfig(_Frozen):
         min_length=1,
     )
 
+    # The journeys (rules/journeys/, by id) this shop has turned on: none unless named.
+    journeys: list[str] = Field(default_factory=list)
+
     def points_for(self, cents: int) -> int:
         """Points earned (or taken back) for an amount in cents; whole points, rounded down."""
         return int(Decimal(cents) * self.points_per_unit / 100)

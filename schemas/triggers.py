@@ -35,6 +35,9 @@ class TriggerData(BaseModel):
     reason: list[MatchedCondition]
     holdout: bool = False
     caused_by: Annotated[list[EventId], Field(max_length=100)] = Field(default_factory=list)
+    # A journey's send: ``rule`` names the journey, ``rule_version`` its version, and this
+    # the step (none for a rule's trigger).
+    journey_step: RuleId | None = None
 
 
 class Trigger(BaseModel):

@@ -46,7 +46,7 @@ local function journey_move(keys, args)
   end
   if call.counted ~= '' then
     local base = shop_of(who) .. SEP .. call.journey .. SEP .. call.version .. SEP
-    for _, name in ipairs(fields_of(call.counted, ',')) do
+    for _, name in ipairs(fields_of(call.counted, '\n')) do
       if string.sub(name, 1, 1) == '-' then
         redis.call('HINCRBY', k.journey_stats, base .. string.sub(name, 2), -1)
       else

@@ -2,7 +2,8 @@
 -- off while a worker was behind, and the arms and cancels waiting for event time.
 --
 -- The keys, all of one partition (handlers/keys.py PartitionKeys):
---   timers    sorted set: absence timer → deadline (ms)
+--   timers    sorted set: absence timer → deadline (ms); a journey's event → its time,
+--             and the end of a journey instance's wait → when
 --   payloads  hash: timer, or entry put off → its value; ARMED_MARK .. timer → the
 --             newest arming time applied to that timer (so a repeated arm changes nothing)
 --   later     sorted set: on-event decisions put off → event time (ms)
@@ -83,7 +84,9 @@ local function arm(keys, args)
   local call = read_call(ARM, keys, args)
   for n = 1, call.count do
     local entry = read_item(ARM, keys, args, n)
-    local set = kind_of(entry.member) == ENTRY.OP and call.ops or call.later
+    local kind = kind_of(entry.member)
+    local set = call.timers
+    if kind == ENTRY.OP then set = call.ops elseif kind == ENTRY.PUT_OFF then set = call.later end
     redis.call('ZADD', set, entry.at_ms, entry.member)
     redis.call('HSET', call.payloads, entry.member, entry.value)
   end
@@ -161,7 +164,7 @@ local function due(keys, args)
   redis.call('SET', call.walker, call.worker, 'PX', call.hold_ms)
   local taken = redis.call('ZRANGE', call.taken, 0, -1, 'WITHSCORES')
   for i = 1, #taken, 2 do
-    local set = kind_of(taken[i]) == ENTRY.ABSENCE and call.timers or call.later
+    local set = kind_of(taken[i]) == ENTRY.PUT_OFF and call.later or call.timers
     redis.call('ZADD', set, taken[i + 1], taken[i])
   end
   redis.call('DEL', call.taken)

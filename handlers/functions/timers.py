@@ -26,6 +26,10 @@ class Entry(StrEnum):
     ABSENCE = "t"  # an absence timer, in timers
     PUT_OFF = "e"  # an on-event decision put off, in later
     OP = "d"  # an arm, a cancel or an erasure, in ops: applied by the walk, in its turn
+    # A journey's: an event for the customer's journeys, and the end of an instance's wait,
+    # in timers (never in later: they do not hold the partition's decisions back).
+    JOURNEY_EVENT = "j"
+    JOURNEY_WAIT = "w"
 
 
 class Op(StrEnum):
@@ -56,7 +60,8 @@ class Count(Reply):
 
 @dataclass(frozen=True, slots=True)
 class Arm(Call):
-    """Entries to put off: an Op entry goes to ops, an on-event decision to later."""
+    """Entries to put off: an Op entry goes to ops, an on-event decision to later, the
+    rest (journeys') to timers."""
 
     FUNCTION: ClassVar[str] = "crm_arm"
     LUA: ClassVar[str] = "arm"

@@ -229,7 +229,7 @@ class JourneyMove(Call):
     # A new instance: made once for its entry event, and counted among the customer's
     # entries into the journey.
     entered: bool
-    counted: str  # the journey's stats this move adds to, by comma ("-name" takes one off)
+    counted: str  # the journey's stats this move adds to, one a line ("-name" takes one off)
     why: bytes  # the decision log's account of the move (b"": nothing logged)
     at_ms: int  # the event time the move is made at
     now_ms: int  # the wall clock: what the guards and the log go by

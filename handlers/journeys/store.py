@@ -4,7 +4,7 @@ time, each stop one Function call with what it does (the send, the counts, the l
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -81,17 +81,17 @@ class JourneyStore:
         self._log_size = log_size
 
     async def read(self, shop: str, customer: str) -> CustomerJourneys:
-        raw = await self._client.hgetall(self._keys.journeys(shop, customer))
-        instances: dict[tuple[str, str], Stored] = {}
-        entries: dict[str, Entries] = {}
-        for slot, value in raw.items():
-            journey, key = _text(slot).split(SEPARATOR, 1)
-            if key == ENTRIES_MARK:
-                count, last = _text(value).split(SEPARATOR)
-                entries[journey] = Entries(int(count), int(last))
-            else:
-                instances[(journey, key)] = decode_stored(_bytes(value))
-        return CustomerJourneys(instances, entries)
+        return _journeys_of(await self._client.hgetall(self._keys.journeys(shop, customer)))
+
+    async def read_many(
+        self, customers: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], CustomerJourneys]:
+        """Each customer's journeys, in one round trip."""
+        pipe = self._client.pipeline(transaction=False)
+        for shop, customer in customers:
+            pipe.hgetall(self._keys.journeys(shop, customer))
+        found = await pipe.execute() if customers else []
+        return {who: _journeys_of(raw) for who, raw in zip(customers, found, strict=True)}
 
     def call(
         self,
@@ -123,7 +123,7 @@ class JourneyStore:
             visit=0 if after is None else after.visit,
             position=b"" if after is None else encode_position(after),
             entered=before is None,
-            counted=",".join(counted),
+            counted="\n".join(counted),
             why=why,
             at_ms=at_ms,
             now_ms=int(time.time() * 1000) if now_ms is None else now_ms,
@@ -144,3 +144,16 @@ def _text(value: bytes | str) -> str:
 
 def _bytes(value: bytes | str) -> bytes:
     return value if isinstance(value, bytes) else value.encode()
+
+
+def _journeys_of(raw: Mapping[bytes | str, bytes | str]) -> CustomerJourneys:
+    instances: dict[tuple[str, str], Stored] = {}
+    entries: dict[str, Entries] = {}
+    for slot, value in raw.items():
+        journey, key = _text(slot).split(SEPARATOR, 1)
+        if key == ENTRIES_MARK:
+            count, last = _text(value).split(SEPARATOR)
+            entries[journey] = Entries(int(count), int(last))
+        else:
+            instances[(journey, key)] = decode_stored(_bytes(value))
+    return CustomerJourneys(instances, entries)

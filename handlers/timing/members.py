@@ -1,6 +1,6 @@
 """Names and values of a partition's timing entries (functions/timers.lua keeps them).
 
-Three kinds, each in a sorted set of the partition's, scored by event time:
+Five kinds, each in a sorted set of the partition's, scored by event time:
 
 - "t": absence timers, one pending per rule and customer, scored by deadline (one
   already due when its customer arms again is kept under its own name, with its
@@ -8,7 +8,9 @@ Three kinds, each in a sorted set of the partition's, scored by event time:
 - "e": an on-event rule's decision about one event, put off while a worker was
   behind, scored by the event's time;
 - "d": an arm, a cancel or an erasure, applied in its turn by the Redis function
-  that walks the due entries.
+  that walks the due entries;
+- "j" and "w": an event for the customer's journeys, and the end of a journey
+  instance's wait (handlers/journeys), among the timers.
 
 At equal times they are walked d, e, t: what happened at a deadline is known
 before the timer fires, as the reference (tests/oracle/triggers.py) has it.
@@ -31,6 +33,8 @@ DueEntry = tuple[str, int, dict[str, Any]]  # member, deadline (or event time), 
 
 ABSENCE: Final = Entry.ABSENCE.value
 PUT_OFF: Final = Entry.PUT_OFF.value
+JOURNEY_EVENT: Final = Entry.JOURNEY_EVENT.value
+JOURNEY_WAIT: Final = Entry.JOURNEY_WAIT.value
 
 
 def timer_member(rule_id: str, shop: str, customer: str) -> str:
@@ -43,8 +47,26 @@ def deferred_member(rule_id: str, shop: str, customer: str, event_id: str) -> st
     return f"{PUT_OFF}\x1f{rule_id}\x1f{shop}\x1f{customer}\x1f{event_id}"
 
 
+def journey_event_member(shop: str, customer: str, event_id: str) -> str:
+    """An event for the customer's journeys, walked in its turn by the partition's time."""
+    return f"{JOURNEY_EVENT}\x1f-\x1f{shop}\x1f{customer}\x1f{event_id}"
+
+
+def journey_wait_member(journey: str, shop: str, customer: str, key: str, visit: int) -> str:
+    """The end of one wait of a journey instance: named with its visit, so that the next
+    wait never takes the name of one a walk has in hand (an old one found later, the
+    instance moved on, is let go)."""
+    return f"{JOURNEY_WAIT}\x1f{journey}\x1f{shop}\x1f{customer}\x1f{key}\x1f{visit}"
+
+
+def journey_wait_of(member: str) -> tuple[str, int]:
+    """(instance key, visit) of a journey_wait_member."""
+    parts = member.split("\x1f")
+    return "\x1f".join(parts[4:-1]), int(parts[-1])
+
+
 def parse_member(member: str) -> tuple[str, str, str, str]:
-    """(kind, rule, shop, customer) of a "t" or "e" entry."""
+    """(kind, rule or journey, shop, customer) of an entry other than an op."""
     kind, rule_id, shop, customer, *_rest = member.split("\x1f")
     return kind, rule_id, shop, customer
 

@@ -6,8 +6,9 @@ cancellations, the schedules' indexes, shard by shard and partition by partition
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from handlers.functions.timers import PutOff
 from handlers.keys import Keys
 from handlers.profile.read import ProfileReader, ReadBack
 from handlers.timing import PartitionTiming
@@ -56,11 +57,13 @@ class TriggerBatch:
         partitions: Sequence[int] | None = None,
         known: ReadBack | None = None,
         relevant: Sequence[tuple[Envelope, int]] | None = None,
+        put_off: Mapping[int, Sequence[PutOff]] | None = None,
     ) -> Counter[str]:
         """Arm, cancel and emit what this batch causes; returns outcomes by name.
         ``partitions``: the partition each event was read from (all 0 if not given);
         ``known``: profiles read back already, as the batch left them; ``relevant``: what
-        TriggerStage.relevant gives for them, if worked out already."""
+        TriggerStage.relevant gives for them, if worked out already; ``put_off``: more
+        entries to put off by partition (the journeys'), written with the rest."""
         stage = self.stage
         where = partitions if partitions is not None else [0] * len(events)
         if relevant is None:
@@ -71,8 +74,12 @@ class TriggerBatch:
             if event.type in INDEXED_TYPES  # type: ignore[attr-defined]
         ]
         work = BatchWork()
+        for partition, entries in (put_off or {}).items():
+            work.timer_ops[partition].extend(entries)
         queue_goals(stage.rules, stage.keys, events, work.shards)
         if not relevant and not indexed and not work.shards:
+            if work.timer_ops:
+                await self.writer.submit(work)
             return Counter()
         # Behind on a partition, its decisions wait for its event time (handlers/timing).
         deferring = {p: self.timing.defer(p) for p in {p for _, p in relevant}}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -49,8 +50,13 @@ def zone_of(profile: dict[str, Any]) -> ZoneInfo:
 
 def channel_for(rule: CompiledRule, profile: dict[str, Any]) -> str | None:
     """The first of the rule's channels the customer may be reached on, or None."""
-    channels = rule.rule.then.channels
-    if rule.rule.limits.transactional:
+    return first_channel(rule.rule.then.channels, profile, service=rule.rule.limits.transactional)
+
+
+def first_channel(channels: Sequence[str], profile: dict[str, Any], *, service: bool) -> str | None:
+    """The first of ``channels`` the customer may be reached on, or None; a service
+    message needs no marketing consent."""
+    if service:
         return channels[0]
     consents = profile["facts"]["consents"]
     if not consents.get("marketing"):

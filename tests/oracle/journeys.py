@@ -70,7 +70,6 @@ class _Customer:
     gate: Gate
     sent: list[Sent] = field(default_factory=list)
     left: list[Left] = field(default_factory=list)
-    orders: int = 0  # order.placed so far: the profile's counter
     onboarded: bool = False
     onboarding: _Instance | None = None
     care: dict[str, _Instance] = field(default_factory=dict)
@@ -99,27 +98,28 @@ class _Customer:
 
     def onboarding_due(self, instance: _Instance) -> None:
         at_ms = instance.until_ms
-        if instance.step == "settle-in":
-            self.go(instance, "bought-already")
-            if self.orders > 0:
-                return self._done(instance, at_ms)
+        if instance.step == "settle-in":  # no order in three days
             self.go(instance, "coupon")
             if self.send(ONBOARDING, instance, at_ms) == "no_consent":
-                return self._done(instance, at_ms)
+                return self._leave(instance, "no-consent", "no consent for the coupon", at_ms)
             self.go(instance, "first-order")
             instance.until_ms = at_ms + 7 * DAY_MS
             return None
-        return self._done(instance, at_ms)  # first-order timed out
+        reason = "no first order within a week of the coupon"
+        return self._leave(instance, "no-order", reason, at_ms)
 
     def onboarding_order(self, instance: _Instance, at_ms: int) -> None:
-        if instance.step == "first-order":
+        if instance.step == "settle-in":
+            reason = "ordered within three days, no coupon needed"
+            self._leave(instance, "ordered-early", reason, at_ms)
+        elif instance.step == "first-order":
             self.go(instance, "thanks")
             self.send(ONBOARDING, instance, at_ms)
-            self._done(instance, at_ms)
+            self._leave(instance, "done", "finished", at_ms)
 
-    def _done(self, instance: _Instance, at_ms: int) -> None:
-        self.go(instance, "done")
-        self.left.append(Left(self.who, ONBOARDING, "", "finished", at_ms))
+    def _leave(self, instance: _Instance, step: str, reason: str, at_ms: int) -> None:
+        self.go(instance, step)
+        self.left.append(Left(self.who, ONBOARDING, "", reason, at_ms))
         self.onboarding = None
 
     # ---------------------------------------------------------------- post-purchase care
@@ -193,7 +193,6 @@ class _Customer:
         at_ms, kind, data = event["ms"], event["type"], event.get("data", {})
         self.fire_before(at_ms)
         if kind == "order.placed":
-            self.orders += 1
             if self.onboarding is not None:
                 self.onboarding_order(self.onboarding, at_ms)
         elif kind == "order.refunded":

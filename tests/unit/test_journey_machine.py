@@ -179,9 +179,12 @@ def test_the_pack_journeys_send_what_the_reference_sends(seed: int) -> None:
     assert sorted(run.left) == left
     # The history reaches every path: each step sends, customers leave every way.
     assert {s.step for s in sent} == {
-        "welcome", "coupon", "thanks", "survey", "call-back", "repurchase"
+        "welcome", "coupon", "thanks", "survey", "call-back", "repurchase",
     }  # fmt: skip
-    assert {entry.reason for entry in left} == {"finished", "exit_on order.refunded"}
+    assert {entry.reason for entry in left} == {
+        "finished", "exit_on order.refunded", "ordered within three days, no coupon needed",
+        "no consent for the coupon", "no first order within a week of the coupon",
+    }  # fmt: skip
     assert len({s.id for s in sent}) == len(sent)
 
 
@@ -287,4 +290,5 @@ def test_an_order_in_the_middle_of_the_wait_means_no_coupon(tmp_path: Path) -> N
         run.take(event)
     run.fire_before("c1", T0 + 30 * DAY_MS)
     assert [s.step for s in run.sent] == ["welcome"]
-    assert run.left == [oracle.Left("c1", "new-member-onboarding", "", "finished", T0 + 3 * DAY_MS)]
+    reason = "ordered within three days, no coupon needed"
+    assert run.left == [oracle.Left("c1", "new-member-onboarding", "", reason, T0 + DAY_MS)]
