@@ -122,7 +122,7 @@ class ProfilesAndTriggers:
             journeys if journeys is not None else JourneySet(()),
             JourneyStore(client, keys, fired_window_days=triggers.fired_window_days,
                          log_size=triggers.decision_log),
-            self.reader, self._arm_waits, daily_cap=triggers.daily_cap,
+            self.reader, self._arm_waits, keys=keys, client=client, daily_cap=triggers.daily_cap,
             hash_key=settings.privacy_hash_key(),
             wall_ms=lambda: self.writer.wall_ms(),  # noqa: PLW0108 -- read late: a backtest sets it after
             sent=self.writer.sent,

@@ -65,7 +65,7 @@ local function erase(keys, args)
     redis.call('HDEL', k.held_payloads, trigger_id)
   end
   redis.call('DEL', fired, k.cooldowns .. who, k.caps .. who, k.open_goals .. who,
-    k.goals .. who, k.decision_log .. who, k.journeys .. who)
+    k.goals .. who, k.decision_log .. who)
   local phone = redis.call('HGET', k.phones, 'c' .. SEP .. who)
   if phone then
     redis.call('HDEL', k.phones, shop_of(who) .. SEP .. phone, 'c' .. SEP .. who)

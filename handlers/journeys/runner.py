@@ -2,69 +2,46 @@
 them, then walked with the instances' waits in event-time order (handlers/timing), each
 customer's moved by the step machine one stop at a time.
 
-Each customer's walk is a generator of Function calls (handlers/journeys/store.py), one
-per stop, each answered before the next: a send's outcome, which the guards decide in
-Redis, says where the journey goes on. All customers' calls of one round go in one round
-trip. A stop refused (the instance was not where it was read: a walk a dead worker began)
-is taken up from where Redis holds it, so a walk done twice moves nothing twice.
+Each customer's walk (handlers/journeys/walk.py) is a generator of Function calls
+(handlers/journeys/store.py), one per stop, each answered before the next: a send's
+outcome, which the guards decide in Redis, says where the journey goes on. All
+customers' calls of one round go in one round trip. A stop refused (the instance was not
+where it was read: a walk a dead worker began) is taken up from where Redis holds it, so
+a walk done twice moves nothing twice. An erasure, walked in its turn, takes the
+customer's instances and their waits.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import orjson
 
 from handlers.functions.timers import PutOff
-from handlers.functions.triggers import Candidate, JourneyMove, JourneyMoved
-from handlers.journeys.send import OUTCOME_OF, journey_candidate
-from handlers.journeys.store import CustomerJourneys, JourneyStore, decode_stored
-from handlers.journeys.store import Stored as StoredInstance
+from handlers.journeys.store import JourneyStore
+from handlers.journeys.walk import CustomerWalk, Walking
+from handlers.keys import Keys
 from handlers.profile.encode import contact_free, epoch_ms
-from handlers.profile.read import SECTIONS, ProfileReader, Stored, build_profile
+from handlers.profile.read import SECTIONS, ProfileReader
+from handlers.redis_client import RedisClient
 from handlers.timing.members import (
     JOURNEY_EVENT,
     JOURNEY_WAIT,
     DueEntry,
     journey_event_member,
-    journey_wait_member,
-    journey_wait_of,
     parse_member,
     timer_value,
 )
-from rules.activation import activation, event_view, profile_view
-from rules.journey_entry import Entries, entry_key, may_enter
-from rules.journey_loader import CompiledJourney, JourneySet
-from rules.journey_machine import (
-    Customer,
-    Exited,
-    Held,
-    Move,
-    Position,
-    Sending,
-    after_decision,
-    after_send,
-    due_ms,
-    enter,
-    on_due,
-    on_event,
-)
-from rules.shop_config import ShopConfig
+from rules.journey_loader import JourneySet
 from schemas.decode import Decoder
-from schemas.events import Envelope
+from schemas.events import CustomerErasureRequested, Envelope
 
 JOURNEY_KINDS: Final = frozenset({JOURNEY_EVENT, JOURNEY_WAIT})
-_FALLBACK_ZONE: Final = ZoneInfo("Asia/Shanghai")
 _NO_LIMIT: Final = datetime.max.replace(tzinfo=UTC)
-# What a send reads of a customer nobody knows the profile of: no consent, no time zone.
-_NO_PROFILE: Final[dict[str, Any]] = {"facts": {"consents": {}, "timezone": None}}
+_ERASURE: Final = "customer.erasure_requested"
 
-Moves = Generator[JourneyMove, JourneyMoved, None]
 Arm = Callable[[Mapping[int, Sequence[PutOff]]], Awaitable[None]]
 
 
@@ -76,6 +53,8 @@ class JourneyRunner:
         reader: ProfileReader,
         arm: Arm,
         *,
+        keys: Keys,
+        client: RedisClient,
         daily_cap: int,
         hash_key: bytes | None,
         wall_ms: Callable[[], int],
@@ -85,22 +64,25 @@ class JourneyRunner:
         self.store = store
         self.reader = reader
         self._arm = arm
-        self.daily_cap = daily_cap
+        self._keys = keys
+        self._client = client
         self._hash_key = hash_key
-        self.wall_ms = wall_ms  # what the guards go by: the clock live, event time in a backtest
         self._sent = sent  # set when a send reaches the outbox: the relay goes at once
         self._decoder = Decoder()
+        self._walking = Walking(
+            journeys, store, reader.config_of, daily_cap, wall_ms, self._decode_event
+        )
         self._event_types = frozenset(journeys.entering) | frozenset(journeys.awaited)
-
-    def runs(self, config: ShopConfig) -> frozenset[str]:
-        return frozenset(config.journeys) & frozenset(self.journeys.by_id)
+        if journeys.journeys:
+            self._event_types |= {_ERASURE}
 
     # ------------------------------------------------------------------ the batch
     def put_off(
         self, events: Sequence[Envelope], partitions: Sequence[int]
     ) -> dict[int, list[PutOff]]:
         """The batch's events some journey of their shop's listens to, put off until their
-        partition's event time passes them."""
+        partition's event time passes them; and every erasure, whichever journeys its shop
+        runs now (one it ran before may have left the customer in it)."""
         entries: defaultdict[int, list[PutOff]] = defaultdict(list)
         if not self._event_types:
             return entries
@@ -108,12 +90,16 @@ class JourneyRunner:
             kind: str = event.type  # type: ignore[attr-defined]  # every concrete event has one
             if event.subject is None or kind not in self._event_types:
                 continue
-            if not self.runs(self.reader.config_of(event.shop)):
+            erasure = isinstance(event, CustomerErasureRequested)
+            if not erasure and not self._walking.runs(self.reader.config_of(event.shop)):
                 continue
             at_ms = epoch_ms(event.time)
             # Kept in Redis until walked: contact details only as their keyed hashes.
             kept = contact_free(event, self._hash_key).model_dump_json()
-            value = timer_value(at_ms, at_ms, {"event": kept, "partition": partition})
+            armed: dict[str, Any] = {"event": kept, "partition": partition}
+            if erasure:
+                armed["erasure"] = True
+            value = timer_value(at_ms, at_ms, armed)
             member = journey_event_member(event.shop, event.who, event.id)
             entries[partition].append(PutOff(member, at_ms, value))
         return entries
@@ -129,12 +115,10 @@ class JourneyRunner:
         states = await self.store.read_many(customers)
         profiles = await self.reader.read_stored(customers, SECTIONS)
         outcomes: Counter[str] = Counter()
-        walks: dict[tuple[str, str], _CustomerWalk] = {}
-        for shop, customer in by_customer:
-            walks[(shop, customer)] = _CustomerWalk(
-                self, shop, customer, states[(shop, customer)], profiles.get((shop, customer)),
-                outcomes,
-            )  # fmt: skip
+        walks = {
+            who: CustomerWalk(self._walking, *who, states[who], profiles.get(who), outcomes)
+            for who in customers
+        }
         running = {who: walk.run(by_customer[who]) for who, walk in walks.items()}
         pending = {who: next(moves, None) for who, moves in running.items()}
         while any(call is not None for call in pending.values()):
@@ -153,225 +137,23 @@ class JourneyRunner:
                 arms[partition].append(wait)
         if arms:
             await self._arm(arms)
+        await self._erase([walk for walk in walks.values() if walk.erased])
         return outcomes
 
-    def decode_event(self, armed: Mapping[str, Any]) -> Envelope | None:
+    async def _erase(self, walks: Sequence[CustomerWalk]) -> None:
+        """The erased customers' journeys, and the waits armed for them, go."""
+        if not walks:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for walk in walks:
+            pipe.delete(self._keys.journeys(walk.shop, walk.customer))
+            for partition, member in walk.erased_waits():
+                keys = self._keys.partition(partition)
+                pipe.zrem(keys.timers, member)
+                pipe.zrem(keys.taken, member)
+                pipe.hdel(keys.payloads, member)
+        await pipe.execute()
+
+    def _decode_event(self, armed: Mapping[str, Any]) -> Envelope | None:
         decoded = self._decoder.decode(str(armed["event"]).encode(), None, None, _NO_LIMIT)
         return decoded if isinstance(decoded, Envelope) else None
-
-
-class _CustomerWalk:
-    """One customer's entries of a walk, in order, as the stops they make."""
-
-    def __init__(  # noqa: PLR0917 -- one customer's share of a walk
-        self,
-        runner: JourneyRunner,
-        shop: str,
-        customer: str,
-        state: CustomerJourneys,
-        stored: Stored | None,
-        outcomes: Counter[str],
-    ) -> None:
-        self.runner, self.shop, self.customer = runner, shop, customer
-        self.instances: dict[tuple[str, str], Position] = {
-            slot: held.position for slot, held in state.instances.items()
-        }
-        self.pending = {
-            slot: held.decision
-            for slot, held in state.instances.items()
-            if held.decision is not None and held.position.until_ms == 0
-        }
-        self.entries = dict(state.entries)
-        self.stored = stored
-        self.outcomes = outcomes
-        self.config = runner.reader.config_of(shop)
-        self.partition: int | None = None
-
-    def who(self, at_ms: int) -> Customer:
-        profile: dict[str, Any] = {}
-        zone = _FALLBACK_ZONE
-        if self.stored is not None:
-            built = build_profile(self.shop, self.customer, at_ms, self.stored, self.config)
-            profile = profile_view(built)
-            try:
-                zone = ZoneInfo(built["facts"].get("timezone") or self.config.timezone)
-            except (ZoneInfoNotFoundError, ValueError):
-                zone = _FALLBACK_ZONE
-        return Customer(self.shop, self.customer, profile, zone)
-
-    def run(self, entries: Sequence[DueEntry]) -> Moves:
-        if self.stored is None:
-            return  # erased, or never known: nothing to move
-        for slot, decision in list(self.pending.items()):
-            # A send decided, the walk cut short before it went on: on from there.
-            journey = self._current(slot[0], self.instances[slot])
-            if journey is not None:
-                kept = self.instances[slot]
-                outcome = OUTCOME_OF[decision]
-                moved = after_decision(journey, self.who(kept.since_ms), kept, outcome)
-                yield from self._settle(journey, kept, moved)
-        running = self.runner.runs(self.config)
-        for member, at_ms, armed in entries:
-            self.partition = int(armed.get("partition", 0))
-            kind, name, _shop, _customer = parse_member(member)
-            if kind == JOURNEY_WAIT:
-                key, visit = journey_wait_of(member)
-                waiting = self.instances.get((name, key))
-                journey = self._current(name, waiting)
-                if (
-                    waiting is None
-                    or journey is None
-                    or waiting.visit != visit
-                    or _walked_at(journey, waiting) != at_ms
-                ):
-                    continue  # moved on since: its wait is another now
-                moved = on_due(journey, self.who(at_ms), waiting)
-                yield from self._settle(journey, waiting, moved)
-                continue
-            event = self.runner.decode_event(armed)
-            if event is not None:
-                yield from self._event(event, at_ms, running)
-
-    def _event(self, event: Envelope, at_ms: int, running: frozenset[str]) -> Moves:
-        journeys, view = self.runner.journeys, event_view(event)
-        kind: str = event.type  # type: ignore[attr-defined]  # every concrete event has one
-        for journey in journeys.awaited.get(kind, ()):
-            spec = journey.journey
-            held = sorted(
-                (p for slot, p in self.instances.items()
-                 if slot[0] == spec.id and p.version == spec.version),
-                key=lambda p: (p.entered_ms, p.key),
-            )  # fmt: skip
-            for position in held:
-                if position.since_ms > at_ms:
-                    # Older than the instance's last move: walked before, and read again
-                    # (a redelivery); taking it now would move the instance twice.
-                    continue
-                moved = on_event(journey, self.who(at_ms), position, view, at_ms)
-                if isinstance(moved, Position):
-                    yield from self._note(position, moved)
-                elif moved is not None:
-                    yield from self._settle(journey, position, moved)
-        for journey in journeys.entering.get(kind, ()):
-            spec = journey.journey
-            if spec.id not in running:
-                continue
-            who = self.who(at_ms)
-            key = entry_key(journey, activation(view, who.profile, at_ms))
-            active = [k for (j, k) in self.instances if j == spec.id]
-            past = self.entries.get(spec.id, Entries())
-            if key is None or not may_enter(journey, active, past, key, at_ms):
-                continue
-            self.entries[spec.id] = Entries(past.count + 1, at_ms)
-            yield from self._settle(journey, None, enter(journey, who, view, key, at_ms))
-
-    def _settle(self, journey: CompiledJourney, before: Position | None, move: Move) -> Moves:
-        """Write ``move`` stop by stop until the instance holds or leaves."""
-        while True:
-            counted = ["entered"] if before is None else []
-            if isinstance(move, Sending):
-                candidate = journey_candidate(
-                    journey, move, shop=self.shop, customer=self.customer,
-                    profile=dict(self.who(move.at_ms).profile) or _NO_PROFILE,
-                    daily_cap=self.runner.daily_cap,
-                )  # fmt: skip
-                call = self._call(before, move.position, move.at_ms, counted=counted,
-                                  send=candidate)  # fmt: skip
-            elif isinstance(move, Held):
-                call = self._call(before, move.position, move.position.since_ms, counted=counted)
-            else:
-                assert isinstance(move, Exited)  # noqa: S101 -- the three moves
-                why = {"journey": journey.journey.id, "version": journey.journey.version,
-                       "step": move.position.step, "reason": move.reason, "at": move.at_ms,
-                       "instance": move.position.instance}  # fmt: skip
-                call = self._call(before, None, move.at_ms, why=orjson.dumps(why),
-                                  counted=[*counted, f"exit:{move.reason}"])  # fmt: skip
-            reply = yield call
-            slot = (move.position.journey, move.position.key)
-            if before is None and reply.moved:
-                self.outcomes["journey_entered"] += 1
-            if not reply.moved:
-                held = self._resync(slot, reply)
-                if held is None or held.decision is None:
-                    return
-                # Kept at a send another walk decided: on from there.
-                before = held.position
-                outcome = OUTCOME_OF[held.decision]
-                move = after_decision(journey, self.who(before.since_ms), before, outcome)
-                continue
-            if isinstance(move, Sending):
-                outcome = OUTCOME_OF[reply.decision] if reply.decision is not None else "sent"
-                self.outcomes[f"journey_{outcome}"] += 1
-                before = move.position
-                self.instances[slot] = before
-                move = after_send(journey, self.who(move.at_ms), move, outcome)
-                continue
-            if isinstance(move, Held):
-                self.instances[slot] = move.position
-            else:
-                self.instances.pop(slot, None)
-                self.outcomes["journey_exited"] += 1
-            return
-
-    def _call(
-        self,
-        before: Position | None,
-        after: Position | None,
-        at_ms: int,
-        *,
-        counted: Sequence[str] = (),
-        why: bytes = b"",
-        send: Candidate | None = None,
-    ) -> JourneyMove:
-        return self.runner.store.call(
-            self.shop, self.customer, before, after, at_ms=at_ms, counted=counted, why=why,
-            send=send, now_ms=self.runner.wall_ms(),
-        )  # fmt: skip
-
-    def _note(self, before: Position, after: Position) -> Moves:
-        """Notes only (a wait_for met ahead of time): the instance stays where it is."""
-        reply = yield self._call(before, after, after.since_ms)
-        slot = (after.journey, after.key)
-        if reply.moved:
-            self.instances[slot] = after
-        else:
-            self._resync(slot, reply)
-
-    def _resync(self, slot: tuple[str, str], reply: JourneyMoved) -> StoredInstance | None:
-        """Redis holds the instance elsewhere than this walk read it: take it from there."""
-        self.outcomes["journey_stale"] += 1
-        if reply.stored is None:
-            self.instances.pop(slot, None)
-            return None
-        held = decode_stored(reply.stored)
-        self.instances[slot] = held.position
-        return held
-
-    def _current(self, name: str, position: Position | None) -> CompiledJourney | None:
-        """The journey an instance is in, if this worker runs the version it entered."""
-        journey = self.runner.journeys.by_id.get(name)
-        if journey is None or position is None or journey.journey.version != position.version:
-            return None
-        return journey
-
-    def waits(self) -> list[tuple[int, PutOff]]:
-        """The end of every held instance's wait, to arm (again: the same end is harmless)."""
-        found: list[tuple[int, PutOff]] = []
-        if self.partition is None:
-            return found
-        for (name, key), position in self.instances.items():
-            journey = self.runner.journeys.by_id.get(name)
-            if journey is None or position.until_ms == 0:
-                continue
-            at = _walked_at(journey, position)
-            member = journey_wait_member(name, self.shop, self.customer, key, position.visit)
-            value = timer_value(at, position.since_ms,
-                                {"visit": position.visit, "partition": self.partition})  # fmt: skip
-            found.append((self.partition, PutOff(member, at, value)))
-        return found
-
-
-def _walked_at(journey: CompiledJourney, position: Position) -> int:
-    """When the walk takes a wait's end: just after it, so that an event stamped at that
-    very moment, read later, still comes first (it counts as within the wait)."""
-    return due_ms(journey, position) + 1

@@ -9,16 +9,9 @@ from dataclasses import replace
 import pytest
 
 from crmstream.settings import Settings
-from handlers.functions import FunctionLibrary
-from handlers.functions.triggers import (
-    LIBRARY,
-    Candidate,
-    Decision,
-    Erase,
-    JourneyMoved,
-)
+from handlers.functions.triggers import Candidate, Decision, JourneyMoved
 from handlers.journeys.store import JourneyStore, decode_position, encode_position
-from handlers.keys import RELAY_GROUP, Keys
+from handlers.keys import Keys
 from handlers.redis_client import RedisClient, connect
 from handlers.triggers.decisions import DecisionReader
 from rules.journey_entry import Entries
@@ -115,14 +108,3 @@ async def test_an_entry_a_send_and_an_exit_each_move_once(
     stats = await client.hgetall(keys.journey_stats(keys.trigger_shard("s1", "c1"))) or {}
     counted = {text(name).split("\x1f", 3)[3]: int(v) for name, v in stats.items()}
     assert counted == {"entered": 1, "sent:welcome": 1, "exit:finished": 1}
-
-
-async def test_an_erasure_takes_the_customers_journeys(
-    store: JourneyStore, settings: Settings, client: RedisClient
-) -> None:
-    keys = Keys(settings.redis.key_prefix)
-    await store.run([store.call("s1", "c1", None, at_step("wait", 1), at_ms=AT)])
-    assert (await store.read("s1", "c1")).instances
-    shard = keys.trigger_shard("s1", "c1")
-    await FunctionLibrary(client, LIBRARY, "triggers").run([Erase(shard, "s1:c1", RELAY_GROUP, [])])
-    assert await client.exists(keys.journeys("s1", "c1")) == 0

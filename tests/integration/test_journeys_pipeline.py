@@ -170,3 +170,40 @@ async def test_the_engine_sends_what_the_reference_sends(
     exits = Counter({what[5:]: n for what, n in counted.items() if what.startswith("exit:")})
     assert exits == Counter(entry.reason for entry in left)
     assert counted["entered"] == len(left)
+
+
+async def test_an_erasure_takes_the_customers_journeys_and_their_waits(
+    sink: ProfilesAndTriggers,
+) -> None:
+    def at(days: float) -> int:
+        return T0 + int(days * DAY_MS)
+
+    events: list[oracle.Event] = [
+        {"id": "ev-1", "customer": "gone", "type": "customer.registered", "ms": at(0),
+         "data": {"consents": CONSENTS}},
+        {"id": "ev-2", "customer": "gone", "type": "order.placed", "ms": at(0.5),
+         "data": {"order_id": "o1", "items": [LINE], "total": "10.00"}},
+        {"id": "ev-3", "customer": "gone", "type": "order.delivered", "ms": at(1),
+         "data": {"order_id": "o1"}},
+        {"id": "ev-4", "customer": "stays", "type": "customer.registered", "ms": at(1),
+         "data": {"consents": CONSENTS}},
+    ]  # fmt: skip
+    await run_through(sink, events, at(1.5))
+    keys, client = sink.keys, sink.client
+    held = await sink.journeys.store.read(SHOP, "gone")
+    assert set(held.instances) == {("post-purchase-care", "o1")}  # onboarding left: ordered
+    timers = keys.partition(0).timers
+
+    async def named(who: str) -> list[str]:
+        found: list[bytes] = await client.zrange(timers, 0, -1)  # type: ignore[assignment]  # members, no scores asked
+        members = [text(member) for member in found]
+        return [member for member in members if f"\x1f{who}\x1f" in member]
+
+    assert await named("gone")
+    erasure = {"id": "ev-5", "customer": "gone", "type": "customer.erasure_requested",
+               "ms": at(2), "data": {}}  # fmt: skip
+    await run_through(sink, [erasure], at(2.5))
+    assert await client.exists(keys.journeys(SHOP, "gone")) == 0
+    assert await named("gone") == []
+    assert await named("stays")  # the other customer's wait is where it was
+    assert (await sink.journeys.store.read(SHOP, "stays")).instances

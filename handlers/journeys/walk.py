@@ -1,0 +1,307 @@
+"""One customer's share of a journey walk (handlers/journeys/runner.py): their entries, in
+order, as the stops they make, each a Function call answered before the next."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
+
+from handlers.functions.timers import PutOff
+from handlers.functions.triggers import Candidate, JourneyMove, JourneyMoved
+from handlers.journeys.send import OUTCOME_OF, journey_candidate
+from handlers.journeys.store import CustomerJourneys, JourneyStore, decode_stored
+from handlers.journeys.store import Stored as StoredInstance
+from handlers.profile.read import Stored, build_profile
+from handlers.timing.members import (
+    JOURNEY_WAIT,
+    DueEntry,
+    journey_wait_member,
+    journey_wait_of,
+    parse_member,
+    timer_value,
+)
+from rules.activation import activation, event_view, profile_view
+from rules.journey_entry import Entries, entry_key, may_enter
+from rules.journey_loader import CompiledJourney, JourneySet
+from rules.journey_machine import (
+    Customer,
+    Exited,
+    Held,
+    Move,
+    Position,
+    Sending,
+    after_decision,
+    after_send,
+    due_ms,
+    enter,
+    on_due,
+    on_event,
+)
+from rules.shop_config import ShopConfig
+from schemas.events import Envelope
+
+_FALLBACK_ZONE: Final = ZoneInfo("Asia/Shanghai")
+# What a send reads of a customer nobody knows the profile of: no consent, no time zone.
+_NO_PROFILE: Final[dict[str, Any]] = {"facts": {"consents": {}, "timezone": None}}
+
+Moves = Generator[JourneyMove, JourneyMoved, None]
+
+
+@dataclass(frozen=True)
+class Walking:
+    """What every customer's walk shares: the journeys, where they are kept, the clock."""
+
+    journeys: JourneySet
+    store: JourneyStore
+    config_of: Callable[[str], ShopConfig]
+    daily_cap: int
+    wall_ms: Callable[[], int]  # what the guards go by: the clock live, a backtest's time
+    decode_event: Callable[[Mapping[str, Any]], Envelope | None]
+
+    def runs(self, config: ShopConfig) -> frozenset[str]:
+        """The journeys a shop has turned on and this worker has."""
+        return frozenset(config.journeys) & frozenset(self.journeys.by_id)
+
+
+class CustomerWalk:
+    """One customer's entries of a walk, in order, as the stops they make."""
+
+    def __init__(  # noqa: PLR0917 -- one customer's share of a walk
+        self,
+        runner: Walking,
+        shop: str,
+        customer: str,
+        state: CustomerJourneys,
+        stored: Stored | None,
+        outcomes: Counter[str],
+    ) -> None:
+        self.runner, self.shop, self.customer = runner, shop, customer
+        self.instances: dict[tuple[str, str], Position] = {
+            slot: held.position for slot, held in state.instances.items()
+        }
+        self.pending = {
+            slot: held.decision
+            for slot, held in state.instances.items()
+            if held.decision is not None and held.position.until_ms == 0
+        }
+        self.entries = dict(state.entries)
+        self.stored = stored
+        self.outcomes = outcomes
+        self.config = runner.config_of(shop)
+        self.partition: int | None = None
+        # The waits armed for the customer's instances when the walk began: an erasure
+        # takes them (their names hold the customer's).
+        self.armed = [
+            (name, key, held.position.visit)
+            for (name, key), held in state.instances.items()
+            if held.position.until_ms
+        ]
+        self.erased = False
+
+    def who(self, at_ms: int) -> Customer:
+        profile: dict[str, Any] = {}
+        zone = _FALLBACK_ZONE
+        if self.stored is not None:
+            built = build_profile(self.shop, self.customer, at_ms, self.stored, self.config)
+            profile = profile_view(built)
+            try:
+                zone = ZoneInfo(built["facts"].get("timezone") or self.config.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                zone = _FALLBACK_ZONE
+        return Customer(self.shop, self.customer, profile, zone)
+
+    def run(self, entries: Sequence[DueEntry]) -> Moves:
+        for _member, _at, armed in entries:
+            self.partition = int(armed.get("partition", 0))
+            if armed.get("erasure"):
+                # Taken in its turn: the journeys go with the customer (erased, below).
+                self.erased = True
+        if self.stored is None or self.erased:
+            return  # erased, or never known: nothing to move
+        for slot, decision in list(self.pending.items()):
+            # A send decided, the walk cut short before it went on: on from there.
+            journey = self._current(slot[0], self.instances[slot])
+            if journey is not None:
+                kept = self.instances[slot]
+                outcome = OUTCOME_OF[decision]
+                moved = after_decision(journey, self.who(kept.since_ms), kept, outcome)
+                yield from self._settle(journey, kept, moved)
+        running = self.runner.runs(self.config)
+        for member, at_ms, armed in entries:
+            self.partition = int(armed.get("partition", 0))
+            kind, name, _shop, _customer = parse_member(member)
+            if kind == JOURNEY_WAIT:
+                key, visit = journey_wait_of(member)
+                waiting = self.instances.get((name, key))
+                journey = self._current(name, waiting)
+                if (
+                    waiting is None
+                    or journey is None
+                    or waiting.visit != visit
+                    or _walked_at(journey, waiting) != at_ms
+                ):
+                    continue  # moved on since: its wait is another now
+                moved = on_due(journey, self.who(at_ms), waiting)
+                yield from self._settle(journey, waiting, moved)
+                continue
+            event = self.runner.decode_event(armed)
+            if event is not None:
+                yield from self._event(event, at_ms, running)
+
+    def _event(self, event: Envelope, at_ms: int, running: frozenset[str]) -> Moves:
+        journeys, view = self.runner.journeys, event_view(event)
+        kind: str = event.type  # type: ignore[attr-defined]  # every concrete event has one
+        for journey in journeys.awaited.get(kind, ()):
+            spec = journey.journey
+            held = sorted(
+                (p for slot, p in self.instances.items()
+                 if slot[0] == spec.id and p.version == spec.version),
+                key=lambda p: (p.entered_ms, p.key),
+            )  # fmt: skip
+            for position in held:
+                if position.since_ms > at_ms:
+                    # Older than the instance's last move: walked before, and read again
+                    # (a redelivery); taking it now would move the instance twice.
+                    continue
+                moved = on_event(journey, self.who(at_ms), position, view, at_ms)
+                if isinstance(moved, Position):
+                    yield from self._note(position, moved)
+                elif moved is not None:
+                    yield from self._settle(journey, position, moved)
+        for journey in journeys.entering.get(kind, ()):
+            spec = journey.journey
+            if spec.id not in running:
+                continue
+            who = self.who(at_ms)
+            key = entry_key(journey, activation(view, who.profile, at_ms))
+            active = [k for (j, k) in self.instances if j == spec.id]
+            past = self.entries.get(spec.id, Entries())
+            if key is None or not may_enter(journey, active, past, key, at_ms):
+                continue
+            self.entries[spec.id] = Entries(past.count + 1, at_ms)
+            yield from self._settle(journey, None, enter(journey, who, view, key, at_ms))
+
+    def _settle(self, journey: CompiledJourney, before: Position | None, move: Move) -> Moves:
+        """Write ``move`` stop by stop until the instance holds or leaves."""
+        while True:
+            counted = ["entered"] if before is None else []
+            if isinstance(move, Sending):
+                candidate = journey_candidate(
+                    journey, move, shop=self.shop, customer=self.customer,
+                    profile=dict(self.who(move.at_ms).profile) or _NO_PROFILE,
+                    daily_cap=self.runner.daily_cap,
+                )  # fmt: skip
+                call = self._call(before, move.position, move.at_ms, counted=counted,
+                                  send=candidate)  # fmt: skip
+            elif isinstance(move, Held):
+                call = self._call(before, move.position, move.position.since_ms, counted=counted)
+            else:
+                assert isinstance(move, Exited)  # noqa: S101 -- the three moves
+                why = {"journey": journey.journey.id, "version": journey.journey.version,
+                       "step": move.position.step, "reason": move.reason, "at": move.at_ms,
+                       "instance": move.position.instance}  # fmt: skip
+                call = self._call(before, None, move.at_ms, why=orjson.dumps(why),
+                                  counted=[*counted, f"exit:{move.reason}"])  # fmt: skip
+            reply = yield call
+            slot = (move.position.journey, move.position.key)
+            if before is None and reply.moved:
+                self.outcomes["journey_entered"] += 1
+            if not reply.moved:
+                held = self._resync(slot, reply)
+                if held is None or held.decision is None:
+                    return
+                # Kept at a send another walk decided: on from there.
+                before = held.position
+                outcome = OUTCOME_OF[held.decision]
+                move = after_decision(journey, self.who(before.since_ms), before, outcome)
+                continue
+            if isinstance(move, Sending):
+                outcome = OUTCOME_OF[reply.decision] if reply.decision is not None else "sent"
+                self.outcomes[f"journey_{outcome}"] += 1
+                before = move.position
+                self.instances[slot] = before
+                move = after_send(journey, self.who(move.at_ms), move, outcome)
+                continue
+            if isinstance(move, Held):
+                self.instances[slot] = move.position
+            else:
+                self.instances.pop(slot, None)
+                self.outcomes["journey_exited"] += 1
+            return
+
+    def _call(
+        self,
+        before: Position | None,
+        after: Position | None,
+        at_ms: int,
+        *,
+        counted: Sequence[str] = (),
+        why: bytes = b"",
+        send: Candidate | None = None,
+    ) -> JourneyMove:
+        return self.runner.store.call(
+            self.shop, self.customer, before, after, at_ms=at_ms, counted=counted, why=why,
+            send=send, now_ms=self.runner.wall_ms(),
+        )  # fmt: skip
+
+    def _note(self, before: Position, after: Position) -> Moves:
+        """Notes only (a wait_for met ahead of time): the instance stays where it is."""
+        reply = yield self._call(before, after, after.since_ms)
+        slot = (after.journey, after.key)
+        if reply.moved:
+            self.instances[slot] = after
+        else:
+            self._resync(slot, reply)
+
+    def _resync(self, slot: tuple[str, str], reply: JourneyMoved) -> StoredInstance | None:
+        """Redis holds the instance elsewhere than this walk read it: take it from there."""
+        self.outcomes["journey_stale"] += 1
+        if reply.stored is None:
+            self.instances.pop(slot, None)
+            return None
+        held = decode_stored(reply.stored)
+        self.instances[slot] = held.position
+        return held
+
+    def _current(self, name: str, position: Position | None) -> CompiledJourney | None:
+        """The journey an instance is in, if this worker runs the version it entered."""
+        journey = self.runner.journeys.by_id.get(name)
+        if journey is None or position is None or journey.journey.version != position.version:
+            return None
+        return journey
+
+    def erased_waits(self) -> list[tuple[int, str]]:
+        """When the walk erased the customer: the names of the waits to take away."""
+        if not self.erased or self.partition is None:
+            return []
+        return [
+            (self.partition, journey_wait_member(name, self.shop, self.customer, key, visit))
+            for name, key, visit in self.armed
+        ]
+
+    def waits(self) -> list[tuple[int, PutOff]]:
+        """The end of every held instance's wait, to arm (again: the same end is harmless)."""
+        found: list[tuple[int, PutOff]] = []
+        if self.partition is None or self.erased:
+            return found
+        for (name, key), position in self.instances.items():
+            journey = self.runner.journeys.by_id.get(name)
+            if journey is None or position.until_ms == 0:
+                continue
+            at = _walked_at(journey, position)
+            member = journey_wait_member(name, self.shop, self.customer, key, position.visit)
+            value = timer_value(at, position.since_ms,
+                                {"visit": position.visit, "partition": self.partition})  # fmt: skip
+            found.append((self.partition, PutOff(member, at, value)))
+        return found
+
+
+def _walked_at(journey: CompiledJourney, position: Position) -> int:
+    """When the walk takes a wait's end: just after it, so that an event stamped at that
+    very moment, read later, still comes first (it counts as within the wait)."""
+    return due_ms(journey, position) + 1
