@@ -58,6 +58,8 @@ SUPPRESSED_MARK: Final = ":"
 ENTRIES_MARK: Final = "#"
 # An instance made is kept among the customer's fired ids as "J:<journey> US <instance>".
 ENTERED_MARK: Final = "J:"
+# A journey step's sends are counted among the rules' stats as "journey:<journey>:<step>".
+JOURNEY_STATS_PREFIX: Final = "journey:"
 
 
 @dataclass(frozen=True, slots=True)

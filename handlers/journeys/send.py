@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from handlers.functions.triggers import Candidate, Decision
+from handlers.functions.triggers import JOURNEY_STATS_PREFIX, Candidate, Decision
 from handlers.triggers.decide import decision_why, first_channel, release_at, zone_of
 from rules.journey_loader import CompiledJourney
 from rules.journey_machine import Sending
@@ -29,7 +29,7 @@ OUTCOME_OF: Final[dict[Decision, SendOutcome]] = {
 
 def stats_name(journey: str, step: str) -> str:
     """What a journey step's sends are counted under among the triggers' stats."""
-    return f"journey:{journey}:{step}"
+    return f"{JOURNEY_STATS_PREFIX}{journey}:{step}"
 
 
 def journey_candidate(

@@ -189,7 +189,12 @@ class CustomerWalk:
     def _settle(self, journey: CompiledJourney, before: Position | None, move: Move) -> Moves:
         """Write ``move`` stop by stop until the instance holds or leaves."""
         while True:
+            # The stats: entries, and how many are held at each step now.
             counted = ["entered"] if before is None else []
+            if before is not None and before.until_ms:
+                counted.append(f"-at:{before.step}")
+            if isinstance(move, Held):
+                counted.append(f"at:{move.position.step}")
             if isinstance(move, Sending):
                 candidate = journey_candidate(
                     journey, move, shop=self.shop, customer=self.customer,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
+from handlers.functions.triggers import JOURNEY_STATS_PREFIX
 from handlers.keys import Keys
 from handlers.redis_client import RedisClient
 from rules.lift import RuleStats
@@ -22,6 +23,8 @@ async def read_rule_stats(
     for reply in await pipe.execute():
         for field, value in reply.items():
             its_shop, rule, outcome = field.decode().split(_SEP)
+            if rule.startswith(JOURNEY_STATS_PREFIX):
+                continue  # a journey step's sends: the journeys' stats (handlers/journeys)
             if shop is None or its_shop == shop:
                 by_rule[rule][outcome] += int(value)
     return [RuleStats(rule, dict(counts)) for rule, counts in sorted(by_rule.items())]

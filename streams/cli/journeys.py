@@ -11,6 +11,7 @@ from rich.table import Table
 
 from crmstream.settings import Settings
 from rules.folders import journeys_folder
+from streams.cli.names import shop_name
 
 pass_settings = click.make_pass_decorator(Settings)
 
@@ -76,4 +77,46 @@ def list_journeys(settings: Settings, folder: Path | None) -> None:
             " → ".join(shown(step) for step in journey.steps),
             ", ".join(each.event for each in journey.exit_on),
         )
+    Console().print(table)
+
+
+@journeys.command()
+@click.option("--shop", callback=shop_name, help="Only this shop's (default: every shop).")
+@click.option("--json", "as_json", is_flag=True, help="Plain JSON, for scripts.")
+@pass_settings
+def stats(settings: Settings, shop: str | None, as_json: bool) -> None:
+    """Per journey and version: entered, held at each step now, left by reason, and what
+    became of each step's sends."""
+    import asyncio  # noqa: PLC0415 -- keeps --help fast
+
+    import orjson  # noqa: PLC0415
+
+    from handlers.journeys.stats import JourneyStats, read_journey_stats  # noqa: PLC0415
+    from handlers.keys import Keys  # noqa: PLC0415
+    from handlers.redis_client import connect  # noqa: PLC0415
+
+    async def read() -> list[JourneyStats]:
+        client = connect(settings.redis)
+        try:
+            return await read_journey_stats(client, Keys(settings.redis.key_prefix), shop)
+        finally:
+            await client.aclose()
+
+    found = asyncio.run(read())
+    if as_json:
+        rows = [entry.as_dict() for entry in found]
+        click.echo(orjson.dumps({"shop": shop, "journeys": rows}).decode())
+        return
+    table = Table("journey", "v", "entered", "now at", "left", "sends",
+                  title=f"journeys of {shop}" if shop else "journeys, all shops")  # fmt: skip
+    for entry in found:
+        table.add_row(
+            entry.journey, str(entry.version), str(entry.entered),
+            ", ".join(f"{step} {n}" for step, n in (+entry.at).items()),
+            ", ".join(f"{reason} {n}" for reason, n in entry.exited.items()),
+            "; ".join(
+                f"{step}: " + ", ".join(f"{k} {v}" for k, v in outcomes.items())
+                for step, outcomes in sorted(entry.sends.items())
+            ),
+        )  # fmt: skip
     Console().print(table)

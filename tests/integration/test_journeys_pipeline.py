@@ -15,8 +15,10 @@ import orjson
 import pytest
 
 from crmstream.settings import Settings
+from handlers.journeys.stats import read_journey_stats
 from handlers.pipeline import ProfilesAndTriggers
 from handlers.triggers.decisions import DecisionReader
+from rules.lift import CONVERTED, CONVERTED_HOLDOUT
 from schemas.decode import Decoder
 from schemas.events import Envelope
 from tests.oracle import journeys as oracle
@@ -28,6 +30,7 @@ SHOP = "s1"
 DECODER = Decoder()
 CONSENTS = {"marketing": True, "sms": True, "push": True, "email": True}
 REFUSED = dict.fromkeys(CONSENTS, False)
+CONVERSIONS = {CONVERTED, CONVERTED_HOLDOUT}  # counted beside a step's sends, not sends
 LINE = {"item_id": "tea-1", "category": "tea", "qty": 1, "price": "10.00"}
 
 
@@ -160,16 +163,19 @@ async def test_the_engine_sends_what_the_reference_sends(
     # The sends a customer could not be marketed to were decided, and suppressed.
     refused = {(s.customer, s.id) for s in sent if gate(s.customer, s.step) == "no_consent"}
     assert refused
-    # Everyone has left by the end, each for the reason the reference gives.
-    counted: Counter[str] = Counter()
-    for base in sink.keys.trigger_shards():
-        stats = await sink.client.hgetall(sink.keys.journey_stats(base)) or {}
-        for name, value in stats.items():
-            _shop, _journey, _version, what = text(name).split("\x1f", 3)
-            counted[what] += int(value)
-    exits = Counter({what[5:]: n for what, n in counted.items() if what.startswith("exit:")})
-    assert exits == Counter(entry.reason for entry in left)
-    assert counted["entered"] == len(left)
+    # Everyone has left by the end, each for the reason the reference gives; each step
+    # sent as often as the reference's.
+    stats = {entry.journey: entry for entry in await read_journey_stats(sink.client, sink.keys)}
+    assert set(stats) == {oracle.ONBOARDING, oracle.CARE}
+    for journey, counted in stats.items():
+        assert counted.exited == Counter(e.reason for e in left if e.journey == journey)
+        assert counted.entered == sum(1 for e in left if e.journey == journey)
+        assert +counted.at == Counter()  # nobody is held anywhere any more
+        by_step = {
+            step: sum(n for outcome, n in outcomes.items() if outcome not in CONVERSIONS)
+            for step, outcomes in counted.sends.items()
+        }
+        assert by_step == Counter(s.step for s in sent if s.journey == journey)
 
 
 async def test_an_erasure_takes_the_customers_journeys_and_their_waits(
@@ -188,10 +194,12 @@ async def test_an_erasure_takes_the_customers_journeys_and_their_waits(
         {"id": "ev-4", "customer": "stays", "type": "customer.registered", "ms": at(1),
          "data": {"consents": CONSENTS}},
     ]  # fmt: skip
-    await run_through(sink, events, at(1.5))
     keys, client = sink.keys, sink.client
+    await run_through(sink, events, at(1.5))
     held = await sink.journeys.store.read(SHOP, "gone")
     assert set(held.instances) == {("post-purchase-care", "o1")}  # onboarding left: ordered
+    now_at = {e.journey: +e.at for e in await read_journey_stats(client, keys, SHOP)}
+    assert now_at == {oracle.CARE: {"unpack": 1}, oracle.ONBOARDING: {"settle-in": 1}}
     timers = keys.partition(0).timers
 
     async def named(who: str) -> list[str]:
