@@ -256,6 +256,11 @@ class Keys:
         """Hash: the customer's journey instances and entries (journeys.lua)."""
         return self.trigger_shard(shop, customer) + TRIGGER_KEYS.journeys + f"{shop}:{customer}"
 
+    @property
+    def journey_versions(self) -> str:
+        """Hash: "<journey> US <version>" → the file as that version was first loaded."""
+        return f"{self.prefix}:jver"
+
     def journey_stats(self, shard_base: str) -> str:
         return shard_base + TRIGGER_KEYS.journey_stats
 

@@ -308,7 +308,9 @@ class ProfilesAndTriggers:
         return await read_sizes_by_shop(self.client, self.keys)
 
     def reload_rules(self) -> RuleSet | None:
-        """Load the rules and segments again; on a problem keep the current ones and say why."""
+        """Load the rules and segments again, and the journeys apart; on a problem keep the
+        current ones and say why."""
+        self._reload_journeys()
         try:
             rules = load_rule_set(self.settings)
             segments = load_segment_set(self.settings)
@@ -333,6 +335,18 @@ class ProfilesAndTriggers:
             len(segments.segments),
         )
         return rules
+
+    def _reload_journeys(self) -> None:
+        try:
+            journeys = load_journey_set(self.settings)
+        except RuleSetError as exc:
+            log.error(  # noqa: TRY400 -- the problems are the message
+                "journeys not reloaded; the %d loaded stay:\n%s",
+                len(self.journeys.journeys.journeys), exc,
+            )  # fmt: skip
+            return
+        self.journeys.use(journeys)
+        log.info("journeys reloaded: %d", len(journeys.journeys))
 
     async def close(self) -> None:
         try:

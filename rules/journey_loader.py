@@ -25,13 +25,21 @@ from rules.yaml_lines import line_of
 @dataclass(frozen=True, slots=True)
 class CompiledJourney:
     journey: Journey
-    source: str
+    source: str  # the file it came from
+    text: str  # what the file said: a version is kept as written, while anyone is in it
     entry: Condition
     key: Condition | None  # keyed re-entry: what tells one instance from another
     exit_on: tuple[Condition, ...]  # beside journey.exit_on
     waits_for: dict[str, Condition]  # by step id
     cases: dict[str, tuple[Condition, ...]]  # by step id, beside the branch's cases
     goal: GoalSpec
+
+    @property
+    def awaits(self) -> frozenset[str]:
+        """The event types that may move an instance: its exits, its wait_for steps."""
+        spec = self.journey
+        kinds = {exit_on.event for exit_on in spec.exit_on}
+        return frozenset(kinds | {step.wait_for.event for step in spec.steps if step.wait_for})
 
 
 @dataclass(frozen=True)
@@ -52,9 +60,7 @@ class JourneySet:
         for entry in enabled:
             journey = entry.journey
             entering[journey.entry.event].append(entry)
-            kinds = {exit_on.event for exit_on in journey.exit_on}
-            kinds |= {step.wait_for.event for step in journey.steps if step.wait_for}
-            for kind in sorted(kinds):
+            for kind in sorted(entry.awaits):
                 awaited[kind].append(entry)
         object.__setattr__(self, "entering", {k: tuple(v) for k, v in entering.items()})
         object.__setattr__(self, "awaited", {k: tuple(v) for k, v in awaited.items()})
@@ -76,10 +82,11 @@ def load_journeys(folder: Path, samples: Samples) -> JourneySet:
 
 
 def compile_journey_file(
-    path: Path, samples: Samples
+    path: Path | str, samples: Samples, text: str | None = None
 ) -> tuple[CompiledJourney | None, list[RuleProblem]]:
+    """``text``: the file's text, read already (an archived version: ``path`` names it)."""
     source = str(path)
-    read = read_model(path, Journey, "journey")
+    read = read_model(path, Journey, "journey", text)
     if isinstance(read, list):
         return None, read
     journey, lines = read
@@ -118,6 +125,7 @@ def compile_journey_file(
     compiled = CompiledJourney(
         journey=journey,
         source=source,
+        text=Path(path).read_text(encoding="utf-8") if text is None else text,
         entry=entry,
         key=key,
         exit_on=tuple(c for c in exit_on if c is not None),

@@ -202,12 +202,15 @@ def load_folder(
 
 
 def read_mapping(
-    path: Path, what: str
+    path: Path | str, what: str, text: str | None = None
 ) -> tuple[dict[str, object], dict[YamlPath, int]] | list[RuleProblem]:
-    """A YAML file holding one mapping, with the line of every key; or what is wrong."""
+    """A YAML file holding one mapping, with the line of every key; or what is wrong.
+    ``text``: the file's text, read already (``path`` then only names it)."""
     source = str(path)
     try:
-        data, lines = load_with_lines(path.read_text(encoding="utf-8"))
+        data, lines = load_with_lines(
+            Path(path).read_text(encoding="utf-8") if text is None else text
+        )
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
@@ -224,10 +227,10 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def read_model(
-    path: Path, model: type[M], what: str
+    path: Path | str, model: type[M], what: str, text: str | None = None
 ) -> tuple[M, dict[YamlPath, int]] | list[RuleProblem]:
     """A YAML file as ``model``, with the line of every key; or every problem in it."""
-    read = read_mapping(path, what)
+    read = read_mapping(path, what, text)
     if isinstance(read, list):
         return read
     data, lines = read

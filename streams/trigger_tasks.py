@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from crmstream import metrics
 from crmstream.settings import Settings
 from handlers.pipeline import ProfilesAndTriggers
-from rules.folders import rules_folder, segments_folder
+from rules.folders import journeys_folder, rules_folder, segments_folder
 from streams.relay import OutboxRelay
 from streams.wakeups import nudged_or_after
 
@@ -54,7 +54,11 @@ class TriggerChores(Service):
         super().__init__(**kwargs)
         self._sink = sink
         self._tick_s = settings.triggers.timer_tick_s
-        self._watched = (rules_folder(settings.triggers), segments_folder(settings.segments))
+        self._watched = (
+            rules_folder(settings.triggers),
+            segments_folder(settings.segments),
+            journeys_folder(settings.triggers),
+        )
         # Taken now, just after the sink loaded them: a change made while the worker is
         # still starting is a change too.
         self._stamp = _rules_stamp(*self._watched)

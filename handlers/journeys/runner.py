@@ -14,13 +14,15 @@ customer's instances and their waits.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from handlers.functions.timers import PutOff
-from handlers.journeys.store import JourneyStore
+from handlers.journeys.store import CustomerJourneys, JourneyStore
 from handlers.journeys.walk import CustomerWalk, Walking
 from handlers.keys import Keys
 from handlers.profile.encode import contact_free, epoch_ms
@@ -34,9 +36,12 @@ from handlers.timing.members import (
     parse_member,
     timer_value,
 )
-from rules.journey_loader import JourneySet
+from handlers.triggers.samples import rule_samples
+from rules.journey_loader import CompiledJourney, JourneySet, compile_journey_file
 from schemas.decode import Decoder
 from schemas.events import CustomerErasureRequested, Envelope
+
+log = logging.getLogger("crmstream.journeys")
 
 JOURNEY_KINDS: Final = frozenset({JOURNEY_EVENT, JOURNEY_WAIT})
 _NO_LIMIT: Final = datetime.max.replace(tzinfo=UTC)
@@ -60,7 +65,6 @@ class JourneyRunner:
         wall_ms: Callable[[], int],
         sent: asyncio.Event,
     ) -> None:
-        self.journeys = journeys
         self.store = store
         self.reader = reader
         self._arm = arm
@@ -69,12 +73,58 @@ class JourneyRunner:
         self._hash_key = hash_key
         self._sent = sent  # set when a send reaches the outbox: the relay goes at once
         self._decoder = Decoder()
+        # Versions no longer loaded that someone is still in, compiled from what was kept.
+        self._versions: dict[tuple[str, int], CompiledJourney] = {}
         self._walking = Walking(
-            journeys, store, reader.config_of, daily_cap, wall_ms, self._decode_event
+            journeys, store, reader.config_of, daily_cap, wall_ms, self._decode_event,
+            self._versions,
+        )  # fmt: skip
+        self._event_types: frozenset[str] = frozenset()
+        self.use(journeys)
+
+    def use(self, journeys: JourneySet) -> None:
+        """Run these journeys from now on (a reload): instances of the versions before
+        finish them, unless the new one says they leave."""
+        self.journeys = journeys
+        self._walking = replace(self._walking, journeys=journeys)
+        types = frozenset(journeys.entering) | frozenset(journeys.awaited)
+        self._event_types = types | {_ERASURE} if journeys.journeys else types
+        self._archived = False
+
+    async def _archive(self) -> None:
+        """The loaded versions kept as written, once: whoever enters one may finish it after
+        the file has moved on."""
+        if self._archived:
+            return
+        changed = await self.store.archive(self.journeys.journeys)
+        for entry in changed:
+            log.error(
+                "journey %s version %d was changed without a new version number; those who "
+                "enter it now take the file as it is, those in it before keep what was kept",
+                entry.journey.id, entry.journey.version,
+            )  # fmt: skip
+        self._archived = True
+
+    async def _load_versions(self, states: Mapping[tuple[str, str], CustomerJourneys]) -> None:
+        """Compile the versions, no longer loaded, that the walk's instances are in."""
+        loaded = {(e.journey.id, e.journey.version) for e in self.journeys.journeys}
+        wanted = (
+            {
+                (held.position.journey, held.position.version)
+                for state in states.values()
+                for held in state.instances.values()
+            }
+            - loaded
+            - set(self._versions)
         )
-        self._event_types = frozenset(journeys.entering) | frozenset(journeys.awaited)
-        if journeys.journeys:
-            self._event_types |= {_ERASURE}
+        for (journey, version), text in (await self.store.versions(wanted)).items():
+            compiled, problems = compile_journey_file(
+                f"{journey} version {version} (as kept)", rule_samples, text
+            )
+            if compiled is None:
+                log.error("journey %s version %d as kept: %s", journey, version, problems)
+                continue
+            self._versions[(journey, version)] = compiled
 
     # ------------------------------------------------------------------ the batch
     def put_off(
@@ -112,7 +162,9 @@ class JourneyRunner:
             _kind, _name, shop, customer = parse_member(entry[0])
             by_customer.setdefault((shop, customer), []).append(entry)
         customers = list(by_customer)
+        await self._archive()
         states = await self.store.read_many(customers)
+        await self._load_versions(states)
         profiles = await self.reader.read_stored(customers, SECTIONS)
         outcomes: Counter[str] = Counter()
         walks = {

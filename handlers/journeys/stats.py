@@ -5,6 +5,7 @@ per step, what the guards made of its sends and what converted (summed over shar
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -43,11 +44,20 @@ async def read_journey_stats(
         pipe.hgetall(keys.journey_stats(base))
         pipe.hgetall(keys.rule_stats(base))
     replies = await pipe.execute()
+    return journey_stats_of(list(zip(replies[::2], replies[1::2], strict=True)), shop)
+
+
+Hash = Mapping[bytes | str, bytes | str]
+
+
+def journey_stats_of(shards: Sequence[tuple[Hash, Hash]], shop: str | None) -> list[JourneyStats]:
+    """From each shard's journey stats and rule stats hashes (a sync caller reads them
+    itself: the demo)."""
     found: dict[tuple[str, int], JourneyStats] = {}
     sends: defaultdict[str, defaultdict[str, Counter[str]]] = defaultdict(
         lambda: defaultdict(Counter)
     )
-    for journeys, rules in zip(replies[::2], replies[1::2], strict=True):
+    for journeys, rules in shards:
         for name, value in journeys.items():
             its_shop, journey, version, what = _text(name).split(SEPARATOR, 3)
             if shop is not None and its_shop != shop:

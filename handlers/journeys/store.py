@@ -4,7 +4,7 @@ time, each stop one Function call with what it does (the send, the counts, the l
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -23,6 +23,7 @@ from handlers.functions.triggers import (
 from handlers.keys import Keys
 from handlers.redis_client import RedisClient
 from rules.journey_entry import Entries
+from rules.journey_loader import CompiledJourney
 from rules.journey_machine import Position
 
 _SEP: Final = SEPARATOR.encode()
@@ -132,6 +133,30 @@ class JourneyStore:
             send=[] if send is None else [send],
         )
 
+    async def archive(self, journeys: Iterable[CompiledJourney]) -> list[CompiledJourney]:
+        """Each version as written when first loaded, kept for those who enter it: a version
+        is immutable. Returns those whose file now says otherwise than what was kept."""
+        entries = list(journeys)
+        pipe = self._client.pipeline(transaction=False)
+        for entry in entries:
+            pipe.hsetnx(self._keys.journey_versions, _version_field(entry), entry.text)
+        for entry in entries:
+            pipe.hget(self._keys.journey_versions, _version_field(entry))
+        replies = await pipe.execute() if entries else []
+        kept = replies[len(entries) :]
+        return [
+            entry for entry, text in zip(entries, kept, strict=True) if _text(text) != entry.text
+        ]
+
+    async def versions(self, wanted: Iterable[tuple[str, int]]) -> dict[tuple[str, int], str]:
+        """The kept text of each (journey, version) wanted that is kept."""
+        keys = list(wanted)
+        if not keys:
+            return {}
+        fields = [f"{journey}{SEPARATOR}{version}" for journey, version in keys]
+        found = await self._client.hmget(self._keys.journey_versions, fields)
+        return {key: _text(text) for key, text in zip(keys, found, strict=True) if text is not None}
+
     async def run(self, calls: Sequence[JourneyMove]) -> list[JourneyMoved]:
         """The calls in one round trip; each reply says whether it moved."""
         replies: list[JourneyMoved] = await self._library.run(calls)
@@ -157,3 +182,7 @@ def _journeys_of(raw: Mapping[bytes | str, bytes | str]) -> CustomerJourneys:
         else:
             instances[(journey, key)] = decode_stored(_bytes(value))
     return CustomerJourneys(instances, entries)
+
+
+def _version_field(entry: CompiledJourney) -> str:
+    return f"{entry.journey.id}{SEPARATOR}{entry.journey.version}"

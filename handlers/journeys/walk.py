@@ -46,6 +46,7 @@ from rules.shop_config import ShopConfig
 from schemas.events import Envelope
 
 _FALLBACK_ZONE: Final = ZoneInfo("Asia/Shanghai")
+NEW_VERSION: Final = "new version"  # why those in an older version left, told to
 # What a send reads of a customer nobody knows the profile of: no consent, no time zone.
 _NO_PROFILE: Final[dict[str, Any]] = {"facts": {"consents": {}, "timezone": None}}
 
@@ -62,6 +63,8 @@ class Walking:
     daily_cap: int
     wall_ms: Callable[[], int]  # what the guards go by: the clock live, a backtest's time
     decode_event: Callable[[Mapping[str, Any]], Envelope | None]
+    # Versions no longer loaded that instances are still in, as kept (JourneyStore.archive).
+    versions: Mapping[tuple[str, int], CompiledJourney]
 
     def runs(self, config: ShopConfig) -> frozenset[str]:
         """The journeys a shop has turned on and this worker has."""
@@ -146,8 +149,12 @@ class CustomerWalk:
                     or _walked_at(journey, waiting) != at_ms
                 ):
                     continue  # moved on since: its wait is another now
-                moved = on_due(journey, self.who(at_ms), waiting)
-                yield from self._settle(journey, waiting, moved)
+                ended: Move = (
+                    Exited(waiting, NEW_VERSION, due_ms(journey, waiting))
+                    if self._replaced(name, waiting)
+                    else on_due(journey, self.who(at_ms), waiting)
+                )
+                yield from self._settle(journey, waiting, ended)
                 continue
             event = self.runner.decode_event(armed)
             if event is not None:
@@ -156,26 +163,34 @@ class CustomerWalk:
     def _event(self, event: Envelope, at_ms: int, running: frozenset[str]) -> Moves:
         journeys, view = self.runner.journeys, event_view(event)
         kind: str = event.type  # type: ignore[attr-defined]  # every concrete event has one
-        for journey in journeys.awaited.get(kind, ()):
-            spec = journey.journey
-            held = sorted(
-                (p for slot, p in self.instances.items()
-                 if slot[0] == spec.id and p.version == spec.version),
-                key=lambda p: (p.entered_ms, p.key),
-            )  # fmt: skip
-            for position in held:
-                if position.since_ms > at_ms:
-                    # Older than the instance's last move: walked before, and read again
-                    # (a redelivery); taking it now would move the instance twice.
-                    continue
-                moved = on_event(journey, self.who(at_ms), position, view, at_ms)
-                if isinstance(moved, Position):
-                    yield from self._note(position, moved)
-                elif moved is not None:
-                    yield from self._settle(journey, position, moved)
+        held = sorted(
+            self.instances.items(), key=lambda item: (item[0][0], item[1].entered_ms, item[0][1])
+        )
+        replaced: set[str] = set()
+        for (name, _key), position in held:
+            journey = self._current(name, position)
+            if journey is None:
+                continue
+            if position.since_ms > at_ms:
+                # Older than the instance's last move: walked before, and read again (a
+                # redelivery); taking it now would move the instance twice.
+                continue
+            if self._replaced(name, position):
+                yield from self._settle(journey, position, Exited(position, NEW_VERSION, at_ms))
+                replaced.add(name)
+                continue
+            if kind not in journey.awaits:
+                continue
+            moved = on_event(journey, self.who(at_ms), position, view, at_ms)
+            if isinstance(moved, Position):
+                yield from self._note(position, moved)
+            elif moved is not None:
+                yield from self._settle(journey, position, moved)
         for journey in journeys.entering.get(kind, ()):
             spec = journey.journey
-            if spec.id not in running:
+            if spec.id not in running or spec.id in replaced:
+                # Taken out of an older version by this very event: it does not enter them
+                # again (nobody is entered twice because a version changed).
                 continue
             who = self.who(at_ms)
             key = entry_key(journey, activation(view, who.profile, at_ms))
@@ -274,11 +289,23 @@ class CustomerWalk:
         return held
 
     def _current(self, name: str, position: Position | None) -> CompiledJourney | None:
-        """The journey an instance is in, if this worker runs the version it entered."""
-        journey = self.runner.journeys.by_id.get(name)
-        if journey is None or position is None or journey.journey.version != position.version:
+        """The version of the journey an instance entered (the loaded one, or one kept),
+        or None if it is known nowhere."""
+        if position is None:
             return None
-        return journey
+        journey = self.runner.journeys.by_id.get(name)
+        if journey is not None and journey.journey.version == position.version:
+            return journey
+        return self.runner.versions.get((name, position.version))
+
+    def _replaced(self, name: str, position: Position) -> bool:
+        """A newer version says those still in older ones leave (``on_new_version: exit``)."""
+        journey = self.runner.journeys.by_id.get(name)
+        return (
+            journey is not None
+            and journey.journey.version > position.version
+            and journey.journey.on_new_version == "exit"
+        )
 
     def erased_waits(self) -> list[tuple[int, str]]:
         """When the walk erased the customer: the names of the waits to take away."""

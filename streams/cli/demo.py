@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 
 import click
 from rich.console import Console, Group
@@ -26,8 +27,10 @@ from crmstream.settings import Settings
 from crmstream.topics import EVENT_STREAMS
 from devstack import Stack
 from handlers.flow import DUPLICATE, events_taken, flow_counts
+from handlers.journeys.stats import journey_stats_of
 from handlers.keys import Keys
 from handlers.redis_client import SyncRedisClient, connect_sync
+from rules import PACKAGED_JOURNEYS, PACKAGED_SHOP_CONFIGS
 from storefront.publisher import Publisher, stream_of
 from storefront.simulator import CROSS_BORDER_REGIONS, SHOPS, SimulationConfig, Simulator
 from streams.cli.child_worker import settings_env, start_worker, stop_worker
@@ -113,6 +116,40 @@ def _segments(redis: SyncRedisClient, settings: Settings) -> str:
     return f"segments (live): {shown or 'none yet'}"
 
 
+def _journeys(redis: SyncRedisClient, settings: Settings) -> tuple[str, int]:
+    """The pack journeys of the simulated shops on one line, and how many entered."""
+    keys = Keys(settings.redis.key_prefix)
+    pipe = redis.pipeline(transaction=False)
+    for base in keys.trigger_shards():
+        pipe.hgetall(keys.journey_stats(base))
+        pipe.hgetall(keys.rule_stats(base))
+    replies = pipe.execute()
+    found = journey_stats_of(list(zip(replies[::2], replies[1::2], strict=True)), None)
+    shown = [
+        f"{entry.journey} {entry.entered} in ("
+        + ", ".join(f"{step} {n}" for step, n in (+entry.at).items())
+        + ")"
+        for entry in found
+    ]
+    return "journeys: " + ("; ".join(shown) or "none entered yet"), sum(
+        entry.entered for entry in found
+    )
+
+
+def _demo_shops(settings: Settings, folder: Path) -> Settings:
+    """The demo's shops run the pack journeys, unless a shop folder of the user's is set."""
+    if settings.profiles.shop_config_dir is not None:
+        return settings
+    folder.mkdir(parents=True, exist_ok=True)
+    journeys = ", ".join(sorted(path.stem for path in PACKAGED_JOURNEYS.glob("*.yaml")))
+    default = (PACKAGED_SHOP_CONFIGS / "default.yaml").read_text(encoding="utf-8")
+    kept = [line for line in default.splitlines() if not line.startswith("journeys:")]
+    text = "\n".join([*kept, f"journeys: [{journeys}]  # the demo runs the pack journeys", ""])
+    (folder / "default.yaml").write_text(text, encoding="utf-8")
+    profiles = settings.profiles.model_copy(update={"shop_config_dir": folder})
+    return settings.model_copy(update={"profiles": profiles})
+
+
 def _held(redis: SyncRedisClient, settings: Settings) -> int:
     """Triggers waiting for the end of their customers' quiet hours."""
     keys = Keys(settings.redis.key_prefix)
@@ -140,6 +177,7 @@ def demo(settings: Settings, rate: float, seed: int, duration: float | None) -> 
         console.print(status.describe())
     # A first `stack up` makes the key only now; the worker gets it with the rest of these.
     settings = with_local_hash_key(settings, stack)
+    settings = _demo_shops(settings, log.parent / "shops")
     create_topics(settings)
     redis = connect_sync(settings.redis)
     flow_key = Keys(settings.redis.key_prefix).flow
@@ -164,7 +202,7 @@ def demo(settings: Settings, rate: float, seed: int, duration: float | None) -> 
                 state = "running" if flow else "starting (joining the group)"
                 held = _held(redis, settings)
                 table = _table(traffic.published, flow, feed.dead_letters, state)
-                table.caption = _segments(redis, settings)
+                table.caption = _segments(redis, settings) + "\n" + _journeys(redis, settings)[0]
                 live.update(Group(table, feed.table(held)))
                 time.sleep(0.25)
     except KeyboardInterrupt:
@@ -176,12 +214,15 @@ def demo(settings: Settings, rate: float, seed: int, duration: float | None) -> 
         feed.join(timeout=10)
         stop_worker(worker)
     console.print(_segments(redis, settings), soft_wrap=True)
+    journeys_line, entered = _journeys(redis, settings)
+    console.print(journeys_line, soft_wrap=True)
     repeats = sum(flow[DUPLICATE + stream] for stream in EVENT_STREAMS)
     console.print(
         f"published {sum(traffic.published.values())}, "
         f"taken in {events_taken(flow) - repeats}, duplicates {repeats}, "
         f"dead letters {sum(feed.dead_letters.values())}, "
-        f"triggers {sum(feed.per_rule.values())}, held for quiet hours {_held(redis, settings)}"
+        f"triggers {sum(feed.per_rule.values())}, held for quiet hours {_held(redis, settings)}, "
+        f"journeys entered {entered}"
     )
     redis.close()
     if not flow:

@@ -215,3 +215,75 @@ async def test_an_erasure_takes_the_customers_journeys_and_their_waits(
     assert await named("gone") == []
     assert await named("stays")  # the other customer's wait is where it was
     assert (await sink.journeys.store.read(SHOP, "stays")).instances
+
+
+SERIES = """
+id: welcome-series
+version: {version}
+description: a hello, two days, a follow-up
+on_new_version: {on_new}
+entry: {{event: customer.registered}}
+steps:
+  - {{id: hello, send: {{channels: [sms], template: hello-v{version}}}}}
+  - {{id: pause, wait: 2d}}
+  - {{id: follow, send: {{channels: [sms], template: follow-v{version}}}}}
+"""
+
+
+@pytest.mark.parametrize("on_new", ["finish", "exit"])
+async def test_a_new_version_leaves_those_in_the_old_one_to_finish_it_or_leave(
+    journey_settings: Settings, tmp_path: Path, on_new: str
+) -> None:
+    folder = tmp_path / "journeys"
+    folder.mkdir()
+    (folder / "series.yaml").write_text(SERIES.format(version=1, on_new=on_new))
+    shops = tmp_path / "series-shops"
+    shops.mkdir()
+    (shops / "default.yaml").write_text("journeys: [welcome-series]\n")
+    settings = journey_settings.model_copy(
+        update={
+            "triggers": journey_settings.triggers.model_copy(update={"journeys_dir": folder}),
+            "profiles": journey_settings.profiles.model_copy(update={"shop_config_dir": shops}),
+        }
+    )
+    sink = ProfilesAndTriggers.from_settings(settings)
+    try:
+        sink.observe_event_time(
+            {("test", 0): datetime.fromtimestamp(T0 / 1000, UTC)}, behind={}, written={}, heard={}
+        )
+        sink.writer.wall_ms = lambda: sink.time.read_up_to_ms(0)
+
+        def registered(who: str, minutes: int) -> oracle.Event:
+            return {"id": f"r-{who}-{minutes}", "customer": who, "type": "customer.registered",
+                    "ms": T0 + minutes * 60_000, "data": {"consents": CONSENTS}}  # fmt: skip
+
+        first = [f"old{n}" for n in range(100)]
+        await run_through(sink, [registered(who, n) for n, who in enumerate(first)], T0 + DAY_MS)
+        # Version 2 is published while the first hundred wait in version 1.
+        (folder / "series.yaml").write_text(SERIES.format(version=2, on_new=on_new))
+        sink.reload_rules()
+        later = [f"new{n}" for n in range(50)]
+        again = [registered(who, 1500 + n) for n, who in enumerate(first)]  # registered again
+        fresh = [registered(who, 1600 + n) for n, who in enumerate(later)]
+        await run_through(sink, again + fresh, T0 + 6 * DAY_MS)
+
+        sent: Counter[tuple[str, str]] = Counter()
+        for base in sink.keys.trigger_shards():
+            for _id, fields in await sink.client.xrange(sink.keys.outbox(base)) or []:
+                assert fields is not None
+                trigger = orjson.loads(fields[b"event"])
+                sent[(trigger["subject"][:3], trigger["data"]["template"])] += 1
+        follow_v1 = 100 if on_new == "finish" else 0
+        assert sent == +Counter({
+            ("old", "hello-v1"): 100, ("old", "follow-v1"): follow_v1,
+            ("new", "hello-v2"): 50, ("new", "follow-v2"): 50,
+        })  # fmt: skip
+        stats = {
+            (e.journey, e.version): e for e in await read_journey_stats(sink.client, sink.keys)
+        }
+        assert stats[("welcome-series", 1)].entered == 100  # nobody entered twice
+        assert stats[("welcome-series", 2)].entered == 50
+        reason = "finished" if on_new == "finish" else "new version"
+        assert stats[("welcome-series", 1)].exited == {reason: 100}
+    finally:
+        await sink.close()
