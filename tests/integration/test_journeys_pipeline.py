@@ -287,3 +287,29 @@ async def test_a_new_version_leaves_those_in_the_old_one_to_finish_it_or_leave(
         assert stats[("welcome-series", 1)].exited == {reason: 100}
     finally:
         await sink.close()
+
+
+async def test_a_bad_journey_file_on_reload_keeps_the_journeys_loaded(
+    journey_settings: Settings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "journeys"
+    folder.mkdir()
+    (folder / "series.yaml").write_text(SERIES.format(version=1, on_new="finish"))
+    triggers = journey_settings.triggers.model_copy(update={"journeys_dir": folder})
+    sink = ProfilesAndTriggers.from_settings(
+        journey_settings.model_copy(update={"triggers": triggers})
+    )
+    try:
+        (folder / "loop.yaml").write_text(
+            (
+                Path(__file__).parents[1] / "data" / "broken_journeys" / "loop-without-wait.yaml"
+            ).read_text()
+        )
+        sink.reload_rules()
+        assert list(sink.journeys.journeys.by_id) == ["welcome-series"]
+        (folder / "loop.yaml").unlink()
+        (folder / "series.yaml").write_text(SERIES.format(version=2, on_new="finish"))
+        sink.reload_rules()
+        assert sink.journeys.journeys.by_id["welcome-series"].journey.version == 2
+    finally:
+        await sink.close()
