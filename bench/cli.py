@@ -31,6 +31,11 @@ from bench.labels import SCENARIOS
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="ingest/profiles/full/latency: also run another checkout's workers (its .venv), in turn.",
 )
+@click.option(
+    "--journeys",
+    is_flag=True,
+    help="ingest/profiles/full: also run the workers with the pack journeys on, in turn.",
+)
 def bench(  # noqa: PLR0917 -- click passes one argument per option
     scenarios: tuple[str, ...],
     events: int,
@@ -38,6 +43,7 @@ def bench(  # noqa: PLR0917 -- click passes one argument per option
     seconds: float,
     max_rate: float | None,
     against: Path | None,
+    journeys: bool,
 ) -> None:
     """Measure crmstream against its ceiling and its peers; write bench/results and BENCHMARKS.md.
 
@@ -65,7 +71,8 @@ def bench(  # noqa: PLR0917 -- click passes one argument per option
     if runs < 1 or events < 1:
         raise click.BadParameter("--runs and --events must be at least 1")
     options = suite.Options(
-        events=events, runs=runs, seconds=seconds, max_rate=max_rate, against=against
-    )
+        events=events, runs=runs, seconds=seconds, max_rate=max_rate, against=against,
+        journeys=journeys,
+    )  # fmt: skip
     for path in suite.run(chosen, options):
         click.echo(f"wrote {path}")

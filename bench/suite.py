@@ -26,6 +26,7 @@ class Options:
     seconds: float = 30.0  # of steady load per latency level
     max_rate: float | None = None  # latency: the full rate its loads are shares of
     against: Path | None = None  # throughput: another checkout's workers, in the same turns
+    journeys: bool = False  # throughput: the workers with the pack journeys on, in turn too
 
     def command(self, scenario: str) -> str:
         words = ["crmstream bench", scenario]
@@ -33,6 +34,8 @@ class Options:
             words += [f"--events {self.events}", f"--runs {self.runs}"]
         if scenario in (*throughput.SCENARIOS, "latency") and self.against is not None:
             words.append("--against <a checkout of the version compared>")
+        if scenario in throughput.SCENARIOS and self.journeys:
+            words.append("--journeys")
         if scenario == "latency":
             words.append(f"--seconds {self.seconds:g}")
             if self.max_rate is not None:
@@ -69,6 +72,7 @@ def _measure(name: str, options: Options) -> dict[str, Any]:
             options.runs,
             options.customers_per_shop,
             options.against,
+            journeys=options.journeys,
         )
     if name == "latency":
         logs = Path(tempfile.mkdtemp(prefix="crmstream-bench-latency-"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 import subprocess
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from bench.labels import (
 )
 from bench.memory import profile_bytes
 from crmstream.errors import BenchError
+from rules import PACKAGED_JOURNEYS, PACKAGED_SHOP_CONFIGS
 from storefront.simulator import SHOPS
 
 _OTHERS: Final[dict[str, Callable[[Workspace], float]]] = {
@@ -82,18 +84,36 @@ def against_label(tree: Path) -> str:
     return f"{CRMSTREAM} @ {commit}"
 
 
+JOURNEYS_ON = "crmstream, pack journeys on"
+
+
+def _journeys_on() -> dict[str, str]:
+    """A shop folder whose default runs every pack journey, for the workers' environment."""
+    folder = Path(tempfile.mkdtemp(prefix="crmstream-bench-shops-"))
+    names = ", ".join(sorted(path.stem for path in PACKAGED_JOURNEYS.glob("*.yaml")))
+    default = (PACKAGED_SHOP_CONFIGS / "default.yaml").read_text(encoding="utf-8")
+    kept = [line for line in default.splitlines() if not line.startswith("journeys:")]
+    (folder / "default.yaml").write_text("\n".join([*kept, f"journeys: [{names}]", ""]))
+    return {"CRMSTREAM_PROFILES_SHOP_CONFIG_DIR": str(folder)}
+
+
 def run(
     scenario: Scenario,
     events: int,
     runs: int,
     customers_per_shop: int,
     against: Path | None = None,
+    *,
+    journeys: bool = False,
 ) -> dict[str, Any]:
     """Every contender over the same pre-loaded events, taken in turn ``runs`` times;
-    ``against``: another checkout's workers too, in the same turns."""
+    ``against``: another checkout's workers too, in the same turns; ``journeys``: these
+    workers with the pack journeys on too (every shop runs them)."""
     ours_too = {against_label(against): against} if against is not None else {}
-    rates: dict[str, list[float]] = {name: [] for name in (CRMSTREAM, *ours_too, *scenario.others)}
-    costs: dict[str, list[Cost]] = {name: [] for name in (CRMSTREAM, *ours_too)}
+    variants = {JOURNEYS_ON: _journeys_on()} if journeys else {}
+    costed = (CRMSTREAM, *ours_too, *variants)
+    rates: dict[str, list[float]] = {name: [] for name in (*costed, *scenario.others)}
+    costs: dict[str, list[Cost]] = {name: [] for name in costed}
     unavailable: dict[str, str] = {}
     result: dict[str, Any] = {"scenario": scenario.name, "what": scenario.what}
     with Workspace.open(scenario.name) as space:
@@ -107,7 +127,8 @@ def run(
                     if name in costs:
                         keep = n == 0 and name == CRMSTREAM and scenario.sink != INGEST
                         done = crmstream(space, scenario.sink, settle=scenario.settle, keep=keep,
-                                         tree=ours_too.get(name))  # fmt: skip
+                                         tree=ours_too.get(name),
+                                         extra_env=variants.get(name))  # fmt: skip
                         rate = done.rate
                         costs[name].append(done.cost)
                         if keep:

@@ -104,6 +104,13 @@ TRIGGERS: Final = Counter(
     ["rule", "channel", "outcome"],
     registry=REGISTRY,
 )
+JOURNEY_MOVES: Final = Counter(
+    "crmstream_journey_moves_total",
+    "Journey instances moved, by journey and what happened (entered, sent, held, capped, "
+    "no_consent, exited).",
+    ["journey", "outcome"],
+    registry=REGISTRY,
+)
 REPLICA_WAITS_SHORT: Final = Counter(
     "crmstream_replica_waits_short_total",
     "Times a primary's replicas did not acknowledge a batch's writes within the timeout: "

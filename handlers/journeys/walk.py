@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
+from crmstream import metrics
 from handlers.functions.timers import PutOff
 from handlers.functions.triggers import Candidate, JourneyMove, JourneyMoved
 from handlers.journeys.send import OUTCOME_OF, journey_candidate
@@ -230,7 +231,7 @@ class CustomerWalk:
             reply = yield call
             slot = (move.position.journey, move.position.key)
             if before is None and reply.moved:
-                self.outcomes["journey_entered"] += 1
+                self._count(journey, "entered")
             if not reply.moved:
                 held = self._resync(slot, reply)
                 if held is None or held.decision is None:
@@ -242,7 +243,7 @@ class CustomerWalk:
                 continue
             if isinstance(move, Sending):
                 outcome = OUTCOME_OF[reply.decision] if reply.decision is not None else "sent"
-                self.outcomes[f"journey_{outcome}"] += 1
+                self._count(journey, outcome)
                 before = move.position
                 self.instances[slot] = before
                 move = after_send(journey, self.who(move.at_ms), move, outcome)
@@ -251,8 +252,12 @@ class CustomerWalk:
                 self.instances[slot] = move.position
             else:
                 self.instances.pop(slot, None)
-                self.outcomes["journey_exited"] += 1
+                self._count(journey, "exited")
             return
+
+    def _count(self, journey: CompiledJourney, outcome: str) -> None:
+        self.outcomes[f"journey_{outcome}"] += 1
+        metrics.JOURNEY_MOVES.labels(journey.journey.id, outcome).inc()
 
     def _call(
         self,
