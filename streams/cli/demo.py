@@ -222,7 +222,8 @@ def demo(settings: Settings, rate: float, seed: int, duration: float | None) -> 
         f"taken in {events_taken(flow) - repeats}, duplicates {repeats}, "
         f"dead letters {sum(feed.dead_letters.values())}, "
         f"triggers {sum(feed.per_rule.values())}, held for quiet hours {_held(redis, settings)}, "
-        f"journeys entered {entered}"
+        f"journeys entered {entered}",
+        soft_wrap=True,  # one line, however narrow the terminal: scripts read it
     )
     redis.close()
     if not flow:
