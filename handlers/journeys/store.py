@@ -77,7 +77,7 @@ class JourneyStore:
     ) -> None:
         self._client = client
         self._keys = keys
-        self._library = FunctionLibrary(client, LIBRARY, "triggers")
+        self._library = FunctionLibrary(client, LIBRARY, "journeys")
         self._window_ms = fired_window_days * _DAY_MS
         self._log_size = log_size
 

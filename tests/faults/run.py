@@ -134,16 +134,18 @@ class FaultRun:
         backlog_share: float = BACKLOG,
         *,
         feed_s: float = FEED_CHUNKS * FEED_PAUSE_S,
+        expected: dict[str, Expected] | None = None,
     ) -> None:
         """``feed_s``: how long the part of the scenario not in the backlog takes to publish
         (a case whose faults take longer to land than the engine takes to drain needs the
-        drain fed that long, or its last fault would land after it)."""
+        drain fed that long, or its last fault would land after it); ``expected``: the
+        triggers the topic must hold (by default, the fault rules' reference's)."""
         self.case, self.settings, self.scenario = case, settings, scenario
         self.feed_chunks = max(FEED_CHUNKS, round(feed_s / FEED_PAUSE_S))
         self.backlog_share = float(os.environ.get("FAULTS_BACKLOG_SHARE", backlog_share))
         self.exits = ExitStack()
         self.fleet = Fleet(settings, logs, self.exits, scenario.unique)
-        self.expected = expected_triggers(scenario.events)
+        self.expected = expected_triggers(scenario.events) if expected is None else expected
 
     def __enter__(self) -> Self:
         create_topics(self.settings)

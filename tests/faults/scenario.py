@@ -64,10 +64,10 @@ def generate(seed: int, customers: int = 250, shops: int = 2) -> Scenario:
     for n in range(customers):
         history += _customer(rng, SHOPS[n % shops], f"c{n:06d}", start, end)
     history.sort(key=lambda event: event["time"])
-    return Scenario(seed, rng, _with_redeliveries(rng, history), customers)
+    return Scenario(seed, rng, with_redeliveries(rng, history), customers)
 
 
-def _with_redeliveries(rng: random.Random, history: list[Event]) -> list[Event]:
+def with_redeliveries(rng: random.Random, history: list[Event]) -> list[Event]:
     """Each chosen event is published again, later in the stream, as the same bytes."""
     keyed: list[tuple[float, Event]] = [(float(n), event) for n, event in enumerate(history)]
     chosen = rng.sample(range(len(history)), round(len(history) * DUPLICATE_SHARE))

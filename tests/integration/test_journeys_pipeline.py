@@ -4,12 +4,10 @@ seeded backlog of days of event time for 500 customers, read batch by batch."""
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -21,72 +19,18 @@ from handlers.triggers.decisions import DecisionReader
 from rules.lift import CONVERTED, CONVERTED_HOLDOUT
 from schemas.decode import Decoder
 from schemas.events import Envelope
+from tests.journey_history import CONSENTS, DAY_MS, LINE, cloud_event, gate_of, history
 from tests.oracle import journeys as oracle
 from tests.support import text
 
-DAY_MS = 86_400_000
 T0 = int(datetime(2026, 3, 1, 4, tzinfo=UTC).timestamp() * 1000)
 SHOP = "s1"
 DECODER = Decoder()
-CONSENTS = {"marketing": True, "sms": True, "push": True, "email": True}
-REFUSED = dict.fromkeys(CONSENTS, False)
 CONVERSIONS = {CONVERTED, CONVERTED_HOLDOUT}  # counted beside a step's sends, not sends
-LINE = {"item_id": "tea-1", "category": "tea", "qty": 1, "price": "10.00"}
-
-
-def history(seed: int, customers: int) -> tuple[list[oracle.Event], frozenset[str]]:
-    """Registrations (some refusing marketing, some customers never registered), orders,
-    deliveries, refunds and survey answers over about two weeks; many fall inside a
-    wait, some exactly at its end. Returns the events and who may not be marketed to."""
-    rng = random.Random(seed)
-    events: list[tuple[int, int, oracle.Event]] = []
-    unreachable = set()
-
-    def add(at: int, who: str, kind: str, data: dict[str, Any]) -> None:
-        events.append((at, len(events), {"customer": who, "type": kind, "data": data}))
-
-    for n in range(customers):
-        who = f"c{n}"
-        start = T0 + rng.randrange(0, 3 * DAY_MS, 60_000)
-        roll = rng.random()
-        if roll < 0.2:
-            unreachable.add(who)  # never registered: no consent known
-        else:
-            refused = roll < 0.3
-            if refused:
-                unreachable.add(who)
-            add(start, who, "customer.registered", {"consents": REFUSED if refused else CONSENTS})
-        for order in range(rng.choice([0, 0, 1, 1, 2, 3])):
-            at = start + rng.choice(
-                [rng.randrange(60_000, 12 * DAY_MS, 60_000), 3 * DAY_MS, 10 * DAY_MS]
-            )
-            order_id = f"o{n}-{order}"
-            add(at, who, "order.placed", {"order_id": order_id, "items": [LINE], "total": "10.00"})
-            delivered = at + rng.randrange(DAY_MS // 2, 4 * DAY_MS, 60_000)
-            add(delivered, who, "order.delivered", {"order_id": order_id})
-            if rng.random() < 0.15:
-                refund = delivered + rng.randrange(0, 6 * DAY_MS, 60_000)
-                add(refund, who, "order.refunded", {"order_id": order_id, "amount": "10.00"})
-            if rng.random() < 0.5:
-                answered = delivered + rng.choice(
-                    [rng.randrange(0, 9 * DAY_MS, 60_000), 2 * DAY_MS, 7 * DAY_MS]
-                )
-                score = {"survey_id": "s", "score": rng.randint(1, 5), "scale": 5}
-                add(answered, who, "survey.answered", score)
-    ordered = sorted(events, key=lambda entry: (entry[0], entry[1]))
-    # Ids sort as the events do: the walk takes a customer's events of one moment by name.
-    return [
-        event | {"ms": at, "id": f"ev-{n:06d}"} for n, (at, _, event) in enumerate(ordered)
-    ], frozenset(unreachable)
 
 
 def envelope(event: oracle.Event) -> Envelope:
-    raw = {
-        "specversion": "1.0", "id": event["id"], "source": "test", "type": event["type"],
-        "time": datetime.fromtimestamp(event["ms"] / 1000, UTC).isoformat(), "shop": SHOP,
-        "subject": event["customer"], "data": event["data"],
-    }  # fmt: skip
-    return DECODER.require(orjson.dumps(raw), datetime.now(UTC))
+    return DECODER.require(orjson.dumps(cloud_event(event, SHOP)), datetime.now(UTC))
 
 
 @pytest.fixture
@@ -145,13 +89,11 @@ async def test_the_engine_sends_what_the_reference_sends(
 ) -> None:
     """``again``: every batch is read a second time that many batches later."""
     print(f"seed={seed}")  # noqa: T201 -- replayed from it
-    events, unreachable = history(seed, 500)
+    events, unreachable = history(seed, 500, T0)
     until = events[-1]["ms"] + 40 * DAY_MS
     await run_through(sink, events, until, again=again)
 
-    def gate(who: str, step: str) -> str:
-        return "no_consent" if who in unreachable and step in oracle.MARKETING_STEPS else "sent"
-
+    gate = gate_of(unreachable)
     sent, left = oracle.expected(SHOP, events, gate, until)
     reader = DecisionReader(sink.client, sink.keys)
     decided: set[tuple[str, str]] = set()

@@ -28,7 +28,7 @@ from crmstream.admin import create_topics
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from handlers.triggers.work import OUTCOME_LABEL
-from rules.folders import rules_folder, segments_folder
+from rules.folders import journeys_folder, rules_folder, segments_folder
 from schemas.errors import Reason
 from schemas.events import STREAM_OF_TYPE
 from schemas.triggers import Channel
@@ -41,7 +41,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 EVENTS: Final = 1_500
 # The names crmstream/handlers give their Redis Function libraries (FunctionLibrary): the
 # partitions' walks (handlers/timing) are "timers".
-REDIS_STAGES: Final = {"profile", "segment", "offsets", "trigger", "timers"}
+REDIS_STAGES: Final = {"profile", "segment", "offsets", "trigger", "timers", "journeys"}
+# What a journey move is counted as (crmstream_journey_moves_total).
+JOURNEY_OUTCOMES: Final = {"entered", "sent", "held", "capped", "no_consent", "exited"}
 
 
 def allowed_values(settings: Settings) -> dict[str, Callable[[str], bool]]:
@@ -67,7 +69,10 @@ def allowed_values(settings: Settings) -> dict[str, Callable[[str], bool]]:
         "topic": a_topic,
         "partition": one_of({str(n) for n in range(partitions)}),
         "type": one_of({*STREAM_OF_TYPE, "unknown"}),
-        "outcome": one_of({"processed", "duplicate", "invalid", *OUTCOME_LABEL.values()}),
+        "outcome": one_of(
+            {"processed", "duplicate", "invalid", *OUTCOME_LABEL.values(), *JOURNEY_OUTCOMES}
+        ),
+        "journey": one_of(ids_in(journeys_folder(settings.triggers))),
         "reason": one_of({reason.value for reason in Reason} | {"missing", "invalid"}),
         "stage": one_of(REDIS_STAGES),
         "rule": one_of(ids_in(rules_folder(settings.triggers))),
