@@ -22,7 +22,6 @@ from handlers.timing.members import (
     JOURNEY_WAIT,
     DueEntry,
     journey_wait_member,
-    journey_wait_of,
     parse_member,
     timer_value,
 )
@@ -137,29 +136,39 @@ class CustomerWalk:
                 yield from self._settle(journey, kept, moved)
         running = self.runner.runs(self.config)
         for member, at_ms, armed in entries:
-            self.partition = int(armed.get("partition", 0))
-            kind, name, _shop, _customer = parse_member(member)
-            if kind == JOURNEY_WAIT:
-                key, visit = journey_wait_of(member)
-                waiting = self.instances.get((name, key))
-                journey = self._current(name, waiting)
-                if (
-                    waiting is None
-                    or journey is None
-                    or waiting.visit != visit
-                    or _walked_at(journey, waiting) != at_ms
-                ):
-                    continue  # moved on since: its wait is another now
-                ended: Move = (
-                    Exited(waiting, NEW_VERSION, due_ms(journey, waiting))
-                    if self._replaced(name, waiting)
-                    else on_due(journey, self.who(at_ms), waiting)
-                )
-                yield from self._settle(journey, waiting, ended)
-                continue
+            # Waits that end before this entry end first, those this very walk began
+            # included (the walk armed none of them yet): the customer's own time order.
+            yield from self._waits_ending_before(at_ms)
+            if parse_member(member)[0] == JOURNEY_WAIT:
+                continue  # its wait ended just above, or the instance has moved on since
             event = self.runner.decode_event(armed)
             if event is not None:
                 yield from self._event(event, at_ms, running)
+
+    def _waits_ending_before(self, at_ms: int) -> Moves:
+        """Every held instance whose wait ends before ``at_ms`` moves on, soonest first (a
+        wait ending at that very moment lets an event of that moment count within it)."""
+        while True:
+            ending = [
+                (_walked_at(journey, position), slot)
+                for slot, position in self.instances.items()
+                if position.until_ms and (journey := self._current(slot[0], position))
+            ]
+            due = [entry for entry in ending if entry[0] <= at_ms]
+            if not due:
+                return
+            _at, slot = min(due)
+            waiting = self.instances[slot]
+            journey = self._current(slot[0], waiting)
+            assert journey is not None  # noqa: S101 -- found just above
+            ended: Move = (
+                Exited(waiting, NEW_VERSION, due_ms(journey, waiting))
+                if self._replaced(slot[0], waiting)
+                else on_due(journey, self.who(due_ms(journey, waiting)), waiting)
+            )
+            yield from self._settle(journey, waiting, ended)
+            if self.instances.get(slot) == waiting:
+                return  # a stop refused and the instance unchanged: leave it to its walk
 
     def _event(self, event: Envelope, at_ms: int, running: frozenset[str]) -> Moves:
         journeys, view = self.runner.journeys, event_view(event)

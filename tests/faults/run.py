@@ -44,9 +44,12 @@ Seen = TypeVar("Seen")
 
 
 def occurrence_of(trigger: dict[str, Any]) -> Occurrence:
+    """A rule's occurrence, or a journey instance's step (its sends share a cause)."""
     data = trigger["data"]
     caused_by = data.get("caused_by") or [""]
-    return data["rule"], trigger["shop"], trigger["subject"], caused_by[0]
+    step = data.get("journey_step")
+    cause = caused_by[0] if step is None else f"{caused_by[0]}#{step}"
+    return data["rule"], trigger["shop"], trigger["subject"], cause
 
 
 @dataclass

@@ -65,11 +65,16 @@ async def sink(journey_settings: Settings) -> AsyncIterator[ProfilesAndTriggers]
 
 
 async def run_through(
-    sink: ProfilesAndTriggers, events: list[oracle.Event], until: int, *, again: int = 0
+    sink: ProfilesAndTriggers,
+    events: list[oracle.Event],
+    until: int,
+    *,
+    again: int = 0,
+    size: int = 40,
 ) -> None:
-    """The events in batches of 40, event time following them, each walk in its turn;
-    each batch also read ``again`` batches later (redelivered, as after a crash)."""
-    batches = [events[start : start + 40] for start in range(0, len(events), 40)]
+    """The events in batches of ``size``, event time following them, each walk in its
+    turn; each batch also read ``again`` batches later (redelivered, as after a crash)."""
+    batches = [events[start : start + size] for start in range(0, len(events), size)]
     for n, batch in enumerate(batches):
         await sink.handle([envelope(event) for event in batch])
         if again and n >= again:
@@ -83,15 +88,18 @@ async def run_through(
         pass
 
 
-@pytest.mark.parametrize(("seed", "again"), [(11, 0), (2_026, 0), (7, 3)])
+@pytest.mark.parametrize(
+    ("seed", "again", "size"), [(11, 0, 40), (2_026, 0, 40), (7, 3, 40), (5, 0, 600)]
+)
 async def test_the_engine_sends_what_the_reference_sends(
-    sink: ProfilesAndTriggers, seed: int, again: int
+    sink: ProfilesAndTriggers, seed: int, again: int, size: int
 ) -> None:
-    """``again``: every batch is read a second time that many batches later."""
+    """``again``: every batch is read a second time that many batches later; ``size``:
+    events a batch (600: days of event time in one walk, as a backlog is read)."""
     print(f"seed={seed}")  # noqa: T201 -- replayed from it
     events, unreachable = history(seed, 500, T0)
     until = events[-1]["ms"] + 40 * DAY_MS
-    await run_through(sink, events, until, again=again)
+    await run_through(sink, events, until, again=again, size=size)
 
     gate = gate_of(unreachable)
     sent, left = oracle.expected(SHOP, events, gate, until)
