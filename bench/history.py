@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.labels import CRMSTREAM
+from bench.labels import CRMSTREAM, JOURNEYS_ON
 from bench.record import read_results
 
 _CHECKOUT = Path(__file__).parents[1]
@@ -35,7 +35,12 @@ def extended(name: str, fields: dict[str, Any]) -> list[dict[str, Any]]:
     now = datetime.now(UTC).isoformat(timespec="seconds")
     rows = []
     for label, cost in costs.items():
-        version = this_version() if label == CRMSTREAM else label.split(" @ ", 1)[1]
+        if label == CRMSTREAM:
+            version = this_version()
+        elif label == JOURNEYS_ON:
+            version = f"{this_version()}, journeys on"
+        else:
+            version = label.split(" @ ", 1)[1]
         rows.append(
             {
                 "measured_at": now,

@@ -8,6 +8,8 @@ from typing import Final
 SCENARIOS: Final = ("ingest", "profiles", "full", "latency", "scaling", "memory")
 
 CRMSTREAM: Final = "crmstream"
+# The same workers with every pack journey on (crmstream bench … --journeys).
+JOURNEYS_ON: Final = "crmstream, pack journeys on"
 CEILING_CONFLUENT: Final = "ceiling: confluent-kafka read + parse"
 CEILING_AIOKAFKA: Final = "ceiling: aiokafka read + parse"
 NAIVE: Final = "naive Faust agent (a round trip per event)"

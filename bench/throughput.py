@@ -25,6 +25,7 @@ from bench.labels import (
     CEILING_AIOKAFKA,
     CEILING_CONFLUENT,
     CRMSTREAM,
+    JOURNEYS_ON,
     NAIVE,
     QUIXSTREAMS,
 )
@@ -82,9 +83,6 @@ def against_label(tree: Path) -> str:
         capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
     return f"{CRMSTREAM} @ {commit}"
-
-
-JOURNEYS_ON = "crmstream, pack journeys on"
 
 
 def _journeys_on() -> dict[str, str]:

@@ -18,7 +18,6 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from handlers.functions.timers import PutOff
@@ -37,14 +36,14 @@ from handlers.timing.members import (
     timer_value,
 )
 from handlers.triggers.samples import rule_samples
+from rules.activation import event_view
+from rules.expressions import ALL
 from rules.journey_loader import CompiledJourney, JourneySet, compile_journey_file
-from schemas.decode import Decoder
 from schemas.events import CustomerErasureRequested, Envelope
 
 log = logging.getLogger("crmstream.journeys")
 
 JOURNEY_KINDS: Final = frozenset({JOURNEY_EVENT, JOURNEY_WAIT})
-_NO_LIMIT: Final = datetime.max.replace(tzinfo=UTC)
 _ERASURE: Final = "customer.erasure_requested"
 
 Arm = Callable[[Mapping[int, Sequence[PutOff]]], Awaitable[None]]
@@ -72,12 +71,10 @@ class JourneyRunner:
         self._client = client
         self._hash_key = hash_key
         self._sent = sent  # set when a send reaches the outbox: the relay goes at once
-        self._decoder = Decoder()
         # Versions no longer loaded that someone is still in, compiled from what was kept.
         self._versions: dict[tuple[str, int], CompiledJourney] = {}
         self._walking = Walking(
-            journeys, store, reader.config_of, daily_cap, wall_ms, self._decode_event,
-            self._versions,
+            journeys, store, reader.config_of, daily_cap, wall_ms, frozenset(), self._versions,
         )  # fmt: skip
         self._event_types: frozenset[str] = frozenset()
         self.use(journeys)
@@ -86,7 +83,8 @@ class JourneyRunner:
         """Run these journeys from now on (a reload): instances of the versions before
         finish them, unless the new one says they leave."""
         self.journeys = journeys
-        self._walking = replace(self._walking, journeys=journeys)
+        self._sections = journey_sections(journeys.journeys)
+        self._walking = replace(self._walking, journeys=journeys, sections=self._sections)
         types = frozenset(journeys.entering) | frozenset(journeys.awaited)
         self._event_types = types | {_ERASURE} if journeys.journeys else types
         self._archived = False
@@ -144,9 +142,10 @@ class JourneyRunner:
             if not erasure and not self._walking.runs(self.reader.config_of(event.shop)):
                 continue
             at_ms = epoch_ms(event.time)
-            # Kept in Redis until walked: contact details only as their keyed hashes.
-            kept = contact_free(event, self._hash_key).model_dump_json()
-            armed: dict[str, Any] = {"event": kept, "partition": partition}
+            # Kept in Redis until walked, as conditions see it: contact details only as
+            # their keyed hashes.
+            view = event_view(contact_free(event, self._hash_key))
+            armed: dict[str, Any] = {"view": view, "partition": partition}
             if erasure:
                 armed["erasure"] = True
             value = timer_value(at_ms, at_ms, armed)
@@ -165,7 +164,7 @@ class JourneyRunner:
         await self._archive()
         states = await self.store.read_many(customers)
         await self._load_versions(states)
-        profiles = await self.reader.read_stored(customers, SECTIONS)
+        profiles = await self.reader.read_stored(customers, self._sections)
         outcomes: Counter[str] = Counter()
         walks = {
             who: CustomerWalk(self._walking, *who, states[who], profiles.get(who), outcomes)
@@ -206,6 +205,17 @@ class JourneyRunner:
                 pipe.hdel(keys.payloads, member)
         await pipe.execute()
 
-    def _decode_event(self, armed: Mapping[str, Any]) -> Envelope | None:
-        decoded = self._decoder.decode(str(armed["event"]).encode(), None, None, _NO_LIMIT)
-        return decoded if isinstance(decoded, Envelope) else None
+
+def journey_sections(journeys: Sequence[CompiledJourney]) -> frozenset[str]:
+    """The profile sections the journeys' conditions read, with the facts (consent, the
+    time zone): building only those is most of what a walk costs a customer."""
+    needed = {"facts"}
+    for journey in journeys:
+        conditions = [journey.entry, journey.key, *journey.exit_on, *journey.waits_for.values()]
+        conditions += [case for cases in journey.cases.values() for case in cases]
+        for condition in conditions:
+            reads = condition.reads.get("profile", frozenset()) if condition else frozenset()
+            if reads == ALL:
+                return frozenset(SECTIONS)
+            needed |= reads
+    return frozenset(needed)

@@ -22,10 +22,11 @@ from handlers.timing.members import (
     JOURNEY_WAIT,
     DueEntry,
     journey_wait_member,
+    journey_wait_of,
     parse_member,
     timer_value,
 )
-from rules.activation import activation, event_view, profile_view
+from rules.activation import activation, profile_view
 from rules.journey_entry import Entries, entry_key, may_enter
 from rules.journey_loader import CompiledJourney, JourneySet
 from rules.journey_machine import (
@@ -43,7 +44,6 @@ from rules.journey_machine import (
     on_event,
 )
 from rules.shop_config import ShopConfig
-from schemas.events import Envelope
 
 _FALLBACK_ZONE: Final = ZoneInfo("Asia/Shanghai")
 NEW_VERSION: Final = "new version"  # why those in an older version left, told to
@@ -62,7 +62,7 @@ class Walking:
     config_of: Callable[[str], ShopConfig]
     daily_cap: int
     wall_ms: Callable[[], int]  # what the guards go by: the clock live, a backtest's time
-    decode_event: Callable[[Mapping[str, Any]], Envelope | None]
+    sections: frozenset[str]  # what of the profile the journeys read
     # Versions no longer loaded that instances are still in, as kept (JourneyStore.archive).
     versions: Mapping[tuple[str, int], CompiledJourney]
 
@@ -105,18 +105,30 @@ class CustomerWalk:
             if held.position.until_ms
         ]
         self.erased = False
+        self._who: Customer | None = None
+        # Instances this walk moved, or found moved on by a walk before (which may have
+        # died before arming their waits): their waits are armed again.
+        self.touched: set[tuple[str, str]] = set()
 
     def who(self, at_ms: int) -> Customer:
-        profile: dict[str, Any] = {}
-        zone = _FALLBACK_ZONE
-        if self.stored is not None:
-            built = build_profile(self.shop, self.customer, at_ms, self.stored, self.config)
-            profile = profile_view(built)
-            try:
-                zone = ZoneInfo(built["facts"].get("timezone") or self.config.timezone)
-            except (ZoneInfoNotFoundError, ValueError):
-                zone = _FALLBACK_ZONE
-        return Customer(self.shop, self.customer, profile, zone)
+        """The customer as the journeys' conditions and sends read them: built once a walk
+        (what the pack reads, counters and facts, a walk does not move), only the sections
+        the journeys read."""
+        if self._who is None:
+            profile: dict[str, Any] = {}
+            zone = _FALLBACK_ZONE
+            if self.stored is not None:
+                built = build_profile(
+                    self.shop, self.customer, at_ms, self.stored, self.config,
+                    sections=self.runner.sections,
+                )  # fmt: skip
+                profile = profile_view(built)
+                try:
+                    zone = ZoneInfo(built["facts"].get("timezone") or self.config.timezone)
+                except (ZoneInfoNotFoundError, ValueError):
+                    zone = _FALLBACK_ZONE
+            self._who = Customer(self.shop, self.customer, profile, zone)
+        return self._who
 
     def run(self, entries: Sequence[DueEntry]) -> Moves:
         for _member, _at, armed in entries:
@@ -139,11 +151,15 @@ class CustomerWalk:
             # Waits that end before this entry end first, those this very walk began
             # included (the walk armed none of them yet): the customer's own time order.
             yield from self._waits_ending_before(at_ms)
-            if parse_member(member)[0] == JOURNEY_WAIT:
+            kind, name, _shop, _customer = parse_member(member)
+            if kind == JOURNEY_WAIT:
+                # Its wait ended just above, or the instance moved on since (a walk before
+                # may have died before arming the next wait: armed again below).
+                self.touched.add((name, journey_wait_of(member)[0]))
                 continue  # its wait ended just above, or the instance has moved on since
-            event = self.runner.decode_event(armed)
-            if event is not None:
-                yield from self._event(event, at_ms, running)
+            view = armed.get("view")
+            if isinstance(view, dict):
+                yield from self._event(view, at_ms, running)
 
     def _waits_ending_before(self, at_ms: int) -> Moves:
         """Every held instance whose wait ends before ``at_ms`` moves on, soonest first (a
@@ -170,9 +186,9 @@ class CustomerWalk:
             if self.instances.get(slot) == waiting:
                 return  # a stop refused and the instance unchanged: leave it to its walk
 
-    def _event(self, event: Envelope, at_ms: int, running: frozenset[str]) -> Moves:
-        journeys, view = self.runner.journeys, event_view(event)
-        kind: str = event.type  # type: ignore[attr-defined]  # every concrete event has one
+    def _event(self, view: Mapping[str, Any], at_ms: int, running: frozenset[str]) -> Moves:
+        """``view``: the event as conditions see it (rules/activation.py event_view)."""
+        journeys, kind = self.runner.journeys, str(view.get("type"))
         held = sorted(
             self.instances.items(), key=lambda item: (item[0][0], item[1].entered_ms, item[0][1])
         )
@@ -184,6 +200,7 @@ class CustomerWalk:
             if position.since_ms > at_ms:
                 # Older than the instance's last move: walked before, and read again (a
                 # redelivery); taking it now would move the instance twice.
+                self.touched.add((name, _key))
                 continue
             if self._replaced(name, position):
                 yield from self._settle(journey, position, Exited(position, NEW_VERSION, at_ms))
@@ -239,6 +256,7 @@ class CustomerWalk:
                                   counted=[*counted, f"exit:{move.reason}"])  # fmt: skip
             reply = yield call
             slot = (move.position.journey, move.position.key)
+            self.touched.add(slot)
             if before is None and reply.moved:
                 self._count(journey, "entered")
             if not reply.moved:
@@ -287,6 +305,7 @@ class CustomerWalk:
         """Notes only (a wait_for met ahead of time): the instance stays where it is."""
         reply = yield self._call(before, after, after.since_ms)
         slot = (after.journey, after.key)
+        self.touched.add(slot)
         if reply.moved:
             self.instances[slot] = after
         else:
@@ -336,8 +355,8 @@ class CustomerWalk:
         if self.partition is None or self.erased:
             return found
         for (name, key), position in self.instances.items():
-            journey = self.runner.journeys.by_id.get(name)
-            if journey is None or position.until_ms == 0:
+            journey = self._current(name, position)
+            if journey is None or position.until_ms == 0 or (name, key) not in self.touched:
                 continue
             at = _walked_at(journey, position)
             member = journey_wait_member(name, self.shop, self.customer, key, position.visit)

@@ -24,6 +24,7 @@ from handlers.shop_configs import ShopConfigs
 from rules.folders import shop_configs_folder
 from tests.faults.harness import Feed, Fleet, TriggerTap, engine_state, publish
 from tests.faults.scenario import Scenario
+from tests.faults.services import OwnRedis
 from tests.oracle.fault_triggers import Expected, expected_triggers
 from tests.oracle.profiles import mismatches
 from tests.support import WaitError, backlog_read, eventually, eventually_async
@@ -187,6 +188,19 @@ class FaultRun:
             waits.append(str(never))
             return False
         return True
+
+    def kill_redis_and_restart_it(self, server: OwnRedis) -> None:
+        """SIGKILL to the workers' Redis, down until they have felt it (not for a time they
+        may not have used), then started again from its AOF."""
+        retries = self.fleet.logged("retrying")
+        self.fleet.fault("SIGKILL to redis")
+        server.kill()
+        eventually(
+            lambda: self.fleet.logged("retrying"), 60, "a worker retrying on a Redis gone",
+            until=lambda count: count > retries,
+        )  # fmt: skip
+        server.start()
+        self.fleet.note("redis restarted from its AOF")
 
     def judge(self) -> Verdict:
         """Wait for the backlog to be read and the triggers to arrive; compare."""

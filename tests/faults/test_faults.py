@@ -19,7 +19,6 @@ from tests.faults.run import FED, FaultRun, Verdict
 from tests.faults.scenario import generate, seed_of
 from tests.faults.services import broker_restored, own_redis, restart_broker
 from tests.oracle.fault_triggers import FAULT_RULES
-from tests.support import eventually
 
 pytestmark = [
     pytest.mark.faults,
@@ -151,16 +150,7 @@ def test_redis_killed_and_restarted_from_its_aof(fault_settings: Settings, tmp_p
             run.fleet.start()
             run.fleet.start()
             run.fleet.wait_taken(len(scenario.events) * 2 // 5)
-            retries = run.fleet.logged("retrying")
-            run.fleet.fault("SIGKILL to redis")
-            server.kill()
-            # Down until the workers have felt it, not for a time they may not have used.
-            eventually(
-                lambda: run.fleet.logged("retrying"), 60, "a worker retrying on a Redis gone",
-                until=lambda count: count > retries,
-            )  # fmt: skip
-            server.start()
-            run.fleet.note("redis restarted from its AOF")
+            run.kill_redis_and_restart_it(server)
             verdict = run.judge()
     verdict_holds(verdict)
 

@@ -23,7 +23,6 @@ from tests.faults.services import own_redis
 from tests.journey_history import DAY_MS, cloud_event, gate_of, history
 from tests.oracle import journeys as oracle
 from tests.oracle.fault_triggers import Expected
-from tests.support import eventually
 
 pytestmark = [
     pytest.mark.faults,
@@ -107,14 +106,6 @@ def test_journeys_with_redis_killed_and_restarted_from_its_aof(
             run.fleet.start()
             run.fleet.start()
             run.fleet.wait_taken(len(scenario.events) * 2 // 5)
-            retries = run.fleet.logged("retrying")
-            run.fleet.fault("SIGKILL to redis")
-            server.kill()
-            eventually(
-                lambda: run.fleet.logged("retrying"), 60, "a worker retrying on a Redis gone",
-                until=lambda count: count > retries,
-            )  # fmt: skip
-            server.start()
-            run.fleet.note("redis restarted from its AOF")
+            run.kill_redis_and_restart_it(server)
             verdict = run.judge()
     verdict_holds(verdict)
