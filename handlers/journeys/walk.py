@@ -229,58 +229,69 @@ class CustomerWalk:
             yield from self._settle(journey, None, enter(journey, who, view, key, at_ms))
 
     def _settle(self, journey: CompiledJourney, before: Position | None, move: Move) -> Moves:
-        """Write ``move`` stop by stop until the instance holds or leaves."""
+        """Write ``move`` stop by stop until the instance holds or leaves. A send whose
+        outcomes all lead to the same place goes in one call with the stop after it."""
         while True:
-            # The stats: entries, and how many are held at each step now.
-            counted = ["entered"] if before is None else []
-            if before is not None and before.until_ms:
-                counted.append(f"-at:{before.step}")
-            if isinstance(move, Held):
-                counted.append(f"at:{move.position.step}")
+            send: Candidate | None = None
+            stop = move
             if isinstance(move, Sending):
-                candidate = journey_candidate(
+                send = journey_candidate(
                     journey, move, shop=self.shop, customer=self.customer,
                     profile=dict(self.who(move.at_ms).profile) or _NO_PROFILE,
                     daily_cap=self.runner.daily_cap,
                 )  # fmt: skip
-                call = self._call(before, move.position, move.at_ms, counted=counted,
-                                  send=candidate)  # fmt: skip
-            elif isinstance(move, Held):
-                call = self._call(before, move.position, move.position.since_ms, counted=counted)
-            else:
-                assert isinstance(move, Exited)  # noqa: S101 -- the three moves
-                why = {"journey": journey.journey.id, "version": journey.journey.version,
-                       "step": move.position.step, "reason": move.reason, "at": move.at_ms,
-                       "instance": move.position.instance}  # fmt: skip
-                call = self._call(before, None, move.at_ms, why=orjson.dumps(why),
-                                  counted=[*counted, f"exit:{move.reason}"])  # fmt: skip
-            reply = yield call
-            slot = (move.position.journey, move.position.key)
+                if len(set(move.then.values())) == 1:
+                    onward = after_send(journey, self.who(move.at_ms), move, "sent")
+                    if not isinstance(onward, Sending):
+                        stop = onward
+            reply = yield self._stop(journey, before, stop, send)
+            slot = (stop.position.journey, stop.position.key)
             self.touched.add(slot)
-            if before is None and reply.moved:
-                self._count(journey, "entered")
             if not reply.moved:
                 held = self._resync(slot, reply)
-                if held is None or held.decision is None:
+                if held is None or held.decision is None or held.position.until_ms:
                     return
                 # Kept at a send another walk decided: on from there.
                 before = held.position
                 outcome = OUTCOME_OF[held.decision]
                 move = after_decision(journey, self.who(before.since_ms), before, outcome)
                 continue
-            if isinstance(move, Sending):
-                outcome = OUTCOME_OF[reply.decision] if reply.decision is not None else "sent"
-                self._count(journey, outcome)
-                before = move.position
+            if before is None:
+                self._count(journey, "entered")
+            if send is not None:
+                decided = OUTCOME_OF[reply.decision] if reply.decision is not None else "sent"
+                self._count(journey, decided)
+            if isinstance(stop, Sending):
+                before = stop.position
                 self.instances[slot] = before
-                move = after_send(journey, self.who(move.at_ms), move, outcome)
+                move = after_send(journey, self.who(stop.at_ms), stop, decided)
                 continue
-            if isinstance(move, Held):
-                self.instances[slot] = move.position
+            if isinstance(stop, Held):
+                self.instances[slot] = stop.position
             else:
                 self.instances.pop(slot, None)
                 self._count(journey, "exited")
             return
+
+    def _stop(
+        self, journey: CompiledJourney, before: Position | None, stop: Move, send: Candidate | None
+    ) -> JourneyMove:
+        """The call that writes one stop, with the journey's stats: entries, and how many
+        are held at each step now."""
+        counted = ["entered"] if before is None else []
+        if before is not None and before.until_ms:
+            counted.append(f"-at:{before.step}")
+        if isinstance(stop, Held):
+            counted.append(f"at:{stop.position.step}")
+            return self._call(before, stop.position, stop.position.since_ms,
+                              counted=counted, send=send)  # fmt: skip
+        if isinstance(stop, Sending):
+            return self._call(before, stop.position, stop.at_ms, counted=counted, send=send)
+        why = {"journey": journey.journey.id, "version": journey.journey.version,
+               "step": stop.position.step, "reason": stop.reason, "at": stop.at_ms,
+               "instance": stop.position.instance}  # fmt: skip
+        return self._call(before, None, stop.at_ms, why=orjson.dumps(why), send=send,
+                          counted=[*counted, f"exit:{stop.reason}"])  # fmt: skip
 
     def _count(self, journey: CompiledJourney, outcome: str) -> None:
         self.outcomes[f"journey_{outcome}"] += 1
