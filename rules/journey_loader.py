@@ -33,6 +33,12 @@ class CompiledJourney:
     waits_for: dict[str, Condition]  # by step id
     cases: dict[str, tuple[Condition, ...]]  # by step id, beside the branch's cases
     goal: GoalSpec
+    # Each step's place in the file, by id: a move looks steps up at every stop.
+    index_of: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        places = {step.id: n for n, step in enumerate(self.journey.steps)}
+        object.__setattr__(self, "index_of", places)
 
     @property
     def awaits(self) -> frozenset[str]:

@@ -282,11 +282,11 @@ def _same_key(journey: CompiledJourney, position: Position, now: Mapping[str, An
 
 
 def _step(journey: CompiledJourney, step_id: str) -> Step:
-    return next(step for step in journey.journey.steps if step.id == step_id)
+    return journey.journey.steps[journey.index_of[step_id]]
 
 
 def _index(journey: CompiledJourney, step_id: str) -> int:
-    return next(n for n, step in enumerate(journey.journey.steps) if step.id == step_id)
+    return journey.index_of[step_id]
 
 
 def _is_last(journey: CompiledJourney, step_id: str) -> bool:

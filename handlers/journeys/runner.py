@@ -162,9 +162,11 @@ class JourneyRunner:
             by_customer.setdefault((shop, customer), []).append(entry)
         customers = list(by_customer)
         await self._archive()
-        states = await self.store.read_many(customers)
+        # The instances and the profiles, read side by side.
+        states, profiles = await asyncio.gather(
+            self.store.read_many(customers), self.reader.read_stored(customers, self._sections)
+        )
         await self._load_versions(states)
-        profiles = await self.reader.read_stored(customers, self._sections)
         outcomes: Counter[str] = Counter()
         walks = {
             who: CustomerWalk(self._walking, *who, states[who], profiles.get(who), outcomes)
