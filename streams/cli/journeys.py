@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -11,6 +10,7 @@ from rich.table import Table
 
 from crmstream.settings import Settings
 from rules.folders import journeys_folder
+from streams.cli.checking import check_folder
 from streams.cli.names import shop_name
 
 pass_settings = click.make_pass_decorator(Settings)
@@ -33,17 +33,12 @@ def check(settings: Settings, folder: Path | None) -> None:
     file:line: reason. Exit 0 when all journeys are usable, 1 otherwise."""
     from handlers.triggers.samples import rule_samples  # noqa: PLC0415 -- keeps --help fast
     from rules.journey_loader import load_journeys  # noqa: PLC0415
-    from rules.loader import RuleSetError  # noqa: PLC0415
 
-    target = _folder(settings, folder)
-    try:
-        loaded = load_journeys(target, rule_samples)
-    except RuleSetError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        click.secho(f"{len(exc.problems)} problem(s) in {target}", fg="red", err=True)
-        sys.exit(1)
-    click.echo(f"{len(loaded.journeys)} journey(s) in {target}: all usable")
+    check_folder(
+        _folder(settings, folder),
+        lambda path: len(load_journeys(path, rule_samples).journeys),
+        "journey",
+    )
 
 
 @journeys.command(name="list")

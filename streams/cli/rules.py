@@ -11,6 +11,7 @@ from rich.table import Table
 
 from crmstream.settings import Settings
 from rules.folders import rules_folder
+from streams.cli.checking import check_folder
 from streams.cli.names import shop_name
 
 pass_settings = click.make_pass_decorator(Settings)
@@ -34,17 +35,11 @@ def check(settings: Settings, folder: Path | None) -> None:
     Exit 0 when all rules are usable, 1 otherwise.
     """
     from handlers.triggers.samples import rule_samples  # noqa: PLC0415 -- keeps --help fast
-    from rules.loader import RuleSetError, load_rules  # noqa: PLC0415
+    from rules.loader import load_rules  # noqa: PLC0415
 
-    target = _folder(settings, folder)
-    try:
-        loaded = load_rules(target, rule_samples)
-    except RuleSetError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        click.secho(f"{len(exc.problems)} problem(s) in {target}", fg="red", err=True)
-        sys.exit(1)
-    click.echo(f"{len(loaded.rules)} rule(s) in {target}: all usable")
+    check_folder(
+        _folder(settings, folder), lambda path: len(load_rules(path, rule_samples).rules), "rule"
+    )
 
 
 @rules.command(name="list")
