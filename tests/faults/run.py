@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,6 +189,22 @@ class FaultRun:
             waits.append(str(never))
             return False
         return True
+
+    def sigkills_with_replacements(self, at_taken: Sequence[int]) -> None:
+        """A worker chosen at random SIGKILLed once the fleet has taken each count of
+        events, and a replacement started each time. Taken moves in whole batches: two
+        points in one jump would be one crash, twice; so each kill waits for the last
+        replacement to have joined the group and for the workers to have taken more since
+        the last kill."""
+        rng = self.scenario.rng
+        before, joining = 0, ""
+        for at in at_taken:
+            if joining:
+                self.fleet.wait_joined(joining)
+            before = self.fleet.wait_taken(max(at, before + 1))
+            victim = rng.choice(sorted(self.fleet.alive()))
+            self.fleet.stop(victim, signal.SIGKILL)
+            joining = self.fleet.start()
 
     def kill_redis_and_restart_it(self, server: OwnRedis) -> None:
         """SIGKILL to the workers' Redis, down until they have felt it (not for a time they

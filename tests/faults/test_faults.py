@@ -123,17 +123,7 @@ def test_three_sigkills_with_replacements(fault_settings: Settings, tmp_path: Pa
     with FaultRun("three SIGKILLs", fault_settings, scenario, tmp_path, FED, feed_s=30) as run:
         run.fleet.start()
         run.fleet.start()
-        before, joining = 0, ""
-        for at in kills:
-            # Taken moves in whole batches: two points in one jump would be one crash, twice;
-            # so each kill waits for the last replacement to have joined the group and for
-            # the workers to have taken more since the last kill.
-            if joining:
-                run.fleet.wait_joined(joining)
-            before = run.fleet.wait_taken(max(at, before + 1))
-            victim = rng.choice(sorted(run.fleet.alive()))
-            run.fleet.stop(victim, signal.SIGKILL)
-            joining = run.fleet.start()
+        run.sigkills_with_replacements(kills)
         verdict = run.judge()
     verdict_holds(verdict)
 

@@ -10,7 +10,6 @@ repurchase reminder included, has ended by the time it is read.
 from __future__ import annotations
 
 import random
-import signal
 import time
 from pathlib import Path
 
@@ -79,14 +78,7 @@ def test_journeys_with_three_workers_and_sigkills(
     ) as run:  # fmt: skip
         for _ in range(3):
             run.fleet.start()
-        before, joining = 0, ""
-        for at in kills:
-            if joining:
-                run.fleet.wait_joined(joining)
-            before = run.fleet.wait_taken(max(at, before + 1))
-            victim = rng.choice(sorted(run.fleet.alive()))
-            run.fleet.stop(victim, signal.SIGKILL)
-            joining = run.fleet.start()
+        run.sigkills_with_replacements(kills)
         verdict = run.judge()
     verdict_holds(verdict)
 
