@@ -97,8 +97,8 @@ class JourneyRunner:
         changed = await self.store.archive(self.journeys.journeys)
         for entry in changed:
             log.error(
-                "journey %s version %d was changed without a new version number; those who "
-                "enter it now take the file as it is, those in it before keep what was kept",
+                "journey %s version %d was changed without a new version number: everyone in "
+                "it goes on by the file as it is now; give a changed journey a new version",
                 entry.journey.id, entry.journey.version,
             )  # fmt: skip
         self._archived = True
