@@ -156,7 +156,7 @@ class CustomerWalk:
                 # Its wait ended just above, or the instance moved on since (a walk before
                 # may have died before arming the next wait: armed again below).
                 self.touched.add((name, journey_wait_of(member)[0]))
-                continue  # its wait ended just above, or the instance has moved on since
+                continue
             view = armed.get("view")
             if isinstance(view, dict):
                 yield from self._event(view, at_ms, running)
