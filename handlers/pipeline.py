@@ -120,12 +120,13 @@ class ProfilesAndTriggers:
         self.decide_rules = DueDecider(stage, self.reader, self.writer)
         self.journeys = JourneyRunner(
             journeys if journeys is not None else JourneySet(()),
-            JourneyStore(client, keys, fired_window_days=triggers.fired_window_days,
-                         log_size=triggers.decision_log),
+            JourneyStore(
+                client, keys, fired_window_days=triggers.fired_window_days,
+                log_size=triggers.decision_log,
+                wall_ms=lambda: self.writer.wall_ms(),  # noqa: PLW0108 -- read late: a backtest sets it after
+            ),
             self.reader, self._arm_waits, keys=keys, client=client, daily_cap=triggers.daily_cap,
-            hash_key=settings.privacy_hash_key(),
-            wall_ms=lambda: self.writer.wall_ms(),  # noqa: PLW0108 -- read late: a backtest sets it after
-            sent=self.writer.sent,
+            hash_key=settings.privacy_hash_key(), sent=self.writer.sent,
         )  # fmt: skip
         self.held = HeldTriggers(self.writer, keys, limit=triggers.relay_batch)
         self.schedules = Scheduler(

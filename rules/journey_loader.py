@@ -35,17 +35,16 @@ class CompiledJourney:
     goal: GoalSpec
     # Each step's place in the file, by id: a move looks steps up at every stop.
     index_of: dict[str, int] = field(init=False)
+    # The event types that may move an instance (its exits, its wait_for steps): asked for
+    # each instance an event meets.
+    awaits: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
-        places = {step.id: n for n, step in enumerate(self.journey.steps)}
-        object.__setattr__(self, "index_of", places)
-
-    @property
-    def awaits(self) -> frozenset[str]:
-        """The event types that may move an instance: its exits, its wait_for steps."""
         spec = self.journey
+        object.__setattr__(self, "index_of", {step.id: n for n, step in enumerate(spec.steps)})
         kinds = {exit_on.event for exit_on in spec.exit_on}
-        return frozenset(kinds | {step.wait_for.event for step in spec.steps if step.wait_for})
+        kinds |= {step.wait_for.event for step in spec.steps if step.wait_for}
+        object.__setattr__(self, "awaits", frozenset(kinds))
 
 
 @dataclass(frozen=True)

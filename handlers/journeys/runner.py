@@ -39,6 +39,7 @@ from handlers.triggers.samples import rule_samples
 from rules.activation import event_view
 from rules.expressions import ALL
 from rules.journey_loader import CompiledJourney, JourneySet, compile_journey_file
+from rules.shop_config import ShopConfig
 from schemas.events import CustomerErasureRequested, Envelope
 
 log = logging.getLogger("crmstream.journeys")
@@ -61,7 +62,6 @@ class JourneyRunner:
         client: RedisClient,
         daily_cap: int,
         hash_key: bytes | None,
-        wall_ms: Callable[[], int],
         sent: asyncio.Event,
     ) -> None:
         self.store = store
@@ -73,8 +73,11 @@ class JourneyRunner:
         self._sent = sent  # set when a send reaches the outbox: the relay goes at once
         # Versions no longer loaded that someone is still in, compiled from what was kept.
         self._versions: dict[tuple[str, int], CompiledJourney] = {}
+        # By shop: its config as last read, and the journeys it runs (asked per event).
+        self._running: dict[str, tuple[ShopConfig, frozenset[str]]] = {}
         self._walking = Walking(
-            journeys, store, reader.config_of, daily_cap, wall_ms, frozenset(), self._versions,
+            journeys, store, reader.config_of, self.running, daily_cap, frozenset(),
+            self._versions,
         )  # fmt: skip
         self._event_types: frozenset[str] = frozenset()
         self.use(journeys)
@@ -83,11 +86,21 @@ class JourneyRunner:
         """Run these journeys from now on (a reload): instances of the versions before
         finish them, unless the new one says they leave."""
         self.journeys = journeys
+        self._running.clear()
         self._sections = journey_sections(journeys.journeys)
         self._walking = replace(self._walking, journeys=journeys, sections=self._sections)
         types = frozenset(journeys.entering) | frozenset(journeys.awaited)
         self._event_types = types | {_ERASURE} if journeys.journeys else types
         self._archived = False
+
+    def running(self, shop: str) -> frozenset[str]:
+        """The journeys ``shop`` has turned on and this worker has."""
+        config = self.reader.config_of(shop)
+        known = self._running.get(shop)
+        if known is None or known[0] is not config:
+            known = (config, frozenset(config.journeys) & frozenset(self.journeys.by_id))
+            self._running[shop] = known
+        return known[1]
 
     async def _archive(self) -> None:
         """The loaded versions kept as written, once: whoever enters one may finish it after
@@ -139,7 +152,7 @@ class JourneyRunner:
             if event.subject is None or kind not in self._event_types:
                 continue
             erasure = isinstance(event, CustomerErasureRequested)
-            if not erasure and not self._walking.runs(self.reader.config_of(event.shop)):
+            if not erasure and not self.running(event.shop):
                 continue
             at_ms = epoch_ms(event.time)
             # Kept in Redis until walked, as conditions see it: contact details only as

@@ -4,7 +4,7 @@ time, each stop one Function call with what it does (the send, the counts, the l
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -73,9 +73,18 @@ class CustomerJourneys:
 
 class JourneyStore:
     def __init__(
-        self, client: RedisClient, keys: Keys, *, fired_window_days: int, log_size: int
+        self,
+        client: RedisClient,
+        keys: Keys,
+        *,
+        fired_window_days: int,
+        log_size: int,
+        wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
+        """``wall_ms``: what the guards and the log go by (the clock live, a backtest's
+        event time)."""
         self._client = client
+        self._wall_ms = wall_ms
         self._keys = keys
         self._library = FunctionLibrary(client, LIBRARY, "journeys")
         self._window_ms = fired_window_days * _DAY_MS
@@ -105,11 +114,9 @@ class JourneyStore:
         counted: Sequence[str] = (),
         why: bytes = b"",
         send: Candidate | None = None,
-        now_ms: int | None = None,
     ) -> JourneyMove:
         """The call that moves one instance from ``before`` (None: it enters) to ``after``
-        (None: it leaves); ``at_ms`` is the event time the move is made at, ``now_ms`` the
-        wall clock (by default, now)."""
+        (None: it leaves); ``at_ms`` is the event time the move is made at."""
         moved = after if after is not None else before
         if moved is None:
             raise ValueError("a move needs a position before or after it")
@@ -127,7 +134,7 @@ class JourneyStore:
             counted="\n".join(counted),
             why=why,
             at_ms=at_ms,
-            now_ms=int(time.time() * 1000) if now_ms is None else now_ms,
+            now_ms=self._wall_ms(),
             fired_window_ms=self._window_ms,
             log_size=self._log_size,
             send=[] if send is None else [send],

@@ -60,15 +60,11 @@ class Walking:
     journeys: JourneySet
     store: JourneyStore
     config_of: Callable[[str], ShopConfig]
+    running: Callable[[str], frozenset[str]]  # the journeys a shop has on and this worker has
     daily_cap: int
-    wall_ms: Callable[[], int]  # what the guards go by: the clock live, a backtest's time
     sections: frozenset[str]  # what of the profile the journeys read
     # Versions no longer loaded that instances are still in, as kept (JourneyStore.archive).
     versions: Mapping[tuple[str, int], CompiledJourney]
-
-    def runs(self, config: ShopConfig) -> frozenset[str]:
-        """The journeys a shop has turned on and this worker has."""
-        return frozenset(config.journeys) & frozenset(self.journeys.by_id)
 
 
 class CustomerWalk:
@@ -146,7 +142,7 @@ class CustomerWalk:
                 outcome = OUTCOME_OF[decision]
                 moved = after_decision(journey, self.who(kept.since_ms), kept, outcome)
                 yield from self._settle(journey, kept, moved)
-        running = self.runner.runs(self.config)
+        running = self.runner.running(self.shop)
         for member, at_ms, armed in entries:
             # Waits that end before this entry end first, those this very walk began
             # included (the walk armed none of them yet): the customer's own time order.
@@ -278,43 +274,31 @@ class CustomerWalk:
     ) -> JourneyMove:
         """The call that writes one stop, with the journey's stats: entries, and how many
         are held at each step now."""
+        call, who = self.runner.store.call, (self.shop, self.customer)
         counted = ["entered"] if before is None else []
         if before is not None and before.until_ms:
             counted.append(f"-at:{before.step}")
         if isinstance(stop, Held):
             counted.append(f"at:{stop.position.step}")
-            return self._call(before, stop.position, stop.position.since_ms,
-                              counted=counted, send=send)  # fmt: skip
+            return call(*who, before, stop.position, at_ms=stop.position.since_ms,
+                        counted=counted, send=send)  # fmt: skip
         if isinstance(stop, Sending):
-            return self._call(before, stop.position, stop.at_ms, counted=counted, send=send)
+            return call(*who, before, stop.position, at_ms=stop.at_ms, counted=counted, send=send)
         why = {"journey": journey.journey.id, "version": journey.journey.version,
                "step": stop.position.step, "reason": stop.reason, "at": stop.at_ms,
                "instance": stop.position.instance}  # fmt: skip
-        return self._call(before, None, stop.at_ms, why=orjson.dumps(why), send=send,
-                          counted=[*counted, f"exit:{stop.reason}"])  # fmt: skip
+        return call(*who, before, None, at_ms=stop.at_ms, why=orjson.dumps(why), send=send,
+                    counted=[*counted, f"exit:{stop.reason}"])  # fmt: skip
 
     def _count(self, journey: CompiledJourney, outcome: str) -> None:
         self.outcomes[f"journey_{outcome}"] += 1
         metrics.JOURNEY_MOVES.labels(journey.journey.id, outcome).inc()
 
-    def _call(
-        self,
-        before: Position | None,
-        after: Position | None,
-        at_ms: int,
-        *,
-        counted: Sequence[str] = (),
-        why: bytes = b"",
-        send: Candidate | None = None,
-    ) -> JourneyMove:
-        return self.runner.store.call(
-            self.shop, self.customer, before, after, at_ms=at_ms, counted=counted, why=why,
-            send=send, now_ms=self.runner.wall_ms(),
-        )  # fmt: skip
-
     def _note(self, before: Position, after: Position) -> Moves:
         """Notes only (a wait_for met ahead of time): the instance stays where it is."""
-        reply = yield self._call(before, after, after.since_ms)
+        reply = yield self.runner.store.call(
+            self.shop, self.customer, before, after, at_ms=after.since_ms
+        )
         slot = (after.journey, after.key)
         self.touched.add(slot)
         if reply.moved:
