@@ -130,6 +130,18 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
     "chart_total": ("{title}（共 {total}）", "{title} ({total} in all)"),
     "month_day": ("{month}月{day}日", "{day} {month_name}"),
     "until": ("直到", "until"),
+    "capped_by_day": (
+        "{rule}（优先级 {priority}）已占用今天的 {channel} 名额",
+        "{rule} (priority {priority}) took today's {channel}",
+    ),
+    "capped_by_week": (
+        "{rule}（优先级 {priority}）已占用本周的 {channel} 名额",
+        "{rule} (priority {priority}) took this week's {channel}",
+    ),
+    "gate_held": (
+        "占用了最后一个名额：在店铺的收集窗口内等待更高优先级的发送",
+        "took the last slot: waits out the shop's window for a higher priority",
+    ),
     "error": ("出错了", "Something went wrong"),
     "error_text": (
         "请求没有完成，已记录到日志。请稍后再试。",
@@ -194,11 +206,11 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
 
 OUTCOMES: Final[dict[str, tuple[str, str]]] = {
     "sent": ("已发送", "sent"),
-    "held": ("勿扰时段暂缓", "held for quiet hours"),
+    "held": ("暂缓发送", "held"),
     "released": ("勿扰时段结束后发送", "released after quiet hours"),
     "holdout": ("对照组，不发送", "held out (control group)"),
     "cooldown": ("冷却期内，未发送", "suppressed by cooldown"),
-    "capped": ("超过每日上限，未发送", "suppressed by the daily cap"),
+    "capped": ("超过发送上限，未发送", "suppressed by the send caps"),
     "consent": ("未获授权，未发送", "suppressed: no consent"),
     "expired": ("决策过晚，已过期", "expired: decided too late"),
     "duplicate": ("重复，已忽略", "duplicate, ignored"),

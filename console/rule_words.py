@@ -92,7 +92,7 @@ def limits_words(rule: Rule, language: str, daily_cap: int) -> list[str]:
         said.append(t("rule_holdout", share=f"{round(limits.holdout * 100, 2):g}%"))
     if rule.max_age_s:
         said.append(t("rule_max_age", span=duration_words(rule.max_age_s, language)))
-    if limits.transactional:
+    if rule.service:
         said.append(t("rule_transactional"))
     else:
         said.append(t("rule_marketing", cap=daily_cap))

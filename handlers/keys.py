@@ -46,7 +46,7 @@ class TriggerKeys(NamedTuple):
     held_payloads: str = "heldp"  # hash: held trigger → its message
     fired: str = "fired:"  # sorted set per customer: trigger ids fired, by occurrence time
     cooldowns: str = "cd:"  # hash per customer: rule → when it last fired
-    caps: str = "cap:"  # hash per customer: "<channel>:<local day>" → sent that day
+    caps: str = "cap:"  # hash per customer: the send gate's counts per channel and day (gate.lua)
     stats: str = "stats"  # hash: "<shop> US <rule> US <outcome>" → how many (rules stats, lift)
     open_goals: str = "open:"  # sorted set per customer: triggers awaiting their goal, by time
     goals: str = "goals:"  # sorted set per customer: goal events (an order…) by time

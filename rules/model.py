@@ -200,6 +200,12 @@ class Rule(_Strict):
     then: Then
     limits: Limits = Limits()
     goal: Goal = Goal()
+    # Who takes a customer's last send slot of a day or week when two rules (or a rule
+    # and a journey) compete for it (rules/send_gate.py): the higher.
+    priority: Annotated[int, Field(ge=0, le=100)] = 50
+    # A service message (a bad-review follow-up) passes the caps and needs no marketing
+    # consent; ``limits.transactional: true`` says the same.
+    category: Literal["marketing", "service"] | None = None
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -214,6 +220,17 @@ class Rule(_Strict):
         if self.limits.max_age is not None and self.kind == "schedule":
             raise ValueError("limits.max_age is for event and absence rules, not schedules")
         return self
+
+    @model_validator(mode="after")
+    def _one_category(self) -> Rule:
+        if self.category == "marketing" and self.limits.transactional:
+            raise ValueError("category: marketing contradicts limits.transactional: true")
+        return self
+
+    @property
+    def service(self) -> bool:
+        """A service message: no marketing consent needed, no caps."""
+        return self.category == "service" or self.limits.transactional
 
     @property
     def max_age_s(self) -> int:

@@ -68,7 +68,7 @@ def ordering(rule: Rule, reads: dict[str, frozenset[str]]) -> Ordering:
         return Ordering(on_arrival=False, reasons=(("schedule", ""),))
     waits = []
     limits = rule.limits
-    if not limits.transactional:
+    if not rule.service:
         waits.append(("marketing", ""))
     if limits.quiet_hours is not None:
         waits.append(("quiet_hours", ""))

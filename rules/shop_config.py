@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from crmstream.errors import RuleError
+from rules.send_gate import SendGate
 
 Ascending = Annotated[list[Decimal], Field(min_length=4, max_length=4)]
 
@@ -71,6 +72,9 @@ class ShopConfig(_Frozen):
 
     # The journeys (rules/journeys/, by id) this shop has turned on: none unless named.
     journeys: list[str] = Field(default_factory=list)
+    # Marketing sends per channel per customer's local day and week, across every rule
+    # and journey, and how long a send that takes the last of them waits (rules/send_gate.py).
+    send_gate: SendGate = SendGate()
 
     def points_for(self, cents: int) -> int:
         """Points earned (or taken back) for an amount in cents; whole points, rounded down."""

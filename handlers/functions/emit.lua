@@ -1,13 +1,15 @@
 -- The guards and the outbox: emit decides candidates, release sends what quiet hours held.
 
 -- The guards for one candidate (a rule's trigger, or a journey's send: journeys.lua):
--- dedup by occurrence, max_age, consent, cooldown, the daily cap, then quiet hours.
--- Returns its DECISION; the decision log and the minute counts have it when it is news.
+-- dedup by occurrence, max_age, consent, cooldown, the send gate's caps (gate.lua), then
+-- quiet hours and the gate's window. Returns its DECISION; the decision log and the
+-- minute counts have it when it is news.
 local function guard(k, c, now, window, log_size)
   local who, rule, at, trigger_id = c.who, c.rule_id, c.at_ms, c.trigger_id
   local fired = k.fired .. who
   local cooldowns = k.cooldowns .. who
   local status
+  local why = c.why
   -- Whether this decision is news: the same outcome of the same occurrence (a redelivery,
   -- or another event of the occurrence) goes once into the log, the stats and the counts.
   local new = true
@@ -21,23 +23,30 @@ local function guard(k, c, now, window, log_size)
     new = suppressed(k, fired, who, rule, trigger_id, at, LOGGED.CONSENT)
     status = DECISION.SKIPPED
   else
-    local last = tonumber(redis.call('HGET', cooldowns, rule) or '')
-    local cap_key, cap_field = k.caps .. who, c.channel .. ':' .. c.cap_day
-    local cooldown, cap = c.cooldown_ms, c.cap
-    if cooldown > 0 and last and at < last + cooldown and at > last - cooldown then
+    local last = redis.call('HGET', cooldowns, rule)
+    local last_at = tonumber(last or '')
+    local cooldown = c.cooldown_ms
+    local verdict, span = 'open', nil
+    if cooldown > 0 and last_at and at < last_at + cooldown and at > last_at - cooldown then
       new = suppressed(k, fired, who, rule, trigger_id, at, LOGGED.COOLDOWN)
       status = DECISION.COOLDOWN
-    elseif cap > 0 and (tonumber(redis.call('HGET', cap_key, cap_field) or '0')) >= cap then
-      new = suppressed(k, fired, who, rule, trigger_id, at, LOGGED.CAPPED)
-      status = DECISION.CAPPED
     else
-      if cap > 0 then
-        if redis.call('HINCRBY', cap_key, cap_field, 1) == 1 then prune_caps(cap_key, c.cap_day) end
-        redis.call('EXPIRE', cap_key, CAP_TTL_S)
+      if c.cap_day > 0 then verdict, span = gate_claim(k, c, now, log_size, window) end
+      if verdict == 'full' then
+        new = suppressed(k, fired, who, rule, trigger_id, at, LOGGED.CAPPED)
+        status = DECISION.CAPPED
+        if new then why = gate_capped_why(k, c, span) end
       end
-      if not last or at > last then redis.call('HSET', cooldowns, rule, at) end
-      if c.release_at_ms > 0 then
-        redis.call('ZADD', k.held, c.release_at_ms, trigger_id)
+    end
+    if status == nil then
+      if c.cap_day > 0 then gate_take(k, c) end
+      if not last_at or at > last_at then redis.call('HSET', cooldowns, rule, at) end
+      -- The last slot waits out the shop's window, for a better claim on it.
+      local gated = verdict == 'last' and c.gate_window_ms > 0
+      local release = c.release_at_ms
+      if gated then release = math.max(release, now + c.gate_window_ms) end
+      if release > 0 then
+        redis.call('ZADD', k.held, release, trigger_id)
         redis.call('HSET', k.held_payloads, trigger_id, who .. '\n' .. c.payload)
         status = DECISION.HELD
       else
@@ -46,8 +55,16 @@ local function guard(k, c, now, window, log_size)
       end
       redis.call('ZADD', fired, at, trigger_id)
       redis.call('ZREMRANGEBYSCORE', fired, '-inf', '(' .. (at - window))
-      count(k, who, rule, c.holdout and LOGGED.HOLDOUT or status)
+      local counted = c.holdout and LOGGED.HOLDOUT or status
+      count(k, who, rule, counted)
       attribute(k, who, rule, trigger_id, at, c.goal_key, c.goal_window_ms, c.holdout and 'h' or 's')
+      if gated then
+        gate_hold(k, c, span, last, counted)
+        local told = cjson.decode(why)
+        told.release_at = release
+        told.gate = {priority = c.priority, span = span}
+        why = cjson.encode(told)
+      end
     end
   end
   if new then
@@ -55,7 +72,7 @@ local function guard(k, c, now, window, log_size)
     if c.holdout and (status == DECISION.SENT or status == DECISION.HELD) then
       outcome = LOGGED.HOLDOUT
     end
-    log_decision(k, who, outcome, now, c.why, log_size, window)
+    log_decision(k, who, outcome, now, why, log_size, window)
     count_minute(k, who, rule, outcome, now)
   end
   return status

@@ -2,7 +2,6 @@
 -- `k` is a shard's keys by name (keys_under(call.shard, TRIGGER_KEYS)); a per-customer
 -- key continues with "<shop>:<customer>".
 
-local CAP_TTL_S = 3 * 86400 -- a local day, plus the widest timezone offsets, plus slack
 local DAY_MS = 86400000
 local SEP = NAMES.SEPARATOR
 
@@ -27,18 +26,6 @@ local function suppressed(k, fired, who, rule, trigger_id, at, reason)
     return true
   end
   return false
-end
-
--- A customer's caps are one hash ("<channel>:<local day>" → sent), so that an erasure
--- finds them all. Once it holds more than eight, the days before this one go (ISO days
--- sort as text).
-local function prune_caps(cap_key, day)
-  if redis.call('HLEN', cap_key) <= 8 then return end
-  local fields = redis.call('HKEYS', cap_key)
-  for _, field in ipairs(fields) do
-    local its_day = string.sub(field, string.find(field, ':', 1, true) + 1)
-    if its_day < day then redis.call('HDEL', cap_key, field) end
-  end
 end
 
 local function keep_for(key, ms)

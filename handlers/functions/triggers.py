@@ -72,8 +72,13 @@ class Candidate:
     at_ms: int  # the occurrence's time
     cooldown_ms: int
     channel: str  # "" when consent refused it: counted as suppressed, nothing sent
-    cap_day: str  # the customer's local day, for the daily cap
-    cap: int  # 0: none (a service message)
+    # The send gate (rules/send_gate.py Slot): the customer's local day as a day number
+    # (0: a service message, no caps), its channel's caps, and the shop's window.
+    cap_day: int
+    day_cap: int
+    week_cap: int  # 0: none
+    gate_window_ms: int
+    priority: int  # who takes the last slot of a day or week: the higher
     release_at_ms: int  # 0: now; else the end of the customer's quiet hours
     payload: bytes  # the trigger's message
     holdout: bool = False  # published as held out, for the lift
@@ -242,7 +247,7 @@ class JourneyMove(Call):
 
 LIBRARY: Final = Library.build(
     "crmstream_triggers",
-    ["triggers.lua", "emit.lua", "upkeep.lua", "journeys.lua"],
+    ["triggers.lua", "gate.lua", "emit.lua", "upkeep.lua", "journeys.lua"],
     [Emit, Release, Goals, IndexPhones, Erase, JourneyMove],
     "\n".join(
         [

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from handlers.functions.triggers import JOURNEY_STATS_PREFIX, Candidate, Decision
-from handlers.triggers.decide import decision_why, first_channel, release_at, zone_of
+from handlers.triggers.decide import decision_why, first_channel, gate_slot, release_at, zone_of
 from rules.journey_loader import CompiledJourney
 from rules.journey_machine import Sending
 from rules.journey_model import SendOutcome
+from rules.send_gate import SendGate
 from schemas.triggers import Trigger, TriggerData
 
 SOURCE: Final = "crmstream/journeys"
@@ -39,6 +40,7 @@ def journey_candidate(
     shop: str,
     customer: str,
     profile: dict[str, Any],
+    gate: SendGate,
     daily_cap: int,
 ) -> Candidate:
     spec, send, position = journey.journey, sending.send, sending.position
@@ -47,6 +49,7 @@ def journey_candidate(
     at = datetime.fromtimestamp(sending.at_ms / 1000, UTC)
     local = at.astimezone(zone_of(profile))
     release = release_at(send.quiet_hours, local)
+    slot = gate_slot(gate, channel, local, daily_cap, service=service)
     data = TriggerData(
         rule=spec.id,
         rule_version=spec.version,
@@ -68,8 +71,11 @@ def journey_candidate(
         at_ms=sending.at_ms,
         cooldown_ms=0,
         channel=channel or "",
-        cap_day=local.date().isoformat(),
-        cap=0 if service else daily_cap,
+        cap_day=slot.day,
+        day_cap=slot.day_cap,
+        week_cap=slot.week_cap,
+        gate_window_ms=slot.window_ms,
+        priority=spec.priority,
         release_at_ms=release,
         payload=message.model_dump_json(exclude_none=True).encode(),
         goal_key=journey.goal.key,

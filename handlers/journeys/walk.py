@@ -234,7 +234,7 @@ class CustomerWalk:
                 send = journey_candidate(
                     journey, move, shop=self.shop, customer=self.customer,
                     profile=dict(self.who(move.at_ms).profile) or _NO_PROFILE,
-                    daily_cap=self.runner.daily_cap,
+                    gate=self.config.send_gate, daily_cap=self.runner.daily_cap,
                 )  # fmt: skip
                 if len(set(move.then.values())) == 1:
                     onward = after_send(journey, self.who(move.at_ms), move, "sent")

@@ -20,6 +20,7 @@ import orjson
 from handlers.functions.triggers import Candidate
 from rules.loader import CompiledRule
 from rules.model import QuietHours, parse_clock
+from rules.send_gate import NO_SLOT, SendGate, Slot, slot_for
 from schemas.triggers import MatchedCondition, Trigger, TriggerData
 
 # Trigger ids are UUIDv5 in this namespace, of rule, version, shop, customer, occurrence.
@@ -50,7 +51,7 @@ def zone_of(profile: dict[str, Any]) -> ZoneInfo:
 
 def channel_for(rule: CompiledRule, profile: dict[str, Any]) -> str | None:
     """The first of the rule's channels the customer may be reached on, or None."""
-    return first_channel(rule.rule.then.channels, profile, service=rule.rule.limits.transactional)
+    return first_channel(rule.rule.then.channels, profile, service=rule.rule.service)
 
 
 def first_channel(channels: Sequence[str], profile: dict[str, Any], *, service: bool) -> str | None:
@@ -66,6 +67,16 @@ def first_channel(channels: Sequence[str], profile: dict[str, Any], *, service: 
         if needed is None or consents.get(needed):
             return channel
     return None
+
+
+def gate_slot(
+    gate: SendGate, channel: str | None, local: datetime, daily_cap: int, *, service: bool
+) -> Slot:
+    """What a send asks of the shop's send gate: nothing for a service message, or one
+    consent refused (it is not sent)."""
+    if service or channel is None:
+        return NO_SLOT
+    return slot_for(gate, channel, local.date(), daily_cap)
 
 
 def release_at(quiet: QuietHours | None, at: datetime) -> int:
@@ -94,6 +105,7 @@ def build(
     reason: list[MatchedCondition],
     caused_by: list[str],
     items: list[str],
+    gate: SendGate,
     daily_cap: int,
 ) -> Candidate:
     spec = rule.rule
@@ -102,6 +114,7 @@ def build(
     local = datetime.fromtimestamp(at_ms / 1000, UTC).astimezone(zone_of(profile))
     holdout = in_holdout(spec.id, shop, customer, spec.limits.holdout)
     release = release_at(spec.limits.quiet_hours, local)
+    slot = gate_slot(gate, channel, local, daily_cap, service=spec.service)
     message = Trigger(
         id=tid,
         type=spec.trigger_type,
@@ -127,8 +140,11 @@ def build(
         at_ms=at_ms,
         cooldown_ms=spec.limits.cooldown_s * 1000,
         channel=channel or "",
-        cap_day=local.date().isoformat(),
-        cap=0 if spec.limits.transactional else daily_cap,
+        cap_day=slot.day,
+        day_cap=slot.day_cap,
+        week_cap=slot.week_cap,
+        gate_window_ms=slot.window_ms,
+        priority=spec.priority,
         release_at_ms=release,
         payload=message.model_dump_json(exclude_none=True).encode(),
         holdout=holdout,

@@ -116,5 +116,6 @@ class DueDecider:
             reason=reason,
             caused_by=[armed_by] if armed_by else [],
             items=items,
+            gate=self._stage.gate_of(shop),
             daily_cap=self._stage.settings.daily_cap,
         )

@@ -94,6 +94,7 @@ class Scheduler:
                     reason=_reason(rule, schedule, profile, occurrence, context),
                     caused_by=[],
                     items=[],
+                    gate=self._stage.gate_of(shop),
                     daily_cap=self._stage.settings.daily_cap,
                 )
                 base = self._stage.keys.trigger_shard(shop, customer)

@@ -34,6 +34,7 @@ from handlers.triggers.work import BatchWork, ShardWork
 from rules.activation import activation, event_view, profile_view
 from rules.expressions import ALL, ConditionError
 from rules.loader import CompiledRule, RuleSet
+from rules.send_gate import SendGate
 from rules.shop_config import ShopConfig
 from schemas.events import Envelope
 
@@ -86,6 +87,10 @@ class TriggerStage:
         self.settings = settings
         self._config_of = config_of
         self._hash_key = hash_key
+
+    def gate_of(self, shop: str) -> SendGate:
+        """The shop's send gate: its caps per channel and its collection window."""
+        return self._config_of(shop).send_gate
 
     def relevant(
         self, events: Sequence[Envelope], partitions: Sequence[int]
@@ -220,6 +225,7 @@ class TriggerStage:
             reason=on_event_reason(rule, event, context),
             caused_by=[event.id],
             items=items_of(event),
+            gate=self.gate_of(event.shop),
             daily_cap=self.settings.daily_cap,
         )
 

@@ -24,6 +24,10 @@ from handlers.triggers.work import BatchWork, count_decisions
 _DAY_MS = 86_400_000
 
 
+def _higher_first(candidate: Candidate) -> int:
+    return -candidate.priority
+
+
 class TriggerWriter:
     def __init__(
         self,
@@ -57,6 +61,9 @@ class TriggerWriter:
         emits: list[tuple[int, list[Candidate]]] = []
         for base, shard in work.shards.items():
             if shard.candidates:
+                # Sends decided together are ranked: the higher priority meets the caps
+                # first (stable, so equals keep the order they were decided in).
+                shard.candidates.sort(key=_higher_first)
                 emits.append((len(calls), shard.candidates))
                 calls.append(
                     Emit(base, self.fired_window_ms, now_ms, self.settings.decision_log,

@@ -70,7 +70,7 @@ def list_rules(settings: Settings, folder: Path | None) -> None:
             if limits.quiet_hours
             else "",
             f"holdout {limits.holdout:.0%}" if limits.holdout else "",
-            "transactional" if limits.transactional else "",
+            "service" if rule.service else f"priority {rule.priority}",
             f"max age {limits.max_age or '1d'}" if rule.max_age_s else "",
         ]
         table.add_row(

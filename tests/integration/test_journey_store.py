@@ -45,7 +45,8 @@ def at_step(step: str, visit: int, **changes: object) -> Position:
 def send(trigger_id: str, **changes: object) -> Candidate:
     fields: dict[str, object] = {
         "trigger_id": trigger_id, "who": "s1:c1", "rule_id": "journey:onboarding",
-        "at_ms": AT, "cooldown_ms": 0, "channel": "sms", "cap_day": "2026-03-01", "cap": 1,
+        "at_ms": AT, "cooldown_ms": 0, "channel": "sms", "cap_day": 20_500, "day_cap": 1,
+        "week_cap": 0, "gate_window_ms": 0, "priority": 50,
         "release_at_ms": 0, "payload": b'{"id": "' + trigger_id.encode() + b'"}',
         "why": b'{"journey": "onboarding"}',
     }  # fmt: skip

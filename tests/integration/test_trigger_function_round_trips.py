@@ -34,6 +34,7 @@ from handlers.triggers.decisions import DecisionReader
 
 WINDOW_MS = 86_400_000
 WHO = "s1:c1"
+DAY = 20_500  # a local day, as days since 1970
 
 
 @pytest.fixture
@@ -46,7 +47,8 @@ async def client(settings: Settings) -> AsyncIterator[RedisClient]:
 def candidate(trigger_id: str, **changes: object) -> Candidate:
     fields: dict[str, object] = {
         "trigger_id": trigger_id, "who": WHO, "rule_id": "welcome", "at_ms": 1_000,
-        "cooldown_ms": 0, "channel": "sms", "cap_day": "2026-03-01", "cap": 0,
+        "cooldown_ms": 0, "channel": "sms", "cap_day": 0, "day_cap": 0, "week_cap": 0,
+        "gate_window_ms": 0, "priority": 50,
         "release_at_ms": 0, "payload": b'{"id": "' + trigger_id.encode() + b'"}',
         "goal_key": "order", "goal_window_ms": 10_000, "why": b'{"trigger_id": "x"}',
     }  # fmt: skip
@@ -63,8 +65,8 @@ async def test_emit_release_and_goals(settings: Settings, client: RedisClient) -
         candidate("t2", channel=""),  # no consent
         candidate("t3", rule_id="survey", release_at_ms=5_000),  # quiet hours
         candidate("t4", rule_id="late", expires_at_ms=1_500),
-        candidate("t5", rule_id="capped", cap=1, channel="push"),
-        candidate("t6", rule_id="capped-too", cap=1, channel="push"),
+        candidate("t5", rule_id="capped", cap_day=DAY, day_cap=1, channel="push"),
+        candidate("t6", rule_id="capped-too", cap_day=DAY, day_cap=1, channel="push"),
     ])  # fmt: skip
     (reply,) = await library.run([emit])
     assert reply == EmitReply([
