@@ -203,11 +203,12 @@ def _offer(settings: Settings, rate: float, seconds: float) -> tuple[int, float,
     return sent, elapsed, counted_from_ms
 
 
-def bench_rules(folder: Path) -> Path:
+def bench_rules(folder: Path, pack: Path = PACKAGED_RULES) -> Path:
     """The rule pack without quiet hours (which would hold triggers by the time of day the
-    benchmark runs), and the bench timer beside it."""
+    benchmark runs), and the bench timer beside it. ``pack``: another checkout's, for its
+    workers (its rules may be written in a form of its own)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for source in PACKAGED_RULES.glob("*.yaml"):
+    for source in pack.glob("*.yaml"):
         rule = yaml.safe_load(source.read_text(encoding="utf-8"))
         rule.get("limits", {}).pop("quiet_hours", None)
         (folder / source.name).write_text(yaml.safe_dump(rule, allow_unicode=True))
@@ -217,13 +218,17 @@ def bench_rules(folder: Path) -> Path:
 
 def run(max_rate: float, seconds: float, logs: Path, against: Path | None = None) -> dict[str, Any]:
     rules = bench_rules(logs / "rules")
+    if against is not None:
+        their_rules = bench_rules(logs / "their-rules", against / "rules" / "pack")
     levels, compared = [], []
     for load in LOADS:
         print(f"latency: {load:.0%} of {max_rate:,.0f} ev/s for {seconds:.0f} s", flush=True)
         levels.append({"load": load, **at_rate(max_rate * load, seconds, rules)})
         if against is not None:
             print(f"latency: the same, by {against}", flush=True)
-            compared.append({"load": load, **at_rate(max_rate * load, seconds, rules, against)})
+            compared.append(
+                {"load": load, **at_rate(max_rate * load, seconds, their_rules, against)}
+            )
     result: dict[str, Any] = {"max_rate": max_rate, "levels": levels}
     if against is not None:
         result["against"] = {"tree": str(against), "levels": compared}
