@@ -39,7 +39,7 @@ local function guard(k, c, now, window, log_size)
       end
     end
     if status == nil then
-      if c.cap_day > 0 then gate_take(k, c) end
+      if c.cap_day > 0 then gate_take(k, c, verdict) end
       if not last_at or at > last_at then redis.call('HSET', cooldowns, rule, at) end
       -- The last slot waits out the shop's window, for a better claim on it.
       local gated = verdict == 'last' and c.gate_window_ms > 0

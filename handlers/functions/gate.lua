@@ -2,7 +2,7 @@
 -- day, across every rule and journey of the shop. One hash per customer (k.caps .. who),
 -- so that an erasure finds it whole:
 --   "<channel>:<day>"     → sends that day (a day number, in the customer's time zone)
---   "<channel>:<day>:by"  → "<priority> US <rule>" of the latest send to take one of them
+--   "<channel>:<day>:by"  → "<priority> US <rule>" of the send that took the last of them
 --   "<channel>:held"      → the send that took the channel's last slot and waits out the
 --                           shop's collection window (GATE_HELD below), so that a send of
 --                           higher priority decided within it may take the slot instead
@@ -115,12 +115,15 @@ local function gate_prune(caps, day)
   end
 end
 
--- The candidate takes a slot of its day.
-local function gate_take(k, c)
+-- The candidate takes a slot of its day; the one that takes the last is named, for those
+-- capped after it.
+local function gate_take(k, c, verdict)
   local caps = k.caps .. c.who
   local today = c.channel .. ':' .. c.cap_day
   if redis.call('HINCRBY', caps, today, 1) == 1 then gate_prune(caps, c.cap_day) end
-  redis.call('HSET', caps, today .. ':by', c.priority .. SEP .. c.rule_id)
+  if verdict == 'last' then
+    redis.call('HSET', caps, today .. ':by', c.priority .. SEP .. c.rule_id)
+  end
   redis.call('EXPIRE', caps, GATE_TTL_S)
 end
 
@@ -135,8 +138,8 @@ local function gate_hold(k, c, span, cooldown_before, counted)
   redis.call('HSET', k.caps .. c.who, c.channel .. ':held', table.concat(record, SEP))
 end
 
--- Why a capped candidate was: who took the slot of the spent cap (the latest to take one
--- on its day, or within its week), added to what the caller wrote.
+-- Why a capped candidate was: who took the last slot of the spent cap (on its day, or the
+-- latest within its week), added to what the caller wrote.
 local function gate_capped_why(k, c, span)
   local caps = k.caps .. c.who
   local first = span == 'week' and c.cap_day - 6 or c.cap_day
