@@ -7,7 +7,7 @@ from importlib.resources import files
 
 from aiohttp import web
 
-from console import auth, backtests, customers, imports, overview, shop_pages
+from console import auth, backtests, customers, imports, journeys, overview, shop_pages
 from console.context import CONSOLE_KEY, Console, render
 from console.i18n import translator
 from crmstream.settings import Settings
@@ -56,6 +56,8 @@ def build_app(settings: Settings) -> web.Application:
     app.router.add_get("/segments", shop_pages.segments)
     app.router.add_get("/segments/{segment}", shop_pages.segment)
     app.router.add_get("/segments/{segment}/members.csv", shop_pages.segment_csv)
+    app.router.add_get("/journeys", journeys.journeys)
+    app.router.add_get("/journeys/{journey}", journeys.journey)
     app.router.add_get("/rules", shop_pages.rules)
     app.router.add_get("/rules/backtest", backtests.backtest_page)
     app.router.add_post("/rules/backtest", backtests.run_backtest)

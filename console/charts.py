@@ -94,3 +94,36 @@ def time_columns(chart_id: str, caption: str, series: Series, axis: TimeAxis) ->
         "</svg>",
     ]
     return Markup("".join(parts))  # noqa: S704 -- every value above is escaped
+
+
+def funnel(title: str, steps: Sequence[tuple[str, str, int | None]], top: int) -> Markup:
+    """The steps of a journey, one row each in order: a bar as wide as the share of ``top``
+    (the entered) that came this far; a step that holds no one (a branch, a split) is a
+    line, not a bar. Each row is a ``g.step`` with its id and count, for readers and tests."""
+    height = _ROW * max(len(steps), 1) + 8
+    scale = top or 1
+    parts = [
+        f'<svg class="chart funnel" role="img" aria-label="{escape(title)}" '
+        f'width="{_LABEL + _BAR + 80}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(title)}</title>",
+    ]
+    for n, (step, label, count) in enumerate(steps):
+        y = 4 + n * _ROW
+        shown = "" if count is None else str(count)
+        parts.append(
+            f'<g class="step" data-step="{escape(step)}" data-count="{shown}">'
+            f'<text x="{_LABEL - 6}" y="{y + 15}" text-anchor="end">{escape(label)}</text>'
+        )
+        if count is None:
+            parts.append(
+                f'<line x1="{_LABEL}" y1="{y + 11}" x2="{_LABEL + 12}" y2="{y + 11}" '
+                f'stroke="{_MUTED}"/></g>'
+            )
+            continue
+        width = max(1, int(_BAR * min(count, scale) / scale)) if count else 0
+        parts.append(
+            f'<rect x="{_LABEL}" y="{y + 3}" width="{width}" height="{_ROW - 6}" '
+            f'fill="{_PALETTE[0]}"/><text x="{_LABEL + width + 6}" y="{y + 15}">{count}</text></g>'
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 -- every value above is escaped

@@ -52,6 +52,7 @@ async def customer(request: web.Request) -> web.StreamResponse:
         who=who,
         profile=profile,
         segments=await console.segments.of_customer(shop, who),
+        journeys=await console.decisions.journeys(shop, who),
         timeline=timeline(profile, decisions),
     )
 

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, TypeAlias, cast
@@ -99,30 +99,57 @@ async def run_rules(
 ) -> None:
     """Every rule of ``rules_dir`` over ``events``, with no segments, under a scratch key
     prefix that is removed afterwards; what they decided goes into ``report``."""
+
+    async def collect(sink: ProfilesAndTriggers) -> None:
+        await _collect(sink, report)
+
+    await replay(settings, {"rules_dir": rules_dir}, events, collect, until=until)
+
+
+async def replay(
+    settings: Settings,
+    triggers: dict[str, object],
+    events: Iterable[Envelope],
+    collect: Callable[[ProfilesAndTriggers], Awaitable[None]],
+    *,
+    until: datetime | None = None,
+    profiles: dict[str, object] | None = None,
+) -> None:
+    """``events`` through the engine under a scratch key prefix, with no segments and the
+    trigger (and profile) settings changed as given; ``collect`` reads what it left
+    before the prefix is removed."""
     with tempfile.TemporaryDirectory(prefix="crmstream-backtest-") as no_segments:
-        scratch = _scratch_settings(settings, rules_dir, Path(no_segments))
+        scratch = _scratch_settings(settings, triggers, Path(no_segments), profiles or {})
         sink = ProfilesAndTriggers.from_settings(scratch)
     # A decision's moment is the events' own time, as for a worker that was running
     # live when they happened: max_age expires what a live run would have expired.
     sink.writer.wall_ms = lambda: sink.time.read_up_to_ms(_PARTITION[1])
     try:
         await _run(sink, iter(events), until)
-        await _collect(sink, report)
+        await collect(sink)
     finally:
         await _wipe(sink, Keys(scratch.redis.key_prefix))
         await sink.close()
 
 
-def _scratch_settings(settings: Settings, rules_dir: Path, segments_dir: Path) -> Settings:
+def _scratch_settings(
+    settings: Settings,
+    triggers: dict[str, object],
+    segments_dir: Path,
+    profiles: dict[str, object],
+) -> Settings:
     prefix = f"{settings.redis.key_prefix}:backtest-{uuid.uuid4().hex[:12]}"
-    triggers = settings.triggers.model_copy(
-        # The clock is the events' own: it never moves on by itself while they are read.
-        update={"rules_dir": rules_dir, "timer_idle_s": 10**9}
-    )
+    # The clock is the events' own: it never moves on by itself while they are read, and
+    # no write is still on its way, so it reaches the last event's time with no allowance.
+    changed = {
+        **triggers, "timer_idle_s": 10**9, "timer_disorder_s": 0.0,
+        "timer_allowance_floor_s": 0.0,
+    }  # fmt: skip
     return settings.model_copy(
         update={
             "redis": settings.redis.model_copy(update={"key_prefix": prefix}),
-            "triggers": triggers,
+            "triggers": settings.triggers.model_copy(update=changed),
+            "profiles": settings.profiles.model_copy(update=profiles),
             "segments": settings.segments.model_copy(update={"segments_dir": segments_dir}),
         }
     )
@@ -143,7 +170,9 @@ async def _run(
     # The end: caught up, at the last event's time (or later, when asked).
     end = max(newest, epoch_ms(until)) if until is not None else newest
     sink.time.observe({_PARTITION: end}, behind={})
-    await sink.fire_due()  # everything put off, and every timer due by the end
+    # Everything put off, and every timer due by the end: a call takes a bounded share.
+    while await sink.fire_due():
+        pass
 
 
 async def _take(sink: ProfilesAndTriggers, batch: list[Envelope], newest: int) -> int:

@@ -34,6 +34,7 @@ async def export_customer(
         "facts": profile.get("facts", {}),
         "profile": profile,
         "segments": await segments.of_customer(shop, customer),
+        "journeys": await decisions.journeys(shop, customer),
         "triggers": await decisions.fired(shop, customer),
         "decisions": await decisions.log(shop, customer),
         "note": NOTE,

@@ -111,7 +111,7 @@ class ProfilesAndTriggers:
         )
         self._allowances_shown: dict[int, int] = {}  # partition → last set on the gauge
         self.writer = TriggerWriter(
-            client, triggers, self.time, widest_goal_ms=lambda: self.stage.rules.widest_goal_ms
+            client, triggers, self.time, widest_goal_ms=lambda: self.stage.goals.widest_ms
         )
         self.triggers = TriggerBatch(
             stage, reader=self.reader, timing=self.time, writer=self.writer, keys=keys,
@@ -128,6 +128,7 @@ class ProfilesAndTriggers:
             self.reader, self._arm_waits, keys=keys, client=client, daily_cap=triggers.daily_cap,
             hash_key=settings.privacy_hash_key(), sent=self.writer.sent,
         )  # fmt: skip
+        self.stage.use_journey_goals(self.journeys.journeys.goals)
         self.held = HeldTriggers(self.writer, keys, limit=triggers.relay_batch)
         self.schedules = Scheduler(
             stage, self.reader, self.writer, every_s=triggers.schedule_every_s
@@ -347,6 +348,7 @@ class ProfilesAndTriggers:
             )  # fmt: skip
             return
         self.journeys.use(journeys)
+        self.stage.use_journey_goals(journeys.goals)
         log.info("journeys reloaded: %d", len(journeys.journeys))
 
     async def close(self) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from rules.expressions import Condition, ConditionError
 from rules.journey_graph import problems as graph_problems
 from rules.journey_model import Journey
-from rules.loader import GoalSpec, RuleProblem, Samples, load_folder, read_model
+from rules.loader import GoalIndex, GoalSpec, RuleProblem, Samples, load_folder, read_model
 from rules.yaml_lines import Path as YamlPath
 from rules.yaml_lines import line_of
 
@@ -56,6 +56,7 @@ class JourneySet:
     entering: dict[str, tuple[CompiledJourney, ...]] = field(init=False)
     # An event that may take a customer out, or end a wait_for, of these journeys.
     awaited: dict[str, tuple[CompiledJourney, ...]] = field(init=False)
+    goals: GoalIndex = field(init=False)
 
     def __post_init__(self) -> None:
         enabled = [entry for entry in self.journeys if entry.journey.enabled]
@@ -69,6 +70,8 @@ class JourneySet:
                 awaited[kind].append(entry)
         object.__setattr__(self, "entering", {k: tuple(v) for k, v in entering.items()})
         object.__setattr__(self, "awaited", {k: tuple(v) for k, v in awaited.items()})
+        goals = GoalIndex.of((entry.goal, entry.journey.goal.within_s) for entry in enabled)
+        object.__setattr__(self, "goals", goals)
 
     @classmethod
     def of(cls, compiled: Iterable[CompiledJourney]) -> JourneySet:

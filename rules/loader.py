@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -64,6 +64,37 @@ class GoalSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class GoalIndex:
+    """Goals by the event type that may convert them, and the widest window: what a
+    batch's goal events are looked up in, for the rules and the journeys together."""
+
+    by_event: Mapping[str, tuple[GoalSpec, ...]]
+    widest_ms: int
+
+    @classmethod
+    def of(cls, goals: Iterable[tuple[GoalSpec, int]]) -> GoalIndex:
+        """``goals``: each goal with its window, in seconds."""
+        specs: dict[str, GoalSpec] = {}
+        widest_s = 0
+        for spec, within_s in goals:
+            specs.setdefault(spec.key, spec)
+            widest_s = max(widest_s, within_s)
+        by_event: defaultdict[str, list[GoalSpec]] = defaultdict(list)
+        for spec in specs.values():
+            by_event[spec.event].append(spec)
+        return cls({kind: tuple(found) for kind, found in by_event.items()}, widest_s * 1000)
+
+    def merged(self, other: GoalIndex) -> GoalIndex:
+        if not other.by_event:
+            return self
+        by_event: dict[str, tuple[GoalSpec, ...]] = dict(self.by_event)
+        for kind, specs in other.by_event.items():
+            known = {spec.key for spec in by_event.get(kind, ())}
+            by_event[kind] = (*by_event.get(kind, ()), *(s for s in specs if s.key not in known))
+        return GoalIndex(by_event, max(self.widest_ms, other.widest_ms))
+
+
+@dataclass(frozen=True, slots=True)
 class CompiledRule:
     rule: Rule
     condition: Condition
@@ -98,8 +129,7 @@ class RuleSet:
     # By event type: the on-event rules decided on arrival, however far behind their
     # partition is read (rules/ordering.py).
     on_arrival: dict[str, tuple[CompiledRule, ...]] = field(init=False)
-    goals: dict[str, tuple[GoalSpec, ...]] = field(init=False)  # by goal event type
-    widest_goal_ms: int = field(init=False)
+    goals: GoalIndex = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_id", {entry.rule.id: entry for entry in self.rules})
@@ -112,13 +142,10 @@ class RuleSet:
             for kind, rules in self.on_event.items()
         }
         object.__setattr__(self, "on_arrival", {k: v for k, v in arrival.items() if v})
-        specs = {entry.goal.key: entry.goal for entry in self.rules if entry.rule.enabled}
-        goals: defaultdict[str, list[GoalSpec]] = defaultdict(list)
-        for spec in specs.values():
-            goals[spec.event].append(spec)
-        object.__setattr__(self, "goals", {kind: tuple(found) for kind, found in goals.items()})
-        widest = max((e.rule.goal.within_s for e in self.rules if e.rule.enabled), default=0)
-        object.__setattr__(self, "widest_goal_ms", widest * 1000)
+        goals = GoalIndex.of(
+            (entry.goal, entry.rule.goal.within_s) for entry in self.rules if entry.rule.enabled
+        )
+        object.__setattr__(self, "goals", goals)
 
     @classmethod
     def of(cls, compiled: Iterable[CompiledRule]) -> RuleSet:

@@ -3,13 +3,22 @@ what marketing systems consume."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import re
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from schemas.types import CustomerId, EventId, EventTime, ItemId, ShopId
 
-RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_\-]{0,63}$")]
+RULE_ID_PATTERN: Final = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
+RuleId = Annotated[str, StringConstraints(pattern=RULE_ID_PATTERN)]
+
+
+def is_rule_id(text: str) -> bool:
+    """A rule's or a journey's id, as the contract spells them."""
+    return re.fullmatch(RULE_ID_PATTERN, text) is not None
+
+
 Channel = Literal["sms", "email", "push", "coupon", "in_app", "service_desk"]
 Scalar = str | int | float | bool | None
 

@@ -13,6 +13,7 @@ from faust.web import Request, Response, View
 from crmstream import metrics
 from crmstream.settings import Settings
 from handlers.customer_export import export_customer
+from handlers.journeys.overview import shop_journeys
 from handlers.keys import Keys
 from handlers.profile.encode import epoch_ms
 from handlers.profile.read import ProfileReader
@@ -23,6 +24,7 @@ from handlers.tokens import Grant, Scope, TokenStore
 from handlers.triggers.decisions import DecisionReader
 from handlers.triggers.stats import read_rule_stats
 from rules.folders import shop_configs_folder
+from schemas.triggers import is_rule_id
 from schemas.types import SHOP_ID_RULE, is_customer_id, is_shop_id
 from streams.health import Readiness
 
@@ -170,6 +172,38 @@ def register_views(app: faust.App, settings: Settings, readiness: Readiness) -> 
                 return grant
             found = await read_rule_stats(client, keys, grant.shop)
             return self.json({"shop": grant.shop, "rules": [entry.as_dict() for entry in found]})
+
+    @_route(app, "/journeys/{shop}/", "journeys")
+    class JourneysView(View):
+        """GET the shop's journeys: whether it runs each, and per version how many entered,
+        are in it now, left, and were sent something."""
+
+        async def get(self, request: Request, shop: str) -> Response:
+            grant = await admitted(self, request, shop)
+            if not isinstance(grant, Grant):
+                return grant
+            running = frozenset(reader.config_of(shop).journeys)
+            found = await shop_journeys(client, keys, shop, running)
+            return self.json({"shop": shop, "journeys": [view.summary() for view in found]})
+
+    @_route(app, "/journeys/{shop}/{journey}/stats/", "journey-stats")
+    class JourneyStatsView(View):
+        """GET one journey, per version: entered, now at each step, exited by reason, each
+        step's sends, the goal reached against the control path, and the steps as a funnel."""
+
+        async def get(self, request: Request, shop: str, journey: str) -> Response:
+            missing = f"no journey {journey} for shop {shop}"
+            grant = await admitted(self, request, shop, missing=missing)
+            if not isinstance(grant, Grant):
+                return grant
+            if not is_rule_id(journey):
+                return self.error(400, "journey: not a journey id (a-z, 0-9, '_' and '-')")
+            running = frozenset(reader.config_of(shop).journeys)
+            found = await shop_journeys(client, keys, shop, running)
+            view = next((view for view in found if view.journey == journey), None)
+            if view is None:
+                return self.error(404, missing)
+            return self.json({"shop": shop, **view.as_dict()})
 
     @_route(app, "/segments/{shop}/", "segments")
     class SegmentsView(View):

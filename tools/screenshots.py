@@ -31,7 +31,7 @@ from handlers.redis_client import SyncRedisClient, connect_sync
 from handlers.triggers.decisions import parse_decision
 from storefront.publisher import Publisher
 from streams.cli.child_worker import settings_env, start_worker, stop_worker
-from streams.cli.demo import demo_traffic
+from streams.cli.demo import demo_shops, demo_traffic
 from streams.cli.local_stack import with_local_hash_key
 from streams.cli.pacing import Pacer
 
@@ -158,6 +158,8 @@ def take(page: Page, base: str, customer: str, sheet: Path) -> None:
     page.screenshot(path=str(OUT / "customer.png"), full_page=True)
     page.goto(base + largest_segment(page, base))
     page.screenshot(path=str(OUT / "segment.png"), full_page=True)
+    page.goto(base + "/journeys/new-member-onboarding")
+    page.screenshot(path=str(OUT / "journey.png"), full_page=True)
     page.goto(base + "/rules")
     page.screenshot(path=str(OUT / "rules.png"), full_page=True)
     page.goto(base + "/import")
@@ -190,11 +192,12 @@ def main() -> None:
         raise SystemExit("screenshots: Debian's chromium is needed (make system-deps)")
     # The key `crmstream` commands use on this machine: the worker and the console started
     # here, and the token made here, must hash alike.
-    settings = own_settings(with_local_hash_key(Settings()))
+    work = Path(tempfile.mkdtemp(prefix="crmstream-screenshots-"))
+    # The demo's shops, which run the pack journeys.
+    settings = demo_shops(own_settings(with_local_hash_key(Settings())), work / "shops")
     redis = connect_sync(settings.redis)
     forget_earlier_runs(settings, redis)
     create_topics(settings)
-    work = Path(tempfile.mkdtemp(prefix="crmstream-screenshots-"))
     worker = start_worker(work / "worker.log", env=settings_env(settings))
     try:
         sent = publish_demo_traffic(settings, args.seconds, args.rate)

@@ -9,6 +9,29 @@ local function leading_number(record)
   return tonumber(string.sub(record, 1, string.find(record, SEP, 1, true) - 1))
 end
 
+-- An instance's goal (a journey's conversion, as a rule's): opened when it enters, counted
+-- under "journey:<journey>:<version>" as entered, or as holdout when it takes the holdout
+-- path; taken later, the holdout path moves an open goal to the control group.
+local function journey_goal(k, call)
+  local who = call.who
+  local name = NAMES.JOURNEY_STATS_PREFIX .. call.journey .. ':' .. call.version
+  if call.entered then
+    count(k, who, name, call.control and LOGGED.HOLDOUT or NAMES.JOURNEY_ENTERED)
+    attribute(k, who, name, call.instance, call.entered_ms, call.goal_key, call.goal_window_ms,
+      call.control and 'h' or 's')
+    return
+  end
+  local open = k.open_goals .. who
+  local function member(group)
+    return table.concat({name, call.goal_key, call.goal_window_ms, group, call.instance}, SEP)
+  end
+  if redis.call('ZREM', open, member('s')) == 1 then
+    redis.call('ZADD', open, call.entered_ms, member('h'))
+  end
+  redis.call('HINCRBY', k.stats, shop_of(who) .. SEP .. name .. SEP .. NAMES.JOURNEY_ENTERED, -1)
+  count(k, who, name, LOGGED.HOLDOUT)
+end
+
 local function journey_move(keys, args)
   local call = read_call(JOURNEY_MOVE, keys, args)
   local k = keys_under(call.shard, TRIGGER_KEYS)
@@ -44,6 +67,7 @@ local function journey_move(keys, args)
     local count = before and leading_number(before) or 0
     redis.call('HSET', hash, entries, (count + 1) .. SEP .. call.at_ms)
   end
+  if call.goal_key ~= '' and (call.entered or call.control) then journey_goal(k, call) end
   if call.counted ~= '' then
     local base = shop_of(who) .. SEP .. call.journey .. SEP .. call.version .. SEP
     for _, name in ipairs(fields_of(call.counted, '\n')) do

@@ -58,8 +58,11 @@ SUPPRESSED_MARK: Final = ":"
 ENTRIES_MARK: Final = "#"
 # An instance made is kept among the customer's fired ids as "J:<journey> US <instance>".
 ENTERED_MARK: Final = "J:"
-# A journey step's sends are counted among the rules' stats as "journey:<journey>:<step>".
+# A journey's sends are counted among the rules' stats as "journey:<journey>:<version>:<step>",
+# and its instances' goal as "journey:<journey>:<version>": entered (or holdout, the control
+# path taken) and what converted, as for a rule.
 JOURNEY_STATS_PREFIX: Final = "journey:"
+JOURNEY_ENTERED: Final = "entered"
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +245,13 @@ class JourneyMove(Call):
     now_ms: int  # the wall clock: what the guards and the log go by
     fired_window_ms: int
     log_size: int
+    # The journey's goal, opened for a new instance from its entry (entered_ms) for so
+    # long; "" for none. ``control``: this move takes the holdout path, so the instance's
+    # goal counts in the control group.
+    goal_key: str
+    goal_window_ms: int
+    entered_ms: int
+    control: bool
     send: Sequence[Candidate] = field(metadata=ITEMS)
 
 
@@ -265,6 +275,8 @@ LIBRARY: Final = Library.build(
                     "SUPPRESSED_MARK": SUPPRESSED_MARK,
                     "ENTRIES_MARK": ENTRIES_MARK,
                     "ENTERED_MARK": ENTERED_MARK,
+                    "JOURNEY_STATS_PREFIX": JOURNEY_STATS_PREFIX,
+                    "JOURNEY_ENTERED": JOURNEY_ENTERED,
                 },
             ),
         ]

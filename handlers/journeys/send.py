@@ -28,9 +28,9 @@ OUTCOME_OF: Final[dict[Decision, SendOutcome]] = {
 }
 
 
-def stats_name(journey: str, step: str) -> str:
+def stats_name(journey: str, version: int, step: str) -> str:
     """What a journey step's sends are counted under among the triggers' stats."""
-    return f"{JOURNEY_STATS_PREFIX}{journey}:{step}"
+    return f"{JOURNEY_STATS_PREFIX}{journey}:{version}:{step}"
 
 
 def journey_candidate(
@@ -67,7 +67,7 @@ def journey_candidate(
     return Candidate(
         trigger_id=sending.send_id,
         who=f"{shop}:{customer}",
-        rule_id=stats_name(spec.id, position.step),
+        rule_id=stats_name(spec.id, spec.version, position.step),
         at_ms=sending.at_ms,
         cooldown_ms=0,
         channel=channel or "",

@@ -1,19 +1,22 @@
 """Journey statistics as the journey Function and the guards counted them: per shop,
-journey and version, the entries, who is held at each step now and who left for what;
-per step, what the guards made of its sends and what converted (summed over shards)."""
+journey and version, the entries, how many came to each wait and are held there now, who
+left for what; per step, what the guards made of its sends and what converted; and the
+goal: instances that reached it, against those on the holdout path (summed over shards)."""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from handlers.functions.triggers import JOURNEY_STATS_PREFIX, SEPARATOR
+from handlers.functions.triggers import JOURNEY_ENTERED, JOURNEY_STATS_PREFIX, SEPARATOR
 from handlers.keys import Keys
 from handlers.redis_client import RedisClient
+from rules.lift import CONVERTED, CONVERTED_HOLDOUT, HOLDOUT, two_proportions
 
 _AT: Final = "at:"
+_REACHED: Final = "reached:"
 _EXIT: Final = "exit:"
 
 
@@ -23,15 +26,43 @@ class JourneyStats:
     version: int
     entered: int = 0
     at: Counter[str] = field(default_factory=Counter)  # step → held there now
+    reached: Counter[str] = field(default_factory=Counter)  # wait step → came to it
     exited: Counter[str] = field(default_factory=Counter)  # reason → how many
     sends: dict[str, Counter[str]] = field(default_factory=dict)  # step → outcome → count
+    # The instances' goal: entered (treated), holdout, converted, converted_holdout.
+    goal: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def now_in(self) -> int:
+        """Held somewhere in the journey now."""
+        return sum(n for n in self.at.values() if n > 0)
+
+    @property
+    def sent(self) -> int:
+        """Every send of every step, whatever the guards made of it (not conversions)."""
+        return sum(
+            n for outcomes in self.sends.values() for o, n in outcomes.items()
+            if o not in (CONVERTED, CONVERTED_HOLDOUT)
+        )  # fmt: skip
+
+    def goal_dict(self) -> dict[str, object]:
+        goal = self.goal
+        lift = two_proportions(
+            goal[CONVERTED], goal[JOURNEY_ENTERED], goal[CONVERTED_HOLDOUT], goal[HOLDOUT]
+        )
+        return {
+            "treated": goal[JOURNEY_ENTERED], "reached": goal[CONVERTED],
+            "control": goal[HOLDOUT], "control_reached": goal[CONVERTED_HOLDOUT],
+            "rate": lift.rate_sent, "control_rate": lift.rate_holdout, "lift": lift.lift,
+            "ci_low": lift.ci_low, "ci_high": lift.ci_high, "p_value": lift.p_value,
+        }  # fmt: skip
 
     def as_dict(self) -> dict[str, object]:
         return {
             "journey": self.journey, "version": self.version, "entered": self.entered,
-            "now_at": dict(+self.at), "exited": dict(self.exited),
+            "now_at": dict(+self.at), "reached": dict(+self.reached), "exited": dict(self.exited),
             "sends": {step: dict(counts) for step, counts in sorted(self.sends.items())},
-            "control": self.exited.get("holdout", 0),
+            "control": self.exited.get("holdout", 0), "goal": self.goal_dict(),
         }  # fmt: skip
 
 
@@ -54,29 +85,36 @@ def journey_stats_of(shards: Sequence[tuple[Hash, Hash]], shop: str | None) -> l
     """From each shard's journey stats and rule stats hashes (a sync caller reads them
     itself: the demo)."""
     found: dict[tuple[str, int], JourneyStats] = {}
-    sends: defaultdict[str, defaultdict[str, Counter[str]]] = defaultdict(
-        lambda: defaultdict(Counter)
-    )
+
+    def of(journey: str, version: int) -> JourneyStats:
+        return found.setdefault((journey, version), JourneyStats(journey, version))
+
     for journeys, rules in shards:
         for name, value in journeys.items():
             its_shop, journey, version, what = _text(name).split(SEPARATOR, 3)
             if shop is not None and its_shop != shop:
                 continue
-            stats = found.setdefault((journey, int(version)), JourneyStats(journey, int(version)))
+            stats = of(journey, int(version))
             if what == "entered":
                 stats.entered += int(value)
             elif what.startswith(_AT):
                 stats.at[what[len(_AT) :]] += int(value)
+            elif what.startswith(_REACHED):
+                stats.reached[what[len(_REACHED) :]] += int(value)
             elif what.startswith(_EXIT):
                 stats.exited[what[len(_EXIT) :]] += int(value)
         for name, value in rules.items():
             its_shop, rule, outcome = _text(name).split(SEPARATOR)
-            if rule.startswith(JOURNEY_STATS_PREFIX) and (shop is None or its_shop == shop):
-                journey, step = rule[len(JOURNEY_STATS_PREFIX) :].split(":", 1)
-                sends[journey][step][outcome] += int(value)
-    for (journey, _version), stats in found.items():
-        # The guards count a step's sends by journey, whatever the version.
-        stats.sends = dict(sends.get(journey, {}))
+            if not rule.startswith(JOURNEY_STATS_PREFIX) or (shop is not None and its_shop != shop):
+                continue
+            parts = rule[len(JOURNEY_STATS_PREFIX) :].split(":")
+            if len(parts) < 2 or not parts[1].isdigit():
+                continue  # not a journey's count
+            stats = of(parts[0], int(parts[1]))
+            if len(parts) == 2:
+                stats.goal[outcome] += int(value)
+            else:
+                stats.sends.setdefault(parts[2], Counter())[outcome] += int(value)
     return [found[key] for key in sorted(found)]
 
 

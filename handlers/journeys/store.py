@@ -91,7 +91,7 @@ class JourneyStore:
         self._log_size = log_size
 
     async def read(self, shop: str, customer: str) -> CustomerJourneys:
-        return _journeys_of(await self._client.hgetall(self._keys.journeys(shop, customer)))
+        return await read_customer_journeys(self._client, self._keys, shop, customer)
 
     async def read_many(
         self, customers: Sequence[tuple[str, str]]
@@ -114,9 +114,13 @@ class JourneyStore:
         counted: Sequence[str] = (),
         why: bytes = b"",
         send: Candidate | None = None,
+        goal: tuple[str, int] = ("", 0),
+        control: bool = False,
     ) -> JourneyMove:
         """The call that moves one instance from ``before`` (None: it enters) to ``after``
-        (None: it leaves); ``at_ms`` is the event time the move is made at."""
+        (None: it leaves); ``at_ms`` is the event time the move is made at; ``goal``, the
+        journey's (key, window in ms), opened when the instance enters; ``control``: the
+        move takes the holdout path."""
         moved = after if after is not None else before
         if moved is None:
             raise ValueError("a move needs a position before or after it")
@@ -137,6 +141,10 @@ class JourneyStore:
             now_ms=self._wall_ms(),
             fired_window_ms=self._window_ms,
             log_size=self._log_size,
+            goal_key=goal[0],
+            goal_window_ms=goal[1],
+            entered_ms=moved.entered_ms,
+            control=control,
             send=[] if send is None else [send],
         )
 
@@ -168,6 +176,13 @@ class JourneyStore:
         """The calls in one round trip; each reply says whether it moved."""
         replies: list[JourneyMoved] = await self._library.run(calls)
         return replies
+
+
+async def read_customer_journeys(
+    client: RedisClient, keys: Keys, shop: str, customer: str
+) -> CustomerJourneys:
+    """The customer's journey instances and entries (the export and the console read it)."""
+    return _journeys_of(await client.hgetall(keys.journeys(shop, customer)))
 
 
 def _text(value: bytes | str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -274,21 +275,26 @@ class CustomerWalk:
     ) -> JourneyMove:
         """The call that writes one stop, with the journey's stats: entries, and how many
         are held at each step now."""
-        call, who = self.runner.store.call, (self.shop, self.customer)
+        who = (self.shop, self.customer)
+        spec = journey.journey
+        call = partial(self.runner.store.call, goal=(journey.goal.key, spec.goal.within_s * 1000))
         counted = ["entered"] if before is None else []
         if before is not None and before.until_ms:
             counted.append(f"-at:{before.step}")
         if isinstance(stop, Held):
-            counted.append(f"at:{stop.position.step}")
+            step = stop.position.step
+            counted.append(f"at:{step}")
+            if before is None or before.step != step:
+                counted.append(f"reached:{step}")  # the funnel: how many came this far
             return call(*who, before, stop.position, at_ms=stop.position.since_ms,
                         counted=counted, send=send)  # fmt: skip
         if isinstance(stop, Sending):
             return call(*who, before, stop.position, at_ms=stop.at_ms, counted=counted, send=send)
-        why = {"journey": journey.journey.id, "version": journey.journey.version,
+        why = {"journey": spec.id, "version": spec.version,
                "step": stop.position.step, "reason": stop.reason, "at": stop.at_ms,
                "instance": stop.position.instance}  # fmt: skip
         return call(*who, before, None, at_ms=stop.at_ms, why=orjson.dumps(why), send=send,
-                    counted=[*counted, f"exit:{stop.reason}"])  # fmt: skip
+                    counted=[*counted, f"exit:{stop.reason}"], control=stop.control)  # fmt: skip
 
     def _count(self, journey: CompiledJourney, outcome: str) -> None:
         self.outcomes[f"journey_{outcome}"] += 1

@@ -76,7 +76,7 @@ class TriggerBatch:
         work = BatchWork()
         for partition, entries in (put_off or {}).items():
             work.timer_ops[partition].extend(entries)
-        queue_goals(stage.rules, stage.keys, events, work.shards)
+        queue_goals(stage.goals, stage.keys, events, work.shards)
         if not relevant and not indexed and not work.shards:
             if work.timer_ops:
                 await self.writer.submit(work)

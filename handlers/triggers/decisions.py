@@ -10,6 +10,7 @@ from typing import Any, Final
 import orjson
 
 from handlers.functions.triggers import ENTERED_MARK
+from handlers.journeys.overview import customer_journeys
 from handlers.keys import Keys
 from handlers.redis_client import RedisClient
 
@@ -46,6 +47,10 @@ class DecisionReader:
         """The customer's last decisions, newest first."""
         entries = await self._client.lrange(self._keys.decision_log(shop, customer), 0, limit - 1)
         return [parse_decision(entry) for entry in entries]
+
+    async def journeys(self, shop: str, customer: str) -> list[dict[str, object]]:
+        """The journeys the customer is in now, each at its step, since when."""
+        return await customer_journeys(self._client, self._keys, shop, customer)
 
     async def fired(self, shop: str, customer: str) -> list[dict[str, Any]]:
         """Every trigger decided for the customer within the fired window, oldest first."""

@@ -15,19 +15,20 @@ from handlers.triggers.reasons import log_position
 from handlers.triggers.work import ShardWork
 from rules.activation import activation, event_view
 from rules.expressions import ConditionError
-from rules.loader import RuleSet
+from rules.loader import GoalIndex
 from schemas.events import Envelope
 
 log = logging.getLogger("crmstream.triggers")
 
 
 def queue_goals(
-    rules: RuleSet, keys: Keys, events: Sequence[Envelope], work: Mapping[str, ShardWork]
+    goals: GoalIndex, keys: Keys, events: Sequence[Envelope], work: Mapping[str, ShardWork]
 ) -> None:
-    """Queue the goal events of the batch: each converts the triggers it follows."""
-    goals = rules.goals
+    """Queue the goal events of the batch: each converts the triggers (and the journey
+    instances) it follows."""
+    by_event = goals.by_event
     for event in events:
-        specs = goals.get(event.type)  # type: ignore[attr-defined]
+        specs = by_event.get(event.type)  # type: ignore[attr-defined]
         if not specs or event.subject is None:
             continue  # a conversion is a known customer's
         at_ms = epoch_ms(event.time)

@@ -33,7 +33,7 @@ from handlers.triggers.reasons import log_position, on_event_reason
 from handlers.triggers.work import BatchWork, ShardWork
 from rules.activation import activation, event_view, profile_view
 from rules.expressions import ALL, ConditionError
-from rules.loader import CompiledRule, RuleSet
+from rules.loader import CompiledRule, GoalIndex, RuleSet
 from rules.send_gate import SendGate
 from rules.shop_config import ShopConfig
 from schemas.events import Envelope
@@ -83,10 +83,26 @@ class TriggerStage:
         hash_key: bytes | None = None,
     ) -> None:
         self.keys = keys
-        self.rules = rules
+        self._rules = rules
         self.settings = settings
         self._config_of = config_of
         self._hash_key = hash_key
+        self._journey_goals = GoalIndex.of(())
+        self.goals = rules.goals
+
+    @property
+    def rules(self) -> RuleSet:
+        return self._rules
+
+    @rules.setter
+    def rules(self, rules: RuleSet) -> None:
+        self._rules = rules
+        self.goals = rules.goals.merged(self._journey_goals)
+
+    def use_journey_goals(self, goals: GoalIndex) -> None:
+        """The running journeys' goals, converted by the same goal events as the rules'."""
+        self._journey_goals = goals
+        self.goals = self._rules.goals.merged(goals)
 
     def gate_of(self, shop: str) -> SendGate:
         """The shop's send gate: its caps per channel and its collection window."""

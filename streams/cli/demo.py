@@ -136,7 +136,7 @@ def _journeys(redis: SyncRedisClient, settings: Settings) -> tuple[str, int]:
     )
 
 
-def _demo_shops(settings: Settings, folder: Path) -> Settings:
+def demo_shops(settings: Settings, folder: Path) -> Settings:
     """The demo's shops run the pack journeys, unless a shop folder of the user's is set."""
     if settings.profiles.shop_config_dir is not None:
         return settings
@@ -177,7 +177,7 @@ def demo(settings: Settings, rate: float, seed: int, duration: float | None) -> 
         console.print(status.describe())
     # A first `stack up` makes the key only now; the worker gets it with the rest of these.
     settings = with_local_hash_key(settings, stack)
-    settings = _demo_shops(settings, log.parent / "shops")
+    settings = demo_shops(settings, log.parent / "shops")
     create_topics(settings)
     redis = connect_sync(settings.redis)
     flow_key = Keys(settings.redis.key_prefix).flow

@@ -1,7 +1,10 @@
-"""`crmstream journeys check|list`: journey files checked before they are published."""
+"""`crmstream journeys check|list|stats|backtest`: journey files checked, and tried on past
+events, before they are published; and where the customers are in them."""
 
 from __future__ import annotations
 
+import sys
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -11,7 +14,7 @@ from rich.table import Table
 from crmstream.settings import Settings
 from rules.folders import journeys_folder
 from streams.cli.checking import check_folder
-from streams.cli.names import shop_name
+from streams.cli.names import shop_name, until_time
 
 pass_settings = click.make_pass_decorator(Settings)
 
@@ -115,3 +118,67 @@ def stats(settings: Settings, shop: str | None, as_json: bool) -> None:
             ),
         )  # fmt: skip
     Console().print(table)
+
+
+@journeys.command()
+@click.argument("journey_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--events", "events_file", required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Past events, one CloudEvent JSON per line.",
+)  # fmt: skip
+@click.option(
+    "--until", callback=until_time,
+    help="Run waits to this RFC 3339 time, or 'now' (default: last event).",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Plain JSON, for scripts.")
+@pass_settings
+def backtest(
+    settings: Settings,
+    journey_file: Path,
+    events_file: Path,
+    until: datetime | None,
+    as_json: bool,
+) -> None:
+    """What JOURNEY_FILE would have done over past events, sending nothing: entries, each
+    step's count and sends, exits by reason, the goal. Every shop of the events runs it.
+
+    The live engine runs it, on a scratch key space in Redis removed afterwards.
+    """
+    import asyncio  # noqa: PLC0415 -- keeps --help fast
+
+    import orjson  # noqa: PLC0415
+
+    from handlers.journeys.backtest import backtest_journey  # noqa: PLC0415
+    from rules.loader import RuleSetError  # noqa: PLC0415
+
+    try:
+        report = asyncio.run(backtest_journey(settings, journey_file, events_file, until))
+    except RuleSetError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(1)
+    summary = report.summary()
+    if as_json:
+        click.echo(orjson.dumps(summary).decode())
+        return
+    console = Console()
+    for line, reason in report.lines.invalid[:20]:
+        console.print(f"[yellow]line {line}[/]: {reason}")
+    goal = summary["goal"]
+    console.print(
+        f"[bold]{summary['journey']}[/] v{summary['version']} over {summary['events']:,} "
+        f"events: [bold]{summary['entered']:,}[/] entered, "
+        f"{sum(summary['still_in'].values()):,} still in at the end; goal reached "
+        f"{goal.get('reached', 0):,} of {goal.get('treated', 0):,}; "
+        f"{summary['invalid_lines']:,} invalid lines"
+    )
+    table = Table("step", "type", "came this far", "still here", "sends")
+    for step in summary["steps"]:
+        table.add_row(
+            step["id"], step["kind"], "" if step["count"] is None else str(step["count"]),
+            str(step["now_at"]), ", ".join(f"{k} {v}" for k, v in step["sends"].items()),
+        )  # fmt: skip
+    console.print(table)
+    for reason, count in summary["exited"].items():
+        console.print(f"left: {reason}: {count:,}")

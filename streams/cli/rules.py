@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -12,7 +13,7 @@ from rich.table import Table
 from crmstream.settings import Settings
 from rules.folders import rules_folder
 from streams.cli.checking import check_folder
-from streams.cli.names import shop_name
+from streams.cli.names import shop_name, until_time
 
 pass_settings = click.make_pass_decorator(Settings)
 
@@ -149,7 +150,10 @@ def stats(settings: Settings, shop: str | None, as_json: bool) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Past events, one CloudEvent JSON per line.",
 )
-@click.option("--until", help="Run timers to this RFC 3339 time, or 'now' (default: last event).")
+@click.option(
+    "--until", callback=until_time,
+    help="Run timers to this RFC 3339 time, or 'now' (default: last event).",
+)  # fmt: skip
 @click.option("--sample", default=5, show_default=True, help="Triggers to show with reasons.")
 @click.option("--json", "as_json", is_flag=True, help="Plain JSON, for scripts.")
 @pass_settings
@@ -157,7 +161,7 @@ def backtest(
     settings: Settings,
     rule_file: Path,
     events_file: Path,
-    until: str | None,
+    until: datetime | None,
     sample: int,
     as_json: bool,
 ) -> None:
@@ -166,23 +170,14 @@ def backtest(
     The live engine runs it, on a scratch key space in Redis removed afterwards.
     """
     import asyncio  # noqa: PLC0415 -- keeps --help fast
-    from datetime import UTC, datetime  # noqa: PLC0415
 
     import orjson  # noqa: PLC0415
 
     from handlers.backtest import backtest as run_backtest  # noqa: PLC0415
     from rules.loader import RuleSetError  # noqa: PLC0415
 
-    end = None
-    if until == "now":
-        end = datetime.now(UTC)
-    elif until:
-        try:
-            end = datetime.fromisoformat(until)
-        except ValueError as exc:
-            raise click.BadParameter(f"not an RFC 3339 time: {until}") from exc
     try:
-        report = asyncio.run(run_backtest(settings, rule_file, events_file, end, sample))
+        report = asyncio.run(run_backtest(settings, rule_file, events_file, until, sample))
     except RuleSetError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)

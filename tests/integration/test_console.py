@@ -7,6 +7,7 @@ README's are `make screenshots`'s, from the demo's traffic)."""
 from __future__ import annotations
 
 import re
+import shutil
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -22,14 +23,16 @@ from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from handlers.keys import Keys
 from handlers.redis_client import connect_sync
+from rules.folders import shop_configs_folder
 from tests.integration.console_process import running_console, wait_until
 from tests.integration.test_profiles import publish
-from tests.support import api_token, produce, require_tool, running_worker
+from tests.support import api_token, produce, require_tool, running_worker, text
 
 pytestmark = [pytest.mark.single_redis, pytest.mark.slow, pytest.mark.timeout(300)]
 
 SCREENSHOTS = Path(tempfile.gettempdir()) / "crmstream-console-test"
 MEMBERS = [f"c-{n:02d}" for n in range(60)]
+JOINED = ("c-07", "c-08", "c-09")  # registered: in the onboarding journey
 PHONE = "+86 139-0000-1234"
 # A tick reads a local time, or the date where a day begins: 14:30, 3月5日, 5 Mar.
 TICK = re.compile(r"^(\d{2}:\d{2}|\d{1,2}月\d{1,2}日|\d{1,2} [A-Z][a-z]{2})$")
@@ -56,6 +59,9 @@ def shop_events(now: datetime) -> list[dict[str, Any]]:
     refused = {"consents": {"marketing": False}, "gender": "female", "city": "北京"}
     events.append(ev("tea-house", "c-07", "customer.registered", refused, 2))
     events.append(ev("tea-house", "c-08", "customer.registered", {"phone": PHONE}, 3))
+    # Two welcomes for one SMS a day (the shop's send gate): the rule's and the onboarding's.
+    joined = {"consents": {"marketing": True, "sms": True, "email": True}}
+    events.append(ev("tea-house", "c-09", "customer.registered", joined, 4))
     events.append(ev("wine-cellar", "w-01", "customer.updated", {"tags": ["vip-list"]}, 1))
     return events
 
@@ -67,7 +73,19 @@ def sign_in(page: Page, base: str, token: str) -> None:
     page.get_by_role("button", name="登录").click()
 
 
+def tea_house_runs_the_onboarding(settings: Settings, folder: Path) -> Settings:
+    """tea-house runs the onboarding journey, and sends at most one marketing SMS a day."""
+    shutil.copytree(shop_configs_folder(settings.profiles), folder)
+    (folder / "tea-house.yaml").write_text(
+        "journeys: [new-member-onboarding]\nsend_gate: {caps: {sms: {day: 1}}}\n",
+        encoding="utf-8",
+    )
+    profiles = settings.profiles.model_copy(update={"shop_config_dir": folder})
+    return settings.model_copy(update={"profiles": profiles})
+
+
 def test_the_console_in_a_real_browser(settings: Settings, tmp_path: Path) -> None:
+    settings = tea_house_runs_the_onboarding(settings, tmp_path / "shops")
     chromium = require_tool("chromium", "chromium")
     create_topics(settings)
     publish(settings, shop_events(datetime.now(UTC)))
@@ -93,6 +111,11 @@ def test_the_console_in_a_real_browser(settings: Settings, tmp_path: Path) -> No
             "the segment, the decision and the dead letter are in Redis",
             lambda: (
                 redis.llen(keys.decision_log("tea-house", "c-07")) > 0
+                and all(redis.hlen(keys.journeys("tea-house", who)) for who in JOINED)
+                and any(
+                    text(entry).startswith("capped")
+                    for entry in redis.lrange(keys.decision_log("tea-house", "c-09"), 0, -1)
+                )
                 and redis.exists(keys.segment_memberships("tea-house", MEMBERS[-1]))
                 and redis.exists(keys.dead_letter_minutes("tea-house", int(time.time()) // 3600))
             ),
@@ -104,6 +127,7 @@ def test_the_console_in_a_real_browser(settings: Settings, tmp_path: Path) -> No
         looking_a_customer_up(page, base)
         paging_through_a_segment(page, base)
         reading_the_rules(page, base)
+        reading_a_journey(page, base)
         backtesting(page, base, tmp_path)
         importing_a_sheet(page, base, tmp_path)
         wait_until("the imported customers are in", lambda: redis.exists(
@@ -157,13 +181,13 @@ def looking_a_customer_up(page: Page, base: str) -> None:
     page.get_by_label("客户 ID 或手机号").fill("c-07")
     page.keyboard.press("Enter")
     expect(page.locator("#customer-id")).to_have_text("c-07")
-    suppressed = page.locator("#timeline li.outcome-consent")
-    expect(suppressed).to_contain_text("new-customer-welcome")
+    suppressed = page.locator("#timeline li.outcome-consent", has_text="new-customer-welcome")
     expect(suppressed).to_contain_text("未获授权，未发送")
     expect(page.locator("#customer-segments")).to_contain_text("vip-list")
     page.screenshot(path=str(SCREENSHOTS / "customer.png"), full_page=True)
     page.goto(base + "/customers/c-07?lang=en")
-    expect(page.locator("#timeline li.outcome-consent")).to_contain_text("suppressed: no consent")
+    suppressed = page.locator("#timeline li.outcome-consent", has_text="new-customer-welcome")
+    expect(suppressed).to_contain_text("suppressed: no consent")
     page.goto(base + "/customers/nobody")
     expect(page.get_by_role("alert")).to_contain_text("No customer nobody here")
     page.goto(base + "/?lang=zh")
@@ -214,6 +238,48 @@ def reading_the_rules(page: Page, base: str) -> None:
     page.goto(base + "/rules?lang=zh")
 
 
+def reading_a_journey(page: Page, base: str) -> None:
+    """The shop's journeys, the onboarding's steps as a funnel with the count of each, a
+    customer's journey on their page, and a capped welcome saying who took the SMS."""
+    page.get_by_role("link", name="旅程").click()
+    onboarding = page.locator('#journeys tr[data-journey="new-member-onboarding"]')
+    expect(onboarding).to_contain_text("已开启")
+    expect(onboarding.locator(".entered")).to_have_text(str(len(JOINED)))
+    expect(page.locator('#journeys tr[data-journey="post-purchase-care"]')).to_contain_text(
+        "本店未开启"
+    )
+    onboarding.get_by_role("link", name="new-member-onboarding").click()
+    version = page.locator("#version-1")
+    expect(version.locator(".entered")).to_have_text(str(len(JOINED)))
+    expect(version.locator('g.step[data-step="settle-in"]')).to_have_attribute(
+        "data-count", str(len(JOINED))
+    )
+    expect(version.locator('tr[data-step="settle-in"] .now-at')).to_have_text(str(len(JOINED)))
+    expect(version.locator('tr[data-step="welcome"] .count')).to_have_text(str(len(JOINED)))
+    expect(version.locator('tr[data-step="coupon"] .count')).to_have_text("0")
+    expect(version.locator('tr[data-step="bought"] .count')).to_have_count(0)
+    page.screenshot(path=str(SCREENSHOTS / "journey.png"), full_page=True)
+    page.goto(base + "/journeys/new-member-onboarding?lang=en")
+    expect(page.locator("#version-1 h2")).to_have_text("version 1")
+    page.goto(base + "/customers/c-08?lang=en")
+    inside = page.locator('#customer-journeys li[data-journey="new-member-onboarding"]')
+    expect(inside).to_contain_text("version 1, at settle-in since")
+    page.goto(base + "/customers/c-09?lang=en")
+    expect(page.locator("#timeline li.outcome-capped .capped-by")).to_contain_text(
+        "took today's SMS"
+    )
+    page.goto(base + "/customers/c-09?lang=zh")
+    expect(page.locator("#timeline li.outcome-capped .capped-by")).to_contain_text(
+        "已占用今天的 SMS 名额"
+    )
+    for path, said in (
+        ("/journeys/no-such-journey", "这里没有旅程 no-such-journey"),
+        ("/journeys/..%2F..%2Fjver", "这里没有旅程"),
+    ):
+        page.goto(base + path)
+        expect(page.get_by_role("alert")).to_contain_text(said)
+
+
 def backtesting(page: Page, base: str, tmp_path: Path) -> None:
     """A rule file that does not check is refused with its line; a shipped rule runs over
     an uploaded file of past events."""
@@ -239,7 +305,7 @@ def backtesting(page: Page, base: str, tmp_path: Path) -> None:
     )
     page.goto(base + "/rules")
     page.locator("#backtest-link").click()
-    page.get_by_label("或上传规则文件 (YAML)").set_input_files(str(broken))
+    page.get_by_label("或上传规则或旅程文件 (YAML)").set_input_files(str(broken))
     page.get_by_label("过去的事件 (JSON Lines)").set_input_files(str(past))
     page.get_by_role("button", name="开始回测").click()
     expect(page.locator("#rule-problems")).to_contain_text("broken-rule.yaml:5")
@@ -248,6 +314,14 @@ def backtesting(page: Page, base: str, tmp_path: Path) -> None:
     page.get_by_role("button", name="开始回测").click()
     expect(page.locator("#backtest-report")).to_contain_text("将触发 3 次，涉及 3 位客户")
     expect(page.locator("#backtest-report")).to_contain_text("第 4 行")
+    # A journey, over the same file: the three joiners enter and are welcomed.
+    page.get_by_label("现有规则").select_option("journey:new-member-onboarding.yaml")
+    page.get_by_label("过去的事件 (JSON Lines)").set_input_files(str(past))
+    page.get_by_role("button", name="开始回测").click()
+    report = page.locator("#journey-backtest-report")
+    expect(report).to_contain_text("new-member-onboarding 第 1 版：3 个事件，3 人进入")
+    expect(report.locator('g.step[data-step="welcome"]')).to_have_attribute("data-count", "3")
+    expect(report.locator('tr[data-step="settle-in"] .count')).to_have_text("3")
 
 
 def customer_sheet(tmp_path: Path) -> Path:
@@ -273,7 +347,8 @@ def importing_a_sheet(page: Page, base: str, tmp_path: Path) -> None:
 
 def labels_titles_and_keyboard(page: Page, base: str) -> None:
     """Every form control has a label, every page a title; the keyboard alone signs out."""
-    pages = ("/", "/customers", "/customers/c-07", "/segments", "/rules", "/rules/backtest")
+    pages = ("/", "/customers", "/customers/c-07", "/segments", "/journeys",
+             "/journeys/new-member-onboarding", "/rules", "/rules/backtest")  # fmt: skip
     for path in (*pages, "/import"):
         page.goto(base + path)
         unlabelled = page.evaluate(
@@ -301,7 +376,8 @@ def another_shop(page: Page, base: str, token: str, tmp_path: Path) -> None:
     page.goto(base + "/segments/vip-list")
     expect(page.locator("#members li")).to_have_count(1)
     expect(page.locator("#members")).to_have_text("w-01")
-    for path in ("/", "/segments", "/rules", "/segments/vip-list"):
+    for path in ("/", "/segments", "/rules", "/segments/vip-list", "/journeys",
+                 "/journeys/new-member-onboarding"):  # fmt: skip
         page.goto(base + path)
         assert "tea-house" not in page.content(), path
         assert "c-0" not in page.locator("main").inner_text(), path

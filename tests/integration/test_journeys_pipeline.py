@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from crmstream.settings import Settings
+from handlers.functions.triggers import JOURNEY_ENTERED
 from handlers.journeys.stats import read_journey_stats
 from handlers.pipeline import ProfilesAndTriggers
 from handlers.triggers.decisions import DecisionReader
@@ -126,6 +127,12 @@ async def test_the_engine_sends_what_the_reference_sends(
             for step, outcomes in counted.sends.items()
         }
         assert by_step == Counter(s.step for s in sent if s.journey == journey)
+    # Each instance's goal: entered, and reached by an order within its window, counted
+    # once per instance however often its batch was read.
+    reached = oracle.goals_reached(SHOP, events, gate, until)
+    for journey, counted in stats.items():
+        assert counted.goal[JOURNEY_ENTERED] == counted.entered
+        assert counted.goal[CONVERTED] == reached[journey], journey
 
 
 async def test_an_erasure_takes_the_customers_journeys_and_their_waits(

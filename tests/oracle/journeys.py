@@ -20,6 +20,8 @@ SEND_NAMESPACE: Final = uuid.UUID("0b7c2f4e-8d1a-5c3e-9f60-6a6f75726e79")
 ONBOARDING: Final = "new-member-onboarding"
 CARE: Final = "post-purchase-care"
 MARKETING_STEPS: Final = {"welcome", "coupon", "thanks", "survey", "repurchase"}
+# Each journey's goal: an order within this long after the instance entered.
+GOAL_WITHIN_MS: Final = {ONBOARDING: 10 * DAY_MS, CARE: 30 * DAY_MS}
 
 Event = dict[str, Any]  # id, customer, type, ms, data
 Gate = Callable[[str, str], str]  # (customer, step) → sent, held, capped or no_consent
@@ -73,6 +75,8 @@ class _Customer:
     onboarded: bool = False
     onboarding: _Instance | None = None
     care: dict[str, _Instance] = field(default_factory=dict)
+    entered: list[tuple[str, int]] = field(default_factory=list)  # (journey, at)
+    orders: list[int] = field(default_factory=list)  # when
 
     def send(self, journey: str, instance: _Instance, at_ms: int) -> str:
         where = (instance.instance, instance.step, instance.visit)
@@ -91,6 +95,7 @@ class _Customer:
             return
         self.onboarded = True
         instance = _Instance("", event_id, at_ms, "welcome", 1, 0)
+        self.entered.append((ONBOARDING, at_ms))
         self.send(ONBOARDING, instance, at_ms)
         self.go(instance, "settle-in")
         instance.until_ms = at_ms + 3 * DAY_MS
@@ -127,6 +132,17 @@ class _Customer:
         if order in self.care or len(self.care) >= 3:
             return
         self.care[order] = _Instance(order, event_id, at_ms, "unpack", 1, at_ms + 2 * DAY_MS)
+        self.entered.append((CARE, at_ms))
+
+    def goals_reached(self) -> dict[str, int]:
+        """Per journey, the instances with an order after they entered, within the goal's
+        window (an order at the very moment of entry is not after it)."""
+        reached = dict.fromkeys(GOAL_WITHIN_MS, 0)
+        for journey, at_ms in self.entered:
+            within = GOAL_WITHIN_MS[journey]
+            if any(at_ms < order <= at_ms + within for order in self.orders):
+                reached[journey] += 1
+        return reached
 
     def care_due(self, instance: _Instance) -> None:
         at_ms = instance.until_ms
@@ -193,6 +209,7 @@ class _Customer:
         at_ms, kind, data = event["ms"], event["type"], event.get("data", {})
         self.fire_before(at_ms)
         if kind == "order.placed":
+            self.orders.append(at_ms)
             if self.onboarding is not None:
                 self.onboarding_order(self.onboarding, at_ms)
         elif kind == "order.refunded":
@@ -210,15 +227,32 @@ def expected(
 ) -> tuple[list[Sent], list[Left]]:
     """Every send and every exit of the pack journeys over ``events`` (each customer's in
     the order given), with waits running on to ``until_ms``."""
+    customers = _customers(shop, events, gate, until_ms)
+    sent: list[Sent] = []
+    left: list[Left] = []
+    for customer in customers.values():
+        sent += customer.sent
+        left += customer.left
+    return sorted(sent), sorted(left)
+
+
+def goals_reached(shop: str, events: Iterable[Event], gate: Gate, until_ms: int) -> dict[str, int]:
+    """Per journey, how many instances reached its goal."""
+    reached = dict.fromkeys(GOAL_WITHIN_MS, 0)
+    for customer in _customers(shop, events, gate, until_ms).values():
+        for journey, count in customer.goals_reached().items():
+            reached[journey] += count
+    return reached
+
+
+def _customers(
+    shop: str, events: Iterable[Event], gate: Gate, until_ms: int
+) -> dict[str, _Customer]:
     customers: dict[str, _Customer] = {}
     for event in events:
         who = event["customer"]
         customer = customers.setdefault(who, _Customer(shop, who, gate))
         customer.take(event)
-    sent: list[Sent] = []
-    left: list[Left] = []
     for customer in customers.values():
         customer.fire_before(until_ms + 1)
-        sent += customer.sent
-        left += customer.left
-    return sorted(sent), sorted(left)
+    return customers
