@@ -66,6 +66,12 @@ def timeline(profile: dict[str, Any], decisions: list[dict[str, Any]]) -> list[d
     entries: list[dict[str, Any]] = []
     for logged in decisions:
         entry = logged
+        if entry["outcome"] == "journey":
+            # A journey's exit: its reason is why the customer left, not conditions read.
+            entry = {
+                **entry, "rule": entry.get("journey", ""), "reason": [],
+                "left_because": entry.get("reason", ""), "at_step": entry.get("step", ""),
+            }  # fmt: skip
         if entry["outcome"] == "released":
             entry = {**held.get(entry["trigger_id"], {}), **entry, "at": entry["decided_at"]}
         entries.append(

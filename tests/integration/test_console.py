@@ -62,6 +62,10 @@ def shop_events(now: datetime) -> list[dict[str, Any]]:
     # Two welcomes for one SMS a day (the shop's send gate): the rule's and the onboarding's.
     joined = {"consents": {"marketing": True, "sms": True, "email": True}}
     events.append(ev("tea-house", "c-09", "customer.registered", joined, 4))
+    # c-08 orders within the onboarding's three days: out of it at once, saying why.
+    line = {"item_id": "tea-1", "category": "tea", "qty": 1, "price": "9.90"}
+    order = {"order_id": "o-08", "items": [line], "total": "9.90"}
+    events.append(ev("tea-house", "c-08", "order.placed", order, 5))
     events.append(ev("wine-cellar", "w-01", "customer.updated", {"tags": ["vip-list"]}, 1))
     return events
 
@@ -115,6 +119,10 @@ def test_the_console_in_a_real_browser(settings: Settings, tmp_path: Path) -> No
                 and any(
                     text(entry).startswith("capped")
                     for entry in redis.lrange(keys.decision_log("tea-house", "c-09"), 0, -1)
+                )
+                and any(
+                    text(entry).startswith("journey")
+                    for entry in redis.lrange(keys.decision_log("tea-house", "c-08"), 0, -1)
                 )
                 and redis.exists(keys.segment_memberships("tea-house", MEMBERS[-1]))
                 and redis.exists(keys.dead_letter_minutes("tea-house", int(time.time()) // 3600))
@@ -254,16 +262,23 @@ def reading_a_journey(page: Page, base: str) -> None:
     expect(version.locator('g.step[data-step="settle-in"]')).to_have_attribute(
         "data-count", str(len(JOINED))
     )
-    expect(version.locator('tr[data-step="settle-in"] .now-at')).to_have_text(str(len(JOINED)))
+    expect(version.locator('tr[data-step="settle-in"] .now-at')).to_have_text(str(len(JOINED) - 1))
+    expect(version.locator('tr[data-step="ordered-early"] .count')).to_have_text("1")
     expect(version.locator('tr[data-step="welcome"] .count')).to_have_text(str(len(JOINED)))
     expect(version.locator('tr[data-step="coupon"] .count')).to_have_text("0")
     expect(version.locator('tr[data-step="bought"] .count')).to_have_count(0)
     page.screenshot(path=str(SCREENSHOTS / "journey.png"), full_page=True)
     page.goto(base + "/journeys/new-member-onboarding?lang=en")
     expect(page.locator("#version-1 h2")).to_have_text("version 1")
-    page.goto(base + "/customers/c-08?lang=en")
+    page.goto(base + "/customers/c-09?lang=en")
     inside = page.locator('#customer-journeys li[data-journey="new-member-onboarding"]')
     expect(inside).to_contain_text("version 1, at settle-in since")
+    # c-08 ordered: out of the journey, and the timeline says why.
+    page.goto(base + "/customers/c-08?lang=en")
+    expect(page.locator("#customer-journeys")).to_have_count(0)
+    left = page.locator("#timeline li.outcome-journey")
+    expect(left).to_contain_text("new-member-onboarding")
+    expect(left).to_contain_text("ordered within three days, no coupon needed (ordered-early)")
     page.goto(base + "/customers/c-09?lang=en")
     expect(page.locator("#timeline li.outcome-capped .capped-by")).to_contain_text(
         "took today's SMS"

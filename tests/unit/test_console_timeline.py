@@ -32,3 +32,18 @@ def test_a_release_whose_hold_has_left_the_log_still_reads() -> None:
     (entry,) = timeline({"recency": {}}, [released])
     assert entry["at"] == iso(RELEASED_AT)
     assert entry["trigger_id"] == "t-9"
+
+
+def test_a_journey_exit_reads_as_why_the_customer_left() -> None:
+    left = {
+        "outcome": "journey", "decided_at": HELD_AT + 5, "journey": "new-member-onboarding",
+        "version": 1, "step": "ordered-early", "reason": "ordered within three days",
+        "at": HELD_AT, "instance": "e1",
+    }  # fmt: skip
+    (entry,) = timeline({"recency": {}}, [left])
+    assert entry["rule"] == "new-member-onboarding"
+    assert entry["reason"] == []  # no conditions to list
+    assert (entry["left_because"], entry["at_step"]) == (
+        "ordered within three days",
+        "ordered-early",
+    )
