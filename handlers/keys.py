@@ -261,6 +261,11 @@ class Keys:
         """Hash: "<journey> US <version>" → the file as that version was first loaded."""
         return f"{self.prefix}:jver"
 
+    def journey_wakes(self, partition: int) -> str:
+        """Hash: "<journey> US <version>" → 1 once a partition's waits of that journey were
+        woken for the version's ``on_new_version: exit`` (handlers/journeys/runner.py)."""
+        return f"{self.prefix}:{{p{partition}}}:jwoke"
+
     def journey_stats(self, shard_base: str) -> str:
         return shard_base + TRIGGER_KEYS.journey_stats
 

@@ -224,3 +224,20 @@ local function let_go(keys, args)
   end
   return reply(COUNT, {count = 0})
 end
+
+local function wake(keys, args)
+  local call = read_call(WAKE, keys, args)
+  local now, woken = call.now_ms, 0
+  for n = 1, call.count do
+    local member = read_item(WAKE, keys, args, n).member
+    local at = tonumber(redis.call('ZSCORE', call.timers, member) or '')
+    local stored = redis.call('HGET', call.payloads, member)
+    if at and at > now and stored then
+      local first = string.find(stored, '\n', 1, true)
+      redis.call('HSET', call.payloads, member, now .. string.sub(stored, first))
+      redis.call('ZADD', call.timers, now, member)
+      woken = woken + 1
+    end
+  end
+  return reply(COUNT, {count = woken})
+end

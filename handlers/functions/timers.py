@@ -139,10 +139,30 @@ class LetGo(Call):
     worker: str
 
 
+@dataclass(frozen=True, slots=True)
+class Waking:
+    member: str
+
+
+@dataclass(frozen=True, slots=True)
+class Wake(Call):
+    """Timers brought forward to ``now_ms``, their values' deadline with them, so that the
+    walker is handed them now, at now (a journey version that takes those in older ones
+    out as it is published); one already due by then is left as it is."""
+
+    FUNCTION: ClassVar[str] = "crm_wake"
+    LUA: ClassVar[str] = "wake"
+    REPLY: ClassVar[type[Reply]] = Count
+
+    partition: PartitionKeys = field(metadata=KEY)
+    now_ms: int
+    members: Sequence[Waking] = field(metadata=ITEMS)
+
+
 LIBRARY: Final = Library.build(
     "crmstream_timers",
     ["timers.lua"],
-    [Arm, Due, Done, LetGo],
+    [Arm, Due, Done, LetGo, Wake],
     "\n".join(
         [
             lua_constants("ENTRY", Entry),

@@ -20,7 +20,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Final
 
-from handlers.functions.timers import PutOff
+from handlers.functions import FunctionLibrary
+from handlers.functions.timers import LIBRARY as TIMER_LIBRARY
+from handlers.functions.timers import PutOff, Wake, Waking
+from handlers.functions.triggers import SEPARATOR
 from handlers.journeys.store import CustomerJourneys, JourneyStore
 from handlers.journeys.walk import CustomerWalk, Walking
 from handlers.keys import Keys
@@ -32,6 +35,7 @@ from handlers.timing.members import (
     JOURNEY_WAIT,
     DueEntry,
     journey_event_member,
+    journey_waits_pattern,
     parse_member,
     timer_value,
 )
@@ -71,6 +75,7 @@ class JourneyRunner:
         self._client = client
         self._hash_key = hash_key
         self._sent = sent  # set when a send reaches the outbox: the relay goes at once
+        self._timers = FunctionLibrary(client, TIMER_LIBRARY, "journeys")
         # Versions no longer loaded that someone is still in, compiled from what was kept.
         self._versions: dict[tuple[str, int], CompiledJourney] = {}
         # By shop: its config as last read, and the journeys it runs (asked per event).
@@ -92,6 +97,13 @@ class JourneyRunner:
         types = frozenset(journeys.entering) | frozenset(journeys.awaited)
         self._event_types = types | {_ERASURE} if journeys.journeys else types
         self._archived = False
+        # Versions whose file takes those in older ones out: woken on each partition once.
+        self._woken: set[tuple[int, str]] = set()  # (partition, "<journey> US <version>")
+        self._leaving = [
+            entry.journey for entry in journeys.journeys
+            if entry.journey.enabled and entry.journey.on_new_version == "exit"
+            and entry.journey.version > 1
+        ]  # fmt: skip
 
     def running(self, shop: str) -> frozenset[str]:
         """The journeys ``shop`` has turned on and this worker has."""
@@ -101,6 +113,46 @@ class JourneyRunner:
             known = (config, frozenset(config.journeys) & frozenset(self.journeys.by_id))
             self._running[shop] = known
         return known[1]
+
+    async def wake_the_replaced(self, clocks: Mapping[int, int]) -> None:
+        """A version saying ``on_new_version: exit`` takes those in older ones out as it is
+        published, not at their next event or wait's end: every wait of the journey armed
+        on these partitions (partition → its event time) is brought forward to now, once
+        per version and partition, and the walk takes out those in older versions (those
+        in the new one go back to waiting). A partition that changes hands before its
+        owner woke it is woken by its next owner."""
+        if not self._leaving:
+            return
+        for partition, now_ms in clocks.items():
+            woken = self._keys.journey_wakes(partition)
+            timers = self._keys.partition(partition).timers
+            for journey in self._leaving:
+                field = f"{journey.id}{SEPARATOR}{journey.version}"
+                if (partition, field) in self._woken:
+                    continue
+                self._woken.add((partition, field))
+                if await self._client.hexists(woken, field):
+                    continue
+                pattern = journey_waits_pattern(journey.id)
+                ahead = [
+                    Waking(member.decode() if isinstance(member, bytes) else member)
+                    async for member, score in self._client.zscan_iter(
+                        timers, match=pattern, count=1000
+                    )
+                    if score > now_ms
+                ]
+                keys = self._keys.partition(partition)
+                calls = [
+                    Wake(keys, now_ms, ahead[start : start + 1000])
+                    for start in range(0, len(ahead), 1000)
+                ]
+                if calls:
+                    await self._timers.run(calls)
+                await self._client.hset(woken, field, 1)
+                log.info(
+                    "journey %s version %d takes those in older versions out: %d waits on "
+                    "partition %d woken", journey.id, journey.version, len(ahead), partition,
+                )  # fmt: skip
 
     async def _archive(self) -> None:
         """The loaded versions kept as written, once: whoever enters one may finish it after

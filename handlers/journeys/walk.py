@@ -151,8 +151,17 @@ class CustomerWalk:
             kind, name, _shop, _customer = parse_member(member)
             if kind == JOURNEY_WAIT:
                 # Its wait ended just above, or the instance moved on since (a walk before
-                # may have died before arming the next wait: armed again below).
-                self.touched.add((name, journey_wait_of(member)[0]))
+                # may have died before arming the next wait: armed again below), or it was
+                # woken early by a new version that takes those in older ones out.
+                slot = (name, journey_wait_of(member)[0])
+                self.touched.add(slot)
+                waiting = self.instances.get(slot)
+                if waiting is not None and self._replaced(name, waiting):
+                    journey = self._current(name, waiting)
+                    if journey is not None:
+                        yield from self._settle(
+                            journey, waiting, Exited(waiting, NEW_VERSION, at_ms)
+                        )
                 continue
             view = armed.get("view")
             if isinstance(view, dict):

@@ -59,6 +59,11 @@ def journey_wait_member(journey: str, shop: str, customer: str, key: str, visit:
     return f"{JOURNEY_WAIT}\x1f{journey}\x1f{shop}\x1f{customer}\x1f{key}\x1f{visit}"
 
 
+def journey_waits_pattern(journey: str) -> str:
+    """A SCAN pattern that matches every wait of ``journey`` (ids hold no glob character)."""
+    return f"{JOURNEY_WAIT}\x1f{journey}\x1f*"
+
+
 def journey_wait_of(member: str) -> tuple[str, int]:
     """(instance key, visit) of a journey_wait_member."""
     parts = member.split("\x1f")

@@ -219,6 +219,21 @@ async def test_a_new_version_leaves_those_in_the_old_one_to_finish_it_or_leave(
         # Version 2 is published while the first hundred wait in version 1.
         (folder / "series.yaml").write_text(SERIES.format(version=2, on_new=on_new))
         sink.reload_rules()
+        # With exit, those in version 1 leave as it is published, before any event of
+        # theirs or the end of their wait: at the partition's time then.
+        await sink.fire_due()
+        await sink.fire_due()
+        stats = {
+            (e.journey, e.version): e for e in await read_journey_stats(sink.client, sink.keys)
+        }
+        published = stats[("welcome-series", 1)]
+        if on_new == "exit":
+            assert published.exited == {"new version": 100}
+            assert published.now_in == 0
+            left = await DecisionReader(sink.client, sink.keys).log(SHOP, "old0")
+            assert [entry["at"] for entry in left if entry["outcome"] == "journey"] == [T0 + DAY_MS]
+        else:
+            assert published.now_in == 100
         later = [f"new{n}" for n in range(50)]
         again = [registered(who, 1500 + n) for n, who in enumerate(first)]  # registered again
         fresh = [registered(who, 1600 + n) for n, who in enumerate(later)]
@@ -230,16 +245,21 @@ async def test_a_new_version_leaves_those_in_the_old_one_to_finish_it_or_leave(
                 assert fields is not None
                 trigger = orjson.loads(fields[b"event"])
                 sent[(trigger["subject"][:3], trigger["data"]["template"])] += 1
-        follow_v1 = 100 if on_new == "finish" else 0
+        # Finishing, the first hundred are still inside when they register again: not
+        # entered again. Taken out at publication, they are out by then, and their new
+        # registration enters them into version 2 (re-entry after_exit), once.
+        finish = on_new == "finish"
+        again_v2 = 0 if finish else 100
         assert sent == +Counter({
-            ("old", "hello-v1"): 100, ("old", "follow-v1"): follow_v1,
+            ("old", "hello-v1"): 100, ("old", "follow-v1"): 100 if finish else 0,
+            ("old", "hello-v2"): again_v2, ("old", "follow-v2"): again_v2,
             ("new", "hello-v2"): 50, ("new", "follow-v2"): 50,
         })  # fmt: skip
         stats = {
             (e.journey, e.version): e for e in await read_journey_stats(sink.client, sink.keys)
         }
         assert stats[("welcome-series", 1)].entered == 100  # nobody entered twice
-        assert stats[("welcome-series", 2)].entered == 50
+        assert stats[("welcome-series", 2)].entered == 50 + again_v2
         reason = "finished" if on_new == "finish" else "new version"
         assert stats[("welcome-series", 1)].exited == {reason: 100}
     finally:
