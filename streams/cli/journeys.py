@@ -3,7 +3,6 @@ events, before they are published; and where the customers are in them."""
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from rich.table import Table
 
 from crmstream.settings import Settings
 from rules.folders import journeys_folder
-from streams.cli.checking import check_folder
+from streams.cli.checking import backtest_or_exit, check_folder, print_invalid_lines
 from streams.cli.names import shop_name, until_time
 
 pass_settings = click.make_pass_decorator(Settings)
@@ -145,26 +144,17 @@ def backtest(
 
     The live engine runs it, on a scratch key space in Redis removed afterwards.
     """
-    import asyncio  # noqa: PLC0415 -- keeps --help fast
-
-    import orjson  # noqa: PLC0415
+    import orjson  # noqa: PLC0415 -- keeps --help fast
 
     from handlers.journeys.backtest import backtest_journey  # noqa: PLC0415
-    from rules.loader import RuleSetError  # noqa: PLC0415
 
-    try:
-        report = asyncio.run(backtest_journey(settings, journey_file, events_file, until))
-    except RuleSetError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        sys.exit(1)
+    report = backtest_or_exit(backtest_journey(settings, journey_file, events_file, until))
     summary = report.summary()
     if as_json:
         click.echo(orjson.dumps(summary).decode())
         return
     console = Console()
-    for line, reason in report.lines.invalid[:20]:
-        console.print(f"[yellow]line {line}[/]: {reason}")
+    print_invalid_lines(console, report.lines.invalid)
     goal = summary["goal"]
     console.print(
         f"[bold]{summary['journey']}[/] v{summary['version']} over {summary['events']:,} "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from rich.table import Table
 
 from crmstream.settings import Settings
 from rules.folders import rules_folder
-from streams.cli.checking import check_folder
+from streams.cli.checking import backtest_or_exit, check_folder, print_invalid_lines
 from streams.cli.names import shop_name, until_time
 
 pass_settings = click.make_pass_decorator(Settings)
@@ -169,26 +168,17 @@ def backtest(
 
     The live engine runs it, on a scratch key space in Redis removed afterwards.
     """
-    import asyncio  # noqa: PLC0415 -- keeps --help fast
-
-    import orjson  # noqa: PLC0415
+    import orjson  # noqa: PLC0415 -- keeps --help fast
 
     from handlers.backtest import backtest as run_backtest  # noqa: PLC0415
-    from rules.loader import RuleSetError  # noqa: PLC0415
 
-    try:
-        report = asyncio.run(run_backtest(settings, rule_file, events_file, until, sample))
-    except RuleSetError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        sys.exit(1)
+    report = backtest_or_exit(run_backtest(settings, rule_file, events_file, until, sample))
     summary = report.summary()
     if as_json:
         click.echo(orjson.dumps(summary).decode())
         return
     console = Console()
-    for line, reason in report.invalid[:20]:
-        console.print(f"[yellow]line {line}[/]: {reason}")
+    print_invalid_lines(console, report.invalid)
     console.print(
         f"[bold]{report.rule}[/] over {report.events:,} events: "
         f"[bold]{report.triggers:,}[/] triggers for {report.customers:,} customers "
