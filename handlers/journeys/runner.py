@@ -227,14 +227,10 @@ class JourneyRunner:
             by_customer.setdefault((shop, customer), []).append(entry)
         customers = list(by_customer)
         await self._archive()
-        states = await self.store.read_many(customers)
-        # A profile only for whom it can move: a customer in no journey, whose events can
-        # enter none, is walked with none (an order from a customer no journey holds).
-        wanted = [
-            who for who in customers
-            if states[who].instances or self._may_enter(by_customer[who])
-        ]  # fmt: skip
-        profiles = await self.reader.read_stored(wanted, self._sections) if wanted else {}
+        # The instances and the profiles, read side by side.
+        states, profiles = await asyncio.gather(
+            self.store.read_many(customers), self.reader.read_stored(customers, self._sections)
+        )
         await self._load_versions(states)
         outcomes: Counter[str] = Counter()
         walks = {
@@ -261,15 +257,6 @@ class JourneyRunner:
             await self._arm(arms)
         await self._erase([walk for walk in walks.values() if walk.erased])
         return outcomes
-
-    def _may_enter(self, entries: Sequence[DueEntry]) -> bool:
-        """Whether an event among ``entries`` is one some journey enters on."""
-        entering = self.journeys.entering
-        for _member, _at, armed in entries:
-            view = armed.get("view")
-            if isinstance(view, dict) and view.get("type") in entering:
-                return True
-        return False
 
     async def _erase(self, walks: Sequence[CustomerWalk]) -> None:
         """The erased customers' journeys, and the waits armed for them, go."""
