@@ -15,9 +15,29 @@ from handlers.keys import Keys
 from handlers.redis_client import RedisClient
 from rules.lift import CONVERTED, CONVERTED_HOLDOUT, HOLDOUT, two_proportions
 
-_AT: Final = "at:"
-_REACHED: Final = "reached:"
+# What a journey move counts (journeys.lua adds each to "<shop> US <journey> US <version>
+# US <name>", or takes one off for "-<name>"), written and read here only.
+ENTERED: Final = "entered"
+_AT: Final = "at:"  # held at a step now (taken off when the instance moves on)
+_REACHED: Final = "reached:"  # came to a wait: the funnel
 _EXIT: Final = "exit:"
+
+
+def counted_for(before_step: str | None, held_at: str | None, *, held_before: bool) -> list[str]:
+    """The counts a stop moves: ``before_step`` None for an instance entering; the step it
+    is held at now (None: it goes on, or leaves); whether it was held where it was."""
+    counted = [ENTERED] if before_step is None else []
+    if before_step is not None and held_before:
+        counted.append(f"-{_AT}{before_step}")
+    if held_at is not None:
+        counted.append(f"{_AT}{held_at}")
+        if before_step != held_at:
+            counted.append(f"{_REACHED}{held_at}")
+    return counted
+
+
+def exit_count(reason: str) -> str:
+    return f"{_EXIT}{reason}"
 
 
 @dataclass
@@ -95,7 +115,7 @@ def journey_stats_of(shards: Sequence[tuple[Hash, Hash]], shop: str | None) -> l
             if shop is not None and its_shop != shop:
                 continue
             stats = of(journey, int(version))
-            if what == "entered":
+            if what == ENTERED:
                 stats.entered += int(value)
             elif what.startswith(_AT):
                 stats.at[what[len(_AT) :]] += int(value)

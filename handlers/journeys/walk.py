@@ -16,6 +16,7 @@ from crmstream import metrics
 from handlers.functions.timers import PutOff
 from handlers.functions.triggers import Candidate, JourneyMove, JourneyMoved
 from handlers.journeys.send import OUTCOME_OF, journey_candidate
+from handlers.journeys.stats import counted_for, exit_count
 from handlers.journeys.store import CustomerJourneys, JourneyStore, decode_stored
 from handlers.journeys.store import Stored as StoredInstance
 from handlers.profile.read import Stored, build_profile
@@ -287,23 +288,20 @@ class CustomerWalk:
         who = (self.shop, self.customer)
         spec = journey.journey
         call = partial(self.runner.store.call, goal=(journey.goal.key, spec.goal.within_s * 1000))
-        counted = ["entered"] if before is None else []
-        if before is not None and before.until_ms:
-            counted.append(f"-at:{before.step}")
+        before_step = None if before is None else before.step
+        held_before = before is not None and before.until_ms > 0
         if isinstance(stop, Held):
-            step = stop.position.step
-            counted.append(f"at:{step}")
-            if before is None or before.step != step:
-                counted.append(f"reached:{step}")  # the funnel: how many came this far
+            counted = counted_for(before_step, stop.position.step, held_before=held_before)
             return call(*who, before, stop.position, at_ms=stop.position.since_ms,
                         counted=counted, send=send)  # fmt: skip
+        counted = counted_for(before_step, None, held_before=held_before)
         if isinstance(stop, Sending):
             return call(*who, before, stop.position, at_ms=stop.at_ms, counted=counted, send=send)
         why = {"journey": spec.id, "version": spec.version,
                "step": stop.position.step, "reason": stop.reason, "at": stop.at_ms,
                "instance": stop.position.instance}  # fmt: skip
         return call(*who, before, None, at_ms=stop.at_ms, why=orjson.dumps(why), send=send,
-                    counted=[*counted, f"exit:{stop.reason}"], control=stop.control)  # fmt: skip
+                    counted=[*counted, exit_count(stop.reason)], control=stop.control)  # fmt: skip
 
     def _count(self, journey: CompiledJourney, outcome: str) -> None:
         self.outcomes[f"journey_{outcome}"] += 1
