@@ -19,7 +19,7 @@ from console.rule_words import (
     ordering_words,
     when_words,
 )
-from handlers.pipeline import load_rule_set
+from handlers.rule_sets import load_rule_set
 from handlers.triggers.stats import read_rule_stats
 from rules.lift import SUPPRESSED
 

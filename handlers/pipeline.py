@@ -32,38 +32,21 @@ from handlers.profile.send import ReadRequest
 from handlers.profile.stage import BatchOutcome, ProfileStage
 from handlers.redis_client import RedisClient
 from handlers.replication import Replication
+from handlers.rule_sets import load_journey_set, load_rule_set, load_segment_set, reload_sets
 from handlers.segments.read import SegmentReader
 from handlers.segments.stage import SegmentStage
 from handlers.timing import Allowances, DueEntry, PartitionTiming, timers_library
 from handlers.triggers.batch import TriggerBatch
 from handlers.triggers.due import DueDecider
 from handlers.triggers.held import HeldTriggers
-from handlers.triggers.samples import rule_samples
 from handlers.triggers.schedules import Scheduler
 from handlers.triggers.stage import TriggerStage
 from handlers.triggers.writer import TriggerWriter
-from rules.folders import journeys_folder, rules_folder, segments_folder
-from rules.journey_loader import JourneySet, load_journeys
-from rules.loader import RuleSet, RuleSetError, load_rules
-from rules.segment_set import SegmentSet, load_segments
+from rules.journey_loader import JourneySet
+from rules.loader import RuleSet
 from schemas.events import Envelope
 
 log = logging.getLogger("crmstream.pipeline")
-
-
-def load_rule_set(settings: Settings) -> RuleSet:
-    """The configured rules, checked; raises RuleSetError naming every problem."""
-    return load_rules(rules_folder(settings.triggers), rule_samples)
-
-
-def load_journey_set(settings: Settings) -> JourneySet:
-    """The configured journeys, checked; raises RuleSetError naming every problem."""
-    return load_journeys(journeys_folder(settings.triggers), rule_samples)
-
-
-def load_segment_set(settings: Settings) -> SegmentSet:
-    """The configured segments, checked; raises RuleSetError naming every problem."""
-    return load_segments(segments_folder(settings.segments), rule_samples(None))
 
 
 class ProfilesAndTriggers:
@@ -312,46 +295,8 @@ class ProfilesAndTriggers:
         return await read_sizes_by_shop(self.client, self.keys)
 
     def reload_rules(self) -> RuleSet | None:
-        """Load the rules and segments again, and the journeys apart; on a problem keep the
-        current ones and say why."""
-        self._reload_journeys()
-        try:
-            rules = load_rule_set(self.settings)
-            segments = load_segment_set(self.settings)
-        except RuleSetError as exc:
-            # The problems are the message: a traceback would bury them.
-            kept = len(self.stage.rules.rules)
-            log.error(  # noqa: TRY400
-                "rules and segments not reloaded; the %d rules and %d segments loaded stay:\n%s",
-                kept,
-                len(self.segments.segments.segments),
-                exc,
-            )
-            metrics.RULE_RELOADS.labels("failed").inc()
-            return None
-        self.stage.rules = rules
-        self.segments.segments = segments
-        metrics.RULE_RELOADS.labels("ok").inc()
-        metrics.RULES_LOADED.set(sum(1 for r in rules.rules if r.rule.enabled))
-        log.info(
-            "rules reloaded: %d enabled; %d segments",
-            sum(1 for r in rules.rules if r.rule.enabled),
-            len(segments.segments),
-        )
-        return rules
-
-    def _reload_journeys(self) -> None:
-        try:
-            journeys = load_journey_set(self.settings)
-        except RuleSetError as exc:
-            log.error(  # noqa: TRY400 -- the problems are the message
-                "journeys not reloaded; the %d loaded stay:\n%s",
-                len(self.journeys.journeys.journeys), exc,
-            )  # fmt: skip
-            return
-        self.journeys.use(journeys)
-        self.stage.use_journey_goals(journeys.goals)
-        log.info("journeys reloaded: %d", len(journeys.journeys))
+        """Load the rules, segments and journeys again (handlers/rule_sets.py)."""
+        return reload_sets(self.settings, self.stage, self.segments, self.journeys)
 
     async def close(self) -> None:
         try:
