@@ -205,9 +205,8 @@ class ProfilesAndTriggers:
     async def fire_due(self) -> Counter[str]:
         """What is due by each partition's event time (the timers chore, every tick)."""
         await self.catch_up()
-        time = self.time
-        await self.journeys.wake_the_replaced({p: time.read_up_to_ms(p) for p in time.partitions})
-        fired = await time.fire_due(self.decide_due)
+        await self.journeys.wake_the_replaced(self.time.partitions, self.time.read_up_to_ms)
+        fired = await self.time.fire_due(self.decide_due)
         self.outcomes.update(fired)
         return fired
 

@@ -38,6 +38,7 @@ class CompiledJourney:
     # The event types that may move an instance (its exits, its wait_for steps): asked for
     # each instance an event meets.
     awaits: frozenset[str] = field(init=False)
+    goal_window_ms: int = field(init=False)  # asked at every stop and send
 
     def __post_init__(self) -> None:
         spec = self.journey
@@ -45,6 +46,7 @@ class CompiledJourney:
         kinds = {exit_on.event for exit_on in spec.exit_on}
         kinds |= {step.wait_for.event for step in spec.steps if step.wait_for}
         object.__setattr__(self, "awaits", frozenset(kinds))
+        object.__setattr__(self, "goal_window_ms", spec.goal.within_s * 1000)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from typing import Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -52,8 +53,9 @@ class SendGate(BaseModel):
             raise ValueError("the collection window is between 0s and 1h")
         return value
 
-    @property
+    @cached_property
     def window_ms(self) -> int:
+        """Asked for every send: worked out once."""
         return parse_duration(self.window) * 1000
 
 

@@ -30,9 +30,9 @@ local function gate_used(caps, c)
 end
 
 -- 'open': a slot is left after this one; 'last': this takes the last of the day or the
--- week; 'full': none is left. With 'last' and 'full', which cap: 'day' or 'week'.
-local function gate_verdict(caps, c)
-  local today, week = gate_used(caps, c)
+-- week; 'full': none is left. With 'last' and 'full', which cap: 'day' or 'week'. From the
+-- sends counted already: on the candidate's day, and over its seven.
+local function gate_verdict(c, today, week)
   local day_left = c.day_cap - today
   local week_left = c.week_cap > 0 and c.week_cap - week or day_left
   if day_left <= 0 then return 'full', 'day' end
@@ -58,6 +58,7 @@ local function gate_give_up(k, c, held, now, log_size, window)
   redis.call('HDEL', k.held_payloads, tid)
   local caps = k.caps .. who
   redis.call('HDEL', caps, c.channel .. ':held')
+  redis.call('HINCRBY', caps, c.channel .. ':' .. held.day, -1)
   local cooldowns = k.cooldowns .. who
   if redis.call('HGET', cooldowns, rule) == held.at then
     if held.cooldown_before == '' then redis.call('HDEL', cooldowns, rule)
@@ -83,7 +84,8 @@ end
 -- within its window, and on a day that counts for this one, is taken from it.
 local function gate_claim(k, c, now, log_size, window)
   local caps = k.caps .. c.who
-  local verdict, span = gate_verdict(caps, c)
+  local today, week = gate_used(caps, c)
+  local verdict, span = gate_verdict(c, today, week)
   if verdict ~= 'full' then return verdict, span end
   local held = gate_held_record(caps, c.channel)
   if held == nil or tonumber(held.priority) >= c.priority then return verdict, span end
@@ -93,13 +95,12 @@ local function gate_claim(k, c, now, log_size, window)
     redis.call('HDEL', caps, c.channel .. ':held')
     return verdict, span
   end
-  local its_day = c.channel .. ':' .. held.day
-  redis.call('HINCRBY', caps, its_day, -1)
-  local freed, freed_span = gate_verdict(caps, c)
-  if freed == 'full' then
-    redis.call('HINCRBY', caps, its_day, 1)
-    return verdict, span
-  end
+  -- The counts without the held send's slot: on this day, or one of this week's.
+  local its_day = tonumber(held.day)
+  if its_day == c.cap_day then today = today - 1 end
+  if its_day > c.cap_day - 7 and its_day <= c.cap_day then week = week - 1 end
+  local freed, freed_span = gate_verdict(c, today, week)
+  if freed == 'full' then return verdict, span end
   gate_give_up(k, c, held, now, log_size, window)
   return freed, freed_span
 end

@@ -70,7 +70,9 @@ class JourneyView:
         return {
             "journey": self.journey,
             "running": self.running,
-            "description": latest.as_dict()["description"] if latest else None,
+            "description": latest.journey.description.strip()
+            if latest and latest.journey
+            else None,
             "versions": [
                 {"version": v.version, "entered": v.stats.entered, "now_in": v.stats.now_in,
                  "exited": sum(v.stats.exited.values()), "sent": v.stats.sent}

@@ -100,7 +100,8 @@ class JourneyRunner:
         # Versions whose file takes those in older ones out: woken on each partition once.
         self._woken: set[tuple[int, str]] = set()  # (partition, "<journey> US <version>")
         self._leaving = [
-            entry.journey for entry in journeys.journeys
+            (entry.journey, f"{entry.journey.id}{SEPARATOR}{entry.journey.version}")
+            for entry in journeys.journeys
             if entry.journey.enabled and entry.journey.on_new_version == "exit"
             and entry.journey.version > 1
         ]  # fmt: skip
@@ -114,34 +115,34 @@ class JourneyRunner:
             self._running[shop] = known
         return known[1]
 
-    async def wake_the_replaced(self, clocks: Mapping[int, int]) -> None:
+    async def wake_the_replaced(
+        self, partitions: Sequence[int], now_of: Callable[[int], int]
+    ) -> None:
         """A version saying ``on_new_version: exit`` takes those in older ones out as it is
         published, not at their next event or wait's end: every wait of the journey armed
         on these partitions (partition → its event time) is brought forward to now, once
         per version and partition, and the walk takes out those in older versions (those
         in the new one go back to waiting). A partition that changes hands before its
-        owner woke it is woken by its next owner."""
+        owner woke it is woken by its next owner. ``now_of``: a partition's event time."""
         if not self._leaving:
-            return
-        for partition, now_ms in clocks.items():
-            woken = self._keys.journey_wakes(partition)
-            timers = self._keys.partition(partition).timers
-            for journey in self._leaving:
-                field = f"{journey.id}{SEPARATOR}{journey.version}"
+            return  # every tick: nothing to do unless a version says so
+        for partition in partitions:
+            for journey, field in self._leaving:
                 if (partition, field) in self._woken:
                     continue
                 self._woken.add((partition, field))
+                woken = self._keys.journey_wakes(partition)
                 if await self._client.hexists(woken, field):
                     continue
-                pattern = journey_waits_pattern(journey.id)
+                keys = self._keys.partition(partition)
+                now_ms = now_of(partition)
                 ahead = [
                     Waking(member.decode() if isinstance(member, bytes) else member)
                     async for member, score in self._client.zscan_iter(
-                        timers, match=pattern, count=1000
+                        keys.timers, match=journey_waits_pattern(journey.id), count=1000
                     )
                     if score > now_ms
                 ]
-                keys = self._keys.partition(partition)
                 calls = [
                     Wake(keys, now_ms, ahead[start : start + 1000])
                     for start in range(0, len(ahead), 1000)

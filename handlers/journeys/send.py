@@ -79,6 +79,6 @@ def journey_candidate(
         release_at_ms=release,
         payload=message.model_dump_json(exclude_none=True).encode(),
         goal_key=journey.goal.key,
-        goal_window_ms=spec.goal.within_s * 1000,
+        goal_window_ms=journey.goal_window_ms,
         why=decision_why(data, sending.send_id, sending.at_ms, release),
     )

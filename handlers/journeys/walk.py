@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -287,21 +286,24 @@ class CustomerWalk:
         are held at each step now."""
         who = (self.shop, self.customer)
         spec = journey.journey
-        call = partial(self.runner.store.call, goal=(journey.goal.key, spec.goal.within_s * 1000))
+        call = self.runner.store.call
+        goal = (journey.goal.key, journey.goal_window_ms)
         before_step = None if before is None else before.step
         held_before = before is not None and before.until_ms > 0
         if isinstance(stop, Held):
             counted = counted_for(before_step, stop.position.step, held_before=held_before)
             return call(*who, before, stop.position, at_ms=stop.position.since_ms,
-                        counted=counted, send=send)  # fmt: skip
+                        counted=counted, send=send, goal=goal)  # fmt: skip
         counted = counted_for(before_step, None, held_before=held_before)
         if isinstance(stop, Sending):
-            return call(*who, before, stop.position, at_ms=stop.at_ms, counted=counted, send=send)
+            return call(*who, before, stop.position, at_ms=stop.at_ms, counted=counted, send=send,
+                        goal=goal)  # fmt: skip
         why = {"journey": spec.id, "version": spec.version,
                "step": stop.position.step, "reason": stop.reason, "at": stop.at_ms,
                "instance": stop.position.instance}  # fmt: skip
         return call(*who, before, None, at_ms=stop.at_ms, why=orjson.dumps(why), send=send,
-                    counted=[*counted, exit_count(stop.reason)], control=stop.control)  # fmt: skip
+                    counted=[*counted, exit_count(stop.reason)], control=stop.control,
+                    goal=goal)  # fmt: skip
 
     def _count(self, journey: CompiledJourney, outcome: str) -> None:
         self.outcomes[f"journey_{outcome}"] += 1
