@@ -7,6 +7,12 @@ acknowledged and deleted only after the broker confirmed the message (acks=all,
 idempotent producer); a relay that dies holding entries leaves them pending, and
 another claims them once they have been idle long enough. The worst case is a
 message sent twice under the same id, which consumers deduplicate on.
+
+The broker's word on a message may come after the round that sent it: a flush that
+runs out of time (the broker away) leaves messages in the producer, whose reports come
+in a later round. Each report is kept by the relay, not by its round, so that an entry
+is acknowledged whenever the broker confirms it; one refused is sent again next round,
+not left pending until a claim.
 """
 
 from __future__ import annotations
@@ -54,10 +60,12 @@ class OutboxRelay(Service):
         topic: str,
         render: Render,
         written: asyncio.Event | None = None,
+        flush_timeout_s: float = _FLUSH_TIMEOUT_S,
         **kwargs: Any,  # noqa: ANN401 -- mode's Service options
     ) -> None:
         """``written``: set by this worker's stages when they add to the outbox, so that an
-        idle relay sends at once what they wrote; another worker's entries wait for a poll."""
+        idle relay sends at once what they wrote; another worker's entries wait for a poll.
+        ``flush_timeout_s``: how long a round waits for the broker's word on what it sent."""
         super().__init__(**kwargs)
         self._client = client
         self._keys = Keys(settings.redis.key_prefix)
@@ -77,6 +85,12 @@ class OutboxRelay(Service):
                 "compression.type": "lz4",
             }
         )
+        self._flush_timeout_s = flush_timeout_s
+        # The broker's reports, whichever round sent the message: entries confirmed, to
+        # acknowledge; entries refused, to send again.
+        self._confirmed: list[tuple[str, bytes]] = []
+        self._refused: list[tuple[str, bytes, dict[bytes, bytes]]] = []
+        self._refusal = ""  # the last reason the broker gave
         self.relayed = 0
         self.rounds = 0  # reads of the outbox done
         self.relayed_metric: CounterChild | None = None
@@ -135,7 +149,9 @@ class OutboxRelay(Service):
                 await asyncio.sleep(_ERROR_SLEEP_S)
                 continue
             self.rounds += 1
-            if not moved:
+            if self._refused:
+                await asyncio.sleep(_ERROR_SLEEP_S)  # the broker refused: not at once again
+            elif not moved:
                 await self._idle()
 
     async def _idle(self) -> None:
@@ -144,7 +160,16 @@ class OutboxRelay(Service):
         await nudged_or_after(self._written, _IDLE_SLEEP_S)
 
     async def relay_once(self, *, claim: bool = False) -> int:
-        """Send what the outbox holds for this relay; returns how many were acknowledged."""
+        """Send what the outbox holds for this relay, and what the broker refused last
+        round; returns how many entries were acknowledged."""
+        entries = await self._read(claim=claim)
+        self._producer.poll(0)  # the word on messages an earlier round left in flight
+        entries, self._refused = self._refused + entries, []
+        if entries:
+            await self._send(entries)
+        return await self._acknowledge()
+
+    async def _read(self, *, claim: bool) -> list[tuple[str, bytes, dict[bytes, bytes]]]:
         pipe = self._client.pipeline(transaction=False)
         asked: list[str] = []
         for base in self._keys.trigger_shards():
@@ -156,47 +181,62 @@ class OutboxRelay(Service):
                 asked.append(outbox)
             pipe.xreadgroup(GROUP, self._consumer, {outbox: ">"}, count=self._batch)
             asked.append(outbox)
-        entries: list[tuple[str, bytes, dict[bytes, bytes]]] = []
-        for outbox, reply in zip(asked, await pipe.execute(), strict=True):
-            entries.extend((outbox, entry_id, fields) for entry_id, fields in _entries(reply))
-        if not entries:
-            return 0
-        delivered: list[tuple[str, bytes]] = []
-        failed: list[str] = []
+        return [
+            (outbox, entry_id, fields)
+            for outbox, reply in zip(asked, await pipe.execute(), strict=True)
+            for entry_id, fields in _entries(reply)
+        ]
 
-        def report(outbox: str, entry_id: bytes) -> Any:  # noqa: ANN401 -- librdkafka callback
-            def on_delivery(error: RdKafkaError | None, _message: Message) -> None:
-                if error is None:
-                    delivered.append((outbox, entry_id))
-                else:
-                    failed.append(error.str())
-
-            return on_delivery
-
+    async def _send(self, entries: list[tuple[str, bytes, dict[bytes, bytes]]]) -> None:
         for outbox, entry_id, fields in entries:
-            self._produce(fields, report(outbox, entry_id))
-        await asyncio.to_thread(self._producer.flush, _FLUSH_TIMEOUT_S)
-        if failed:
+            self._produce(fields, self._report(outbox, entry_id, fields))
+        unsent = await asyncio.to_thread(self._producer.flush, self._flush_timeout_s)
+        if unsent:
             log.warning(
-                "%d messages for %s not acknowledged by the broker (%s); they stay in the outbox",
-                len(failed),
-                self._topic,
-                failed[0],
-            )
-        # One XACK and one XDEL per outbox for the whole round, not two commands per message.
+                "%d messages for %s not yet confirmed after %.0fs (the broker away?); "
+                "acknowledged once it confirms them", unsent, self._topic, self._flush_timeout_s,
+            )  # fmt: skip
+        if self._refused:
+            log.warning(
+                "%d messages for %s refused by the broker (%s); sent again next round",
+                len(self._refused), self._topic, self._refusal,
+            )  # fmt: skip
+
+    async def _acknowledge(self) -> int:
+        """Every entry the broker confirmed since the last round, acknowledged and deleted:
+        one XACK and one XDEL per outbox, not two commands per message."""
+        confirmed, self._confirmed = self._confirmed, []
+        if not confirmed:
+            return 0
         acknowledged: defaultdict[str, list[bytes]] = defaultdict(list)
-        for outbox, entry_id in delivered:
+        for outbox, entry_id in confirmed:
             acknowledged[outbox].append(entry_id)
         pipe = self._client.pipeline(transaction=False)
         for outbox, entry_ids in acknowledged.items():
             pipe.xack(outbox, GROUP, *entry_ids)
             pipe.xdel(outbox, *entry_ids)
-        if delivered:
+        try:
             await pipe.execute()
-        self.relayed += len(delivered)
+        except (RedisError, OSError):
+            self._confirmed = confirmed + self._confirmed  # acknowledged next round
+            raise
+        self.relayed += len(confirmed)
         if self.relayed_metric is not None:
-            self.relayed_metric.inc(len(delivered))
-        return len(delivered)
+            self.relayed_metric.inc(len(confirmed))
+        return len(confirmed)
+
+    def _report(self, outbox: str, entry_id: bytes, fields: dict[bytes, bytes]) -> Any:  # noqa: ANN401 -- librdkafka callback
+        """The broker's word on one entry, whenever it comes (librdkafka calls it from
+        whichever poll or flush receives it)."""
+
+        def on_delivery(error: RdKafkaError | None, _message: Message) -> None:
+            if error is None:
+                self._confirmed.append((outbox, entry_id))
+            else:
+                self._refusal = error.str()
+                self._refused.append((outbox, entry_id, fields))
+
+        return on_delivery
 
     def _produce(self, fields: Fields, on_delivery: Any) -> None:  # noqa: ANN401 -- librdkafka callback
         key, value, message_id = self._render(fields)

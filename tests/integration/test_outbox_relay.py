@@ -55,3 +55,43 @@ async def test_a_trigger_written_goes_out_without_waiting_for_the_poll(
     finally:
         await relay.stop()
         await client.aclose()
+
+
+async def test_a_message_confirmed_after_its_round_is_acknowledged(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flush that runs out of time (the broker away) leaves messages in flight; the
+    broker's word on them, coming in a later round, still has their entries acknowledged
+    then, not left pending until another relay claims them."""
+    monkeypatch.setattr(relay_module, "_IDLE_SLEEP_S", 0.05)
+    create_topics(settings)
+    keys = Keys(settings.redis.key_prefix)
+    client = connect(settings.redis)
+    written = asyncio.Event()
+    # No wait for the broker at all: every message is still in flight when its round ends.
+    relay = OutboxRelay.of(
+        "triggers", settings, client, written, flush_timeout_s=0.0,
+        loop=asyncio.get_running_loop(),
+    )  # fmt: skip
+    outboxes = [keys.outbox(keys.trigger_shard("shop-a", f"c{n}")) for n in range(20)]
+    await relay.start()
+    try:
+        for n, outbox in enumerate(outboxes):
+            tid = f"t-{n}".encode()
+            await client.xadd(outbox, {"key": b"shop-a:c", "event": b'{"id":"' + tid + b'"}',
+                                       "id": tid})  # fmt: skip
+        written.set()
+        topic = TopicNames.from_settings(settings.topics).triggers
+        messages = await asyncio.to_thread(consume, settings, [topic], 20, 30.0)
+        assert sorted(m.value() or b"" for m in messages) == sorted(
+            b'{"id":"t-' + str(n).encode() + b'"}' for n in range(20)
+        )
+
+        async def left() -> int:
+            return sum([int(await client.xlen(outbox)) for outbox in set(outboxes)])
+
+        await eventually_async(left, 20, "every entry acknowledged", until=lambda n: n == 0)
+        assert relay.relayed == 20
+    finally:
+        await relay.stop()
+        await client.aclose()
