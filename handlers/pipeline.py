@@ -36,6 +36,7 @@ from handlers.rule_sets import load_journey_set, load_rule_set, load_segment_set
 from handlers.segments.read import SegmentReader
 from handlers.segments.stage import SegmentStage
 from handlers.timing import Allowances, DueEntry, PartitionTiming, timers_library
+from handlers.timing.members import customer_of
 from handlers.triggers.batch import TriggerBatch
 from handlers.triggers.due import DueDecider
 from handlers.triggers.held import HeldTriggers
@@ -190,9 +191,19 @@ class ProfilesAndTriggers:
         if not journeys:
             return await self.decide_rules(due)
         rules = [entry for entry in due if entry[0][:1] not in JOURNEY_KINDS]
-        outcomes = await self.journeys(journeys)
+        known = None
         if rules:
-            outcomes.update(await self.decide_rules(rules))
+            # Rules and journeys often read the same customers in a walk (a registration is
+            # welcomed by a rule and enters a journey): their profiles are read once.
+            customers, sections = self.decide_rules.wants(rules)
+            sections |= self.journeys.sections
+            customers += [customer_of(member) for member, _, _ in journeys]
+            known = ReadBack(
+                frozenset(key_kinds(sections)), await self.reader.read_stored(customers, sections)
+            )
+        outcomes = await self.journeys(journeys, known)
+        if rules:
+            outcomes.update(await self.decide_rules(rules, known))
         return outcomes
 
     async def _arm_waits(self, entries: Mapping[int, Sequence[PutOff]]) -> None:

@@ -28,7 +28,7 @@ from handlers.journeys.store import CustomerJourneys, JourneyStore
 from handlers.journeys.walk import CustomerWalk, Walking
 from handlers.keys import Keys
 from handlers.profile.encode import contact_free, epoch_ms
-from handlers.profile.read import SECTIONS, ProfileReader
+from handlers.profile.read import SECTIONS, ProfileReader, ReadBack
 from handlers.redis_client import RedisClient
 from handlers.timing.members import (
     JOURNEY_EVENT,
@@ -220,8 +220,16 @@ class JourneyRunner:
         return entries
 
     # ------------------------------------------------------------------ the walk
-    async def __call__(self, due: Sequence[DueEntry]) -> Counter[str]:
-        """Walk the journey entries a partition walk handed over, in their order."""
+    @property
+    def sections(self) -> frozenset[str]:
+        """What of the profile the journeys read."""
+        return self._sections
+
+    async def __call__(
+        self, due: Sequence[DueEntry], known: ReadBack | None = None
+    ) -> Counter[str]:
+        """Walk the journey entries a partition walk handed over, in their order. ``known``:
+        profiles read already for this walk (not read again)."""
         by_customer: dict[tuple[str, str], list[DueEntry]] = {}
         for entry in due:
             _kind, _name, shop, customer = parse_member(entry[0])
@@ -230,7 +238,8 @@ class JourneyRunner:
         await self._archive()
         # The instances and the profiles, read side by side.
         states, profiles = await asyncio.gather(
-            self.store.read_many(customers), self.reader.read_stored(customers, self._sections)
+            self.store.read_many(customers),
+            self.reader.read_stored(customers, self._sections, known),
         )
         await self._load_versions(states)
         outcomes: Counter[str] = Counter()

@@ -76,6 +76,12 @@ def parse_member(member: str) -> tuple[str, str, str, str]:
     return kind, rule_id, shop, customer
 
 
+def customer_of(member: str) -> tuple[str, str]:
+    """(shop, customer) of an entry other than an op."""
+    _kind, _name, shop, customer = parse_member(member)
+    return shop, customer
+
+
 def timer_value(deadline: int, armed_at: int, armed: dict[str, Any]) -> bytes:
     """What a timer holds: its deadline and arming time first (functions/timers.lua reads
     them)."""

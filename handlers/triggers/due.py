@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from crmstream import metrics
 from handlers.functions.triggers import Candidate
-from handlers.profile.read import Profile, ProfileReader, build_profile
+from handlers.profile.read import Profile, ProfileReader, ReadBack, build_profile
 from handlers.timing import DueEntry
 from handlers.timing.members import PUT_OFF, parse_member
 from handlers.triggers import decide
@@ -35,13 +35,19 @@ class DueDecider:
         self._writer = writer
         self._decoder = Decoder()
 
-    async def __call__(self, due: list[DueEntry]) -> Counter[str]:
-        """Decide every entry a walk handed over; their triggers go out in one round trip."""
+    def wants(self, due: list[DueEntry]) -> tuple[list[tuple[str, str]], frozenset[str]]:
+        """The customers whose profiles deciding ``due`` reads, and the sections it reads."""
         stage = self._stage
         members = [parse_member(member) for member, _, _ in due]
         rules = [rule for _, rule_id, _, _ in members if (rule := stage.rules.get(rule_id))]
-        customers = [(shop, who) for _, _, shop, who in members]
-        stored = await self._reader.read_stored(customers, profile_sections(rules, "cart"))
+        return [(shop, who) for _, _, shop, who in members], profile_sections(rules, "cart")
+
+    async def __call__(self, due: list[DueEntry], known: ReadBack | None = None) -> Counter[str]:
+        """Decide every entry a walk handed over; their triggers go out in one round trip.
+        ``known``: profiles read already for this walk (not read again)."""
+        stage = self._stage
+        members = [parse_member(member) for member, _, _ in due]
+        stored = await self._reader.read_stored(*self.wants(due), known)
         work = BatchWork()
         outcomes: Counter[str] = Counter()
         for (_member, deadline, armed), (kind, rule_id, shop, customer) in zip(
