@@ -25,7 +25,8 @@ from handlers.functions.timers import LIBRARY as TIMER_LIBRARY
 from handlers.functions.timers import PutOff, Wake, Waking
 from handlers.functions.triggers import SEPARATOR
 from handlers.journeys.store import CustomerJourneys, JourneyStore
-from handlers.journeys.walk import CustomerWalk, Walking
+from handlers.journeys.walk import CustomerWalk
+from handlers.journeys.walking import Walking
 from handlers.keys import Keys
 from handlers.profile.encode import contact_free, epoch_ms
 from handlers.profile.read import SECTIONS, ProfileReader, ReadBack

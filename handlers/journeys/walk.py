@@ -4,32 +4,28 @@ order, as the stops they make, each a Function call answered before the next."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Generator, Mapping, Sequence
 from typing import Any, Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import orjson
 
 from crmstream import metrics
 from handlers.functions.timers import PutOff
 from handlers.functions.triggers import Candidate, JourneyMove, JourneyMoved
 from handlers.journeys.send import OUTCOME_OF, journey_candidate
-from handlers.journeys.stats import counted_for, exit_count
-from handlers.journeys.store import CustomerJourneys, JourneyStore, decode_stored
+from handlers.journeys.stops import customer_as_read, stop_call, wait_end, walked_at
+from handlers.journeys.store import CustomerJourneys, decode_stored
 from handlers.journeys.store import Stored as StoredInstance
-from handlers.profile.read import Stored, build_profile
+from handlers.journeys.walking import Walking
+from handlers.profile.read import Stored
 from handlers.timing.members import (
     JOURNEY_WAIT,
     DueEntry,
     journey_wait_member,
     journey_wait_of,
     parse_member,
-    timer_value,
 )
-from rules.activation import activation, profile_view
+from rules.activation import activation
 from rules.journey_entry import Entries, entry_key, may_enter
-from rules.journey_loader import CompiledJourney, JourneySet
+from rules.journey_loader import CompiledJourney
 from rules.journey_machine import (
     Customer,
     Exited,
@@ -44,28 +40,12 @@ from rules.journey_machine import (
     on_due,
     on_event,
 )
-from rules.shop_config import ShopConfig
 
-_FALLBACK_ZONE: Final = ZoneInfo("Asia/Shanghai")
 NEW_VERSION: Final = "new version"  # why those in an older version left, told to
 # What a send reads of a customer nobody knows the profile of: no consent, no time zone.
 _NO_PROFILE: Final[dict[str, Any]] = {"facts": {"consents": {}, "timezone": None}}
 
 Moves = Generator[JourneyMove, JourneyMoved, None]
-
-
-@dataclass(frozen=True)
-class Walking:
-    """What every customer's walk shares: the journeys, where they are kept, the clock."""
-
-    journeys: JourneySet
-    store: JourneyStore
-    config_of: Callable[[str], ShopConfig]
-    running: Callable[[str], frozenset[str]]  # the journeys a shop has on and this worker has
-    daily_cap: int
-    sections: frozenset[str]  # what of the profile the journeys read
-    # Versions no longer loaded that instances are still in, as kept (JourneyStore.archive).
-    versions: Mapping[tuple[str, int], CompiledJourney]
 
 
 class CustomerWalk:
@@ -109,22 +89,11 @@ class CustomerWalk:
 
     def who(self, at_ms: int) -> Customer:
         """The customer as the journeys' conditions and sends read them: built once a walk
-        (what the pack reads, counters and facts, a walk does not move), only the sections
-        the journeys read."""
+        (what the pack reads, counters and facts, a walk does not move)."""
         if self._who is None:
-            profile: dict[str, Any] = {}
-            zone = _FALLBACK_ZONE
-            if self.stored is not None:
-                built = build_profile(
-                    self.shop, self.customer, at_ms, self.stored, self.config,
-                    sections=self.runner.sections,
-                )  # fmt: skip
-                profile = profile_view(built)
-                try:
-                    zone = ZoneInfo(built["facts"].get("timezone") or self.config.timezone)
-                except (ZoneInfoNotFoundError, ValueError):
-                    zone = _FALLBACK_ZONE
-            self._who = Customer(self.shop, self.customer, profile, zone)
+            self._who = customer_as_read(
+                self.shop, self.customer, at_ms, self.stored, self.config, self.runner.sections
+            )
         return self._who
 
     def run(self, entries: Sequence[DueEntry]) -> Moves:
@@ -137,7 +106,7 @@ class CustomerWalk:
             return  # erased, or never known: nothing to move
         for slot, decision in list(self.pending.items()):
             # A send decided, the walk cut short before it went on: on from there.
-            journey = self._current(slot[0], self.instances[slot])
+            journey = self.runner.version_of(slot[0], self.instances[slot])
             if journey is not None:
                 kept = self.instances[slot]
                 outcome = OUTCOME_OF[decision]
@@ -156,8 +125,8 @@ class CustomerWalk:
                 slot = (name, journey_wait_of(member)[0])
                 self.touched.add(slot)
                 waiting = self.instances.get(slot)
-                if waiting is not None and self._replaced(name, waiting):
-                    journey = self._current(name, waiting)
+                if waiting is not None and self.runner.replaced(name, waiting):
+                    journey = self.runner.version_of(name, waiting)
                     if journey is not None:
                         yield from self._settle(
                             journey, waiting, Exited(waiting, NEW_VERSION, at_ms)
@@ -172,20 +141,20 @@ class CustomerWalk:
         wait ending at that very moment lets an event of that moment count within it)."""
         while True:
             ending = [
-                (_walked_at(journey, position), slot)
+                (walked_at(journey, position), slot)
                 for slot, position in self.instances.items()
-                if position.until_ms and (journey := self._current(slot[0], position))
+                if position.until_ms and (journey := self.runner.version_of(slot[0], position))
             ]
             due = [entry for entry in ending if entry[0] <= at_ms]
             if not due:
                 return
             _at, slot = min(due)
             waiting = self.instances[slot]
-            journey = self._current(slot[0], waiting)
+            journey = self.runner.version_of(slot[0], waiting)
             assert journey is not None  # noqa: S101 -- found just above
             ended: Move = (
                 Exited(waiting, NEW_VERSION, due_ms(journey, waiting))
-                if self._replaced(slot[0], waiting)
+                if self.runner.replaced(slot[0], waiting)
                 else on_due(journey, self.who(due_ms(journey, waiting)), waiting)
             )
             yield from self._settle(journey, waiting, ended)
@@ -200,7 +169,7 @@ class CustomerWalk:
         )
         replaced: set[str] = set()
         for (name, _key), position in held:
-            journey = self._current(name, position)
+            journey = self.runner.version_of(name, position)
             if journey is None:
                 continue
             if position.since_ms > at_ms:
@@ -208,7 +177,7 @@ class CustomerWalk:
                 # redelivery); taking it now would move the instance twice.
                 self.touched.add((name, _key))
                 continue
-            if self._replaced(name, position):
+            if self.runner.replaced(name, position):
                 yield from self._settle(journey, position, Exited(position, NEW_VERSION, at_ms))
                 replaced.add(name)
                 continue
@@ -282,28 +251,7 @@ class CustomerWalk:
     def _stop(
         self, journey: CompiledJourney, before: Position | None, stop: Move, send: Candidate | None
     ) -> JourneyMove:
-        """The call that writes one stop, with the journey's stats: entries, and how many
-        are held at each step now."""
-        who = (self.shop, self.customer)
-        spec = journey.journey
-        call = self.runner.store.call
-        goal = (journey.goal.key, journey.goal_window_ms)
-        before_step = None if before is None else before.step
-        held_before = before is not None and before.until_ms > 0
-        if isinstance(stop, Held):
-            counted = counted_for(before_step, stop.position.step, held_before=held_before)
-            return call(*who, before, stop.position, at_ms=stop.position.since_ms,
-                        counted=counted, send=send, goal=goal)  # fmt: skip
-        counted = counted_for(before_step, None, held_before=held_before)
-        if isinstance(stop, Sending):
-            return call(*who, before, stop.position, at_ms=stop.at_ms, counted=counted, send=send,
-                        goal=goal)  # fmt: skip
-        why = {"journey": spec.id, "version": spec.version,
-               "step": stop.position.step, "reason": stop.reason, "at": stop.at_ms,
-               "instance": stop.position.instance}  # fmt: skip
-        return call(*who, before, None, at_ms=stop.at_ms, why=orjson.dumps(why), send=send,
-                    counted=[*counted, exit_count(stop.reason)], control=stop.control,
-                    goal=goal)  # fmt: skip
+        return stop_call(self.runner.store, self.shop, self.customer, journey, before, stop, send)
 
     def _count(self, journey: CompiledJourney, outcome: str) -> None:
         self.outcomes[f"journey_{outcome}"] += 1
@@ -331,25 +279,6 @@ class CustomerWalk:
         self.instances[slot] = held.position
         return held
 
-    def _current(self, name: str, position: Position | None) -> CompiledJourney | None:
-        """The version of the journey an instance entered (the loaded one, or one kept),
-        or None if it is known nowhere."""
-        if position is None:
-            return None
-        journey = self.runner.journeys.by_id.get(name)
-        if journey is not None and journey.journey.version == position.version:
-            return journey
-        return self.runner.versions.get((name, position.version))
-
-    def _replaced(self, name: str, position: Position) -> bool:
-        """A newer version says those still in older ones leave (``on_new_version: exit``)."""
-        journey = self.runner.journeys.by_id.get(name)
-        return (
-            journey is not None
-            and journey.journey.version > position.version
-            and journey.journey.on_new_version == "exit"
-        )
-
     def erased_waits(self) -> list[tuple[int, str]]:
         """When the walk erased the customer: the names of the waits to take away."""
         if not self.erased or self.partition is None:
@@ -365,18 +294,13 @@ class CustomerWalk:
         if self.partition is None or self.erased:
             return found
         for (name, key), position in self.instances.items():
-            journey = self._current(name, position)
+            journey = self.runner.version_of(name, position)
             if journey is None or position.until_ms == 0 or (name, key) not in self.touched:
                 continue
-            at = _walked_at(journey, position)
-            member = journey_wait_member(name, self.shop, self.customer, key, position.visit)
-            value = timer_value(at, position.since_ms,
-                                {"visit": position.visit, "partition": self.partition})  # fmt: skip
-            found.append((self.partition, PutOff(member, at, value)))
+            found.append(
+                (
+                    self.partition,
+                    wait_end(journey, self.shop, self.customer, key, position, self.partition),
+                )
+            )
         return found
-
-
-def _walked_at(journey: CompiledJourney, position: Position) -> int:
-    """When the walk takes a wait's end: just after it, so that an event stamped at that
-    very moment, read later, still comes first (it counts as within the wait)."""
-    return due_ms(journey, position) + 1
