@@ -148,6 +148,12 @@ RELAYED: Final = Counter(
     ["outbox"],
     registry=REGISTRY,
 )
+RELAY_REFUSED: Final = Counter(
+    "crmstream_relay_refused_total",
+    "Messages the broker refused, by outbox; each stays in its outbox and is sent again.",
+    ["outbox"],
+    registry=REGISTRY,
+)
 TIMERS_PENDING: Final = Gauge(
     "crmstream_timers_pending",
     "Absence timers armed and not yet due or cancelled.",

@@ -92,8 +92,10 @@ class OutboxRelay(Service):
         self._refused: list[tuple[str, bytes, dict[bytes, bytes]]] = []
         self._refusal = ""  # the last reason the broker gave
         self.relayed = 0
+        self.refused = 0  # messages the broker refused (each sent again)
         self.rounds = 0  # reads of the outbox done
         self.relayed_metric: CounterChild | None = None
+        self.refused_metric: CounterChild | None = None
 
     @classmethod
     def of(
@@ -114,6 +116,7 @@ class OutboxRelay(Service):
             settings, client, outbox=stream, topic=topic, render=render, written=written, **kwargs
         )
         relay.relayed_metric = metrics.RELAYED.labels(outbox)
+        relay.refused_metric = metrics.RELAY_REFUSED.labels(outbox)
         return relay
 
     async def on_start(self) -> None:
@@ -197,6 +200,9 @@ class OutboxRelay(Service):
                 "acknowledged once it confirms them", unsent, self._topic, self._flush_timeout_s,
             )  # fmt: skip
         if self._refused:
+            self.refused += len(self._refused)
+            if self.refused_metric is not None:
+                self.refused_metric.inc(len(self._refused))
             log.warning(
                 "%d messages for %s refused by the broker (%s); sent again next round",
                 len(self._refused), self._topic, self._refusal,
