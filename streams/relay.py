@@ -200,9 +200,6 @@ class OutboxRelay(Service):
                 "acknowledged once it confirms them", unsent, self._topic, self._flush_timeout_s,
             )  # fmt: skip
         if self._refused:
-            self.refused += len(self._refused)
-            if self.refused_metric is not None:
-                self.refused_metric.inc(len(self._refused))
             log.warning(
                 "%d messages for %s refused by the broker (%s); sent again next round",
                 len(self._refused), self._topic, self._refusal,
@@ -238,9 +235,13 @@ class OutboxRelay(Service):
         def on_delivery(error: RdKafkaError | None, _message: Message) -> None:
             if error is None:
                 self._confirmed.append((outbox, entry_id))
-            else:
-                self._refusal = error.str()
-                self._refused.append((outbox, entry_id, fields))
+                return
+            # Counted here, not after the flush: a refusal may come in a later round's poll.
+            self._refusal = error.str()
+            self._refused.append((outbox, entry_id, fields))
+            self.refused += 1
+            if self.refused_metric is not None:
+                self.refused_metric.inc()
 
         return on_delivery
 
