@@ -117,17 +117,6 @@ def _keep_config(client: AdminClient, settings: Settings, timeout_s: float) -> N
     carry their append time."""
     names = TopicNames.from_settings(settings.topics)
     wanted = {name: event_config() for name in names.events} | {names.dlq: dlq_config(settings)}
-    _alter(client, wanted, timeout_s)
-
-
-def set_topic_config(
-    settings: Settings, topic: str, config: dict[str, str], timeout_s: float = 10.0
-) -> None:
-    """Set these configuration entries of ``topic`` (the others stay as they are)."""
-    _alter(admin_client(settings), {topic: config}, timeout_s)
-
-
-def _alter(client: AdminClient, wanted: dict[str, dict[str, str]], timeout_s: float) -> None:
     resources = [
         ConfigResource(
             ResourceType.TOPIC,
