@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
+import hiredis
 import redis
 import redis.asyncio
 from redis.crc import key_slot
+from redis.typing import EncodableT
 
 from crmstream.connections import RedisSettings
 
@@ -39,11 +41,43 @@ def _options(settings: RedisSettings) -> dict[str, Any]:
     return options
 
 
+def _packed_at_once(args: tuple[EncodableT, ...]) -> list[bytes] | None:
+    """The command in the wire's form, packed by hiredis in one call; None for what redis-py
+    must pack itself: a name of two words (``CONFIG GET``), a bool (refused), a memoryview.
+
+    redis-py's own path inspects and encodes every argument in Python before handing them to
+    hiredis: about 10 µs for a Function call of 26 arguments, the engine's common case."""
+    name = args[0]
+    if (isinstance(name, str) and " " in name) or (isinstance(name, bytes) and b" " in name):
+        return None
+    try:
+        return [hiredis.pack_command(args)]  # type: ignore[arg-type]  # EncodableT is wider; TypeError falls back
+    except TypeError:
+        return None
+
+
+class _Connection(redis.asyncio.Connection):
+    def pack_command(self, *args: EncodableT) -> list[bytes]:
+        return _packed_at_once(args) or super().pack_command(*args)
+
+
+class _SSLConnection(redis.asyncio.SSLConnection):
+    def pack_command(self, *args: EncodableT) -> list[bytes]:
+        return _packed_at_once(args) or super().pack_command(*args)
+
+
 def connect(settings: RedisSettings) -> RedisClient:
-    """An asyncio client for the worker (its pool is shared by every agent)."""
+    """An asyncio client for the worker (its pool is shared by every agent).
+
+    One Redis packs commands in one pass (:func:`_packed_at_once`); redis-py's cluster client
+    takes no connection class, so a cluster's commands are packed by redis-py's own path."""
     if settings.cluster:
         return redis.asyncio.RedisCluster.from_url(str(settings.url), **_options(settings))
-    return redis.asyncio.Redis.from_url(str(settings.url), **_options(settings))
+    url = str(settings.url)
+    connection_class = _SSLConnection if url.startswith("rediss:") else _Connection
+    return redis.asyncio.Redis.from_url(
+        url, connection_class=connection_class, **_options(settings)
+    )
 
 
 def connect_node(settings: RedisSettings, host: str, port: int) -> redis.asyncio.Redis:
