@@ -37,6 +37,7 @@ from rules.expressions import ConditionError
 from rules.journey_loader import CompiledJourney
 from rules.journey_model import EXIT, SEND_OUTCOMES, Send, SendOutcome, Step, WaitUntil
 from rules.model import parse_clock, parse_duration
+from schemas.ids import uuid5_text
 
 # The namespace of every journey send id: the derivation is the contract.
 SEND_NAMESPACE: Final = uuid.UUID("0b7c2f4e-8d1a-5c3e-9f60-6a6f75726e79")
@@ -109,7 +110,7 @@ def send_id(shop: str, customer: str, position: Position) -> str:
         (shop, customer, position.journey, str(position.version), position.instance,
          position.step, str(position.visit))
     )  # fmt: skip
-    return str(uuid.uuid5(SEND_NAMESPACE, name))
+    return uuid5_text(SEND_NAMESPACE, name)
 
 
 def enter(

@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Final
 
+from schemas.ids import uuid5_text
 from schemas.segments import SegmentChange, SegmentChangeData
 
 SEGMENT_NAMESPACE: Final = uuid.UUID("0c9b1d52-8f3e-5a61-b0d4-73676d656e74")
@@ -20,7 +21,7 @@ Fields = dict[bytes, bytes]
 
 def change_id(shop: str, customer: str, segment: str, transition: int) -> str:
     name = "\x1f".join((shop, customer, segment, str(transition)))
-    return str(uuid.uuid5(SEGMENT_NAMESPACE, name))
+    return uuid5_text(SEGMENT_NAMESPACE, name)
 
 
 def render_change(fields: Fields) -> tuple[bytes, bytes, bytes]:

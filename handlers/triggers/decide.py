@@ -21,6 +21,7 @@ from handlers.functions.triggers import Candidate
 from rules.loader import CompiledRule
 from rules.model import QuietHours, parse_clock
 from rules.send_gate import NO_SLOT, SendGate, Slot, slot_for
+from schemas.ids import uuid5_text
 from schemas.triggers import MatchedCondition, Trigger, TriggerData
 
 # Trigger ids are UUIDv5 in this namespace, of rule, version, shop, customer, occurrence.
@@ -31,7 +32,7 @@ _FALLBACK_ZONE: Final = ZoneInfo("Asia/Shanghai")
 
 def trigger_id(rule: CompiledRule, shop: str, customer: str, occurrence: str) -> str:
     name = "\x1f".join((rule.rule.id, str(rule.rule.version), shop, customer, occurrence))
-    return str(uuid.uuid5(TRIGGER_NAMESPACE, name))
+    return uuid5_text(TRIGGER_NAMESPACE, name)
 
 
 def in_holdout(rule_id: str, shop: str, customer: str, share: float) -> bool:
