@@ -14,9 +14,9 @@ from handlers.functions.timers import PutOff
 from handlers.functions.triggers import Candidate, JourneyMove
 from handlers.journeys.stats import counted_for, exit_count
 from handlers.journeys.store import JourneyStore
-from handlers.profile.read import Stored, build_profile
+from handlers.profile.read import Stored
+from handlers.profile.view import profile_as_read
 from handlers.timing.members import journey_wait_member, timer_value
-from rules.activation import profile_view
 from rules.journey_loader import CompiledJourney
 from rules.journey_machine import Customer, Held, Move, Position, Sending, due_ms
 from rules.shop_config import ShopConfig
@@ -37,10 +37,9 @@ def customer_as_read(  # noqa: PLR0917 -- one customer, as of one moment
     profile: dict[str, Any] = {}
     zone = _FALLBACK_ZONE
     if stored is not None:
-        built = build_profile(shop, customer, at_ms, stored, config, sections=sections)
-        profile = profile_view(built)
+        profile = profile_as_read(shop, customer, at_ms, stored, config, sections)
         try:
-            zone = ZoneInfo(built["facts"].get("timezone") or config.timezone)
+            zone = ZoneInfo(profile["facts"].get("timezone") or config.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             zone = _FALLBACK_ZONE
     return Customer(shop, customer, profile, zone)

@@ -62,18 +62,29 @@ def _pairs(flat: Sequence[bytes]) -> dict[str, str]:
     return {field.decode(): value.decode() for field, value in zip(pairs, pairs, strict=True)}
 
 
-def window_sum(
-    buckets: Mapping[str, str], prefix: str, size_ms: int, count: int, as_of: int
-) -> int:
-    """Σ of the last ``count`` buckets up to and including the one holding ``as_of``."""
-    newest = as_of // size_ms
-    total = 0
+# Bucket prefix → the windows summed from it: (name, bucket size, how many buckets).
+_WINDOWS_OF: Final[dict[str, list[tuple[str, int, int]]]] = {}
+for _name, _prefix, _size, _count in WINDOWS:
+    _WINDOWS_OF.setdefault(_prefix.value, []).append((_name, _size, _count))
+_PREFIX_LENGTH: Final = 2
+if any(len(prefix) != _PREFIX_LENGTH for prefix in _WINDOWS_OF):
+    raise AssertionError("window_totals reads bucket prefixes of two characters")
+
+
+def window_totals(buckets: Mapping[str, str], as_of: int) -> dict[str, int]:
+    """Each window's Σ of its last buckets up to and including the one holding ``as_of``,
+    in one pass over the customer's buckets."""
+    totals = dict.fromkeys((name for name, *_ in WINDOWS), 0)
     for field, value in buckets.items():
-        if field.startswith(prefix):
-            bucket = int(field[len(prefix) :])
+        windows = _WINDOWS_OF.get(field[:_PREFIX_LENGTH])
+        if windows is None:
+            continue
+        bucket, amount = int(field[_PREFIX_LENGTH:]), int(value)
+        for name, size, count in windows:
+            newest = as_of // size
             if newest - count < bucket <= newest:
-                total += int(value)
-    return total
+                totals[name] += amount
+    return totals
 
 
 def cart_lines(raw: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -229,7 +240,7 @@ def build_profile(
 ) -> Profile:
     """The profile document as of ``as_of``; only ``sections`` of it when a caller (a rule
     condition) needs no more."""
-    builder = _Builder(stored, config, as_of)
+    builder = SectionBuilder(stored, config, as_of)
     document: Profile = {"shop": shop, "customer": who, "as_of": iso(as_of)}
     for section in SECTIONS:
         if section in sections:
@@ -237,7 +248,10 @@ def build_profile(
     return document
 
 
-class _Builder:
+class SectionBuilder:
+    """The sections of one customer's profile as of a moment, from their stored keys: as the
+    document writes them (build_profile), and as conditions read them (view.py)."""
+
     def __init__(self, stored: Stored, config: ShopConfig, as_of: int) -> None:
         self.stored, self.fields, self.config, self.as_of = stored, stored.fields, config, as_of
 
@@ -276,11 +290,10 @@ class _Builder:
         return {name: iso(self.moment(name)) for name in RECENCY}
 
     def windows(self) -> dict[str, Any]:
-        windows: dict[str, Any] = {}
-        for name, prefix, size, count in WINDOWS:
-            total = window_sum(self.stored.buckets, prefix, size, count, self.as_of)
-            windows[name] = money(total) if name.startswith("spend") else total
-        return windows
+        return {
+            name: money(total) if name.startswith("spend") else total
+            for name, total in window_totals(self.stored.buckets, self.as_of).items()
+        }
 
     def cart(self) -> dict[str, Any]:
         lines = cart_lines(self.stored.cart)

@@ -29,9 +29,10 @@ from handlers.functions.segments import LIBRARY, ApplySegments, CustomerSegments
 from handlers.keys import Keys
 from handlers.profile.encode import epoch_ms
 from handlers.profile.inputs import built_from, watched_text
-from handlers.profile.read import SECTIONS, ProfileReader, ReadBack, Stored, build_profile
+from handlers.profile.read import SECTIONS, ProfileReader, ReadBack, Stored
+from handlers.profile.view import profile_as_read
 from handlers.redis_client import RedisClient
-from rules.activation import activation, profile_view
+from rules.activation import activation
 from rules.expressions import Condition, ConditionError
 from rules.segment_set import CompiledSegment, SegmentSet
 
@@ -178,8 +179,8 @@ class SegmentStage:
                 flags[positions[entry.segment.id]] = "0"
             return "".join(flags)
         config = self.reader.config_of(shop)
-        profile = build_profile(shop, who, now_ms, stored, config, sections=work.sections)
-        context = activation(None, profile_view(profile), now_ms)
+        profile = profile_as_read(shop, who, now_ms, stored, config, work.sections)
+        context = activation(None, profile, now_ms)
         program = work.program
         if program is not None:
             try:

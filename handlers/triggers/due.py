@@ -11,7 +11,8 @@ from typing import Any, Final
 
 from crmstream import metrics
 from handlers.functions.triggers import Candidate
-from handlers.profile.read import Profile, ProfileReader, ReadBack, build_profile
+from handlers.profile.read import Profile, ProfileReader, ReadBack
+from handlers.profile.view import profile_as_read
 from handlers.timing import DueEntry
 from handlers.timing.members import PUT_OFF, parse_member
 from handlers.triggers import decide
@@ -19,7 +20,7 @@ from handlers.triggers.reasons import absence_reason
 from handlers.triggers.stage import TriggerStage, profile_sections
 from handlers.triggers.work import BatchWork
 from handlers.triggers.writer import TriggerWriter
-from rules.activation import activation, event_view, profile_view
+from rules.activation import activation, event_view
 from rules.loader import CompiledRule
 from schemas.decode import Decoder
 from schemas.events import Envelope
@@ -58,7 +59,7 @@ class DueDecider:
             rule = rule_of(rule_id)
             if rule is None or state is None:
                 continue  # the rule is gone, or the customer forgotten on request
-            profile = build_profile(
+            profile = profile_as_read(
                 shop,
                 customer,
                 deadline,
@@ -91,7 +92,7 @@ class DueDecider:
         event = self._decoder.decode(armed["event"].encode(), None, None, _NO_LIMIT)
         if not isinstance(event, Envelope):
             return None
-        context = activation(event_view(event), profile_view(profile), at_ms)
+        context = activation(event_view(event), profile, at_ms)
         return self._stage.event_candidate(rule, event, at_ms, profile, context, outcomes)
 
     def _absence(  # noqa: PLR0917 -- one due timer, unpacked

@@ -20,7 +20,8 @@ from handlers.functions.timers import PutOff
 from handlers.functions.triggers import Candidate
 from handlers.keys import Keys
 from handlers.profile.encode import contact_free, epoch_ms
-from handlers.profile.read import SECTIONS, Profile, Stored, build_profile
+from handlers.profile.read import SECTIONS, Profile, Stored
+from handlers.profile.view import profile_as_read
 from handlers.timing.members import (
     arm_op,
     cancel_op,
@@ -31,7 +32,7 @@ from handlers.timing.members import (
 from handlers.triggers import decide
 from handlers.triggers.reasons import log_position, on_event_reason
 from handlers.triggers.work import BatchWork, ShardWork
-from rules.activation import activation, event_view, profile_view
+from rules.activation import activation, event_view
 from rules.expressions import ALL, ConditionError
 from rules.loader import CompiledRule, GoalIndex, RuleSet
 from rules.send_gate import SendGate
@@ -155,7 +156,7 @@ class TriggerStage:
                 continue  # forgotten on request since: nothing to send
             # Windows and scores as of the event itself, whatever else its batch holds; only
             # what the rules read (and the facts, for consent), for speed.
-            profile = build_profile(
+            profile = profile_as_read(
                 shop, customer, at_ms, state, self._config_of(shop),
                 sections=profile_sections(self._deciding(kind, deferring[partition])),
             )  # fmt: skip
@@ -196,7 +197,7 @@ class TriggerStage:
             if condition is not None
         )
         view = event_view(event) if reads_event else None
-        context = activation(view, profile_view(profile), at_ms)
+        context = activation(view, profile, at_ms)
         for rule in rules.on_event.get(kind, ()):
             if put_off and not rule.ordering.on_arrival:
                 # Behind on this partition: decided once its event time has passed this
