@@ -14,8 +14,7 @@ from handlers.functions.timers import PutOff
 from handlers.functions.triggers import Candidate, JourneyMove
 from handlers.journeys.stats import counted_for, exit_count
 from handlers.journeys.store import JourneyStore
-from handlers.profile.read import Stored
-from handlers.profile.view import profile_as_read
+from handlers.profile.read import Stored, build_profile
 from handlers.timing.members import journey_wait_member, timer_value
 from rules.journey_loader import CompiledJourney
 from rules.journey_machine import Customer, Held, Move, Position, Sending, due_ms
@@ -37,7 +36,9 @@ def customer_as_read(  # noqa: PLR0917 -- one customer, as of one moment
     profile: dict[str, Any] = {}
     zone = _FALLBACK_ZONE
     if stored is not None:
-        profile = profile_as_read(shop, customer, at_ms, stored, config, sections)
+        profile = build_profile(
+            shop, customer, at_ms, stored, config, sections=sections, for_conditions=True
+        )
         try:
             zone = ZoneInfo(profile["facts"].get("timezone") or config.timezone)
         except (ZoneInfoNotFoundError, ValueError):

@@ -16,6 +16,7 @@ from handlers.functions.profile import Stored as StoredKeys
 from handlers.keys import Keys
 from handlers.redis_client import RedisClient, slot_groups
 from handlers.shop_configs import ShopConfigs
+from rules.activation import CENTS_SUFFIX
 from rules.derived import derive
 from rules.shop_config import ShopConfig
 
@@ -237,23 +238,38 @@ def build_profile(
     config: ShopConfig,
     *,
     sections: Collection[str] = SECTIONS,
+    for_conditions: bool = False,
 ) -> Profile:
     """The profile document as of ``as_of``; only ``sections`` of it when a caller (a rule
-    condition) needs no more."""
-    builder = SectionBuilder(stored, config, as_of)
-    document: Profile = {"shop": shop, "customer": who, "as_of": iso(as_of)}
+    condition) needs no more.
+
+    ``for_conditions``: as conditions read it, which ``profile_view`` (rules/activation.py)
+    makes of the document: times as timestamps, money in cents under ``<name>_cents``. Built
+    so straight from the integers Redis holds, rather than written out as text and parsed
+    back: rules, segments and journeys build one per customer and moment they decide for."""
+    builder = _Sections(stored, config, as_of, for_conditions=for_conditions)
+    document: Profile = {"shop": shop, "customer": who, "as_of": builder.time(as_of)}
     for section in SECTIONS:
         if section in sections:
             document[section] = getattr(builder, section)()
     return document
 
 
-class SectionBuilder:
-    """The sections of one customer's profile as of a moment, from their stored keys: as the
-    document writes them (build_profile), and as conditions read them (view.py)."""
-
-    def __init__(self, stored: Stored, config: ShopConfig, as_of: int) -> None:
+class _Sections:
+    def __init__(
+        self, stored: Stored, config: ShopConfig, as_of: int, *, for_conditions: bool
+    ) -> None:
         self.stored, self.fields, self.config, self.as_of = stored, stored.fields, config, as_of
+        self.for_conditions = for_conditions
+
+    def time(self, ms: int | None) -> str | datetime | None:
+        if not self.for_conditions:
+            return iso(ms)
+        return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+
+    def amount(self, name: str, cents: int) -> dict[str, Any]:
+        """A sum of money, as ``name`` in the major unit, or as ``<name>_cents``."""
+        return {name + CENTS_SUFFIX: cents} if self.for_conditions else {name: money(cents)}
 
     def number(self, name: str) -> int:
         return int(self.fields.get(name, 0))
@@ -281,19 +297,19 @@ class SectionBuilder:
         reviews, surveys = self.number("reviews"), self.number("surveys")
         return {
             **{name: self.number(name) for name in COUNTERS},
-            "spend": money(self.number("spend")),
+            **self.amount("spend", self.number("spend")),
             "average_rating": round(self.number("rating_sum") / reviews, 2) if reviews else None,
             "csat": round(self.number("satisfied") / surveys, 4) if surveys else None,
         }
 
     def recency(self) -> dict[str, Any]:
-        return {name: iso(self.moment(name)) for name in RECENCY}
+        return {name: self.time(self.moment(name)) for name in RECENCY}
 
     def windows(self) -> dict[str, Any]:
-        return {
-            name: money(total) if name.startswith("spend") else total
-            for name, total in window_totals(self.stored.buckets, self.as_of).items()
-        }
+        windows: dict[str, Any] = {}
+        for name, total in window_totals(self.stored.buckets, self.as_of).items():
+            windows.update(self.amount(name, total) if name.startswith("spend") else {name: total})
+        return windows
 
     def cart(self) -> dict[str, Any]:
         lines = cart_lines(self.stored.cart)
@@ -302,13 +318,13 @@ class SectionBuilder:
                 {
                     "item_id": line["item_id"],
                     "qty": line["qty"],
-                    "price": money(line["price_cents"]),
+                    **self.amount("price", line["price_cents"]),
                     "category": line["category"],
                 }
                 for line in lines
             ],
             "count": sum(line["qty"] for line in lines),
-            "value": money(sum(line["qty"] * line["price_cents"] for line in lines)),
+            **self.amount("value", sum(line["qty"] * line["price_cents"] for line in lines)),
         }
 
     def affinity(self) -> dict[str, int]:

@@ -29,8 +29,7 @@ from handlers.functions.segments import LIBRARY, ApplySegments, CustomerSegments
 from handlers.keys import Keys
 from handlers.profile.encode import epoch_ms
 from handlers.profile.inputs import built_from, watched_text
-from handlers.profile.read import SECTIONS, ProfileReader, ReadBack, Stored
-from handlers.profile.view import profile_as_read
+from handlers.profile.read import SECTIONS, ProfileReader, ReadBack, Stored, build_profile
 from handlers.redis_client import RedisClient
 from rules.activation import activation
 from rules.expressions import Condition, ConditionError
@@ -179,7 +178,9 @@ class SegmentStage:
                 flags[positions[entry.segment.id]] = "0"
             return "".join(flags)
         config = self.reader.config_of(shop)
-        profile = profile_as_read(shop, who, now_ms, stored, config, work.sections)
+        profile = build_profile(
+            shop, who, now_ms, stored, config, sections=work.sections, for_conditions=True
+        )
         context = activation(None, profile, now_ms)
         program = work.program
         if program is not None:

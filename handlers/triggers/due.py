@@ -11,8 +11,7 @@ from typing import Any, Final
 
 from crmstream import metrics
 from handlers.functions.triggers import Candidate
-from handlers.profile.read import Profile, ProfileReader, ReadBack
-from handlers.profile.view import profile_as_read
+from handlers.profile.read import Profile, ProfileReader, ReadBack, build_profile
 from handlers.timing import DueEntry
 from handlers.timing.members import PUT_OFF, parse_member
 from handlers.triggers import decide
@@ -59,13 +58,14 @@ class DueDecider:
             rule = rule_of(rule_id)
             if rule is None or state is None:
                 continue  # the rule is gone, or the customer forgotten on request
-            profile = profile_as_read(
+            profile = build_profile(
                 shop,
                 customer,
                 deadline,
                 state,
                 self._reader.config_of(shop),
                 sections=profile_sections([rule], "cart"),
+                for_conditions=True,
             )
             candidate: Candidate | None
             if kind == PUT_OFF:

@@ -20,8 +20,7 @@ from handlers.functions.timers import PutOff
 from handlers.functions.triggers import Candidate
 from handlers.keys import Keys
 from handlers.profile.encode import contact_free, epoch_ms
-from handlers.profile.read import SECTIONS, Profile, Stored
-from handlers.profile.view import profile_as_read
+from handlers.profile.read import SECTIONS, Profile, Stored, build_profile
 from handlers.timing.members import (
     arm_op,
     cancel_op,
@@ -156,9 +155,10 @@ class TriggerStage:
                 continue  # forgotten on request since: nothing to send
             # Windows and scores as of the event itself, whatever else its batch holds; only
             # what the rules read (and the facts, for consent), for speed.
-            profile = profile_as_read(
+            profile = build_profile(
                 shop, customer, at_ms, state, self._config_of(shop),
                 sections=profile_sections(self._deciding(kind, deferring[partition])),
+                for_conditions=True,
             )  # fmt: skip
             shard = work.shards[self.keys.trigger_shard(shop, customer)]
             self._evaluate(

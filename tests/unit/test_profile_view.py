@@ -7,7 +7,6 @@ import random
 from dataclasses import replace
 
 from handlers.profile.read import SECTIONS, WINDOWS, build_profile, window_totals
-from handlers.profile.view import profile_as_read
 from rules.activation import profile_view
 from rules.shop_config import ShopConfig
 from tests.support import chosen_seed
@@ -29,9 +28,10 @@ def test_the_view_built_straight_is_the_documents_view() -> None:
         as_of = NOW_MS - rng.randrange(0, 10**9)
         sections = rng.choice(subsets)
         document = build_profile("shop", "who", as_of, stored, config, sections=sections)
-        assert profile_as_read("shop", "who", as_of, stored, config, sections) == profile_view(
-            document
+        for_conditions = build_profile(
+            "shop", "who", as_of, stored, config, sections=sections, for_conditions=True
         )
+        assert for_conditions == profile_view(document)
 
 
 def _window_by_scanning(
