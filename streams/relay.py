@@ -35,7 +35,7 @@ from crmstream import metrics
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from handlers.keys import RELAY_GROUP, Keys
-from handlers.redis_client import RedisClient
+from handlers.redis_client import RedisClient, slot_groups
 from handlers.segments.outbox import Fields, render_change, render_trigger
 from streams.wakeups import nudged_or_after
 
@@ -73,6 +73,7 @@ class OutboxRelay(Service):
         self._topic = topic
         self._render = render
         self._written = written or asyncio.Event()
+        self._outboxes = [outbox(base) for base in self._keys.trigger_shards()]
         self._batch = settings.triggers.relay_batch
         self._claim_idle_ms = int(settings.triggers.relay_claim_idle_s * 1000)
         self._consumer = f"{settings.worker.app_id}-{socket.gethostname()}-{os.getpid()}"
@@ -173,22 +174,30 @@ class OutboxRelay(Service):
         return await self._acknowledge()
 
     async def _read(self, *, claim: bool) -> list[tuple[str, bytes, dict[bytes, bytes]]]:
+        """One XREADGROUP per hash slot of the outboxes (all sixteen at once on one Redis),
+        not one per outbox: a busy worker's relay runs a round after every batch."""
+        outboxes = self._outboxes
         pipe = self._client.pipeline(transaction=False)
-        asked: list[str] = []
-        for base in self._keys.trigger_shards():
-            outbox = self._outbox(base)
-            if claim:
+        asked: list[str | None] = []  # the outbox of an XAUTOCLAIM; None for an XREADGROUP
+        if claim:
+            for outbox in outboxes:
                 pipe.xautoclaim(
                     outbox, GROUP, self._consumer, self._claim_idle_ms, count=self._batch
                 )
                 asked.append(outbox)
-            pipe.xreadgroup(GROUP, self._consumer, {outbox: ">"}, count=self._batch)
-            asked.append(outbox)
-        return [
-            (outbox, entry_id, fields)
-            for outbox, reply in zip(asked, await pipe.execute(), strict=True)
-            for entry_id, fields in _entries(reply)
-        ]
+        for group in slot_groups(self._client, outboxes):
+            streams = {outboxes[position]: ">" for position in group}
+            pipe.xreadgroup(GROUP, self._consumer, streams, count=self._batch)  # type: ignore[arg-type]  # redis-py's StreamIdT is narrower than str
+            asked.append(None)
+        read: list[tuple[str, bytes, dict[bytes, bytes]]] = []
+        for claimed_from, reply in zip(asked, await pipe.execute(), strict=True):
+            if claimed_from is not None:
+                read += [(claimed_from, entry_id, fields) for entry_id, fields in _claimed(reply)]
+                continue
+            for stream, entries in reply or ():
+                name = stream.decode() if isinstance(stream, bytes) else stream
+                read += [(name, entry_id, fields) for entry_id, fields in entries if fields]
+        return read
 
     async def _send(self, entries: list[tuple[str, bytes, dict[bytes, bytes]]]) -> None:
         for outbox, entry_id, fields in entries:
@@ -262,10 +271,9 @@ class OutboxRelay(Service):
         self._producer.poll(0)
 
 
-def _entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:  # noqa: ANN401 -- redis-py reply shapes
-    """(id, fields) from an XREADGROUP reply, [[stream, entries]], or an XAUTOCLAIM one,
-    [next, entries, deleted]; entries deleted meanwhile come back without fields."""
+def _claimed(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:  # noqa: ANN401 -- redis-py reply shapes
+    """(id, fields) from an XAUTOCLAIM reply, [next, entries, deleted]; entries deleted
+    meanwhile come back without fields."""
     if not reply:
         return []
-    found = reply[0][1] if isinstance(reply[0], list) else reply[1]
-    return [(entry_id, fields) for entry_id, fields in found if fields]
+    return [(entry_id, fields) for entry_id, fields in reply[1] if fields]

@@ -95,3 +95,44 @@ async def test_a_message_confirmed_after_its_round_is_acknowledged(
     finally:
         await relay.stop()
         await client.aclose()
+
+
+async def test_one_round_reads_every_outbox_and_claims_a_dead_relays_entries(
+    settings: Settings,
+) -> None:
+    """Entries on all sixteen outboxes come out of one round (one XREADGROUP per hash slot,
+    on a Redis Cluster as on one Redis), and a claiming round takes over the entries another
+    relay read but never acknowledged: each is sent once, and the outboxes end empty."""
+    create_topics(settings)
+    keys = Keys(settings.redis.key_prefix)
+    client = connect(settings.redis)
+    relay = OutboxRelay.of(
+        "triggers", settings, client, asyncio.Event(), loop=asyncio.get_running_loop()
+    )
+    relay._claim_idle_ms = 0  # the dead relay's entries may be claimed at once
+    outboxes = [keys.outbox(base) for base in keys.trigger_shards()]
+    try:
+        await relay._create_groups()
+        for n, outbox in enumerate(outboxes):
+            tid = f"t-{n}".encode()
+            await client.xadd(outbox, {"key": b"shop-a:c", "event": b'{"id":"' + tid + b'"}',
+                                       "id": tid})  # fmt: skip
+        assert await relay.relay_once() == len(outboxes)
+        # A relay that died after reading: its entries stay pending under its name.
+        for n, outbox in enumerate(outboxes[:3]):
+            tid = f"d-{n}".encode()
+            await client.xadd(outbox, {"key": b"shop-a:c", "event": b'{"id":"' + tid + b'"}',
+                                       "id": tid})  # fmt: skip
+            await client.xreadgroup(relay_module.GROUP, "dead-relay", {outbox: ">"})
+        assert await relay.relay_once() == 0  # not read again by a plain round
+        assert await relay.relay_once(claim=True) == 3
+        topic = TopicNames.from_settings(settings.topics).triggers
+        messages = await asyncio.to_thread(consume, settings, [topic], len(outboxes) + 3, 30.0)
+        assert sorted(m.value() or b"" for m in messages) == sorted(
+            [b'{"id":"t-' + str(n).encode() + b'"}' for n in range(len(outboxes))]
+            + [b'{"id":"d-' + str(n).encode() + b'"}' for n in range(3)]
+        )
+        assert [int(await client.xlen(outbox)) for outbox in outboxes] == [0] * len(outboxes)
+    finally:
+        relay._producer.flush(10)
+        await client.aclose()
