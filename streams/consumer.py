@@ -9,7 +9,11 @@ So the hot path is a Faust-managed service around an aiokafka consumer:
 - a batch is decoded, dead-lettered and handed to the sink as a whole; a sink
   that keeps offsets with its state (handlers/offsets.py) records them after the
   batch's effects, and only then are they committed to Kafka, so a crash replays
-  the batch (the sink is idempotent) and nothing is lost;
+  the batch (the sink is idempotent) and nothing is lost. Where the store keeps
+  them, Kafka's commits only follow it (for the group's lag, and tools): at most
+  every ``_COMMIT_EVERY_S`` while busy, and whenever idle, a rebalance or a stop
+  comes. A commit is a round trip to the broker that the next batch would wait for;
+  a sink that does not keep offsets commits after every batch;
 - a worker resumes a partition from the offsets the sink's store holds, and reads
   again from there whenever the store turns out to have lost recent writes;
 - while Redis applies one batch, the next is fetched and decoded; batches still
@@ -30,7 +34,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from mode import Service
 from redis.exceptions import RedisError
@@ -47,6 +51,7 @@ from streams.ingest import Decoded, Ingest
 log = logging.getLogger("crmstream.consumer")
 _IDLE_FETCH_MS = 100
 _IDLE_STATE_CHECK_S = 1.0
+_COMMIT_EVERY_S = 1.0
 
 
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -62,8 +67,10 @@ class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
                 metrics.CONSUMER_LAG.remove(partition.topic, str(partition.partition))
         async with self._owner.lock:
             log.info("giving up %d partition(s)", len(revoked))
-            for partition in revoked:
-                self._owner.resumed.pop(partition, None)
+            try:
+                await self._owner.commit_recorded(self._owner.consumer)
+            except KafkaError as exc:  # Kafka's commits only follow the store's offsets
+                log.warning("offsets not committed to Kafka before the rebalance: %s", exc)
             sink = self._owner.ingest.sink
             if isinstance(sink, KeepsOffsets):
                 await sink.partitions_revoked([(tp.topic, tp.partition) for tp in revoked])
@@ -98,6 +105,9 @@ class EventConsumer(Service):
         # owner that recorded its last batch and stopped before committing it to Kafka left
         # the store ahead, and with nothing more to read no batch would commit it.
         self.resumed: dict[TopicPartition, int] = {}
+        # Offsets the store recorded that Kafka has not been told of yet (_COMMIT_EVERY_S).
+        self._recorded: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._next_commit = 0.0  # monotonic
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -156,6 +166,8 @@ class EventConsumer(Service):
     async def on_stop(self) -> None:
         if self._consumer is not None:
             async with self.lock:
+                with contextlib.suppress(KafkaError):  # the broker away: the store has them
+                    await self.commit_recorded(self._consumer)
                 await self._consumer.stop()
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
@@ -225,21 +237,30 @@ class EventConsumer(Service):
             log.debug("state not checked while idle: %s", error)  # the next batch waits
 
     async def _commit_resumed(self, consumer: AIOKafkaConsumer) -> None:
-        """Idle: Kafka's committed offsets catch up with where partitions were taken up (the
-        store holds those as done), or the group's lag would show them behind for good."""
-        if not self.resumed:
+        """Idle: Kafka's committed offsets catch up with what the store holds: batches
+        recorded since the last commit, and partitions taken up where the store said (or
+        the group's lag would show them behind for good)."""
+        if not self.resumed and not self._recorded:
             return
         async with self.lock:
-            assigned = consumer.assignment()
-            pending = {tp: OffsetAndMetadata(at, "") for tp, at in self.resumed.items()
-                       if tp in assigned}  # fmt: skip
-            self.resumed.clear()
-            if not pending:
-                return
-            try:
-                await consumer.commit(pending)
-            except (CommitFailedError, IllegalStateError):
-                log.warning("a commit was refused by a rebalance; the next owner makes it")
+            await self.commit_recorded(consumer)
+
+    async def commit_recorded(self, consumer: AIOKafkaConsumer) -> None:
+        """Commit to Kafka what the store holds as done, for the partitions still
+        assigned (the lock held: between batches)."""
+        assigned = consumer.assignment()
+        pending = {tp: OffsetAndMetadata(at, "") for tp, at in self.resumed.items()
+                   if tp in assigned}  # fmt: skip
+        pending.update({tp: at for tp, at in self._recorded.items() if tp in assigned})
+        self.resumed.clear()
+        self._recorded.clear()
+        self._next_commit = time.monotonic() + _COMMIT_EVERY_S
+        if not pending:
+            return
+        try:
+            await consumer.commit(pending)
+        except (CommitFailedError, IllegalStateError):
+            log.warning("a commit was refused by a rebalance; the next owner makes it")
 
     def _rewind(self, consumer: AIOKafkaConsumer, unread: dict[TopicPartition, list[Any]]) -> None:
         """The store lost writes: read its partitions again from where it stands, and the
@@ -295,12 +316,10 @@ class EventConsumer(Service):
                     self._read_again.setdefault(tp, record.offset)
                     self._read_again[tp] = min(self._read_again[tp], record.offset)
                 return
-            try:
-                await consumer.commit(ours)
-                for partition in ours:
-                    self.resumed.pop(partition, None)
-            except (CommitFailedError, IllegalStateError):
-                log.warning("a commit was refused by a rebalance; the next owner replays it")
+            self._recorded.update(ours)
+            if isinstance(self.ingest.sink, KeepsOffsets) and time.monotonic() < self._next_commit:
+                return  # the store holds them: Kafka hears of them within _COMMIT_EVERY_S
+            await self.commit_recorded(consumer)
 
 
 async def _standing(
