@@ -169,23 +169,38 @@ local function due(keys, args)
   end
   redis.call('DEL', call.taken)
   local out, cut_short, cancelled = {}, 0, 0
-  for step = 1, call.limit do
-    local member, set, at = nil, nil, nil
-    for _, key in ipairs({call.ops, call.later, call.timers}) do
-      local candidate, candidate_at = earliest(key, call.now_ms)
-      if candidate ~= nil and (at == nil or candidate_at < at) then
-        member, set, at = candidate, key, candidate_at
-      end
+  -- Each set's earliest entry due, read again only once that set may have changed: an
+  -- entry handed back changes its own set; an op, itself and the timers it arms or cancels
+  -- (a decision put off is never an op's timer).
+  local OPS, LATER, TIMERS = 1, 2, 3
+  local sets, heads = {call.ops, call.later, call.timers}, {}
+  local function head(i)
+    if heads[i] == nil then
+      local member, at = earliest(sets[i], call.now_ms)
+      heads[i] = member ~= nil and {member, at} or false
     end
-    if member == nil then break end
+    return heads[i]
+  end
+  for step = 1, call.limit do
+    local chosen = nil
+    for i = OPS, TIMERS do
+      local candidate = head(i)
+      if candidate and (chosen == nil or candidate[2] < heads[chosen][2]) then chosen = i end
+    end
+    if chosen == nil then break end
+    local member, at = heads[chosen][1], heads[chosen][2]
     local value = redis.call('HGET', call.payloads, member) or ''
-    if kind_of(member) == ENTRY.OP then
-      drop(call, member)
+    if chosen == OPS then
+      -- An op is kept in ops and payloads alone (arm, below).
+      redis.call('ZREM', call.ops, member)
+      redis.call('HDEL', call.payloads, member)
       if value ~= '' then cancelled = cancelled + apply_put_off(call, value) end
+      heads[OPS], heads[TIMERS] = nil, nil
     else
-      redis.call('ZREM', set, member)
+      redis.call('ZREM', sets[chosen], member)
       redis.call('ZADD', call.taken, at, member)
       out[#out + 1] = reply(DUE_ENTRY, {member = member, value = value})
+      heads[chosen] = nil
     end
     if step == call.limit then cut_short = 1 end
   end
