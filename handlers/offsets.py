@@ -10,7 +10,6 @@ silently skipped. Kafka's committed offsets follow, for lag monitoring and tools
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
 from crmstream.errors import StateBehindError
@@ -18,7 +17,7 @@ from handlers.functions import FunctionLibrary
 from handlers.functions.offsets import LIBRARY, Advance, AdvanceReply, TopicOffsets
 from handlers.functions.timers import Fence
 from handlers.keys import Keys
-from handlers.redis_client import RedisClient
+from handlers.redis_client import RedisClient, slot_groups
 from handlers.replication import Replication
 
 TopicPartition = tuple[str, int]
@@ -83,22 +82,21 @@ class OffsetStore:
     async def _advance(
         self, offsets: Mapping[TopicPartition, int | None], *, check_only: bool
     ) -> None:
-        by_partition: defaultdict[int, list[TopicOffsets]] = defaultdict(list)
+        topics: list[TopicOffsets] = []
         for (topic, partition), at in offsets.items():
             expected = self._expected.get((topic, partition))
             held = "" if expected is None else str(expected)
             following = held if check_only or at is None else str(at)
-            by_partition[partition].append(TopicOffsets(topic, held, following))
-        calls = [
-            Advance(self._keys.partition(partition).offsets, topics)
-            for partition, topics in by_partition.items()
-        ]
+            offsets_key = self._keys.partition(partition).offsets
+            topics.append(TopicOffsets(offsets_key, partition, topic, held, following))
+        groups = slot_groups(self._client, [t.offsets for t in topics]) if topics else []
+        calls = [Advance([topics[position] for position in group]) for group in groups]
         behind: dict[TopicPartition, int] = {}
         replies: list[AdvanceReply] = await self._library.run(calls)
-        for partition, reply in zip(by_partition, replies, strict=True):
+        for reply in replies:
             for differ in reply.differ:
                 # Nothing held at all: this Redis lost everything, so read it all again.
-                behind[differ.topic, partition] = int(differ.held) if differ.held else 0
+                behind[differ.topic, differ.partition] = int(differ.held) if differ.held else 0
         if behind:
             for tp, at in behind.items():
                 self._expected[tp] = at if at else None

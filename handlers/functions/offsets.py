@@ -18,6 +18,8 @@ from handlers.functions.library import Library
 
 @dataclass(frozen=True, slots=True)
 class TopicOffsets:
+    offsets: str = field(metadata=KEY)  # its partition's offsets hash: topic → next offset
+    partition: int
     topic: str
     expected: str  # the next offset the worker last recorded; "" = none yet
     next: str  # the next offset now: equal to expected only checks
@@ -25,6 +27,7 @@ class TopicOffsets:
 
 @dataclass(frozen=True, slots=True)
 class Held(Reply):
+    partition: int
     topic: str
     held: str  # what Redis holds instead: "" = nothing
 
@@ -36,16 +39,15 @@ class AdvanceReply(Reply):
 
 @dataclass(frozen=True, slots=True)
 class Advance(Call):
-    """If every topic of a partition holds what the worker expects, record the next offsets;
-    else write nothing and say what Redis holds."""
+    """For each partition whose topics all hold what the worker expects, record the next
+    offsets; a partition where any of them holds otherwise is written nothing, and what
+    it holds is said. Partitions of one hash slot (all of them, on one Redis) go in one
+    call: a batch checks and records every partition it read."""
 
     FUNCTION: ClassVar[str] = "crm_advance"
     LUA: ClassVar[str] = "advance"
     REPLY: ClassVar[type[Reply]] = AdvanceReply
 
-    offsets: str = field(
-        metadata=KEY
-    )  # the partition's offsets hash: topic → the next offset to read
     topics: Sequence[TopicOffsets] = field(metadata=ITEMS)
 
 

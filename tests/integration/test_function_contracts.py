@@ -76,7 +76,7 @@ async def test_a_call_that_does_not_fit_its_layout_is_refused(
     settings: Settings, client: RedisClient, change: str
 ) -> None:
     offsets = Keys(settings.redis.key_prefix).partition(0).offsets
-    keys, args = Advance(offsets, [TopicOffsets("a", "", "10")]).encode()
+    keys, args = Advance([TopicOffsets(offsets, 0, "a", "", "10")]).encode()
     args = args[:-1] if change == "one argument missing" else [*args, "11"]
     await FunctionLibrary(client, OFFSETS, "offsets").load()
     with pytest.raises(ResponseError, match="do not fit its layout"):
@@ -86,11 +86,11 @@ async def test_a_call_that_does_not_fit_its_layout_is_refused(
 
 def test_every_reply_field_is_decoded_by_name() -> None:
     assert [f.name for f in fields(AdvanceReply)] == ["differ"]
-    assert AdvanceReply.decode([[[b"a", b"10"]]]) == AdvanceReply([Held("a", "10")])
+    assert AdvanceReply.decode([[[0, b"a", b"10"]]]) == AdvanceReply([Held(0, "a", "10")])
     with pytest.raises(ValueError, match="2 values for 1 fields"):
         AdvanceReply.decode([[], []])
 
 
 def test_calls_lay_themselves_out_by_their_fields() -> None:
-    call: Call = Advance("k", [TopicOffsets("a", "1", "2"), TopicOffsets("b", "", "3")])
-    assert call.encode() == (["k"], ["a", "1", "2", "b", "", "3"])
+    call: Call = Advance([TopicOffsets("k", 0, "a", "1", "2"), TopicOffsets("j", 3, "b", "", "3")])
+    assert call.encode() == (["k", "j"], [0, "a", "1", "2", 3, "b", "", "3"])

@@ -41,11 +41,15 @@ async def client(settings: Settings) -> AsyncIterator[RedisClient]:
 async def test_advance_round_trip(settings: Settings, client: RedisClient) -> None:
     offsets = Keys(settings.redis.key_prefix).partition(0).offsets
     library = FunctionLibrary(client, OFFSETS, "offsets")
-    record = Advance(offsets, [TopicOffsets("a", "", "10"), TopicOffsets("b", "", "4")])
+    record = Advance(
+        [TopicOffsets(offsets, 0, "a", "", "10"), TopicOffsets(offsets, 0, "b", "", "4")]
+    )
     assert await library.run([record]) == [AdvanceReply(differ=[])]
     assert await client.hgetall(offsets) == {b"a": b"10", b"b": b"4"}
-    stale = Advance(offsets, [TopicOffsets("a", "9", "12"), TopicOffsets("b", "4", "5")])
-    assert await library.run([stale]) == [AdvanceReply(differ=[Held("a", "10")])]
+    stale = Advance(
+        [TopicOffsets(offsets, 0, "a", "9", "12"), TopicOffsets(offsets, 0, "b", "4", "5")]
+    )
+    assert await library.run([stale]) == [AdvanceReply(differ=[Held(0, "a", "10")])]
     assert await client.hgetall(offsets) == {b"a": b"10", b"b": b"4"}  # nothing written
 
 

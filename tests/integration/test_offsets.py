@@ -53,6 +53,25 @@ async def test_the_store_resumes_checks_and_records(settings: Settings) -> None:
         await client.aclose()
 
 
+async def test_one_partition_behind_holds_back_only_itself(settings: Settings) -> None:
+    """Every partition of a batch is checked and recorded in one call (one per hash slot):
+    one that lost writes is written nothing and said, the others move on."""
+    client = connect(settings.redis)
+    keys = Keys(settings.redis.key_prefix)
+    store = OffsetStore(client, keys)
+    try:
+        await store.resume([("a", p) for p in range(8)])
+        await store.record({("a", p): 10 + p for p in range(8)})
+        await client.hset(keys.partition(5).offsets, "a", 3)
+        with pytest.raises(StateBehindError) as behind:
+            await store.record({("a", p): 20 + p for p in range(8)})
+        assert behind.value.positions == {("a", 5): 3}
+        held = [await client.hget(keys.partition(p).offsets, "a") for p in range(8)]
+        assert held == [str(20 + p).encode() if p != 5 else b"3" for p in range(8)]
+    finally:
+        await client.aclose()
+
+
 def committed(settings: Settings) -> dict[tuple[str, int], int]:
     topics = TopicNames.from_settings(settings.topics).events
     probe = Consumer(
