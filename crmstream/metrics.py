@@ -77,6 +77,13 @@ EVENT_TIME_ALLOWANCE: Final = Gauge(
     ["partition"],
     registry=REGISTRY,
 )
+EVENT_LOOP_STALL: Final = Gauge(
+    "crmstream_event_loop_stall_seconds",
+    "The longest the worker's event loop was kept from running within the allowance "
+    "window: a partition the broker said was caught up counts as caught up only that much "
+    "earlier, so in-order decisions and timers wait as long.",
+    registry=REGISTRY,
+)
 CONSUMER_LAG: Final = Gauge(
     "crmstream_consumer_lag",
     "Records not read yet, per partition: high watermark minus position.",

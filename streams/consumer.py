@@ -47,6 +47,7 @@ from crmstream.topics import TopicNames
 from handlers.sink import KeepsOffsets
 from streams.app import aiokafka_options
 from streams.ingest import Decoded, Ingest
+from streams.loop_stalls import LoopStalls
 
 log = logging.getLogger("crmstream.consumer")
 _IDLE_FETCH_MS = 100
@@ -94,6 +95,7 @@ class EventConsumer(Service):
         super().__init__(**kwargs)
         self._settings = settings
         self._away_ms = settings.triggers.broker_away_s * 1000
+        self._stalls = LoopStalls(int(settings.triggers.timer_allowance_window_s * 1000))
         self.ingest = ingest
         # Held by a batch from its hand-over to its commit, and by a rebalance.
         self.lock = asyncio.Lock()
@@ -160,10 +162,12 @@ class EventConsumer(Service):
             listener=_WaitForBatch(self),
         )
         self._consumer = consumer
+        self._stalls.start(asyncio.get_running_loop())
         await consumer.start()
         self.add_future(self._consume(consumer))
 
     async def on_stop(self) -> None:
+        self._stalls.stop()
         if self._consumer is not None:
             async with self.lock:
                 with contextlib.suppress(KafkaError):  # the broker away: the store has them
@@ -190,7 +194,9 @@ class EventConsumer(Service):
                     (tp.topic, tp.partition): max(r.timestamp for r in part)
                     for tp, part in fetched.items()
                 }
-                decoded.behind, decoded.heard = await _standing(consumer, self._away_ms)
+                decoded.behind, decoded.heard = await _standing(
+                    consumer, self._away_ms, self._stalled_ms()
+                )
                 offsets = {
                     partition: OffsetAndMetadata(part[-1].offset + 1, "")
                     for partition, part in fetched.items()
@@ -207,6 +213,11 @@ class EventConsumer(Service):
             if in_flight is not None:
                 await in_flight
 
+    def _stalled_ms(self) -> int:
+        stalled = self._stalls.most_ms()
+        metrics.EVENT_LOOP_STALL.set(stalled / 1000)
+        return stalled
+
     async def _idle(self, consumer: AIOKafkaConsumer) -> None:
         """Nothing came: the assigned partitions are caught up or quiet, and their event
         time may move on (a worker with only empty partitions holds nobody back)."""
@@ -214,7 +225,7 @@ class EventConsumer(Service):
             self._rewind(consumer, {})
         await self._check_state(consumer)
         await self._commit_resumed(consumer)
-        behind, heard = await _standing(consumer, self._away_ms)
+        behind, heard = await _standing(consumer, self._away_ms, self._stalled_ms())
         self.ingest.observe({}, behind, {}, heard)
 
     async def _check_state(self, consumer: AIOKafkaConsumer) -> None:
@@ -323,7 +334,7 @@ class EventConsumer(Service):
 
 
 async def _standing(
-    consumer: AIOKafkaConsumer, away_ms: float
+    consumer: AIOKafkaConsumer, away_ms: float, stalled_ms: int
 ) -> tuple[dict[tuple[str, int], int | None], dict[tuple[str, int], int]]:
     """Where each assigned partition stands: those with records past what was handed out,
     and how many (None: unknown, since not fetched from yet, or caught up by a word of the
@@ -346,5 +357,7 @@ async def _standing(
         if lag is None or lag > 0:
             lagging[(partition.topic, partition.partition)] = lag
         else:
-            heard[(partition.topic, partition.partition)] = int(heard_ms)
+            # Stamped when the loop took the answer, which may have waited for it: only as
+            # of the longest stall before is the partition known to have been caught up.
+            heard[(partition.topic, partition.partition)] = int(heard_ms) - stalled_ms
     return lagging, heard

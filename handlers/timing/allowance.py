@@ -36,28 +36,41 @@ class Allowances:
     window_ms: int = 10_000
 
 
+class SlidingMax:
+    """The largest of the values added within the last ``window_ms``."""
+
+    def __init__(self, window_ms: int) -> None:
+        self._window_ms = window_ms
+        # (when added, value), values strictly falling: the front is the window's most.
+        self._samples: deque[tuple[int, int]] = deque()
+
+    def add(self, value: int, now_ms: int) -> None:
+        samples = self._samples
+        while samples and samples[-1][1] <= value:
+            samples.pop()
+        samples.append((now_ms, value))
+
+    def most(self, now_ms: int) -> int:
+        """The window's largest value; 0 once the window holds none."""
+        samples = self._samples
+        while samples and samples[0][0] < now_ms - self._window_ms:
+            samples.popleft()
+        return samples[0][1] if samples else 0
+
+
 class WriteLateness:
     """A sliding maximum of (append time - event time), clamped to [floor, ceiling]."""
 
     def __init__(self, floor_ms: int, ceiling_ms: int, window_ms: int) -> None:
         self.floor_ms = floor_ms
         self.ceiling_ms = ceiling_ms
-        self._window_ms = window_ms
-        # (when seen, lateness), lateness strictly falling: the front is the window's most.
-        self._samples: deque[tuple[int, int]] = deque()
+        self._most = SlidingMax(window_ms)
 
     def add(self, lateness_ms: int, now_ms: int) -> None:
         """One poll's largest lateness (of records stamped with their append time)."""
         if lateness_ms > self.ceiling_ms:
             return  # a late or replayed event, not a measure of how writes travel
-        samples = self._samples
-        while samples and samples[-1][1] <= lateness_ms:
-            samples.pop()
-        samples.append((now_ms, lateness_ms))
+        self._most.add(lateness_ms, now_ms)
 
     def allowance_ms(self, now_ms: int) -> int:
-        samples = self._samples
-        while samples and samples[0][0] < now_ms - self._window_ms:
-            samples.popleft()
-        most = samples[0][1] if samples else 0
-        return min(self.ceiling_ms, max(self.floor_ms, most))
+        return min(self.ceiling_ms, max(self.floor_ms, self._most.most(now_ms)))
