@@ -224,7 +224,7 @@ class EventConsumer(Service):
         if self._read_again:
             self._rewind(consumer, {})
         await self._check_state(consumer)
-        await self._commit_resumed(consumer)
+        await self._commit_when_idle(consumer)
         behind, heard = await _standing(consumer, self._away_ms, self._stalled_ms())
         self.ingest.observe({}, behind, {}, heard)
 
@@ -247,7 +247,7 @@ class EventConsumer(Service):
         except (RedisError, OSError) as error:
             log.debug("state not checked while idle: %s", error)  # the next batch waits
 
-    async def _commit_resumed(self, consumer: AIOKafkaConsumer) -> None:
+    async def _commit_when_idle(self, consumer: AIOKafkaConsumer) -> None:
         """Idle: Kafka's committed offsets catch up with what the store holds: batches
         recorded since the last commit, and partitions taken up where the store said (or
         the group's lag would show them behind for good)."""

@@ -69,11 +69,15 @@ class OutboxRelay(Service):
         super().__init__(**kwargs)
         self._client = client
         self._keys = Keys(settings.redis.key_prefix)
-        self._outbox = outbox
         self._topic = topic
         self._render = render
         self._written = written or asyncio.Event()
         self._outboxes = [outbox(base) for base in self._keys.trigger_shards()]
+        # The outboxes as each round reads them: one XREADGROUP per hash slot.
+        self._slots = [
+            [self._outboxes[position] for position in group]
+            for group in slot_groups(client, self._outboxes)
+        ]
         self._batch = settings.triggers.relay_batch
         self._claim_idle_ms = int(settings.triggers.relay_claim_idle_s * 1000)
         self._consumer = f"{settings.worker.app_id}-{socket.gethostname()}-{os.getpid()}"
@@ -125,9 +129,9 @@ class OutboxRelay(Service):
         self.add_future(self._run())
 
     async def _create_groups(self) -> None:
-        for base in self._keys.trigger_shards():
+        for outbox in self._outboxes:
             try:
-                await self._client.xgroup_create(self._outbox(base), GROUP, id="0", mkstream=True)
+                await self._client.xgroup_create(outbox, GROUP, id="0", mkstream=True)
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
@@ -176,17 +180,16 @@ class OutboxRelay(Service):
     async def _read(self, *, claim: bool) -> list[tuple[str, bytes, dict[bytes, bytes]]]:
         """One XREADGROUP per hash slot of the outboxes (all sixteen at once on one Redis),
         not one per outbox: a busy worker's relay runs a round after every batch."""
-        outboxes = self._outboxes
         pipe = self._client.pipeline(transaction=False)
         asked: list[str | None] = []  # the outbox of an XAUTOCLAIM; None for an XREADGROUP
         if claim:
-            for outbox in outboxes:
+            for outbox in self._outboxes:
                 pipe.xautoclaim(
                     outbox, GROUP, self._consumer, self._claim_idle_ms, count=self._batch
                 )
                 asked.append(outbox)
-        for group in slot_groups(self._client, outboxes):
-            streams = {outboxes[position]: ">" for position in group}
+        for slot in self._slots:
+            streams = dict.fromkeys(slot, ">")
             pipe.xreadgroup(GROUP, self._consumer, streams, count=self._batch)  # type: ignore[arg-type]  # redis-py's StreamIdT is narrower than str
             asked.append(None)
         read: list[tuple[str, bytes, dict[bytes, bytes]]] = []

@@ -308,7 +308,10 @@ class _Sections:
     def windows(self) -> dict[str, Any]:
         windows: dict[str, Any] = {}
         for name, total in window_totals(self.stored.buckets, self.as_of).items():
-            windows.update(self.amount(name, total) if name.startswith("spend") else {name: total})
+            if name.startswith("spend"):
+                windows.update(self.amount(name, total))
+            else:
+                windows[name] = total
         return windows
 
     def cart(self) -> dict[str, Any]:
