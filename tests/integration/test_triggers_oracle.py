@@ -6,9 +6,10 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
+import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 import pytest
@@ -79,12 +80,39 @@ def where_things_stand(settings: Settings) -> dict[str, Any]:
         client.close()
 
 
-def check(found: list[dict[str, Any]], expected: dict[str, Expected], settings: Settings) -> None:
+# What a worker says of its partitions' time, to read a failure by.
+TIMING_METRICS: Final = (
+    "crmstream_event_time_allowance_seconds",
+    "crmstream_event_loop_stall_seconds",
+    "crmstream_event_lag_seconds",
+    "crmstream_consumer_lag",
+    "crmstream_timers_pending",
+)
+
+
+def timing_of(settings: Settings, log: Path) -> str:
+    """A running worker's timing metrics and the end of its log."""
+    url = f"http://127.0.0.1:{settings.worker.web_port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            lines = response.read().decode().splitlines()
+    except OSError as exc:
+        lines = [f"no metrics: {exc}"]
+    said = [line for line in lines if line.startswith(TIMING_METRICS)]
+    return "\n".join([*said, *log.read_text(errors="replace").splitlines()[-20:]])
+
+
+def check(
+    found: list[dict[str, Any]],
+    expected: dict[str, Expected],
+    settings: Settings,
+    worker_said: str = "",
+) -> None:
     ids = {trigger["id"] for trigger in found}
     missing = [expected[i] for i in expected.keys() - ids][:5]
     extra = [occurrence_of(t) for t in found if t["id"] not in expected][:5]
     assert ids == expected.keys(), (
-        f"missing {missing}, extra {extra}; machinery {where_things_stand(settings)}"
+        f"missing {missing}, extra {extra}; machinery {where_things_stand(settings)}\n{worker_said}"
     )
     # A delivery may repeat (same id), but an occurrence never has two ids.
     per_occurrence: dict[tuple[str, str, str, str], set[str]] = {}
@@ -153,10 +181,11 @@ def test_killed_twice_with_two_workers_sharing_the_partitions(
         )
         kill_mid_drain(first, tmp_path / "w1.log", oracle_settings, int(first_kill), unique)
         assert second.poll() is None, (tmp_path / "w2.log").read_text()[-2000:]
-        third = workers.enter_context(
-            running_worker(own_port(oracle_settings), tmp_path / "w3.log")
-        )
+        last = own_port(oracle_settings)
+        third = workers.enter_context(running_worker(last, tmp_path / "w3.log"))
         kill_mid_drain(second, tmp_path / "w2.log", oracle_settings, int(second_kill), unique)
         assert third.poll() is None, (tmp_path / "w3.log").read_text()[-2000:]
         found = triggers_on_topic(oracle_settings, len(expected))
-    check(found, expected, oracle_settings)
+        complete = {trigger["id"] for trigger in found} == expected.keys()
+        worker_said = "" if complete else timing_of(last, tmp_path / "w3.log")
+    check(found, expected, oracle_settings, worker_said)
