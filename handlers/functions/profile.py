@@ -149,16 +149,32 @@ class History(Reply):
 
 
 @dataclass(frozen=True, slots=True)
+class Histories(Reply):
+    histories: list[History]  # one per login, in the call's order
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerBase:
+    base: str = field(metadata=KEY)
+
+
+@dataclass(frozen=True, slots=True)
+class Login:
+    base: str = field(metadata=KEY)  # the anonymous shopper's keys
+    customer: str  # the customer who logged in
+
+
+@dataclass(frozen=True, slots=True)
 class Detach(Call):
-    """Login, step one, on the anonymous shopper's own keys: point it at ``customer`` (once;
-    a second customer is refused) and hand back its history, frozen from now on."""
+    """Login, step one, on each anonymous shopper's own keys: point it at the customer
+    (once; a second customer is refused) and hand back its history, frozen from now on.
+    The logins of one hash slot go in one call (on one Redis, every login of a batch)."""
 
     FUNCTION: ClassVar[str] = "crm_detach"
     LUA: ClassVar[str] = "detach"
-    REPLY: ClassVar[type[Reply]] = History
+    REPLY: ClassVar[type[Reply]] = Histories
 
-    base: str = field(metadata=KEY)
-    customer: str
+    logins: Sequence[Login] = field(metadata=ITEMS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,19 +184,14 @@ class Forgotten(Reply):
 
 @dataclass(frozen=True, slots=True)
 class ForgetDetached(Call):
-    """Login, last step: once the customer has the history, the anonymous copy goes (the
-    alias stays)."""
+    """Login, last step: once each customer has the history, the anonymous copies go (the
+    aliases stay). Shoppers of one hash slot go in one call, as for Detach."""
 
     FUNCTION: ClassVar[str] = "crm_forget_detached"
     LUA: ClassVar[str] = "forget_detached"
     REPLY: ClassVar[type[Reply]] = Forgotten
 
-    base: str = field(metadata=KEY)
-
-
-@dataclass(frozen=True, slots=True)
-class CustomerBase:
-    base: str = field(metadata=KEY)
+    shoppers: Sequence[CustomerBase] = field(metadata=ITEMS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,12 +9,15 @@ local function erase_data(keys)
 end
 
 -- A customer's keys named in `wanted`, one reply each: a hash as HGETALL gives it, a sorted
--- set (recent views, favourites) as its members, newest first.
-local function read_row(ckeys, wanted)
+-- set (recent views, favourites) as its members, newest first. `profile`: the profile hash
+-- as a batch just left it in memory (Profile), given back without reading it again.
+local function read_row(ckeys, wanted, profile)
   local row = {}
   for j, name in ipairs(wanted) do
     if name == 'recent' or name == 'favorites' then
       row[j] = redis.call('ZRANGE', ckeys[name], 0, -1, 'REV')
+    elseif name == 'profile' and profile then
+      row[j] = profile:flat()
     else
       row[j] = redis.call('HGETALL', ckeys[name])
     end
@@ -74,7 +77,8 @@ end
 
 -- One customer's events, in order, when they are not routed elsewhere; returns whether the
 -- batch erased them (their aliases are then to be cut), and whether it changed anything
--- watched of theirs (an erasure and a duplicate count: see Applied.changed).
+-- watched of theirs (an erasure and a duplicate count: see Applied.changed), and their
+-- profile as the batch left it.
 local function apply_customer(call, keys, tombstone, erased_at, events, seen, statuses, watched)
   local ctx = new_context(keys, call)
   local fresh, marks, latest, erasing = ctx.fresh, {}, 0, false
@@ -112,7 +116,7 @@ local function apply_customer(call, keys, tombstone, erased_at, events, seen, st
     end
   end
   if #marks > 0 then save_customer(ctx, call, marks, latest) end
-  return erasing, changed or erasing or changed_watched(ctx, watched)
+  return erasing, changed or erasing or changed_watched(ctx, watched), ctx.profile
 end
 
 local function apply_batch(keys, args)
@@ -153,7 +157,7 @@ local function apply_batch(keys, args)
       local settled = redis.call('EXISTS', ckeys.profile, ckeys.dedup) == 0 and 1 or 0
       redirects[#redirects + 1] = reply(REDIRECT, {index = index, customer = alias, settled = settled})
     else
-      local erasing, changes = apply_customer(
+      local erasing, changes, profile = apply_customer(
         call, ckeys, tombstone, erased_at, events, seen, statuses, watched)
       if erasing then
         for _, anonymous_id in ipairs(redis.call('SMEMBERS', ckeys.erased_aliases)) do
@@ -163,7 +167,7 @@ local function apply_batch(keys, args)
       if changes then changed[#changed + 1] = index end
       if #read_back > 0 and (changes or customer.read_back) then
         read[#read + 1] = index
-        rows[#rows + 1] = read_row(ckeys, read_back)
+        rows[#rows + 1] = read_row(ckeys, read_back, profile)
       end
     end
   end

@@ -1,13 +1,13 @@
 -- Live profiles, part four: login merges on the anonymous shopper's side, and reads.
 
-local function detach(keys, args)
-  local call = read_call(DETACH, keys, args)
-  local ckeys = keys_under(call.base, CUSTOMER_KEYS)
+-- One anonymous shopper's history, frozen for `customer` (crm_detach).
+local function detach_one(base, customer)
+  local ckeys = keys_under(base, CUSTOMER_KEYS)
   local alias = redis.call('GET', ckeys.alias)
-  if alias and alias ~= call.customer then
+  if alias and alias ~= customer then
     return reply(HISTORY, {taken_by = alias, state = ''})
   end
-  if not alias then redis.call('SET', ckeys.alias, call.customer) end
+  if not alias then redis.call('SET', ckeys.alias, customer) end
   local state = {
     p = redis.call('HGETALL', ckeys.profile),
     w = redis.call('HGETALL', ckeys.windows),
@@ -20,10 +20,22 @@ local function detach(keys, args)
   return reply(HISTORY, {taken_by = '', state = cjson.encode(state)})
 end
 
+local function detach(keys, args)
+  local call = read_call(DETACH, keys, args)
+  local histories = {}
+  for n = 1, call.count do
+    local login = read_item(DETACH, keys, args, n)
+    histories[n] = detach_one(login.base, login.customer)
+  end
+  return reply(HISTORIES, {histories = histories})
+end
+
 local function forget_detached(keys, args)
   local call = read_call(FORGET_DETACHED, keys, args)
-  erase_data(keys_under(call.base, CUSTOMER_KEYS))
-  return reply(FORGOTTEN, {forgotten = 1})
+  for n = 1, call.count do
+    erase_data(keys_under(read_item(FORGET_DETACHED, keys, args, n).base, CUSTOMER_KEYS))
+  end
+  return reply(FORGOTTEN, {forgotten = call.count})
 end
 
 -- Per customer, one reply per key wanted (read_row).

@@ -63,6 +63,16 @@ function Profile:min(name, value)
   if current == nil or value < current then self:set(name, value) end
 end
 
+-- Every field, flat (name, value, ...) as HGETALL would give the saved hash.
+function Profile:flat()
+  local flat = {}
+  for name, value in pairs(self.fields) do
+    flat[#flat + 1] = name
+    flat[#flat + 1] = value
+  end
+  return flat
+end
+
 function Profile:save()
   local args = {}
   for name in pairs(self.dirty) do

@@ -1,11 +1,11 @@
--- Live segments of one trigger shard (handlers/functions/segments.py): a customer's
--- membership, the segment's member list, its size and the change outbox move together,
--- so a change is either entirely there or not at all; the relay (streams/relay.py)
--- publishes it to crm.segments.
+-- Live segments by trigger shard (handlers/functions/segments.py): a customer's
+-- membership, the segment's member list, its size and the change outbox of their shard
+-- move together, so a change is either entirely there or not at all; the relay
+-- (streams/relay.py) publishes it to crm.segments.
 
 local function apply(keys, args)
   local call = read_call(APPLY_SEGMENTS, keys, args)
-  local shard = keys_under(call.shard, SEGMENT_KEYS)
+  local shards = {}  -- base -> its keys, worked out once a call
   local segments, versions = {}, {}
   for i, entry in ipairs(fields_of(call.segments, ',')) do
     local cut = string.find(entry, ':', 1, true)
@@ -14,6 +14,11 @@ local function apply(keys, args)
   local changes = 0
   for n = 1, call.count do
     local customer = read_item(APPLY_SEGMENTS, keys, args, n)
+    local shard = shards[customer.shard]
+    if shard == nil then
+      shard = keys_under(customer.shard, SEGMENT_KEYS)
+      shards[customer.shard] = shard
+    end
     local shop, id = customer.shop, customer.customer
     local who = shop .. ':' .. id
     local memberships = shard.memberships .. who

@@ -1,5 +1,6 @@
 """Live segments (segments.lua), as calls: memberships, member lists, sizes and the change
-outbox of one trigger shard, changed together by one call.
+outbox of a trigger shard, changed together by one call; one call takes every shard of a
+hash slot (all of them, on one Redis).
 
 A membership is a transition count: odd is in, even is out. The n-th transition of a
 customer in a segment is what its change's id is made of, so a change keeps its id
@@ -20,6 +21,7 @@ from handlers.keys import SEGMENT_KEYS
 
 @dataclass(frozen=True, slots=True)
 class CustomerSegments:
+    shard: str = field(metadata=KEY)  # their trigger shard's base: its keys share its hash tag
     shop: str
     customer: str
     as_of_ms: int  # when the memberships hold (the change's time)
@@ -36,13 +38,13 @@ class SegmentsReply(Reply):
 
 @dataclass(frozen=True, slots=True)
 class ApplySegments(Call):
+    """Each customer's memberships as flagged, in their own shard. The shards of one hash
+    slot go in one call (on one Redis, every shard a batch touched)."""
+
     FUNCTION: ClassVar[str] = "crm_segments"
     LUA: ClassVar[str] = "apply"
     REPLY: ClassVar[type[Reply]] = SegmentsReply
 
-    shard: str = field(
-        metadata=KEY
-    )  # the trigger shard's base: every key below shares its hash tag
     segments: str  # "id:version,…", in the order of each customer's flags
     customers: Sequence[CustomerSegments] = field(metadata=ITEMS)
 

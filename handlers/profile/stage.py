@@ -19,13 +19,23 @@ from typing import Any
 from crmstream.settings import ProfileSettings, Settings
 from handlers.flow import count_flow, count_shop_minutes
 from handlers.functions import FunctionLibrary
-from handlers.functions.profile import LIBRARY, Detach, ForgetDetached, History, Status, Watch
+from handlers.functions.profile import (
+    LIBRARY,
+    CustomerBase,
+    Detach,
+    ForgetDetached,
+    Histories,
+    History,
+    Login,
+    Status,
+    Watch,
+)
 from handlers.keys import Keys
 from handlers.profile.encode import EncodedEvent, encode_event
 from handlers.profile.identity import AliasCache, is_junk
 from handlers.profile.read import ReadBack, stored_of
 from handlers.profile.send import BatchSender, ReadRequest, Route
-from handlers.redis_client import RedisClient, connect
+from handlers.redis_client import RedisClient, connect, slot_groups
 from handlers.shop_configs import ShopConfigs
 from rules.folders import shop_configs_folder
 from schemas.events import CustomerIdentified, Envelope
@@ -263,13 +273,20 @@ class ProfileStage:
                     logins.append(event)
         if not logins:
             return {}
-        calls = [
-            Detach(self._keys.customer_base(login.shop, login.data.anonymousid), login.who)
+        each = [
+            Login(self._keys.customer_base(login.shop, login.data.anonymousid), login.who)
             for login in logins
         ]
+        groups = slot_groups(self._client, [login.base for login in each])
+        replies: list[Histories] = await self._library.run(
+            [Detach([each[at] for at in group]) for group in groups]
+        )
+        histories: dict[int, History] = {}  # position of the login → its history
+        for group, reply in zip(groups, replies, strict=True):
+            histories.update(zip(group, reply.histories, strict=True))
         merges: dict[str, bytes] = {}
-        replies: list[History] = await self._library.run(calls)
-        for login, history in zip(logins, replies, strict=True):
+        for at, login in enumerate(logins):
+            history = histories[at]
             if not history.taken_by:
                 # Bytes as they came: the history holds binary dedup digests.
                 merges[login.id] = history.state
@@ -292,11 +309,13 @@ class ProfileStage:
     ) -> None:
         """Once the batch is in: drop the merged anonymous copies, cut the aliases of erased
         customers (so an old device id no longer leads to them), count the flow per stream."""
-        forget = [
-            ForgetDetached(self._keys.customer_base(event.shop, event.data.anonymousid))
+        shoppers = [
+            CustomerBase(self._keys.customer_base(event.shop, event.data.anonymousid))
             for event in events
             if event.id in merges and isinstance(event, CustomerIdentified)
         ]
+        groups = slot_groups(self._client, [shopper.base for shopper in shoppers])
+        forget = [ForgetDetached([shoppers[at] for at in group]) for group in groups if group]
 
         def upkeep(pipe: Any) -> None:  # noqa: ANN401 -- a redis-py pipeline
             for shop, _customer, anonymous_id in unlinked:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,7 +29,7 @@ from handlers.keys import Keys
 from handlers.profile.encode import epoch_ms
 from handlers.profile.inputs import built_from, watched_text
 from handlers.profile.read import SECTIONS, ProfileReader, ReadBack, Stored, build_profile
-from handlers.redis_client import RedisClient
+from handlers.redis_client import RedisClient, slot_groups
 from rules.activation import activation
 from rules.expressions import Condition, ConditionError
 from rules.segment_set import CompiledSegment, SegmentSet
@@ -111,6 +110,7 @@ class SegmentStage:
         evaluated: dict[Customer, Touch] = {}
         seen: list[CustomerSegments] = []
         unevaluated = "-" * len(self.segments.positions)
+        shard_of = self.keys.trigger_shard
         for (shop, who), (at, event_id) in touched.items():
             touch = Touch(epoch_ms(at), event_id)
             if changed is None or (shop, who) in changed:
@@ -118,8 +118,11 @@ class SegmentStage:
             else:
                 last = touch.last_event_ms
                 seen.append(
-                    CustomerSegments(shop, who, last, last, unevaluated, event_id, forget=False)
-                )
+                    CustomerSegments(
+                        shard_of(shop, who), shop, who, last, last, unevaluated, event_id,
+                        forget=False,
+                    )
+                )  # fmt: skip
         if evaluated:
             newest = max(touch.last_event_ms for touch in evaluated.values())
             # As of now; an event stamped ahead of this clock counts from its own time.
@@ -145,23 +148,26 @@ class SegmentStage:
         work = _Evaluation(chosen, self.segments.program(chosen), wanted, now_ms)
         stored = await self.reader.read_stored(list(customers), wanted, known)
         entries = list(also)
+        shard_of = self.keys.trigger_shard
         for (shop, who), touch in customers.items():
             state = stored.get((shop, who))
             flags = self._flags(shop, who, state, work)
             entries.append(
                 CustomerSegments(
-                    shop, who, now_ms, touch.last_event_ms, flags, touch.cause, state is None
+                    shard_of(shop, who), shop, who, now_ms, touch.last_event_ms, flags,
+                    touch.cause, state is None,
                 )
-            )
+            )  # fmt: skip
         return await self._apply(entries)
 
     async def _apply(self, entries: Sequence[CustomerSegments]) -> int:
-        """Memberships written shard by shard, in one round trip; returns the changes."""
-        by_shard: defaultdict[str, list[CustomerSegments]] = defaultdict(list)
-        for entry in entries:
-            by_shard[self.keys.trigger_shard(entry.shop, entry.customer)].append(entry)
+        """Memberships written in one round trip, a call per hash slot of their shards (one
+        call on one Redis); returns the changes."""
+        if not entries:
+            return 0
         header = self.segments.header
-        calls = [ApplySegments(base, header, each) for base, each in by_shard.items()]
+        groups = slot_groups(self.client, [entry.shard for entry in entries])
+        calls = [ApplySegments(header, [entries[at] for at in group]) for group in groups]
         replies: list[SegmentsReply] = await self._library.run(calls)
         changes = sum(reply.changes for reply in replies)
         if changes:

@@ -58,9 +58,8 @@ async def test_segments_round_trip(settings: Settings, client: RedisClient) -> N
     base = keys.trigger_shard("s1", "c1")
     library = FunctionLibrary(client, SEGMENTS, "segments")
     call = ApplySegments(
-        base,
         "vip:1,north:2",
-        [CustomerSegments("s1", "c1", 1_000, 900, "1-", "e1", forget=False)],
+        [CustomerSegments(base, "s1", "c1", 1_000, 900, "1-", "e1", forget=False)],
     )
     assert await library.run([call]) == [SegmentsReply(changes=1)]
     assert await library.run([call]) == [SegmentsReply(changes=0)]  # delivered again
@@ -68,10 +67,8 @@ async def test_segments_round_trip(settings: Settings, client: RedisClient) -> N
     ((_id, entry),) = await client.xrange(keys.segment_outbox(base)) or []
     assert entry is not None
     assert (entry[b"change"], entry[b"version"]) == (b"entered", b"1")
-    gone = CustomerSegments("s1", "c1", 2_000, 0, "00", "erasure", forget=True)
-    assert await library.run([ApplySegments(base, "vip:1,north:2", [gone])]) == [
-        SegmentsReply(changes=1)
-    ]
+    gone = CustomerSegments(base, "s1", "c1", 2_000, 0, "00", "erasure", forget=True)
+    assert await library.run([ApplySegments("vip:1,north:2", [gone])]) == [SegmentsReply(changes=1)]
     assert not await client.exists(keys.segment_memberships("s1", "c1"))
 
 

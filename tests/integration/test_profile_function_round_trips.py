@@ -24,16 +24,18 @@ from handlers.functions.profile import (
     Detach,
     ForgetDetached,
     Forgotten,
+    Histories,
     History,
+    Login,
     ReadProfiles,
     Redirect,
     Status,
     Stored,
     Unlinked,
 )
-from handlers.keys import Keys
+from handlers.keys import CUSTOMER_KEYS, Keys
 from handlers.profile.encode import encode_event
-from handlers.redis_client import RedisClient, connect
+from handlers.redis_client import RedisClient, connect, is_cluster, slot_groups
 from rules.shop_config import ShopConfig
 from schemas.decode import Decoder
 from schemas.events import EVENT_TYPES, Envelope
@@ -108,6 +110,11 @@ def customer(
     )
 
 
+def as_dict(flat: list[bytes]) -> dict[bytes, bytes]:
+    """A hash's (field, value, …) reply as a dict: its order is no part of the contract."""
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
 def viewed(who: str, item: str) -> Envelope:
     return event("item.viewed", who, {"item_id": item, "category": "tea"})
 
@@ -119,16 +126,16 @@ async def test_a_login_merge_then_redirects_and_an_erasure(
     library = FunctionLibrary(client, LIBRARY, "profile")
     anonymous = customer(keys, "a1", viewed("a1", "x"))
     await library.run([BATCH(now_ms=1_000, customers=[anonymous])])
-    (history,) = await library.run([Detach(anonymous.base, "c1")])
+    ((history,),) = [reply.histories for reply in await library.run([detach(anonymous, "c1")])]
     assert history.taken_by == ""
     # JSON that Lua's cjson reads back; its dedup digests are binary, so Python's would not.
     assert history.state.startswith(b"{")
     assert all(f'"{part}":'.encode() in history.state for part in "pwcarfd")
-    assert (await library.run([Detach(anonymous.base, "c2")]))[0] == History("c1", b"")
+    assert await library.run([detach(anonymous, "c2")]) == [Histories([History("c1", b"")])]
     login = event("customer.identified", "c1", {"anonymousid": "a1"})
     merge = customer(keys, "c1", login, merged=history.state)
     await library.run([BATCH(now_ms=2_000, customers=[merge])])
-    assert await library.run([ForgetDetached(anonymous.base)]) == [Forgotten(1)]
+    assert await library.run([ForgetDetached([CustomerBase(anonymous.base)])]) == [Forgotten(1)]
     late = customer(keys, "a1", viewed("a1", "y"))
     erasure = customer(keys, "c1", event("customer.erasure_requested", "c1", {}))
     # One call per customer: on a cluster, each is in a slot of its own.
@@ -144,6 +151,39 @@ async def test_a_login_merge_then_redirects_and_an_erasure(
     )
 
 
+def detach(shopper: CustomerEvents, customer: str) -> Detach:
+    return Detach([Login(shopper.base, customer)])
+
+
+async def test_logins_of_a_hash_slot_detach_and_forget_in_one_call(
+    settings: Settings, client: RedisClient
+) -> None:
+    keys = Keys(settings.redis.key_prefix)
+    library = FunctionLibrary(client, LIBRARY, "profile")
+    shoppers = [customer(keys, f"a{n}", viewed(f"a{n}", "x")) for n in range(20, 26)]
+    await library.run([BATCH(now_ms=1_000, customers=[shopper]) for shopper in shoppers])
+    await library.run([detach(shoppers[0], "c-other")])  # already someone else's
+    logins = [Login(shopper.base, f"c{n}") for n, shopper in enumerate(shoppers)]
+    groups = slot_groups(client, [login.base for login in logins])
+    assert len(groups) == (len(logins) if is_cluster(client) else 1)
+    replies = await library.run([Detach([logins[at] for at in group]) for group in groups])
+    histories = dict(
+        pair
+        for group, reply in zip(groups, replies, strict=True)
+        for pair in zip(group, reply.histories, strict=True)
+    )
+    assert [histories[at].taken_by for at in range(len(logins))] == ["c-other", *[""] * 5]
+    assert all(histories[at].state.startswith(b"{") for at in range(1, len(logins)))
+    detached = [CustomerBase(login.base) for login in logins[1:]]
+    forget = [
+        ForgetDetached([detached[at] for at in group])
+        for group in slot_groups(client, [shopper.base for shopper in detached])
+    ]
+    assert sum(reply.forgotten for reply in await library.run(forget)) == len(logins) - 1
+    for shopper in shoppers[1:]:
+        assert not await client.exists(shopper.base + CUSTOMER_KEYS.profile)
+
+
 async def test_a_batch_gives_back_the_profiles_asked_for_or_changed_as_it_left_them(
     settings: Settings, client: RedisClient
 ) -> None:
@@ -153,7 +193,10 @@ async def test_a_batch_gives_back_the_profiles_asked_for_or_changed_as_it_left_t
     keys = Keys(settings.redis.key_prefix)
     library = FunctionLibrary(client, LIBRARY, "profile")
     await library.run([BATCH(now_ms=1_000, customers=[customer(keys, "a9", viewed("a9", "x"))])])
-    (history,) = await library.run([Detach(keys.customer_base("s1", "a9"), "c9")])
+    ((history,),) = [
+        reply.histories
+        for reply in await library.run([Detach([Login(keys.customer_base("s1", "a9"), "c9")])])
+    ]
     login = event("customer.identified", "c9", {"anonymousid": "a9"})
     merge = customer(keys, "c9", login, merged=history.state)
     await library.run([BATCH(now_ms=1_500, customers=[merge])])
@@ -179,10 +222,13 @@ async def test_a_batch_gives_back_the_profiles_asked_for_or_changed_as_it_left_t
     bases = [CustomerBase(call.base) for call, reply in zip(calls, replies, strict=True)
              if reply.read]  # fmt: skip
     after = await library.run([ReadProfiles("profile,recent", [base]) for base in bases])
-    assert given == [reply.rows[0] for reply in after]
+    # The profile hash comes back from the call's memory, in an order of its own.
+    assert [(as_dict(p), recent) for p, recent in given] == [
+        (as_dict(p), recent) for p, recent in (reply.rows[0] for reply in after)
+    ]
     c2, c3, c4 = given
     assert c3[1] == [b"tea"]
-    assert dict(zip(c2[0][::2], c2[0][1::2], strict=True))[b"registered_at"]
+    assert as_dict(c2[0])[b"registered_at"]
     assert c4 == [[], []]  # erased: no profile
 
 

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from redis.crc import key_slot
 
 from crmstream.settings import Settings
 from handlers.pipeline import ProfilesAndTriggers
 from handlers.profile.encode import epoch_ms
+from handlers.redis_client import is_cluster
 from handlers.segments.outbox import change_id, render_change
 from handlers.segments.read import MemberPage
 from rules import PACKAGED_SEGMENTS
@@ -131,6 +133,32 @@ async def test_member_pages_are_stable_while_membership_changes(
     assert len(seen) == len(set(seen))  # nobody twice
     assert "z-late" in seen
     assert (await reader.sizes("s1"))["vip-list"] == 250
+
+
+async def test_a_batch_writes_every_shard_in_one_call_per_hash_slot(
+    sink: ProfilesAndTriggers,
+) -> None:
+    names = [f"c{n:02d}" for n in range(40)]
+    keys = sink.keys
+    shards = {keys.trigger_shard("s1", who) for who in names}
+    assert len(shards) > 4
+    calls: list[int] = []
+    library = sink.segments._library
+    run = library.run
+
+    async def counted(batch: Any, **kwargs: Any) -> Any:
+        calls.append(len(batch))
+        return await run(batch, **kwargs)
+
+    library.run = counted  # type: ignore[method-assign, assignment]
+    await sink.handle([tagged(0, ["vip-list"], who) for who in names])
+    slots = {key_slot(base.encode()) for base in shards}
+    assert calls == [len(slots) if is_cluster(sink.client) else 1]
+    assert (await sink.segment_reader.sizes("s1"))["vip-list"] == len(names)
+    for who in names:
+        assert await sink.segment_reader.of_customer("s1", who) == ["vip-list"]
+        seen = keys.segment_seen(keys.trigger_shard("s1", who))
+        assert await sink.client.zscore(seen, f"s1:{who}") is not None
 
 
 async def test_a_new_segment_fills_up_at_the_next_recheck(
