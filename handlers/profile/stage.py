@@ -8,7 +8,6 @@ change nothing and are counted.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -19,28 +18,17 @@ from typing import Any
 from crmstream.settings import ProfileSettings, Settings
 from handlers.flow import count_flow, count_shop_minutes
 from handlers.functions import FunctionLibrary
-from handlers.functions.profile import (
-    LIBRARY,
-    CustomerBase,
-    Detach,
-    ForgetDetached,
-    Histories,
-    History,
-    Login,
-    Status,
-    Watch,
-)
+from handlers.functions.profile import LIBRARY, Status, Watch
 from handlers.keys import Keys
 from handlers.profile.encode import EncodedEvent, encode_event
 from handlers.profile.identity import AliasCache, is_junk
+from handlers.profile.logins import Logins
 from handlers.profile.read import ReadBack, stored_of
 from handlers.profile.send import BatchSender, ReadRequest, Route
-from handlers.redis_client import RedisClient, connect, slot_groups
+from handlers.redis_client import RedisClient, connect
 from handlers.shop_configs import ShopConfigs
 from rules.folders import shop_configs_folder
 from schemas.events import CustomerIdentified, Envelope
-
-log = logging.getLogger("crmstream.profiles")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +78,7 @@ class ProfileStage:
         self._hash_key = hash_key
         self._aliases = AliasCache()
         self._library = FunctionLibrary(client, LIBRARY, "profile")
+        self._logins = Logins(client, keys, self._library, self._aliases)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProfileStage:
@@ -122,7 +111,7 @@ class ProfileStage:
         what of the profiles the outcome's ``changed`` is about (handlers/profile/inputs.py),
         by default anything; ``read_back``: the profiles to give back as the batch leaves
         them, in the outcome's ``read_back``."""
-        merges = await self._detach_merged(events)
+        merges = await self._logins.detach(events)
         # Logins of this batch route their anonymous events straight to the customer; the
         # lasting cache learns them only once the batch is in (a retried batch detaches again).
         merged_now = {
@@ -258,48 +247,6 @@ class ProfileStage:
                     done.append((status, kind))
         return done, again, again_kinds, again_routes
 
-    async def _detach_merged(self, events: Sequence[Envelope]) -> dict[str, bytes]:
-        """Step one of each login in the batch: freeze the anonymous history, get it back."""
-        logins: list[CustomerIdentified] = []
-        first_login: set[tuple[str, str]] = set()
-        for event in events:
-            if isinstance(event, CustomerIdentified) and not is_junk(event.data.anonymousid):
-                # Shoppers log in again and again: only the first login of an anonymous id in
-                # the batch carries its history, or the batch would merge it twice; and an id
-                # this stage merged and forgot before has nothing left to carry.
-                key = (event.shop, event.data.anonymousid)
-                if key not in first_login and self._aliases.get(*key) is None:
-                    first_login.add(key)
-                    logins.append(event)
-        if not logins:
-            return {}
-        each = [
-            Login(self._keys.customer_base(login.shop, login.data.anonymousid), login.who)
-            for login in logins
-        ]
-        groups = slot_groups(self._client, [login.base for login in each])
-        replies: list[Histories] = await self._library.run(
-            [Detach([each[at] for at in group]) for group in groups]
-        )
-        histories: dict[int, History] = {}  # position of the login → its history
-        for group, reply in zip(groups, replies, strict=True):
-            histories.update(zip(group, reply.histories, strict=True))
-        merges: dict[str, bytes] = {}
-        for at, login in enumerate(logins):
-            history = histories[at]
-            if not history.taken_by:
-                # Bytes as they came: the history holds binary dedup digests.
-                merges[login.id] = history.state
-            else:
-                log.warning(
-                    "anonymous id %s of shop %s already belongs to another customer; "
-                    "event %s merges nothing",
-                    login.data.anonymousid,
-                    login.shop,
-                    login.id,
-                )
-        return merges
-
     async def _after_apply(
         self,
         events: Sequence[Envelope],
@@ -309,13 +256,7 @@ class ProfileStage:
     ) -> None:
         """Once the batch is in: drop the merged anonymous copies, cut the aliases of erased
         customers (so an old device id no longer leads to them), count the flow per stream."""
-        shoppers = [
-            CustomerBase(self._keys.customer_base(event.shop, event.data.anonymousid))
-            for event in events
-            if event.id in merges and isinstance(event, CustomerIdentified)
-        ]
-        groups = slot_groups(self._client, [shopper.base for shopper in shoppers])
-        forget = [ForgetDetached([shoppers[at] for at in group]) for group in groups if group]
+        forget = self._logins.forget_calls(events, merges)
 
         def upkeep(pipe: Any) -> None:  # noqa: ANN401 -- a redis-py pipeline
             for shop, _customer, anonymous_id in unlinked:
