@@ -10,10 +10,7 @@ So the hot path is a Faust-managed service around an aiokafka consumer:
   that keeps offsets with its state (handlers/offsets.py) records them after the
   batch's effects, and only then are they committed to Kafka, so a crash replays
   the batch (the sink is idempotent) and nothing is lost. Where the store keeps
-  them, Kafka's commits only follow it (for the group's lag, and tools): at most
-  every ``_COMMIT_EVERY_S`` while busy, and whenever idle, a rebalance or a stop
-  comes. A commit is a round trip to the broker that the next batch would wait for;
-  a sink that does not keep offsets commits after every batch;
+  them, Kafka's commits only follow it (streams/commits.py);
 - a worker resumes a partition from the offsets the sink's store holds, and reads
   again from there whenever the store turns out to have lost recent writes;
 - while Redis applies one batch, the next is fetched and decoded; batches still
@@ -34,7 +31,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from mode import Service
 from redis.exceptions import RedisError
@@ -46,13 +43,13 @@ from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from handlers.sink import KeepsOffsets
 from streams.app import aiokafka_options
+from streams.commits import KafkaCommits
 from streams.ingest import Decoded, Ingest
 from streams.loop_stalls import LoopStalls
 
 log = logging.getLogger("crmstream.consumer")
 _IDLE_FETCH_MS = 100
 _IDLE_STATE_CHECK_S = 1.0
-_COMMIT_EVERY_S = 1.0
 
 
 class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -69,7 +66,7 @@ class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
         async with self._owner.lock:
             log.info("giving up %d partition(s)", len(revoked))
             try:
-                await self._owner.commit_recorded(self._owner.consumer)
+                await self._owner.commits.commit(self._owner.consumer)
             except KafkaError as exc:  # Kafka's commits only follow the store's offsets
                 log.warning("offsets not committed to Kafka before the rebalance: %s", exc)
             sink = self._owner.ingest.sink
@@ -85,7 +82,7 @@ class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
         consumer = self._owner.consumer
         for (topic, partition), offset in positions.items():
             consumer.seek(TopicPartition(topic, partition), offset)
-            self._owner.resumed[TopicPartition(topic, partition)] = offset
+            self._owner.commits.resumed(TopicPartition(topic, partition), offset)
 
 
 class EventConsumer(Service):
@@ -103,13 +100,7 @@ class EventConsumer(Service):
         # Set by a batch whose sink found its store behind: where to read again from.
         self._read_again: dict[TopicPartition, int] = {}
         self._next_state_check = 0.0  # monotonic
-        # Partitions taken up where the sink's store said, until a commit covers them: an
-        # owner that recorded its last batch and stopped before committing it to Kafka left
-        # the store ahead, and with nothing more to read no batch would commit it.
-        self.resumed: dict[TopicPartition, int] = {}
-        # Offsets the store recorded that Kafka has not been told of yet (_COMMIT_EVERY_S).
-        self._recorded: dict[TopicPartition, OffsetAndMetadata] = {}
-        self._next_commit = 0.0  # monotonic
+        self.commits = KafkaCommits(every_batch=not isinstance(ingest.sink, KeepsOffsets))
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -171,7 +162,7 @@ class EventConsumer(Service):
         if self._consumer is not None:
             async with self.lock:
                 with contextlib.suppress(KafkaError):  # the broker away: the store has them
-                    await self.commit_recorded(self._consumer)
+                    await self.commits.commit(self._consumer)
                 await self._consumer.stop()
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
@@ -251,27 +242,9 @@ class EventConsumer(Service):
         """Idle: Kafka's committed offsets catch up with what the store holds: batches
         recorded since the last commit, and partitions taken up where the store said (or
         the group's lag would show them behind for good)."""
-        if not self.resumed and not self._recorded:
-            return
-        async with self.lock:
-            await self.commit_recorded(consumer)
-
-    async def commit_recorded(self, consumer: AIOKafkaConsumer) -> None:
-        """Commit to Kafka what the store holds as done, for the partitions still
-        assigned (the lock held: between batches)."""
-        assigned = consumer.assignment()
-        pending = {tp: OffsetAndMetadata(at, "") for tp, at in self.resumed.items()
-                   if tp in assigned}  # fmt: skip
-        pending.update({tp: at for tp, at in self._recorded.items() if tp in assigned})
-        self.resumed.clear()
-        self._recorded.clear()
-        self._next_commit = time.monotonic() + _COMMIT_EVERY_S
-        if not pending:
-            return
-        try:
-            await consumer.commit(pending)
-        except (CommitFailedError, IllegalStateError):
-            log.warning("a commit was refused by a rebalance; the next owner makes it")
+        if self.commits.owed:
+            async with self.lock:
+                await self.commits.commit(consumer)
 
     def _rewind(self, consumer: AIOKafkaConsumer, unread: dict[TopicPartition, list[Any]]) -> None:
         """The store lost writes: read its partitions again from where it stands, and the
@@ -327,10 +300,7 @@ class EventConsumer(Service):
                     self._read_again.setdefault(tp, record.offset)
                     self._read_again[tp] = min(self._read_again[tp], record.offset)
                 return
-            self._recorded.update(ours)
-            if isinstance(self.ingest.sink, KeepsOffsets) and time.monotonic() < self._next_commit:
-                return  # the store holds them: Kafka hears of them within _COMMIT_EVERY_S
-            await self.commit_recorded(consumer)
+            await self.commits.batch_done(consumer, ours)
 
 
 async def _standing(

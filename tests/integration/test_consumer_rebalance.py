@@ -100,7 +100,7 @@ async def test_kafka_hears_of_recorded_offsets_at_most_every_second_and_when_ask
         await events._finish(consumer, Decoded(batch=[]), {second: OffsetAndMetadata(2, "")})
         assert await consumer.committed(first) == 3  # within the second: left for later
         assert await consumer.committed(second) is None
-        await events.commit_recorded(consumer)
+        await events.commits.commit(consumer)
         assert await consumer.committed(first) == 5
         assert await consumer.committed(second) == 2
     finally:
