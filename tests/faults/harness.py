@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 import redis
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from crmstream.admin import list_topics
@@ -80,11 +80,16 @@ class Feed(threading.Thread):
 
 class TriggerTap(threading.Thread):
     """Reads the triggers topic from the start for the whole run, and notes when each id
-    was first read (wall clock: the producer's timestamp is the relay's to set)."""
+    was first read (wall clock: the producer's timestamp is the relay's to set).
+
+    It takes every partition itself, in no consumer group: a group member loses its
+    session when the broker restarts (a fault case) and reads nothing until it has
+    joined again, which can take longer than the run waits for the topic."""
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(daemon=True, name="trigger-tap")
         self.topic = TopicNames.from_settings(settings.topics).triggers
+        self.partitions = list_topics(settings)[self.topic]  # the topics exist by now
         self.consumer = Consumer(
             {
                 **settings.kafka.librdkafka(),
@@ -101,7 +106,9 @@ class TriggerTap(threading.Thread):
         self._halt = threading.Event()
 
     def run(self) -> None:
-        self.consumer.subscribe([self.topic])
+        self.consumer.assign(
+            [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in range(self.partitions)]
+        )
         try:
             while not self._halt.is_set():
                 for message in self.consumer.consume(num_messages=500, timeout=0.3):
