@@ -89,7 +89,7 @@ class OffsetStore:
             following = held if check_only or at is None else str(at)
             offsets_key = self._keys.partition(partition).offsets
             topics.append(TopicOffsets(offsets_key, partition, topic, held, following))
-        groups = slot_groups(self._client, [t.offsets for t in topics]) if topics else []
+        groups = slot_groups(self._client, [t.offsets for t in topics])
         calls = [Advance([topics[position] for position in group]) for group in groups]
         behind: dict[TopicPartition, int] = {}
         replies: list[AdvanceReply] = await self._library.run(calls)

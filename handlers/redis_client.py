@@ -94,7 +94,9 @@ def connect_sync(settings: RedisSettings) -> SyncRedisClient:
 
 def slot_groups(client: RedisClient | SyncRedisClient, keys: Sequence[str]) -> list[list[int]]:
     """Positions of ``keys`` grouped for Function calls: all in one on one Redis; one group
-    per hash slot on a cluster, in order of first appearance."""
+    per hash slot on a cluster, in order of first appearance; none for no keys."""
+    if not keys:
+        return []
     if not is_cluster(client):
         return [list(range(len(keys)))]
     by_slot: dict[int, list[int]] = {}

@@ -14,7 +14,6 @@ from handlers.functions.profile import (
     Detach,
     ForgetDetached,
     Histories,
-    History,
     Login,
 )
 from handlers.keys import Keys
@@ -58,23 +57,21 @@ class Logins:
         replies: list[Histories] = await self._library.run(
             [Detach([each[at] for at in group]) for group in groups]
         )
-        histories: dict[int, History] = {}  # position of the login → its history
-        for group, reply in zip(groups, replies, strict=True):
-            histories.update(zip(group, reply.histories, strict=True))
         merges: dict[str, bytes] = {}
-        for at, login in enumerate(logins):
-            history = histories[at]
-            if not history.taken_by:
-                # Bytes as they came: the history holds binary dedup digests.
-                merges[login.id] = history.state
-            else:
-                log.warning(
-                    "anonymous id %s of shop %s already belongs to another customer; "
-                    "event %s merges nothing",
-                    login.data.anonymousid,
-                    login.shop,
-                    login.id,
-                )
+        for group, reply in zip(groups, replies, strict=True):
+            for at, history in zip(group, reply.histories, strict=True):
+                login = logins[at]
+                if not history.taken_by:
+                    # Bytes as they came: the history holds binary dedup digests.
+                    merges[login.id] = history.state
+                else:
+                    log.warning(
+                        "anonymous id %s of shop %s already belongs to another customer; "
+                        "event %s merges nothing",
+                        login.data.anonymousid,
+                        login.shop,
+                        login.id,
+                    )
         return merges
 
     def forget_calls(
@@ -87,4 +84,4 @@ class Logins:
             if event.id in merges and isinstance(event, CustomerIdentified)
         ]
         groups = slot_groups(self._client, [shopper.base for shopper in shoppers])
-        return [ForgetDetached([shoppers[at] for at in group]) for group in groups if group]
+        return [ForgetDetached([shoppers[at] for at in group]) for group in groups]

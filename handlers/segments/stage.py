@@ -163,8 +163,6 @@ class SegmentStage:
     async def _apply(self, entries: Sequence[CustomerSegments]) -> int:
         """Memberships written in one round trip, a call per hash slot of their shards (one
         call on one Redis); returns the changes."""
-        if not entries:
-            return 0
         header = self.segments.header
         groups = slot_groups(self.client, [entry.shard for entry in entries])
         calls = [ApplySegments(header, [entries[at] for at in group]) for group in groups]
