@@ -83,9 +83,6 @@ class CustomerWalk:
         ]
         self.erased = False
         self._who: Customer | None = None
-        # Instances this walk moved, or found moved on by a walk before (which may have
-        # died before arming their waits): their waits are armed again.
-        self.touched: set[tuple[str, str]] = set()
 
     def who(self, at_ms: int) -> Customer:
         """The customer as the journeys' conditions and sends read them: built once a walk
@@ -123,7 +120,6 @@ class CustomerWalk:
                 # may have died before arming the next wait: armed again below), or it was
                 # woken early by a new version that takes those in older ones out.
                 slot = (name, journey_wait_of(member)[0])
-                self.touched.add(slot)
                 waiting = self.instances.get(slot)
                 if waiting is not None and self.runner.replaced(name, waiting):
                     journey = self.runner.version_of(name, waiting)
@@ -175,7 +171,6 @@ class CustomerWalk:
             if position.since_ms > at_ms:
                 # Older than the instance's last move: walked before, and read again (a
                 # redelivery); taking it now would move the instance twice.
-                self.touched.add((name, _key))
                 continue
             if self.runner.replaced(name, position):
                 yield from self._settle(journey, position, Exited(position, NEW_VERSION, at_ms))
@@ -221,7 +216,6 @@ class CustomerWalk:
                         stop = onward
             reply = yield self._stop(journey, before, stop, send)
             slot = (stop.position.journey, stop.position.key)
-            self.touched.add(slot)
             if not reply.moved:
                 held = self._resync(slot, reply)
                 if held is None or held.decision is None or held.position.until_ms:
@@ -263,7 +257,6 @@ class CustomerWalk:
             self.shop, self.customer, before, after, at_ms=after.since_ms
         )
         slot = (after.journey, after.key)
-        self.touched.add(slot)
         if reply.moved:
             self.instances[slot] = after
         else:
@@ -289,13 +282,18 @@ class CustomerWalk:
         ]
 
     def waits(self) -> list[tuple[int, PutOff]]:
-        """The end of every held instance's wait, to arm (again: the same end is harmless)."""
+        """The end of every held instance's wait, to arm (again: the same end is harmless).
+
+        Every one, not only those this walk moved. A move is written in the customer's slot
+        and its wait armed in the partition's, after the walk: a worker that died in
+        between left instances held with no wait armed, and walking its entries again need
+        not move them (the instance entered already; the event is awaited by nobody)."""
         found: list[tuple[int, PutOff]] = []
         if self.partition is None or self.erased:
             return found
         for (name, key), position in self.instances.items():
             journey = self.runner.version_of(name, position)
-            if journey is None or position.until_ms == 0 or (name, key) not in self.touched:
+            if journey is None or position.until_ms == 0:
                 continue
             found.append(
                 (

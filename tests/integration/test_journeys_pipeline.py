@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -133,6 +134,56 @@ async def test_the_engine_sends_what_the_reference_sends(
     for journey, counted in stats.items():
         assert counted.goal[JOURNEY_ENTERED] == counted.entered
         assert counted.goal[CONVERTED] == reached[journey], journey
+
+
+class WalkDiedError(Exception):
+    """The worker's death, between a walk's moves and the arming of their waits."""
+
+
+@pytest.mark.parametrize("dies_at_walk", [1, 2, 5])
+async def test_a_walk_that_died_before_arming_its_waits_arms_them_when_walked_again(
+    sink: ProfilesAndTriggers, dies_at_walk: int
+) -> None:
+    """The moves of a walk are written before the waits they end in are armed (the
+    instance lives in the customer's slot, the wait in the partition's). A worker that dies
+    in between leaves the walk's entries taken: the next walk takes them again, and must
+    arm every wait that the dead one moved an instance to, though walking the entries
+    again moves nothing (the instance entered already, the event is not awaited)."""
+    events, unreachable = history(31, 300, T0)
+    until = events[-1]["ms"] + 40 * DAY_MS
+    arm = sink.journeys._arm
+    walks = 0
+
+    async def arm_or_die(entries: Any) -> None:
+        nonlocal walks
+        walks += 1
+        if walks == dies_at_walk:
+            raise WalkDiedError
+        await arm(entries)
+
+    sink.journeys._arm = arm_or_die
+    died = False
+    original = sink.fire_due
+
+    async def fire_due() -> Counter[str]:
+        nonlocal died
+        try:
+            return await original()
+        except WalkDiedError:
+            died = True
+            return Counter({"died": 1})
+
+    sink.fire_due = fire_due  # type: ignore[method-assign]  # the death caught, as a restart
+    await run_through(sink, events, until, size=600)
+    assert died
+
+    sent, _left = oracle.expected(SHOP, events, gate_of(unreachable), until)
+    reader = DecisionReader(sink.client, sink.keys)
+    decided: set[tuple[str, str]] = set()
+    for who in {event["customer"] for event in events}:
+        decided |= {(who, entry["trigger_id"]) for entry in await reader.fired(SHOP, who)}
+    expected = {(s.customer, s.id) for s in sent}
+    assert decided == expected, (len(decided - expected), len(expected - decided))
 
 
 async def test_an_erasure_takes_the_customers_journeys_and_their_waits(
