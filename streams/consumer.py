@@ -17,7 +17,8 @@ So the hot path is a Faust-managed service around an aiokafka consumer:
   reach Redis, and commit, strictly one after the other;
 - if Redis is down the batch is retried with backoff: consumption simply waits,
   and the group keeps its members alive through aiokafka's background heartbeat;
-- a rebalance waits for the batch in flight, which commits before it lets go.
+- a rebalance waits for the batch in flight, which commits before it lets go
+  (streams/rebalance.py).
 """
 
 from __future__ import annotations
@@ -26,12 +27,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import IllegalStateError, KafkaError
+from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from mode import Service
 from redis.exceptions import RedisError
@@ -46,43 +46,12 @@ from streams.app import aiokafka_options
 from streams.commits import KafkaCommits
 from streams.ingest import Decoded, Ingest
 from streams.loop_stalls import LoopStalls
+from streams.rebalance import WaitForBatch
+from streams.standing import partition_standing
 
 log = logging.getLogger("crmstream.consumer")
 _IDLE_FETCH_MS = 100
 _IDLE_STATE_CHECK_S = 1.0
-
-
-class _WaitForBatch(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Partitions are given up only between batches, after the last one committed, and
-    taken up where the sink's store says their state stands."""
-
-    def __init__(self, owner: EventConsumer) -> None:
-        self._owner = owner
-
-    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
-        for partition in revoked:  # another worker reports those now
-            with contextlib.suppress(KeyError):
-                metrics.CONSUMER_LAG.remove(partition.topic, str(partition.partition))
-        async with self._owner.lock:
-            log.info("giving up %d partition(s)", len(revoked))
-            try:
-                await self._owner.commits.commit(self._owner.consumer)
-            except KafkaError as exc:  # Kafka's commits only follow the store's offsets
-                log.warning("offsets not committed to Kafka before the rebalance: %s", exc)
-            sink = self._owner.ingest.sink
-            if isinstance(sink, KeepsOffsets):
-                await sink.partitions_revoked([(tp.topic, tp.partition) for tp in revoked])
-
-    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
-        log.info("assigned %d partition(s)", len(assigned))
-        sink = self._owner.ingest.sink
-        if not isinstance(sink, KeepsOffsets):
-            return
-        positions = await sink.partitions_assigned([(tp.topic, tp.partition) for tp in assigned])
-        consumer = self._owner.consumer
-        for (topic, partition), offset in positions.items():
-            consumer.seek(TopicPartition(topic, partition), offset)
-            self._owner.commits.resumed(TopicPartition(topic, partition), offset)
 
 
 class EventConsumer(Service):
@@ -150,7 +119,7 @@ class EventConsumer(Service):
         )
         consumer.subscribe(
             list(TopicNames.from_settings(self._settings.topics).events),
-            listener=_WaitForBatch(self),
+            listener=WaitForBatch(self),
         )
         self._consumer = consumer
         self._stalls.start(asyncio.get_running_loop())
@@ -185,7 +154,7 @@ class EventConsumer(Service):
                     (tp.topic, tp.partition): max(r.timestamp for r in part)
                     for tp, part in fetched.items()
                 }
-                decoded.behind, decoded.heard = await _standing(
+                decoded.behind, decoded.heard = await partition_standing(
                     consumer, self._away_ms, self._stalled_ms()
                 )
                 offsets = {
@@ -216,7 +185,7 @@ class EventConsumer(Service):
             self._rewind(consumer, {})
         await self._check_state(consumer)
         await self._commit_when_idle(consumer)
-        behind, heard = await _standing(consumer, self._away_ms, self._stalled_ms())
+        behind, heard = await partition_standing(consumer, self._away_ms, self._stalled_ms())
         self.ingest.observe({}, behind, {}, heard)
 
     async def _check_state(self, consumer: AIOKafkaConsumer) -> None:
@@ -301,33 +270,3 @@ class EventConsumer(Service):
                     self._read_again[tp] = min(self._read_again[tp], record.offset)
                 return
             await self.commits.batch_done(consumer, ours)
-
-
-async def _standing(
-    consumer: AIOKafkaConsumer, away_ms: float, stalled_ms: int
-) -> tuple[dict[tuple[str, int], int | None], dict[tuple[str, int], int]]:
-    """Where each assigned partition stands: those with records past what was handed out,
-    and how many (None: unknown, since not fetched from yet, or caught up by a word of the
-    broker's older than ``away_ms``: a broker away must not pass for a quiet one); and
-    those caught up, with when the broker last answered so (epoch ms)."""
-    lagging: dict[tuple[str, int], int | None] = {}
-    heard: dict[tuple[str, int], int] = {}
-    now_ms = time.time() * 1000
-    for partition in consumer.assignment():
-        highwater = consumer.highwater(partition)
-        try:
-            lag = None if highwater is None else highwater - await consumer.position(partition)
-            heard_ms = consumer.last_poll_timestamp(partition)
-        except IllegalStateError:
-            continue  # taken away by a rebalance meanwhile
-        if lag is not None:
-            metrics.CONSUMER_LAG.labels(partition.topic, str(partition.partition)).set(lag)
-            if lag == 0 and (heard_ms is None or now_ms - heard_ms > away_ms):
-                lag = None
-        if lag is None or lag > 0:
-            lagging[(partition.topic, partition.partition)] = lag
-        else:
-            # Stamped when the loop took the answer, which may have waited for it: only as
-            # of the longest stall before is the partition known to have been caught up.
-            heard[(partition.topic, partition.partition)] = int(heard_ms) - stalled_ms
-    return lagging, heard
