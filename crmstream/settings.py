@@ -77,6 +77,11 @@ class ProfileSettings(BaseModel):
     categories: int = Field(default=50, ge=1, le=10_000)
     # Items whose cart line an order took, remembered so that a late add stays out.
     cart_markers: int = Field(default=100, ge=0, le=10_000)
+    # Anonymous ids known to be merged, remembered by each worker so that their events go
+    # straight to the customer (handlers/profile/identity.py); a miss costs a redirect
+    # within the batch, never a wrong profile. About 300 bytes each: the default keeps a
+    # worker's memory flat however many shoppers log in.
+    alias_cache: int = Field(default=20_000, ge=0, le=10_000_000)
     # Category affinity weights: a view counts least, an order most.
     weight_view: int = Field(default=1, ge=0)
     weight_favorite: int = Field(default=3, ge=0)

@@ -23,9 +23,9 @@ def is_junk(anonymous_id: str) -> bool:
 class AliasCache:
     """anonymous id → customer, for ids known to be merged. An alias changes only when its
     customer is erased (the stage that ran the erasure forgets it here), so a bounded LRU is
-    right; a miss costs one redirect, not a wrong profile."""
+    right; a miss costs one redirect, not a wrong profile. Capacity 0: none kept."""
 
-    def __init__(self, capacity: int = 100_000) -> None:
+    def __init__(self, capacity: int) -> None:
         self._capacity = capacity
         self._entries: OrderedDict[tuple[str, str], str] = OrderedDict()
 
@@ -37,6 +37,8 @@ class AliasCache:
         return customer
 
     def put(self, shop: str, anonymous_id: str, customer: str) -> None:
+        if not self._capacity:
+            return
         self._entries[(shop, anonymous_id)] = customer
         self._entries.move_to_end((shop, anonymous_id))
         if len(self._entries) > self._capacity:

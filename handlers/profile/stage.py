@@ -76,7 +76,7 @@ class ProfileStage:
         self._sender = BatchSender(client, keys, settings, hash_key)
         self._shops = shops
         self._hash_key = hash_key
-        self._aliases = AliasCache()
+        self._aliases = AliasCache(settings.alias_cache)
         self._library = FunctionLibrary(client, LIBRARY, "profile")
         self._logins = Logins(client, keys, self._library, self._aliases)
 
