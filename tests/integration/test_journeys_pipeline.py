@@ -5,15 +5,15 @@ seeded backlog of days of event time for 500 customers, read batch by batch."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 
 from crmstream.settings import Settings
+from handlers.functions.timers import PutOff
 from handlers.functions.triggers import JOURNEY_ENTERED
 from handlers.journeys.stats import read_journey_stats
 from handlers.pipeline import ProfilesAndTriggers
@@ -90,6 +90,17 @@ async def run_through(
         pass
 
 
+async def decided_sends(
+    sink: ProfilesAndTriggers, events: list[oracle.Event]
+) -> set[tuple[str, str]]:
+    """(customer, trigger id) of every send decided for the history's customers."""
+    reader = DecisionReader(sink.client, sink.keys)
+    decided: set[tuple[str, str]] = set()
+    for who in {event["customer"] for event in events}:
+        decided |= {(who, entry["trigger_id"]) for entry in await reader.fired(SHOP, who)}
+    return decided
+
+
 @pytest.mark.parametrize(
     ("seed", "again", "size"), [(11, 0, 40), (2_026, 0, 40), (7, 3, 40), (5, 0, 600)]
 )
@@ -105,11 +116,7 @@ async def test_the_engine_sends_what_the_reference_sends(
 
     gate = gate_of(unreachable)
     sent, left = oracle.expected(SHOP, events, gate, until)
-    reader = DecisionReader(sink.client, sink.keys)
-    decided: set[tuple[str, str]] = set()
-    for who in {event["customer"] for event in events}:
-        for entry in await reader.fired(SHOP, who):
-            decided.add((who, entry["trigger_id"]))
+    decided = await decided_sends(sink, events)
     expected = {(s.customer, s.id) for s in sent}
     assert decided == expected, (len(decided - expected), len(expected - decided))
     # The sends a customer could not be marketed to were decided, and suppressed.
@@ -154,7 +161,7 @@ async def test_a_walk_that_died_before_arming_its_waits_arms_them_when_walked_ag
     arm = sink.journeys._arm
     walks = 0
 
-    async def arm_or_die(entries: Any) -> None:
+    async def arm_or_die(entries: Mapping[int, Sequence[PutOff]]) -> None:
         nonlocal walks
         walks += 1
         if walks == dies_at_walk:
@@ -178,10 +185,7 @@ async def test_a_walk_that_died_before_arming_its_waits_arms_them_when_walked_ag
     assert died
 
     sent, _left = oracle.expected(SHOP, events, gate_of(unreachable), until)
-    reader = DecisionReader(sink.client, sink.keys)
-    decided: set[tuple[str, str]] = set()
-    for who in {event["customer"] for event in events}:
-        decided |= {(who, entry["trigger_id"]) for entry in await reader.fired(SHOP, who)}
+    decided = await decided_sends(sink, events)
     expected = {(s.customer, s.id) for s in sent}
     assert decided == expected, (len(decided - expected), len(expected - decided))
 
