@@ -15,7 +15,7 @@ types fails there, before the rule is ever loaded.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final
 
@@ -56,7 +56,7 @@ class Condition:
         # What the condition reads of each variable, two levels down (profile.counters.orders):
         # handing CEL only that is what keeps an evaluation in microseconds, as it converts
         # every value it is given.
-        self._shape: dict[str, _Fields] = {}
+        self._shape: dict[str, Fields] = {}
         for variable, chain, call in _USE.findall(self.text):
             _read(self._shape, variable, chain.split(".")[1:], called=bool(call))
         self.reads: dict[str, frozenset[str]] = {
@@ -73,23 +73,10 @@ class Condition:
         return dict(shape) if isinstance(shape, dict) else None
 
     def _trimmed(self, activation: Activation) -> dict[str, Any]:
-        trimmed: dict[str, Any] = {}
-        for variable, fields in self._shape.items():
-            value = activation.get(variable)
-            if not isinstance(fields, dict) or not isinstance(value, Mapping):
-                trimmed[variable] = value
-                continue
-            kept: dict[str, Any] = {}
-            for name, inner in fields.items():
-                if name not in value:
-                    continue
-                part = value[name]
-                if inner == ALL or not isinstance(part, Mapping):
-                    kept[name] = part
-                else:
-                    kept[name] = {key: part[key] for key in inner if key in part}
-            trimmed[variable] = kept
-        return trimmed
+        return {
+            variable: trim(activation.get(variable), fields)
+            for variable, fields in self._shape.items()
+        }
 
     def holds(self, activation: Activation) -> bool:
         """True only for a boolean true; raises ConditionError if it cannot be evaluated."""
@@ -125,10 +112,40 @@ class Condition:
 
 
 # Of a variable: ALL, or each field read and, of that field, ALL or the fields read.
-_Fields = frozenset[str] | dict[str, frozenset[str]]
+Fields = frozenset[str] | dict[str, frozenset[str]]
 
 
-def _read(shape: dict[str, _Fields], variable: str, chain: list[str], *, called: bool) -> None:
+def trim(value: Any, fields: Fields | None) -> Any:  # noqa: ANN401 -- any document value
+    """Of ``value``, what a shape of fields read keeps (None or ALL: the whole of it)."""
+    if not isinstance(fields, dict) or not isinstance(value, Mapping):
+        return value
+    kept: dict[str, Any] = {}
+    for name, inner in fields.items():
+        if name not in value:
+            continue
+        part = value[name]
+        if inner == ALL or not isinstance(part, Mapping):
+            kept[name] = part
+        else:
+            kept[name] = {key: part[key] for key in inner if key in part}
+    return kept
+
+
+def read_together(conditions: Iterable[Condition], variable: str) -> Fields | None:
+    """What any of ``conditions`` reads of ``variable``, as one shape: None when one of
+    them reads it whole, an empty dict when none reads it."""
+    together: dict[str, frozenset[str]] = {}
+    for condition in conditions:
+        paths = condition.paths(variable)
+        if paths is None:
+            return None
+        for name, inner in paths.items():
+            seen = together.get(name, frozenset())
+            together[name] = ALL if ALL in (inner, seen) else seen | inner
+    return together
+
+
+def _read(shape: dict[str, Fields], variable: str, chain: list[str], *, called: bool) -> None:
     """Note one use: ``profile.counters.orders`` reads counters.orders; ``profile.counters``
     alone, or with a call after its last name (``profile.facts.size()``), reads it whole."""
     if called and chain:

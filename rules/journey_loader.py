@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rules.expressions import Condition, ConditionError
+from rules.expressions import Condition, ConditionError, Fields, read_together
 from rules.journey_graph import problems as graph_problems
 from rules.journey_model import Journey
 from rules.loader import GoalIndex, GoalSpec, RuleProblem, Samples, load_folder, read_model
@@ -39,6 +39,9 @@ class CompiledJourney:
     # each instance an event meets.
     awaits: frozenset[str] = field(init=False)
     goal_window_ms: int = field(init=False)  # asked at every stop and send
+    # What an instance keeps of its entry event: what the branches read of it (they alone
+    # read it after entry), not the whole event at every move and walk. None: all of it.
+    entry_read: Fields | None = field(init=False)
 
     def __post_init__(self) -> None:
         spec = self.journey
@@ -47,6 +50,8 @@ class CompiledJourney:
         kinds |= {step.wait_for.event for step in spec.steps if step.wait_for}
         object.__setattr__(self, "awaits", frozenset(kinds))
         object.__setattr__(self, "goal_window_ms", spec.goal.within_s * 1000)
+        branches = (case for cases in self.cases.values() for case in cases)
+        object.__setattr__(self, "entry_read", read_together(branches, "event"))
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 
 from crmstream.errors import RuleError
 from rules.activation import activation
-from rules.expressions import ConditionError
+from rules.expressions import ConditionError, trim
 from rules.journey_loader import CompiledJourney
 from rules.journey_model import EXIT, SEND_OUTCOMES, Send, SendOutcome, Step, WaitUntil
 from rules.model import parse_clock, parse_duration
@@ -62,7 +62,7 @@ class Position:
     entered_ms: int
     since_ms: int  # when it came to ``step``
     until_ms: int  # when the wait ends (or the wait_for times out); 0 elsewhere
-    entry: Mapping[str, Any]  # the entry event, as conditions see it (branches read it)
+    entry: Mapping[str, Any]  # what the branches read of the entry event, as they see it
     # wait_for step → the time of the first event since entry that met it
     matched: Mapping[str, int] = field(default_factory=dict)
 
@@ -117,9 +117,10 @@ def enter(
     journey: CompiledJourney, who: Customer, entry: Mapping[str, Any], key: str, at_ms: int
 ) -> Move:
     """A new instance, moved from its first step; ``entry`` is the event as conditions see
-    it (its ``id`` names the instance)."""
+    it (its ``id`` names the instance; the instance keeps what its branches read of it)."""
     spec = journey.journey
-    start = Position(spec.id, spec.version, key, str(entry["id"]), "", 0, at_ms, at_ms, 0, entry)
+    kept = trim(entry, journey.entry_read)
+    start = Position(spec.id, spec.version, key, str(entry["id"]), "", 0, at_ms, at_ms, 0, kept)
     return arrive(journey, who, start, spec.steps[0].id, at_ms)
 
 

@@ -292,3 +292,60 @@ def test_an_order_in_the_middle_of_the_wait_means_no_coupon(tmp_path: Path) -> N
     assert [s.step for s in run.sent] == ["welcome"]
     reason = "ordered within three days, no coupon needed"
     assert run.left == [oracle.Left("c1", "new-member-onboarding", "", reason, T0 + DAY_MS)]
+
+
+_BRANCHING = (
+    "id: by-region\nversion: 1\ndescription: d\nentry: {event: customer.registered}\n"
+    "steps:\n  - {id: rest, wait: 1d}\n"
+    "  - id: where\n"
+    "    branch:\n"
+    "      cases: [{if: \"event.data.region == 'north'\", go: north}]\n"
+    "      else: south\n"
+    "  - {id: north, send: {channels: [sms], template: north}, next: done}\n"
+    "  - {id: south, send: {channels: [sms], template: south}}\n"
+    "  - {id: done, exit: finished}\n"
+)
+
+
+@pytest.mark.parametrize(("region", "step"), [("north", "north"), ("south", "south")])
+def test_an_instance_keeps_of_its_entry_what_its_branches_read_and_branches_on_it(
+    tmp_path: Path, region: str, step: str
+) -> None:
+    journey = _compiled(tmp_path, _BRANCHING)
+    who = Customer(SHOP, "c1", {}, SHANGHAI)
+    entry = {
+        "id": "ev-1", "type": "customer.registered", "shop": SHOP, "subject": "c1",
+        "data": {"region": region, "city": "x" * 500, "consents": {"sms": True}},
+    }  # fmt: skip
+    held = enter(journey, who, entry, "", T0)
+    assert isinstance(held, Held)
+    assert held.position.entry == {"data": {"region": region}}
+    assert held.position.instance == "ev-1"
+    sending = on_due(journey, who, held.position)
+    assert isinstance(sending, Sending)
+    assert sending.position.step == step
+
+
+@pytest.mark.parametrize(
+    ("branches", "kept"),
+    [
+        ("", {}),  # no branch: nothing of the entry is read after it
+        ("event.data.size() > 1", {"data": {"region": "north", "city": "c"}}),
+        ("event.size() > 1", None),  # the event whole: kept whole
+    ],
+)
+def test_what_an_instance_keeps_of_its_entry_follows_what_the_branches_read(
+    tmp_path: Path, branches: str, kept: dict[str, Any] | None
+) -> None:
+    steps = "steps:\n  - {id: rest, wait: 1d}\n"
+    if branches:
+        steps += f'  - id: b\n    branch: {{cases: [{{if: "{branches}", go: hi}}]}}\n'
+    steps += "  - {id: hi, send: {channels: [sms], template: hi}}\n"
+    journey = _compiled(
+        tmp_path,
+        "id: keep\nversion: 1\ndescription: d\nentry: {event: customer.registered}\n" + steps,
+    )
+    entry = {"id": "ev-1", "type": "customer.registered", "data": {"region": "north", "city": "c"}}
+    held = enter(journey, Customer(SHOP, "c1", {}, SHANGHAI), entry, "", T0)
+    assert isinstance(held, Held)
+    assert held.position.entry == (entry if kept is None else kept)
