@@ -201,9 +201,13 @@ class ProfilesAndTriggers:
             known = ReadBack(
                 frozenset(key_kinds(sections)), await self.reader.read_stored(customers, sections)
             )
-        outcomes = await self.journeys(journeys, known)
-        if rules:
-            outcomes.update(await self.decide_rules(rules, known))
+        # Sends decided together are ranked: a rule that outranks every journey its
+        # customer's shop runs claims the last send slot before the journeys walk.
+        first, after = self.decide_rules.outranking(rules, self.journeys.top_priority)
+        outcomes = await self.decide_rules(first, known) if first else Counter[str]()
+        outcomes.update(await self.journeys(journeys, known))
+        if after:
+            outcomes.update(await self.decide_rules(after, known))
         return outcomes
 
     async def _arm_waits(self, entries: Mapping[int, Sequence[PutOff]]) -> None:

@@ -66,7 +66,12 @@ class JourneySet:
     goals: GoalIndex = field(init=False)
 
     def __post_init__(self) -> None:
-        enabled = [entry for entry in self.journeys if entry.journey.enabled]
+        # Highest priority first: of two journeys an event moves a customer in, the one
+        # that may claim the last send slot first is the one that should have it.
+        enabled = sorted(
+            (entry for entry in self.journeys if entry.journey.enabled),
+            key=lambda entry: (-entry.journey.priority, entry.journey.id),
+        )
         object.__setattr__(self, "by_id", {entry.journey.id: entry for entry in self.journeys})
         entering: defaultdict[str, list[CompiledJourney]] = defaultdict(list)
         awaited: defaultdict[str, list[CompiledJourney]] = defaultdict(list)

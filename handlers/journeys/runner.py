@@ -116,6 +116,11 @@ class JourneyRunner:
             self._running[shop] = known
         return known[1]
 
+    def top_priority(self, shop: str) -> int | None:
+        """The highest priority among the journeys ``shop`` runs (None: it runs none)."""
+        by_id = self.journeys.by_id
+        return max((by_id[name].journey.priority for name in self.running(shop)), default=None)
+
     async def wake_the_replaced(
         self, partitions: Sequence[int], now_of: Callable[[int], int]
     ) -> None:

@@ -74,7 +74,7 @@ def stop_call(  # noqa: PLR0917 -- one stop of one instance
            "instance": stop.position.instance}  # fmt: skip
     return store.call(shop, customer, before, None, at_ms=stop.at_ms, why=orjson.dumps(why),
                       send=send, counted=[*counted, exit_count(stop.reason)],
-                      control=stop.control, goal=goal)  # fmt: skip
+                      control=stop.control, goal=goal, passing=stop.position)  # fmt: skip
 
 
 def walked_at(journey: CompiledJourney, position: Position) -> int:

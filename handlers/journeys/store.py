@@ -116,12 +116,14 @@ class JourneyStore:
         send: Candidate | None = None,
         goal: tuple[str, int] = ("", 0),
         control: bool = False,
+        passing: Position | None = None,
     ) -> JourneyMove:
         """The call that moves one instance from ``before`` (None: it enters) to ``after``
         (None: it leaves); ``at_ms`` is the event time the move is made at; ``goal``, the
         journey's (key, window in ms), opened when the instance enters; ``control``: the
-        move takes the holdout path."""
-        moved = after if after is not None else before
+        move takes the holdout path; ``passing``: where an instance that enters and leaves
+        in this one move was when it left."""
+        moved = after if after is not None else before if before is not None else passing
         if moved is None:
             raise ValueError("a move needs a position before or after it")
         return JourneyMove(

@@ -160,9 +160,7 @@ class CustomerWalk:
     def _event(self, view: Mapping[str, Any], at_ms: int, running: frozenset[str]) -> Moves:
         """``view``: the event as conditions see it (rules/activation.py event_view)."""
         journeys, kind = self.runner.journeys, str(view.get("type"))
-        held = sorted(
-            self.instances.items(), key=lambda item: (item[0][0], item[1].entered_ms, item[0][1])
-        )
+        held = sorted(self.instances.items(), key=self._by_priority)
         replaced: set[str] = set()
         for (name, _key), position in held:
             journey = self.runner.version_of(name, position)
@@ -197,6 +195,13 @@ class CustomerWalk:
                 continue
             self.entries[spec.id] = Entries(past.count + 1, at_ms)
             yield from self._settle(journey, None, enter(journey, who, view, key, at_ms))
+
+    def _by_priority(self, item: tuple[tuple[str, str], Position]) -> tuple[int, str, int, str]:
+        """Held instances in the order an event moves them: the higher priority first (it
+        may claim the customer's last send slot first), then by journey, entry and key."""
+        (name, key), position = item
+        journey = self.runner.version_of(name, position)
+        return (-journey.journey.priority if journey else 0, name, position.entered_ms, key)
 
     def _settle(self, journey: CompiledJourney, before: Position | None, move: Move) -> Moves:
         """Write ``move`` stop by stop until the instance holds or leaves. A send whose

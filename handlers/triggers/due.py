@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -41,6 +42,21 @@ class DueDecider:
         members = [parse_member(member) for member, _, _ in due]
         rules = [rule for _, rule_id, _, _ in members if (rule := stage.rules.get(rule_id))]
         return [(shop, who) for _, _, shop, who in members], profile_sections(rules, "cart")
+
+    def outranking(
+        self, due: list[DueEntry], floor_of: Callable[[str], int | None]
+    ) -> tuple[list[DueEntry], list[DueEntry]]:
+        """``due`` split in two, each in its order: the entries whose rule's priority is
+        above the floor of their shop (``floor_of``; None: no floor, nothing above it), and
+        the rest."""
+        above: list[DueEntry] = []
+        rest: list[DueEntry] = []
+        for entry in due:
+            _kind, rule_id, shop, _customer = parse_member(entry[0])
+            rule, floor = self._stage.rules.get(rule_id), floor_of(shop)
+            outranks = rule is not None and floor is not None and rule.rule.priority > floor
+            (above if outranks else rest).append(entry)
+        return above, rest
 
     async def __call__(self, due: list[DueEntry], known: ReadBack | None = None) -> Counter[str]:
         """Decide every entry a walk handed over; their triggers go out in one round trip.
