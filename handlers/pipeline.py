@@ -21,8 +21,9 @@ from crmstream import metrics
 from crmstream.errors import StateBehindError
 from crmstream.settings import Settings
 from handlers.backlog import Backlog, read_backlog, read_sizes_by_shop
+from handlers.due_walk import DueWalk
 from handlers.functions.timers import PutOff
-from handlers.journeys.runner import JOURNEY_KINDS, JourneyRunner
+from handlers.journeys.runner import JourneyRunner
 from handlers.journeys.store import JourneyStore
 from handlers.keys import Keys
 from handlers.offsets import OffsetStore, TopicPartition
@@ -35,8 +36,7 @@ from handlers.replication import Replication
 from handlers.rule_sets import load_journey_set, load_rule_set, load_segment_set, reload_sets
 from handlers.segments.read import SegmentReader
 from handlers.segments.stage import SegmentStage
-from handlers.timing import Allowances, DueEntry, PartitionTiming, timers_library
-from handlers.timing.members import customer_of
+from handlers.timing import Allowances, PartitionTiming, timers_library
 from handlers.triggers.batch import TriggerBatch
 from handlers.triggers.due import DueDecider
 from handlers.triggers.held import HeldTriggers
@@ -113,6 +113,8 @@ class ProfilesAndTriggers:
             hash_key=settings.privacy_hash_key(), sent=self.writer.sent,
         )  # fmt: skip
         self.stage.use_journey_goals(self.journeys.journeys.goals)
+        # What a partition's walk hands over, to the rules and the journeys.
+        self.decide_due = DueWalk(self.decide_rules, self.journeys, self.reader)
         self.held = HeldTriggers(self.writer, keys, limit=triggers.relay_batch)
         self.schedules = Scheduler(
             stage, self.reader, self.writer, every_s=triggers.schedule_every_s
@@ -183,32 +185,6 @@ class ProfilesAndTriggers:
         self.outcomes.update(
             await self.triggers.on_events(events, partitions, known, relevant, journeys)
         )
-
-    async def decide_due(self, due: list[DueEntry]) -> Counter[str]:
-        """What a partition walk hands over: the rules' timers and decisions put off, and
-        the journeys' events and waits, each customer's in their order."""
-        journeys = [entry for entry in due if entry[0][:1] in JOURNEY_KINDS]
-        if not journeys:
-            return await self.decide_rules(due)
-        rules = [entry for entry in due if entry[0][:1] not in JOURNEY_KINDS]
-        known = None
-        if rules:
-            # Rules and journeys often read the same customers in a walk (a registration is
-            # welcomed by a rule and enters a journey): their profiles are read once.
-            customers, sections = self.decide_rules.wants(rules)
-            sections |= self.journeys.sections
-            customers += [customer_of(member) for member, _, _ in journeys]
-            known = ReadBack(
-                frozenset(key_kinds(sections)), await self.reader.read_stored(customers, sections)
-            )
-        # Sends decided together are ranked: a rule that outranks every journey its
-        # customer's shop runs claims the last send slot before the journeys walk.
-        first, after = self.decide_rules.outranking(rules, self.journeys.top_priority)
-        outcomes = await self.decide_rules(first, known) if first else Counter[str]()
-        outcomes.update(await self.journeys(journeys, known))
-        if after:
-            outcomes.update(await self.decide_rules(after, known))
-        return outcomes
 
     async def _arm_waits(self, entries: Mapping[int, Sequence[PutOff]]) -> None:
         await self.writer.run(self.time.arm_calls(entries))
