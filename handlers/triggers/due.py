@@ -51,9 +51,12 @@ class DueDecider:
         the rest."""
         above: list[DueEntry] = []
         rest: list[DueEntry] = []
+        floors: dict[str, int | None] = {}  # by shop: asked once a walk, not once an entry
         for entry in due:
             _kind, rule_id, shop, _customer = parse_member(entry[0])
-            rule, floor = self._stage.rules.get(rule_id), floor_of(shop)
+            if shop not in floors:
+                floors[shop] = floor_of(shop)
+            rule, floor = self._stage.rules.get(rule_id), floors[shop]
             outranks = rule is not None and floor is not None and rule.rule.priority > floor
             (above if outranks else rest).append(entry)
         return above, rest

@@ -19,27 +19,22 @@ from handlers.pipeline import ProfilesAndTriggers
 from tests.integration.test_send_gate_pipeline import log_of, registered, sent_rules
 from tests.integration.test_trigger_stage import T0, placed
 
-JOURNEY = """
+# A journey entered on registration, of the name and priority given, and its steps.
+ENTERED = """
 id: {name}
 version: 1
-description: a welcome of its own
+description: a journey of the test's
 priority: {priority}
 entry: {{event: customer.registered}}
 steps:
-  - {{id: hello, send: {{channels: [sms], template: hello}}}}
 """
+JOURNEY = ENTERED + "  - {{id: hello, send: {{channels: [sms], template: hello}}}}\n"
 # Both wait for the first order, and thank for it by SMS.
-AWAITING = """
-id: {name}
-version: 1
-description: thanks for a first order
-priority: {priority}
-entry: {{event: customer.registered}}
-steps:
-  - id: first-order
-    wait_for: {{event: order.placed, timeout: 7d}}
-  - {{id: thanks, send: {{channels: [sms], template: thanks}}}}
-"""
+AWAITING = (
+    ENTERED
+    + "  - id: first-order\n    wait_for: {{event: order.placed, timeout: 7d}}\n"
+    + "  - {{id: thanks, send: {{channels: [sms], template: thanks}}}}\n"
+)
 RULE = """
 id: welcome-rule
 version: 1
