@@ -18,7 +18,13 @@ from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 
 from crmstream.admin import create_topics, list_topics
 from crmstream.settings import Settings
@@ -85,7 +91,9 @@ def _end_of(consumer: Consumer, partition: TopicPartition) -> int:
         try:
             return int(consumer.get_watermark_offsets(partition, timeout=10)[1])
         except KafkaException as exc:
-            if not exc.args[0].retriable():
+            error = exc.args[0]
+            # librdkafka does not mark "not leader" retriable in a watermark query.
+            if not error.retriable() and error.code() != KafkaError.NOT_LEADER_FOR_PARTITION:
                 raise
             return None
 
