@@ -5,7 +5,9 @@
 local DATA_KEYS = {'profile', 'windows', 'cart', 'affinity', 'recent', 'favorites', 'dedup'}
 
 local function erase_data(keys)
-  for _, name in ipairs(DATA_KEYS) do redis.call('DEL', keys[name]) end
+  local names = {}
+  for i, name in ipairs(DATA_KEYS) do names[i] = keys[name] end
+  redis.call('DEL', unpack(names))  -- one slot: the customer's hash tag
 end
 
 -- A customer's keys named in `wanted`, one reply each: a hash as HGETALL gives it, a sorted
@@ -25,10 +27,11 @@ local function read_row(ckeys, wanted, profile)
   return row
 end
 
--- After the batch's events: the dedup marks, recent views, favourites, cart and windows,
--- each written once, and the profile hash.
+-- After the batch's events: the window buckets, dedup marks, recent views, favourites, cart
+-- and windows' pruning, each written once, and the profile hash.
 local function save_customer(ctx, call, marks, latest)
   local p, keys, now = ctx.profile, ctx.keys, call.now_ms
+  write_windows(ctx)
   redis.call('ZADD', keys.dedup, unpack(marks))
   local newest = tonumber(p.fields['last_seen']) or latest
   -- Marks older than the window go, at most once an hour (of our clock) per customer.

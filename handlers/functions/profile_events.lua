@@ -2,24 +2,30 @@
 -- `ctx` is one customer's batch: its keys by name, its profile, its cart once touched,
 -- the recent views and favourites to add, the dedup digests seen in the batch.
 
--- Event-time buckets: "<bucket><hour>" and "<bucket><day>" (BUCKET). New fields are
--- counted, so that pruning (which has to list them all) runs only every so many.
-local function bump_windows(ctx, ts, hour_fields, day_fields)
-  local key = ctx.keys.windows
-  local hour, day = math.floor(ts / 3600000), math.floor(ts / 86400000)
-  local touched = ctx.touched
-  for _, pair in ipairs(hour_fields) do
-    if redis.call('HINCRBY', key, pair[1] .. hour, pair[2]) == pair[2] then
-      ctx.profile:incr('window_fields', 1)
-    end
-    touched[WATCHED_WINDOWS[pair[1]]] = true
+-- Event-time buckets: "<bucket><hour>" and "<bucket><day>" (BUCKET). A customer's batch
+-- sums its events' counts per bucket, and each bucket is written once (write_windows).
+local HOUR_MS, DAY_MS = 3600000, 86400000
+
+local function bump(ctx, prefix, bucket, by)
+  local field = prefix .. bucket
+  local bumps = ctx.window_bumps
+  bumps[field] = (bumps[field] or 0) + by
+  ctx.touched[WATCHED_WINDOWS[prefix]] = true
+end
+
+local function bump_hour(ctx, prefix, ts, by) bump(ctx, prefix, math.floor(ts / HOUR_MS), by) end
+local function bump_day(ctx, prefix, ts, by) bump(ctx, prefix, math.floor(ts / DAY_MS), by) end
+
+-- The sums so far, into the windows hash. New fields are counted, so that pruning (which
+-- has to list them all) runs only every so many.
+local function write_windows(ctx)
+  local bumps = ctx.window_bumps
+  if next(bumps) == nil then return end
+  local key, profile = ctx.keys.windows, ctx.profile
+  for field, by in pairs(bumps) do
+    if redis.call('HINCRBY', key, field, by) == by then profile:incr('window_fields', 1) end
   end
-  for _, pair in ipairs(day_fields) do
-    if redis.call('HINCRBY', key, pair[1] .. day, pair[2]) == pair[2] then
-      ctx.profile:incr('window_fields', 1)
-    end
-    touched[WATCHED_WINDOWS[pair[1]]] = true
-  end
+  ctx.window_bumps = {}
 end
 
 local function prune_windows(key, latest, keep_hours, keep_days)
@@ -76,6 +82,7 @@ local function new_context(keys, call)
   return setmetatable({
     keys = keys, profile = load_profile(keys.profile), call = call,
     max_categories = call.max_categories, recent = {}, favorites = {}, fresh = {},
+    window_bumps = {},  -- window bucket → what the batch adds to it, not yet written
     -- What the batch changed besides the profile hash's fields (those are its dirty ones):
     -- WATCH names; `everything` once a merge brought a whole history.
     touched = {}, everything = false,
@@ -113,6 +120,8 @@ local function merge(ctx, state, anonymous_id)
     elseif MERGE_ADD[name] then p:incr(name, tonumber(value))
     end
   end
+  -- Counted as if written one by one: what this batch added first, then the history's.
+  write_windows(ctx)
   for i = 1, #state.w, 2 do redis.call('HINCRBY', ctx.keys.windows, state.w[i], state.w[i + 1]) end
   for i = 1, #state.a, 2 do redis.call('HINCRBY', ctx.keys.affinity, state.a[i], state.a[i + 1]) end
   local cart = ctx:cart()
@@ -143,7 +152,8 @@ local APPLY = {
   ['item.viewed'] = function(ctx, e, p)
     p:incr('views', 1)
     p:max('last_view', e.ts)
-    bump_windows(ctx, e.ts, {{BUCKET.VIEWS_HOUR, 1}}, {{BUCKET.VIEWS_DAY, 1}})
+    bump_hour(ctx, BUCKET.VIEWS_HOUR, e.ts, 1)
+    bump_day(ctx, BUCKET.VIEWS_DAY, e.ts, 1)
     touch_affinity(ctx, e.b, ctx.call.view_weight)
     ctx.recent[#ctx.recent + 1] = e.ts
     ctx.recent[#ctx.recent + 1] = e.a
@@ -158,7 +168,7 @@ local APPLY = {
   ['cart.item_added'] = function(ctx, e, p)
     p:incr('cart_adds', 1)
     p:max('last_cart', e.ts)
-    bump_windows(ctx, e.ts, {{BUCKET.CART_ADDS_HOUR, 1}}, {})
+    bump_hour(ctx, BUCKET.CART_ADDS_HOUR, e.ts, 1)
     touch_affinity(ctx, e.b, ctx.call.cart_weight)
     ctx:cart():change(e.a, e.ts, tonumber(e.c), e.b, tonumber(e.d))
   end,
@@ -173,7 +183,7 @@ local APPLY = {
     p:incr('orders', 1)
     p:incr('units', tonumber(e.d))
     p:max('last_order', e.ts)
-    bump_windows(ctx, e.ts, {}, {{BUCKET.ORDERS_DAY, 1}})
+    bump_day(ctx, BUCKET.ORDERS_DAY, e.ts, 1)
     local cart = ctx:cart()
     for _, line in ipairs(nonempty_pieces(e.b, '\n')) do
       local item, category = string.match(line, '([^\t]+)\t(.*)')
@@ -186,7 +196,7 @@ local APPLY = {
     p:incr('spend', tonumber(e.c))
     p:incr('points', tonumber(e.d))
     p:max('last_paid', e.ts)
-    bump_windows(ctx, e.ts, {}, {{BUCKET.SPEND_DAY, tonumber(e.c)}})
+    bump_day(ctx, BUCKET.SPEND_DAY, e.ts, tonumber(e.c))
   end,
   ['order.shipped'] = function(_, e, p) p:max('last_shipped', e.ts) end,
   ['order.delivered'] = function(_, e, p) p:max('last_delivered', e.ts) end,
@@ -195,7 +205,7 @@ local APPLY = {
     p:incr('refunds', 1)
     p:incr('spend', -tonumber(e.c))
     p:incr('points', -tonumber(e.d))
-    bump_windows(ctx, e.ts, {}, {{BUCKET.SPEND_DAY, -tonumber(e.c)}})
+    bump_day(ctx, BUCKET.SPEND_DAY, e.ts, -tonumber(e.c))
   end,
   ['review.posted'] = function(_, e, p)
     local rating = tonumber(e.c)

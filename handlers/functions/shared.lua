@@ -91,9 +91,12 @@ local function fields_of(text, sep)
 end
 
 -- A family of keys (handlers/keys.py, written as a table of suffixes by name) under one
--- base: each name → base .. suffix.
+-- base: each name → base .. suffix, made the first time it is asked for (a call uses a few
+-- of a family's names, and builds a family per customer).
 local function keys_under(base, suffixes)
-  local out = {}
-  for name, suffix in pairs(suffixes) do out[name] = base .. suffix end
-  return out
+  return setmetatable({}, {__index = function(keys, name)
+    local key = base .. suffixes[name]
+    rawset(keys, name, key)
+    return key
+  end})
 end

@@ -32,16 +32,43 @@ local function drop(k, member)
   redis.call('HDEL', k.payloads, member)
 end
 
+-- One command for many members (ZADD's score, member pairs; HSET's field, value pairs),
+-- in runs: unpack has a stack limit, and a walk or an arm may be long.
+-- Returns the replies of a command that answers per member (HMGET, ZMSCORE), joined.
+local RUN = 1000
+local function in_runs(command, key, items)
+  local replies = {}
+  for first = 1, #items, RUN do
+    local got = redis.call(command, key, unpack(items, first, math.min(first + RUN - 1, #items)))
+    if type(got) == 'table' then
+      for _, value in ipairs(got) do replies[#replies + 1] = value end
+    end
+  end
+  return replies
+end
+
+-- drop, for many members at once.
+local function drop_all(k, members)
+  if #members == 0 then return end
+  in_runs('ZREM', k.timers, members)
+  in_runs('ZREM', k.later, members)
+  in_runs('ZREM', k.ops, members)
+  in_runs('ZREM', k.taken, members)
+  in_runs('HDEL', k.payloads, members)
+end
+
 -- An event that arms: a timer already due by the time of this event is kept under its own
 -- name (member, US, deadline) to fire as it stands, and the event arms afresh; a pending one
--- moves to this event if the rule rearms, and stays as it is if not.
+-- moves to this event if the rule rearms, and stays as it is if not. Returns whether a timer
+-- due by the walk's now came or went (what the walk read ahead of timers no longer holds).
 local function arm_timer(k, member, value, rearm)
   local deadline, armed_at = deadline_and_armed_at(value)
   -- An arm no later than the newest one applied was applied already: the same event
   -- delivered again, after the order that cancelled its timer perhaps. It changes nothing.
   local mark = NAMES.ARMED_MARK .. member
   local newest = tonumber(redis.call('HGET', k.payloads, mark) or '')
-  if newest and armed_at <= newest then return end
+  if newest and armed_at <= newest then return false end
+  local now, moved_due = k.now_ms, false
   redis.call('HSET', k.payloads, mark, armed_at)
   local stored = redis.call('HGET', k.payloads, member)
   if stored then
@@ -55,25 +82,29 @@ local function arm_timer(k, member, value, rearm)
       redis.call('HSET', k.payloads, due_member, stored)
       drop(k, member)
       stored = false
+      moved_due = current <= now
     end
   end
   if not stored or (rearm == '1' and deadline > deadline_and_armed_at(stored)) then
     redis.call('ZADD', k.timers, deadline, member)
     redis.call('HSET', k.payloads, member, value)
+    moved_due = moved_due or deadline <= now or (stored and deadline_and_armed_at(stored) <= now)
   end
+  return moved_due
 end
 
 -- An event that cancels: only a timer it falls within the window of (armed at .. deadline).
+-- Returns how many it took (0 or 1), and whether that one was due by the walk's now.
 local function cancel_timer(k, member, at)
   local stored = redis.call('HGET', k.payloads, member)
   if stored then
     local deadline, armed_at = deadline_and_armed_at(stored)
     if armed_at <= at and at <= deadline then
       drop(k, member)
-      return 1
+      return 1, deadline <= k.now_ms
     end
   end
-  return 0
+  return 0, false
 end
 
 local function kind_of(member)
@@ -82,43 +113,65 @@ end
 
 local function arm(keys, args)
   local call = read_call(ARM, keys, args)
+  -- Each set's (time, member) pairs and every (member, value), in the order given: a member
+  -- given twice ends as its last, as it would one command at a time.
+  local timers, ops, later, payloads = {}, {}, {}, {}
   for n = 1, call.count do
     local entry = read_item(ARM, keys, args, n)
-    local kind = kind_of(entry.member)
-    local set = call.timers
-    if kind == ENTRY.OP then set = call.ops elseif kind == ENTRY.PUT_OFF then set = call.later end
-    redis.call('ZADD', set, entry.at_ms, entry.member)
-    redis.call('HSET', call.payloads, entry.member, entry.value)
+    local member = entry.member
+    local kind = kind_of(member)
+    local set = timers
+    if kind == ENTRY.OP then set = ops elseif kind == ENTRY.PUT_OFF then set = later end
+    set[#set + 1] = entry.at_ms
+    set[#set + 1] = member
+    payloads[#payloads + 1] = member
+    payloads[#payloads + 1] = entry.value
   end
+  in_runs('ZADD', call.timers, timers)
+  in_runs('ZADD', call.ops, ops)
+  in_runs('ZADD', call.later, later)
+  in_runs('HSET', call.payloads, payloads)
   return reply(COUNT, {count = call.count})
 end
 
 -- An Op's value: its kind, the timer, then what the kind needs (timers.py Op); the timer
 -- value holds newlines itself, so only the first three split. Returns how many timers it
--- took away (a cancel's).
+-- took away (a cancel's), and whether a timer due by the walk's now came or went.
 local function apply_put_off(k, value)
   local op_end = string.find(value, '\n', 1, true)
   local member_end = string.find(value, '\n', op_end + 1, true)
   local op, member = string.sub(value, 1, op_end - 1), string.sub(value, op_end + 1, member_end - 1)
   if op == OP.ARM then
     local rearm_end = string.find(value, '\n', member_end + 1, true)
-    arm_timer(k, member, string.sub(value, rearm_end + 1), string.sub(value, member_end + 1, rearm_end - 1))
-    return 0
+    return 0, arm_timer(
+      k, member, string.sub(value, rearm_end + 1), string.sub(value, member_end + 1, rearm_end - 1))
   elseif op == OP.ERASE then
     drop(k, member)
     redis.call('HDEL', k.payloads, NAMES.ARMED_MARK .. member)
-    return 0
+    return 0, true
   elseif op == OP.CANCEL then
     return cancel_timer(k, member, tonumber(string.sub(value, member_end + 1)))
   end
   error('crm_due: an op of no kind: ' .. op)
 end
 
--- The earliest entry of a sorted set due by now: member, score (or nil).
-local function earliest(key, now)
-  local first = redis.call('ZRANGE', key, '-inf', now, 'BYSCORE', 'LIMIT', 0, 1, 'WITHSCORES')
-  if #first == 0 then return nil, nil end
-  return first[1], tonumber(first[2])
+-- The first `count` entries of a sorted set due by now, in order: {members, scores,
+-- next = the first not yet walked, full = whether there may be more}; their values are
+-- read once one of them is walked (value_of).
+local READ_AHEAD = 64
+local function Ahead(key, now, count)
+  local got = redis.call('ZRANGE', key, '-inf', now, 'BYSCORE', 'LIMIT', 0, count, 'WITHSCORES')
+  local members, scores = {}, {}
+  for i = 1, #got, 2 do
+    members[#members + 1] = got[i]
+    scores[#scores + 1] = tonumber(got[i + 1])
+  end
+  return {members = members, scores = scores, next = 1, full = #members == count}
+end
+
+local function value_of(read, index, payloads)
+  if read.values == nil then read.values = redis.call('HMGET', payloads, unpack(read.members)) end
+  return read.values[index] or ''
 end
 
 -- A Redis that lost recent writes (a crash under appendfsync everysec, a failover to a
@@ -169,41 +222,71 @@ local function due(keys, args)
   end
   redis.call('DEL', call.taken)
   local out, cut_short, cancelled = {}, 0, 0
-  -- Each set's earliest entry due, read again only once that set may have changed: an
-  -- entry handed back changes its own set; an op, itself and the timers it arms or cancels
-  -- (a decision put off is never an op's timer).
   local OPS, LATER, TIMERS = 1, 2, 3
-  local sets, heads = {call.ops, call.later, call.timers}, {}
+  local sets = {call.ops, call.later, call.timers}
+  -- Each set's entries due, read ahead (Ahead). Nothing but this walk changes ops or later
+  -- meanwhile, and it only takes from them, so what was read of them holds; timers is read
+  -- again after an op that brought or took a timer due by now, one entry at first and more
+  -- while no such op comes between.
+  local ahead, wanted = {}, {1, 1, 1}
+  -- What the walk took, written once (moved): entries handed back leave their set for
+  -- taken; ops applied leave ops and their values.
+  local handed, to_taken, applied = {{}, {}, {}}, {}, {}
+  local function move_handed()
+    if #to_taken == 0 then return end
+    in_runs('ZREM', call.later, handed[LATER])
+    in_runs('ZREM', call.timers, handed[TIMERS])
+    in_runs('ZADD', call.taken, to_taken)
+    handed[LATER], handed[TIMERS], to_taken = {}, {}, {}
+  end
+  local function move_applied()
+    if #applied == 0 then return end
+    in_runs('ZREM', call.ops, applied)
+    in_runs('HDEL', call.payloads, applied)
+    applied = {}
+  end
   local function head(i)
-    if heads[i] == nil then
-      local member, at = earliest(sets[i], call.now_ms)
-      heads[i] = member ~= nil and {member, at} or false
+    local read = ahead[i]
+    if read == nil or (read.next > #read.members and read.full) then
+      -- What this walk took from the set goes first, or it would be read again.
+      if i == OPS then move_applied() else move_handed() end
+      read = Ahead(sets[i], call.now_ms, wanted[i])
+      ahead[i] = read
+      wanted[i] = math.min(wanted[i] * 4, READ_AHEAD)
     end
-    return heads[i]
+    return read.next <= #read.members and read or nil
   end
   for step = 1, call.limit do
-    local chosen = nil
+    local chosen, chosen_at = nil, nil
     for i = OPS, TIMERS do
-      local candidate = head(i)
-      if candidate and (chosen == nil or candidate[2] < heads[chosen][2]) then chosen = i end
+      local read = head(i)
+      if read and (chosen == nil or read.scores[read.next] < chosen_at) then
+        chosen, chosen_at = i, read.scores[read.next]
+      end
     end
     if chosen == nil then break end
-    local member, at = heads[chosen][1], heads[chosen][2]
-    local value = redis.call('HGET', call.payloads, member) or ''
+    local read = ahead[chosen]
+    local member, value = read.members[read.next], value_of(read, read.next, call.payloads)
+    read.next = read.next + 1
     if chosen == OPS then
-      -- An op is kept in ops and payloads alone (arm, below).
-      redis.call('ZREM', call.ops, member)
-      redis.call('HDEL', call.payloads, member)
-      if value ~= '' then cancelled = cancelled + apply_put_off(call, value) end
-      heads[OPS], heads[TIMERS] = nil, nil
+      applied[#applied + 1] = member
+      if value ~= '' then
+        -- The op reads and changes timers, taken and payloads as they stand by now.
+        move_handed()
+        local took, moved_due = apply_put_off(call, value)
+        cancelled = cancelled + took
+        if moved_due then ahead[TIMERS], wanted[TIMERS] = nil, 1 end
+      end
     else
-      redis.call('ZREM', sets[chosen], member)
-      redis.call('ZADD', call.taken, at, member)
+      handed[chosen][#handed[chosen] + 1] = member
+      to_taken[#to_taken + 1] = chosen_at
+      to_taken[#to_taken + 1] = member
       out[#out + 1] = reply(DUE_ENTRY, {member = member, value = value})
-      heads[chosen] = nil
     end
     if step == call.limit then cut_short = 1 end
   end
+  move_handed()
+  move_applied()
   return walked(out, cut_short, cancelled)
 end
 
@@ -213,22 +296,24 @@ end
 -- timer since.
 local function done(keys, args)
   local call = read_call(DONE, keys, args)
-  local gone = 0
+  if call.count == 0 then return reply(COUNT, {count = 0}) end
+  local members, due_members, ats = {}, {}, {}
   for n = 1, call.count do
     local decided = read_item(DONE, keys, args, n)
-    local member, at = decided.member, decided.at_ms
-    local stored = redis.call('HGET', call.payloads, member)
-    if not stored or deadline_and_armed_at(stored) == at then
-      drop(call, member)
-      gone = gone + 1
-    end
-    local due_member = member .. NAMES.SEPARATOR .. at
-    if redis.call('ZSCORE', call.taken, due_member) then
-      drop(call, due_member)
-      gone = gone + 1
-    end
+    members[n], ats[n] = decided.member, decided.at_ms
+    due_members[n] = decided.member .. NAMES.SEPARATOR .. decided.at_ms
   end
-  return reply(COUNT, {count = gone})
+  -- Read before anything goes: a walk hands over each name once, and a due name is never
+  -- another entry's name, so no drop below changes what another entry reads.
+  local stored = in_runs('HMGET', call.payloads, members)
+  local taken = in_runs('ZMSCORE', call.taken, due_members)
+  local gone = {}
+  for n = 1, call.count do
+    if not stored[n] or deadline_and_armed_at(stored[n]) == ats[n] then gone[#gone + 1] = members[n] end
+    if taken[n] then gone[#gone + 1] = due_members[n] end
+  end
+  drop_all(call, gone)
+  return reply(COUNT, {count = #gone})
 end
 
 local function let_go(keys, args)
