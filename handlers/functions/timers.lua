@@ -24,14 +24,6 @@ local function deadline_and_armed_at(stored)
   return tonumber(string.sub(stored, 1, first - 1)), tonumber(string.sub(stored, first + 1, second - 1))
 end
 
-local function drop(k, member)
-  redis.call('ZREM', k.timers, member)
-  redis.call('ZREM', k.later, member)
-  redis.call('ZREM', k.ops, member)
-  redis.call('ZREM', k.taken, member)
-  redis.call('HDEL', k.payloads, member)
-end
-
 -- One command for many members (ZADD's score, member pairs; HSET's field, value pairs),
 -- in runs: unpack has a stack limit, and a walk or an arm may be long.
 -- Returns the replies of a command that answers per member (HMGET, ZMSCORE), joined.
@@ -47,7 +39,7 @@ local function in_runs(command, key, items)
   return replies
 end
 
--- drop, for many members at once.
+-- Members out of every set of the partition, and their values.
 local function drop_all(k, members)
   if #members == 0 then return end
   in_runs('ZREM', k.timers, members)
@@ -55,6 +47,10 @@ local function drop_all(k, members)
   in_runs('ZREM', k.ops, members)
   in_runs('ZREM', k.taken, members)
   in_runs('HDEL', k.payloads, members)
+end
+
+local function drop(k, member)
+  drop_all(k, {member})
 end
 
 -- An event that arms: a timer already due by the time of this event is kept under its own
