@@ -1,9 +1,10 @@
 """Latency: from an event's ``time`` to its trigger on the triggers topic, under steady load.
 
 The load is live storefront traffic at a fixed share (25%, 50%, 75%) of the highest
-rate the ``full`` scenario measured, each event stamped with the clock as it
-leaves. A trigger's arrival is its broker timestamp (set when the relay produced
-it); latency is that minus the ``time`` of the event that caused it.
+rate the ``full`` scenario measured, made and checked before the level starts
+(bench/load.py) and stamped with the clock as it leaves. A trigger's arrival is its
+broker timestamp (set when the relay produced it); latency is that minus the ``time`` of
+the event that caused it.
 
 A bench rule beside the pack, "cart added, no order within 5 s", measures in the
 same run how late a timer fires: its trigger's arrival minus its deadline. Quiet hours
@@ -44,13 +45,13 @@ from confluent_kafka import Consumer
 
 from bench.contenders import start
 from bench.harness import FULL, Workspace
+from bench.load import prepare, stamp_now
 from crmstream.errors import BenchError
 from crmstream.settings import Settings
 from handlers.triggers.samples import rule_samples
 from rules import PACKAGED_RULES
 from rules.loader import load_rules
-from storefront.publisher import Publisher, encode
-from storefront.simulator import SimulationConfig, Simulator
+from storefront.publisher import Publisher
 from streams.cli.child_worker import stop_worker
 from streams.cli.pacing import Pacer
 
@@ -192,15 +193,17 @@ def _wait_ready(port: int) -> None:
 def _offer(settings: Settings, rate: float, seconds: float) -> tuple[int, float, int]:
     """Events sent at ``rate`` for the warm-up (the allowance window and ``WARM_UP_S``) and
     then ``seconds``: how many, over how long, and when the warm-up ended (epoch ms)."""
-    events = Simulator(SimulationConfig(seed=9, customers_per_shop=2000, live=True)).events()
+    warm_up_s = WARM_UP_S + settings.triggers.timer_allowance_window_s
     sent = 0
     with Publisher(settings) as publisher:
+        # Made before it is offered (bench/load.py), with some to spare: a sender that
+        # falls behind its rate sends fewer, never more.
+        load = prepare(publisher, int(rate * (warm_up_s + seconds) * 1.05) + 1_000)
         publisher.connect()
-        warm_up_s = WARM_UP_S + settings.triggers.timer_allowance_window_s
         pacer, started = Pacer(rate), time.monotonic()
         counted_from_ms = int((time.time() + warm_up_s) * 1000)
-        for event in events:
-            publisher.publish_json(encode(event))
+        for event in load:
+            publisher.publish_raw(event.topic, event.key, event.stamped(stamp_now()))
             sent += 1
             pacer.wait(sent)
             if time.monotonic() - started > warm_up_s + seconds:

@@ -139,9 +139,14 @@ class Publisher:
     def publish_valid(self, valid: Envelope, value: bytes) -> None:
         """Queue the JSON bytes ``valid`` was decoded from, checked already (with contact
         details hashed, if asked)."""
+        self.publish_raw(*self.outgoing(valid, value))
+
+    def outgoing(self, valid: Envelope, value: bytes) -> tuple[str, bytes, bytes]:
+        """Where the JSON bytes ``valid`` was decoded from go, under which key, and the
+        bytes that go (with contact details hashed, if asked): for ``publish_raw``."""
         if self._contacts_key is not None:
             value = without_clear_contacts(value, valid, self._contacts_key)
-        self.publish_raw(self.topics.event(valid.stream), partition_key(valid), value)
+        return self.topics.event(valid.stream), partition_key(valid), value
 
     def publish_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
         """Queue bytes as they are, unvalidated: for replays and for testing the DLQ."""
