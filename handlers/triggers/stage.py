@@ -61,12 +61,16 @@ def profile_sections(rules: Iterable[CompiledRule], *extra: str) -> frozenset[st
 
 
 def items_of(event: Envelope) -> list[str]:
-    data: Any = getattr(event, "data", None)
+    """The items an event names: its lines', or its one item's."""
+    data: Any = event.__dict__.get("data")
     if data is None:
         return []
-    if hasattr(data, "items"):
+    # Asked of the model's fields, not with hasattr: a pydantic model answers a name it
+    # lacks by raising, which costs more than the rest of this together.
+    fields = type(data).model_fields
+    if "items" in fields:
         return [line.item_id for line in data.items]
-    item = getattr(data, "item_id", None)
+    item = data.item_id if "item_id" in fields else None
     return [item] if item else []
 
 
@@ -89,6 +93,10 @@ class TriggerStage:
         self._hash_key = hash_key
         self._journey_goals = GoalIndex.of(())
         self.goals = rules.goals
+        # Per rule set, by (event type, deferring): what of the profile such an event is
+        # evaluated with, and whether a rule it is evaluated for reads the event itself.
+        self._shapes: tuple[RuleSet | None, dict[tuple[str, bool], tuple[frozenset[str], bool]]]
+        self._shapes = (None, {})
 
     @property
     def rules(self) -> RuleSet:
@@ -155,17 +163,38 @@ class TriggerStage:
                 continue  # forgotten on request since: nothing to send
             # Windows and scores as of the event itself, whatever else its batch holds; only
             # what the rules read (and the facts, for consent), for speed.
+            put_off = deferring[partition]
+            sections, reads_event = self._shape(kind, put_off)
             profile = build_profile(
-                shop, customer, at_ms, state, self._config_of(shop),
-                sections=profile_sections(self._deciding(kind, deferring[partition])),
+                shop, customer, at_ms, state, self._config_of(shop), sections=sections,
                 for_conditions=True,
             )  # fmt: skip
             shard = work.shards[self.keys.trigger_shard(shop, customer)]
             self._evaluate(
-                event, at_ms, profile, shard=shard, ops=ops, put_off=deferring[partition],
-                outcomes=outcomes,
+                event, at_ms, profile, shard=shard, ops=ops, put_off=put_off,
+                outcomes=outcomes, reads_event=reads_event,
             )  # fmt: skip
         return outcomes
+
+    def _shape(self, kind: str, deferring: bool) -> tuple[frozenset[str], bool]:
+        """For an event of ``kind``: the profile sections it is evaluated with now, and
+        whether a rule it is evaluated for reads the event itself (CEL's view of an event
+        costs a conversion). Worked out once a rule set, not once an event."""
+        rules = self.rules
+        if self._shapes[0] is not rules:
+            self._shapes = (rules, {})
+        known = self._shapes[1].get((kind, deferring))
+        if known is None:
+            deciding = (*rules.arming.get(kind, ()), *rules.on_event.get(kind, ()))
+            reads_event = any(
+                "event" in condition.reads
+                for rule in deciding
+                for condition in (rule.condition, rule.occurrence)
+                if condition is not None
+            )
+            known = (profile_sections(self._deciding(kind, deferring)), reads_event)
+            self._shapes[1][(kind, deferring)] = known
+        return known
 
     def _deciding(self, kind: str, deferring: bool) -> tuple[CompiledRule, ...]:
         """The rules an event of ``kind`` is evaluated for now: those it arms, and its
@@ -186,16 +215,9 @@ class TriggerStage:
         ops: list[PutOff],
         put_off: bool,
         outcomes: Counter[str],
+        reads_event: bool,
     ) -> None:
         rules, kind = self.rules, event.type  # type: ignore[attr-defined]
-        deciding = (*rules.arming.get(kind, ()), *rules.on_event.get(kind, ()))
-        # The event as CEL sees it costs a conversion: made only for rules that read it.
-        reads_event = any(
-            "event" in condition.reads
-            for rule in deciding
-            for condition in (rule.condition, rule.occurrence)
-            if condition is not None
-        )
         view = event_view(event) if reads_event else None
         context = activation(view, profile, at_ms)
         for rule in rules.on_event.get(kind, ()):
