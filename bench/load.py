@@ -56,5 +56,6 @@ def prepare(publisher: Publisher, count: int, seed: int = 9) -> list[Prepared]:
 
 
 def stamp_now() -> bytes:
-    """The clock as the simulator writes an event's time: UTC, to the microsecond."""
+    """The clock in the simulator's form of an event's time (RFC 3339, UTC, "Z"), always
+    to the microsecond, as a storefront's servers write it."""
     return datetime.now(UTC).isoformat(timespec="microseconds")[:26].encode() + b"Z"

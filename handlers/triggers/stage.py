@@ -60,6 +60,10 @@ def profile_sections(rules: Iterable[CompiledRule], *extra: str) -> frozenset[st
     return frozenset(needed)
 
 
+# Of an event type: the profile sections its rules read, and whether they read the event.
+_Shape = tuple[frozenset[str], bool]
+
+
 def items_of(event: Envelope) -> list[str]:
     """The items an event names: its lines', or its one item's."""
     data: Any = event.__dict__.get("data")
@@ -95,8 +99,7 @@ class TriggerStage:
         self.goals = rules.goals
         # Per rule set, by (event type, deferring): what of the profile such an event is
         # evaluated with, and whether a rule it is evaluated for reads the event itself.
-        self._shapes: tuple[RuleSet | None, dict[tuple[str, bool], tuple[frozenset[str], bool]]]
-        self._shapes = (None, {})
+        self._shapes: tuple[RuleSet | None, dict[tuple[str, bool], _Shape]] = (None, {})
 
     @property
     def rules(self) -> RuleSet:
@@ -176,7 +179,7 @@ class TriggerStage:
             )  # fmt: skip
         return outcomes
 
-    def _shape(self, kind: str, deferring: bool) -> tuple[frozenset[str], bool]:
+    def _shape(self, kind: str, deferring: bool) -> _Shape:
         """For an event of ``kind``: the profile sections it is evaluated with now, and
         whether a rule it is evaluated for reads the event itself (CEL's view of an event
         costs a conversion). Worked out once a rule set, not once an event."""
