@@ -46,7 +46,13 @@ def _cents_of(value: Decimal | str) -> int:
     return int(Decimal(value).scaleb(2))
 
 
+# What an event holds most: kept as they are, asked about first.
+_AS_IS: Final = frozenset({str, int, float, bool, type(None), datetime})
+
+
 def _plain(value: Any) -> Any:  # noqa: ANN401 -- any event value
+    if type(value) in _AS_IS:
+        return value
     if isinstance(value, datetime):
         return value
     if isinstance(value, date):

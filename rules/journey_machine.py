@@ -205,9 +205,7 @@ def arrive(
             reason = FINISHED if _is_last(journey, came_from) else f"exit after {came_from}"
             return Exited(position, reason, at_ms)
         step = _step(journey, target)
-        position = replace(
-            position, step=step.id, visit=position.visit + 1, since_ms=at_ms, until_ms=0
-        )
+        position = _entering(position, step.id, at_ms)
         if step.send is not None:
             onward, named = _onward(journey, step.id), step.send.outcomes
             then = {outcome: named.get(outcome, onward) for outcome in SEND_OUTCOMES}
@@ -215,12 +213,12 @@ def arrive(
             return Sending(position, sid, step.send, at_ms, then)
         if step.wait is not None:
             until = _wait_end(step.wait, at_ms, who.timezone)
-            return Held(replace(position, until_ms=until))
+            return Held(_holding(position, until))
         if step.wait_for is not None:
             if position.matched.get(step.id) is not None:
                 came_from, target = step.id, _matched_target(journey, step)
                 continue
-            return Held(replace(position, until_ms=at_ms + step.wait_for.timeout_s * 1000))
+            return Held(_holding(position, at_ms + step.wait_for.timeout_s * 1000))
         if step.exit is not None:
             return Exited(position, step.exit, at_ms)
         came_from, target = step.id, _choose(journey, who, position, step, at_ms)
@@ -228,6 +226,26 @@ def arrive(
 
 
 _HOLDOUT: Final = ""  # no step is named so: the holdout path's target
+
+
+# A move makes a Position at each step it passes: built field by field, as
+# dataclasses.replace (which looks every field up by name) made most of a move's cost.
+def _entering(position: Position, step: str, at_ms: int) -> Position:
+    """``position`` come to ``step`` at ``at_ms``, one visit on, holding nowhere yet."""
+    p = position
+    return Position(
+        p.journey, p.version, p.key, p.instance, step, p.visit + 1, p.entered_ms, at_ms, 0,
+        p.entry, p.matched,
+    )  # fmt: skip
+
+
+def _holding(position: Position, until_ms: int) -> Position:
+    """``position`` held until ``until_ms``."""
+    p = position
+    return Position(
+        p.journey, p.version, p.key, p.instance, p.step, p.visit, p.entered_ms, p.since_ms,
+        until_ms, p.entry, p.matched,
+    )  # fmt: skip
 
 
 def _choose(

@@ -15,6 +15,7 @@ channels are known, durations parse. The CEL condition is compiled elsewhere
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import time
 from typing import Annotated, Any, Literal
@@ -27,6 +28,8 @@ from schemas.triggers import Channel, RuleId
 _DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_BAD_DURATION = "bad duration {!r}: use a whole number with s, m, h or d (30m, 7d)"
+_BAD_CLOCK = "bad time of day {!r}: use HH:MM, 24-hour (09:00, 21:30)"
 # An on-event or absence occurrence decided later than this after it happened is not
 # sent (a worker catching up after an outage must not send yesterday's cart coupons).
 DEFAULT_MAX_AGE_S = 86_400
@@ -34,16 +37,33 @@ DEFAULT_MAX_AGE_S = 86_400
 
 def parse_duration(text: str) -> int:
     """'90s', '30m', '12h', '7d' → seconds."""
-    match = _DURATION.match(text.strip()) if isinstance(text, str) else None
-    if match is None:
-        raise ValueError(f"bad duration {text!r}: use a whole number with s, m, h or d (30m, 7d)")
-    return int(match.group(1)) * _UNIT_S[match.group(2)]
+    if not isinstance(text, str):
+        # Not a TypeError: only a ValueError becomes the rule file's error, with its line.
+        raise ValueError(_BAD_DURATION.format(text))  # noqa: TRY004 -- just above
+    return _duration_s(text)
 
 
 def parse_clock(text: str) -> time:
-    match = _CLOCK.match(text) if isinstance(text, str) else None
+    if not isinstance(text, str):
+        raise ValueError(_BAD_CLOCK.format(text))  # noqa: TRY004 -- as parse_duration
+    return _clock(text)
+
+
+# Cached: sends and waits read their durations and clocks again on every move, and rule
+# files hold few distinct ones (a bad one raises, which is never cached).
+@functools.lru_cache(maxsize=1024)
+def _duration_s(text: str) -> int:
+    match = _DURATION.match(text.strip())
     if match is None:
-        raise ValueError(f"bad time of day {text!r}: use HH:MM, 24-hour (09:00, 21:30)")
+        raise ValueError(_BAD_DURATION.format(text))
+    return int(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+@functools.lru_cache(maxsize=1024)
+def _clock(text: str) -> time:
+    match = _CLOCK.match(text)
+    if match is None:
+        raise ValueError(_BAD_CLOCK.format(text))
     return time(int(match.group(1)), int(match.group(2)))
 
 

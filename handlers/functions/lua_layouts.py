@@ -30,8 +30,25 @@ def _lua_fields(layout: Layout) -> str:
     args = ", ".join(f"{{'{name}', '{kind}'}}" for name, kind in layout.args)
     return (
         f"keys = {{{keys}}}, args = {{{args}}}, "
-        f"key_count = {len(layout.keys)}, arg_count = {len(layout.args)}"
+        f"key_count = {len(layout.keys)}, arg_count = {len(layout.args)}, {_lua_reader(layout)}"
     )
+
+
+def _lua_reader(layout: Layout) -> str:
+    """shared.lua's ``read``: the table of one call or item, from its keys (``K``, after
+    ``kb`` of them) and arguments (``A``, after ``ab``), in one constructor."""
+    fields = ["count = count"]
+    fields += [f"['{name}'] = K[kb + {i}]" for i, name in enumerate(layout.keys, 1)]
+    for i, (name, kind) in enumerate(layout.args, 1):
+        value = f"A[ab + {i}]"
+        if kind == "n":
+            read = f"tonumber({value}) or not_a_number(S, '{name}', {value})"
+        elif kind == "b":
+            read = f"{value} == '1' or ({value} ~= '0' and not_a_flag(S, '{name}', {value}))"
+        else:
+            read = f"{value} or missing(S, '{name}')"
+        fields.append(f"['{name}'] = {read}")
+    return f"read = function(K, A, kb, ab, S, count) return {{{', '.join(fields)}}} end"
 
 
 def lua_layout(call: type[Call]) -> str:

@@ -11,19 +11,23 @@ end
 
 -- A call's layout is as lua_layout writes it: its keys by name, its arguments by name
 -- and kind ('n' a number, 'b' a boolean sent as "1"/"0", 's' a string), their counts,
--- and its items' the same way.
+-- and its items' the same way; and for the call and its items, `read`: a function that
+-- builds the table of one of them in a single constructor, each value checked for its
+-- kind as it is read (a loop over the names, a table grown a name at a time, cost most
+-- of a small call). These say what was wrong with a value it found.
 
-local function typed(spec, name, kind, value)
-  if value == nil then error(spec.name .. ': ' .. name .. ' is missing') end
-  if kind == 'n' then
-    local number = tonumber(value)
-    if number == nil then error(spec.name .. ': ' .. name .. ' is not a number') end
-    return number
-  elseif kind == 'b' then
-    if value == '1' then return true elseif value == '0' then return false end
-    error(spec.name .. ': ' .. name .. ' is not "1" or "0"')
-  end
-  return value
+local function missing(spec, name)
+  error(spec.name .. ': ' .. name .. ' is missing')
+end
+
+local function not_a_number(spec, name, value)
+  if value == nil then missing(spec, name) end
+  error(spec.name .. ': ' .. name .. ' is not a number')
+end
+
+local function not_a_flag(spec, name, value)
+  if value == nil then missing(spec, name) end
+  error(spec.name .. ': ' .. name .. ' is not "1" or "0"')
 end
 
 -- The call's keys and header arguments by name, and in `count` how many items follow.
@@ -40,25 +44,16 @@ local function read_call(spec, keys, args)
       or #args ~= spec.arg_count + count * (item and item.arg_count or 0) then
     error(spec.name .. ': ' .. #keys .. ' keys and ' .. #args .. ' arguments do not fit its layout')
   end
-  local call = {count = count}
-  for i, name in ipairs(spec.keys) do call[name] = keys[i] end
-  for i, field in ipairs(spec.args) do
-    call[field[1]] = typed(spec, field[1], field[2], args[i])
-  end
   spec.strict = spec.strict or strict(spec)
-  return setmetatable(call, spec.strict)
+  return setmetatable(spec.read(keys, args, 0, 0, spec, count), spec.strict)
 end
 
 -- Item n (from 1) of a call read with read_call, its keys and arguments by name.
 local function read_item(spec, keys, args, n)
-  local item, out = spec.item, {}
+  local item = spec.item
   local key_base = spec.key_count + (n - 1) * item.key_count
   local arg_base = spec.arg_count + (n - 1) * item.arg_count
-  for i, name in ipairs(item.keys) do out[name] = keys[key_base + i] end
-  for i, field in ipairs(item.args) do
-    out[field[1]] = typed(spec, field[1], field[2], args[arg_base + i])
-  end
-  return setmetatable(out, spec.strict)
+  return setmetatable(item.read(keys, args, key_base, arg_base, spec), spec.strict)
 end
 
 -- A reply, or a record within one, laid out in the order of its fields: a field without

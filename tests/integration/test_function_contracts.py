@@ -6,7 +6,8 @@ Three ways one side could drift from the other, each caught here:
   the second is found by reading the Lua source for every name;
 - a reply gains or loses a field on one side: Lua's ``reply`` refuses a field missing or
   unknown, and Python's decode refuses a reply of another length;
-- a call with an argument missing or extra: refused by the Function, not read as zero.
+- a call with an argument missing or extra, or one of the wrong kind: refused by the
+  Function, naming it, not read as zero.
 Each call then makes the round trip on a real Redis: Python's encoder, the Function,
 Python's decoder.
 """
@@ -31,6 +32,7 @@ from handlers.functions.profile import LIBRARY as PROFILE
 from handlers.functions.segments import LIBRARY as SEGMENTS
 from handlers.functions.timers import LIBRARY as TIMERS
 from handlers.functions.triggers import LIBRARY as TRIGGERS
+from handlers.functions.triggers import Erase, ScheduleIndex
 from handlers.keys import Keys
 from handlers.redis_client import RedisClient, connect
 
@@ -82,6 +84,24 @@ async def test_a_call_that_does_not_fit_its_layout_is_refused(
     with pytest.raises(ResponseError, match="do not fit its layout"):
         await client.fcall(OFFSETS.function(Advance), len(keys), *keys, *args)
     assert not await client.exists(offsets)
+
+
+async def test_a_value_of_the_wrong_kind_is_refused_by_name(
+    settings: Settings, client: RedisClient
+) -> None:
+    keys_of = Keys(settings.redis.key_prefix)
+    offsets = keys_of.partition(0).offsets
+    keys, args = Advance([TopicOffsets(offsets, 0, "a", "", "10")]).encode()
+    await FunctionLibrary(client, OFFSETS, "offsets").load()
+    with pytest.raises(ResponseError, match="crm_advance: partition is not a number"):
+        await client.fcall(OFFSETS.function(Advance), len(keys), *keys, "first", *args[1:])
+    assert not await client.exists(offsets)
+    shard = keys_of.trigger_shard("s1", "c1")
+    index = shard + "birthdays"
+    keys, args = Erase(shard, "s1:c1", "relays", [ScheduleIndex(index, is_set=True)]).encode()
+    await FunctionLibrary(client, TRIGGERS, "triggers").load()
+    with pytest.raises(ResponseError, match='crm_erase: is_set is not "1" or "0"'):
+        await client.fcall(TRIGGERS.function(Erase), len(keys), *keys, *args[:-1], "yes")
 
 
 def test_every_reply_field_is_decoded_by_name() -> None:
