@@ -3,6 +3,7 @@ order, as the stops they make, each a Function call answered before the next."""
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Generator, Mapping, Sequence
 from typing import Any, Final
@@ -46,6 +47,8 @@ NEW_VERSION: Final = "new version"  # why those in an older version left, told t
 _NO_PROFILE: Final[dict[str, Any]] = {"facts": {"consents": {}, "timezone": None}}
 
 Moves = Generator[JourneyMove, JourneyMoved, None]
+# A journey's moves counted by outcome: the labelled child found once, not once a move.
+_moves = functools.lru_cache(maxsize=1024)(metrics.JOURNEY_MOVES.labels)
 
 
 class CustomerWalk:
@@ -254,7 +257,7 @@ class CustomerWalk:
 
     def _count(self, journey: CompiledJourney, outcome: str) -> None:
         self.outcomes[f"journey_{outcome}"] += 1
-        metrics.JOURNEY_MOVES.labels(journey.journey.id, outcome).inc()
+        _moves(journey.journey.id, outcome).inc()
 
     def _note(self, before: Position, after: Position) -> Moves:
         """Notes only (a wait_for met ahead of time): the instance stays where it is."""
