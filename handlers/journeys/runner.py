@@ -42,7 +42,7 @@ from handlers.timing.members import (
 )
 from handlers.triggers.samples import rule_samples
 from rules.activation import event_view
-from rules.expressions import ALL, Condition, Fields, read_together, trim
+from rules.expressions import ALL
 from rules.journey_loader import CompiledJourney, JourneySet, compile_journey_file
 from rules.shop_config import ShopConfig
 from schemas.events import CustomerErasureRequested, Envelope
@@ -94,7 +94,6 @@ class JourneyRunner:
         self.journeys = journeys
         self._running.clear()
         self._sections = journey_sections(journeys.journeys)
-        self._event_reads = journey_event_reads(journeys.journeys)
         self._walking = replace(self._walking, journeys=journeys, sections=self._sections)
         types = frozenset(journeys.entering) | frozenset(journeys.awaited)
         self._event_types = types | {_ERASURE} if journeys.journeys else types
@@ -215,9 +214,10 @@ class JourneyRunner:
             if not erasure and not self.running(event.shop):
                 continue
             at_ms = epoch_ms(event.time)
-            # Kept in Redis until walked, as conditions see it, and only what they read:
-            # contact details only as their keyed hashes.
-            view = trim(event_view(contact_free(event, self._hash_key)), self._event_reads)
+            # Kept in Redis until walked, as conditions see it: contact details only as
+            # their keyed hashes. Kept whole, not trimmed to what the journeys read now: a
+            # version published while it waits may read more of it.
+            view = event_view(contact_free(event, self._hash_key))
             armed: dict[str, Any] = {"view": view, "partition": partition}
             if erasure:
                 armed["erasure"] = True
@@ -290,30 +290,16 @@ class JourneyRunner:
         await pipe.execute()
 
 
-def _conditions(journey: CompiledJourney) -> list[Condition]:
-    """Every condition of the journey: entry, key, exits, waits for events, branches."""
-    conditions = [journey.entry, journey.key, *journey.exit_on, *journey.waits_for.values()]
-    conditions += [case for cases in journey.cases.values() for case in cases]
-    return [condition for condition in conditions if condition is not None]
-
-
 def journey_sections(journeys: Sequence[CompiledJourney]) -> frozenset[str]:
     """The profile sections the journeys' conditions read, with the facts (consent, the
     time zone): building only those is most of what a walk costs a customer."""
     needed = {"facts"}
     for journey in journeys:
-        for condition in _conditions(journey):
-            reads = condition.reads.get("profile", frozenset())
+        conditions = [journey.entry, journey.key, *journey.exit_on, *journey.waits_for.values()]
+        conditions += [case for cases in journey.cases.values() for case in cases]
+        for condition in conditions:
+            reads = condition.reads.get("profile", frozenset()) if condition else frozenset()
             if reads == ALL:
                 return frozenset(SECTIONS)
             needed |= reads
     return frozenset(needed)
-
-
-def journey_event_reads(journeys: Sequence[CompiledJourney]) -> Fields | None:
-    """What of an event the journeys' conditions read, with its id (an entry's instance
-    is named by it) and type: all an event put off for them keeps (None: the whole)."""
-    reads = read_together([c for journey in journeys for c in _conditions(journey)], "event")
-    if not isinstance(reads, dict):
-        return None  # some condition reads the event whole
-    return {**reads, "id": frozenset(), "type": frozenset()}

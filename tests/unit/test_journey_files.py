@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from handlers.journeys.runner import journey_event_reads
 from handlers.triggers.samples import rule_samples
-from rules.expressions import trim
 from rules.folders import PACKAGED_JOURNEYS
 from rules.journey_graph import edges
 from rules.journey_loader import compile_journey_file, load_journeys
@@ -138,21 +136,3 @@ def test_a_step_or_entry_that_cannot_work_is_refused(
     compiled, problems = compile_journey_file(path, rule_samples)
     assert compiled is None
     assert any(reason in problem.reason for problem in problems), problems
-
-
-def test_an_event_put_off_for_journeys_keeps_only_what_they_read() -> None:
-    journeys = load_journeys(PACKAGED_JOURNEYS, rule_samples).journeys
-    reads = journey_event_reads(journeys)
-    # The care journey's key (the order) and its survey's score; any event's id and type.
-    assert reads == {
-        "data": frozenset({"order_id", "score"}),
-        "id": frozenset(),
-        "type": frozenset(),
-    }
-    view = {
-        "id": "e-1", "type": "survey.answered", "shop": "s1", "subject": "c1",
-        "time": "2025-01-01T00:00:00Z", "anonymousid": None,
-        "data": {"order_id": "o-1", "score": 2, "comment": "late"},
-    }  # fmt: skip
-    kept = trim(view, reads)
-    assert kept == {"id": "e-1", "type": "survey.answered", "data": {"order_id": "o-1", "score": 2}}
