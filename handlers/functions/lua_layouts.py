@@ -26,12 +26,7 @@ def _lua_string(value: str | bytes) -> str:
 
 
 def _lua_fields(layout: Layout) -> str:
-    keys = ", ".join(f"'{name}'" for name in layout.keys)
-    args = ", ".join(f"{{'{name}', '{kind}'}}" for name, kind in layout.args)
-    return (
-        f"keys = {{{keys}}}, args = {{{args}}}, "
-        f"key_count = {len(layout.keys)}, arg_count = {len(layout.args)}, {_lua_reader(layout)}"
-    )
+    return f"key_count = {len(layout.keys)}, arg_count = {len(layout.args)}, {_lua_reader(layout)}"
 
 
 def _lua_reader(layout: Layout) -> str:

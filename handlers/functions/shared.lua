@@ -9,12 +9,12 @@ local function strict(spec)
   end}
 end
 
--- A call's layout is as lua_layout writes it: its keys by name, its arguments by name
--- and kind ('n' a number, 'b' a boolean sent as "1"/"0", 's' a string), their counts,
--- and its items' the same way; and for the call and its items, `read`: a function that
--- builds the table of one of them in a single constructor, each value checked for its
--- kind as it is read (a loop over the names, a table grown a name at a time, cost most
--- of a small call). These say what was wrong with a value it found.
+-- A call's layout is as lua_layout writes it: its name, how many keys and arguments it
+-- and each of its items take, and for the call and its items `read`, a function that
+-- builds the table of one of them by name in a single constructor, each argument checked
+-- for its kind as it is read ('n' a number, 'b' a boolean sent as "1"/"0", 's' a string).
+-- (A loop over the names, growing a table a name at a time, cost most of a small call.)
+-- These say what was wrong with a value it found.
 
 local function missing(spec, name)
   error(spec.name .. ': ' .. name .. ' is missing')
