@@ -22,6 +22,10 @@ appends then come up to a second and a half late, and the worker rightly holds i
 allowance up for a window after. Counting from the first minute would measure that start
 again in every level, not the steady load the levels are about.
 
+Each level also says what it cost while counted (bench/steady.py): the worker's and
+Redis's CPU per event, which together say how much room their turn-taking had left, and
+how the worker's batches spent their time.
+
 With ``--against``, another checkout's worker takes each load level too, right after
 this one's: the two versions' figures come from the same run.
 """
@@ -34,7 +38,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -43,9 +47,11 @@ import orjson
 import yaml
 from confluent_kafka import Consumer
 
+from bench import steady
 from bench.contenders import start
 from bench.harness import FULL, Workspace
 from bench.load import prepare, stamp_now
+from bench.steady import Reading
 from crmstream.errors import BenchError
 from crmstream.settings import Settings
 from handlers.triggers.samples import rule_samples
@@ -123,8 +129,12 @@ def at_rate(rate: float, seconds: float, rules: Path, tree: Path | None = None) 
         worker = None
         try:
             worker = start(space.logs / "latency.log", env, None, tree)
-            _wait_ready(int(env["CRMSTREAM_WORKER_WEB_PORT"]))
-            sent, offered_s, counted_from_ms = _offer(space.settings, rate, seconds)
+            port = int(env["CRMSTREAM_WORKER_WEB_PORT"])
+            _wait_ready(port)
+            pid = worker.pid
+            sent, offered_s, counted_from_ms, readings = _offer(
+                space.settings, rate, seconds, lambda: steady.read(space.client, pid, port)
+            )
             # Until every event is taken and every decision relayed, and the last timers due.
             tail = time.monotonic() + _TAIL_LIMIT_S
             while time.monotonic() < tail and not (
@@ -142,6 +152,7 @@ def at_rate(rate: float, seconds: float, rules: Path, tree: Path | None = None) 
         "events": sent,
         "seconds": offered_s,
         **measured(reader.seen, classes_of(rules), counted_from_ms),
+        "steady": steady.between(*readings),
     }
 
 
@@ -190,11 +201,17 @@ def _wait_ready(port: int) -> None:
     raise BenchError(f"the worker was not ready within {_READY_LIMIT_S:.0f} s")
 
 
-def _offer(settings: Settings, rate: float, seconds: float) -> tuple[int, float, int]:
+def _offer(
+    settings: Settings, rate: float, seconds: float, take: Callable[[], Reading]
+) -> tuple[int, float, int, tuple[Reading, Reading]]:
     """Events sent at ``rate`` for the warm-up (the allowance window and ``WARM_UP_S``) and
-    then ``seconds``: how many, over how long, and when the warm-up ended (epoch ms)."""
+    then ``seconds``: how many, over how long, when the warm-up ended (epoch ms), and
+    ``take``'s readings then and at the end of the load."""
     warm_up_s = WARM_UP_S + settings.triggers.timer_allowance_window_s
     sent = 0
+    counted: list[Reading] = []
+    # Taken beside the sender, not in its loop: a reading must not hold the pace up.
+    at_warm = threading.Timer(warm_up_s, lambda: counted.append(take()))
     with Publisher(settings) as publisher:
         # Made before it is offered (bench/load.py), with some to spare: a sender that
         # falls behind its rate sends fewer, never more.
@@ -202,6 +219,7 @@ def _offer(settings: Settings, rate: float, seconds: float) -> tuple[int, float,
         publisher.connect()
         pacer, started = Pacer(rate), time.monotonic()
         counted_from_ms = int((time.time() + warm_up_s) * 1000)
+        at_warm.start()
         for event in load:
             publisher.publish_raw(event.topic, event.key, event.stamped(stamp_now()))
             sent += 1
@@ -209,7 +227,11 @@ def _offer(settings: Settings, rate: float, seconds: float) -> tuple[int, float,
             if time.monotonic() - started > warm_up_s + seconds:
                 break
         elapsed = time.monotonic() - started
-    return sent, elapsed, counted_from_ms
+        last = take()
+    at_warm.join()
+    if not counted:
+        raise BenchError("the load ended before its warm-up did: no reading of the worker")
+    return sent, elapsed, counted_from_ms, (counted[0], last)
 
 
 def bench_rules(folder: Path, pack: Path = PACKAGED_RULES) -> Path:

@@ -159,7 +159,39 @@ def _latency(result: Mapping[str, Any]) -> list[str]:
     if against is not None:
         out += ["", "The version compared (`--against`), each level right after this one's:"]
         out += ["", *header, *_latency_rows(against["levels"])]
+    out += _steady(result["levels"], "this version")
+    if against is not None:
+        out += _steady(against["levels"], "the version compared")
     return [*out, ""]
+
+
+def _steady(levels: Sequence[Mapping[str, Any]], whose: str) -> list[str]:
+    """What each level cost while counted (bench/steady.py), where it was measured."""
+    rows = [level for level in levels if "steady" in level]
+    if not rows:
+        return []
+    out = [
+        "",
+        f"What each level cost, {whose} (worker and Redis take turns: their CPU per second "
+        "near 1.00 leaves no room for a burst):",
+        "",
+        "| load | worker µs/event | Redis µs/event | CPU s/s in turns | events/batch | "
+        "share of time in a batch | Redis waits per batch (ms, round trips) |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for level in rows:
+        cost = level["steady"]
+        calls = cost["redis_calls_per_batch"]
+        waits = ", ".join(
+            f"{stage} {ms:,.1f} ({calls[stage]:.1f})"
+            for stage, ms in cost["redis_ms_per_batch"].items()
+        )
+        out.append(
+            f"| {level['load']:.0%} | {cost['worker_us_per_event']:,.0f} | "
+            f"{cost['redis_us_per_event']:,.0f} | {cost['turns_share']:.2f} | "
+            f"{cost['events_per_batch']:,.0f} | {cost['batch_share']:.0%} | {waits} |"
+        )
+    return out
 
 
 def _latency_rows(levels: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -1,0 +1,96 @@
+"""What a latency level cost while it was counted: CPU per event on each side of the wire,
+and how the worker's batches spent their time (the worker's own metrics).
+
+A worker and its Redis take turns on a batch: the worker prepares a call, waits for
+Redis to run it, and goes on. So the two CPU figures add up, and their sum times the rate
+is how much of each second that turn-taking fills. Near one second per second there is no
+room left for a burst, and latency grows with every one; this is what tells a level that
+is short of capacity from one that waits for something else. The batches' own figures
+say where the turns go: how many events a batch carried, how much of the time a batch
+was in hand, and how long it waited on Redis in each stage.
+
+Two readings bracket the counted stretch of a level: the end of its warm-up and the end
+of its load (the drain after it is not counted, as its triggers are not).
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.cost import Snapshot, snapshot
+from handlers.redis_client import SyncRedisClient
+
+# The Redis round trips' stages, as the worker labels them (crmstream/metrics.py).
+STAGES: Final = ("profile", "segment", "trigger", "timers", "journeys", "offsets")
+_BATCHES: Final = "crmstream_batch_duration_seconds_count"
+_BATCH_SECONDS: Final = "crmstream_batch_duration_seconds_sum"
+_EVENTS: Final = "crmstream_batch_size_sum"
+_REDIS_CALLS: Final = "crmstream_redis_call_duration_seconds_count"
+_REDIS_SECONDS: Final = "crmstream_redis_call_duration_seconds_sum"
+
+Samples = Mapping[tuple[str, str], float]  # (sample name, its stage label or "") → value
+
+
+@dataclass(frozen=True)
+class Reading:
+    at: float  # monotonic seconds
+    cost: Snapshot
+    samples: Samples
+
+
+def samples_of(text: str) -> dict[tuple[str, str], float]:
+    """The batch and Redis-call samples of a metrics page."""
+    wanted = {_BATCHES, _BATCH_SECONDS, _EVENTS, _REDIS_CALLS, _REDIS_SECONDS}
+    found: dict[tuple[str, str], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in wanted:
+                key = (sample.name, sample.labels.get("stage", ""))
+                found[key] = found.get(key, 0.0) + sample.value
+    return found
+
+
+def read(client: SyncRedisClient, pid: int, port: int) -> Reading:
+    """The worker's CPU and metrics, and Redis's CPU, now."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    return Reading(time.monotonic(), snapshot(client, [pid]), samples_of(text))
+
+
+def between(first: Reading, last: Reading) -> dict[str, Any]:
+    """What the stretch between two readings cost, per event and per batch."""
+
+    def grown(name: str, stage: str = "") -> float:
+        return last.samples.get((name, stage), 0.0) - first.samples.get((name, stage), 0.0)
+
+    seconds = max(last.at - first.at, 1e-9)
+    events = max(grown(_EVENTS), 1.0)
+    batches = max(grown(_BATCHES), 1.0)
+    worker_us = (last.cost.worker_cpu_s - first.cost.worker_cpu_s) * 1e6 / events
+    redis_us = (last.cost.redis_cpu_s - first.cost.redis_cpu_s) * 1e6 / events
+    return {
+        "seconds": seconds,
+        "events": int(events),
+        "worker_us_per_event": worker_us,
+        "redis_us_per_event": redis_us,
+        # Seconds of (worker + Redis) CPU per second: near 1, turn-taking has no room left.
+        "turns_share": (worker_us + redis_us) * events / 1e6 / seconds,
+        "events_per_batch": events / batches,
+        "batch_share": grown(_BATCH_SECONDS) / seconds,
+        "redis_calls_per_batch": {
+            stage: grown(_REDIS_CALLS, stage) / batches
+            for stage in STAGES
+            if grown(_REDIS_CALLS, stage)
+        },
+        "redis_ms_per_batch": {
+            stage: grown(_REDIS_SECONDS, stage) * 1000 / batches
+            for stage in STAGES
+            if grown(_REDIS_CALLS, stage)
+        },
+    }
