@@ -46,6 +46,7 @@ from typing import Any, Final
 import orjson
 import yaml
 from confluent_kafka import Consumer
+from redis.exceptions import RedisError
 
 from bench import steady
 from bench.contenders import start
@@ -209,9 +210,16 @@ def _offer(
     ``take``'s readings then and at the end of the load."""
     warm_up_s = WARM_UP_S + settings.triggers.timer_allowance_window_s
     sent = 0
-    counted: list[Reading] = []
+    counted: list[Reading | OSError | RedisError | ValueError] = []
+
+    def warm_up_over() -> None:
+        try:
+            counted.append(take())
+        except (OSError, RedisError, ValueError) as exc:  # raised by the sender's thread
+            counted.append(exc)
+
     # Taken beside the sender, not in its loop: a reading must not hold the pace up.
-    at_warm = threading.Timer(warm_up_s, lambda: counted.append(take()))
+    at_warm = threading.Timer(warm_up_s, warm_up_over)
     with Publisher(settings) as publisher:
         # Made before it is offered (bench/load.py), with some to spare: a sender that
         # falls behind its rate sends fewer, never more.
@@ -227,11 +235,15 @@ def _offer(
             if time.monotonic() - started > warm_up_s + seconds:
                 break
         elapsed = time.monotonic() - started
+        at_warm.cancel()  # a load that ran out before its warm-up did has no stretch
+        at_warm.join()
+        if not counted:
+            raise BenchError("the load ran out before its warm-up ended: nothing was counted")
+        first = counted[0]
+        if not isinstance(first, Reading):
+            raise BenchError(f"the worker could not be read after the warm-up: {first}") from first
         last = take()
-    at_warm.join()
-    if not counted:
-        raise BenchError("the load ended before its warm-up did: no reading of the worker")
-    return sent, elapsed, counted_from_ms, (counted[0], last)
+    return sent, elapsed, counted_from_ms, (first, last)
 
 
 def bench_rules(folder: Path, pack: Path = PACKAGED_RULES) -> Path:
