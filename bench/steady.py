@@ -10,7 +10,9 @@ say where the turns go: how many events a batch carried, how much of the time a 
 was in hand, and how long it waited on Redis in each stage.
 
 Two readings bracket the counted stretch of a level: the end of its warm-up and the end
-of its load (the drain after it is not counted, as its triggers are not).
+of its load. What a worker still holds when the load stops (a backlog at 75%) is drained
+after the second reading: its cost is not in the figures, which are of the load as it
+came.
 """
 
 from __future__ import annotations
