@@ -23,18 +23,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.cost import Snapshot, snapshot
+from crmstream import metrics
 from handlers.redis_client import SyncRedisClient
 
-# The Redis round trips' stages, as the worker labels them (crmstream/metrics.py).
-STAGES: Final = ("profile", "segment", "trigger", "timers", "journeys", "offsets")
-_BATCHES: Final = "crmstream_batch_duration_seconds_count"
-_BATCH_SECONDS: Final = "crmstream_batch_duration_seconds_sum"
-_EVENTS: Final = "crmstream_batch_size_sum"
-_REDIS_CALLS: Final = "crmstream_redis_call_duration_seconds_count"
-_REDIS_SECONDS: Final = "crmstream_redis_call_duration_seconds_sum"
+
+def _name(metric: MetricWrapperBase) -> str:
+    (family,) = metric.describe()
+    return str(family.name)
+
+
+# The worker's own metrics (crmstream/metrics.py), by the names its page gives them.
+_BATCHES: Final = f"{_name(metrics.BATCH_SECONDS)}_count"
+_BATCH_SECONDS: Final = f"{_name(metrics.BATCH_SECONDS)}_sum"
+_EVENTS: Final = f"{_name(metrics.BATCH_SIZE)}_sum"
+_REDIS_CALLS: Final = f"{_name(metrics.REDIS_SECONDS)}_count"
+_REDIS_SECONDS: Final = f"{_name(metrics.REDIS_SECONDS)}_sum"
 
 Samples = Mapping[tuple[str, str], float]  # (sample name, its stage label or "") → value
 
@@ -71,6 +78,10 @@ def between(first: Reading, last: Reading) -> dict[str, Any]:
     def grown(name: str, stage: str = "") -> float:
         return last.samples.get((name, stage), 0.0) - first.samples.get((name, stage), 0.0)
 
+    # The stages as the worker labels its round trips, those that made any meanwhile.
+    stages = [
+        stage for name, stage in last.samples if name == _REDIS_CALLS and grown(_REDIS_CALLS, stage)
+    ]
     seconds = max(last.at - first.at, 1e-9)
     events = max(grown(_EVENTS), 1.0)
     batches = max(grown(_BATCHES), 1.0)
@@ -85,14 +96,8 @@ def between(first: Reading, last: Reading) -> dict[str, Any]:
         "turns_share": (worker_us + redis_us) * events / 1e6 / seconds,
         "events_per_batch": events / batches,
         "batch_share": grown(_BATCH_SECONDS) / seconds,
-        "redis_calls_per_batch": {
-            stage: grown(_REDIS_CALLS, stage) / batches
-            for stage in STAGES
-            if grown(_REDIS_CALLS, stage)
-        },
+        "redis_calls_per_batch": {stage: grown(_REDIS_CALLS, stage) / batches for stage in stages},
         "redis_ms_per_batch": {
-            stage: grown(_REDIS_SECONDS, stage) * 1000 / batches
-            for stage in STAGES
-            if grown(_REDIS_CALLS, stage)
+            stage: grown(_REDIS_SECONDS, stage) * 1000 / batches for stage in stages
         },
     }
