@@ -22,7 +22,9 @@ async def test_a_token_is_made_listed_checked_and_revoked(settings: Settings) ->
         assert token.startswith(f"crm_{grant.token_id}_")
         # Only the digest is kept: the secret appears nowhere in Redis.
         stored = "".join(text(k) + text(v) for k, v in (await client.hgetall(keys.tokens)).items())
-        assert token.rsplit("_", 1)[1] not in stored
+        secret = token.removeprefix(f"crm_{grant.token_id}_")
+        assert len(secret) >= 40  # 32 random bytes, in URL-safe base64
+        assert secret not in stored
         assert await store.verify(token) == grant
         assert (await store.verify(other)).shop == "wine-cellar"  # type: ignore[union-attr]
         assert [g.shop for g in await store.list()] == ["tea-house", "wine-cellar"]
@@ -41,5 +43,21 @@ async def test_a_token_is_made_listed_checked_and_revoked(settings: Settings) ->
         with pytest.raises(ConfigError, match="CRMSTREAM_PRIVACY_HASH_KEY"):
             await TokenStore(client, keys, None).create("tea-house")
         assert await TokenStore(client, keys, None).verify(other) is None
+    finally:
+        await client.aclose()
+
+
+async def test_a_secret_with_underscores_still_verifies(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # token_urlsafe's alphabet has "_", so the id ends at the first one after the prefix.
+    monkeypatch.setattr("handlers.tokens.secrets.token_urlsafe", lambda _n: "_a_b__c_")
+    client = connect(settings.redis)
+    store = TokenStore(client, Keys(settings.redis.key_prefix), b"a key of the test's")
+    try:
+        grant, token = await store.create("tea-house")
+        assert token == f"crm_{grant.token_id}__a_b__c_"
+        assert await store.verify(token) == grant
+        assert await store.verify(token.removesuffix("_")) is None
     finally:
         await client.aclose()
