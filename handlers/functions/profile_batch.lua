@@ -128,6 +128,10 @@ local function apply_batch(keys, args)
   local read, rows = {}, {}
   local watched = watch_set(call.watched)
   local read_back = nonempty_pieces(call.read_back, ',')
+  -- Bases whose keys this call gave back already: an anonymous shopper's events routed to
+  -- the same customer come after the customer's own, and change what was read, so the
+  -- customer's keys are read again there (the caller keeps the last row of a customer).
+  local given_back = {}
   for index = 1, call.count do
     local customer = read_item(APPLY_BATCH, keys, args, index)
     local events = unpack_events(customer.events)
@@ -168,9 +172,10 @@ local function apply_batch(keys, args)
         end
       end
       if changes then changed[#changed + 1] = index end
-      if #read_back > 0 and (changes or customer.read_back) then
+      if #read_back > 0 and (changes or customer.read_back or given_back[customer.base]) then
         read[#read + 1] = index
         rows[#rows + 1] = read_row(ckeys, read_back, profile)
+        given_back[customer.base] = true
       end
     end
   end

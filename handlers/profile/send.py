@@ -53,7 +53,7 @@ class Replies:
     unlinked: list[tuple[tuple[str, str], str]] = field(default_factory=list)  # erased alias
     # Groups whose batch changed something watched (functions/profile.py Applied.changed).
     changed: list[tuple[str, str]] = field(default_factory=list)
-    # Each customer whose keys a call took, in call order, with its keys as the call left
+    # Each customer whose keys a call took, call by call, with its keys as the call left
     # them if they came back (Applied.rows), or None: what was read back of it before is
     # stale now, or may be.
     rows: list[tuple[tuple[str, str], list[list[bytes]] | None]] = field(default_factory=list)
@@ -140,8 +140,12 @@ class BatchSender:
             replies.unlinked += [(group_at[u.index - 1], u.anonymous_id) for u in reply.unlinked]
             replies.changed += [group_at[index - 1] for index in reply.changed]
             came_back = dict(zip(reply.read, reply.rows, strict=True))
-            replies.rows += [
-                (owners[index], came_back.get(position))
-                for position, index in enumerate(members, 1)
-            ]
+            # Within a call, a customer's last row read is as the call left them: the
+            # Function reads a customer again wherever it applies more of their events.
+            last_read: dict[tuple[str, str], list[list[bytes]] | None] = {}
+            for position, index in enumerate(members, 1):
+                row = came_back.get(position)
+                if row is not None or owners[index] not in last_read:
+                    last_read[owners[index]] = row
+            replies.rows += last_read.items()
         return replies

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,7 +23,7 @@ from handlers.keys import Keys
 from handlers.profile.encode import EncodedEvent, encode_event
 from handlers.profile.identity import AliasCache, is_junk
 from handlers.profile.logins import Logins
-from handlers.profile.read import ReadBack, stored_of
+from handlers.profile.read import ReadBack, Stored, stored_of
 from handlers.profile.send import BatchSender, ReadRequest, Route
 from handlers.redis_client import RedisClient, connect
 from handlers.shop_configs import ShopConfigs
@@ -176,7 +176,6 @@ class ProfileStage:
             self._aliases.put(shop, anonymous_id, customer)
             touched.setdefault((shop, anonymous_id), touched[(shop, customer)])
             changed.add((shop, anonymous_id))  # its copy is forgotten
-            rows.pop((shop, anonymous_id), None)
         return BatchOutcome(
             applied=statuses.count(Status.APPLIED),
             duplicates=statuses.count(Status.DUPLICATE),
@@ -185,7 +184,8 @@ class ProfileStage:
             touched=touched,
             duplicates_by_type=duplicates,
             changed=changed,
-            read_back=_read_back(read_back.kinds, rows),
+            # The copies forgotten are known to hold nothing now: nobody reads them again.
+            read_back=_read_back(read_back.kinds, rows, forgotten=merged_now.keys()),
         )
 
     async def _apply_groups(
@@ -275,11 +275,14 @@ class ProfileStage:
 
 
 def _read_back(
-    kinds: Sequence[str], rows: dict[tuple[str, str], list[list[bytes]] | None]
+    kinds: Sequence[str],
+    rows: dict[tuple[str, str], list[list[bytes]] | None],
+    forgotten: Iterable[tuple[str, str]],
 ) -> ReadBack | None:
     if not kinds:
         return None
-    return ReadBack(
-        frozenset(kinds),
-        {customer: stored_of(kinds, row) for customer, row in rows.items() if row is not None},
-    )
+    stored: dict[tuple[str, str], Stored | None] = {
+        customer: stored_of(kinds, row) for customer, row in rows.items() if row is not None
+    }
+    stored.update(dict.fromkeys(forgotten))
+    return ReadBack(frozenset(kinds), stored)

@@ -11,7 +11,8 @@ import pytest
 
 from crmstream.settings import Settings
 from handlers.keys import Keys
-from handlers.profile.read import ProfileReader
+from handlers.profile.read import SECTIONS, ProfileReader, key_kinds
+from handlers.profile.send import ReadRequest
 from handlers.profile.stage import ProfileStage
 from handlers.shop_configs import ShopConfigs
 from rules.folders import shop_configs_folder
@@ -137,6 +138,33 @@ async def test_login_merges_once_and_later_anonymous_events_follow(
     assert profile["counters"]["views"] == 2
     assert profile["cart"]["count"] == 2
     assert await reader.read("s1", "dev-1") is None
+
+
+async def test_a_customer_is_given_back_as_the_batch_left_them_with_their_devices_events(
+    stage: ProfileStage, reader: ProfileReader
+) -> None:
+    """What the segments and the rules read of a batch comes back from its own call as a
+    read after it finds it, though a device's events reach the customer after the
+    customer's own and change nothing watched; a device merged by the batch holds nothing."""
+    view = {"item_id": "i", "category": "tea"}
+    c1 = ("s1", "c1")
+    asked = ReadRequest(key_kinds(SECTIONS), frozenset({c1}))
+    await stage.apply([event("item.viewed", 1, view, anonymousid="dev-2")])
+    login = event("customer.identified", 2, {"anonymousid": "dev-2"})
+    device_later = event("item.viewed", 4, view, anonymousid="dev-2")
+    # Only orders are watched: the device's views change what was read, nothing watched.
+    merged = await stage.apply([login, event("item.viewed", 3, view), device_later], "orders", asked)
+    assert merged.read_back is not None
+    assert merged.read_back.stored[("s1", "dev-2")] is None
+    assert merged.read_back.stored[c1] == (await reader.read_stored([c1]))[c1]
+    # The device's route is known now: its events go to the customer's keys in the same call.
+    device_now = event("item.viewed", 6, view, anonymousid="dev-2")
+    after = await stage.apply([event("item.viewed", 5, view), device_now], "orders", asked)
+    assert after.read_back is not None
+    assert after.read_back.stored[c1] == (await reader.read_stored([c1]))[c1]
+    profile = await reader.read("s1", "c1")
+    assert profile is not None
+    assert profile["counters"]["views"] == 5
 
 
 async def test_an_order_takes_its_items_and_a_late_add_from_before_stays_out(
