@@ -99,6 +99,7 @@ class OutboxRelay(Service):
         self.relayed = 0
         self.refused = 0  # messages the broker refused (each sent again)
         self.rounds = 0  # reads of the outbox done
+        self._more = False  # the last read took as much as it may: more may be waiting
         self.relayed_metric: CounterChild | None = None
         self.refused_metric: CounterChild | None = None
 
@@ -159,7 +160,10 @@ class OutboxRelay(Service):
             self.rounds += 1
             if self._refused:
                 await asyncio.sleep(_ERROR_SLEEP_S)  # the broker refused: not at once again
-            elif not moved:
+            elif not moved or not self._more:
+                # A read that took less than it could took all there was: another at once
+                # would find nothing (a round trip a batch), and what is written meanwhile
+                # nudges the wait.
                 await self._idle()
 
     async def _idle(self) -> None:
@@ -193,12 +197,16 @@ class OutboxRelay(Service):
             pipe.xreadgroup(GROUP, self._consumer, streams, count=self._batch)  # type: ignore[arg-type]  # redis-py's StreamIdT is narrower than str
             asked.append(None)
         read: list[tuple[str, bytes, dict[bytes, bytes]]] = []
+        self._more = False
         for claimed_from, reply in zip(asked, await pipe.execute(), strict=True):
             if claimed_from is not None:
-                read += [(claimed_from, entry_id, fields) for entry_id, fields in _claimed(reply)]
+                claimed = _claimed(reply)
+                self._more |= len(claimed) >= self._batch
+                read += [(claimed_from, entry_id, fields) for entry_id, fields in claimed]
                 continue
             for stream, entries in reply or ():
                 name = stream.decode() if isinstance(stream, bytes) else stream
+                self._more |= len(entries) >= self._batch
                 read += [(name, entry_id, fields) for entry_id, fields in entries if fields]
         return read
 

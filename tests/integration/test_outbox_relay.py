@@ -57,6 +57,50 @@ async def test_a_trigger_written_goes_out_without_waiting_for_the_poll(
         await client.aclose()
 
 
+async def test_a_round_that_took_all_there_was_is_not_followed_by_another_read(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy worker writes to the outbox every batch: a read that took less than it may
+    took everything, and the relay waits for the next write rather than reading again at
+    once (a round trip for nothing, each time)."""
+    monkeypatch.setattr(relay_module, "_IDLE_SLEEP_S", _POLL_S)
+    create_topics(settings)
+    keys = Keys(settings.redis.key_prefix)
+    client = connect(settings.redis)
+    written = asyncio.Event()
+    relay = OutboxRelay.of("triggers", settings, client, written, loop=asyncio.get_running_loop())
+    waits: list[int] = []  # the relay's rounds so far, each time it starts to wait
+    idle = relay._idle
+
+    async def counted_idle() -> None:
+        waits.append(relay.rounds)
+        await idle()
+
+    monkeypatch.setattr(relay, "_idle", counted_idle)
+    outbox = keys.outbox(keys.trigger_shard("shop-a", "c1"))
+    await relay.start()
+    try:
+        await eventually_async(lambda: _now(len(waits)), 30, "the relay's first wait")
+        for n in range(3):
+            tid = f"t-{n}".encode()
+            await client.xadd(outbox, {"key": b"shop-a:c1", "event": b'{"id":"' + tid + b'"}',
+                                       "id": tid})  # fmt: skip
+            written.set()
+            await eventually_async(
+                lambda: _now(len(waits)), 30, "the relay waiting again", until=(n + 2).__le__
+            )
+        # One read for each write, after the first read of all.
+        assert waits == [1, 2, 3, 4]
+        assert relay.relayed == 3
+    finally:
+        await relay.stop()
+        await client.aclose()
+
+
+async def _now(value: int) -> int:
+    return value
+
+
 async def test_a_message_confirmed_after_its_round_is_acknowledged(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
