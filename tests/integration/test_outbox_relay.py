@@ -11,7 +11,7 @@ from crmstream.admin import create_topics
 from crmstream.settings import Settings
 from crmstream.topics import TopicNames
 from handlers.keys import Keys
-from handlers.redis_client import connect
+from handlers.redis_client import RedisClient, connect
 from streams import relay as relay_module
 from streams.relay import OutboxRelay
 from tests.support import consume, eventually_async
@@ -20,9 +20,11 @@ from tests.support import consume, eventually_async
 _POLL_S = 600.0
 
 
-async def test_a_trigger_written_goes_out_without_waiting_for_the_poll(
+def _woken_relay(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> tuple[OutboxRelay, RedisClient, asyncio.Event, str]:
+    """A triggers relay that polls too seldom to matter: it goes when its worker wakes it.
+    With its Redis client, the event that wakes it, and the outbox of one customer."""
     monkeypatch.setattr(relay_module, "_IDLE_SLEEP_S", _POLL_S)
     create_topics(settings)
     keys = Keys(settings.redis.key_prefix)
@@ -30,7 +32,13 @@ async def test_a_trigger_written_goes_out_without_waiting_for_the_poll(
     written = asyncio.Event()
     # mode would take the policy's loop, which is not necessarily the one running the test.
     relay = OutboxRelay.of("triggers", settings, client, written, loop=asyncio.get_running_loop())
-    outbox = keys.outbox(keys.trigger_shard("shop-a", "c1"))
+    return relay, client, written, keys.outbox(keys.trigger_shard("shop-a", "c1"))
+
+
+async def test_a_trigger_written_goes_out_without_waiting_for_the_poll(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    relay, client, written, outbox = _woken_relay(settings, monkeypatch)
     await relay.start()
     try:
 
@@ -63,12 +71,7 @@ async def test_a_round_that_took_all_there_was_is_not_followed_by_another_read(
     """A busy worker writes to the outbox every batch: a read that took less than it may
     took everything, and the relay waits for the next write rather than reading again at
     once (a round trip for nothing, each time)."""
-    monkeypatch.setattr(relay_module, "_IDLE_SLEEP_S", _POLL_S)
-    create_topics(settings)
-    keys = Keys(settings.redis.key_prefix)
-    client = connect(settings.redis)
-    written = asyncio.Event()
-    relay = OutboxRelay.of("triggers", settings, client, written, loop=asyncio.get_running_loop())
+    relay, client, written, outbox = _woken_relay(settings, monkeypatch)
     waits: list[int] = []  # the relay's rounds so far, each time it starts to wait
     idle = relay._idle
 
@@ -77,7 +80,6 @@ async def test_a_round_that_took_all_there_was_is_not_followed_by_another_read(
         await idle()
 
     monkeypatch.setattr(relay, "_idle", counted_idle)
-    outbox = keys.outbox(keys.trigger_shard("shop-a", "c1"))
     await relay.start()
     try:
         await eventually_async(lambda: _now(len(waits)), 30, "the relay's first wait")
