@@ -153,7 +153,8 @@ async def test_a_customer_is_given_back_as_the_batch_left_them_with_their_device
     login = event("customer.identified", 2, {"anonymousid": "dev-2"})
     device_later = event("item.viewed", 4, view, anonymousid="dev-2")
     # Only orders are watched: the device's views change what was read, nothing watched.
-    merged = await stage.apply([login, event("item.viewed", 3, view), device_later], "orders", asked)
+    own = event("item.viewed", 3, view)
+    merged = await stage.apply([login, own, device_later], "orders", asked)
     assert merged.read_back is not None
     assert merged.read_back.stored[("s1", "dev-2")] is None
     assert merged.read_back.stored[c1] == (await reader.read_stored([c1]))[c1]
