@@ -27,6 +27,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.cost import Snapshot, snapshot
+from bench.cost import between as cost_between
 from crmstream import metrics
 from handlers.redis_client import SyncRedisClient
 
@@ -83,17 +84,16 @@ def between(first: Reading, last: Reading) -> dict[str, Any]:
         stage for name, stage in last.samples if name == _REDIS_CALLS and grown(_REDIS_CALLS, stage)
     ]
     seconds = max(last.at - first.at, 1e-9)
-    events = max(grown(_EVENTS), 1.0)
+    events = max(round(grown(_EVENTS)), 1)
     batches = max(grown(_BATCHES), 1.0)
-    worker_us = (last.cost.worker_cpu_s - first.cost.worker_cpu_s) * 1e6 / events
-    redis_us = (last.cost.redis_cpu_s - first.cost.redis_cpu_s) * 1e6 / events
+    cost = cost_between(first.cost, last.cost, events)
     return {
         "seconds": seconds,
-        "events": int(events),
-        "worker_us_per_event": worker_us,
-        "redis_us_per_event": redis_us,
+        "events": events,
+        "worker_us_per_event": cost.worker_us,
+        "redis_us_per_event": cost.redis_us,
         # Seconds of (worker + Redis) CPU per second: near 1, turn-taking has no room left.
-        "turns_share": (worker_us + redis_us) * events / 1e6 / seconds,
+        "turns_share": (cost.worker_us + cost.redis_us) * events / 1e6 / seconds,
         "events_per_batch": events / batches,
         "batch_share": grown(_BATCH_SECONDS) / seconds,
         "redis_calls_per_batch": {stage: grown(_REDIS_CALLS, stage) / batches for stage in stages},
