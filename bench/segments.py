@@ -32,7 +32,6 @@ from bench.record import cpu_model, write_results
 from crmstream.settings import Settings
 from handlers.keys import Keys
 from handlers.pipeline import ProfilesAndTriggers
-from handlers.profile.encode import epoch_ms
 from schemas.decode import Decoder
 from schemas.events import Envelope
 from streams.cli.local_stack import with_local_hash_key
@@ -91,9 +90,9 @@ async def load(sink: ProfilesAndTriggers, customers: int, live: int) -> dict[str
             spent["live_events"] += len(batch)
         else:  # what the segment stage would index, for the rechecks to find them
             pipe = sink.profiles.client.pipeline(transaction=False)
-            for (shop, who), (at, _event) in applied.touched.items():
+            for (shop, who), (at_ms, _event) in applied.touched.items():
                 seen = keys.segment_seen(keys.trigger_shard(shop, who))
-                pipe.zadd(seen, {f"{shop}:{who}": epoch_ms(at)}, gt=True)
+                pipe.zadd(seen, {f"{shop}:{who}": at_ms}, gt=True)
             await pipe.execute()
         spent["events"] += len(batch)
         batch.clear()

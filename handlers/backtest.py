@@ -176,7 +176,7 @@ async def _run(
 
 
 async def _take(sink: ProfilesAndTriggers, batch: list[Envelope], newest: int) -> int:
-    newest = max(newest, *(epoch_ms(event.time) for event in batch))
+    newest = max(newest, *(event.time_ms for event in batch))
     # Still reading a backlog: decisions are put off and made in event-time order.
     sink.time.observe({_PARTITION: newest}, behind={_PARTITION: None})
     await sink.handle(batch, [_PARTITION[1]] * len(batch))

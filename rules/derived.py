@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Final
 
 from rules.shop_config import ShopConfig
@@ -59,14 +58,11 @@ def derive(
     config: ShopConfig,
 ) -> Derived:
     days_since_order = None if last_order_ms is None else (as_of_ms - last_order_ms) // DAY_MS
-    rfm = config.rfm
-    if days_since_order is None:
-        recency = 1
-    else:
-        # ≤ first cut → 5, ≤ second → 4, …, beyond the last → 1.
-        recency = 5 - bisect_left(rfm.recency_days, Decimal(days_since_order))
-    frequency = 1 + bisect_right(rfm.frequency_orders, Decimal(orders))
-    monetary = 1 + bisect_right(rfm.monetary, Decimal(spend_cents) / 100)
+    recency_days, frequency_orders, monetary_cents = config.rfm.cuts
+    # Recency: ≤ first cut → 5, ≤ second → 4, …, beyond the last → 1.
+    recency = 1 if days_since_order is None else 5 - bisect_left(recency_days, days_since_order)
+    frequency = 1 + bisect_right(frequency_orders, orders)
+    monetary = 1 + bisect_right(monetary_cents, spend_cents)
     total = recency + frequency + monetary
     if total >= config.high_value_min_rfm:
         tier = "high"
@@ -115,7 +111,7 @@ def _aipl(paid_orders: int, views: int, favorites: int, cart_adds: int, config: 
 
 def _vip(points: int, config: ShopConfig) -> str:
     level = config.vip_levels[0].name
-    for candidate in sorted(config.vip_levels, key=lambda vip: vip.min_points):
+    for candidate in config.vip_by_points:
         if points >= candidate.min_points:
             level = candidate.name
     return level

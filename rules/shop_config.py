@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import cached_property
 from typing import Annotated
 
 import yaml
@@ -28,6 +29,17 @@ class RfmThresholds(_Frozen):
     # Net spend (major unit) at or above each cut point scores 2, 3, 4, 5.
     monetary: Ascending = [Decimal(100), Decimal(500), Decimal(2000), Decimal(5000)]
 
+    @cached_property
+    def cuts(self) -> tuple[list[int | Decimal], list[int | Decimal], list[int | Decimal]]:
+        """The cut points as scoring compares them: recency in days, frequency in orders,
+        monetary in cents; whole numbers as integers, which compare several times faster
+        than decimals (and exactly alike)."""
+        return (
+            [_whole(cut) for cut in self.recency_days],
+            [_whole(cut) for cut in self.frequency_orders],
+            [_whole(cut * 100) for cut in self.monetary],
+        )
+
     @model_validator(mode="after")
     def _ascending(self) -> RfmThresholds:
         for name in ("recency_days", "frequency_orders", "monetary"):
@@ -35,6 +47,10 @@ class RfmThresholds(_Frozen):
             if cuts != sorted(cuts):
                 raise ValueError(f"{name} must be in ascending order")
         return self
+
+
+def _whole(value: Decimal) -> int | Decimal:
+    return int(value) if value == value.to_integral_value() else value
 
 
 class Lifecycle(_Frozen):
@@ -75,6 +91,11 @@ class ShopConfig(_Frozen):
     # Marketing sends per channel per customer's local day and week, across every rule
     # and journey, and how long a send that takes the last of them waits (rules/send_gate.py).
     send_gate: SendGate = SendGate()
+
+    @cached_property
+    def vip_by_points(self) -> list[VipLevel]:
+        """The VIP levels, lowest threshold first (a stable sort: ties keep file order)."""
+        return sorted(self.vip_levels, key=lambda vip: vip.min_points)
 
     def points_for(self, cents: int) -> int:
         """Points earned (or taken back) for an amount in cents; whole points, rounded down."""

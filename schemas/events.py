@@ -7,6 +7,8 @@ union, discriminated on ``type``, which is how bytes are validated in one pass.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Annotated, ClassVar, Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -18,6 +20,8 @@ from schemas.types import AnonymousId, CustomerId, EventId, EventTime, ShopId, S
 # Extension attributes: CloudEvents allows lower-case letters and digits, up to 20 of them.
 _EXTENSION_NAME: Final = re.compile(r"^[a-z0-9]{1,20}$")
 _MAX_EXTENSIONS: Final = 16
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MS: Final = timedelta(milliseconds=1)
 
 
 class Envelope(BaseModel):
@@ -76,6 +80,13 @@ class Envelope(BaseModel):
     def who(self) -> str:
         """The customer, or the anonymous session when no customer is known yet."""
         return self.subject or self.anonymousid or ""
+
+    @cached_property
+    def time_ms(self) -> int:
+        """``time`` in milliseconds since the epoch. Worked out once per event: the time
+        zone pydantic parses an offset into costs a Python call each time it is asked
+        (a copy made with another ``time`` must not carry it over)."""
+        return (self.time - _EPOCH) // _MS
 
 
 class _Browse(Envelope):

@@ -15,7 +15,6 @@ from crmstream import logcontext, metrics
 from crmstream.errors import StateBehindError
 from crmstream.settings import Settings
 from crmstream.topics import EVENT_STREAMS, TopicNames
-from handlers.profile.encode import epoch_ms
 from handlers.sink import EventSink, KeepsOffsets, SortsDuplicates, WatchesEventTime
 from schemas.decode import Decoder, Rejected
 from schemas.events import STREAM_OF_TYPE, Envelope
@@ -108,6 +107,7 @@ class Ingest:
         )
         sources, partitions, late = decoded.sources, decoded.partitions, decoded.late
         producer_stamped: set[tuple[str, int]] = set()
+        newest_ms: dict[tuple[str, int], int] = {}  # compared as integers: cheaper than times
         for record in batch:
             result = decode(
                 record.value or b"", record.key, stream_of_topic.get(record.topic), not_after
@@ -121,11 +121,13 @@ class Ingest:
                 partitions.append(record.partition)
                 kinds[event.type] += 1  # type: ignore[attr-defined]
                 partition = (record.topic, record.partition)
-                seen = newest.get(partition)
-                if seen is None or event.time > seen:
+                at_ms = event.time_ms
+                seen = newest_ms.get(partition)
+                if seen is None or at_ms > seen:
+                    newest_ms[partition] = at_ms
                     newest[partition] = event.time
                 if record.timestamp_type == _LOG_APPEND_TIME:
-                    lateness = record.timestamp - epoch_ms(event.time)
+                    lateness = record.timestamp - at_ms
                     if partition not in late or lateness > late[partition]:
                         late[partition] = lateness
                 else:

@@ -28,7 +28,7 @@ from handlers.journeys.store import CustomerJourneys, JourneyStore
 from handlers.journeys.walk import CustomerWalk
 from handlers.journeys.walking import Walking
 from handlers.keys import Keys
-from handlers.profile.encode import contact_free, epoch_ms
+from handlers.profile.encode import contact_free
 from handlers.profile.read import SECTIONS, ProfileReader, ReadBack
 from handlers.redis_client import RedisClient
 from handlers.timing.members import (
@@ -213,7 +213,7 @@ class JourneyRunner:
             erasure = isinstance(event, CustomerErasureRequested)
             if not erasure and not self.running(event.shop):
                 continue
-            at_ms = epoch_ms(event.time)
+            at_ms = event.time_ms
             # Kept in Redis until walked, as conditions see it: contact details only as
             # their keyed hashes. Kept whole, not trimmed to what the journeys read now: a
             # version published while it waits may read more of it.

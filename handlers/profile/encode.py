@@ -116,7 +116,7 @@ def encode_event(
         case _:
             pass
     # PACKED_FIELDS, each ended by the separator (ids and numbers never hold it).
-    head = f"{epoch_ms(event.time)}\x1f{event.type}\x1f{a}\x1f{c}\x1f{d}\x1f".encode()  # type: ignore[attr-defined]
+    head = f"{event.time_ms}\x1f{event.type}\x1f{a}\x1f{c}\x1f{d}\x1f".encode()  # type: ignore[attr-defined]
     # b goes last and runs to the end: it may hold any byte (a merged history does).
     body = digest(event.id) + head + (b if isinstance(b, bytes) else b.encode())
     return f"{len(body):06x}".encode() + body

@@ -12,7 +12,6 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from crmstream.settings import ProfileSettings, Settings
@@ -39,7 +38,7 @@ class BatchOutcome:
     unattributed: int = 0  # anonymous events under a placeholder id, kept out of profiles
     # Every profile the batch may have changed (a merged anonymous shopper's too), with its
     # newest event there: (event time, event id). Segments are evaluated again for these.
-    touched: dict[tuple[str, str], tuple[datetime, str]] = field(default_factory=dict)
+    touched: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
     # Event type → how many of the batch's events of that type were duplicates (metrics).
     duplicates_by_type: Counter[str] = field(default_factory=Counter)
     # Of ``touched``, the profiles the batch changed something watched of (``apply``), or
@@ -50,14 +49,14 @@ class BatchOutcome:
 
 
 def _touch(
-    touched: dict[tuple[str, str], tuple[datetime, str]],
+    touched: dict[tuple[str, str], tuple[int, str]],
     key: tuple[str, str],
-    at: datetime,
+    at_ms: int,
     event_id: str,
 ) -> None:
     newest = touched.get(key)
-    if newest is None or at >= newest[0]:
-        touched[key] = (at, event_id)
+    if newest is None or at_ms >= newest[0]:
+        touched[key] = (at_ms, event_id)
 
 
 class ProfileStage:
@@ -129,7 +128,7 @@ class ProfileStage:
         # Each group's event types, beside its encoded events (for the duplicate counts).
         kinds: dict[tuple[str, str], list[str]] = {}
         unattributed = 0
-        touched: dict[tuple[str, str], tuple[datetime, str]] = {}
+        touched: dict[tuple[str, str], tuple[int, str]] = {}
         for event in events:
             shop, who = event.shop, event.who
             target, owner = groups, who
@@ -147,7 +146,7 @@ class ProfileStage:
                         routes[(shop, who)] = route
                 if route is not None:
                     target, owner = routed, route.customer
-            _touch(touched, (shop, owner), event.time, event.id)
+            _touch(touched, (shop, owner), event.time_ms, event.id)
             merged = merges.get(event.id, b"")
             encoded = encode_event(event, self._shops.for_shop(shop), self._hash_key, merged)
             target.setdefault((shop, who), []).append(encoded)

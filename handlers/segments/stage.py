@@ -20,13 +20,11 @@ import logging
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Final
 
 from handlers.functions import FunctionLibrary
 from handlers.functions.segments import LIBRARY, ApplySegments, CustomerSegments, SegmentsReply
 from handlers.keys import Keys
-from handlers.profile.encode import epoch_ms
 from handlers.profile.inputs import built_from, watched_text
 from handlers.profile.read import SECTIONS, ProfileReader, ReadBack, Stored, build_profile
 from handlers.redis_client import RedisClient, slot_groups
@@ -97,7 +95,7 @@ class SegmentStage:
 
     async def on_batch(
         self,
-        touched: Mapping[Customer, tuple[datetime, str]],
+        touched: Mapping[Customer, tuple[int, str]],
         changed: Collection[Customer] | None = None,
         known: ReadBack | None = None,
     ) -> int:
@@ -111,8 +109,8 @@ class SegmentStage:
         seen: list[CustomerSegments] = []
         unevaluated = "-" * len(self.segments.positions)
         shard_of = self.keys.trigger_shard
-        for (shop, who), (at, event_id) in touched.items():
-            touch = Touch(epoch_ms(at), event_id)
+        for (shop, who), (at_ms, event_id) in touched.items():
+            touch = Touch(at_ms, event_id)
             if changed is None or (shop, who) in changed:
                 evaluated[(shop, who)] = touch
             else:

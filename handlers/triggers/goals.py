@@ -10,7 +10,6 @@ from typing import Any
 from crmstream.logcontext import where
 from handlers.functions.triggers import GoalEvent
 from handlers.keys import Keys
-from handlers.profile.encode import epoch_ms
 from handlers.triggers.reasons import log_position
 from handlers.triggers.work import ShardWork
 from rules.activation import activation, event_view
@@ -31,7 +30,7 @@ def queue_goals(
         specs = by_event.get(event.type)  # type: ignore[attr-defined]
         if not specs or event.subject is None:
             continue  # a conversion is a known customer's
-        at_ms = epoch_ms(event.time)
+        at_ms = event.time_ms
         context: dict[str, Any] | None = None
         for spec in specs:
             if not spec.condition.always:

@@ -23,7 +23,6 @@ from handlers.functions.contract import Call
 from handlers.functions.timers import PutOff
 from handlers.functions.triggers import Erase, IndexPhones, Phone, ScheduleIndex
 from handlers.keys import RELAY_GROUP, Keys
-from handlers.profile.encode import epoch_ms
 from handlers.redis_client import Arg
 from handlers.timing.members import erase_op, timer_member
 from schemas.events import (
@@ -77,10 +76,10 @@ def index_updates(
                 _index_facts(work, keys, event, hash_key)
             case OrderPlaced():
                 dormant = keys.schedule_index(base, "dormant")
-                work.commands.append(("ZADD", dormant, "GT", epoch_ms(event.time), who))
+                work.commands.append(("ZADD", dormant, "GT", event.time_ms, who))
             case OrderDelivered():
                 delivered = keys.schedule_index(base, "after_delivery")
-                work.commands.append(("ZADD", delivered, "GT", epoch_ms(event.time), who))
+                work.commands.append(("ZADD", delivered, "GT", event.time_ms, who))
             case CustomerErasureRequested():
                 _erase(work, keys, event, partition, absence)
             case _:
@@ -125,7 +124,7 @@ def _erase(
     if absence:
         # The timers, their values and the marks of when each was last armed go in their
         # turn, after the arms and cancels before the erasure.
-        at_ms = epoch_ms(event.time)
+        at_ms = event.time_ms
         work.timer_ops[partition] += [
             erase_op(timer_member(rule, shop, customer), at_ms, event_id=event.id)
             for rule in absence

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from handlers.profile.encode import epoch_ms
 from handlers.profile.read import iso
 from rules.loader import CompiledRule
 from schemas.events import Envelope
@@ -19,7 +18,7 @@ def on_event_reason(
     """What happened, then the condition that held over it (unless the rule has none)."""
     happened = MatchedCondition(
         condition=f"{event.type} happened",  # type: ignore[attr-defined]
-        values={"event.id": event.id, "event.time": iso(epoch_ms(event.time))},
+        values={"event.id": event.id, "event.time": iso(event.time_ms)},
     )
     if rule.rule.condition.strip() == "true":
         return [happened]

@@ -10,7 +10,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from crmstream import metrics
@@ -19,7 +18,7 @@ from crmstream.settings import TriggerSettings
 from handlers.functions.timers import PutOff
 from handlers.functions.triggers import Candidate
 from handlers.keys import Keys
-from handlers.profile.encode import contact_free, epoch_ms
+from handlers.profile.encode import contact_free
 from handlers.profile.read import SECTIONS, Profile, Stored, build_profile
 from handlers.timing.members import (
     arm_op,
@@ -43,8 +42,11 @@ log = logging.getLogger("crmstream.triggers")
 _DAY_MS = 86_400_000
 
 
-def _time_of(entry: tuple[Envelope, int]) -> datetime:
-    return entry[0].time
+def _time_of(entry: tuple[Envelope, int]) -> tuple[int, int]:
+    # To the microsecond, as the times themselves order; integers compare without calling
+    # into the parsed time zone.
+    event = entry[0]
+    return event.time_ms, event.time.microsecond % 1000
 
 
 def profile_sections(rules: Iterable[CompiledRule], *extra: str) -> frozenset[str]:
@@ -156,7 +158,7 @@ class TriggerStage:
         outcomes: Counter[str] = Counter()
         for event, partition in relevant:
             shop, customer, kind = event.shop, event.who, event.type  # type: ignore[attr-defined]
-            at_ms = epoch_ms(event.time)
+            at_ms = event.time_ms
             ops = work.timer_ops[partition]
             for rule in rules.cancelling.get(kind, ()):
                 member = timer_member(rule.rule.id, shop, customer)

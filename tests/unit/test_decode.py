@@ -194,3 +194,18 @@ def test_an_unknown_gender_is_refused_with_the_values_it_takes() -> None:
     assert refused.reason == Reason.INVALID_FIELD
     assert "gender" in refused.message
     assert "'female', 'male' or 'unknown'" in refused.message
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "2026-03-01T11:59:00.123456+08:00",
+        "2026-03-01T03:59:00.999Z",
+        "1969-12-31T23:59:59.999-05:30",
+    ],
+)
+def test_time_ms_is_the_times_milliseconds_since_the_epoch(written: str) -> None:
+    event = decode(cart_added(time=written))
+    moment = datetime.fromisoformat(written)
+    assert event.time_ms == (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+    assert event.time_ms == decode(cart_added(time=written)).time_ms  # worked out alike each time
