@@ -22,6 +22,7 @@ from typing import Any, Final
 import cel
 
 from rules.activation import AMOUNT, CENTS_SUFFIX, MONEY_NAMES
+from rules.flat_paths import FLATTENED, flatten
 from schemas.triggers import Scalar
 
 Activation = Mapping[str, Any]
@@ -42,7 +43,7 @@ class ConditionError(ValueError):
 
 
 class Condition:
-    __slots__ = ("_paths", "_program", "_shape", "always", "reads", "text")
+    __slots__ = ("_flat", "_passed", "_paths", "_program", "_shape", "always", "reads", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text.strip()
@@ -63,6 +64,15 @@ class Condition:
             variable: fields if fields == ALL else frozenset(fields)
             for variable, fields in self._shape.items()
         }
+        # Faster still: the values read as flat variables (rules/flat_paths.py), the
+        # others (now, cents) passed as they are.
+        self._flat = flatten(self.text) if not self.always else None
+        self._passed = tuple(name for name in self._shape if name not in FLATTENED)
+        if self._flat is not None:
+            try:
+                self._program = cel.compile(self._flat.text)
+            except ValueError:
+                self._flat = None
 
     def paths(self, variable: str) -> dict[str, frozenset[str]] | None:
         """What the condition reads of ``variable``, field by field: of each field, the
@@ -72,20 +82,33 @@ class Condition:
             return {}
         return dict(shape) if isinstance(shape, dict) else None
 
-    def _trimmed(self, activation: Activation) -> dict[str, Any]:
+    def _handed(self, activation: Activation) -> dict[str, Any]:
+        """What CEL is handed: the flat variables, or each variable trimmed to what is read."""
+        if self._flat is not None:
+            return self._flat.values(activation, self._passed)
         return {
             variable: trim(activation.get(variable), fields)
             for variable, fields in self._shape.items()
         }
+
+    def _explain(self, exc: Exception, activation: Activation) -> str:
+        undefined = _UNDEFINED.search(str(exc)) if isinstance(exc, RuntimeError) else None
+        if undefined and self._flat is not None:
+            # A flat variable left out is a path the document lacks: said as a missing
+            # key would be, by the first name it lacks.
+            field = self._flat.missing(activation, undefined.group(1))
+            if field is not None:
+                return _explain(KeyError(field))
+        return _explain(exc)
 
     def holds(self, activation: Activation) -> bool:
         """True only for a boolean true; raises ConditionError if it cannot be evaluated."""
         if self.always:
             return True
         try:
-            result = self._program.execute(self._trimmed(activation))
+            result = self._program.execute(self._handed(activation))
         except (KeyError, TypeError, RuntimeError, ValueError) as exc:
-            raise ConditionError(_explain(exc)) from exc
+            raise ConditionError(self._explain(exc, activation)) from exc
         if not isinstance(result, bool):
             raise ConditionError(f"must be true or false, gives {type(result).__name__}")
         return result
@@ -95,9 +118,9 @@ class Condition:
 
     def evaluate(self, activation: Activation) -> Any:  # noqa: ANN401 -- CEL gives any value
         try:
-            return self._program.execute(self._trimmed(activation))
+            return self._program.execute(self._handed(activation))
         except (KeyError, TypeError, RuntimeError, ValueError) as exc:
-            raise ConditionError(_explain(exc)) from exc
+            raise ConditionError(self._explain(exc, activation)) from exc
 
     def values_read(self, activation: Activation) -> dict[str, Scalar]:
         """The document values the condition names, for a reason a person can read."""
