@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from typing import Annotated, ClassVar, Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -81,12 +80,17 @@ class Envelope(BaseModel):
         """The customer, or the anonymous session when no customer is known yet."""
         return self.subject or self.anonymousid or ""
 
-    @cached_property
+    @property
     def time_ms(self) -> int:
         """``time`` in milliseconds since the epoch. Worked out once per event: the time
-        zone pydantic parses an offset into costs a Python call each time it is asked
-        (a copy made with another ``time`` must not carry it over)."""
-        return (self.time - _EPOCH) // _MS
+        zone pydantic parses an offset into costs a Python call each time it is asked.
+        Kept beside the fields, where serialising ignores it (functools.cached_property
+        would do the same behind a lock; a copy made with another ``time`` must not
+        carry it over)."""
+        kept: int | None = self.__dict__.get("time_ms")
+        if kept is None:
+            kept = self.__dict__["time_ms"] = (self.time - _EPOCH) // _MS
+        return kept
 
 
 class _Browse(Envelope):
