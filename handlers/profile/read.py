@@ -18,6 +18,7 @@ from handlers.redis_client import RedisClient, slot_groups
 from handlers.shop_configs import ShopConfigs
 from rules.activation import CENTS_SUFFIX
 from rules.derived import derive
+from rules.expressions import ALL
 from rules.shop_config import ShopConfig
 
 HOUR_MS: Final = 3_600_000
@@ -55,6 +56,14 @@ def iso(ms: int | None) -> str | None:
     if ms is None:
         return None
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+# Sections build_profile builds field by field when told which fields are read.
+_FILTERED: Final = frozenset({"counters", "facts"})
+# Facts kept in the profile hash under their own name, as they are.
+_FACT_NAMES: Final = frozenset({*FACTS, "phone_hash", "email_hash"})
+# Counters worked out from others, or money (the slow path of counters()).
+_DERIVED_COUNTERS: Final = frozenset({"spend", "spend" + CENTS_SUFFIX, "average_rating", "csat"})
 
 
 def _pairs(flat: Sequence[bytes]) -> dict[str, str]:
@@ -239,6 +248,7 @@ def build_profile(
     *,
     sections: Collection[str] = SECTIONS,
     for_conditions: bool = False,
+    fields: Mapping[str, Collection[str]] | None = None,
 ) -> Profile:
     """The profile document as of ``as_of``; only ``sections`` of it when a caller (a rule
     condition) needs no more.
@@ -246,12 +256,24 @@ def build_profile(
     ``for_conditions``: as conditions read it, which ``profile_view`` (rules/activation.py)
     makes of the document: times as timestamps, money in cents under ``<name>_cents``. Built
     so straight from the integers Redis holds, rather than written out as text and parsed
-    back: rules, segments and journeys build one per customer and moment they decide for."""
+    back: rules, segments and journeys build one per customer and moment they decide for.
+
+    ``fields``: of the counters and facts, only the fields named per section are built
+    (ALL: every one; a section not named: none), as conditions name them (money with its
+    ``_cents``), for a caller that hands the profile to conditions alone."""
     builder = _Sections(stored, config, as_of, for_conditions=for_conditions)
     document: Profile = {"shop": shop, "customer": who, "as_of": builder.time(as_of)}
     for section in SECTIONS:
         if section in sections:
-            document[section] = getattr(builder, section)()
+            wanted = fields.get(section, ()) if fields is not None else ALL
+            if wanted != ALL and section in _FILTERED:
+                document[section] = {
+                    name: value
+                    for name, value in getattr(builder, section)(wanted).items()
+                    if name in wanted
+                }
+            else:
+                document[section] = getattr(builder, section)()
     return document
 
 
@@ -278,8 +300,10 @@ class _Sections:
         value = self.fields.get(name)
         return None if value is None else int(value)
 
-    def facts(self) -> dict[str, Any]:
+    def facts(self, wanted: Collection[str] | None = None) -> dict[str, Any]:
         fields, config = self.fields, self.config
+        if wanted is not None and _FACT_NAMES.issuperset(wanted):
+            return {name: fields.get(name) for name in wanted}
         return {
             **{name: fields.get(name) for name in FACTS},
             "timezone": fields.get("timezone", config.timezone),
@@ -293,7 +317,9 @@ class _Sections:
             "currency": config.currency,
         }
 
-    def counters(self) -> dict[str, Any]:
+    def counters(self, wanted: Collection[str] | None = None) -> dict[str, Any]:
+        if wanted is not None and _DERIVED_COUNTERS.isdisjoint(wanted):
+            return {name: self.number(name) for name in COUNTERS if name in wanted}
         reviews, surveys = self.number("reviews"), self.number("surveys")
         return {
             **{name: self.number(name) for name in COUNTERS},

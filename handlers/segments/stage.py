@@ -29,7 +29,7 @@ from handlers.profile.inputs import built_from, watched_text
 from handlers.profile.read import SECTIONS, ProfileReader, ReadBack, Stored, build_profile
 from handlers.redis_client import RedisClient, slot_groups
 from rules.activation import activation
-from rules.expressions import Condition, ConditionError
+from rules.expressions import Condition, ConditionError, read_together
 from rules.segment_set import CompiledSegment, SegmentSet
 
 log = logging.getLogger("crmstream.segments")
@@ -143,7 +143,9 @@ class SegmentStage:
         only seen) in one round trip (two if ``known`` lacks some); returns the changes."""
         chosen = tuple(segments)
         wanted = self.sections
-        work = _Evaluation(chosen, self.segments.program(chosen), wanted, now_ms)
+        reads = read_together([entry.condition for entry in chosen], "profile")
+        fields = reads if isinstance(reads, dict) else None
+        work = _Evaluation(chosen, self.segments.program(chosen), wanted, now_ms, fields)
         stored = await self.reader.read_stored(list(customers), wanted, known)
         entries = list(also)
         shard_of = self.keys.trigger_shard
@@ -181,8 +183,9 @@ class SegmentStage:
             return "".join(flags)
         config = self.reader.config_of(shop)
         profile = build_profile(
-            shop, who, now_ms, stored, config, sections=work.sections, for_conditions=True
-        )
+            shop, who, now_ms, stored, config,
+            sections=work.sections, for_conditions=True, fields=work.fields,
+        )  # fmt: skip
         context = activation(None, profile, now_ms)
         program = work.program
         if program is not None:
@@ -260,6 +263,8 @@ class _Evaluation:
     program: Condition | None  # all of them as one CEL call, when the set has one
     sections: frozenset[str]
     now_ms: int
+    # What their conditions read of the profile, field by field (None: all of it).
+    fields: Mapping[str, Collection[str]] | None
 
 
 @dataclass(slots=True)

@@ -55,3 +55,25 @@ def test_each_window_sums_its_own_buckets_in_one_pass() -> None:
             name: _window_by_scanning(stored.buckets, prefix, size, count, as_of)
             for name, prefix, size, count in WINDOWS
         }
+
+
+def test_built_field_by_field_it_holds_exactly_the_fields_named() -> None:
+    rng = random.Random(chosen_seed("PROFILE_FIELDS_SEED"))
+    config = ShopConfig()
+    for _ in range(300):
+        stored = random_stored(rng)
+        full = build_profile("shop", "who", NOW_MS, stored, config, for_conditions=True)
+        named = {
+            section: frozenset(rng.sample(sorted(full[section]), rng.randrange(3)))
+            for section in ("counters", "facts", "windows")
+            if rng.random() < 0.8
+        }
+        some = build_profile(
+            "shop", "who", NOW_MS, stored, config, for_conditions=True, fields=named
+        )
+        for section in SECTIONS:
+            if section in ("counters", "facts"):
+                wanted = named.get(section, frozenset())
+                assert some[section] == {k: v for k, v in full[section].items() if k in wanted}
+            else:
+                assert some[section] == full[section], section
