@@ -25,7 +25,6 @@ from crmstream.settings import Settings
 from handlers.backtest_report import BacktestReport
 from handlers.keys import Keys
 from handlers.pipeline import ProfilesAndTriggers
-from handlers.profile.encode import epoch_ms
 from handlers.redis_client import RedisClient
 from handlers.triggers.samples import rule_samples
 from handlers.triggers.stats import read_rule_stats
@@ -33,6 +32,7 @@ from rules.lift import SUPPRESSED
 from rules.loader import RuleSetError, compile_rule_file
 from schemas.decode import Decoder, Rejected
 from schemas.events import Envelope
+from schemas.times import epoch_ms
 
 _BATCH: Final = 1000
 _Entries: TypeAlias = list[tuple[bytes, dict[bytes, bytes]]]

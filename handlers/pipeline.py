@@ -27,7 +27,6 @@ from handlers.journeys.runner import JourneyRunner
 from handlers.journeys.store import JourneyStore
 from handlers.keys import Keys
 from handlers.offsets import OffsetStore, TopicPartition
-from handlers.profile.encode import epoch_ms
 from handlers.profile.read import ProfileReader, ReadBack, key_kinds
 from handlers.profile.send import ReadRequest
 from handlers.profile.stage import BatchOutcome, ProfileStage
@@ -46,6 +45,7 @@ from handlers.triggers.writer import TriggerWriter
 from rules.journey_loader import JourneySet
 from rules.loader import RuleSet
 from schemas.events import Envelope
+from schemas.times import epoch_ms
 
 log = logging.getLogger("crmstream.pipeline")
 

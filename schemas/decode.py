@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final
 
 import orjson
@@ -19,13 +19,11 @@ from pydantic_core import ErrorDetails
 
 from schemas.errors import InvalidEventError, Reason
 from schemas.events import EVENT_TYPES, Envelope, Event
+from schemas.times import epoch_ms
 
 EVENT_ADAPTER: Final[TypeAdapter[Envelope]] = TypeAdapter(Event)
 # The core validator itself: the TypeAdapter wrapper costs a Python call per event.
 _validate_json: Final = EVENT_ADAPTER.validator.validate_json
-
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MS: Final = timedelta(milliseconds=1)
 
 DEFAULT_MAX_BYTES: Final = 64 * 1024
 DEFAULT_FUTURE_SKEW: Final = timedelta(minutes=5)
@@ -56,12 +54,14 @@ class Decoder:
     max_bytes: int = DEFAULT_MAX_BYTES
     future_skew: timedelta = DEFAULT_FUTURE_SKEW
 
-    def not_after(self, now: datetime) -> datetime:
-        """The latest event time accepted at ``now`` (computed once per batch)."""
-        return now + self.future_skew
+    def not_after(self, now: datetime) -> int:
+        """The latest event time accepted at ``now``, in ms (computed once per batch: each
+        event's time is compared with it as integers, without calling into the time zone
+        parsed from the event)."""
+        return epoch_ms(now + self.future_skew)
 
     def decode(
-        self, value: bytes, key: bytes | None, stream: str | None, not_after: datetime
+        self, value: bytes, key: bytes | None, stream: str | None, not_after: int
     ) -> Envelope | Rejected:
         """One message from topic ``stream`` (None: any topic, no key check)."""
         if len(value) > self.max_bytes:
@@ -81,8 +81,7 @@ class Decoder:
                     Reason.BAD_KEY,
                     f"key {key!r} should be {event.shop}:{event.who} (shop:customer)",
                 )
-        # As integers: comparing the times calls into the time zone parsed from the event.
-        if event.time_ms > (not_after - _EPOCH) // _MS:
+        if event.time_ms > not_after:
             return Rejected(
                 Reason.FUTURE_TIME,
                 f"time {event.time.isoformat()} is more than "
@@ -90,7 +89,7 @@ class Decoder:
             )
         return event
 
-    def require(self, value: bytes, not_after: datetime) -> Envelope:
+    def require(self, value: bytes, not_after: int) -> Envelope:
         """Like decode, without topic and key checks, but raising InvalidEventError.
 
         This is the publisher's path: a bad event is refused before it is sent, with the

@@ -7,20 +7,18 @@ union, discriminated on ``type``, which is how bytes are validated in one pass.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, ClassVar, Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from schemas import payloads as p
+from schemas.times import epoch_ms
 from schemas.types import AnonymousId, CustomerId, EventId, EventTime, ShopId, Source
 
 # Extension attributes: CloudEvents allows lower-case letters and digits, up to 20 of them.
 _EXTENSION_NAME: Final = re.compile(r"^[a-z0-9]{1,20}$")
 _MAX_EXTENSIONS: Final = 16
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MS: Final = timedelta(milliseconds=1)
 
 
 class Envelope(BaseModel):
@@ -89,7 +87,7 @@ class Envelope(BaseModel):
         carry it over)."""
         kept: int | None = self.__dict__.get("time_ms")
         if kept is None:
-            kept = self.__dict__["time_ms"] = (self.time - _EPOCH) // _MS
+            kept = self.__dict__["time_ms"] = epoch_ms(self.time)
         return kept
 
 

@@ -12,6 +12,7 @@ import orjson
 
 from schemas.decode import Decoder
 from schemas.events import Envelope
+from schemas.times import epoch_ms
 
 _LINE: Final = {"item_id": "sku-1", "category": "tea", "qty": 1, "price": "59.00"}
 _ORDER: Final = {"order_id": "o-1"}
@@ -58,4 +59,4 @@ def sample_event(event_type: str) -> Envelope:
         "subject": "sample-customer",
         "data": SAMPLE_DATA[event_type],
     }
-    return Decoder().require(orjson.dumps(raw), datetime.now(UTC))
+    return Decoder().require(orjson.dumps(raw), epoch_ms(datetime.now(UTC)))

@@ -15,7 +15,6 @@ from crmstream.settings import Settings
 from handlers.customer_export import export_customer
 from handlers.journeys.overview import shop_journeys
 from handlers.keys import Keys
-from handlers.profile.encode import epoch_ms
 from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect
 from handlers.segments.read import SegmentReader
@@ -24,6 +23,7 @@ from handlers.tokens import Grant, Scope, TokenStore
 from handlers.triggers.decisions import DecisionReader
 from handlers.triggers.stats import read_rule_stats
 from rules.folders import shop_configs_folder
+from schemas.times import epoch_ms
 from schemas.triggers import is_rule_id
 from schemas.types import SHOP_ID_RULE, is_customer_id, is_shop_id
 from streams.health import Readiness

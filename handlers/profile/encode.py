@@ -11,8 +11,6 @@ and a batch would otherwise have seven per event.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
-from typing import Final
 
 import orjson
 
@@ -23,9 +21,6 @@ from schemas import events as ev
 from schemas.events import Envelope
 from schemas.payloads import CustomerFacts
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MS: Final = timedelta(milliseconds=1)
-
 EncodedEvent = bytes
 
 
@@ -33,10 +28,6 @@ def digest(event_id: str) -> bytes:
     """8 bytes stand for the id in the dedup set: a sixth of the memory, collisions negligible
     among one customer's events of one window."""
     return hashlib.blake2b(event_id.encode(), digest_size=8).digest()
-
-
-def epoch_ms(moment: datetime) -> int:
-    return (moment - _EPOCH) // _MS
 
 
 def cents(amount: object) -> int:

@@ -66,6 +66,10 @@ _FACT_NAMES: Final = frozenset({*FACTS, "phone_hash", "email_hash"})
 _DERIVED_COUNTERS: Final = frozenset({"spend", "spend" + CENTS_SUFFIX, "average_rating", "csat"})
 
 
+def _only(wanted: Collection[str] | None, section: dict[str, Any]) -> dict[str, Any]:
+    return section if wanted is None else {k: v for k, v in section.items() if k in wanted}
+
+
 def _pairs(flat: Sequence[bytes]) -> dict[str, str]:
     """A hash as HGETALL replies with it inside a Function's reply (field, value, …)."""
     pairs = iter(flat)
@@ -267,11 +271,7 @@ def build_profile(
         if section in sections:
             wanted = fields.get(section, ()) if fields is not None else ALL
             if wanted != ALL and section in _FILTERED:
-                document[section] = {
-                    name: value
-                    for name, value in getattr(builder, section)(wanted).items()
-                    if name in wanted
-                }
+                document[section] = getattr(builder, section)(wanted)
             else:
                 document[section] = getattr(builder, section)()
     return document
@@ -301,10 +301,11 @@ class _Sections:
         return None if value is None else int(value)
 
     def facts(self, wanted: Collection[str] | None = None) -> dict[str, Any]:
+        """All of them, or those ``wanted``."""
         fields, config = self.fields, self.config
         if wanted is not None and _FACT_NAMES.issuperset(wanted):
             return {name: fields.get(name) for name in wanted}
-        return {
+        return _only(wanted, {
             **{name: fields.get(name) for name in FACTS},
             "timezone": fields.get("timezone", config.timezone),
             "tags": orjson.loads(fields["tags"]) if "tags" in fields else [],
@@ -315,18 +316,19 @@ class _Sections:
             "phone_hash": fields.get("phone_hash"),
             "email_hash": fields.get("email_hash"),
             "currency": config.currency,
-        }
+        })  # fmt: skip
 
     def counters(self, wanted: Collection[str] | None = None) -> dict[str, Any]:
+        """All of them, or those ``wanted``."""
         if wanted is not None and _DERIVED_COUNTERS.isdisjoint(wanted):
             return {name: self.number(name) for name in COUNTERS if name in wanted}
         reviews, surveys = self.number("reviews"), self.number("surveys")
-        return {
+        return _only(wanted, {
             **{name: self.number(name) for name in COUNTERS},
             **self.amount("spend", self.number("spend")),
             "average_rating": round(self.number("rating_sum") / reviews, 2) if reviews else None,
             "csat": round(self.number("satisfied") / surveys, 4) if surveys else None,
-        }
+        })  # fmt: skip
 
     def recency(self) -> dict[str, Any]:
         return {name: self.time(self.moment(name)) for name in RECENCY}

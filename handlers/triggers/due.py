@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from crmstream import metrics
@@ -26,7 +25,7 @@ from schemas.decode import Decoder
 from schemas.events import Envelope
 from schemas.triggers import MatchedCondition
 
-_NO_LIMIT: Final = datetime.max.replace(tzinfo=UTC)
+_NO_LIMIT: Final = 2**63  # ms: no time is too far ahead for a decision put off
 
 
 class DueDecider:

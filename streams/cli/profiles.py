@@ -26,12 +26,12 @@ pass_settings = click.make_pass_decorator(Settings)
 def profile(settings: Settings, shop: str, customer: str, as_of: str | None, as_json: bool) -> None:
     """Print the live profile of CUSTOMER of SHOP (exit 1 if there is none)."""
     from handlers.keys import Keys  # noqa: PLC0415 -- keeps --help fast
-    from handlers.profile.encode import epoch_ms  # noqa: PLC0415
     from handlers.profile.read import ProfileReader  # noqa: PLC0415
     from handlers.redis_client import connect  # noqa: PLC0415
     from handlers.segments.read import SegmentReader  # noqa: PLC0415
     from handlers.shop_configs import ShopConfigs  # noqa: PLC0415
     from rules.folders import shop_configs_folder  # noqa: PLC0415
+    from schemas.times import epoch_ms  # noqa: PLC0415
 
     moment = None
     if as_of:

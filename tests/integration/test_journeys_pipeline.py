@@ -21,6 +21,7 @@ from handlers.triggers.decisions import DecisionReader
 from rules.lift import CONVERTED, CONVERTED_HOLDOUT
 from schemas.decode import Decoder
 from schemas.events import Envelope
+from schemas.times import epoch_ms
 from tests.journey_history import CONSENTS, DAY_MS, LINE, cloud_event, gate_of, history
 from tests.oracle import journeys as oracle
 from tests.support import text
@@ -32,7 +33,7 @@ CONVERSIONS = {CONVERTED, CONVERTED_HOLDOUT}  # counted beside a step's sends, n
 
 
 def envelope(event: oracle.Event) -> Envelope:
-    return DECODER.require(orjson.dumps(cloud_event(event, SHOP)), datetime.now(UTC))
+    return DECODER.require(orjson.dumps(cloud_event(event, SHOP)), epoch_ms(datetime.now(UTC)))
 
 
 @pytest.fixture

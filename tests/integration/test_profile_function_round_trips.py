@@ -39,6 +39,7 @@ from handlers.redis_client import RedisClient, connect, is_cluster, slot_groups
 from rules.shop_config import ShopConfig
 from schemas.decode import Decoder
 from schemas.events import EVENT_TYPES, Envelope
+from schemas.times import epoch_ms
 
 BATCH = partial(
     ApplyBatch, dedup_window_ms=86_400_000, keep_hours=48, keep_days=400, max_recent=20,
@@ -61,7 +62,7 @@ def event(kind: str, who: str, data: dict[str, object], event_id: str = "") -> E
         "type": kind, "time": "2026-03-01T04:00:00Z", "shop": "s1", "subject": who,
         "data": data,
     }  # fmt: skip
-    return Decoder().require(orjson.dumps(raw), datetime.now(UTC))
+    return Decoder().require(orjson.dumps(raw), epoch_ms(datetime.now(UTC)))
 
 
 def packed(*events: Envelope, merged: bytes = b"") -> bytes:

@@ -18,6 +18,7 @@ from handlers.shop_configs import ShopConfigs
 from rules.folders import shop_configs_folder
 from schemas.decode import Decoder
 from schemas.events import Envelope
+from schemas.times import epoch_ms
 from tests.support import text
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -36,7 +37,7 @@ def event(kind: str, minutes: float, data: dict[str, Any] | None = None, **who: 
         "data": data or {},
         **(who or {"subject": "c1"}),
     }
-    return DECODER.require(orjson.dumps(raw), datetime.now(UTC))
+    return DECODER.require(orjson.dumps(raw), epoch_ms(datetime.now(UTC)))
 
 
 def added(item: str, qty: int, minutes: float, **who: str) -> Envelope:

@@ -21,11 +21,11 @@ import pytest
 from crmstream.admin import create_topics
 from crmstream.settings import Settings
 from handlers.keys import Keys
-from handlers.profile.encode import epoch_ms
 from handlers.profile.read import ProfileReader
 from handlers.redis_client import connect
 from handlers.shop_configs import ShopConfigs
 from rules.folders import shop_configs_folder
+from schemas.times import epoch_ms
 from storefront.publisher import Publisher, encode
 from storefront.simulator import SimulationConfig, Simulator
 from streams.cli.child_worker import settings_env

@@ -12,13 +12,13 @@ from redis.crc import key_slot
 
 from crmstream.settings import Settings
 from handlers.pipeline import ProfilesAndTriggers
-from handlers.profile.encode import epoch_ms
 from handlers.redis_client import is_cluster
 from handlers.segments.outbox import change_id, render_change
 from handlers.segments.read import MemberPage
 from rules import PACKAGED_SEGMENTS
 from schemas.events import Envelope
 from schemas.segments import SegmentChange
+from schemas.times import epoch_ms
 from tests.integration.test_trigger_stage import T0, event, placed, registered, started
 
 

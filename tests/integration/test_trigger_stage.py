@@ -24,6 +24,7 @@ from handlers.triggers.decisions import DecisionReader
 from handlers.triggers.stats import read_rule_stats
 from schemas.decode import Decoder
 from schemas.events import Envelope
+from schemas.times import epoch_ms
 
 T0 = datetime(2026, 3, 1, 4, tzinfo=UTC)  # 12:00 in Shanghai, outside quiet hours
 DECODER = Decoder()
@@ -68,7 +69,7 @@ def event(
         "subject": who,
         "data": data or {},
     }
-    return DECODER.require(orjson.dumps(raw), datetime.now(UTC))
+    return DECODER.require(orjson.dumps(raw), epoch_ms(datetime.now(UTC)))
 
 
 def registered(minutes: float, who: str = "c1") -> Envelope:

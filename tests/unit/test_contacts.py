@@ -10,6 +10,7 @@ import orjson
 
 from crmstream.privacy import email_hash, phone_hash
 from schemas.decode import Decoder
+from schemas.times import epoch_ms
 from storefront.contacts import without_clear_contacts
 
 KEY = b"k" * 32
@@ -22,7 +23,7 @@ def sent(kind: str, data: dict[str, Any]) -> bytes:
         "time": "2026-03-01T09:00:00Z", "shop": "s1", "subject": "c1", "data": data,
     }  # fmt: skip
     value = orjson.dumps(event)
-    return without_clear_contacts(value, DECODER.require(value, datetime.now(UTC)), KEY)
+    return without_clear_contacts(value, DECODER.require(value, epoch_ms(datetime.now(UTC))), KEY)
 
 
 def test_phone_and_email_go_as_the_engine_s_keyed_hashes() -> None:
@@ -31,7 +32,7 @@ def test_phone_and_email_go_as_the_engine_s_keyed_hashes() -> None:
         "phone_hash": phone_hash(KEY, "13900001234"),
         "email_hash": email_hash(KEY, "a@b.cn"),
     }
-    assert DECODER.require(orjson.dumps(data), datetime.now(UTC)).stream == "customer"
+    assert DECODER.require(orjson.dumps(data), epoch_ms(datetime.now(UTC))).stream == "customer"
 
 
 def test_a_hash_the_storefront_sent_is_kept_and_the_clear_value_dropped() -> None:

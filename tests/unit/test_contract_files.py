@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 
 from schemas.decode import Decoder, Rejected
 from schemas.export import export_schemas
+from schemas.times import epoch_ms
 from storefront.publisher import encode
 from storefront.simulator import Simulator
 
@@ -48,7 +49,7 @@ def test_readme_examples_validate_against_the_schema_and_the_models() -> None:
     decoder = Decoder()
     for example in examples:
         validator.validate(example)
-        result = decoder.decode(orjson.dumps(example), None, None, datetime.now(UTC))
+        result = decoder.decode(orjson.dumps(example), None, None, epoch_ms(datetime.now(UTC)))
         assert not isinstance(result, Rejected), result
 
 

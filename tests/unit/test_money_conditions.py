@@ -16,6 +16,7 @@ from rules.expressions import Condition, ConditionError
 from schemas.decode import Decoder
 from schemas.events import Envelope
 from schemas.samples import SAMPLE_DATA
+from schemas.times import epoch_ms
 
 DECODER = Decoder()
 
@@ -30,7 +31,7 @@ def order(total: str, *prices: str) -> Envelope:
         "time": "2026-03-01T04:00:00Z", "shop": "s1", "subject": "c1",
         "data": {"order_id": "o1", "items": lines, "total": total},
     }  # fmt: skip
-    return DECODER.require(orjson.dumps(raw), datetime.now(UTC))
+    return DECODER.require(orjson.dumps(raw), epoch_ms(datetime.now(UTC)))
 
 
 def on(event: Envelope) -> dict[str, Any]:
